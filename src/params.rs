@@ -92,3 +92,160 @@ pub struct TransportParams {
     /// `_destination_concurrency_failed_cohort_limit` (0 = never dead).
     pub fail_cohort_limit: u32,
 }
+
+impl Default for GlobalParams {
+    fn default() -> GlobalParams {
+        GlobalParams {
+            message_active_limit: 20000,
+            message_recipient_limit: 20000,
+            fudge_factor: 100,
+            minimal_backoff_time: Duration::from_secs(300),
+            maximal_backoff_time: Duration::from_secs(4000),
+            maximal_queue_lifetime: Duration::from_secs(5 * 86400),
+            bounce_queue_lifetime: Duration::from_secs(5 * 86400),
+            delay_warning_time: Duration::ZERO,
+            queue_run_delay: Duration::from_secs(300),
+            transport_retry_time: Duration::from_secs(60),
+            clog_warn_time: Duration::from_secs(300),
+            helpful_warnings: true,
+            confirm_delay_cleared: false,
+            defer_transports: Vec::new(),
+            feedback_debug: false,
+            double_bounce_sender: "double-bounce".into(),
+            recipient_delimiter: String::new(),
+            owner_request_special: true,
+            verify_pending_limit: 5000,
+        }
+    }
+}
+
+/// Resolved parameters: the globals plus the raw map for per-transport
+/// lookups. TEMPORARY minimal resolver; replaced by the full table.
+#[derive(Clone, Debug, Default)]
+pub struct Params {
+    /// Global parameters.
+    pub global: GlobalParams,
+    /// The raw map.
+    raw: RawParams,
+}
+
+impl Params {
+    /// Resolves a raw map.
+    pub fn resolve(raw: &RawParams) -> (Params, Vec<ConfigWarning>) {
+        let mut g = GlobalParams::default();
+        let secs = |name: &str, d: Duration| {
+            raw.get(name)
+                .and_then(|v| v.trim_end_matches('s').parse::<u64>().ok())
+                .map_or(d, Duration::from_secs)
+        };
+        let num = |name: &str, d: u32| raw.get(name).and_then(|v| v.parse().ok()).unwrap_or(d);
+        g.message_active_limit = num("qmgr_message_active_limit", g.message_active_limit);
+        g.message_recipient_limit = num("qmgr_message_recipient_limit", g.message_recipient_limit);
+        g.minimal_backoff_time = secs("minimal_backoff_time", g.minimal_backoff_time);
+        g.maximal_backoff_time = secs("maximal_backoff_time", g.maximal_backoff_time);
+        g.maximal_queue_lifetime = secs("maximal_queue_lifetime", g.maximal_queue_lifetime);
+        g.bounce_queue_lifetime = secs("bounce_queue_lifetime", g.bounce_queue_lifetime);
+        g.delay_warning_time = secs("delay_warning_time", g.delay_warning_time);
+        g.queue_run_delay = secs("queue_run_delay", g.queue_run_delay);
+        g.transport_retry_time = secs("transport_retry_time", g.transport_retry_time);
+        g.clog_warn_time = secs("qmgr_clog_warn_time", g.clog_warn_time);
+        if let Some(v) = raw.get("defer_transports") {
+            g.defer_transports = v
+                .split([',', ' '])
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+        }
+        g.feedback_debug = raw
+            .get("destination_concurrency_feedback_debug")
+            .is_some_and(|v| v == "yes");
+        (
+            Params {
+                global: g,
+                raw: raw.clone(),
+            },
+            Vec::new(),
+        )
+    }
+
+    /// Resolves one transport's parameters.
+    pub fn transport(&self, name: &str) -> (TransportParams, Vec<ConfigWarning>) {
+        let get = |suffix: &str, fallback: &str, d: &str| -> String {
+            self.raw
+                .get(&format!("{name}_{suffix}"))
+                .or_else(|| self.raw.get(fallback))
+                .cloned()
+                .unwrap_or_else(|| d.to_string())
+        };
+        let local = name == "local";
+        let num = |s: String| s.trim_end_matches('s').parse::<u32>().unwrap_or(0);
+        let fb = |s: String| match s.split_once('/') {
+            Some((n, "concurrency")) => Feedback::PerConcurrency(n.parse().unwrap_or(1.0)),
+            Some((n, "sqrt_concurrency")) => Feedback::PerSqrtConcurrency(n.parse().unwrap_or(1.0)),
+            Some((n, m)) => Feedback::Constant(
+                n.parse::<f64>().unwrap_or(1.0) / m.parse::<f64>().unwrap_or(1.0),
+            ),
+            None => Feedback::Constant(s.parse().unwrap_or(1.0)),
+        };
+        let mut tp = TransportParams {
+            name: name.to_string(),
+            dest_concurrency_limit: num(get(
+                "destination_concurrency_limit",
+                "default_destination_concurrency_limit",
+                if local { "2" } else { "20" },
+            )),
+            init_dest_concurrency: num(get(
+                "initial_destination_concurrency",
+                "initial_destination_concurrency",
+                "5",
+            ))
+            .max(1),
+            dest_recipient_limit: num(get(
+                "destination_recipient_limit",
+                "default_destination_recipient_limit",
+                if local { "1" } else { "50" },
+            )),
+            transport_rate_delay: Duration::from_secs(u64::from(num(get(
+                "transport_rate_delay",
+                "default_transport_rate_delay",
+                "0",
+            )))),
+            dest_rate_delay: Duration::from_secs(u64::from(num(get(
+                "destination_rate_delay",
+                "default_destination_rate_delay",
+                "0",
+            )))),
+            positive_feedback: fb(get(
+                "destination_concurrency_positive_feedback",
+                "default_destination_concurrency_positive_feedback",
+                "1",
+            )),
+            negative_feedback: fb(get(
+                "destination_concurrency_negative_feedback",
+                "default_destination_concurrency_negative_feedback",
+                "1",
+            )),
+            fail_cohort_limit: num(get(
+                "destination_concurrency_failed_cohort_limit",
+                "default_destination_concurrency_failed_cohort_limit",
+                "1",
+            )),
+        };
+        if !tp.dest_rate_delay.is_zero() {
+            tp.dest_concurrency_limit = 1;
+        }
+        if tp.dest_concurrency_limit > 0 && tp.dest_concurrency_limit < tp.init_dest_concurrency {
+            tp.init_dest_concurrency = tp.dest_concurrency_limit;
+        }
+        (tp, Vec::new())
+    }
+
+    /// Convenience for tests and the simulator.
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> (Params, Vec<ConfigWarning>) {
+        let raw: RawParams = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Params::resolve(&raw)
+    }
+}

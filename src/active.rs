@@ -1,0 +1,445 @@
+//! The active queue and its supervisor (Postfix: `qmgr_active.c`, the feed
+//! and trigger parts of `qmgr.c`, the accounting of `qmgr_message.c`).
+//!
+//! The [`Supervisor`] decides which queue file enters memory next, keeps the
+//! active queue within `qmgr_message_active_limit` messages and
+//! `qmgr_message_recipient_limit` recipients, turns trigger bytes into scan
+//! requests, routes admitted recipients into delivery requests, and decides
+//! each finished message's fate.
+//!
+//! # Feeding
+//! One file is admitted at a time. While there is room, the incoming and
+//! deferred scans take turns, one admission each, so a deferred backlog
+//! cannot starve new mail nor the reverse; when the active queue is full the
+//! next turn goes to incoming (Postfix: `qmgr_loop`).
+//!
+//! # Invariants
+//! - at most one admission (scan request, admit or refill answer) in flight;
+//! - `recipient_count` equals the recipients held in unfinished entries.
+//!
+//! # Compatibility
+//! `qmgr_message_active_limit`, `qmgr_message_recipient_limit`,
+//! `qmgr_fudge_factor`, `queue_run_delay`, the `A D F I W` triggers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::effect::{Addr, Effect, Effects, Msg, Timer};
+use crate::entry::{Entry, EntryId, MessageId};
+use crate::message::{Message, MessageInfo, Verdict};
+use crate::params::{GlobalParams, Params};
+use crate::route::{plan, Routed};
+use crate::scan::{QueueName, Scan, ScanFlags};
+use crate::time::Instant;
+use crate::trace::TraceEvent;
+use crate::trigger::{render, TriggerRequest};
+
+/// Where the one-at-a-time admission stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Feed {
+    /// Nothing in flight.
+    Idle,
+    /// Asked `queue` for its next file; `other_tried` when the other scan
+    /// already came up empty in this turn.
+    Asking {
+        /// The scan asked.
+        queue: QueueName,
+        /// The other scan had nothing this turn.
+        other_tried: bool,
+    },
+    /// A file is being read and resolved.
+    Admitting(QueueName),
+}
+
+/// The supervisor's state (Postfix: the globals of `qmgr.c` and
+/// `qmgr_active.c`).
+#[derive(Debug)]
+pub struct Supervisor {
+    /// All parameters, for per-transport recipient limits.
+    params: Params,
+    /// Global parameters, shared with the other entities.
+    global: Arc<GlobalParams>,
+    /// Admitted messages by number.
+    messages: BTreeMap<MessageId, Message>,
+    /// Recipients in unfinished entries.
+    recipient_count: u64,
+    /// Next message number.
+    next_message: u64,
+    /// Next entry number.
+    next_entry: u64,
+    /// The incoming scan.
+    incoming: Scan,
+    /// The deferred scan.
+    deferred: Scan,
+    /// Which scan gets the next turn.
+    first: QueueName,
+    /// Admission in flight.
+    feed: Feed,
+    /// Per-transport recipient limits, resolved on first use.
+    limits: BTreeMap<String, u32>,
+}
+
+impl Supervisor {
+    /// A supervisor with an empty active queue.
+    pub fn new(params: Params) -> Supervisor {
+        let global = Arc::new(params.global.clone());
+        Supervisor {
+            params,
+            global,
+            messages: BTreeMap::new(),
+            recipient_count: 0,
+            next_message: 0,
+            next_entry: 0,
+            incoming: Scan::new(QueueName::Incoming),
+            deferred: Scan::new(QueueName::Deferred),
+            first: QueueName::Incoming,
+            feed: Feed::Idle,
+            limits: BTreeMap::new(),
+        }
+    }
+
+    /// The shared global parameters.
+    pub fn global(&self) -> &Arc<GlobalParams> {
+        &self.global
+    }
+
+    /// All parameters.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Messages and recipients in memory.
+    pub fn load(&self) -> (usize, u64) {
+        (self.messages.len(), self.recipient_count)
+    }
+
+    /// Startup (Postfix: `qmgr_post_init`): scan both queues at once and
+    /// arm the periodic deferred scan.
+    pub fn start(&mut self, now: Instant, out: &mut Effects) {
+        self.request(QueueName::Incoming, ScanFlags::START, out);
+        self.request(QueueName::Deferred, ScanFlags::START, out);
+        self.arm_queue_run(now, out);
+        self.kick(out);
+    }
+
+    /// Handles one message.
+    pub fn handle(&mut self, now: Instant, msg: Msg, out: &mut Effects) {
+        match msg {
+            Msg::Trigger(bytes) => self.trigger(&bytes, out),
+            Msg::Timer(Timer::QueueRun) => {
+                self.request(QueueName::Deferred, ScanFlags::START, out);
+                self.arm_queue_run(now, out);
+            }
+            Msg::ScanResult { queue, id } => self.scan_result(queue, id, out),
+            Msg::Admitted {
+                info,
+                recipients,
+                more,
+            } => self.admitted(now, info, recipients, more, out),
+            Msg::AdmitFailed { id: _ } => {
+                if let Feed::Admitting(queue) = self.feed {
+                    // The scan moves on; keep the same turn.
+                    self.first = queue;
+                }
+                self.feed = Feed::Idle;
+            }
+            Msg::EntryDone {
+                message,
+                recipients,
+                deferred,
+            } => self.entry_done(now, message, recipients, deferred, out),
+            Msg::DeferNow { entry, dsn } => {
+                out.trace(TraceEvent::DeferNow {
+                    message: entry.message,
+                    recipients: entry.recipients.len(),
+                    reason: dsn.to_string(),
+                });
+                let n = entry.recipients.len() as u32;
+                out.push(Effect::DeferRecipients {
+                    message: entry.message,
+                    recipients: entry.recipients,
+                    dsn,
+                });
+                self.entry_done(now, entry.message, n, true, out);
+            }
+            other => panic!("supervisor got unexpected {other:?}"),
+        }
+        self.kick(out);
+    }
+
+    fn arm_queue_run(&self, now: Instant, out: &mut Effects) {
+        out.push(Effect::Arm {
+            owner: Addr::Supervisor,
+            at: now + self.global.queue_run_delay,
+            timer: Timer::QueueRun,
+        });
+    }
+
+    /// Applies one trigger buffer: flush first, then incoming, then deferred.
+    fn trigger(&mut self, bytes: &[u8], out: &mut Effects) {
+        out.trace(TraceEvent::Trigger(render(bytes)));
+        let req = TriggerRequest::decode(bytes);
+        if req.flush_dead() {
+            out.trace(TraceEvent::Flush);
+            out.push(Effect::FlushAll);
+        }
+        if !req.incoming.is_empty() {
+            self.request(QueueName::Incoming, req.incoming, out);
+        }
+        if !req.deferred.is_empty() {
+            self.request(QueueName::Deferred, req.deferred, out);
+        }
+    }
+
+    fn scan_mut(&mut self, queue: QueueName) -> &mut Scan {
+        match queue {
+            QueueName::Incoming => &mut self.incoming,
+            QueueName::Deferred => &mut self.deferred,
+        }
+    }
+
+    fn request(&mut self, queue: QueueName, flags: ScanFlags, out: &mut Effects) {
+        if let Some(flags) = self.scan_mut(queue).request(flags) {
+            out.trace(TraceEvent::ScanStart(queue, flags));
+            out.push(Effect::ScanStart { queue, flags });
+        }
+    }
+
+    fn has_room(&self) -> bool {
+        (self.messages.len() as u64) < u64::from(self.global.message_active_limit)
+            && self.recipient_count < u64::from(self.global.message_recipient_limit)
+    }
+
+    /// Starts the next admission turn when nothing is in flight.
+    fn kick(&mut self, out: &mut Effects) {
+        if self.feed != Feed::Idle || !self.has_room() {
+            return;
+        }
+        self.ask(self.first, false, out);
+    }
+
+    fn ask(&mut self, queue: QueueName, other_tried: bool, out: &mut Effects) {
+        let running = |s: &Supervisor, q| match q {
+            QueueName::Incoming => s.incoming.running().is_some(),
+            QueueName::Deferred => s.deferred.running().is_some(),
+        };
+        if running(self, queue) {
+            self.feed = Feed::Asking { queue, other_tried };
+            out.push(Effect::ScanNext(queue));
+        } else if !other_tried && running(self, queue.other()) {
+            self.feed = Feed::Asking {
+                queue: queue.other(),
+                other_tried: true,
+            };
+            out.push(Effect::ScanNext(queue.other()));
+        } else {
+            self.feed = Feed::Idle;
+        }
+    }
+
+    fn scan_result(&mut self, queue: QueueName, id: Option<String>, out: &mut Effects) {
+        let Feed::Asking { other_tried, .. } = self.feed else {
+            panic!("scan result for {queue} while not asking");
+        };
+        match id {
+            Some(id) => {
+                let flags = self.scan_mut(queue).running().unwrap_or_default();
+                self.next_message += 1;
+                self.feed = Feed::Admitting(queue);
+                out.push(Effect::Admit {
+                    queue,
+                    id,
+                    flags,
+                    message: MessageId(self.next_message),
+                    batch: self.batch_limit(),
+                });
+            }
+            None => {
+                if let Some(flags) = self.scan_mut(queue).end() {
+                    out.trace(TraceEvent::ScanStart(queue, flags));
+                    out.push(Effect::ScanStart { queue, flags });
+                    self.feed = Feed::Asking { queue, other_tried };
+                    out.push(Effect::ScanNext(queue));
+                } else if !other_tried {
+                    self.feed = Feed::Idle;
+                    self.ask(queue.other(), true, out);
+                } else {
+                    self.feed = Feed::Idle;
+                }
+            }
+        }
+    }
+
+    /// Recipients read from one file at a time (Postfix: recipient limit
+    /// times the fudge factor).
+    fn batch_limit(&self) -> u32 {
+        (u64::from(self.global.message_recipient_limit) * u64::from(self.global.fudge_factor) / 100)
+            .max(1) as u32
+    }
+
+    fn recipient_limit(&mut self, transport: &str) -> u32 {
+        if let Some(&limit) = self.limits.get(transport) {
+            return limit;
+        }
+        let (tp, _warnings) = self.params.transport(transport);
+        self.limits
+            .insert(transport.to_string(), tp.dest_recipient_limit);
+        tp.dest_recipient_limit
+    }
+
+    fn admitted(
+        &mut self,
+        now: Instant,
+        info: MessageInfo,
+        recipients: Vec<Routed>,
+        more: bool,
+        out: &mut Effects,
+    ) {
+        let id = info.message;
+        let refill = self.messages.contains_key(&id);
+        if !refill {
+            let Feed::Admitting(from) = self.feed else {
+                panic!("admission of {id} that was not asked for");
+            };
+            self.feed = Feed::Idle;
+            // Alternate while there is room; a full queue hands the next
+            // turn to new mail.
+            self.first = if self.has_room() {
+                from.other()
+            } else {
+                QueueName::Incoming
+            };
+            out.trace(TraceEvent::Admit {
+                message: id,
+                id: info.id.clone(),
+                from,
+                recipients: recipients.len(),
+            });
+            self.messages.insert(
+                id,
+                Message {
+                    info: info.clone(),
+                    from,
+                    refcount: 0,
+                    deferred: false,
+                    more,
+                    refilling: false,
+                },
+            );
+        } else {
+            let msg = self.messages.get_mut(&id).expect("checked above");
+            msg.more = more;
+            msg.refilling = false;
+        }
+        let g = Arc::clone(&self.global);
+        let flags = info.flags;
+        let mut limits = |t: &str| self.recipient_limit(t);
+        let planned = plan(recipients, flags, false, &g, &mut limits);
+        for recipient in planned.discards {
+            out.trace(TraceEvent::Discard {
+                message: id,
+                address: recipient.address.clone(),
+            });
+            out.push(Effect::Discard {
+                message: id,
+                recipient,
+            });
+        }
+        let entries = planned.entries.len() as u32;
+        for pe in planned.entries {
+            self.next_entry += 1;
+            self.recipient_count += pe.recipients.len() as u64;
+            out.send(
+                Addr::Transport(pe.dest.transport.clone()),
+                Msg::Enqueue {
+                    queue: pe.dest.queue,
+                    nexthop: pe.nexthop,
+                    entry: Entry {
+                        id: EntryId(self.next_entry),
+                        message: id,
+                        recipients: pe.recipients,
+                    },
+                },
+            );
+        }
+        let msg = self.messages.get_mut(&id).expect("inserted above");
+        msg.refcount += entries;
+        if msg.refcount == 0 {
+            self.complete(now, id, out);
+        }
+    }
+
+    fn entry_done(
+        &mut self,
+        now: Instant,
+        id: MessageId,
+        recipients: u32,
+        deferred: bool,
+        out: &mut Effects,
+    ) {
+        self.recipient_count -= u64::from(recipients);
+        let refill_below = u64::from(self.batch_limit()).saturating_sub(100);
+        let Some(msg) = self.messages.get_mut(&id) else {
+            panic!("entry done for unknown message {id}");
+        };
+        assert!(msg.refcount > 0, "message {id} refcount underflow");
+        msg.refcount -= 1;
+        msg.deferred |= deferred;
+        // Read more recipients early when memory allows, so a big list keeps
+        // its destinations busy (Postfix: the refill in `qmgr_entry_done`).
+        if msg.more && !msg.refilling && msg.refcount > 0 && self.recipient_count < refill_below {
+            msg.refilling = true;
+            out.push(Effect::Refill(id));
+        }
+        if msg.refcount == 0 {
+            self.complete(now, id, out);
+        }
+    }
+
+    /// The last entry finished: read more recipients, or decide the file's
+    /// fate (Postfix: `qmgr_active_done`).
+    fn complete(&mut self, now: Instant, id: MessageId, out: &mut Effects) {
+        let msg = self
+            .messages
+            .get_mut(&id)
+            .expect("complete of unknown message");
+        if msg.more {
+            if !msg.refilling {
+                msg.refilling = true;
+                out.push(Effect::Refill(id));
+            }
+            return;
+        }
+        let msg = self.messages.remove(&id).expect("present above");
+        let verdict = msg.verdict(now, &self.global);
+        let qid = msg.info.id.clone();
+        match &verdict {
+            Verdict::Remove => out.trace(TraceEvent::Remove {
+                message: id,
+                id: qid,
+            }),
+            Verdict::Defer { until, warn } => {
+                if *warn {
+                    out.trace(TraceEvent::Warn {
+                        message: id,
+                        id: qid.clone(),
+                    });
+                }
+                out.trace(TraceEvent::Defer {
+                    message: id,
+                    id: qid,
+                    until: *until,
+                })
+            }
+            Verdict::Expire { status } => out.trace(TraceEvent::Expire {
+                message: id,
+                id: qid,
+                status,
+            }),
+        }
+        out.push(Effect::Complete {
+            message: id,
+            verdict,
+        });
+    }
+}

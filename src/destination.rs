@@ -1,0 +1,599 @@
+//! Per-destination queues (Postfix: `qmgr_queue.c`, `qmgr_entry.c`, the
+//! per-queue half of `qmgr_deliver.c` and `qmgr_defer.c`).
+//!
+//! A [`Destination`] holds the delivery requests for one (transport, queue
+//! name): `todo` entries wait for an agent, `busy` entries are on the wire.
+//! Its window opens slowly on success and closes on failure ("slow start"
+//! with concurrency feedback), so one bad site cannot absorb a transport's
+//! agents and a good one is not hit by a thundering herd. When failures add
+//! up to `failed_cohort_limit` pseudo-cohorts the site is declared dead: its
+//! waiting entries go to the `retry` transport without an attempt until it is
+//! revived, after `minimal_backoff_time` or by `postqueue -f`.
+//!
+//! # Announcing capacity
+//! In Postfix the transport reads each queue's window directly. Here the
+//! destination is its own entity, so it *announces* its spare capacity,
+//! `min(window - busy, todo)` while ready and 0 otherwise, to its transport
+//! whenever that number changes (`Msg::Capacity`). The transport allocates
+//! agents and offers them with `Take`; a destination that lost its capacity
+//! meanwhile answers `NoWork` and the transport tries the next one. An empty,
+//! ready destination asks to be forgotten with `Idle`, counting the entries
+//! it received, so the transport never drops one with an entry in flight.
+//!
+//! # States
+//! `Ready` (window ≥ 1), `Dead` (Postfix window 0, until revived),
+//! `Suspended` (Postfix window -1, during the destination rate delay). Dead
+//! and suspended return only to ready.
+//!
+//! # Invariants
+//! - `1 <= window` and, with a limit, `window <= limit` while ready;
+//! - a dead destination holds no `todo` entries (they were moved to retry).
+//!
+//! # Compatibility
+//! `<transport>_destination_concurrency_{limit,positive_feedback,negative_feedback,failed_cohort_limit}`,
+//! `<transport>_initial_destination_concurrency`, `<transport>_destination_rate_delay`,
+//! `minimal_backoff_time`, `qmgr_clog_warn_time`, `helpful_warnings`,
+//! `destination_concurrency_feedback_debug` (the log lines of
+//! `qmgr_queue_throttle`/`qmgr_queue_unthrottle`).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::effect::{Addr, DestKey, Effect, Effects, LogLevel, Msg, Timer};
+use crate::entry::{AgentId, DeliveryReport, Dsn, Entry, Outcome};
+use crate::params::{GlobalParams, TransportParams};
+use crate::route::{ERROR, RETRY};
+use crate::time::{Duration, Instant};
+use crate::trace::{TraceEvent, WindowCause, WindowState};
+
+/// Where a destination is in its life.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Status {
+    /// Deliveries may start while `busy < window`.
+    Ready,
+    /// Declared dead after too many failed cohorts; holds the reason that
+    /// rerouted mail is deferred with.
+    Dead(Dsn),
+    /// Waiting out the destination rate delay.
+    Suspended,
+}
+
+/// One destination queue (Postfix: `QMGR_QUEUE`).
+#[derive(Debug)]
+pub struct Destination {
+    /// Transport and queue name.
+    pub key: DestKey,
+    /// The next hop handed to agents.
+    pub nexthop: String,
+    /// The transport's parameters.
+    params: Arc<TransportParams>,
+    /// Global parameters (backoff, clog warnings, debug logging).
+    global: Arc<GlobalParams>,
+    /// Ready, dead or suspended.
+    status: Status,
+    /// Deliveries allowed at once while ready.
+    window: u32,
+    /// Positive feedback accumulator.
+    success: f64,
+    /// Negative feedback accumulator.
+    failure: f64,
+    /// Failed pseudo-cohorts since the last success.
+    fail_cohorts: f64,
+    /// Waiting entries, oldest first.
+    todo: VecDeque<Entry>,
+    /// Entries at an agent.
+    busy: Vec<Entry>,
+    /// When the last delivery finished (Postfix keeps it for connection
+    /// caching decisions).
+    last_done: Option<Instant>,
+    /// Entries ever accepted, for the idle handshake.
+    received: u64,
+    /// Capacity last announced to the transport.
+    announced: u32,
+    /// An `Idle` was sent and nothing arrived since.
+    idle_sent: bool,
+    /// Bumped whenever a timer is armed; stale timers are ignored.
+    generation: u64,
+    /// Earliest time of the next clog warning.
+    next_clog: Instant,
+}
+
+impl Destination {
+    /// A new, ready destination with the transport's initial window.
+    pub fn new(
+        key: DestKey,
+        nexthop: String,
+        params: Arc<TransportParams>,
+        global: Arc<GlobalParams>,
+    ) -> Destination {
+        let window = params.init_dest_concurrency.max(1);
+        Destination {
+            key,
+            nexthop,
+            params,
+            global,
+            status: Status::Ready,
+            window,
+            success: 0.0,
+            failure: 0.0,
+            fail_cohorts: 0.0,
+            todo: VecDeque::new(),
+            busy: Vec::new(),
+            last_done: None,
+            received: 0,
+            announced: 0,
+            idle_sent: false,
+            generation: 0,
+            next_clog: Instant::ZERO,
+        }
+    }
+
+    /// Current status.
+    pub fn status(&self) -> &Status {
+        &self.status
+    }
+
+    /// Current window (meaningful while ready).
+    pub fn window(&self) -> u32 {
+        self.window
+    }
+
+    /// Entries waiting and entries at agents.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.todo.len(), self.busy.len())
+    }
+
+    /// Handles one message.
+    pub fn handle(&mut self, now: Instant, msg: Msg, out: &mut Effects) {
+        match msg {
+            Msg::Accept { entry } => self.accept(now, entry, out),
+            Msg::Take(agent) => self.take(agent, out),
+            Msg::Report(report) => self.report(now, report, out),
+            Msg::DeferTodo(dsn) => self.defer_todo(&dsn, out),
+            Msg::Flush => {
+                if matches!(self.status, Status::Dead(_)) {
+                    self.unthrottle(now, out);
+                }
+            }
+            Msg::Timer(Timer::Unthrottle(generation)) => {
+                if generation == self.generation && matches!(self.status, Status::Dead(_)) {
+                    self.unthrottle(now, out);
+                }
+            }
+            Msg::Timer(Timer::Resume(generation)) => {
+                if generation == self.generation && self.status == Status::Suspended {
+                    self.status = Status::Ready;
+                    self.window = 1;
+                    self.trace_window(WindowCause::Resume, 0.0, out);
+                }
+            }
+            Msg::Stop => {
+                assert!(
+                    self.todo.is_empty() && self.busy.is_empty(),
+                    "destination {} stopped with work",
+                    self.key
+                );
+                return;
+            }
+            other => panic!("destination {} got unexpected {other:?}", self.key),
+        }
+        self.announce(out);
+    }
+
+    fn accept(&mut self, now: Instant, entry: Entry, out: &mut Effects) {
+        self.received += 1;
+        self.idle_sent = false;
+        if let Status::Dead(dsn) = &self.status {
+            let dsn = dsn.clone();
+            reroute(&self.key, entry, &dsn, out);
+            return;
+        }
+        out.trace(TraceEvent::Enqueue {
+            dest: self.key.clone(),
+            entry: entry.id,
+            message: entry.message,
+            recipients: entry.recipients.len(),
+        });
+        self.todo.push_back(entry);
+        self.clog_warning(now, out);
+    }
+
+    /// Starts the oldest waiting entry on `agent` (Postfix:
+    /// `qmgr_queue_select` + `qmgr_entry_select`), or declines.
+    fn take(&mut self, agent: AgentId, out: &mut Effects) {
+        let can = self.status == Status::Ready && (self.busy.len() as u32) < self.window;
+        match self.todo.pop_front().filter(|_| can) {
+            Some(entry) => {
+                out.trace(TraceEvent::Select {
+                    dest: self.key.clone(),
+                    entry: entry.id,
+                    agent,
+                    busy: self.busy.len() as u32 + 1,
+                    window: self.window,
+                });
+                out.push(Effect::Deliver {
+                    agent,
+                    dest: self.key.clone(),
+                    nexthop: self.nexthop.clone(),
+                    entry: entry.clone(),
+                });
+                self.busy.push(entry);
+            }
+            None => {
+                out.send(
+                    Addr::Transport(self.key.transport.clone()),
+                    Msg::NoWork {
+                        queue: self.key.queue.clone(),
+                        agent,
+                    },
+                );
+                // Force a fresh announcement: the transport zeroed its view.
+                self.announced = u32::MAX;
+            }
+        }
+    }
+
+    /// Applies an agent's answer (Postfix: `qmgr_deliver_update`).
+    fn report(&mut self, now: Instant, report: DeliveryReport, out: &mut Effects) {
+        let Some(at) = self.busy.iter().position(|e| e.id == report.entry) else {
+            out.push(Effect::Log(
+                LogLevel::Warning,
+                format!(
+                    "{}: report for unknown entry {}: ignored",
+                    self.key, report.entry
+                ),
+            ));
+            return;
+        };
+        let entry = self.busy.swap_remove(at);
+        let mut hop = report.hop.clone();
+        if report.outcome == Outcome::Crash && hop.is_none() {
+            hop = Some(Dsn::new("4.3.0", "unknown mail transport error"));
+        }
+        out.trace(TraceEvent::Done {
+            dest: self.key.clone(),
+            entry: entry.id,
+            outcome: report.outcome,
+            hop: hop.as_ref().map(|d| d.to_string()),
+        });
+        if report.outcome != Outcome::Done {
+            if let Some(hop) = &hop {
+                let status = if valid_status(&hop.status) {
+                    hop.status.clone()
+                } else {
+                    "4.0.0".into()
+                };
+                let reason = if hop.reason.is_empty() {
+                    "unknown error"
+                } else {
+                    &hop.reason
+                };
+                let dsn = Dsn::new(status, format!("delivery temporarily suspended: {reason}"));
+                if self.status == Status::Ready {
+                    self.throttle(now, &dsn, out);
+                    if matches!(self.status, Status::Dead(_)) {
+                        self.defer_todo(&dsn, out);
+                    }
+                }
+            }
+        }
+        if report.outcome != Outcome::Crash {
+            out.send(Addr::Transport(self.key.transport.clone()), Msg::Revive);
+            if hop.is_none() {
+                self.unthrottle(now, out);
+            }
+        }
+        self.done(now, entry, report.outcome != Outcome::Done, out);
+    }
+
+    /// A busy entry finished (Postfix: `qmgr_entry_done`).
+    fn done(&mut self, now: Instant, entry: Entry, deferred: bool, out: &mut Effects) {
+        self.last_done = Some(now);
+        if !self.params.dest_rate_delay.is_zero() {
+            if matches!(self.status, Status::Dead(_)) {
+                self.unthrottle(now, out);
+            }
+            if self.status == Status::Ready {
+                self.status = Status::Suspended;
+                self.generation += 1;
+                let until = now + self.params.dest_rate_delay;
+                out.push(Effect::Arm {
+                    owner: Addr::Destination(self.key.clone()),
+                    at: until,
+                    timer: Timer::Resume(self.generation),
+                });
+                out.trace(TraceEvent::Suspend {
+                    dest: self.key.clone(),
+                    until,
+                });
+            }
+        }
+        out.send(
+            Addr::Supervisor,
+            Msg::EntryDone {
+                message: entry.message,
+                recipients: entry.recipients.len() as u32,
+                deferred,
+            },
+        );
+    }
+
+    /// Positive feedback, or revival of a dead site (Postfix:
+    /// `qmgr_queue_unthrottle`).
+    fn unthrottle(&mut self, _now: Instant, out: &mut Effects) {
+        self.fail_cohorts = 0.0;
+        if matches!(self.status, Status::Dead(_)) {
+            self.status = Status::Ready;
+            // Back from the dead the right concurrency is unknown: resume
+            // with what is still in flight, or start slow again.
+            self.window = if self.busy.is_empty() {
+                self.params.init_dest_concurrency.max(1)
+            } else {
+                self.busy.len() as u32
+            };
+            self.success = 0.0;
+            self.failure = 0.0;
+            self.trace_window(WindowCause::Revive, 0.0, out);
+            return;
+        }
+        if self.status != Status::Ready {
+            return;
+        }
+        let limit = self.params.dest_concurrency_limit;
+        if (limit == 0 || limit > self.window)
+            && self.window < self.busy.len() as u32 + self.params.init_dest_concurrency
+        {
+            let feedback = self.params.positive_feedback.value(self.window);
+            self.success += feedback;
+            // Loop, not `if`: a feedback above 1 (or rounding) may owe more
+            // than one step.
+            while self.success + feedback / 2.0 >= 1.0 {
+                self.window += 1;
+                self.success -= 1.0;
+                self.failure = 0.0;
+            }
+            if limit > 0 && self.window > limit {
+                self.window = limit;
+            }
+            self.trace_window(WindowCause::Success, feedback, out);
+        }
+    }
+
+    /// Negative feedback; declares the site dead after enough failed
+    /// pseudo-cohorts (Postfix: `qmgr_queue_throttle`).
+    fn throttle(&mut self, now: Instant, dsn: &Dsn, out: &mut Effects) {
+        assert!(
+            self.status == Status::Ready,
+            "throttle {} while not ready",
+            self.key
+        );
+        self.fail_cohorts += 1.0 / f64::from(self.window);
+        let cohort_limit = self.params.fail_cohort_limit;
+        let dead = cohort_limit > 0 && self.fail_cohorts >= f64::from(cohort_limit);
+        let mut feedback = 0.0;
+        if !dead {
+            feedback = self.params.negative_feedback.value(self.window);
+            self.failure -= feedback;
+            while self.failure - feedback / 2.0 < 0.0 {
+                self.window = self.window.saturating_sub(1);
+                self.success = 0.0;
+                self.failure += 1.0;
+            }
+            self.window = self.window.max(1);
+            self.trace_window(WindowCause::Failure, feedback, out);
+            return;
+        }
+        self.window = 0;
+        self.trace_window(WindowCause::Failure, feedback, out);
+        self.status = Status::Dead(dsn.clone());
+        self.generation += 1;
+        let until = now + self.global.minimal_backoff_time;
+        out.push(Effect::Arm {
+            owner: Addr::Destination(self.key.clone()),
+            at: until,
+            timer: Timer::Unthrottle(self.generation),
+        });
+        out.trace(TraceEvent::Throttle {
+            dest: self.key.clone(),
+            until,
+            reason: dsn.to_string(),
+        });
+    }
+
+    /// Moves every waiting entry to the `retry` transport (Postfix:
+    /// `qmgr_defer_todo`); busy entries finish on their own.
+    fn defer_todo(&mut self, dsn: &Dsn, out: &mut Effects) {
+        if self.todo.is_empty() {
+            return;
+        }
+        out.trace(TraceEvent::DeferTodo {
+            dest: self.key.clone(),
+            entries: self.todo.len(),
+            to: dsn.retry_nexthop(),
+        });
+        for entry in std::mem::take(&mut self.todo) {
+            reroute(&self.key, entry, dsn, out);
+        }
+    }
+
+    /// Tells the transport about a changed capacity, or that this
+    /// destination is empty and may be forgotten.
+    fn announce(&mut self, out: &mut Effects) {
+        let slots = match self.status {
+            Status::Ready => {
+                (self.window.saturating_sub(self.busy.len() as u32)).min(self.todo.len() as u32)
+            }
+            _ => 0,
+        };
+        if slots != self.announced {
+            self.announced = slots;
+            out.send(
+                Addr::Transport(self.key.transport.clone()),
+                Msg::Capacity {
+                    queue: self.key.queue.clone(),
+                    slots,
+                },
+            );
+        }
+        if self.status == Status::Ready
+            && self.todo.is_empty()
+            && self.busy.is_empty()
+            && !self.idle_sent
+        {
+            self.idle_sent = true;
+            out.send(
+                Addr::Transport(self.key.transport.clone()),
+                Msg::Idle {
+                    queue: self.key.queue.clone(),
+                    received: self.received,
+                },
+            );
+        }
+    }
+
+    /// Warns when one destination holds a large share of the active queue
+    /// (Postfix: `qmgr_queue_warn`), at most once per `qmgr_clog_warn_time`.
+    fn clog_warning(&mut self, now: Instant, out: &mut Effects) {
+        let g = &self.global;
+        let entries = self.todo.len() + self.busy.len();
+        if !g.helpful_warnings
+            || g.clog_warn_time.is_zero()
+            || entries as u64 <= u64::from(g.message_active_limit / 5)
+            || now < self.next_clog
+        {
+            return;
+        }
+        self.next_clog = now + g.clog_warn_time;
+        let t = &self.key.transport;
+        let mut lines = vec![format!(
+            "mail for {} is using up {} of {} active queue entries",
+            self.nexthop, entries, g.message_active_limit
+        )];
+        if (entries as f64) < 0.9 * f64::from(g.message_active_limit) {
+            lines.push("this may slow down other mail deliveries".into());
+        }
+        let limit = self.params.dest_concurrency_limit;
+        if limit > 0 && limit as usize <= self.busy.len() + 1 {
+            lines.push(format!(
+                "you may need to increase the main.cf {t}_destination_concurrency_limit from {limit}"
+            ));
+        } else {
+            lines.push(format!(
+                "you may need to reduce {t} connect and helo timeouts"
+            ));
+            lines.push("so that Postfix quickly skips unavailable hosts".into());
+            lines.push("you may need to increase the main.cf minimal_backoff_time and maximal_backoff_time".into());
+            lines.push("so that Postfix wastes less time on undeliverable mail".into());
+            lines.push(format!(
+                "you may need to increase the master.cf {t} process limit"
+            ));
+        }
+        lines.push("please avoid flushing the whole queue when you have".into());
+        lines.push("lots of deferred mail, that is bad for performance".into());
+        lines.push("to turn off these warnings specify: qmgr_clog_warn_time = 0".into());
+        for line in lines {
+            out.push(Effect::Log(LogLevel::Warning, line));
+        }
+        out.trace(TraceEvent::Clog {
+            dest: self.key.clone(),
+            entries,
+        });
+    }
+
+    fn trace_window(&self, cause: WindowCause, feedback: f64, out: &mut Effects) {
+        let state = WindowState {
+            limit: self.params.dest_concurrency_limit,
+            window: self.window,
+            success: self.success,
+            failure: self.failure,
+            fail_cohorts: self.fail_cohorts,
+            feedback,
+        };
+        let pseudo = self.key.transport == RETRY || self.key.transport == ERROR;
+        if self.global.feedback_debug && !pseudo {
+            out.push(Effect::Log(
+                LogLevel::Info,
+                format!(
+                    "qmgr_queue_{}: queue {}: limit {} window {} success {} failure {} fail_cohorts {}",
+                    if cause == WindowCause::Failure { "throttle" } else { "unthrottle" },
+                    self.key.queue,
+                    state.limit,
+                    state.window,
+                    fmt_g(state.success),
+                    fmt_g(state.failure),
+                    fmt_g(state.fail_cohorts)
+                ),
+            ));
+        }
+        out.trace(TraceEvent::Window {
+            dest: self.key.clone(),
+            cause,
+            state,
+        });
+    }
+
+    /// How long this destination will stay dead or suspended; for
+    /// introspection.
+    pub fn rate_delay(&self) -> Duration {
+        self.params.dest_rate_delay
+    }
+}
+
+/// Sends an entry meant for a dead destination (or a dead transport) to the
+/// `retry` transport, or, when that is the one that is dead, defers its
+/// recipients on the spot.
+pub(crate) fn reroute(key: &DestKey, entry: Entry, dsn: &Dsn, out: &mut Effects) {
+    if key.transport == RETRY {
+        out.send(
+            Addr::Supervisor,
+            Msg::DeferNow {
+                entry,
+                dsn: dsn.clone(),
+            },
+        );
+        return;
+    }
+    let to = dsn.retry_nexthop();
+    out.trace(TraceEvent::Reroute {
+        dest: key.clone(),
+        entry: entry.id,
+        to: to.clone(),
+    });
+    out.send(
+        Addr::Transport(RETRY.into()),
+        Msg::Enqueue {
+            queue: to.to_lowercase(),
+            nexthop: to,
+            entry,
+        },
+    );
+}
+
+/// A syntactically valid enhanced status code `c.s.d` with class 2, 4 or 5.
+fn valid_status(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('.').collect();
+    parts.len() == 3
+        && matches!(parts[0], "2" | "4" | "5")
+        && parts[1..]
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Formats like C's `%g`: six significant digits, no trailing zeros, so the
+/// feedback debug lines read as Postfix's do.
+pub fn fmt_g(v: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    if !(-5..6).contains(&magnitude) {
+        return format!("{v:e}");
+    }
+    let decimals = (5 - magnitude).max(0) as usize;
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}

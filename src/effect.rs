@@ -1,0 +1,332 @@
+//! The vocabulary between core entities and their hosts.
+//!
+//! The core is a set of entities (the supervisor, one per transport, one per
+//! destination) that never call each other. Each takes `(now, Msg)` and
+//! pushes [`Effect`]s: messages for other entities, timers, and requests for
+//! the host to do I/O. Two hosts interpret the same effects: the actix actors
+//! (one actor per entity, `Send` becomes a mailbox send) and the simulator
+//! (a FIFO bus on a virtual clock). Because both interpreters are small and
+//! deliver messages in send order, they reach the same decisions.
+//!
+//! # Invariants
+//! - an entity only ever learns about another through a `Msg`;
+//! - a timer is never cancelled: each carries a generation number and the
+//!   entity ignores a stale one, which is cheaper and cannot race.
+
+use crate::entry::{AgentId, DeliveryReport, Dsn, Entry, MessageId, Recipient};
+use crate::message::{MessageInfo, Verdict};
+use crate::route::Routed;
+use crate::scan::{QueueName, ScanFlags};
+use crate::time::Instant;
+use crate::trace::TraceEvent;
+
+/// The name of a destination: transport plus queue name (Postfix keeps one
+/// `QMGR_QUEUE` per such pair).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DestKey {
+    /// The transport (master.cf service) name.
+    pub transport: String,
+    /// The queue name: the next hop, or `user@nexthop` when the transport's
+    /// recipient limit is 1.
+    pub queue: String,
+}
+
+impl std::fmt::Display for DestKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.transport, self.queue)
+    }
+}
+
+/// Which entity a message is for.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Addr {
+    /// The one supervisor (active queue, admission, completion).
+    Supervisor,
+    /// The transport of that name.
+    Transport(String),
+    /// One destination queue.
+    Destination(DestKey),
+}
+
+/// Timers an entity arms for itself; each carries the entity's generation
+/// at arming time so that a stale one is ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timer {
+    /// Supervisor: `queue_run_delay` elapsed, start a deferred scan.
+    QueueRun,
+    /// Transport: `transport_retry_time` elapsed, revive a dead transport.
+    TransportRetry(u64),
+    /// Transport: the rate delay after an agent became ready has elapsed.
+    RateDelay(AgentId),
+    /// Destination: `minimal_backoff_time` elapsed, revive a dead site.
+    Unthrottle(u64),
+    /// Destination: `_destination_rate_delay` elapsed, resume delivery.
+    Resume(u64),
+}
+
+/// Messages to entities, from other entities or from the host.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Msg {
+    // ---- to the supervisor, from the host ----
+    /// Trigger bytes as read from the `public/qmgr` socket or FIFO.
+    Trigger(Vec<u8>),
+    /// The answer to [`Effect::ScanNext`]: the next queue file, or `None`
+    /// when the scan reached its end.
+    ScanResult {
+        /// The queue that was scanned.
+        queue: QueueName,
+        /// The file's queue ID, if any.
+        id: Option<String>,
+    },
+    /// The answer to [`Effect::Admit`] or [`Effect::Refill`]: the message's
+    /// recipients, resolved by the host (trivial-rewrite in the daemon).
+    Admitted {
+        /// What the host read from the envelope.
+        info: MessageInfo,
+        /// The recipients read in this batch, resolved.
+        recipients: Vec<Routed>,
+        /// True when more recipients remain on file (a refill will follow).
+        more: bool,
+    },
+    /// The file could not be admitted (not ready, locked, corrupt, gone).
+    AdmitFailed {
+        /// The queue ID.
+        id: String,
+    },
+    // ---- to the supervisor, from entities ----
+    /// A delivery request finished, or was retired without an attempt.
+    EntryDone {
+        /// Its message.
+        message: MessageId,
+        /// How many recipients it held.
+        recipients: u32,
+        /// True when the message must be retried later.
+        deferred: bool,
+    },
+    /// Recipients the queue manager itself deferred because even the
+    /// `retry` path is dead (Postfix writes their defer log records).
+    DeferNow {
+        /// The entry being retired.
+        entry: Entry,
+        /// The reason recorded for each recipient.
+        dsn: Dsn,
+    },
+    // ---- to a transport ----
+    /// Queue an entry for one of this transport's destinations.
+    Enqueue {
+        /// The queue name.
+        queue: String,
+        /// The next hop handed to the agent.
+        nexthop: String,
+        /// The request.
+        entry: Entry,
+    },
+    /// A destination's spare capacity changed: `min(window - busy, todo)`
+    /// while ready, else 0.
+    Capacity {
+        /// The queue name.
+        queue: String,
+        /// Deliveries it could start now.
+        slots: u32,
+    },
+    /// A destination is empty and ready and asks to be forgotten;
+    /// `received` counts the entries it was ever given, so the transport can
+    /// tell whether one is still on its way.
+    Idle {
+        /// The queue name.
+        queue: String,
+        /// Entries received so far.
+        received: u64,
+    },
+    /// A destination had no work for the agent it was offered.
+    NoWork {
+        /// The queue name.
+        queue: String,
+        /// The agent to place elsewhere or close.
+        agent: AgentId,
+    },
+    /// A delivery over this transport completed without a crash.
+    Revive,
+    /// From the host: a connection to the delivery agent is ready.
+    AgentReady(AgentId),
+    /// From the host: the agent could not be reached (Postfix kills the
+    /// transport for `transport_retry_time`).
+    AgentFailed {
+        /// The connection that failed.
+        agent: AgentId,
+        /// Why, e.g. `4.3.0 mail transport unavailable`.
+        dsn: Dsn,
+    },
+    // ---- to a destination ----
+    /// A new entry for this destination, from its transport.
+    Accept {
+        /// The request.
+        entry: Entry,
+    },
+    /// The transport offers an agent: start the oldest todo entry.
+    Take(AgentId),
+    /// The agent's answer for a busy entry.
+    Report(DeliveryReport),
+    /// Move every todo entry to `retry` (the transport died).
+    DeferTodo(Dsn),
+    /// The transport agreed this destination is idle: stop.
+    Stop,
+    // ---- to transports and destinations ----
+    /// The `F` trigger: forget dead state now.
+    Flush,
+    /// A timer this entity armed.
+    Timer(Timer),
+}
+
+/// Where a host-performed deferral or bounce record is written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogLevel {
+    /// `info` (Postfix: `msg_info`).
+    Info,
+    /// `warning:` (Postfix: `msg_warn`).
+    Warning,
+}
+
+/// What an entity asks its host to do.
+#[derive(Clone, Debug, PartialEq)]
+#[must_use]
+pub enum Effect {
+    /// Deliver `msg` to entity `to`, after every message sent before it.
+    Send(Addr, Msg),
+    /// Create the destination entity before the `Send` that follows.
+    Spawn {
+        /// Its name.
+        key: DestKey,
+        /// Its next hop.
+        nexthop: String,
+    },
+    /// Deliver `Msg::Timer(timer)` to `owner` at `at`.
+    Arm {
+        /// Who armed it.
+        owner: Addr,
+        /// When it fires.
+        at: Instant,
+        /// What it is.
+        timer: Timer,
+    },
+    /// Connect to the transport's delivery agent; answer with
+    /// `AgentReady` or `AgentFailed`.
+    AllocAgent {
+        /// The transport.
+        transport: String,
+        /// The number of this connection.
+        agent: AgentId,
+    },
+    /// Close an agent connection that got no work.
+    CloseAgent {
+        /// The transport.
+        transport: String,
+        /// The connection.
+        agent: AgentId,
+    },
+    /// Send a delivery request over a ready agent; the answer goes back to
+    /// the destination as `Msg::Report`.
+    Deliver {
+        /// The connection.
+        agent: AgentId,
+        /// The destination.
+        dest: DestKey,
+        /// Its next hop.
+        nexthop: String,
+        /// The request.
+        entry: Entry,
+    },
+    /// (Re)start a scan of a queue directory with these flags.
+    ScanStart {
+        /// Which queue.
+        queue: QueueName,
+        /// Scan flags (ALL, FLUSH...).
+        flags: ScanFlags,
+    },
+    /// Ask a scan for its next file; answer with `Msg::ScanResult`.
+    ScanNext(QueueName),
+    /// Move a file into `active/`, read and resolve its envelope; answer
+    /// with `Msg::Admitted` or `Msg::AdmitFailed`.
+    Admit {
+        /// The queue it was found in.
+        queue: QueueName,
+        /// Its queue ID.
+        id: String,
+        /// The scan's flags, which become the message's flags.
+        flags: ScanFlags,
+        /// The number the message gets in the core.
+        message: MessageId,
+        /// Read at most this many recipients now; the rest by `Refill`.
+        batch: u32,
+    },
+    /// Send `Msg::Flush` to every transport (the `F` trigger).
+    FlushAll,
+    /// Read the next batch of recipients of an admitted message; answer
+    /// with `Msg::Admitted`.
+    Refill(MessageId),
+    /// Log a recipient as discarded (`status=sent (undeliverable
+    /// postmaster notification discarded)`) and mark it done.
+    Discard {
+        /// Its message.
+        message: MessageId,
+        /// The recipient.
+        recipient: Recipient,
+    },
+    /// Write defer log records for recipients the queue manager defers
+    /// itself, and log them as deferred.
+    DeferRecipients {
+        /// Their message.
+        message: MessageId,
+        /// The recipients.
+        recipients: Vec<Recipient>,
+        /// The reason.
+        dsn: Dsn,
+    },
+    /// The message's last entry finished: carry out the verdict (bounce
+    /// flush, warning, expiry, backoff and move, or removal).
+    Complete {
+        /// The message.
+        message: MessageId,
+        /// What to do with its file.
+        verdict: Verdict,
+    },
+    /// A log line in Postfix's words.
+    Log(LogLevel, String),
+    /// A scheduling event for traces and introspection.
+    Trace(TraceEvent),
+}
+
+/// Collects effects; entity methods push into it, hosts drain it.
+#[derive(Debug, Default)]
+#[must_use]
+pub struct Effects {
+    /// Effects in the order they were produced.
+    pub list: Vec<Effect>,
+}
+
+impl Effects {
+    /// An empty collector.
+    pub fn new() -> Effects {
+        Effects::default()
+    }
+
+    /// Appends one effect.
+    pub fn push(&mut self, effect: Effect) {
+        self.list.push(effect);
+    }
+
+    /// Appends a message to another entity.
+    pub fn send(&mut self, to: Addr, msg: Msg) {
+        self.list.push(Effect::Send(to, msg));
+    }
+
+    /// Appends a trace event.
+    pub fn trace(&mut self, event: TraceEvent) {
+        self.list.push(Effect::Trace(event));
+    }
+
+    /// Takes every collected effect, leaving the collector empty.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Effect> {
+        self.list.drain(..)
+    }
+}

@@ -1,0 +1,144 @@
+//! In-core messages and what becomes of them (Postfix: `qmgr_message.c`
+//! accounting, `qmgr_active.c` completion, the backoff rule of
+//! `qmgr_active_defer`).
+//!
+//! A [`Message`] is an admitted queue file. It is referenced by each of its
+//! entries; when the last one finishes the message is complete and
+//! [`Message::verdict`] decides what happens to the file: removal, return to
+//! sender (expiry), or deferral until a next attempt with a delay that grows
+//! with the message's age, so a long-failing message is tried ever less
+//! often and cannot crowd out new mail.
+//!
+//! # Compatibility
+//! `minimal_backoff_time`, `maximal_backoff_time`, `maximal_queue_lifetime`,
+//! `bounce_queue_lifetime` (null sender), the `W` warning stamp
+//! (`delay_warning_time`), FORCE_EXPIRE (`postsuper -e`).
+
+use crate::entry::MessageId;
+use crate::params::GlobalParams;
+use crate::scan::{QueueName, ScanFlags};
+use crate::time::{Duration, Instant};
+
+/// What the host read from a queue file's envelope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageInfo {
+    /// The number the core gave the message at admission.
+    pub message: MessageId,
+    /// The queue ID (file name).
+    pub id: String,
+    /// The envelope sender; empty for the null sender.
+    pub sender: String,
+    /// When the message was first queued (expiry and backoff count from it).
+    pub create_time: Instant,
+    /// When a delay warning is due (`W` record > 0), if one is.
+    pub warn_time: Option<Instant>,
+    /// Scan flags plus those from the file's mode bits.
+    pub flags: ScanFlags,
+}
+
+/// What to do with a message file whose last entry finished.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every recipient is finished: delete the file.
+    Remove,
+    /// Some recipient must be retried: stamp the file with `until` and move
+    /// it to `deferred/`; send a delay notice first when `warn` is set.
+    Defer {
+        /// The next attempt.
+        until: Instant,
+        /// A delay warning is due now.
+        warn: bool,
+    },
+    /// Too old to retry: return the undelivered recipients to the sender,
+    /// then delete the file.
+    Expire {
+        /// `expired`, or `force-expired` for `postsuper -e`.
+        status: &'static str,
+    },
+}
+
+/// An admitted message (Postfix: `QMGR_MESSAGE`, accounting only).
+#[derive(Clone, Debug)]
+pub struct Message {
+    /// The envelope facts.
+    pub info: MessageInfo,
+    /// The queue it was taken from.
+    pub from: QueueName,
+    /// Entries not yet finished.
+    pub refcount: u32,
+    /// Some recipient was deferred: the file must be retried.
+    pub deferred: bool,
+    /// More recipients remain on file beyond those read.
+    pub more: bool,
+    /// A refill was requested and has not been answered yet.
+    pub refilling: bool,
+}
+
+impl Message {
+    /// Decides the fate of a complete message (Postfix: the tail of
+    /// `qmgr_active_done`).
+    pub fn verdict(&self, now: Instant, p: &GlobalParams) -> Verdict {
+        assert!(
+            self.refcount == 0,
+            "verdict on {} with live entries",
+            self.info.message
+        );
+        if !self.deferred {
+            return Verdict::Remove;
+        }
+        if self.info.flags.contains(ScanFlags::FORCE_EXPIRE) {
+            return Verdict::Expire {
+                status: "force-expired",
+            };
+        }
+        let lifetime = if self.info.sender.is_empty() {
+            p.bounce_queue_lifetime
+        } else {
+            p.maximal_queue_lifetime
+        };
+        if now >= self.info.create_time + lifetime {
+            return Verdict::Expire { status: "expired" };
+        }
+        // A warning is due one second early: Postfix compares whole seconds
+        // against `W - 1` so a scan landing just before the stamp still warns.
+        let warn = self
+            .info
+            .warn_time
+            .is_some_and(|at| now + Duration::from_secs(1) >= at);
+        Verdict::Defer {
+            until: now + backoff(now, self.info.create_time, p),
+            warn,
+        }
+    }
+}
+
+/// The wait before the next attempt: the message's age, kept within
+/// [`minimal_backoff_time`, `maximal_backoff_time`] (Postfix:
+/// `qmgr_active_defer`). Waiting as long as the message has already waited
+/// doubles the spacing between attempts each time.
+pub fn backoff(now: Instant, create_time: Instant, p: &GlobalParams) -> Duration {
+    if create_time == Instant::ZERO {
+        return p.minimal_backoff_time;
+    }
+    let age = now.saturating_since(create_time);
+    age.max(p.minimal_backoff_time).min(p.maximal_backoff_time)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_then_caps() {
+        let p = GlobalParams::default();
+        let t0 = Instant::from_secs(1000);
+        let mut now = t0 + Duration::from_secs(1);
+        let mut waits = Vec::new();
+        for _ in 0..6 {
+            let wait = backoff(now, t0, &p);
+            waits.push(wait.as_secs());
+            now = now + wait;
+        }
+        assert_eq!(waits, vec![300, 301, 602, 1204, 2408, 4000]);
+    }
+}

@@ -1,0 +1,271 @@
+//! From resolved recipients to delivery requests (Postfix: the second half of
+//! `qmgr_message_resolve`, `qmgr_message_sort`, `qmgr_message_assign`).
+//!
+//! The host resolves each recipient to a transport and next hop (the daemon
+//! asks trivial-rewrite; the simulator uses the scenario's routes). This
+//! module then applies the queue manager's own rules: administrative expiry,
+//! null recipients, double-bounce discard, `defer_transports`, one queue per
+//! recipient when a transport takes one recipient per delivery; sorts; and
+//! groups consecutive recipients of the same queue into entries of at most
+//! the transport's recipient limit.
+//!
+//! # Compatibility
+//! `defer_transports`, `double_bounce_sender`, `recipient_delimiter`,
+//! `owner_request_special`, `<transport>_destination_recipient_limit`.
+
+use std::cmp::Ordering;
+
+use crate::effect::DestKey;
+use crate::entry::Recipient;
+use crate::params::GlobalParams;
+use crate::scan::ScanFlags;
+
+/// The `retry` pseudo-transport: the error agent deferring with the next hop
+/// text as the reason.
+pub const RETRY: &str = "retry";
+/// The `error` pseudo-transport: the error agent bouncing with the next hop
+/// text as the reason.
+pub const ERROR: &str = "error";
+
+/// One recipient as resolved by the host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Routed {
+    /// The recipient, its address already replaced by the resolved one.
+    pub recipient: Recipient,
+    /// Transport name from the resolver.
+    pub transport: String,
+    /// Next hop from the resolver.
+    pub nexthop: String,
+    /// The resolver said the address is local (`RESOLVE_CLASS_LOCAL`).
+    pub class_local: bool,
+}
+
+/// A batch of recipients for one destination.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedEntry {
+    /// Destination.
+    pub dest: DestKey,
+    /// Next hop to hand to the agent.
+    pub nexthop: String,
+    /// Recipients, at least one.
+    pub recipients: Vec<Recipient>,
+}
+
+/// The routing result for one batch of recipients.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Delivery requests in queue order.
+    pub entries: Vec<PlannedEntry>,
+    /// Double-bounce recipients to log and discard.
+    pub discards: Vec<Recipient>,
+}
+
+/// Applies the queue manager's routing rules to resolved recipients.
+/// `recipient_limit` gives each transport's recipients-per-delivery limit;
+/// `verp` forces one recipient per delivery.
+pub fn plan(
+    routed: Vec<Routed>,
+    flags: ScanFlags,
+    verp: bool,
+    g: &GlobalParams,
+    recipient_limit: &mut dyn FnMut(&str) -> u32,
+) -> Plan {
+    let mut out = Plan::default();
+    let mut bound: Vec<(DestKey, String, Recipient)> = Vec::with_capacity(routed.len());
+    for r in routed {
+        let (transport, nexthop) = if r.recipient.address.is_empty() {
+            (
+                ERROR.to_string(),
+                "5.1.3 null recipient address".to_string(),
+            )
+        } else if flags.contains(ScanFlags::FORCE_EXPIRE) {
+            (
+                RETRY.to_string(),
+                "4.7.0 message is administratively expired".to_string(),
+            )
+        } else if r.class_local && is_double_bounce(&r.recipient.address, g) {
+            out.discards.push(r.recipient);
+            continue;
+        } else if !flags.contains(ScanFlags::FLUSH_DFXP)
+            && g.defer_transports.iter().any(|t| *t == r.transport)
+        {
+            (RETRY.to_string(), "4.3.2 deferred transport".to_string())
+        } else {
+            (r.transport, r.nexthop)
+        };
+        let one_per_recipient =
+            transport != RETRY && transport != ERROR && recipient_limit(&transport) == 1;
+        let queue = if one_per_recipient {
+            format!(
+                "{}@{}",
+                strip_extension(local_part(&r.recipient.address), g),
+                nexthop
+            )
+        } else {
+            nexthop.clone()
+        }
+        .to_lowercase();
+        bound.push((DestKey { transport, queue }, nexthop, r.recipient));
+    }
+    bound.sort_by(|a, b| {
+        a.0.transport
+            .as_bytes()
+            .cmp(b.0.transport.as_bytes())
+            .then_with(|| a.0.queue.as_bytes().cmp(b.0.queue.as_bytes()))
+            .then_with(|| address_order(&a.2.address, &b.2.address))
+    });
+    for (dest, nexthop, recipient) in bound {
+        let limit = if verp {
+            1
+        } else {
+            recipient_limit(&dest.transport)
+        };
+        match out.entries.last_mut() {
+            Some(last)
+                if last.dest == dest && (limit == 0 || (last.recipients.len() as u32) < limit) =>
+            {
+                last.recipients.push(recipient)
+            }
+            _ => out.entries.push(PlannedEntry {
+                dest,
+                nexthop,
+                recipients: vec![recipient],
+            }),
+        }
+    }
+    out
+}
+
+/// The local part: everything before the last `@` (the whole address when
+/// there is none).
+pub fn local_part(address: &str) -> &str {
+    address.rsplit_once('@').map_or(address, |(l, _)| l)
+}
+
+fn is_double_bounce(address: &str, g: &GlobalParams) -> bool {
+    local_part(address).eq_ignore_ascii_case(&g.double_bounce_sender)
+}
+
+/// Removes an address extension (`user+ext` → `user`), except where Postfix
+/// keeps the whole local part: special addresses, `owner-x` and `x-request`
+/// when `-` is a delimiter, and when nothing would remain before it.
+fn strip_extension<'a>(local: &'a str, g: &GlobalParams) -> &'a str {
+    if g.recipient_delimiter.is_empty()
+        || local.eq_ignore_ascii_case("postmaster")
+        || local.eq_ignore_ascii_case("mailer-daemon")
+        || local.eq_ignore_ascii_case(&g.double_bounce_sender)
+    {
+        return local;
+    }
+    if g.owner_request_special && g.recipient_delimiter.contains('-') {
+        let lower = local.to_ascii_lowercase();
+        if lower.starts_with("owner-") || lower.ends_with("-request") {
+            return local;
+        }
+    }
+    match local.find(|c| g.recipient_delimiter.contains(c)) {
+        Some(0) | None => local,
+        Some(at) => &local[..at],
+    }
+}
+
+/// Postfix's recipient order: by domain, then by whole address, both
+/// without regard to case; addresses with no domain sort last.
+fn address_order(a: &str, b: &str) -> Ordering {
+    let domain = |s: &str| s.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase());
+    match (domain(a), domain(b)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    }
+    .then_with(|| a.to_ascii_lowercase().cmp(&b.to_ascii_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routed(addr: &str, transport: &str, nexthop: &str) -> Routed {
+        Routed {
+            recipient: Recipient::new(addr),
+            transport: transport.into(),
+            nexthop: nexthop.into(),
+            class_local: transport == "local",
+        }
+    }
+
+    fn test_params() -> GlobalParams {
+        GlobalParams {
+            recipient_delimiter: "+".into(),
+            defer_transports: vec!["slow".into()],
+            ..GlobalParams::default()
+        }
+    }
+
+    #[test]
+    fn groups_by_queue_up_to_the_limit() {
+        let g = test_params();
+        let rcpts = vec![
+            routed("c@b.example", "smtp", "b.example"),
+            routed("a@a.example", "smtp", "a.example"),
+            routed("b@b.example", "smtp", "b.example"),
+            routed("d@b.example", "smtp", "b.example"),
+        ];
+        let plan = plan(rcpts, ScanFlags::NONE, false, &g, &mut |_| 2);
+        let shape: Vec<(String, Vec<String>)> = plan
+            .entries
+            .iter()
+            .map(|e| {
+                (
+                    e.dest.to_string(),
+                    e.recipients.iter().map(|r| r.address.clone()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                ("smtp:a.example".into(), vec!["a@a.example".into()]),
+                (
+                    "smtp:b.example".into(),
+                    vec!["b@b.example".into(), "c@b.example".into()]
+                ),
+                ("smtp:b.example".into(), vec!["d@b.example".into()]),
+            ]
+        );
+    }
+
+    #[test]
+    fn local_gets_a_queue_per_user_and_double_bounce_is_discarded() {
+        let g = test_params();
+        let rcpts = vec![
+            routed("Joe+Lists@h.example", "local", "h.example"),
+            routed("double-bounce@h.example", "local", "h.example"),
+            routed("x@slow.example", "slow", "slow.example"),
+        ];
+        let plan = plan(rcpts, ScanFlags::NONE, false, &g, &mut |t| {
+            u32::from(t != "local") * 50 + u32::from(t == "local")
+        });
+        assert_eq!(plan.discards.len(), 1);
+        let dests: Vec<String> = plan.entries.iter().map(|e| e.dest.to_string()).collect();
+        assert_eq!(
+            dests,
+            vec!["local:joe@h.example", "retry:4.3.2 deferred transport"]
+        );
+        // With FLUSH_DFXP (postqueue -f) the deferred transport is used.
+        let plan2 = plan_one("x@slow.example", "slow", ScanFlags::FLUSH_DFXP, &g);
+        assert_eq!(plan2, "slow:slow.example");
+    }
+
+    fn plan_one(addr: &str, t: &str, flags: ScanFlags, g: &GlobalParams) -> String {
+        let p = plan(
+            vec![routed(addr, t, "slow.example")],
+            flags,
+            false,
+            g,
+            &mut |_| 50,
+        );
+        p.entries[0].dest.to_string()
+    }
+}

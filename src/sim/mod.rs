@@ -1,0 +1,590 @@
+//! A deterministic discrete-event simulator that runs the scheduling core
+//! on a virtual clock (the quinn/TigerBeetle pattern).
+//!
+//! The simulator is the second host of the core's entities: it delivers
+//! `Msg`s in send order from one FIFO bus, fires timers from a heap ordered
+//! by (time, arming order), and stands in for the I/O the daemon does: queue
+//! directories ([`world::Queues`]) and remote servers ([`world::attempt`]).
+//! The same scenario and seed give a byte-identical trace: no clock is read,
+//! no hash order is used, randomness comes from one seeded generator.
+//!
+//! # Bounds
+//! A run stops when the queue is empty and no arrival remains, at the
+//! scenario's `until` (7 days by default), or after `max_steps` events.
+
+pub mod report;
+pub mod rng;
+pub mod scenario;
+pub mod world;
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::sync::Arc;
+
+use crate::active::Supervisor;
+use crate::destination::Destination;
+use crate::effect::{Addr, DestKey, Effect, Effects, LogLevel, Msg};
+use crate::entry::{DeliveryReport, Dsn, MessageId, RecipientStatus};
+use crate::message::{MessageInfo, Verdict};
+use crate::params::{ConfigWarning, Params, RawParams, TransportParams};
+use crate::scan::{QueueName, ScanFlags};
+use crate::time::{Duration, Instant};
+use crate::transport::Transport;
+use report::Stats;
+use rng::Rng;
+use scenario::{Scenario, ServerBehaviour};
+use world::{File, Place, Queues, Server};
+
+/// Something scheduled for a later virtual time.
+#[derive(Debug)]
+enum Event {
+    /// A message for an entity (timers, agent answers, reports).
+    Send(Addr, Msg),
+    /// Message `index` of arrival group `group` appears in its queue.
+    Arrive { group: usize, index: u32 },
+    /// A server connection closes.
+    Release(String),
+}
+
+/// An event with its firing time and arming order.
+#[derive(Debug)]
+struct Timed {
+    /// When it fires.
+    at: Instant,
+    /// Arming order, to break ties deterministically.
+    seq: u64,
+    /// What happens.
+    event: Event,
+}
+
+impl PartialEq for Timed {
+    fn eq(&self, other: &Timed) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Timed {}
+impl PartialOrd for Timed {
+    fn partial_cmp(&self, other: &Timed) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Timed {
+    fn cmp(&self, other: &Timed) -> Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// Options of one run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Overrides the scenario's seed.
+    pub seed: Option<u64>,
+    /// Keep the full trace (off for long runs that want only the summary).
+    pub trace: bool,
+    /// Stop after this many events (a runaway guard).
+    pub max_steps: u64,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            seed: None,
+            trace: true,
+            max_steps: 50_000_000,
+        }
+    }
+}
+
+/// A simulation run.
+pub struct Simulation {
+    /// The scenario.
+    scenario: Scenario,
+    /// Run options.
+    options: Options,
+    /// Virtual time.
+    now: Instant,
+    /// Stop time.
+    until: Instant,
+    /// Events processed.
+    steps: u64,
+    /// The supervisor entity.
+    supervisor: Supervisor,
+    /// Transport entities.
+    transports: BTreeMap<String, Transport>,
+    /// Destination entities.
+    dests: BTreeMap<DestKey, Destination>,
+    /// Resolved per-transport parameters.
+    tparams: BTreeMap<String, Arc<TransportParams>>,
+    /// Messages for entities, in send order.
+    bus: VecDeque<(Addr, Msg)>,
+    /// Future events.
+    timers: BinaryHeap<Reverse<Timed>>,
+    /// Arming counter.
+    seq: u64,
+    /// Queue directories.
+    queues: Queues,
+    /// Remote servers by next hop.
+    servers: BTreeMap<String, Server>,
+    /// The one random source.
+    rng: Rng,
+    /// Core message number → queue ID.
+    ids: BTreeMap<MessageId, String>,
+    /// Arrivals not yet happened.
+    arrivals_left: u64,
+    /// Queue ID counter.
+    next_file: u64,
+    /// Trace lines.
+    trace: String,
+    /// Counters for the summary.
+    stats: Stats,
+    /// Configuration warnings.
+    warnings: Vec<ConfigWarning>,
+}
+
+impl Simulation {
+    /// Prepares a run.
+    pub fn new(mut scenario: Scenario, options: Options) -> Simulation {
+        let raw: RawParams = scenario
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_main_cf()))
+            .collect();
+        let (params, warnings) = Params::resolve(&raw);
+        scenario
+            .destinations
+            .entry("*".into())
+            .or_insert_with(ServerBehaviour::default);
+        let seed = options.seed.unwrap_or(scenario.seed);
+        let until = Instant::ZERO
+            + scenario
+                .until
+                .map_or(Duration::from_secs(7 * 86400), |s| s.0);
+        let mut sim = Simulation {
+            options,
+            now: Instant::ZERO,
+            until,
+            steps: 0,
+            supervisor: Supervisor::new(params),
+            transports: BTreeMap::new(),
+            dests: BTreeMap::new(),
+            tparams: BTreeMap::new(),
+            bus: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            seq: 0,
+            queues: Queues::default(),
+            servers: BTreeMap::new(),
+            rng: Rng::new(seed),
+            ids: BTreeMap::new(),
+            arrivals_left: 0,
+            next_file: 0,
+            trace: String::new(),
+            stats: Stats::default(),
+            warnings,
+            scenario,
+        };
+        for (group, a) in sim.scenario.arrivals.clone().iter().enumerate() {
+            for index in 0..a.count {
+                let at =
+                    Instant::ZERO + a.at.0 + Duration(a.every.0.as_millis() * u64::from(index));
+                sim.schedule(at, Event::Arrive { group, index });
+                sim.arrivals_left += 1;
+            }
+        }
+        for t in sim.scenario.triggers.clone() {
+            let at = Instant::ZERO + t.at.0;
+            sim.schedule(
+                at,
+                Event::Send(Addr::Supervisor, Msg::Trigger(t.bytes.into_bytes())),
+            );
+        }
+        sim
+    }
+
+    /// Configuration warnings from resolving the scenario's parameters.
+    pub fn warnings(&self) -> &[ConfigWarning] {
+        &self.warnings
+    }
+
+    /// Runs to the end and returns the trace (empty unless tracing) and the
+    /// summary.
+    pub fn run(mut self) -> (String, String) {
+        for w in self.warnings.clone() {
+            self.line(&format!("config warning: {}", w.message));
+        }
+        let mut out = Effects::new();
+        self.supervisor.start(self.now, &mut out);
+        self.apply(out);
+        loop {
+            while let Some((to, msg)) = self.bus.pop_front() {
+                self.deliver(to, msg);
+            }
+            if self.idle() {
+                break;
+            }
+            let Some(Reverse(next)) = self.timers.pop() else {
+                break;
+            };
+            if next.at > self.until || self.steps >= self.options.max_steps {
+                self.line(&format!("stop: limit reached (steps={})", self.steps));
+                break;
+            }
+            self.now = next.at;
+            match next.event {
+                Event::Send(to, msg) => self.deliver(to, msg),
+                Event::Arrive { group, index } => self.arrive(group, index),
+                Event::Release(nexthop) => {
+                    if let Some(s) = self.servers.get_mut(&nexthop) {
+                        s.active -= 1;
+                    }
+                }
+            }
+        }
+        let summary = report::summary(&self.stats, &self.queues, self.now, self.steps);
+        (self.trace, summary)
+    }
+
+    /// Nothing left to do: every arrival happened and every file is gone.
+    fn idle(&self) -> bool {
+        self.arrivals_left == 0 && self.queues.files.is_empty()
+    }
+
+    fn schedule(&mut self, at: Instant, event: Event) {
+        self.seq += 1;
+        self.timers.push(Reverse(Timed {
+            at,
+            seq: self.seq,
+            event,
+        }));
+    }
+
+    fn line(&mut self, text: &str) {
+        if self.options.trace {
+            self.trace
+                .push_str(&format!("{:>11} {}\n", self.now.to_string(), text));
+        }
+    }
+
+    fn deliver(&mut self, to: Addr, msg: Msg) {
+        self.steps += 1;
+        let mut out = Effects::new();
+        let now = self.now;
+        match &to {
+            Addr::Supervisor => self.supervisor.handle(now, msg, &mut out),
+            Addr::Transport(name) => {
+                let t = self.transport(name);
+                t.handle(now, msg, &mut out);
+            }
+            Addr::Destination(key) => {
+                let stop = matches!(msg, Msg::Stop);
+                let d = self
+                    .dests
+                    .get_mut(key)
+                    .unwrap_or_else(|| panic!("message for unknown destination {key}"));
+                d.handle(now, msg, &mut out);
+                if stop {
+                    self.dests.remove(key);
+                }
+            }
+        }
+        self.apply(out);
+    }
+
+    fn params_for(&mut self, name: &str) -> Arc<TransportParams> {
+        if let Some(p) = self.tparams.get(name) {
+            return Arc::clone(p);
+        }
+        let (tp, warnings) = self.supervisor.params().transport(name);
+        for w in warnings {
+            self.line(&format!("config warning: {}", w.message));
+        }
+        let tp = Arc::new(tp);
+        self.tparams.insert(name.to_string(), Arc::clone(&tp));
+        tp
+    }
+
+    fn transport(&mut self, name: &str) -> &mut Transport {
+        if !self.transports.contains_key(name) {
+            let p = self.params_for(name);
+            let retry = self.supervisor.global().transport_retry_time;
+            self.transports
+                .insert(name.to_string(), Transport::new(p, retry));
+        }
+        self.transports.get_mut(name).expect("inserted above")
+    }
+
+    fn apply(&mut self, mut out: Effects) {
+        for effect in out.drain() {
+            self.effect(effect);
+        }
+    }
+
+    fn effect(&mut self, effect: Effect) {
+        match effect {
+            Effect::Send(to, msg) => self.bus.push_back((to, msg)),
+            Effect::Spawn { key, nexthop } => {
+                let p = self.params_for(&key.transport);
+                let g = Arc::clone(self.supervisor.global());
+                self.dests
+                    .insert(key.clone(), Destination::new(key, nexthop, p, g));
+            }
+            Effect::Arm { owner, at, timer } => {
+                self.schedule(at, Event::Send(owner, Msg::Timer(timer)))
+            }
+            Effect::AllocAgent { transport, agent } => {
+                let behaviour = self
+                    .scenario
+                    .transports
+                    .get(&transport)
+                    .cloned()
+                    .unwrap_or_default();
+                let at = Duration(self.now.as_millis());
+                let down = behaviour.down.iter().any(|p| p.from.0 <= at && at < p.to.0);
+                let msg = if down {
+                    Msg::AgentFailed {
+                        agent,
+                        dsn: Dsn::new("4.3.0", "mail transport unavailable"),
+                    }
+                } else {
+                    Msg::AgentReady(agent)
+                };
+                let when = self.now + behaviour.connect.0;
+                self.schedule(when, Event::Send(Addr::Transport(transport), msg));
+            }
+            Effect::CloseAgent { .. } => {}
+            Effect::Deliver {
+                agent: _,
+                dest,
+                nexthop,
+                entry,
+            } => self.attempt(dest, nexthop, entry),
+            Effect::ScanStart { queue, flags: _ } => self.queues.start_scan(queue),
+            Effect::ScanNext(queue) => {
+                let id = self.queues.next(queue);
+                self.bus
+                    .push_back((Addr::Supervisor, Msg::ScanResult { queue, id }));
+            }
+            Effect::Admit {
+                queue,
+                id,
+                flags,
+                message,
+                batch,
+            } => self.admit(queue, id, flags, message, batch),
+            Effect::Refill(message) => {
+                let id = self.ids[&message].clone();
+                self.read(message, &id, ScanFlags::NONE, u32::MAX, true);
+            }
+            Effect::Discard { message, recipient } => {
+                let id = self.ids[&message].clone();
+                self.queues.mark_done(&id, &recipient.address);
+                self.stats.discarded += 1;
+            }
+            Effect::DeferRecipients { recipients, .. } => {
+                self.stats.deferred_by_qmgr += recipients.len() as u64;
+            }
+            Effect::Complete { message, verdict } => self.complete(message, verdict),
+            Effect::FlushAll => {
+                let names: Vec<String> = self.transports.keys().cloned().collect();
+                for name in names {
+                    self.bus.push_back((Addr::Transport(name), Msg::Flush));
+                }
+            }
+            Effect::Log(level, text) => {
+                let prefix = match level {
+                    LogLevel::Info => "log info",
+                    LogLevel::Warning => "log warning",
+                };
+                self.line(&format!("{prefix}: {text}"));
+            }
+            Effect::Trace(event) => {
+                self.stats.observe(self.now, &event);
+                if self.options.trace {
+                    self.line(&event.to_string());
+                }
+            }
+        }
+    }
+
+    fn arrive(&mut self, group: usize, index: u32) {
+        self.arrivals_left -= 1;
+        let a = self.scenario.arrivals[group].clone();
+        self.next_file += 1;
+        let id = format!("Q{:06}", self.next_file);
+        let recipients = (0..a.recipients)
+            .map(|r| {
+                let n = index * a.recipients + r;
+                let domain = &a.domains[(n as usize) % a.domains.len().max(1)];
+                (format!("{}{}@{}", a.user, n + 1, domain), false)
+            })
+            .collect();
+        let warn = self.supervisor.global().delay_warning_time;
+        let create_time = self.now - a.age.0;
+        let place = if a.queue == "deferred" {
+            Place::Deferred
+        } else {
+            Place::Incoming
+        };
+        self.queues.files.insert(
+            id.clone(),
+            File {
+                id,
+                place,
+                mtime: self.now,
+                sender: a.sender.clone(),
+                create_time,
+                arrival: self.now,
+                warn_time: (!warn.is_zero()).then(|| create_time + warn),
+                recipients,
+                cursor: 0,
+            },
+        );
+        self.stats.arrived += 1;
+        if place == Place::Incoming {
+            // cleanup(8) wakes the queue manager after each new file.
+            self.bus
+                .push_back((Addr::Supervisor, Msg::Trigger(b"W".to_vec())));
+        }
+    }
+
+    fn admit(
+        &mut self,
+        queue: QueueName,
+        id: String,
+        flags: ScanFlags,
+        message: MessageId,
+        batch: u32,
+    ) {
+        let Some(file) = self.queues.files.get_mut(&id) else {
+            self.bus
+                .push_back((Addr::Supervisor, Msg::AdmitFailed { id }));
+            return;
+        };
+        // Not yet time for its next attempt (Postfix skips files stamped
+        // more than a second ahead unless the scan has ALL).
+        if queue == QueueName::Deferred
+            && !flags.contains(ScanFlags::ALL)
+            && file.mtime > self.now + Duration::from_secs(1)
+        {
+            self.bus
+                .push_back((Addr::Supervisor, Msg::AdmitFailed { id }));
+            return;
+        }
+        file.place = Place::Active;
+        file.cursor = 0;
+        self.ids.insert(message, id.clone());
+        self.read(message, &id, flags, batch, false);
+    }
+
+    fn read(&mut self, message: MessageId, id: &str, flags: ScanFlags, batch: u32, refill: bool) {
+        let batch = if refill {
+            let g = self.supervisor.global();
+            (u64::from(g.message_recipient_limit) * u64::from(g.fudge_factor) / 100).max(1) as u32
+        } else {
+            batch
+        };
+        let (addresses, more) = self.queues.read_batch(id, batch);
+        let file = &self.queues.files[id];
+        let info = MessageInfo {
+            message,
+            id: id.to_string(),
+            sender: file.sender.clone(),
+            create_time: file.create_time,
+            warn_time: file.warn_time,
+            flags,
+        };
+        let recipients = addresses
+            .iter()
+            .map(|a| world::resolve(&self.scenario, a))
+            .collect();
+        self.bus.push_back((
+            Addr::Supervisor,
+            Msg::Admitted {
+                info,
+                recipients,
+                more,
+            },
+        ));
+    }
+
+    fn attempt(&mut self, dest: DestKey, nexthop: String, entry: crate::entry::Entry) {
+        let server = self.servers.entry(nexthop.clone()).or_default();
+        let attempt = world::attempt(
+            &self.scenario,
+            &mut self.rng,
+            server,
+            &dest.transport,
+            &nexthop,
+            entry.recipients.len(),
+            self.now,
+        );
+        let done = self.now + attempt.latency;
+        if attempt.connected {
+            self.servers
+                .get_mut(&nexthop)
+                .expect("inserted above")
+                .active += 1;
+            self.schedule(done, Event::Release(nexthop.clone()));
+        }
+        let id = self.ids[&entry.message].clone();
+        let arrival = self.queues.files.get(&id).map_or(self.now, |f| f.arrival);
+        for (r, status) in entry.recipients.iter().zip(&attempt.recipients) {
+            if *status != RecipientStatus::Deferred {
+                self.queues.mark_done(&id, &r.address);
+            }
+            self.stats
+                .recipient(&dest, *status, done.saturating_since(arrival));
+        }
+        let report = DeliveryReport {
+            entry: entry.id,
+            outcome: attempt.outcome,
+            hop: attempt.hop,
+            recipients: attempt.recipients,
+        };
+        self.schedule(
+            done,
+            Event::Send(Addr::Destination(dest), Msg::Report(report)),
+        );
+    }
+
+    fn complete(&mut self, message: MessageId, verdict: Verdict) {
+        let id = self
+            .ids
+            .remove(&message)
+            .expect("complete of a known message");
+        match verdict {
+            Verdict::Remove => {
+                self.queues.files.remove(&id);
+                self.stats.removed += 1;
+            }
+            Verdict::Defer { until, warn } => {
+                let file = self
+                    .queues
+                    .files
+                    .get_mut(&id)
+                    .expect("deferring a file that exists");
+                file.place = Place::Deferred;
+                file.mtime = until;
+                file.cursor = 0;
+                if warn {
+                    file.warn_time = None;
+                    self.stats.warned += 1;
+                }
+                self.stats.deferred_files += 1;
+            }
+            Verdict::Expire { .. } => {
+                let file = self
+                    .queues
+                    .files
+                    .remove(&id)
+                    .expect("expiring a file that exists");
+                self.stats.expired += 1;
+                self.stats.returned += file.recipients.iter().filter(|(_, d)| !d).count() as u64;
+            }
+        }
+    }
+}
+
+/// Runs a scenario and returns its trace and summary.
+pub fn simulate(scenario: Scenario, options: Options) -> (String, String) {
+    Simulation::new(scenario, options).run()
+}

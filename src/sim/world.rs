@@ -1,0 +1,281 @@
+//! The simulated world: queue directories and remote servers.
+//!
+//! Stands in for everything the daemon does through I/O: files in
+//! `incoming/`, `active/` and `deferred/` with their "next attempt" stamps,
+//! directory scans, envelope reading in batches, and the servers behind
+//! each next hop with their latency, connection limit, outages and
+//! per-recipient failures.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::entry::{Dsn, Outcome, Recipient, RecipientStatus};
+use crate::route::{Routed, ERROR, RETRY};
+use crate::scan::QueueName;
+use crate::sim::rng::Rng;
+use crate::sim::scenario::{Latency, OutageKind, Scenario, ServerBehaviour};
+use crate::time::{Duration, Instant};
+
+/// Where a simulated queue file is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// `incoming/`.
+    Incoming,
+    /// `active/`.
+    Active,
+    /// `deferred/`.
+    Deferred,
+}
+
+/// One simulated queue file.
+#[derive(Clone, Debug)]
+pub struct File {
+    /// Queue ID.
+    pub id: String,
+    /// Where it is.
+    pub place: Place,
+    /// Next attempt (`mtime` of a deferred file).
+    pub mtime: Instant,
+    /// Envelope sender.
+    pub sender: String,
+    /// Creation time.
+    pub create_time: Instant,
+    /// Arrival in the queue (for delays).
+    pub arrival: Instant,
+    /// Warning due, if any.
+    pub warn_time: Option<Instant>,
+    /// Recipients and whether each is done.
+    pub recipients: Vec<(String, bool)>,
+    /// Read position for batches.
+    pub cursor: usize,
+}
+
+/// The simulated queue directories.
+#[derive(Debug, Default)]
+pub struct Queues {
+    /// Files by queue ID (IDs sort in arrival order).
+    pub files: BTreeMap<String, File>,
+    /// The listing each scan walks.
+    pub listing: BTreeMap<QueueName, VecDeque<String>>,
+}
+
+impl Queues {
+    /// Takes a new listing of a queue (Postfix scans read the directory
+    /// as they go; a snapshot at start is the deterministic equivalent).
+    pub fn start_scan(&mut self, queue: QueueName) {
+        let want = match queue {
+            QueueName::Incoming => Place::Incoming,
+            QueueName::Deferred => Place::Deferred,
+        };
+        let ids = self
+            .files
+            .values()
+            .filter(|f| f.place == want)
+            .map(|f| f.id.clone())
+            .collect();
+        self.listing.insert(queue, ids);
+    }
+
+    /// The next file of a scan still in that queue.
+    pub fn next(&mut self, queue: QueueName) -> Option<String> {
+        let want = match queue {
+            QueueName::Incoming => Place::Incoming,
+            QueueName::Deferred => Place::Deferred,
+        };
+        let list = self.listing.get_mut(&queue)?;
+        while let Some(id) = list.pop_front() {
+            if self.files.get(&id).is_some_and(|f| f.place == want) {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Reads the next batch of undone recipients; true when more remain.
+    pub fn read_batch(&mut self, id: &str, batch: u32) -> (Vec<String>, bool) {
+        let file = self.files.get_mut(id).expect("reading a file that exists");
+        let mut out = Vec::new();
+        while file.cursor < file.recipients.len() && out.len() < batch as usize {
+            let (addr, done) = &file.recipients[file.cursor];
+            if !done {
+                out.push(addr.clone());
+            }
+            file.cursor += 1;
+        }
+        let more = file.recipients[file.cursor..].iter().any(|(_, done)| !done);
+        (out, more)
+    }
+
+    /// Marks a recipient done (an agent's `D` record).
+    pub fn mark_done(&mut self, id: &str, address: &str) {
+        if let Some(file) = self.files.get_mut(id) {
+            if let Some(r) = file.recipients.iter_mut().find(|(a, d)| a == address && !d) {
+                r.1 = true;
+            }
+        }
+    }
+}
+
+/// Resolves a recipient the way the scenario's routes say.
+pub fn resolve(scenario: &Scenario, address: &str) -> Routed {
+    let domain = address
+        .rsplit_once('@')
+        .map_or("", |(_, d)| d)
+        .to_ascii_lowercase();
+    let (transport, nexthop) = match scenario.routes.get(&domain) {
+        Some(route) => match route.split_once(':') {
+            Some((t, n)) => (
+                t.to_string(),
+                if n.is_empty() {
+                    domain.clone()
+                } else {
+                    n.to_string()
+                },
+            ),
+            None => (route.clone(), domain.clone()),
+        },
+        None => ("smtp".to_string(), domain.clone()),
+    };
+    Routed {
+        recipient: Recipient::new(address),
+        class_local: transport == "local",
+        transport,
+        nexthop,
+    }
+}
+
+/// One simulated remote server's state.
+#[derive(Debug, Default)]
+pub struct Server {
+    /// Connections open now.
+    pub active: u32,
+}
+
+/// What a simulated delivery attempt comes to.
+#[derive(Clone, Debug)]
+pub struct Attempt {
+    /// How long it takes.
+    pub latency: Duration,
+    /// Overall outcome.
+    pub outcome: Outcome,
+    /// Site status, when the site failed.
+    pub hop: Option<Dsn>,
+    /// Per-recipient results.
+    pub recipients: Vec<RecipientStatus>,
+    /// Whether it held a server connection.
+    pub connected: bool,
+}
+
+/// Decides how a delivery attempt to `nexthop` goes at `now`.
+pub fn attempt(
+    scenario: &Scenario,
+    rng: &mut Rng,
+    server: &Server,
+    transport: &str,
+    nexthop: &str,
+    recipients: usize,
+    now: Instant,
+) -> Attempt {
+    if transport == RETRY || transport == ERROR {
+        // The error agent answers at once with the next hop text as the
+        // reason: defer for retry, bounce for error.
+        let (outcome, status) = if transport == RETRY {
+            (Outcome::Defer, RecipientStatus::Deferred)
+        } else {
+            (Outcome::Done, RecipientStatus::Bounced)
+        };
+        return Attempt {
+            latency: Duration::ZERO,
+            outcome,
+            hop: None,
+            recipients: vec![status; recipients],
+            connected: false,
+        };
+    }
+    let behaviour = behaviour(scenario, nexthop);
+    let site_failure = |latency: Duration, status: &str, reason: String| Attempt {
+        latency,
+        outcome: Outcome::Defer,
+        hop: Some(Dsn::new(status, reason)),
+        recipients: vec![RecipientStatus::Deferred; recipients],
+        connected: false,
+    };
+    let at = Duration(now.as_millis());
+    if let Some(p) = behaviour
+        .outages
+        .iter()
+        .find(|p| p.from.0 <= at && at < p.to.0)
+    {
+        return match p.kind {
+            OutageKind::Refused => site_failure(
+                Duration::from_millis(10),
+                "4.4.1",
+                format!("connect to {nexthop}[127.0.0.1]:25: Connection refused"),
+            ),
+            OutageKind::Timeout => site_failure(
+                behaviour.timeout.0,
+                "4.4.1",
+                format!("connect to {nexthop}[127.0.0.1]:25: Connection timed out"),
+            ),
+        };
+    }
+    if behaviour.connection_limit > 0 && server.active >= behaviour.connection_limit {
+        return site_failure(
+            Duration::from_millis(50),
+            "4.7.0",
+            format!(
+                "host {nexthop}[127.0.0.1] refused to talk to me: 421 4.7.0 too many connections"
+            ),
+        );
+    }
+    let latency = sample(&behaviour.latency, rng);
+    let statuses: Vec<RecipientStatus> = (0..recipients)
+        .map(|_| {
+            let x = rng.unit();
+            if x < behaviour.bounce_rate {
+                RecipientStatus::Bounced
+            } else if x < behaviour.bounce_rate + behaviour.defer_rate {
+                RecipientStatus::Deferred
+            } else {
+                RecipientStatus::Sent
+            }
+        })
+        .collect();
+    let outcome = if statuses.contains(&RecipientStatus::Deferred) {
+        Outcome::Defer
+    } else {
+        Outcome::Done
+    };
+    Attempt {
+        latency,
+        outcome,
+        hop: None,
+        recipients: statuses,
+        connected: true,
+    }
+}
+
+/// The behaviour of `nexthop`'s server; the simulation always installs a
+/// `"*"` default before it runs.
+fn behaviour<'a>(scenario: &'a Scenario, nexthop: &str) -> &'a ServerBehaviour {
+    scenario
+        .destinations
+        .get(nexthop)
+        .or_else(|| scenario.destinations.get("*"))
+        .expect("the simulation installs a \"*\" server behaviour")
+}
+
+/// Draws one latency.
+pub fn sample(latency: &Latency, rng: &mut Rng) -> Duration {
+    let ms = match latency {
+        Latency::Fixed { value } => value.0.as_millis() as f64,
+        Latency::Uniform { min, max } => {
+            let (lo, hi) = (min.0.as_millis() as f64, max.0.as_millis() as f64);
+            lo + (hi - lo).max(0.0) * rng.unit()
+        }
+        Latency::Exponential { mean } => -(mean.0.as_millis() as f64) * (1.0 - rng.unit()).ln(),
+        Latency::Lognormal { median, sigma } => {
+            median.0.as_millis() as f64 * (sigma * rng.normal()).exp()
+        }
+    };
+    Duration::from_millis(ms.round().clamp(0.0, 86_400_000.0) as u64)
+}
