@@ -137,6 +137,9 @@ impl Supervisor {
                 more,
             } => self.admitted(now, info, recipients, more, out),
             Msg::AdmitFailed { id: _ } => {
+                // The number was not used: give it to the next file, so
+                // message numbers count admitted files only.
+                self.next_message -= 1;
                 if let Feed::Admitting(queue) = self.feed {
                     // The scan moves on; keep the same turn.
                     self.first = queue;

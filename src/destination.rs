@@ -40,7 +40,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::effect::{Addr, DestKey, Effect, Effects, LogLevel, Msg, Timer};
-use crate::entry::{AgentId, DeliveryReport, Dsn, Entry, Outcome};
+use crate::entry::{AgentId, DeliveryReport, Dsn, Entry, MessageId, Outcome};
 use crate::params::{GlobalParams, TransportParams};
 use crate::route::{ERROR, RETRY};
 use crate::time::{Duration, Instant};
@@ -100,9 +100,12 @@ pub struct Destination {
 
 impl Destination {
     /// A new, ready destination with the transport's initial window.
+    /// `epoch` (from `Effect::Spawn`) seeds its timer generations, so timers
+    /// of an earlier destination with the same name are stale for this one.
     pub fn new(
         key: DestKey,
         nexthop: String,
+        epoch: u64,
         params: Arc<TransportParams>,
         global: Arc<GlobalParams>,
     ) -> Destination {
@@ -123,7 +126,7 @@ impl Destination {
             received: 0,
             announced: 0,
             idle_sent: false,
-            generation: 0,
+            generation: epoch << 32,
             next_clog: Instant::ZERO,
         }
     }
@@ -245,14 +248,20 @@ impl Destination {
             ));
             return;
         };
-        let entry = self.busy.swap_remove(at);
+        // The entry stays busy through the feedback below, as in Postfix
+        // where feedback runs before `qmgr_entry_done`: the slow-start bound
+        // `window < busy + initial` counts the delivery that just ended.
+        let (entry_id, message, recipients) = {
+            let e = &self.busy[at];
+            (e.id, e.message, e.recipients.len() as u32)
+        };
         let mut hop = report.hop.clone();
         if report.outcome == Outcome::Crash && hop.is_none() {
             hop = Some(Dsn::new("4.3.0", "unknown mail transport error"));
         }
         out.trace(TraceEvent::Done {
             dest: self.key.clone(),
-            entry: entry.id,
+            entry: entry_id,
             outcome: report.outcome,
             hop: hop.as_ref().map(|d| d.to_string()),
         });
@@ -283,11 +292,30 @@ impl Destination {
                 self.unthrottle(now, out);
             }
         }
-        self.done(now, entry, report.outcome != Outcome::Done, out);
+        let at = self
+            .busy
+            .iter()
+            .position(|e| e.id == entry_id)
+            .expect("still busy");
+        self.busy.swap_remove(at);
+        self.done(
+            now,
+            message,
+            recipients,
+            report.outcome != Outcome::Done,
+            out,
+        );
     }
 
     /// A busy entry finished (Postfix: `qmgr_entry_done`).
-    fn done(&mut self, now: Instant, entry: Entry, deferred: bool, out: &mut Effects) {
+    fn done(
+        &mut self,
+        now: Instant,
+        message: MessageId,
+        recipients: u32,
+        deferred: bool,
+        out: &mut Effects,
+    ) {
         self.last_done = Some(now);
         if !self.params.dest_rate_delay.is_zero() {
             if matches!(self.status, Status::Dead(_)) {
@@ -311,8 +339,8 @@ impl Destination {
         out.send(
             Addr::Supervisor,
             Msg::EntryDone {
-                message: entry.message,
-                recipients: entry.recipients.len() as u32,
+                message,
+                recipients,
                 deferred,
             },
         );

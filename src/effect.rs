@@ -199,6 +199,9 @@ pub enum Effect {
         key: DestKey,
         /// Its next hop.
         nexthop: String,
+        /// Distinguishes this incarnation from earlier destinations of the
+        /// same name, so a timer armed by a forgotten one cannot act on it.
+        epoch: u64,
     },
     /// Deliver `Msg::Timer(timer)` to `owner` at `at`.
     Arm {

@@ -29,6 +29,8 @@ pub struct MessageInfo {
     /// The envelope sender; empty for the null sender.
     pub sender: String,
     /// When the message was first queued (expiry and backoff count from it).
+    /// A host reading a file without a creation time passes the arrival
+    /// time, and failing that `now`, which gives Postfix's minimal backoff.
     pub create_time: Instant,
     /// When a delay warning is due (`W` record > 0), if one is.
     pub warn_time: Option<Instant>,
@@ -117,9 +119,6 @@ impl Message {
 /// `qmgr_active_defer`). Waiting as long as the message has already waited
 /// doubles the spacing between attempts each time.
 pub fn backoff(now: Instant, create_time: Instant, p: &GlobalParams) -> Duration {
-    if create_time == Instant::ZERO {
-        return p.minimal_backoff_time;
-    }
     let age = now.saturating_since(create_time);
     age.max(p.minimal_backoff_time).min(p.maximal_backoff_time)
 }

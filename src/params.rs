@@ -135,8 +135,8 @@ impl Params {
         let mut g = GlobalParams::default();
         let secs = |name: &str, d: Duration| {
             raw.get(name)
-                .and_then(|v| v.trim_end_matches('s').parse::<u64>().ok())
-                .map_or(d, Duration::from_secs)
+                .and_then(|v| crate::sim::scenario::Span::parse(v).ok())
+                .map_or(d, |s| s.0)
         };
         let num = |name: &str, d: u32| raw.get(name).and_then(|v| v.parse().ok()).unwrap_or(d);
         g.message_active_limit = num("qmgr_message_active_limit", g.message_active_limit);

@@ -77,6 +77,8 @@ pub struct Transport {
     dests: BTreeMap<String, DestView>,
     /// Sum of the destinations' slots.
     total_slots: u32,
+    /// Destinations created so far (each gets a new epoch).
+    spawned: u64,
 }
 
 impl Transport {
@@ -94,6 +96,7 @@ impl Transport {
             ring: VecDeque::new(),
             dests: BTreeMap::new(),
             total_slots: 0,
+            spawned: 0,
         }
     }
 
@@ -213,10 +216,13 @@ impl Transport {
             reroute(&key, entry, &dsn, out);
             return;
         }
+        let spawned = &mut self.spawned;
         let view = self.dests.entry(queue.clone()).or_insert_with(|| {
+            *spawned += 1;
             out.push(Effect::Spawn {
                 key: key.clone(),
                 nexthop,
+                epoch: *spawned,
             });
             self.ring.push_back(queue);
             DestView::default()

@@ -1,1 +1,4 @@
 //! The one integration-test binary of the core (ripgrep's layout).
+
+mod support;
+mod trace;

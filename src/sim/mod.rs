@@ -32,7 +32,7 @@ use crate::time::{Duration, Instant};
 use crate::transport::Transport;
 use report::Stats;
 use rng::Rng;
-use scenario::{Scenario, ServerBehaviour};
+use scenario::Scenario;
 use world::{File, Place, Queues, Server};
 
 /// Something scheduled for a later virtual time.
@@ -153,7 +153,7 @@ impl Simulation {
         scenario
             .destinations
             .entry("*".into())
-            .or_insert_with(ServerBehaviour::default);
+            .or_default();
         let seed = options.seed.unwrap_or(scenario.seed);
         let until = Instant::ZERO
             + scenario
@@ -275,15 +275,16 @@ impl Simulation {
                 t.handle(now, msg, &mut out);
             }
             Addr::Destination(key) => {
-                let stop = matches!(msg, Msg::Stop);
-                let d = self
-                    .dests
-                    .get_mut(key)
-                    .unwrap_or_else(|| panic!("message for unknown destination {key}"));
+                let Some(d) = self.dests.get_mut(key) else {
+                    // A forgotten destination's timer: Postfix cancels it
+                    // with the queue; here it simply finds nobody.
+                    assert!(
+                        matches!(msg, Msg::Timer(_)),
+                        "message {msg:?} for unknown destination {key}"
+                    );
+                    return;
+                };
                 d.handle(now, msg, &mut out);
-                if stop {
-                    self.dests.remove(key);
-                }
             }
         }
         self.apply(out);
@@ -320,12 +321,30 @@ impl Simulation {
 
     fn effect(&mut self, effect: Effect) {
         match effect {
+            // The idle handshake guarantees nothing is on its way to a
+            // destination being stopped, so it can go at once; this keeps a
+            // new destination of the same name, spawned right after, from
+            // receiving the old one's Stop.
+            Effect::Send(Addr::Destination(key), Msg::Stop) => {
+                if let Some(mut d) = self.dests.remove(&key) {
+                    let mut out = Effects::new();
+                    d.handle(self.now, Msg::Stop, &mut out);
+                    assert!(
+                        out.list.is_empty(),
+                        "a stopping destination has nothing to say"
+                    );
+                }
+            }
             Effect::Send(to, msg) => self.bus.push_back((to, msg)),
-            Effect::Spawn { key, nexthop } => {
+            Effect::Spawn {
+                key,
+                nexthop,
+                epoch,
+            } => {
                 let p = self.params_for(&key.transport);
                 let g = Arc::clone(self.supervisor.global());
                 self.dests
-                    .insert(key.clone(), Destination::new(key, nexthop, p, g));
+                    .insert(key.clone(), Destination::new(key, nexthop, epoch, p, g));
             }
             Effect::Arm { owner, at, timer } => {
                 self.schedule(at, Event::Send(owner, Msg::Timer(timer)))
@@ -414,7 +433,12 @@ impl Simulation {
             .map(|r| {
                 let n = index * a.recipients + r;
                 let domain = &a.domains[(n as usize) % a.domains.len().max(1)];
-                (format!("{}{}@{}", a.user, n + 1, domain), false)
+                let local = if a.numbered {
+                    format!("{}{}", a.user, n + 1)
+                } else {
+                    a.user.clone()
+                };
+                (format!("{local}@{domain}"), false)
             })
             .collect();
         let warn = self.supervisor.global().delay_warning_time;

@@ -125,6 +125,9 @@ pub struct Arrival {
     /// Local part of recipients (numbered: `user1`, `user2`, ...).
     #[serde(default = "default_user")]
     pub user: String,
+    /// Number the local parts (default); `false` uses `user` as it is.
+    #[serde(default = "yes")]
+    pub numbered: bool,
     /// Queue the files appear in: `incoming` (default) or `deferred`.
     #[serde(default = "default_queue")]
     pub queue: String,
@@ -134,6 +137,9 @@ pub struct Arrival {
     pub age: Span,
 }
 
+fn yes() -> bool {
+    true
+}
 fn one() -> u32 {
     1
 }
@@ -353,6 +359,7 @@ impl Scenario {
                     .to_vec(),
                 sender: default_sender(),
                 user: default_user(),
+                numbered: true,
                 queue: default_queue(),
                 age: Span::default(),
             }],
