@@ -2,3 +2,4 @@
 //! I/O around them (queue files, sockets, master(8) protocol), and the
 //! `oqmgr` daemon.
 pub mod simulate;
+pub mod bench;

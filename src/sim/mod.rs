@@ -133,6 +133,9 @@ pub struct Simulation {
     arrivals_left: u64,
     /// Queue ID counter.
     next_file: u64,
+    /// When the last wakeup for new mail was sent: files arriving in the
+    /// same instant share one, as cleanup's triggers would share one read.
+    last_wakeup: Option<Instant>,
     /// Trace lines.
     trace: String,
     /// Counters for the summary.
@@ -177,6 +180,7 @@ impl Simulation {
             ids: BTreeMap::new(),
             arrivals_left: 0,
             next_file: 0,
+            last_wakeup: None,
             trace: String::new(),
             stats: Stats::default(),
             warnings,
@@ -463,8 +467,10 @@ impl Simulation {
             },
         );
         self.stats.arrived += 1;
-        if place == Place::Incoming {
-            // cleanup(8) wakes the queue manager after each new file.
+        if place == Place::Incoming && self.last_wakeup != Some(self.now) {
+            // cleanup(8) wakes the queue manager after each new file; files
+            // of one instant share one wakeup.
+            self.last_wakeup = Some(self.now);
             self.bus
                 .push_back((Addr::Supervisor, Msg::Trigger(b"W".to_vec())));
         }

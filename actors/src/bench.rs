@@ -1,0 +1,127 @@
+//! `oqmgr bench-scheduler`: the scheduling core's own speed, with no I/O.
+//!
+//! Runs the simulator with instant agents (fixed latency, so every
+//! recipient is in core before the first delivery ends) and reports
+//! scheduling decisions per second, peak resident memory per in-core
+//! recipient, and the cost per decision, so that it can be compared across
+//! sizes to show it stays flat.
+
+use oqmgr::sim::scenario::{Arrival, Latency, Scenario, ServerBehaviour, Span, TriggerAt};
+use oqmgr::sim::{Options, Simulation};
+use oqmgr::time::Duration;
+
+/// Builds the benchmark scenario: `recipients` one-recipient messages over
+/// `destinations` domains, all in core at once.
+pub fn scenario(recipients: u32, destinations: u32) -> Scenario {
+    let mut s = Scenario::default();
+    let limit = recipients.max(1).to_string();
+    for (k, v) in [
+        ("qmgr_message_active_limit", limit.as_str()),
+        ("qmgr_message_recipient_limit", limit.as_str()),
+        ("qmgr_clog_warn_time", "0"),
+    ] {
+        s.params.insert(k.into(), oqmgr::sim::scenario::toml_value::Value::Text(v.into()));
+    }
+    s.arrivals.push(Arrival {
+        at: Span::default(),
+        count: recipients,
+        every: Span::default(),
+        recipients: 1,
+        domains: (0..destinations).map(|d| format!("d{d}.example")).collect(),
+        sender: "bench@origin.example".into(),
+        user: "u".into(),
+        numbered: true,
+        queue: "incoming".into(),
+        age: Span::default(),
+    });
+    s.destinations.insert(
+        "*".into(),
+        ServerBehaviour {
+            latency: Latency::Fixed {
+                value: Span(Duration::from_millis(1)),
+            },
+            ..ServerBehaviour::default()
+        },
+    );
+    // No periodic scan interferes within the run.
+    s.triggers = Vec::<TriggerAt>::new();
+    s
+}
+
+/// Peak resident set size of this process in KiB (Linux `VmHWM`).
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// Parses arguments and runs; returns the exit code.
+pub fn main(args: &[String]) -> i32 {
+    let mut sizes: Vec<u32> = Vec::new();
+    let mut destinations = 10_000u32;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--recipients" => match it.next().and_then(|v| v.parse().ok()) {
+                Some(n) => sizes.push(n),
+                None => {
+                    eprintln!("oqmgr bench-scheduler: --recipients needs a number");
+                    return 2;
+                }
+            },
+            "--destinations" => match it.next().and_then(|v| v.parse().ok()) {
+                Some(n) => destinations = n,
+                None => {
+                    eprintln!("oqmgr bench-scheduler: --destinations needs a number");
+                    return 2;
+                }
+            },
+            other => {
+                eprintln!("oqmgr bench-scheduler: unknown argument {other}");
+                eprintln!("usage: oqmgr bench-scheduler [--recipients N]... [--destinations D]");
+                return 2;
+            }
+        }
+    }
+    if sizes.is_empty() {
+        sizes = vec![1_000_000];
+    }
+    println!(
+        "{:>10} {:>8} {:>12} {:>10} {:>14} {:>12} {:>14}",
+        "recipients", "dests", "decisions", "seconds", "decisions/s", "ns/decision", "RSS B/rcpt"
+    );
+    for n in sizes {
+        let sim = Simulation::new(
+            scenario(n, destinations),
+            Options {
+                trace: false,
+                ..Options::default()
+            },
+        );
+        #[allow(clippy::disallowed_methods)] // a benchmark measures wall time
+        let start = std::time::Instant::now();
+        let (_, summary) = sim.run();
+        let secs = start.elapsed().as_secs_f64();
+        let decisions: u64 = summary
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("selections=")?.parse().ok())
+            .unwrap_or(0);
+        let rss = peak_rss_kib() * 1024;
+        println!(
+            "{:>10} {:>8} {:>12} {:>10.2} {:>14.0} {:>12.0} {:>14.0}",
+            n,
+            destinations,
+            decisions,
+            secs,
+            decisions as f64 / secs,
+            secs * 1e9 / decisions.max(1) as f64,
+            rss as f64 / f64::from(n.max(1)),
+        );
+    }
+    0
+}
