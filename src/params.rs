@@ -34,7 +34,7 @@
 //!   raised, and `bounce_queue_lifetime` above `maximal_queue_lifetime` is
 //!   lowered, each with Postfix's warning.
 //! - Postfix accepts a negative count where the lower bound is "none"; our
-//!   counts are unsigned, so we warn and use 0 (see [`table`]).
+//!   counts are unsigned, so we warn and use 0.
 
 mod table;
 

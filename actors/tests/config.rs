@@ -244,6 +244,13 @@ fn tricky_expansions_match_postconf() {
         "fast_flush_domains",
     ];
     assert_same_as_postconf(main_cf, &names);
+    // White space inside names and operands, bare tests, braces in text.
+    let main_cf = "mail_name = Postfix\n\
+        smtpd_banner = ${ mail_name }|${mail_name ? {x} : {y}}|$(mail_name:x)|\
+        ${{a}=={a}}|${{a}=={b}}|${nosuch?{a}:{b}}|${mail_name?{{nested}}}\n\
+        relayhost = ${{ $mail_name } == {Postfix} ? {t} : {f}}\n\
+        myorigin = ${{$mail_name}=={Postfix}?yes}${{$mail_name}!={Postfix}:no}\n";
+    assert_same_as_postconf(main_cf, &["smtpd_banner", "relayhost", "myorigin"]);
     // The same defaults at the built-in compatibility level 0.
     assert_same_as_postconf(
         "",
