@@ -210,7 +210,13 @@ impl Params {
         let mut values = BTreeMap::new();
         for def in DEFINITIONS {
             let unit = def.time_unit();
-            let (default, _) = convert(def.name, def.kind, unit, Some(def.default), &Value::Int(0));
+            let (default, problem) =
+                convert(def.name, def.kind, unit, Some(def.default), &Value::Int(0));
+            assert!(
+                problem.is_none(),
+                "table default of {} is invalid",
+                def.name
+            );
             let text = raw.get(def.name).map(String::as_str);
             let (value, warning) = convert(def.name, def.kind, unit, text, &default);
             warnings.extend(warning);

@@ -49,7 +49,8 @@ pub struct MainCf {
     pub path: PathBuf,
     /// Entries in file order; for a repeated name the last one counts.
     pub entries: Vec<Entry>,
-    /// Postfix-style warnings found while reading.
+    /// Postfix-style warnings found while reading (duplicate entries, and
+    /// misplaced continuation text, whose `param` is empty).
     pub warnings: Vec<ConfigWarning>,
 }
 
