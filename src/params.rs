@@ -1,10 +1,49 @@
-//! Configuration parameters the scheduler honours (Postfix: `qmgr.c` `main()`
-//! tables, `mail_params.h`, `get_mail_conf_*2`).
+//! Configuration parameters the scheduler honours (Postfix: oqmgr `qmgr.c`
+//! `main()` tables and `qmgr_post_init()`, `qmgr_transport.c`
+//! `qmgr_transport_create()`, `mail_params.h`, `get_mail_conf_*2`).
 //!
-//! INTERFACE SKETCH: the resolver (`Params::resolve`) is being written; the
-//! struct shapes below are the contract the rest of the core codes against.
+//! The host reads main.cf and `-o` overrides into [`RawParams`], a flat map
+//! of already-expanded text. [`Params::resolve`] turns it into typed
+//! [`GlobalParams`], and [`Params::transport`] resolves one transport's
+//! [`TransportParams`] the way Postfix does when it first meets the
+//! transport: `<transport>_<suffix>` if set, else the global parameter it
+//! falls back to.
+//!
+//! Resolution never fails. Where Postfix would stop with a fatal error (a
+//! malformed number, a value out of range) we return a [`ConfigWarning`]
+//! naming the parameter, the bad value and what was used instead, because a
+//! queue manager that will not start stops all mail, while one that warns
+//! keeps it moving and tells the operator (the issue asked for this policy).
+//! Where Postfix itself warns and adjusts, we give its exact text.
+//!
+//! # Invariants
+//! - Every parameter read here has exactly one row in [`DEFINITIONS`]
+//!   (name, kind, default, bounds); defaults, bounds and the
+//!   `Default` impls all come from that row.
+//! - Results never depend on map iteration order: warnings come out in
+//!   table order, then the cross-parameter adjustments.
+//!
+//! # Compatibility
+//! - `local_destination_concurrency_limit` (2) and
+//!   `local_destination_recipient_limit` (1) are built-in defaults of their
+//!   own, so transport `local` does not inherit the `default_...` values.
+//! - `<transport>_destination_rate_delay` > 0 forces the concurrency limit
+//!   to 1; a non-zero limit below the initial concurrency lowers the
+//!   initial concurrency. Postfix logs nothing for either, nor do we.
+//! - `qmgr_message_recipient_limit` below `qmgr_message_active_limit` is
+//!   raised, and `bounce_queue_lifetime` above `maximal_queue_lifetime` is
+//!   lowered, each with Postfix's warning.
+//! - Postfix accepts a negative count where the lower bound is "none"; our
+//!   counts are unsigned, so we warn and use 0.
+
+mod table;
 
 use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+use table::{convert, Value};
+pub use table::{definition, ParamDef, ParamKind, DEFINITIONS};
 
 use crate::feedback::Feedback;
 use crate::time::Duration;
@@ -15,7 +54,7 @@ pub type RawParams = BTreeMap<String, String>;
 
 /// A parameter value that was out of range or malformed, reported the way
 /// Postfix's `msg_warn` fallbacks report it, with the value actually used.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ConfigWarning {
     /// Parameter name as spelled in main.cf.
     pub param: String,
@@ -23,8 +62,14 @@ pub struct ConfigWarning {
     pub message: String,
 }
 
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// Global (not per-transport) scheduler parameters.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GlobalParams {
     /// `qmgr_message_active_limit`: messages in memory at most.
     pub message_active_limit: u32,
@@ -68,10 +113,22 @@ pub struct GlobalParams {
     pub owner_request_special: bool,
     /// `address_verify_pending_request_limit`: probe messages in memory.
     pub verify_pending_limit: u32,
+    /// `disable_verp_bounces`: send one bounce for all VERP recipients
+    /// instead of one per recipient.
+    pub disable_verp_bounces: bool,
+    /// `default_filter_nexthop`: next hop for a content filter that names
+    /// none (empty = the recipient domain, Postfix 2.7+ behaviour).
+    pub default_filter_nexthop: String,
+    /// `qmgr_daemon_timeout`: the watchdog; one request may take this long
+    /// before the daemon gives up on itself.
+    pub daemon_timeout: Duration,
+    /// `qmgr_ipc_timeout`: I/O timeout on the daemon's own IPC
+    /// (trivial-rewrite, bounce, verify).
+    pub ipc_timeout: Duration,
 }
 
 /// Per-transport parameters, `<transport>_...` falling back to `default_...`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TransportParams {
     /// The transport (master.cf service) name these were resolved for.
     pub name: String,
@@ -94,158 +151,279 @@ pub struct TransportParams {
 }
 
 impl Default for GlobalParams {
-    fn default() -> GlobalParams {
-        GlobalParams {
-            message_active_limit: 20000,
-            message_recipient_limit: 20000,
-            fudge_factor: 100,
-            minimal_backoff_time: Duration::from_secs(300),
-            maximal_backoff_time: Duration::from_secs(4000),
-            maximal_queue_lifetime: Duration::from_secs(5 * 86400),
-            bounce_queue_lifetime: Duration::from_secs(5 * 86400),
-            delay_warning_time: Duration::ZERO,
-            queue_run_delay: Duration::from_secs(300),
-            transport_retry_time: Duration::from_secs(60),
-            clog_warn_time: Duration::from_secs(300),
-            helpful_warnings: true,
-            confirm_delay_cleared: false,
-            defer_transports: Vec::new(),
-            feedback_debug: false,
-            double_bounce_sender: "double-bounce".into(),
-            recipient_delimiter: String::new(),
-            owner_request_special: true,
-            verify_pending_limit: 5000,
-        }
+    /// Postfix 3.7.11's defaults (`postconf -d`), taken from [`DEFINITIONS`].
+    fn default() -> Self {
+        Params::resolve(&RawParams::new()).0.global
     }
 }
 
-/// Resolved parameters: the globals plus the raw map for per-transport
-/// lookups. TEMPORARY minimal resolver; replaced by the full table.
-#[derive(Clone, Debug, Default)]
+/// Per-transport parameter suffixes and the global parameter each one
+/// falls back to when `<transport><suffix>` is not set.
+const PER_TRANSPORT: [(&str, &str); 8] = [
+    (
+        "_destination_concurrency_limit",
+        "default_destination_concurrency_limit",
+    ),
+    (
+        "_initial_destination_concurrency",
+        "initial_destination_concurrency",
+    ),
+    (
+        "_destination_recipient_limit",
+        "default_destination_recipient_limit",
+    ),
+    ("_transport_rate_delay", "default_transport_rate_delay"),
+    ("_destination_rate_delay", "default_destination_rate_delay"),
+    (
+        "_destination_concurrency_positive_feedback",
+        "default_destination_concurrency_positive_feedback",
+    ),
+    (
+        "_destination_concurrency_negative_feedback",
+        "default_destination_concurrency_negative_feedback",
+    ),
+    (
+        "_destination_concurrency_failed_cohort_limit",
+        "default_destination_concurrency_failed_cohort_limit",
+    ),
+];
+
+/// Resolved configuration: the global parameters, plus what is needed to
+/// resolve any transport's parameters later.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Params {
-    /// Global parameters.
+    /// The global scheduler parameters.
     pub global: GlobalParams,
-    /// The raw map.
+    /// The raw map, kept for `<transport>_...` lookups.
     raw: RawParams,
+    /// Every table parameter, converted and bounded (adjustments applied).
+    values: Values,
 }
 
 impl Params {
-    /// Resolves a raw map.
+    /// Resolves every parameter in [`DEFINITIONS`] from `raw`.
+    ///
+    /// Absent parameters take their defaults; bad ones are replaced and
+    /// reported. Then Postfix's `qmgr_post_init` adjustments run.
     pub fn resolve(raw: &RawParams) -> (Params, Vec<ConfigWarning>) {
-        let mut g = GlobalParams::default();
-        let secs = |name: &str, d: Duration| {
-            raw.get(name)
-                .and_then(|v| crate::sim::scenario::Span::parse(v).ok())
-                .map_or(d, |s| s.0)
-        };
-        let num = |name: &str, d: u32| raw.get(name).and_then(|v| v.parse().ok()).unwrap_or(d);
-        g.message_active_limit = num("qmgr_message_active_limit", g.message_active_limit);
-        g.message_recipient_limit = num("qmgr_message_recipient_limit", g.message_recipient_limit);
-        g.minimal_backoff_time = secs("minimal_backoff_time", g.minimal_backoff_time);
-        g.maximal_backoff_time = secs("maximal_backoff_time", g.maximal_backoff_time);
-        g.maximal_queue_lifetime = secs("maximal_queue_lifetime", g.maximal_queue_lifetime);
-        g.bounce_queue_lifetime = secs("bounce_queue_lifetime", g.bounce_queue_lifetime);
-        g.delay_warning_time = secs("delay_warning_time", g.delay_warning_time);
-        g.queue_run_delay = secs("queue_run_delay", g.queue_run_delay);
-        g.transport_retry_time = secs("transport_retry_time", g.transport_retry_time);
-        g.clog_warn_time = secs("qmgr_clog_warn_time", g.clog_warn_time);
-        if let Some(v) = raw.get("defer_transports") {
-            g.defer_transports = v
-                .split([',', ' '])
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect();
+        let mut warnings = Vec::new();
+        let mut values = BTreeMap::new();
+        for def in DEFINITIONS {
+            let unit = def.time_unit();
+            let (default, problem) =
+                convert(def.name, def.kind, unit, Some(def.default), &Value::Int(0));
+            assert!(
+                problem.is_none(),
+                "table default of {} is invalid",
+                def.name
+            );
+            let text = raw.get(def.name).map(String::as_str);
+            let (value, warning) = convert(def.name, def.kind, unit, text, &default);
+            warnings.extend(warning);
+            values.insert(def.name, value);
         }
-        g.feedback_debug = raw
-            .get("destination_concurrency_feedback_debug")
-            .is_some_and(|v| v == "yes");
+        adjust(&mut values, &mut warnings);
+        let global = build_global(&values);
         (
             Params {
-                global: g,
+                global,
                 raw: raw.clone(),
+                values,
             },
-            Vec::new(),
+            warnings,
         )
     }
 
-    /// Resolves one transport's parameters.
-    pub fn transport(&self, name: &str) -> (TransportParams, Vec<ConfigWarning>) {
-        let get = |suffix: &str, fallback: &str, d: &str| -> String {
-            self.raw
-                .get(&format!("{name}_{suffix}"))
-                .or_else(|| self.raw.get(fallback))
-                .cloned()
-                .unwrap_or_else(|| d.to_string())
-        };
-        let local = name == "local";
-        let num = |s: String| s.trim_end_matches('s').parse::<u32>().unwrap_or(0);
-        let fb = |s: String| match s.split_once('/') {
-            Some((n, "concurrency")) => Feedback::PerConcurrency(n.parse().unwrap_or(1.0)),
-            Some((n, "sqrt_concurrency")) => Feedback::PerSqrtConcurrency(n.parse().unwrap_or(1.0)),
-            Some((n, m)) => Feedback::Constant(
-                n.parse::<f64>().unwrap_or(1.0) / m.parse::<f64>().unwrap_or(1.0),
-            ),
-            None => Feedback::Constant(s.parse().unwrap_or(1.0)),
-        };
-        let mut tp = TransportParams {
-            name: name.to_string(),
-            dest_concurrency_limit: num(get(
-                "destination_concurrency_limit",
-                "default_destination_concurrency_limit",
-                if local { "2" } else { "20" },
-            )),
-            init_dest_concurrency: num(get(
-                "initial_destination_concurrency",
-                "initial_destination_concurrency",
-                "5",
-            ))
-            .max(1),
-            dest_recipient_limit: num(get(
-                "destination_recipient_limit",
-                "default_destination_recipient_limit",
-                if local { "1" } else { "50" },
-            )),
-            transport_rate_delay: Duration::from_secs(u64::from(num(get(
-                "transport_rate_delay",
-                "default_transport_rate_delay",
-                "0",
-            )))),
-            dest_rate_delay: Duration::from_secs(u64::from(num(get(
-                "destination_rate_delay",
-                "default_destination_rate_delay",
-                "0",
-            )))),
-            positive_feedback: fb(get(
-                "destination_concurrency_positive_feedback",
-                "default_destination_concurrency_positive_feedback",
-                "1",
-            )),
-            negative_feedback: fb(get(
-                "destination_concurrency_negative_feedback",
-                "default_destination_concurrency_negative_feedback",
-                "1",
-            )),
-            fail_cohort_limit: num(get(
-                "destination_concurrency_failed_cohort_limit",
-                "default_destination_concurrency_failed_cohort_limit",
-                "1",
-            )),
-        };
-        if !tp.dest_rate_delay.is_zero() {
-            tp.dest_concurrency_limit = 1;
-        }
-        if tp.dest_concurrency_limit > 0 && tp.dest_concurrency_limit < tp.init_dest_concurrency {
-            tp.init_dest_concurrency = tp.dest_concurrency_limit;
-        }
-        (tp, Vec::new())
-    }
-
-    /// Convenience for tests and the simulator.
+    /// [`Params::resolve`] over a literal list of `(name, value)` pairs; a
+    /// later pair overrides an earlier one, like `-o` after main.cf.
     pub fn from_pairs(pairs: &[(&str, &str)]) -> (Params, Vec<ConfigWarning>) {
         let raw: RawParams = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Params::resolve(&raw)
+    }
+
+    /// The raw map these parameters were resolved from.
+    pub fn raw(&self) -> &RawParams {
+        &self.raw
+    }
+
+    /// Resolves the parameters of transport `name` (Postfix:
+    /// `qmgr_transport_create`).
+    ///
+    /// Warnings concern this transport's own parameters, or an inherited
+    /// feedback value (blamed on the `default_...` name, as Postfix does);
+    /// callers resolve each transport once, when it is first used.
+    pub fn transport(&self, name: &str) -> (TransportParams, Vec<ConfigWarning>) {
+        let mut warnings = Vec::new();
+        let mut get = |index: usize| -> Value {
+            let (suffix, fallback_name) = PER_TRANSPORT[index];
+            let own_name = format!("{name}{suffix}");
+            if let Some(value) = self.values.get(own_name.as_str()) {
+                // A table parameter in its own right (local_...): already
+                // resolved, with its own built-in default.
+                return value.clone();
+            }
+            let def = definition(fallback_name).expect("PER_TRANSPORT names table rows");
+            let fallback = self.value(fallback_name);
+            let own = self.raw.get(&own_name).map(String::as_str);
+            // Per-transport times are in seconds without a suffix
+            // (get_mail_conf_time2 with unit 's').
+            let (value, warning) = convert(&own_name, def.kind, 's', own, fallback);
+            warnings.extend(warning);
+            value
+        };
+        let mut dest_concurrency_limit = as_int(&get(0));
+        let mut init_dest_concurrency = as_int(&get(1));
+        let dest_recipient_limit = as_int(&get(2));
+        let transport_rate_delay = as_time(&get(3));
+        let dest_rate_delay = as_time(&get(4));
+        let positive_text = as_text(&get(5));
+        let negative_text = as_text(&get(6));
+        let fail_cohort_limit = as_int(&get(7));
+
+        // qmgr_transport_create: a rate delay means one delivery at a time,
+        // and the window may never start above the limit.
+        if !dest_rate_delay.is_zero() {
+            dest_concurrency_limit = 1;
+        }
+        if dest_concurrency_limit != 0 && dest_concurrency_limit < init_dest_concurrency {
+            init_dest_concurrency = dest_concurrency_limit;
+        }
+
+        let mut feedback = |index: usize, text: String| -> Feedback {
+            let (suffix, fallback_name) = PER_TRANSPORT[index];
+            let default_text = as_text(self.value(fallback_name));
+            let blame = if text == default_text {
+                fallback_name.to_string()
+            } else {
+                format!("{name}{suffix}")
+            };
+            let (fb, warning) = Feedback::parse(&blame, &text);
+            warnings.extend(warning);
+            fb
+        };
+        let positive_feedback = feedback(5, positive_text);
+        let negative_feedback = feedback(6, negative_text);
+
+        let params = TransportParams {
+            name: name.to_string(),
+            dest_concurrency_limit,
+            init_dest_concurrency,
+            dest_recipient_limit,
+            transport_rate_delay,
+            dest_rate_delay,
+            positive_feedback,
+            negative_feedback,
+            fail_cohort_limit,
+        };
+        (params, warnings)
+    }
+
+    /// The resolved value of table parameter `name`.
+    fn value(&self, name: &str) -> &Value {
+        lookup(&self.values, name)
+    }
+}
+
+/// Resolved table values by parameter name.
+type Values = BTreeMap<&'static str, Value>;
+
+/// The resolved value of table parameter `name`.
+fn lookup<'a>(values: &'a Values, name: &str) -> &'a Value {
+    values
+        .get(name)
+        .unwrap_or_else(|| panic!("{name} is not in DEFINITIONS"))
+}
+
+/// Postfix's `qmgr_post_init` sanity checks, with its warning texts.
+fn adjust(values: &mut Values, warnings: &mut Vec<ConfigWarning>) {
+    const RCPT: &str = "qmgr_message_recipient_limit";
+    const ACTIVE: &str = "qmgr_message_active_limit";
+    const BOUNCE: &str = "bounce_queue_lifetime";
+    const MAX_LIFE: &str = "maximal_queue_lifetime";
+    let active = lookup(values, ACTIVE).clone();
+    if as_int(lookup(values, RCPT)) < as_int(&active) {
+        warnings.push(ConfigWarning {
+            param: RCPT.to_string(),
+            message: format!("{RCPT} is smaller than {ACTIVE} - adjusting {RCPT}"),
+        });
+        values.insert(RCPT, active);
+    }
+    let max_life = lookup(values, MAX_LIFE).clone();
+    if as_time(lookup(values, BOUNCE)) > as_time(&max_life) {
+        warnings.push(ConfigWarning {
+            param: BOUNCE.to_string(),
+            message: format!("{BOUNCE} is larger than {MAX_LIFE} - adjusting {BOUNCE}"),
+        });
+        values.insert(BOUNCE, max_life);
+    }
+}
+
+/// Copies the resolved table values into the struct.
+fn build_global(values: &Values) -> GlobalParams {
+    let int = |name| as_int(lookup(values, name));
+    let time = |name| as_time(lookup(values, name));
+    let flag = |name| as_bool(lookup(values, name));
+    let text = |name| as_text(lookup(values, name));
+    GlobalParams {
+        message_active_limit: int("qmgr_message_active_limit"),
+        message_recipient_limit: int("qmgr_message_recipient_limit"),
+        fudge_factor: int("qmgr_fudge_factor"),
+        minimal_backoff_time: time("minimal_backoff_time"),
+        maximal_backoff_time: time("maximal_backoff_time"),
+        maximal_queue_lifetime: time("maximal_queue_lifetime"),
+        bounce_queue_lifetime: time("bounce_queue_lifetime"),
+        delay_warning_time: time("delay_warning_time"),
+        queue_run_delay: time("queue_run_delay"),
+        transport_retry_time: time("transport_retry_time"),
+        clog_warn_time: time("qmgr_clog_warn_time"),
+        helpful_warnings: flag("helpful_warnings"),
+        confirm_delay_cleared: flag("confirm_delay_cleared"),
+        defer_transports: match lookup(values, "defer_transports") {
+            Value::List(items) => items.clone(),
+            other => panic!("defer_transports resolved to {other:?}"),
+        },
+        feedback_debug: flag("destination_concurrency_feedback_debug"),
+        double_bounce_sender: text("double_bounce_sender"),
+        recipient_delimiter: text("recipient_delimiter"),
+        owner_request_special: flag("owner_request_special"),
+        verify_pending_limit: int("address_verify_pending_request_limit"),
+        disable_verp_bounces: flag("disable_verp_bounces"),
+        default_filter_nexthop: text("default_filter_nexthop"),
+        daemon_timeout: time("qmgr_daemon_timeout"),
+        ipc_timeout: time("qmgr_ipc_timeout"),
+    }
+}
+
+// The kind of every row is fixed by the table, so a mismatch below is a bug
+// in this module, never bad input.
+
+fn as_int(v: &Value) -> u32 {
+    match v {
+        Value::Int(n) => *n,
+        other => panic!("expected a count, table gave {other:?}"),
+    }
+}
+
+fn as_time(v: &Value) -> Duration {
+    match v {
+        Value::Time(d) => *d,
+        other => panic!("expected a time, table gave {other:?}"),
+    }
+}
+
+fn as_bool(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        other => panic!("expected a boolean, table gave {other:?}"),
+    }
+}
+
+fn as_text(v: &Value) -> String {
+    match v {
+        Value::Text(s) => s.clone(),
+        other => panic!("expected text, table gave {other:?}"),
     }
 }

@@ -8,8 +8,15 @@
 //! # Invariants
 //! - arithmetic saturates instead of wrapping: a bad configuration value can
 //!   make a deadline absurd, never make it go backwards.
+//!
+//! # Serialization
+//! [`Duration`] serializes (for yaml snapshots of resolved configuration)
+//! as a string in Postfix's own time syntax: `"300s"` for whole seconds,
+//! `"1500ms"` otherwise, so a snapshot reads like main.cf.
 
 use std::fmt;
+
+use serde::{Serialize, Serializer};
 
 /// A point in time, in milliseconds since the host's origin.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -92,6 +99,16 @@ impl std::ops::Add for Duration {
     type Output = Duration;
     fn add(self, d: Duration) -> Duration {
         Duration(self.0.saturating_add(d.0))
+    }
+}
+
+impl Serialize for Duration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.0 % 1000 == 0 {
+            serializer.collect_str(&format_args!("{}s", self.0 / 1000))
+        } else {
+            serializer.collect_str(&format_args!("{}ms", self.0))
+        }
     }
 }
 

@@ -1,4 +1,6 @@
 //! The one integration-test binary of the core (ripgrep's layout).
 
+mod feedback;
+mod params;
 mod support;
 mod trace;

@@ -1,5 +1,5 @@
-//! Shared test helpers: the one place insta settings are built, so every
-//! snapshot lands in the top-level `snapshots/` folder.
+//! Shared test helpers: the one place that configures insta, and the
+//! scenario loader the trace tests share with `oqmgr simulate`'s format.
 
 use std::path::Path;
 
@@ -7,12 +7,17 @@ use figment::providers::{Format, Toml};
 use figment::Figment;
 use oqmgr::sim::scenario::Scenario;
 
-/// Insta settings writing to `snapshots/` at the repository root.
+/// insta settings every snapshot test uses: snapshots live in the single
+/// top-level `snapshots/` folder (the path is relative to `tests/`, where
+/// the asserting test files are), maps are sorted so nothing depends on
+/// hash order, and no redactions are needed because core output is
+/// deterministic by design.
 pub fn settings() -> insta::Settings {
-    let mut s = insta::Settings::clone_current();
-    s.set_snapshot_path("../snapshots");
-    s.set_prepend_module_to_snapshot(true);
-    s
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path("../snapshots");
+    settings.set_sort_maps(true);
+    settings.set_prepend_module_to_snapshot(true);
+    settings
 }
 
 /// Reads a scenario file the way `oqmgr simulate` does.

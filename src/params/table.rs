@@ -1,0 +1,481 @@
+//! The one table of parameter definitions and the value converters
+//! (Postfix: the `CONFIG_*_TABLE` arrays of oqmgr's `qmgr.c` `main()`, the
+//! parts of `mail_params.c` the scheduler uses, `mail_conf_{int,time,bool,
+//! str}.c` and `conv_time.c`).
+//!
+//! Every parameter the scheduler reads appears once in [`DEFINITIONS`] with
+//! its kind, its Postfix 3.7.11 default (as `postconf -d` prints it) and its
+//! bounds. Parsing, bounds and defaults all come from here, so a default
+//! cannot drift between the resolver, [`Default`] for the structs and the
+//! host's expansion defaults.
+//!
+//! # Syntax (as Postfix accepts it)
+//! - Integers: optional sign, decimal digits, nothing else; must fit a C
+//!   `int`.
+//! - Times: an integer of at least zero, then an optional unit `s`, `m`,
+//!   `h`, `d` or `w` (lower case only); without one, the unit of the
+//!   default value applies (`maximal_queue_lifetime = 3` is three days).
+//!   Like Postfix, text after the unit letter is ignored and a bare unit
+//!   letter reads as zero.
+//! - Booleans: `yes` or `no`, in any case.
+//! - Lists: items separated by commas and/or white space.
+//!
+//! # Errors
+//! Real Postfix stops with a fatal error on a malformed or out-of-range
+//! value. We warn instead, naming the parameter, the bad value and what we
+//! used: the default for a malformed value, the nearest bound for one out of
+//! range.
+//!
+//! # Compatibility
+//! Postfix lets a count whose lower bound is "none" go negative (its bound
+//! 0 means "unchecked"); our counts are unsigned, so a negative count is
+//! reported as below 0 and 0 is used.
+
+use crate::params::ConfigWarning;
+use crate::time::Duration;
+
+/// Largest value of a C `int`, Postfix's type for counts and seconds.
+const INT_MAX: i64 = i32::MAX as i64;
+
+/// What a parameter's value is and which values are reasonable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamKind {
+    /// A count, within `min..=max`.
+    Int {
+        /// Smallest accepted value.
+        min: u32,
+        /// Largest accepted value (`i32::MAX` when Postfix sets no bound).
+        max: u32,
+    },
+    /// A time in seconds, within `min..=max`; the unit without a suffix is
+    /// the one in the default value.
+    Time {
+        /// Smallest accepted value, in seconds.
+        min: u32,
+        /// Largest accepted value, in seconds.
+        max: u32,
+    },
+    /// `yes` or `no`.
+    Bool,
+    /// Free text of at least `min_len` bytes.
+    Str {
+        /// Shortest accepted length (Postfix's string `min`).
+        min_len: usize,
+    },
+    /// A comma or white-space separated list.
+    List,
+    /// A concurrency feedback value, parsed per transport by
+    /// [`crate::feedback::Feedback::parse`].
+    Feedback,
+}
+
+/// One parameter: name, kind and bounds, and default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParamDef {
+    /// The name as main.cf spells it.
+    pub name: &'static str,
+    /// Kind and bounds.
+    pub kind: ParamKind,
+    /// The Postfix 3.7.11 default, spelled as `postconf -d` prints it.
+    pub default: &'static str,
+}
+
+/// Postfix's "no upper bound" for counts and times.
+const NONE: u32 = i32::MAX as u32;
+
+const fn int(name: &'static str, default: &'static str, min: u32, max: u32) -> ParamDef {
+    ParamDef {
+        name,
+        kind: ParamKind::Int { min, max },
+        default,
+    }
+}
+
+const fn time(name: &'static str, default: &'static str, min: u32, max: u32) -> ParamDef {
+    ParamDef {
+        name,
+        kind: ParamKind::Time { min, max },
+        default,
+    }
+}
+
+const fn boolean(name: &'static str, default: &'static str) -> ParamDef {
+    ParamDef {
+        name,
+        kind: ParamKind::Bool,
+        default,
+    }
+}
+
+const fn text(name: &'static str, default: &'static str, min_len: usize) -> ParamDef {
+    ParamDef {
+        name,
+        kind: ParamKind::Str { min_len },
+        default,
+    }
+}
+
+/// Every parameter the scheduler reads, with Postfix 3.7.11's defaults and
+/// bounds (oqmgr `qmgr.c` `main()` tables, `mail_params.c`, and
+/// `cleanup_init.c` for `delay_warning_time`).
+pub const DEFINITIONS: &[ParamDef] = &[
+    // Counts (oqmgr int_table).
+    int("qmgr_message_active_limit", "20000", 1, NONE),
+    int("qmgr_message_recipient_limit", "20000", 1, NONE),
+    int("initial_destination_concurrency", "5", 1, NONE),
+    int("default_destination_concurrency_limit", "20", 0, NONE),
+    int("default_destination_recipient_limit", "50", 0, NONE),
+    int("qmgr_fudge_factor", "100", 10, 100),
+    int("local_destination_recipient_limit", "1", 0, NONE),
+    int("local_destination_concurrency_limit", "2", 0, NONE),
+    int(
+        "default_destination_concurrency_failed_cohort_limit",
+        "1",
+        0,
+        NONE,
+    ),
+    int("address_verify_pending_request_limit", "5000", 1, NONE),
+    // Times (oqmgr time_table, plus delay_warning_time from cleanup).
+    time("queue_run_delay", "300s", 1, NONE),
+    time("minimal_backoff_time", "300s", 1, NONE),
+    time("maximal_backoff_time", "4000s", 1, NONE),
+    time("maximal_queue_lifetime", "5d", 0, 8_640_000),
+    time("bounce_queue_lifetime", "5d", 0, 8_640_000),
+    time("transport_retry_time", "60s", 1, NONE),
+    time("qmgr_clog_warn_time", "300s", 0, NONE),
+    time("default_transport_rate_delay", "0s", 0, NONE),
+    time("default_destination_rate_delay", "0s", 0, NONE),
+    time("qmgr_daemon_timeout", "1000s", 1, NONE),
+    time("qmgr_ipc_timeout", "60s", 1, NONE),
+    time("delay_warning_time", "0h", 0, NONE),
+    // Booleans (oqmgr bool_table, mail_params.c).
+    boolean("disable_verp_bounces", "no"),
+    boolean("destination_concurrency_feedback_debug", "no"),
+    boolean("confirm_delay_cleared", "no"),
+    boolean("helpful_warnings", "yes"),
+    boolean("owner_request_special", "yes"),
+    // Strings (oqmgr str_table, mail_params.c).
+    ParamDef {
+        name: "defer_transports",
+        kind: ParamKind::List,
+        default: "",
+    },
+    ParamDef {
+        name: "default_destination_concurrency_positive_feedback",
+        kind: ParamKind::Feedback,
+        default: "1",
+    },
+    ParamDef {
+        name: "default_destination_concurrency_negative_feedback",
+        kind: ParamKind::Feedback,
+        default: "1",
+    },
+    text("default_filter_nexthop", "", 0),
+    text("double_bounce_sender", "double-bounce", 1),
+    text("recipient_delimiter", "", 0),
+];
+
+/// The definition of `name`, if the scheduler reads that parameter.
+pub fn definition(name: &str) -> Option<&'static ParamDef> {
+    DEFINITIONS.iter().find(|d| d.name == name)
+}
+
+impl ParamDef {
+    /// The unit a time value without a suffix is in: the first letter of the
+    /// default (Postfix's `get_def_time_unit`); `s` for non-time kinds.
+    pub fn time_unit(&self) -> char {
+        self.default
+            .chars()
+            .find(char::is_ascii_alphabetic)
+            .unwrap_or('s')
+    }
+}
+
+/// A converted value, before it is placed into a struct field.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Value {
+    /// A count.
+    Int(u32),
+    /// A time.
+    Time(Duration),
+    /// A boolean.
+    Bool(bool),
+    /// Text, including unparsed feedback values.
+    Text(String),
+    /// A list of items.
+    List(Vec<String>),
+}
+
+impl Value {
+    /// How the value reads in a warning's "using ..." part.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Value::Int(n) => n.to_string(),
+            Value::Time(d) => format!("{}s", d.as_secs()),
+            Value::Bool(b) => if *b { "yes" } else { "no" }.to_string(),
+            Value::Text(s) => s.clone(),
+            Value::List(items) => items.join(", "),
+        }
+    }
+}
+
+/// What a conversion found wrong with a value.
+enum Problem {
+    /// Unusable: Postfix's message, and we fall back to the default.
+    Malformed(String),
+    /// Usable but out of range: Postfix's message and the bound we use.
+    OutOfRange(String, Value),
+}
+
+/// Converts `text` (or, when absent, the fallback) for parameter `name` of
+/// kind `kind`, whose suffix-less time unit is `unit`.
+///
+/// `fallback` is what an absent or malformed value becomes: the table
+/// default for global parameters, the `default_...` value for per-transport
+/// ones. The warning says which value was used.
+pub(crate) fn convert(
+    name: &str,
+    kind: ParamKind,
+    unit: char,
+    text: Option<&str>,
+    fallback: &Value,
+) -> (Value, Option<ConfigWarning>) {
+    let Some(text) = text else {
+        return (fallback.clone(), None);
+    };
+    let warn = |message: String| {
+        Some(ConfigWarning {
+            param: name.to_string(),
+            message,
+        })
+    };
+    match convert_text(name, kind, unit, text) {
+        Ok(value) => (value, None),
+        Err(Problem::Malformed(why)) => {
+            let used = fallback.describe();
+            (
+                fallback.clone(),
+                warn(format!("{why}; using the default: {used}")),
+            )
+        }
+        Err(Problem::OutOfRange(why, bound)) => {
+            let used = bound.describe();
+            (
+                bound,
+                warn(format!("{why}; using the nearest bound: {used}")),
+            )
+        }
+    }
+}
+
+/// Converts one value, or reports what Postfix would have stopped on.
+fn convert_text(name: &str, kind: ParamKind, unit: char, text: &str) -> Result<Value, Problem> {
+    match kind {
+        ParamKind::Int { min, max } => {
+            let n = parse_int(text).ok_or_else(|| {
+                Problem::Malformed(format!("bad numerical configuration: {name} = {text}"))
+            })?;
+            if n < i64::from(min) {
+                let why = format!("invalid {name} parameter value {n} < {min}");
+                return Err(Problem::OutOfRange(why, Value::Int(min)));
+            }
+            if n > i64::from(max) {
+                let why = format!("invalid {name} parameter value {n} > {max}");
+                return Err(Problem::OutOfRange(why, Value::Int(max)));
+            }
+            Ok(Value::Int(
+                u32::try_from(n).expect("bounded by u32 min/max"),
+            ))
+        }
+        ParamKind::Time { min, max } => {
+            let secs = parse_time(text, unit).ok_or_else(|| {
+                Problem::Malformed(format!("parameter {name}: bad time value or unit: {text}"))
+            })?;
+            let secs_of = |s: u32| Value::Time(Duration::from_secs(u64::from(s)));
+            if secs < min {
+                let why = format!("invalid {name}: {secs} (min {min})");
+                return Err(Problem::OutOfRange(why, secs_of(min)));
+            }
+            if secs > max {
+                let why = format!("invalid {name}: {secs} (max {max})");
+                return Err(Problem::OutOfRange(why, secs_of(max)));
+            }
+            Ok(secs_of(secs))
+        }
+        ParamKind::Bool => {
+            if text.eq_ignore_ascii_case("yes") {
+                Ok(Value::Bool(true))
+            } else if text.eq_ignore_ascii_case("no") {
+                Ok(Value::Bool(false))
+            } else {
+                Err(Problem::Malformed(format!(
+                    "bad boolean configuration: {name} = {text}"
+                )))
+            }
+        }
+        ParamKind::Str { min_len } => {
+            if text.len() < min_len {
+                let len = text.len();
+                let why = format!("bad string length {len} < {min_len}: {name} = {text}");
+                return Err(Problem::Malformed(why));
+            }
+            Ok(Value::Text(text.to_string()))
+        }
+        ParamKind::List => Ok(Value::List(split_list(text))),
+        ParamKind::Feedback => Ok(Value::Text(text.to_string())),
+    }
+}
+
+/// C's `isspace` in the C locale.
+fn is_c_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r')
+}
+
+/// Splits a list the way Postfix's `argv_split(value, ", \t\r\n")` does.
+pub(crate) fn split_list(text: &str) -> Vec<String> {
+    text.split(|c: char| c == ',' || is_c_space(c))
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The part of C's `strtol(text, &end, 10)` both converters share: the
+/// value (`None` on overflow of a C `long`, so out of `int` range here) and
+/// where the number ends. Without digits the end is 0, as in C.
+fn strtol_prefix(text: &str) -> (Option<i64>, usize) {
+    let bytes = text.as_bytes();
+    let mut i = bytes
+        .iter()
+        .take_while(|b| is_c_space(char::from(**b)))
+        .count();
+    let negative = bytes.get(i) == Some(&b'-');
+    if matches!(bytes.get(i), Some(b'+' | b'-')) {
+        i += 1;
+    }
+    let digits = bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 {
+        return (Some(0), 0);
+    }
+    let mut value: Option<i64> = Some(0);
+    for b in &bytes[i..i + digits] {
+        value = value
+            .and_then(|v| v.checked_mul(10))
+            .and_then(|v| v.checked_add(i64::from(b - b'0')))
+            .filter(|v| *v <= INT_MAX + 1);
+    }
+    let value = value.map(|v| if negative { -v } else { v });
+    (
+        value.filter(|v| (-INT_MAX - 1..=INT_MAX).contains(v)),
+        i + digits,
+    )
+}
+
+/// A decimal C `int` filling the whole text (Postfix's
+/// `convert_mail_conf_int`).
+fn parse_int(text: &str) -> Option<i64> {
+    match strtol_prefix(text) {
+        (Some(n), end) if end > 0 && end == text.len() => Some(n),
+        _ => None,
+    }
+}
+
+/// A time in seconds (Postfix's `conv_time`): a non-negative `int`, then a
+/// unit letter or `default_unit`; the result must fit an `int`.
+fn parse_time(text: &str, default_unit: char) -> Option<u32> {
+    if text.is_empty() {
+        return None;
+    }
+    let (value, end) = strtol_prefix(text);
+    let value = u32::try_from(value?).ok()?;
+    let unit = text[end..].chars().next().unwrap_or(default_unit);
+    let scale: u32 = match unit {
+        'w' => 7 * 24 * 3600,
+        'd' => 24 * 3600,
+        'h' => 3600,
+        'm' => 60,
+        's' => return Some(value),
+        _ => return None,
+    };
+    // Postfix insists on a strict margin below INT_MAX / unit.
+    if value < NONE / scale {
+        Some(value * scale)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_values_follow_conv_time() {
+        let cases: &[(&str, char, Option<u32>)] = &[
+            ("300s", 's', Some(300)),
+            ("300", 's', Some(300)),
+            ("5", 'd', Some(432_000)),
+            ("5d", 's', Some(432_000)),
+            ("2w", 's', Some(1_209_600)),
+            ("3h", 'd', Some(10_800)),
+            ("10m", 's', Some(600)),
+            ("5dxyz", 's', Some(432_000)),
+            ("d", 's', Some(0)),
+            ("soon", 'd', Some(0)),
+            ("+7s", 's', Some(7)),
+            (" 7", 's', Some(7)),
+            ("-1", 's', None),
+            ("5D", 's', None),
+            ("5 d", 's', None),
+            ("", 's', None),
+            ("x", 's', None),
+            ("+d", 's', None),
+            ("2147483647s", 's', Some(2_147_483_647)),
+            ("2147483648s", 's', None),
+            ("24854d", 's', Some(2_147_385_600)),
+            ("24855d", 's', None),
+            ("3549w", 's', Some(2_146_435_200)),
+            ("3550w", 's', None),
+        ];
+        for (text, unit, want) in cases {
+            assert_eq!(parse_time(text, *unit), *want, "input {text:?} unit {unit}");
+        }
+    }
+
+    #[test]
+    fn int_values_follow_strtol() {
+        let cases: &[(&str, Option<i64>)] = &[
+            ("20", Some(20)),
+            ("+20", Some(20)),
+            ("-3", Some(-3)),
+            (" 4", Some(4)),
+            ("4 ", None),
+            ("4x", None),
+            ("", None),
+            ("-", None),
+            ("2147483647", Some(2_147_483_647)),
+            ("2147483648", None),
+            ("-2147483648", Some(-2_147_483_648)),
+            ("99999999999999999999999", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_int(text), *want, "input {text:?}");
+        }
+    }
+
+    #[test]
+    fn lists_split_on_commas_and_space() {
+        assert_eq!(
+            split_list(" smtp,, relay\tlocal ,"),
+            ["smtp", "relay", "local"]
+        );
+        assert!(split_list("").is_empty());
+    }
+
+    #[test]
+    fn every_definition_default_converts_cleanly() {
+        for def in DEFINITIONS {
+            let r = convert_text(def.name, def.kind, def.time_unit(), def.default);
+            assert!(r.is_ok(), "default of {} does not convert", def.name);
+        }
+    }
+}
