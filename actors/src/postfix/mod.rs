@@ -1,0 +1,5 @@
+pub mod agent;
+pub mod attr;
+pub mod bounce;
+pub mod dialect;
+pub mod rewrite;
