@@ -340,6 +340,12 @@ struct Cached<K, V> {
     expires: Instant,
 }
 
+/// Cache key of a resolve request: (class, sender, address).
+type ResolveKey = (ResolveClass, Vec<u8>, Vec<u8>);
+
+/// Cache key of a rewrite request: (rule, internal address).
+type RewriteKey = (RewriteRule, Vec<u8>);
+
 /// The trivial-rewrite client.
 #[derive(Debug)]
 pub struct RewriteClient {
@@ -350,9 +356,9 @@ pub struct RewriteClient {
     /// The connection, if open.
     conn: Option<Conn>,
     /// Last resolve: (class, sender, address) → reply.
-    resolve_cache: Option<Cached<(ResolveClass, Vec<u8>, Vec<u8>), ResolveReply>>,
+    resolve_cache: Option<Cached<ResolveKey, ResolveReply>>,
     /// Last rewrite: (rule, internal address) → internal result.
-    rewrite_cache: Option<Cached<(RewriteRule, Vec<u8>), Vec<u8>>>,
+    rewrite_cache: Option<Cached<RewriteKey, Vec<u8>>>,
     /// Requests actually sent to the server (not answered from cache).
     requests_sent: u64,
 }

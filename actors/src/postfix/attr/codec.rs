@@ -14,6 +14,9 @@
 
 use super::{DecodeError, EncodeError, Limits};
 
+/// The pairs of an `ATTR_TYPE_HASH` table, in wire order.
+pub type Table = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// One decoded attribute, as it appeared on the wire.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Attr {
@@ -26,7 +29,7 @@ pub enum Attr {
     },
     /// An anonymous name/value table (`ATTR_TYPE_HASH`): `{ NUL`, pairs,
     /// `} NUL`.
-    Table(Vec<(Vec<u8>, Vec<u8>)>),
+    Table(Table),
 }
 
 /// One decoded attribute list (everything before its terminator).
@@ -148,7 +151,7 @@ impl AttrWriter {
 
     /// `ATTR_TYPE_FUNC`: let a nested structure write its attributes inline
     /// (no grouping, no terminator of its own).
-    pub fn func<T: AttrFunc + ?Sized>(&mut self, value: &T) -> &mut Self {
+    pub fn func<T: AttrFunc>(&mut self, value: &T) -> &mut Self {
         value.print(self);
         self
     }
@@ -178,7 +181,7 @@ pub trait AttrFunc: Sized {
 }
 
 /// Reads bytes up to the next NUL, at most `max` bytes before it.
-fn token<'a>(input: &'a [u8], at: usize, max: usize) -> Result<Option<&'a [u8]>, usize> {
+fn token(input: &[u8], at: usize, max: usize) -> Result<Option<&[u8]>, usize> {
     let rest = &input[at..];
     match rest.iter().take(max + 1).position(|&b| b == 0) {
         Some(n) => Ok(Some(&rest[..n])),
@@ -202,7 +205,7 @@ pub fn decode_list(input: &[u8], limits: &Limits) -> Result<(AttrList, usize), D
     let mut at = 0usize;
     let mut count = 0usize;
     let mut list = AttrList::default();
-    let mut table: Option<Vec<(Vec<u8>, Vec<u8>)>> = None;
+    let mut table: Option<Table> = None;
     loop {
         if at > limits.max_list_len {
             return Err(DecodeError::ListTooLong {
@@ -373,7 +376,7 @@ impl<'a> AttrScan<'a> {
     }
 
     /// `RECV_ATTR_HASH`: the next attribute must be a table.
-    pub fn table(&mut self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, DecodeError> {
+    pub fn table(&mut self) -> Result<Table, DecodeError> {
         loop {
             let Some(attr) = self.attrs.get(self.pos) else {
                 return Err(DecodeError::Missing {

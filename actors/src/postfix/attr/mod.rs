@@ -37,7 +37,9 @@ mod structs;
 
 use std::fmt;
 
-pub use codec::{decode_list, decode_one_list, Attr, AttrFunc, AttrList, AttrScan, AttrWriter};
+pub use codec::{
+    decode_list, decode_one_list, Attr, AttrFunc, AttrList, AttrScan, AttrWriter, Table,
+};
 pub use io::{AttrStream, IpcError};
 pub use structs::{Dsn, MsgStats, Recipient, Timeval, MSG_STATS_SIZE};
 
@@ -294,4 +296,4 @@ pub fn fuzz_decode(data: &[u8]) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
