@@ -2,4 +2,5 @@
 //! I/O around them (queue files, sockets, master(8) protocol), and the
 //! `oqmgr` daemon.
 
+pub mod postfix;
 pub mod sandbox;
