@@ -35,6 +35,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::queue_file::{READ_FLAG_MIXED_RCPT_OTHER, TRACE_RECORD};
+use super::queue_file_parse::atol;
 use super::record::{encode_record, encoded_len, fixed_width_number, rec};
 
 /// Length of the `C` record (type, length byte, 95 payload bytes).
@@ -79,8 +80,16 @@ pub struct QueueFileWriter {
     smtputf8: i32,
 }
 
-/// Envelope record types that belong to a recipient group.
-const RCPT_GROUP: &[u8] = b"DRO/Kon";
+/// True for envelope records that belong to a recipient group (cleanup's
+/// `MDRO/Kon` minus `M`, with `A` mapped to its pseudo type).
+fn is_rcpt_group(rtype: u8, payload: &[u8]) -> bool {
+    match rtype {
+        rec::ATTR => {
+            payload.starts_with(b"notify_flags=") || payload.starts_with(b"dsn_orig_rcpt=")
+        }
+        _ => b"DRO/Kon".contains(&rtype),
+    }
+}
 
 impl QueueFileWriter {
     /// An empty file.
@@ -88,19 +97,31 @@ impl QueueFileWriter {
         QueueFileWriter::default()
     }
 
-    /// Appends a raw envelope record; a non-recipient record after
-    /// recipient records sets the MIXED read flag, as cleanup does.
+    /// Appends a raw envelope record. As in cleanup, a non-recipient record
+    /// after recipient records sets the MIXED read flag, an `R` counts as a
+    /// recipient, and `A notify_flags=N` adds N's bits (shifted left by one)
+    /// to the read flags.
     pub fn envelope_record(&mut self, rtype: u8, payload: &[u8]) -> &mut Self {
-        if RCPT_GROUP.contains(&rtype) {
+        if is_rcpt_group(rtype, payload) {
             self.in_rcpt = true;
         } else if self.in_rcpt {
             self.read_flags |= READ_FLAG_MIXED_RCPT_OTHER;
         }
+        self.count_recipient_bits(rtype, payload);
+        encode_record(&mut self.envelope, rtype, payload);
+        self
+    }
+
+    /// Updates the recipient count and DSN read flags for one record.
+    fn count_recipient_bits(&mut self, rtype: u8, payload: &[u8]) {
         if rtype == rec::RCPT {
             self.rcpt_count += 1;
         }
-        encode_record(&mut self.envelope, rtype, payload);
-        self
+        if rtype == rec::ATTR {
+            if let Some(v) = payload.strip_prefix(b"notify_flags=") {
+                self.read_flags |= (atol(v) as i32 & 0xf) << 1;
+            }
+        }
     }
 
     /// `T sec usec` followed by `A create_time=sec`, as cleanup writes them.
@@ -109,17 +130,9 @@ impl QueueFileWriter {
         self.attr(b"create_time", sec.to_string().as_bytes())
     }
 
-    /// `A name=value` in the envelope. `notify_flags` and `dsn_orig_rcpt`
-    /// count as recipient records.
+    /// `A name=value` in the envelope.
     pub fn attr(&mut self, name: &[u8], value: &[u8]) -> &mut Self {
-        let payload = [name, b"=", value].concat();
-        if name == b"notify_flags" || name == b"dsn_orig_rcpt" {
-            self.in_rcpt = true;
-            encode_record(&mut self.envelope, rec::ATTR, &payload);
-            self
-        } else {
-            self.envelope_record(rec::ATTR, &payload)
-        }
+        self.envelope_record(rec::ATTR, &[name, b"=", value].concat())
     }
 
     /// `F full name`.
@@ -142,12 +155,10 @@ impl QueueFileWriter {
         self.attr(b"trace_flags", TRACE_RECORD.to_string().as_bytes())
     }
 
-    /// One envelope recipient group; also adds its NOTIFY bits to the read
-    /// flags (shifted left by one, as cleanup does).
+    /// One envelope recipient group.
     pub fn recipient(&mut self, r: &NewRecipient) -> &mut Self {
         if r.dsn_notify != 0 {
             self.attr(b"notify_flags", r.dsn_notify.to_string().as_bytes());
-            self.read_flags |= r.dsn_notify << 1;
         }
         if !r.dsn_orcpt.is_empty() {
             self.attr(b"dsn_orig_rcpt", &r.dsn_orcpt);
@@ -179,9 +190,7 @@ impl QueueFileWriter {
 
     /// Appends a raw extracted-segment record (`R` counts as a recipient).
     pub fn extracted_record(&mut self, rtype: u8, payload: &[u8]) -> &mut Self {
-        if rtype == rec::RCPT {
-            self.rcpt_count += 1;
-        }
+        self.count_recipient_bits(rtype, payload);
         encode_record(&mut self.extracted, rtype, payload);
         self
     }

@@ -506,6 +506,33 @@ pub fn decode_all(bytes: &[u8]) -> Result<Vec<Record>, RecordError> {
     Ok(out)
 }
 
+/// Decodes an in-memory file in reading order, as `postcat` shows it:
+/// from offset 0, `p` records included and followed, up to and including
+/// the first `E`. Stops at the first error; more than `max_records`
+/// records (a pointer loop within the reverse-jump limit) is an error too.
+pub fn decode_logical(bytes: &[u8], max_records: usize) -> Result<Vec<Record>, RecordError> {
+    let mut reader = RecordReader::new(io::Cursor::new(bytes));
+    let mut follower = PointerFollower::default();
+    let mut out = Vec::new();
+    while let Some(r) = reader.read_record()? {
+        if out.len() >= max_records {
+            return Err(RecordError::TooManyReverseJumps);
+        }
+        let (rtype, payload) = (r.rtype, r.payload.clone());
+        out.push(r);
+        match rtype {
+            rec::END => break,
+            rec::PTR => {
+                if let Some(target) = follower.follow(&payload)? {
+                    reader.seek_to(target)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
