@@ -37,7 +37,11 @@ pub fn dialect(sb: &Sandbox) -> Dialect {
 pub fn ready_incoming(sb: &Sandbox) -> Vec<String> {
     sb.queue_files("incoming")
         .into_iter()
-        .filter(|(_, p)| fs::metadata(p).map(|m| mode_is_ready(m.permissions().mode())).unwrap_or(false))
+        .filter(|(_, p)| {
+            fs::metadata(p)
+                .map(|m| mode_is_ready(m.permissions().mode()))
+                .unwrap_or(false)
+        })
         .map(|(id, _)| id)
         .collect()
 }
@@ -46,10 +50,16 @@ pub fn ready_incoming(sb: &Sandbox) -> Vec<String> {
 pub fn wait_new_incoming(sb: &Sandbox, before: &[String]) -> String {
     let mut found = None;
     let ok = sb.wait_for(WAIT, || {
-        found = ready_incoming(sb).into_iter().find(|id| !before.contains(id));
+        found = ready_incoming(sb)
+            .into_iter()
+            .find(|id| !before.contains(id));
         found.is_some()
     });
-    assert!(ok, "no new queue file in incoming/; maillog:\n{}", sb.maillog());
+    assert!(
+        ok,
+        "no new queue file in incoming/; maillog:\n{}",
+        sb.maillog()
+    );
     found.unwrap()
 }
 
@@ -95,7 +105,9 @@ pub fn wire_recipient(r: &queue_file::Recipient) -> Recipient {
 /// The delivery request qmgr would build for `env` to `nexthop` with all
 /// of the envelope's recipients.
 pub fn request(env: &Envelope, id: &str, nexthop: &str, extra_flags: u32) -> DeliveryRequest {
-    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap();
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap();
     DeliveryRequest {
         flags: flags::DEFAULT | extra_flags | (env.trace_flags as u32 & flags::TRACE_MASK),
         queue_name: b"active".to_vec(),
@@ -109,8 +121,14 @@ pub fn request(env: &Envelope, id: &str, nexthop: &str, extra_flags: u32) -> Del
         dsn_envid: env.dsn_envid.clone(),
         dsn_ret: env.dsn_ret as u32,
         stats: MsgStats {
-            incoming_arrival: Timeval { sec: env.arrival_sec, usec: env.arrival_usec },
-            active_arrival: Timeval { sec: now.as_secs() as i64, usec: i64::from(now.subsec_micros()) },
+            incoming_arrival: Timeval {
+                sec: env.arrival_sec,
+                usec: env.arrival_usec,
+            },
+            active_arrival: Timeval {
+                sec: now.as_secs() as i64,
+                usec: i64::from(now.subsec_micros()),
+            },
             ..MsgStats::default()
         },
         client_name: env.client_name.clone(),
@@ -134,5 +152,9 @@ pub fn private(sb: &Sandbox, service: &str) -> PathBuf {
 
 /// Lines of the maillog containing `needle`.
 pub fn log_lines(sb: &Sandbox, needle: &str) -> Vec<String> {
-    sb.maillog().lines().filter(|l| l.contains(needle)).map(str::to_owned).collect()
+    sb.maillog()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_owned)
+        .collect()
 }
