@@ -278,7 +278,9 @@ pub enum DeliveryError {
     /// `malformed response`, `write to process (<t>): ...`).
     Transport(IpcError),
     /// The agent vanished or answered garbage after taking the request:
-    /// an agent crash (`premature disconnect`, `malformed response`).
+    /// an agent crash (`premature disconnect`, `malformed response`). A
+    /// request that cannot be encoded ([`IpcError::Encode`], nothing sent)
+    /// is reported here too: defer the message, blame no one.
     Crash(IpcError),
 }
 
@@ -309,9 +311,9 @@ pub async fn deliver(
     dialect: Dialect,
     timeout: Duration,
 ) -> Result<DeliveryReply, DeliveryError> {
-    let bytes = request.encode(dialect).map_err(|e| {
-        DeliveryError::Transport(IpcError::Decode(DecodeError::Invalid(e.to_string())))
-    })?;
+    let bytes = request
+        .encode(dialect)
+        .map_err(|e| DeliveryError::Crash(IpcError::Encode(e)))?;
     let mut conn = AttrStream::connect(socket, timeout)
         .await
         .map_err(DeliveryError::Transport)?;

@@ -293,8 +293,8 @@ pub async fn command(
 /// Sends a bounce-daemon request to `<queue_directory>/private/<service>`.
 ///
 /// # Errors
-/// [`IpcError`], including an encoding failure reported as
-/// [`DecodeError::Invalid`].
+/// [`IpcError`], including [`IpcError::Encode`] for a request that cannot
+/// be encoded.
 pub async fn send(
     queue_dir: &Path,
     service: &str,
@@ -302,9 +302,7 @@ pub async fn send(
     dialect: Dialect,
     timeout: Duration,
 ) -> Result<i32, IpcError> {
-    let bytes = request
-        .encode(dialect)
-        .map_err(|e| IpcError::Decode(DecodeError::Invalid(e.to_string())))?;
+    let bytes = request.encode(dialect)?;
     let socket = queue_dir.join("private").join(service);
     command(&socket, protocol::DELIVERY_STATUS, &bytes, timeout).await
 }
@@ -318,9 +316,7 @@ pub async fn verify_update(
     update: &VerifyUpdate,
     timeout: Duration,
 ) -> Result<i32, IpcError> {
-    let bytes = update
-        .encode()
-        .map_err(|e| IpcError::Decode(DecodeError::Invalid(e.to_string())))?;
+    let bytes = update.encode()?;
     let socket = queue_dir.join("private").join("verify");
     command(&socket, protocol::ADDRESS_VERIFICATION, &bytes, timeout).await
 }
@@ -335,9 +331,7 @@ pub async fn flush_add(
     add: &FlushAdd,
     timeout: Duration,
 ) -> Result<i32, IpcError> {
-    let bytes = add
-        .encode()
-        .map_err(|e| IpcError::Decode(DecodeError::Invalid(e.to_string())))?;
+    let bytes = add.encode()?;
     let socket = queue_dir.join("public").join("flush");
     command(&socket, protocol::QUEUE_FLUSH, &bytes, timeout).await
 }

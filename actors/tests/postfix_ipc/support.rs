@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use oqmgr_actors::postfix::agent::{flags, DeliveryRequest};
@@ -63,6 +63,16 @@ pub fn wait_new_incoming(sb: &Sandbox, before: &[String]) -> String {
     found.unwrap()
 }
 
+/// Waits until `incoming/ID` exists and cleanup has finished it.
+pub fn wait_ready(sb: &Sandbox, id: &str) {
+    let ok = sb.wait_for(WAIT, || ready_incoming(sb).iter().any(|i| i == id));
+    assert!(
+        ok,
+        "{id} not ready in incoming/; maillog:\n{}",
+        sb.maillog()
+    );
+}
+
 /// Submits a message with `sendmail ARGS` and returns its queue ID once
 /// cleanup has finished the file.
 pub fn enqueue(sb: &Sandbox, args: &[&str], message: &[u8]) -> String {
@@ -81,13 +91,13 @@ pub fn activate(sb: &Sandbox, id: &str) -> PathBuf {
 }
 
 /// Reads the envelope of a queue file with the project's reader.
-pub fn envelope(path: &PathBuf, id: &str) -> Envelope {
+pub fn envelope(path: &Path, id: &str) -> Envelope {
     let f = fs::File::open(path).expect("open queue file");
     read_envelope(f, id, &ReadLimits::default()).expect("envelope reads")
 }
 
 /// The record type byte at `offset` (`R` pending, `D` done).
-pub fn record_type_at(path: &PathBuf, offset: u64) -> u8 {
+pub fn record_type_at(path: &Path, offset: u64) -> u8 {
     fs::read(path).expect("read queue file")[offset as usize]
 }
 

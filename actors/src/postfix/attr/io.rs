@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-use super::{check_announcement, decode_list, AttrList, DecodeError, Limits};
+use super::{check_announcement, decode_list, AttrList, DecodeError, EncodeError, Limits};
 
 /// Why a conversation with a Postfix service failed.
 #[derive(Debug)]
@@ -35,6 +35,9 @@ pub enum IpcError {
     /// The peer sent something that is not a valid message (Postfix:
     /// `malformed response`), including a wrong protocol announcement.
     Decode(DecodeError),
+    /// Our own request could not be encoded (a value with a NUL byte); no
+    /// byte was sent.
+    Encode(EncodeError),
 }
 
 impl fmt::Display for IpcError {
@@ -45,11 +48,18 @@ impl fmt::Display for IpcError {
             Self::Timeout { op } => write!(f, "timeout during {op}"),
             Self::Eof => write!(f, "premature disconnect"),
             Self::Decode(e) => write!(f, "malformed response: {e}"),
+            Self::Encode(e) => write!(f, "{e}"),
         }
     }
 }
 
 impl std::error::Error for IpcError {}
+
+impl From<EncodeError> for IpcError {
+    fn from(e: EncodeError) -> Self {
+        Self::Encode(e)
+    }
+}
 
 impl From<DecodeError> for IpcError {
     fn from(e: DecodeError) -> Self {
