@@ -24,7 +24,7 @@ use oqmgr_actors::sandbox::{QmgrChoice, Sandbox};
 use std::io::{BufRead, BufReader, Cursor, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use support::postcat::{expected_postcat, run_postcat};
 
@@ -82,7 +82,7 @@ fn newest(sb: &Sandbox, before: &[String]) -> (String, PathBuf, Vec<u8>) {
 }
 
 /// All checks every real file must pass; returns the envelope.
-fn cross_check(sb: &Sandbox, id: &str, path: &PathBuf, bytes: &[u8]) -> Envelope {
+fn cross_check(sb: &Sandbox, id: &str, path: &Path, bytes: &[u8]) -> Envelope {
     // 1. Record decoding equals postcat.
     let records = decode_logical(bytes, 1_000_000).expect("decodes");
     let ours = expected_postcat(&records, &path.display().to_string());

@@ -333,8 +333,9 @@ pub fn parse_pointer(payload: &[u8]) -> Result<u64, RecordError> {
         .iter()
         .position(|b| !b.is_ascii_whitespace())
         .unwrap_or(text.len());
+    // Postfix reports the value after the skipped white space.
     let malformed = || RecordError::MalformedPointer {
-        text: String::from_utf8_lossy(text).into_owned(),
+        text: String::from_utf8_lossy(&text[start..]).into_owned(),
     };
     let mut value: u64 = 0;
     for &b in &text[start..] {
