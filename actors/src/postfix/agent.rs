@@ -24,11 +24,13 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::postfix::attr::Timeval;
 use crate::postfix::attr::{
     decode_list, protocol, AttrList, AttrStream, AttrWriter, DecodeError, Dsn, EncodeError,
     IpcError, Limits, MsgStats, Recipient,
 };
 use crate::postfix::dialect::Dialect;
+use crate::postfix::queue_file::{self, Envelope};
 
 /// Delivery request flag bits (`DEL_REQ_FLAG_*`, §7.4).
 pub mod flags {
@@ -160,6 +162,92 @@ impl DeliveryRequest {
             w.func(r).end();
         }
         w.finish()
+    }
+}
+
+impl From<&queue_file::Recipient> for Recipient {
+    fn from(r: &queue_file::Recipient) -> Self {
+        Self {
+            original: r.orig_rcpt.clone(),
+            address: r.address.clone(),
+            offset: r.offset,
+            dsn_orcpt: r.dsn_orcpt.clone(),
+            // The reader keeps only valid NOTIFY values (0..=15).
+            dsn_notify: r.dsn_notify as u32,
+        }
+    }
+}
+
+/// What the queue manager adds to an envelope to make one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryContext<'a> {
+    /// The queue ID.
+    pub queue_id: &'a [u8],
+    /// The destination's next hop (or `"<dsn> <text>"` for error/retry).
+    pub nexthop: &'a [u8],
+    /// Connection-cache flags of the destination ([`flags::CONN_LOAD`],
+    /// [`flags::CONN_STORE`]), 0 normally.
+    pub conn_flags: u32,
+    /// When the message entered the active queue.
+    pub active_arrival: Timeval,
+    /// `smtputf8_enable`.
+    pub smtputf8_enable: bool,
+}
+
+impl DeliveryRequest {
+    /// Builds the request for `recipients` of the message read into `env`,
+    /// as `qmgr_deliver_send_request` does: trace flags plus connection
+    /// flags plus the default (or BOUNCE alone with an `I` record),
+    /// per-request send options, and the VERP sender when VERP is on.
+    pub fn for_entry(env: &Envelope, ctx: &EntryContext<'_>, recipients: Vec<Recipient>) -> Self {
+        let sender = env.sender.clone().unwrap_or_default();
+        let verp = env.verp_delims.as_deref().filter(|d| d.len() == 2);
+        let sender = match (verp, recipients.first()) {
+            (Some(d), Some(r)) => verp_sender([d[0], d[1]], &sender, r),
+            _ => sender,
+        };
+        let base = if env.inspect_xport.is_some() {
+            flags::BOUNCE
+        } else {
+            flags::DEFAULT
+        };
+        Self {
+            flags: (env.trace_flags as u32 & flags::TRACE_MASK) | ctx.conn_flags | base,
+            queue_name: b"active".to_vec(),
+            queue_id: ctx.queue_id.to_vec(),
+            data_offset: env.data_offset.max(0) as u64,
+            data_size: env.cont_length.max(0) as u64,
+            nexthop: ctx.nexthop.to_vec(),
+            encoding: env.encoding.clone(),
+            sendopts: request_sendopts(
+                env.smtputf8 as u32,
+                &recipients,
+                ctx.smtputf8_enable,
+                verp.is_some(),
+            ),
+            sender,
+            dsn_envid: env.dsn_envid.clone(),
+            dsn_ret: env.dsn_ret as u32,
+            stats: MsgStats {
+                incoming_arrival: Timeval {
+                    sec: env.arrival_sec,
+                    usec: env.arrival_usec,
+                },
+                active_arrival: ctx.active_arrival,
+                ..MsgStats::default()
+            },
+            client_name: env.client_name.clone(),
+            client_addr: env.client_addr.clone(),
+            client_port: env.client_port.clone(),
+            client_proto: env.client_proto.clone(),
+            client_helo: env.client_helo.clone(),
+            sasl_method: env.sasl_method.clone(),
+            sasl_username: env.sasl_username.clone(),
+            sasl_sender: env.sasl_sender.clone(),
+            log_ident: env.log_ident.clone(),
+            rewrite_context: env.rewrite_context.clone(),
+            recipients,
+        }
     }
 }
 
@@ -295,8 +383,70 @@ impl std::fmt::Display for DeliveryError {
 
 impl std::error::Error for DeliveryError {}
 
-/// Sends one request to the agent listening on `socket` and reads its
-/// reply, closing the connection as soon as the reply is in.
+/// A connected agent that has announced itself and waits for a request
+/// (one of qmgr's "pending allocations", §7.1).
+///
+/// qmgr connects first and picks the queue entry only when the agent is
+/// ready, so that an entry is never tied up waiting for a busy transport.
+/// Dropping an `AgentConnection` without a request is allowed: the agent
+/// accepts a close instead of a request.
+#[derive(Debug)]
+pub struct AgentConnection {
+    /// The stream, announcement already checked.
+    stream: AttrStream,
+}
+
+impl AgentConnection {
+    /// Connects to `socket` (`<queue_directory>/private/<transport>`) and
+    /// waits for the `delivery_request_protocol` announcement.
+    ///
+    /// # Errors
+    /// [`DeliveryError::Transport`]: connect failed, timed out, or the
+    /// announcement was missing or wrong.
+    pub async fn connect(socket: &Path, timeout: Duration) -> Result<Self, DeliveryError> {
+        let mut stream = AttrStream::connect(socket, timeout)
+            .await
+            .map_err(DeliveryError::Transport)?;
+        stream
+            .read_announcement(protocol::DELIVERY_REQUEST)
+            .await
+            .map_err(DeliveryError::Transport)?;
+        Ok(Self { stream })
+    }
+
+    /// Sends `request`, reads the reply and closes the connection at once
+    /// (the agent blocks until that close).
+    ///
+    /// # Errors
+    /// [`DeliveryError::Transport`] if the write fails (Postfix: `write to
+    /// process`), [`DeliveryError::Crash`] if the reply is missing or
+    /// malformed, or if the request cannot be encoded (nothing is sent).
+    pub async fn deliver(
+        mut self,
+        request: &DeliveryRequest,
+        dialect: Dialect,
+    ) -> Result<DeliveryReply, DeliveryError> {
+        let bytes = request
+            .encode(dialect)
+            .map_err(|e| DeliveryError::Crash(IpcError::Encode(e)))?;
+        self.stream
+            .write_all(&bytes)
+            .await
+            .map_err(DeliveryError::Transport)?;
+        let list = self
+            .stream
+            .read_list()
+            .await
+            .map_err(DeliveryError::Crash)?;
+        // Dropping the stream closes it: the agent is waiting for exactly that.
+        drop(self);
+        DeliveryReply::from_list(&list).map_err(|e| DeliveryError::Crash(IpcError::Decode(e)))
+    }
+}
+
+/// Connects to the agent listening on `socket`, sends one request and reads
+/// its reply ([`AgentConnection::connect`] then
+/// [`AgentConnection::deliver`]).
 ///
 /// `timeout` bounds each connect, read and write (`qmgr_ipc_timeout`); the
 /// caller adds the long `daemon_timeout` watchdog around the whole call if
@@ -311,22 +461,10 @@ pub async fn deliver(
     dialect: Dialect,
     timeout: Duration,
 ) -> Result<DeliveryReply, DeliveryError> {
-    let bytes = request
-        .encode(dialect)
-        .map_err(|e| DeliveryError::Crash(IpcError::Encode(e)))?;
-    let mut conn = AttrStream::connect(socket, timeout)
+    AgentConnection::connect(socket, timeout)
+        .await?
+        .deliver(request, dialect)
         .await
-        .map_err(DeliveryError::Transport)?;
-    conn.read_announcement(protocol::DELIVERY_REQUEST)
-        .await
-        .map_err(DeliveryError::Transport)?;
-    conn.write_all(&bytes)
-        .await
-        .map_err(DeliveryError::Transport)?;
-    let list = conn.read_list().await.map_err(DeliveryError::Crash)?;
-    // Dropping the stream closes it: the agent is waiting for exactly that.
-    drop(conn);
-    DeliveryReply::from_list(&list).map_err(|e| DeliveryError::Crash(IpcError::Decode(e)))
 }
 
 /// What one finished delivery means for the scheduler (§7.5).

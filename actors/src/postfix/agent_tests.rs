@@ -12,6 +12,7 @@ use super::*;
 use crate::postfix::attr::encode_announcement;
 use crate::postfix::attr::tests::{arb_dsn, arb_recipient, arb_stats, strace};
 use crate::postfix::attr::{Limits, Timeval};
+use crate::postfix::queue_file::Envelope;
 
 /// The delivery request of §13.1 (stock oqmgr, Postfix 3.7.11).
 const TRACE_13_1: &str = r"flags\0003\0queue_name\0active\0queue_id\0B147AB402B\0offset\000292\0size\000283\0nexthop\0[127.0.0.1]:2526\0encoding\0\0smtputf8\0000\0sender\0sender@test.example.com\0envelope_id\0\0ret_flags\0000\0time\0/BULawAAAABj5QoAAAAAAPwVC2sAAAAA6FkLAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==\0log_client_name\0\0log_client_address\0\0log_client_port\0\0log_protocol_name\0\0log_helo_name\0\0sasl_method\0\0sasl_username\0\0sasl_sender\0\0log_ident\0\0rewrite_context\0local\0recipient_count\0001\0\0original_recipient\0user@remote.example.org\0recipient\0user@remote.example.org\0offset\000265\0dsn_orig_rcpt\0rfc822;user@remote.example.org\0notify_flags\0000\0\0";
@@ -433,4 +434,56 @@ async fn deliver_against_fake_agents() {
         matches!(r, Err(DeliveryError::Transport(IpcError::Connect(_)))),
         "{r:?}"
     );
+}
+
+#[test]
+fn for_entry_follows_qmgr_deliver_send_request() {
+    let env = Envelope {
+        data_offset: 292,
+        cont_length: 283,
+        smtputf8: 1,
+        arrival_sec: 10,
+        arrival_usec: 20,
+        sender: Some(b"owner@list.org".to_vec()),
+        rewrite_context: b"local".to_vec(),
+        trace_flags: (flags::RECORD | flags::MTA_VRFY) as i32,
+        verp_delims: Some(b"+=".to_vec()),
+        ..Envelope::default()
+    };
+    let ctx = EntryContext {
+        queue_id: b"QID",
+        nexthop: b"list.org",
+        conn_flags: flags::CONN_LOAD | flags::CONN_STORE,
+        active_arrival: Timeval { sec: 11, usec: 0 },
+        smtputf8_enable: true,
+    };
+    let r = DeliveryRequest::for_entry(&env, &ctx, vec![rcpt("", "j\u{f6}rg@dom.com")]);
+    assert_eq!(
+        r.flags,
+        flags::RECORD | flags::MTA_VRFY | flags::CONN_LOAD | flags::CONN_STORE | flags::DEFAULT
+    );
+    assert_eq!(r.sender, "owner+j\u{f6}rg=dom.com@list.org".as_bytes());
+    assert_eq!(r.sendopts, 1 | sendopts::RECIPIENT | sendopts::SENDER);
+    assert_eq!((r.data_offset, r.data_size), (292, 283));
+    assert_eq!(r.stats.incoming_arrival, Timeval { sec: 10, usec: 20 });
+    assert_eq!(r.stats.active_arrival, Timeval { sec: 11, usec: 0 });
+    assert_eq!(r.queue_name, b"active");
+    // An `I` record: BOUNCE alone instead of the default; no VERP, plain sender.
+    let env = Envelope {
+        inspect_xport: Some(b"x".to_vec()),
+        verp_delims: None,
+        trace_flags: 0,
+        ..env
+    };
+    let r = DeliveryRequest::for_entry(
+        &env,
+        &EntryContext {
+            conn_flags: 0,
+            ..ctx
+        },
+        vec![rcpt("", "a@b")],
+    );
+    assert_eq!(r.flags, flags::BOUNCE);
+    assert_eq!(r.sender, b"owner@list.org");
+    assert_eq!(r.sendopts, 1);
 }

@@ -361,6 +361,8 @@ pub struct RewriteClient {
     rewrite_cache: Option<Cached<RewriteKey, Vec<u8>>>,
     /// Requests actually sent to the server (not answered from cache).
     requests_sent: u64,
+    /// Connections opened (announcement checked) so far.
+    connects: u64,
 }
 
 impl RewriteClient {
@@ -373,12 +375,18 @@ impl RewriteClient {
             resolve_cache: None,
             rewrite_cache: None,
             requests_sent: 0,
+            connects: 0,
         }
     }
 
     /// How many requests went to the server (cache hits excluded).
     pub fn requests_sent(&self) -> u64 {
         self.requests_sent
+    }
+
+    /// How many connections were opened (reconnects included).
+    pub fn connects(&self) -> u64 {
+        self.connects
     }
 
     /// True while a connection is open.

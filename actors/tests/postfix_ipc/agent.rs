@@ -4,7 +4,9 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use oqmgr_actors::postfix::agent::{classify, deliver, Feedback, Outcome, STATUS_DEFER};
+use oqmgr_actors::postfix::agent::{
+    classify, deliver, AgentConnection, Feedback, Outcome, STATUS_DEFER,
+};
 use oqmgr_actors::postfix::dialect::Dialect;
 use oqmgr_actors::sandbox::{free_port, SmtpSink};
 
@@ -123,6 +125,13 @@ async fn discard_and_error_agents_deliver_bounce_and_defer() {
         1
     );
 
+    // A pending allocation may be given back: connect, see the
+    // announcement, close without a request. The agent takes that quietly.
+    let conn = AgentConnection::connect(&private(&sb, "discard"), IPC_TIMEOUT)
+        .await
+        .unwrap();
+    drop(conn);
+
     // The 3.10 dialect is refused by a 3.7 agent: an immediate "defer"
     // reply, nothing delivered, and the agent says why.
     let id = enqueue(
@@ -154,6 +163,23 @@ async fn discard_and_error_agents_deliver_bounce_and_defer() {
         "no complaint about sendopts:\n{}",
         sb.maillog()
     );
+    // The refused request costs one "error receiving common attributes";
+    // the connection closed without a request costs nothing.
+    let log = sb.maillog();
+    assert_eq!(
+        log.matches("deliver_request_get: error receiving common attributes")
+            .count(),
+        1,
+        "{log}"
+    );
+    let other_warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("warning:"))
+        .filter(|l| !l.contains("sendopts") && !l.contains("error receiving common attributes"))
+        // Without a qmgr, cleanup cannot send its "new mail" trigger.
+        .filter(|l| !l.contains("unable to look up public/qmgr"))
+        .collect();
+    assert!(other_warnings.is_empty(), "{other_warnings:#?}");
 }
 
 #[tokio::test]

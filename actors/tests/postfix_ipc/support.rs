@@ -7,8 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use oqmgr_actors::postfix::agent::{flags, DeliveryRequest};
-use oqmgr_actors::postfix::attr::{MsgStats, Recipient, Timeval};
+use oqmgr_actors::postfix::agent::{DeliveryRequest, EntryContext};
+use oqmgr_actors::postfix::attr::{Recipient, Timeval};
 use oqmgr_actors::postfix::dialect::Dialect;
 use oqmgr_actors::postfix::queue_file::{self, read_envelope, Envelope, ReadLimits};
 use oqmgr_actors::postfix::queue_file_write::mode_is_ready;
@@ -103,56 +103,30 @@ pub fn record_type_at(path: &Path, offset: u64) -> u8 {
 
 /// A queue-file recipient as it goes on the wire.
 pub fn wire_recipient(r: &queue_file::Recipient) -> Recipient {
-    Recipient {
-        original: r.orig_rcpt.clone(),
-        address: r.address.clone(),
-        offset: r.offset,
-        dsn_orcpt: r.dsn_orcpt.clone(),
-        dsn_notify: r.dsn_notify as u32,
-    }
+    Recipient::from(r)
 }
 
 /// The delivery request qmgr would build for `env` to `nexthop` with all
 /// of the envelope's recipients.
-pub fn request(env: &Envelope, id: &str, nexthop: &str, extra_flags: u32) -> DeliveryRequest {
+pub fn request(env: &Envelope, id: &str, nexthop: &str, conn_flags: u32) -> DeliveryRequest {
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap();
-    DeliveryRequest {
-        flags: flags::DEFAULT | extra_flags | (env.trace_flags as u32 & flags::TRACE_MASK),
-        queue_name: b"active".to_vec(),
-        queue_id: id.into(),
-        data_offset: env.data_offset as u64,
-        data_size: env.cont_length as u64,
-        nexthop: nexthop.into(),
-        encoding: env.encoding.clone(),
-        sendopts: env.smtputf8 as u32,
-        sender: env.sender.clone().unwrap_or_default(),
-        dsn_envid: env.dsn_envid.clone(),
-        dsn_ret: env.dsn_ret as u32,
-        stats: MsgStats {
-            incoming_arrival: Timeval {
-                sec: env.arrival_sec,
-                usec: env.arrival_usec,
-            },
-            active_arrival: Timeval {
-                sec: now.as_secs() as i64,
-                usec: i64::from(now.subsec_micros()),
-            },
-            ..MsgStats::default()
+    let ctx = EntryContext {
+        queue_id: id.as_bytes(),
+        nexthop: nexthop.as_bytes(),
+        conn_flags,
+        active_arrival: Timeval {
+            sec: now.as_secs() as i64,
+            usec: i64::from(now.subsec_micros()),
         },
-        client_name: env.client_name.clone(),
-        client_addr: env.client_addr.clone(),
-        client_port: env.client_port.clone(),
-        client_proto: env.client_proto.clone(),
-        client_helo: env.client_helo.clone(),
-        sasl_method: env.sasl_method.clone(),
-        sasl_username: env.sasl_username.clone(),
-        sasl_sender: env.sasl_sender.clone(),
-        log_ident: env.log_ident.clone(),
-        rewrite_context: env.rewrite_context.clone(),
-        recipients: env.recipients.iter().map(wire_recipient).collect(),
-    }
+        smtputf8_enable: true,
+    };
+    DeliveryRequest::for_entry(
+        env,
+        &ctx,
+        env.recipients.iter().map(Recipient::from).collect(),
+    )
 }
 
 /// The private socket of a service.
