@@ -232,6 +232,22 @@ impl VerifyUpdate {
             .end();
         w.finish()
     }
+
+    /// Reads the request as verify(8) does (strictly).
+    ///
+    /// # Errors
+    /// Strictness and number errors.
+    pub fn from_list(list: &AttrList) -> Result<Self, DecodeError> {
+        let mut s = list.scan();
+        s.streq("request", "update")?;
+        let u = Self {
+            address: s.str("address")?,
+            recipient_status: s.int("recipient_status")?,
+            reason: s.str("reason")?,
+        };
+        s.finish()?;
+        Ok(u)
+    }
 }
 
 /// fast-flush `add`: remember that `queue_id` has mail for `site` (§8.5).
@@ -255,6 +271,21 @@ impl FlushAdd {
             .str("queue_id", &self.queue_id)
             .end();
         w.finish()
+    }
+
+    /// Reads the request as flush(8) does (strictly).
+    ///
+    /// # Errors
+    /// Strictness errors.
+    pub fn from_list(list: &AttrList) -> Result<Self, DecodeError> {
+        let mut s = list.scan();
+        s.streq("request", "add")?;
+        let add = Self {
+            site: s.str("site")?,
+            queue_id: s.str("queue_id")?,
+        };
+        s.finish()?;
+        Ok(add)
     }
 }
 

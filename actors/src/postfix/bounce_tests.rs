@@ -205,6 +205,16 @@ fn arb_bounce() -> impl Strategy<Value = BounceRequest> {
 
 proptest! {
     #[test]
+    fn verify_and_flush_round_trip(address in proptest::collection::vec(1u8..=255, 0..30),
+                                   status in any::<u32>(), reason in proptest::collection::vec(1u8..=255, 0..30)) {
+        let one = |b: &[u8]| crate::postfix::attr::decode_one_list(b, &Limits::default()).unwrap();
+        let v = VerifyUpdate { address: address.clone(), recipient_status: status, reason: reason.clone() };
+        prop_assert_eq!(VerifyUpdate::from_list(&one(&v.encode().unwrap())), Ok(v));
+        let f = FlushAdd { site: address, queue_id: reason };
+        prop_assert_eq!(FlushAdd::from_list(&one(&f.encode().unwrap())), Ok(f));
+    }
+
+    #[test]
     fn bounce_requests_round_trip(r in arb_bounce(), sendopts in any::<bool>()) {
         let d = if sendopts { Dialect::Sendopts } else { Dialect::Smtputf8 };
         let bytes = r.encode(d).unwrap();

@@ -186,6 +186,85 @@ pub fn decode_rewrite_reply(list: &AttrList) -> Result<(u32, Vec<u8>), DecodeErr
     Ok((flags, address))
 }
 
+/// Encodes a rewrite reply as trivial-rewrite sends it.
+///
+/// # Errors
+/// [`EncodeError::NulInValue`].
+pub fn encode_rewrite_reply(server_flags: u32, external: &[u8]) -> Result<Vec<u8>, EncodeError> {
+    let mut w = AttrWriter::new();
+    w.int("flags", server_flags).str("address", external).end();
+    w.finish()
+}
+
+/// A request as trivial-rewrite reads it (the inverse of
+/// [`encode_resolve_request`] and [`encode_rewrite_request`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RewriteRequest {
+    /// `resolve` or `verify`.
+    Resolve {
+        /// Routing class.
+        class: ResolveClass,
+        /// Envelope sender.
+        sender: Vec<u8>,
+        /// Recipient, internal form.
+        address: Vec<u8>,
+    },
+    /// `rewrite`.
+    Rewrite {
+        /// Rewriting context.
+        rule: RewriteRule,
+        /// Address, external form.
+        address: Vec<u8>,
+    },
+}
+
+impl RewriteRequest {
+    /// Reads a request strictly from a decoded list.
+    ///
+    /// # Errors
+    /// Strictness errors; [`DecodeError::Invalid`] for an unknown request
+    /// or rule.
+    pub fn from_list(list: &AttrList) -> Result<Self, DecodeError> {
+        let mut s = list.scan();
+        let kind = s.str("request")?;
+        let req = match kind.as_slice() {
+            b"resolve" | b"verify" => Self::Resolve {
+                class: if kind == b"resolve" {
+                    ResolveClass::Resolve
+                } else {
+                    ResolveClass::Verify
+                },
+                sender: s.str("sender")?,
+                address: s.str("address")?,
+            },
+            b"rewrite" => {
+                let rule = match s.str("rule")?.as_slice() {
+                    b"local" => RewriteRule::Local,
+                    b"remote" => RewriteRule::Remote,
+                    other => {
+                        return Err(DecodeError::Invalid(format!(
+                            "rewrite rule {:?}",
+                            String::from_utf8_lossy(other)
+                        )))
+                    }
+                };
+                Self::Rewrite {
+                    rule,
+                    address: s.str("address")?,
+                }
+            }
+            other => {
+                return Err(DecodeError::Invalid(format!(
+                    "request {:?}",
+                    String::from_utf8_lossy(other)
+                )))
+            }
+        };
+        s.finish()?;
+        Ok(req)
+    }
+}
+
 /// Splits off a source route (`@a,@b:`) that is never quoted or unquoted.
 fn split_route(addr: &[u8]) -> (&[u8], &[u8]) {
     if addr.first() == Some(&b'@') {

@@ -9,7 +9,7 @@ use tokio::net::UnixListener;
 
 use super::*;
 use crate::postfix::attr::tests::strace;
-use crate::postfix::attr::{decode_list, decode_one_list, encode_announcement, Limits};
+use crate::postfix::attr::{decode_list, decode_one_list, encode_announcement, AttrList, Limits};
 
 #[test]
 fn resolve_bytes_match_spec() {
@@ -78,7 +78,40 @@ fn quoting_follows_quote_822_local() {
     }
 }
 
+fn text() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(1u8..=255, 0..30)
+}
+
+fn one(bytes: &[u8]) -> AttrList {
+    decode_one_list(bytes, &Limits::default()).unwrap()
+}
+
 proptest! {
+    #[test]
+    fn resolve_messages_round_trip(verify in any::<bool>(), sender in text(), address in text(),
+                                   sf in any::<u32>(), transport in text(), nexthop in text(), flags in any::<u32>()) {
+        let class = if verify { ResolveClass::Verify } else { ResolveClass::Resolve };
+        let req = encode_resolve_request(class, &sender, &address).unwrap();
+        prop_assert_eq!(
+            RewriteRequest::from_list(&one(&req)),
+            Ok(RewriteRequest::Resolve { class, sender, address: address.clone() })
+        );
+        let reply = ResolveReply { server_flags: sf, transport, nexthop, recipient: address, flags };
+        prop_assert_eq!(ResolveReply::from_list(&one(&reply.encode().unwrap())), Ok(reply));
+    }
+
+    #[test]
+    fn rewrite_messages_round_trip(remote in any::<bool>(), address in text(), sf in any::<u32>()) {
+        let rule = if remote { RewriteRule::Remote } else { RewriteRule::Local };
+        let req = encode_rewrite_request(rule, &address).unwrap();
+        prop_assert_eq!(
+            RewriteRequest::from_list(&one(&req)),
+            Ok(RewriteRequest::Rewrite { rule, address: address.clone() })
+        );
+        let reply = encode_rewrite_reply(sf, &address).unwrap();
+        prop_assert_eq!(decode_rewrite_reply(&one(&reply)), Ok((sf, address)));
+    }
+
     #[test]
     fn quoting_round_trips(local in "[ -~]{0,12}", domain in "[a-z.]{0,8}") {
         let addr = if domain.is_empty() { local.clone() } else { format!("{local}@{domain}") };

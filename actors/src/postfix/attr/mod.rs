@@ -284,6 +284,10 @@ pub fn fuzz_decode(data: &[u8]) {
         let _ = crate::postfix::agent::DeliveryReply::from_list(&list);
         let _ = crate::postfix::rewrite::ResolveReply::from_list(&list);
         let _ = crate::postfix::bounce::decode_status_reply(&list);
+        let _ = crate::postfix::bounce::VerifyUpdate::from_list(&list);
+        let _ = crate::postfix::bounce::FlushAdd::from_list(&list);
+        let _ = crate::postfix::rewrite::RewriteRequest::from_list(&list);
+        let _ = crate::postfix::rewrite::decode_rewrite_reply(&list);
         rest = &rest[used..];
     }
     for dialect in [
