@@ -7,6 +7,12 @@
 //! and closes at once: the agent blocks until that close, so a slow close
 //! keeps an agent process busy for nothing.
 //!
+//! [`AgentConnection::connect`] is the first half (qmgr's pending
+//! allocation: connect and wait for the announcement, then pick the entry);
+//! [`AgentConnection::deliver`] the second; [`deliver`] does both.
+//! [`DeliveryRequest::for_entry`] builds a request from a queue-file
+//! [`Envelope`] the way `qmgr_deliver_send_request` does.
+//!
 //! [`classify`] turns the result into what the scheduler needs (§7.5):
 //! whether the transport is alive, whether the destination gets positive or
 //! negative feedback, and whether the message must be deferred.
@@ -24,10 +30,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::postfix::attr::Timeval;
 use crate::postfix::attr::{
     decode_list, protocol, AttrList, AttrStream, AttrWriter, DecodeError, Dsn, EncodeError,
-    IpcError, Limits, MsgStats, Recipient,
+    IpcError, Limits, MsgStats, Recipient, Timeval,
 };
 use crate::postfix::dialect::Dialect;
 use crate::postfix::queue_file::{self, Envelope};

@@ -9,6 +9,10 @@
 //! `defer/` or `trace/`, from the service name), so [`send`] takes it
 //! explicitly; [`BounceRequest::usual_service`] names the usual one.
 //!
+//! qmgr sends FLUSH, WARN, VERP and TRACE "asynchronously" with a 1000 s
+//! limit per step, and APPEND synchronously with `ipc_timeout`; here both
+//! are `async` and the caller passes the limit as `timeout`.
+//!
 //! # Compatibility
 //! The send-options attribute is `smtputf8` before Postfix 3.10 and
 //! `sendopts` since ([`Dialect`]). The bounce daemon reads with the MISSING
@@ -299,6 +303,17 @@ pub fn decode_status_reply(list: &AttrList) -> Result<i32, DecodeError> {
     let mut s = list.scan_lenient();
     let status = s.int("status")?;
     Ok(status as i32)
+}
+
+/// Decodes a complete `status <int>` reply from bytes.
+///
+/// # Errors
+/// Truncation, trailing data, a missing or malformed `status`.
+pub fn decode_status(input: &[u8]) -> Result<i32, DecodeError> {
+    decode_status_reply(&crate::postfix::attr::decode_one_list(
+        input,
+        &Limits::default(),
+    )?)
 }
 
 /// One request/reply exchange with a Postfix command server: connect to

@@ -151,6 +151,11 @@ fn status_replies() {
     assert_eq!(decode_status_reply(&l(r"extra\0x\0status\0004\0\0")), Ok(4));
     assert!(decode_status_reply(&l(r"\0")).is_err());
     assert!(decode_status_reply(&l(r"status\0-1\0\0")).is_err());
+    assert_eq!(decode_status(&strace(r"status\0000\0\0")), Ok(0));
+    assert_eq!(
+        decode_status(&strace(r"status\0000\0")),
+        Err(DecodeError::Truncated)
+    );
 }
 
 fn arb_info() -> impl Strategy<Value = MessageInfo> {

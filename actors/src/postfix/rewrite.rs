@@ -31,7 +31,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::postfix::attr::{
-    protocol, AttrList, AttrStream, AttrWriter, DecodeError, EncodeError, IpcError,
+    decode_one_list, protocol, AttrList, AttrStream, AttrWriter, DecodeError, EncodeError,
+    IpcError, Limits,
 };
 
 /// Resolve reply flag bits (`RESOLVE_FLAG_*`, `RESOLVE_CLASS_*`).
@@ -142,6 +143,14 @@ impl ResolveReply {
             .end();
         w.finish()
     }
+}
+
+/// Decodes a complete resolve reply (one list, nothing after it).
+///
+/// # Errors
+/// Truncation, trailing data, strictness and number errors.
+pub fn decode_resolve_reply(input: &[u8]) -> Result<ResolveReply, DecodeError> {
+    ResolveReply::from_list(&decode_one_list(input, &Limits::default())?)
 }
 
 /// Encodes a resolve request: `request`, `sender`, `address` (internal form).

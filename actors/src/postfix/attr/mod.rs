@@ -297,6 +297,9 @@ pub fn fuzz_decode(data: &[u8]) {
         let _ = crate::postfix::agent::decode_delivery_request(data, dialect, &limits);
         let _ = crate::postfix::bounce::BounceRequest::decode(data, dialect, &limits);
     }
+    let _ = crate::postfix::agent::decode_delivery_reply(data);
+    let _ = crate::postfix::rewrite::decode_resolve_reply(data);
+    let _ = crate::postfix::bounce::decode_status(data);
 }
 
 #[cfg(test)]
