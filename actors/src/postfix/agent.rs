@@ -528,7 +528,7 @@ pub fn dsn_valid(code: &[u8]) -> bool {
     }
     let rest = &rest[n + 1..];
     let m = digits(rest);
-    (1..=3).contains(&m) && rest.get(m).is_none_or(|b| b.is_ascii_whitespace())
+    (1..=3).contains(&m) && !matches!(rest.get(m), Some(b) if !b.is_ascii_whitespace())
 }
 
 /// Classifies the result of [`deliver`] the way `qmgr_deliver_update` does.

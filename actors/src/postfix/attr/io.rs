@@ -154,7 +154,9 @@ impl AttrStream {
                 }
                 .into());
             }
-            self.rbuf.reserve(4096);
+            // Grow the read size with the buffer, so a long list costs a
+            // logarithmic number of re-scans rather than one per 4 KiB.
+            self.rbuf.reserve(self.rbuf.len().max(4096));
             let n = tokio::time::timeout(self.timeout, self.stream.read_buf(&mut self.rbuf))
                 .await
                 .map_err(|_| IpcError::Timeout { op: "read" })?
