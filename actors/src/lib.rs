@@ -4,4 +4,6 @@
 
 pub mod bench;
 pub mod config;
+pub mod postfix;
+pub mod sandbox;
 pub mod simulate;

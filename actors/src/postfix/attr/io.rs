@@ -1,0 +1,202 @@
+//! attr0 over a UNIX-domain stream with per-operation timeouts (Postfix:
+//! `attr_print0.c`/`attr_scan0.c` on a `VSTREAM` with `ipc_timeout`).
+//!
+//! [`AttrStream`] buffers what it reads and hands out one decoded list at a
+//! time; bytes of a following list stay buffered. Every read and write is
+//! bounded by the stream's timeout (`qmgr_ipc_timeout`, 60 s by default),
+//! so a peer that stops talking cannot hang the caller.
+
+use std::fmt;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+
+use super::{check_announcement, decode_list, AttrList, DecodeError, EncodeError, Limits};
+
+/// Why a conversation with a Postfix service failed.
+#[derive(Debug)]
+pub enum IpcError {
+    /// `connect()` to the service socket failed.
+    Connect(io::Error),
+    /// A read or write failed.
+    Io(io::Error),
+    /// An operation took longer than the stream's timeout.
+    Timeout {
+        /// What was going on: `connect`, `read`, `write`.
+        op: &'static str,
+    },
+    /// The peer closed the connection before a complete list arrived
+    /// (Postfix: `premature disconnect`).
+    Eof,
+    /// The peer sent something that is not a valid message (Postfix:
+    /// `malformed response`), including a wrong protocol announcement.
+    Decode(DecodeError),
+    /// Our own request could not be encoded (a value with a NUL byte); no
+    /// byte was sent.
+    Encode(EncodeError),
+}
+
+impl fmt::Display for IpcError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Connect(e) => write!(f, "connect: {e}"),
+            Self::Io(e) => write!(f, "{e}"),
+            Self::Timeout { op } => write!(f, "timeout during {op}"),
+            Self::Eof => write!(f, "premature disconnect"),
+            Self::Decode(e) => write!(f, "malformed response: {e}"),
+            Self::Encode(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for IpcError {}
+
+impl From<EncodeError> for IpcError {
+    fn from(e: EncodeError) -> Self {
+        Self::Encode(e)
+    }
+}
+
+impl From<DecodeError> for IpcError {
+    fn from(e: DecodeError) -> Self {
+        Self::Decode(e)
+    }
+}
+
+/// An attr0 conversation over one UNIX-domain stream.
+#[derive(Debug)]
+pub struct AttrStream {
+    /// The connection.
+    stream: UnixStream,
+    /// Bytes read but not yet decoded.
+    rbuf: Vec<u8>,
+    /// Decoding bounds.
+    limits: Limits,
+    /// Bound on each connect, read and write.
+    timeout: Duration,
+}
+
+impl AttrStream {
+    /// Connects to a service socket (e.g. `<queue_directory>/private/rewrite`).
+    ///
+    /// # Errors
+    /// [`IpcError::Connect`] or [`IpcError::Timeout`].
+    pub async fn connect(path: &Path, timeout: Duration) -> Result<Self, IpcError> {
+        let stream = tokio::time::timeout(timeout, UnixStream::connect(path))
+            .await
+            .map_err(|_| IpcError::Timeout { op: "connect" })?
+            .map_err(IpcError::Connect)?;
+        Ok(Self::new(stream, Limits::default(), timeout))
+    }
+
+    /// Wraps an already connected stream.
+    pub fn new(stream: UnixStream, limits: Limits, timeout: Duration) -> Self {
+        Self {
+            stream,
+            rbuf: Vec::new(),
+            limits,
+            timeout,
+        }
+    }
+
+    /// The per-operation timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Reads the server's announcement and checks it names `expected`.
+    ///
+    /// # Errors
+    /// EOF before or inside the list is [`IpcError::Eof`] (never taken as
+    /// success); another name is [`IpcError::Decode`] with
+    /// [`DecodeError::Mismatch`].
+    pub async fn read_announcement(&mut self, expected: &str) -> Result<(), IpcError> {
+        let list = self.read_list().await?;
+        check_announcement(&list, expected)?;
+        Ok(())
+    }
+
+    /// Writes pre-encoded bytes (one or more complete lists).
+    ///
+    /// # Errors
+    /// [`IpcError::Io`] or [`IpcError::Timeout`].
+    pub async fn write_all(&mut self, bytes: &[u8]) -> Result<(), IpcError> {
+        tokio::time::timeout(self.timeout, self.stream.write_all(bytes))
+            .await
+            .map_err(|_| IpcError::Timeout { op: "write" })?
+            .map_err(IpcError::Io)
+    }
+
+    /// Reads one complete list.
+    ///
+    /// # Errors
+    /// [`IpcError::Eof`] when the peer closes first, [`IpcError::Decode`]
+    /// for malformed or over-long input, I/O errors and timeouts.
+    pub async fn read_list(&mut self) -> Result<AttrList, IpcError> {
+        loop {
+            match decode_list(&self.rbuf, &self.limits) {
+                Ok((list, used)) => {
+                    self.rbuf.drain(..used);
+                    return Ok(list);
+                }
+                Err(DecodeError::Truncated) => {}
+                Err(e) => return Err(e.into()),
+            }
+            // decode_list enforces max_list_len on complete names/values;
+            // this guards the bytes still inside an unfinished token.
+            if self.rbuf.len() > self.limits.max_list_len {
+                return Err(DecodeError::ListTooLong {
+                    limit: self.limits.max_list_len,
+                }
+                .into());
+            }
+            // Grow the read size with the buffer, so a long list costs a
+            // logarithmic number of re-scans rather than one per 4 KiB.
+            self.rbuf.reserve(self.rbuf.len().max(4096));
+            let n = tokio::time::timeout(self.timeout, self.stream.read_buf(&mut self.rbuf))
+                .await
+                .map_err(|_| IpcError::Timeout { op: "read" })?
+                .map_err(IpcError::Io)?;
+            if n == 0 {
+                return Err(IpcError::Eof);
+            }
+        }
+    }
+
+    /// True when the peer has sent data or closed while we were not
+    /// expecting anything: a stale connection that must be replaced before
+    /// the next request (Postfix's `clnt_stream` readable-while-idle check).
+    pub fn is_stale(&self) -> bool {
+        if !self.rbuf.is_empty() {
+            return true;
+        }
+        // Ask the kernel directly: tokio's readiness flags only change when
+        // the reactor polls, which may not have happened while we were idle.
+        let mut probe = [0u8; 1];
+        // SAFETY: recv(2) writes at most 1 byte into `probe`, which lives
+        // across the call; the fd stays open because `self.stream` is borrowed.
+        let n = unsafe {
+            libc::recv(
+                self.stream.as_raw_fd(),
+                probe.as_mut_ptr().cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted;
+        }
+        // Data nobody asked for, or EOF: either way the session is over.
+        true
+    }
+
+    /// The underlying stream (e.g. to wait for the peer's close).
+    pub fn into_inner(self) -> UnixStream {
+        self.stream
+    }
+}

@@ -1,0 +1,3 @@
+//! Shared helpers for the actors integration tests.
+
+pub mod postcat;
