@@ -3,3 +3,4 @@
 //! `oqmgr` daemon.
 
 pub mod postfix;
+pub mod sandbox;

@@ -1,0 +1,641 @@
+//! sandbox - a private, throw-away Postfix 3.7 instance for tests, the demo
+//! and benchmarks.
+//!
+//! # Synopsis
+//! ```no_run
+//! use oqmgr_actors::sandbox::{QmgrChoice, Sandbox};
+//! let sb = Sandbox::builder()
+//!     .qmgr(QmgrChoice::PostfixOqmgr)
+//!     .main_cf("default_transport", "discard")
+//!     .start()
+//!     .unwrap();
+//! sb.sendmail(&["-f", "a@example.com", "b@example.com"], b"Subject: hi\n\nbody\n")
+//!     .unwrap();
+//! assert!(sb.wait_for_log("status=sent", std::time::Duration::from_secs(10)));
+//! ```
+//!
+//! # Description
+//! [`Sandbox::builder`] writes a complete instance into a fresh temporary
+//! folder `DIR` (mode 0755, so the `postfix` user can traverse it):
+//! `DIR/etc` (main.cf, master.cf), `DIR/spool` (queue_directory), `DIR/data`
+//! (data_directory) and `DIR/maillog` (maillog_file, via a `postlog`
+//! service). [`SandboxBuilder::start`] runs `postfix -c DIR/etc start`.
+//! Dropping the [`Sandbox`] stops master (SIGTERM to the pid in
+//! `spool/pid/master.pid`, then a bounded wait, then SIGKILL) and removes
+//! `DIR` unless the environment variable `OQMGR_KEEP_SANDBOX` is set (then
+//! the path is printed to stderr for post-mortems).
+//!
+//! The configuration avoids every trap listed in
+//! `docs/postfix-sandbox.md`: config files are back-dated (Postfix sleeps
+//! while main.cf is younger than ~2 s), no service is chrooted (Debian's
+//! chroot has no /etc files), `compatibility_level = 3.6`, empty
+//! `mydestination`, loopback-only `inet_interfaces`, no DNS anywhere
+//! (`smtp_dns_support_level = disabled`, native host lookups, no peer name
+//! lookups), and `alias_maps`/`local_recipient_maps` empty so that local
+//! delivery never reads the system's /etc/aliases.
+//!
+//! # The qmgr slot
+//! [`QmgrChoice`] selects what runs as `qmgr`: nothing (mail stays in
+//! `incoming/`, useful to inspect queue files written by cleanup), Postfix's
+//! own qmgr or oqmgr, or an arbitrary program. Postfix 3.7's master runs
+//! `daemon_directory + "/" + command`, so an absolute command path does not
+//! work; for [`QmgrChoice::Command`] the sandbox writes a relative path
+//! that climbs out of the (canonical) daemon_directory:
+//! `../../../../opt/x/oqmgr`. (A private daemon_directory of symlinks also
+//! works but makes `postfix start` log one "symlink leaves directory"
+//! warning per daemon.) The program's basename should not be `qmgr`, or
+//! master omits `-n qmgr` from its arguments.
+//!
+//! # Invariants
+//! - Ports are chosen by binding 127.0.0.1:0 and releasing the socket; a
+//!   race with another process grabbing the same port is possible but rare.
+//! - Every process the sandbox starts is stopped by pid, never by name.
+//! - Waits are bounded ([`Sandbox::wait_for_log`] takes a timeout; stopping
+//!   gives master at most 10 s before SIGKILL).
+
+use std::fs;
+use std::io::{self, Write};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Which program, if any, fills the `qmgr` slot of master.cf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QmgrChoice {
+    /// No `qmgr` service at all: cleanup leaves new mail in `incoming/`.
+    None,
+    /// Postfix's default queue manager, `qmgr`.
+    PostfixQmgr,
+    /// Postfix's old queue manager, `oqmgr` (the one we replace).
+    PostfixOqmgr,
+    /// Any executable (typically our `oqmgr` binary), named in master.cf by
+    /// a relative path climbing out of daemon_directory.
+    Command(PathBuf),
+}
+
+/// Configures a [`Sandbox`] before it starts. Obtain with
+/// [`Sandbox::builder`].
+#[derive(Debug, Clone)]
+pub struct SandboxBuilder {
+    /// Extra or overriding main.cf parameters, in insertion order (later
+    /// ones win, as in main.cf itself).
+    main_cf: Vec<(String, String)>,
+    /// Extra master.cf lines appended verbatim after the standard services.
+    master_cf_lines: Vec<String>,
+    /// What runs as the `qmgr` service.
+    qmgr: QmgrChoice,
+    /// Whether to run an smtpd on a free loopback port.
+    smtpd: bool,
+    /// `in_flow_delay`; `None` means the default of the chosen qmgr mode
+    /// (`0s` without a queue manager, Postfix's `1s` otherwise).
+    in_flow_delay: Option<String>,
+}
+
+/// A running private Postfix instance; stops and cleans up on drop.
+#[derive(Debug)]
+pub struct Sandbox {
+    /// Root folder of the instance (etc/, spool/, data/, maillog).
+    dir: PathBuf,
+    /// The loopback port smtpd listens on, if requested.
+    smtpd_port: Option<u16>,
+    /// Set once master has been stopped, so Drop does not stop it twice.
+    stopped: bool,
+}
+
+/// Counter making temp dir names unique within one process.
+static SANDBOX_SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// Returns a loopback TCP port that was free a moment ago (bound, then
+/// released).
+pub fn free_port() -> io::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// The real Postfix daemon_directory, asked from `postconf -d` so that the
+/// system main.cf is not involved.
+pub fn postfix_daemon_directory() -> io::Result<PathBuf> {
+    let out = Command::new("postconf")
+        .args(["-d", "-h", "daemon_directory"])
+        .output()?;
+    if !out.status.success() {
+        return Err(io::Error::other("postconf -d daemon_directory failed"));
+    }
+    Ok(PathBuf::from(
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    ))
+}
+
+impl SandboxBuilder {
+    /// Adds or overrides one main.cf parameter (`name = value`).
+    pub fn main_cf(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.main_cf.push((name.into(), value.into()));
+        self
+    }
+
+    /// Appends one line (or several, with embedded newlines) to master.cf.
+    pub fn master_cf_line(mut self, line: impl Into<String>) -> Self {
+        self.master_cf_lines.push(line.into());
+        self
+    }
+
+    /// Chooses what runs in the `qmgr` slot (default [`QmgrChoice::None`]).
+    pub fn qmgr(mut self, choice: QmgrChoice) -> Self {
+        self.qmgr = choice;
+        self
+    }
+
+    /// Runs an smtpd on a free loopback port (see [`Sandbox::smtpd_port`]).
+    pub fn smtpd_port(mut self, enable: bool) -> Self {
+        self.smtpd = enable;
+        self
+    }
+
+    /// Sets `in_flow_delay` (a Postfix time value such as `0s` or `1s`).
+    pub fn in_flow_delay(mut self, value: impl Into<String>) -> Self {
+        self.in_flow_delay = Some(value.into());
+        self
+    }
+
+    /// Writes the instance and starts it with `postfix -c DIR/etc start`.
+    /// On failure the partial instance is torn down and the error carries
+    /// the tail of the maillog (where Postfix puts the real reason).
+    pub fn start(self) -> io::Result<Sandbox> {
+        let dir = make_temp_dir()?;
+        let mut sandbox = Sandbox {
+            dir,
+            smtpd_port: None,
+            // Nothing to stop until `postfix start` ran.
+            stopped: true,
+        };
+        if self.smtpd {
+            sandbox.smtpd_port = Some(free_port()?);
+        }
+        self.write_files(&sandbox)?;
+        sandbox.stopped = false;
+        let out = Command::new("postfix")
+            .arg("-c")
+            .arg(sandbox.config_dir())
+            .arg("start")
+            .stdin(Stdio::null())
+            .output()?;
+        if !out.status.success() || !sandbox.master_pid_file().exists() {
+            return Err(io::Error::other(format!(
+                "postfix start failed ({}): {}{}\nmaillog:\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                sandbox.maillog()
+            )));
+        }
+        Ok(sandbox)
+    }
+
+    /// Creates etc/, spool/, data/ and writes the
+    /// back-dated main.cf and master.cf.
+    fn write_files(&self, sb: &Sandbox) -> io::Result<()> {
+        let dir = &sb.dir;
+        let etc = sb.config_dir();
+        fs::create_dir(&etc)?;
+        fs::set_permissions(&etc, fs::Permissions::from_mode(0o755))?;
+        fs::create_dir(sb.queue_dir())?;
+        fs::set_permissions(sb.queue_dir(), fs::Permissions::from_mode(0o755))?;
+        let data = dir.join("data");
+        fs::create_dir(&data)?;
+        // data_directory must belong to mail_owner, mode 0700.
+        chown_to_postfix(&data)?;
+        fs::set_permissions(&data, fs::Permissions::from_mode(0o700))?;
+
+        let real_daemon_dir = postfix_daemon_directory()?;
+        let (daemon_dir, qmgr_command) = match &self.qmgr {
+            QmgrChoice::None => (real_daemon_dir, None),
+            QmgrChoice::PostfixQmgr => (real_daemon_dir, Some("qmgr".to_string())),
+            QmgrChoice::PostfixOqmgr => (real_daemon_dir, Some("oqmgr".to_string())),
+            QmgrChoice::Command(program) => {
+                let real = real_daemon_dir.canonicalize()?;
+                let command = climbing_command_path(&real, program)?;
+                (real, Some(command))
+            }
+        };
+        let flow_delay = self.in_flow_delay.clone().unwrap_or_else(|| {
+            if qmgr_command.is_none() {
+                "0s".into()
+            } else {
+                "1s".into()
+            }
+        });
+
+        let d = dir.display();
+        let mut main_cf = format!(
+            "# private Postfix instance written by oqmgr-actors::sandbox\n\
+             compatibility_level = 3.6\n\
+             queue_directory = {d}/spool\n\
+             data_directory = {d}/data\n\
+             daemon_directory = {daemon}\n\
+             maillog_file = {d}/maillog\n\
+             maillog_file_prefixes = {d}\n\
+             myhostname = sandbox.test\n\
+             mydomain = sandbox.test\n\
+             myorigin = $myhostname\n\
+             mydestination =\n\
+             inet_interfaces = 127.0.0.1\n\
+             inet_protocols = ipv4\n\
+             mynetworks = 127.0.0.0/8\n\
+             smtp_dns_support_level = disabled\n\
+             smtp_host_lookup = native\n\
+             lmtp_host_lookup = native\n\
+             smtpd_peername_lookup = no\n\
+             alias_maps =\n\
+             alias_database =\n\
+             local_recipient_maps =\n\
+             biff = no\n\
+             in_flow_delay = {flow_delay}\n",
+            daemon = daemon_dir.display(),
+        );
+        for (name, value) in &self.main_cf {
+            main_cf.push_str(&format!("{name} = {value}\n"));
+        }
+
+        let mut master_cf =
+            String::from("# service type private unpriv chroot wakeup maxproc command\n");
+        if let Some(port) = sb.smtpd_port {
+            master_cf.push_str(&format!("127.0.0.1:{port} inet n - n - - smtpd\n"));
+        }
+        master_cf.push_str(STANDARD_SERVICES);
+        if let Some(cmd) = &qmgr_command {
+            master_cf.push_str(&format!("qmgr unix n - n 300 1 {cmd}\n"));
+        }
+        for line in &self.master_cf_lines {
+            master_cf.push_str(line);
+            master_cf.push('\n');
+        }
+
+        write_backdated(&etc.join("main.cf"), &main_cf)?;
+        write_backdated(&etc.join("master.cf"), &master_cf)?;
+        Ok(())
+    }
+}
+
+/// master.cf services every sandbox runs (none chrooted; no qmgr, no smtpd:
+/// those depend on the builder).
+const STANDARD_SERVICES: &str = "\
+pickup unix n - n 60 1 pickup
+cleanup unix n - n - 0 cleanup
+rewrite unix - - n - - trivial-rewrite
+bounce unix - - n - 0 bounce
+defer unix - - n - 0 bounce
+trace unix - - n - 0 bounce
+verify unix - - n - 1 verify
+flush unix n - n 1000? 0 flush
+proxymap unix - - n - - proxymap
+proxywrite unix - - n - 1 proxymap
+smtp unix - - n - - smtp
+relay unix - - n - - smtp
+showq unix n - n - - showq
+error unix - - n - - error
+retry unix - - n - - error
+discard unix - - n - - discard
+local unix - n n - - local
+lmtp unix - - n - - lmtp
+anvil unix - - n - 1 anvil
+scache unix - - n - 1 scache
+postlog unix-dgram n - n - 1 postlogd
+";
+
+/// Creates a fresh, uniquely named folder under the system temp dir with
+/// mode 0755 (a 0700 folder makes master die on data/master.lock).
+fn make_temp_dir() -> io::Result<PathBuf> {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let seq = SANDBOX_SEQ.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "oqmgr-sandbox-{}-{seq}-{nanos:x}",
+        std::process::id()
+    ));
+    fs::create_dir(&dir)?;
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
+    Ok(dir)
+}
+
+/// Writes `text` to `path` and sets its mtime 10 s in the past, so Postfix
+/// programs do not wait for the file to "cool down".
+fn write_backdated(path: &Path, text: &str) -> io::Result<()> {
+    let file = fs::File::create(path)?;
+    (&file).write_all(text.as_bytes())?;
+    file.set_modified(SystemTime::now() - Duration::from_secs(10))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o644))
+}
+
+/// Gives `path` to the `postfix` user (mail_owner), as data_directory
+/// requires.
+fn chown_to_postfix(path: &Path) -> io::Result<()> {
+    let status = Command::new("chown").arg("postfix:").arg(path).status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "chown postfix: {} failed",
+            path.display()
+        )))
+    }
+}
+
+/// Spells `program` relative to the canonical `daemon_dir`: one `..` per
+/// component of `daemon_dir`, then the absolute program path without its
+/// leading `/`. master prepends `daemon_dir/`, so the result resolves to
+/// `program` (an absolute command would become `daemon_dir//abs/path`).
+fn climbing_command_path(daemon_dir: &Path, program: &Path) -> io::Result<String> {
+    let program = program.canonicalize()?;
+    let ups = daemon_dir
+        .components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        .count();
+    let rest = program
+        .strip_prefix("/")
+        .map_err(|_| io::Error::other("canonical path is not absolute"))?;
+    let rest = rest
+        .to_str()
+        .filter(|r| !r.chars().any(char::is_whitespace))
+        .ok_or_else(|| io::Error::other("qmgr command path must be UTF-8 without spaces"))?;
+    Ok(format!("{}{rest}", "../".repeat(ups)))
+}
+
+impl Sandbox {
+    /// Starts configuring a sandbox: no qmgr, no smtpd, no extra settings.
+    pub fn builder() -> SandboxBuilder {
+        SandboxBuilder {
+            main_cf: Vec::new(),
+            master_cf_lines: Vec::new(),
+            qmgr: QmgrChoice::None,
+            smtpd: false,
+            in_flow_delay: None,
+        }
+    }
+
+    /// Root folder of the instance.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `DIR/etc`: pass as `-c` to Postfix tools.
+    pub fn config_dir(&self) -> PathBuf {
+        self.dir.join("etc")
+    }
+
+    /// `DIR/spool`: the queue_directory.
+    pub fn queue_dir(&self) -> PathBuf {
+        self.dir.join("spool")
+    }
+
+    /// The loopback port of the sandbox's smtpd, if one was requested.
+    pub fn smtpd_port(&self) -> Option<u16> {
+        self.smtpd_port
+    }
+
+    /// `spool/pid/master.pid`, written by master once it runs.
+    fn master_pid_file(&self) -> PathBuf {
+        self.queue_dir().join("pid").join("master.pid")
+    }
+
+    /// The whole maillog so far (empty if none yet; invalid UTF-8 replaced).
+    pub fn maillog(&self) -> String {
+        fs::read(self.dir.join("maillog"))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Polls the maillog every 50 ms until a line contains `pattern` (plain
+    /// substring) or `timeout` passes; returns whether it appeared.
+    pub fn wait_for_log(&self, pattern: &str, timeout: Duration) -> bool {
+        self.wait_for(timeout, || self.maillog().contains(pattern))
+    }
+
+    /// Polls `cond` every 50 ms until it holds or `timeout` passes.
+    pub fn wait_for(&self, timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if cond() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs `sendmail -C DIR/etc ARGS` with `message` on stdin.
+    pub fn sendmail(&self, args: &[&str], message: &[u8]) -> io::Result<Output> {
+        let mut child = Command::new("sendmail")
+            .arg("-C")
+            .arg(self.config_dir())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let mut stdin = child.stdin.take().expect("stdin was piped");
+        // A write error (sendmail gave up early) shows in its exit status.
+        let _ = stdin.write_all(message);
+        drop(stdin);
+        child.wait_with_output()
+    }
+
+    /// Runs `postqueue -c DIR/etc ARGS`.
+    pub fn postqueue(&self, args: &[&str]) -> io::Result<Output> {
+        self.admin_tool("postqueue", args)
+    }
+
+    /// Runs `postsuper -c DIR/etc ARGS`.
+    pub fn postsuper(&self, args: &[&str]) -> io::Result<Output> {
+        self.admin_tool("postsuper", args)
+    }
+
+    /// Runs `postcat -c DIR/etc ARGS`.
+    pub fn postcat(&self, args: &[&str]) -> io::Result<Output> {
+        self.admin_tool("postcat", args)
+    }
+
+    /// Runs a Postfix admin tool that takes `-c config_dir`.
+    fn admin_tool(&self, tool: &str, args: &[&str]) -> io::Result<Output> {
+        Command::new(tool)
+            .arg("-c")
+            .arg(self.config_dir())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+    }
+
+    /// Every file in queue `queue_name` (e.g. "incoming", "active"), hashed
+    /// subdirectories included, as (queue id, path), sorted by queue id.
+    pub fn queue_files(&self, queue_name: &str) -> Vec<(String, PathBuf)> {
+        let mut found = Vec::new();
+        let mut stack = vec![self.queue_dir().join(queue_name)];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                match entry.file_type() {
+                    Ok(t) if t.is_dir() => stack.push(path),
+                    Ok(t) if t.is_file() => {
+                        let id = entry.file_name().to_string_lossy().into_owned();
+                        found.push((id, path));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
+    /// Stops master: SIGTERM to the pid in spool/pid/master.pid (master
+    /// passes it on to its children), waits up to 10 s for it to go, then
+    /// SIGKILL. Idempotent.
+    pub fn stop(&mut self) -> io::Result<()> {
+        if self.stopped {
+            return Ok(());
+        }
+        self.stopped = true;
+        let Some(pid) = read_pid(&self.master_pid_file()) else {
+            return Ok(());
+        };
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+            // Already gone (ESRCH): nothing to wait for.
+            return Ok(());
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while process_alive(pid) {
+            if Instant::now() >= deadline {
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                return Err(io::Error::other(format!(
+                    "master pid {pid} ignored SIGTERM for 10 s; killed"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+}
+
+/// Reads a Postfix pid file (a decimal number padded with spaces).
+fn read_pid(path: &Path) -> Option<i32> {
+    let text = fs::read_to_string(path).ok()?;
+    let pid: i32 = text.trim().parse().ok()?;
+    (pid > 1).then_some(pid)
+}
+
+/// True while `pid` exists and is not a zombie (master is not our child, so
+/// we cannot reap it; a zombie left for a non-reaping init counts as gone).
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    if unsafe { libc::kill(pid, 0) } != 0 {
+        return false;
+    }
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state letter follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            .unwrap_or(true),
+        Err(_) => false,
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            eprintln!("sandbox {}: {e}", self.dir.display());
+        }
+        if std::env::var_os("OQMGR_KEEP_SANDBOX").is_some() {
+            eprintln!("sandbox kept at {}", self.dir.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A running `smtp-sink` (Postfix's test SMTP server), killed on drop.
+#[derive(Debug)]
+pub struct SmtpSink {
+    /// The smtp-sink process (taken by [`SmtpSink::stop`]).
+    child: Option<Child>,
+    /// The loopback port it listens on.
+    port: u16,
+}
+
+impl SmtpSink {
+    /// Runs `smtp-sink -u nobody -c EXTRA... 127.0.0.1:PORT 1024` (`-u` is
+    /// required as root; `-c` prints session and message counters on
+    /// stdout, readable after [`SmtpSink::stop`]). Waits up to 5 s for the
+    /// port to accept connections.
+    pub fn start(port: u16, extra_args: &[&str]) -> io::Result<SmtpSink> {
+        let child = Command::new("smtp-sink")
+            .args(["-u", "nobody", "-c"])
+            .args(extra_args)
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("1024")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let mut sink = SmtpSink {
+            child: Some(child),
+            port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let exited = match sink.child.as_mut() {
+                Some(c) => c.try_wait()?.is_some(),
+                None => true,
+            };
+            if Instant::now() >= deadline || exited {
+                return Err(io::Error::other(format!(
+                    "smtp-sink on port {port} did not start"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(sink)
+    }
+
+    /// The port the sink listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The sink's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills the sink and returns what it printed (stdout: counters).
+    pub fn stop(mut self) -> io::Result<Output> {
+        let child = self
+            .child
+            .take()
+            .ok_or_else(|| io::Error::other("smtp-sink already stopped"))?;
+        // SIGTERM lets smtp-sink print its final counters line.
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        child.wait_with_output()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
