@@ -208,6 +208,22 @@ impl MasterStatus {
         }
     }
 
+    /// Whether master is gone right now: a status write failed, or fd 5 is
+    /// readable (EOF or error) at this instant. Never blocks.
+    pub fn is_gone_now(&self) -> bool {
+        if self.inner.failed.load(Ordering::SeqCst) {
+            return true;
+        }
+        let mut pfd = libc::pollfd {
+            fd: self.inner.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, zero timeout.
+        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+        n > 0 && pfd.revents != 0
+    }
+
     /// Resolves once master(8) is gone: fd 5 turned readable (EOF or error;
     /// master never writes to it) or a status write failed. Must run inside
     /// a tokio runtime with I/O enabled. Registration failures count as

@@ -26,14 +26,14 @@
 //! silent client; here only this stream waits, the rest of the daemon runs.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::stream::{self, BoxStream, Stream, StreamExt};
 use tokio::io::unix::AsyncFd;
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixStream;
 
 use super::args::ServiceType;
 use super::log::errno_text;
@@ -48,8 +48,9 @@ pub const CLIENT_WAIT: Duration = Duration::from_secs(10);
 /// One listen endpoint, registered with the tokio reactor.
 #[derive(Debug)]
 pub enum Endpoint {
-    /// `-t unix`: a listening stream socket.
-    Unix(UnixListener),
+    /// `-t unix`: a listening stream socket (accepted by hand, so that
+    /// master's liveness can be checked between readiness and accept).
+    Unix(AsyncFd<OwnedFd>),
     /// `-t fifo`: the FIFO's read-write descriptor.
     Fifo(AsyncFd<OwnedFd>),
 }
@@ -62,10 +63,7 @@ impl Endpoint {
         need_runtime()?;
         set_nonblocking(&fd)?;
         match kind {
-            ServiceType::Unix => {
-                let std_listener = std::os::unix::net::UnixListener::from(fd);
-                Ok(Endpoint::Unix(UnixListener::from_std(std_listener)?))
-            }
+            ServiceType::Unix => Ok(Endpoint::Unix(register_readable(fd)?)),
             ServiceType::Fifo => Ok(Endpoint::Fifo(register_readable(fd)?)),
             ServiceType::Pass => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -76,15 +74,16 @@ impl Endpoint {
 
     /// Waits for the next request and returns its bytes, with busy/idle
     /// reports around the read; a failed idle report sets
-    /// [`Request::last`].
-    async fn next_request(&self, status: &MasterStatus) -> Request {
+    /// [`Request::last`]. `None` when master is found gone before a
+    /// request is taken.
+    async fn next_request(&self, status: &MasterStatus) -> Option<Request> {
         loop {
             let got = match self {
-                Endpoint::Unix(listener) => accept_one(listener, status).await,
-                Endpoint::Fifo(fifo) => read_fifo(fifo, status).await,
+                Endpoint::Unix(listener) => accept_one(listener, status).await?,
+                Endpoint::Fifo(fifo) => read_fifo(fifo, status).await?,
             };
             if let Some(request) = got {
-                return request;
+                return Some(request);
             }
         }
     }
@@ -100,55 +99,140 @@ struct Request {
     last: bool,
 }
 
-/// Serves one connection on a unix endpoint; `None` when there was nothing
-/// to read (lost accept race, silent client).
-async fn accept_one(listener: &UnixListener, status: &MasterStatus) -> Option<Request> {
-    let conn = match listener.accept().await {
-        Ok((conn, _)) => conn,
+/// Serves one connection on a unix endpoint. Outer `None`: master is gone,
+/// nothing was accepted. Inner `None`: nothing to read (lost accept race,
+/// silent client).
+///
+/// Master's liveness is checked after the endpoint turns readable and
+/// before accepting: on `postfix reload` master closes the status socket
+/// and at once re-sends its wakeup, which must stay queued for the new
+/// process. (Taking it here would leave the service without a process
+/// until the next wakeup, 300 s later; stock qmgr likewise exits without
+/// reading it.)
+async fn accept_one(listener: &AsyncFd<OwnedFd>, status: &MasterStatus) -> Option<Option<Request>> {
+    let mut guard = match listener.readable().await {
+        Ok(g) => g,
         Err(e) => {
-            if e.kind() != io::ErrorKind::WouldBlock {
-                tracing::error!("accept connection: {}", errno_text(&e));
-                // Back off briefly so a persistent error cannot spin the loop.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            return None;
+            tracing::error!("accept connection: {}", errno_text(&e));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            return Some(None);
         }
     };
+    if status.is_gone_now() {
+        return None;
+    }
+    let conn = match guard.try_io(|fd| accept(fd.get_ref())) {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => {
+            tracing::error!("accept connection: {}", errno_text(&e));
+            // Back off briefly so a persistent error cannot spin the loop.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            return Some(None);
+        }
+        // EAGAIN: another process won the connection, or stale readiness.
+        Err(_would_block) => return Some(None),
+    };
+    drop(guard);
+    let conn = match UnixStream::from_std(conn) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("accept connection: {}", errno_text(&e));
+            return Some(None);
+        }
+    };
+    Some(serve_connection(conn, status).await)
+}
+
+/// `accept4(2)`: non-blocking and close-on-exec from the start.
+fn accept(listener: &OwnedFd) -> io::Result<std::os::unix::net::UnixStream> {
+    // SAFETY: null address pointers are allowed; the result is a new
+    // descriptor that nothing else owns.
+    let fd = unsafe {
+        libc::accept4(
+            listener.as_raw_fd(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        // SAFETY: fresh descriptor from accept4, owned only here.
+        Ok(unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) })
+    }
+}
+
+/// Waits for the client's request (at most [`CLIENT_WAIT`]) and serves it.
+async fn serve_connection(conn: UnixStream, status: &MasterStatus) -> Option<Request> {
     // The accepted socket is dropped (closed) when this function returns,
     // which is what the client waits for. Readiness may be reported without
     // data (tokio's readiness is a hint), so peek before reporting busy: a
     // spurious wake-up must neither drop the client early nor send master a
     // busy/idle pair for nothing.
     let deadline = tokio::time::Instant::now() + CLIENT_WAIT;
+    let mut first_data: Option<tokio::time::Instant> = None;
     loop {
         match tokio::time::timeout_at(deadline, conn.readable()).await {
             Ok(Ok(())) => {}
             _ => return None,
         }
-        match conn.try_io(tokio::io::Interest::READABLE, || peek(&conn)) {
+        let peeked = match conn.try_io(tokio::io::Interest::READABLE, || peek(&conn)) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            // Data, EOF or an error: let the one real read see it.
-            _ => return Some(serve(status, |buf| read_conn(&conn, buf))),
+            // An error: let the one real read see (and skip) it.
+            Err(_) => None,
+            Ok(p) => Some(p),
+        };
+        if let Some(Peek { len, has_nul }) = peeked {
+            // Postfix clients write the request and its NUL terminator in
+            // two writes; reading between them and closing makes the NUL
+            // write fail (postkick dies of SIGPIPE). Stock Postfix has the
+            // same race; we narrow it by waiting briefly for the NUL.
+            let start = *first_data.get_or_insert_with(tokio::time::Instant::now);
+            let settled = len == 0 || has_nul || len >= TRIGGER_BUF_SIZE;
+            let now = tokio::time::Instant::now();
+            if !settled && now < start + NUL_GRACE && now < deadline {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                continue;
+            }
         }
+        return Some(serve(status, |buf| read_conn(&conn, buf)));
     }
 }
 
-/// Whether the connection has data or EOF, without consuming anything.
-fn peek(conn: &UnixStream) -> io::Result<usize> {
-    let mut byte = 0u8;
-    // SAFETY: one-byte buffer on the stack; MSG_PEEK leaves the data queued.
+/// How long to wait for the NUL that Postfix trigger clients send after
+/// the request bytes, before reading what is there.
+pub const NUL_GRACE: Duration = Duration::from_secs(1);
+
+/// What a peek at an accepted connection found.
+struct Peek {
+    /// Bytes waiting (0 = the client closed without more data).
+    len: usize,
+    /// Whether they include a NUL (the end of a Postfix trigger request).
+    has_nul: bool,
+}
+
+/// Looks at the waiting bytes without consuming them.
+fn peek(conn: &UnixStream) -> io::Result<Peek> {
+    let mut buf = [0u8; TRIGGER_BUF_SIZE];
+    // SAFETY: stack buffer of the given length; MSG_PEEK leaves the data
+    // queued for the real read.
     let n = unsafe {
         libc::recv(
             conn.as_raw_fd(),
-            (&mut byte as *mut u8).cast(),
-            1,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
             libc::MSG_PEEK | libc::MSG_DONTWAIT,
         )
     };
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {
-        Ok(n as usize)
+        let len = n as usize;
+        Ok(Peek {
+            len,
+            has_nul: buf[..len].contains(&0),
+        })
     }
 }
 
@@ -157,23 +241,27 @@ fn read_conn(conn: &UnixStream, buf: &mut [u8]) -> io::Result<usize> {
     conn.try_read(buf)
 }
 
-/// Serves one readable event on a fifo endpoint; `None` on a spurious
+/// Serves one readable event on a fifo endpoint. Outer `None`: master is
+/// gone (checked before reading, as for sockets); inner `None`: a spurious
 /// wake-up (another reader took the bytes).
-async fn read_fifo(fifo: &AsyncFd<OwnedFd>, status: &MasterStatus) -> Option<Request> {
+async fn read_fifo(fifo: &AsyncFd<OwnedFd>, status: &MasterStatus) -> Option<Option<Request>> {
     let mut guard = match fifo.readable().await {
         Ok(g) => g,
         Err(e) => {
             tracing::error!("read trigger fifo: {}", errno_text(&e));
             tokio::time::sleep(Duration::from_millis(100)).await;
-            return None;
+            return Some(None);
         }
     };
+    if status.is_gone_now() {
+        return None;
+    }
     let request = serve(status, |buf| read_fd(fifo.get_ref(), buf));
     if request.bytes.is_none() {
         // EAGAIN: readiness was stale; wait for the next edge.
         guard.clear_ready();
     }
-    Some(request)
+    Some(Some(request))
 }
 
 /// Busy report, one read, idle report.
@@ -259,7 +347,7 @@ pub fn stream(endpoints: Vec<Endpoint>, status: MasterStatus) -> TriggerStream {
         stream::unfold(Some((endpoint, status.clone())), |state| async move {
             let (endpoint, status) = state?;
             loop {
-                let request = endpoint.next_request(&status).await;
+                let request = endpoint.next_request(&status).await?;
                 match (request.bytes, request.last) {
                     (Some(bytes), false) => return Some((bytes, Some((endpoint, status)))),
                     // Deliver what was read, then end: master is gone.
@@ -424,12 +512,15 @@ mod tests {
     }
 
     #[test]
-    fn stream_ends_when_master_is_gone() {
+    fn request_read_before_master_left_is_delivered_then_stream_ends() {
         let dir = TempDir::new("gone");
         let path = dir.0.join("qmgr");
         let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
-        let (status, master) = status_pair();
-        drop(master);
+        // Status writes fail (EPIPE) but fd 5 is not readable: master left
+        // while the request was being served.
+        let (ours, _master) = std::os::unix::net::UnixStream::pair().unwrap();
+        ours.shutdown(std::net::Shutdown::Write).unwrap();
+        let status = MasterStatus::new(ours.into(), 1, 1);
         runtime().block_on(async {
             let mut chan =
                 MasterChannel::from_parts(status, vec![(ServiceType::Unix, listener.into())], None);
@@ -437,12 +528,37 @@ mod tests {
             let mut triggers = chan.triggers().unwrap();
             let mut client = std::os::unix::net::UnixStream::connect(&path).unwrap();
             client.write_all(b"A\0").unwrap();
-            // The request already read is still handed over, then the end.
             assert_eq!(triggers.next().await.unwrap(), b"A\0");
             assert!(triggers.next().await.is_none());
             tokio::time::timeout(Duration::from_secs(5), gone)
                 .await
                 .unwrap();
+        });
+    }
+
+    #[test]
+    fn request_pending_after_master_left_stays_for_the_next_process() {
+        let dir = TempDir::new("reload");
+        let path = dir.0.join("qmgr");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        // master keeps its own copy of the listener; so does this test.
+        let _masters_copy = listener.try_clone().unwrap();
+        let (status, master) = status_pair();
+        let mut client = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        client.write_all(b"W\0").unwrap();
+        // Reload: master closes the status socket, the wakeup is pending.
+        drop(master);
+        runtime().block_on(async {
+            let mut chan =
+                MasterChannel::from_parts(status, vec![(ServiceType::Unix, listener.into())], None);
+            let mut triggers = chan.triggers().unwrap();
+            assert!(triggers.next().await.is_none());
+            // Not accepted, so not closed:
+            // the client still waits, its request queued for the next process.
+            client.set_nonblocking(true).unwrap();
+            let mut buf = [0u8; 1];
+            let err = client.read(&mut buf).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
         });
     }
 
