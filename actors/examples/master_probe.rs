@@ -107,7 +107,11 @@ fn main() {
     let args = match MasterArgs::from_env() {
         Ok(a) => a,
         Err(e) => {
-            let fallback = MasterArgs::parse(&["qmgr", "-S"], env).expect("fixed words parse");
+            // The service name is unknown: log under the program name, as
+            // Postfix's bootstrap logging does.
+            let argv0 = std::env::args().next().unwrap_or_default();
+            let fallback =
+                MasterArgs::parse(&[argv0.as_str(), "-S"], env).expect("fixed words parse");
             if let Ok(cfg) = LogConfig::resolve(&fallback, &LogParams::default(), env) {
                 log::install(Logger::new(cfg));
             }

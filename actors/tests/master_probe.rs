@@ -298,3 +298,102 @@ fn fifo_service_under_real_master() {
     no_master_complaints(&sb);
     sb.stop().unwrap();
 }
+
+/// Without master: bad arguments are fatal, with Postfix's text, logged
+/// through the postlog socket named by the environment (bootstrap logging,
+/// before main.cf is read), and exit status 1.
+#[test]
+fn bad_arguments_are_fatal_and_logged() {
+    let dir = std::env::temp_dir().join(format!("oqmgr-probe-args-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock_path = dir.join("postlog");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // Errors found while parsing are logged under the program name (the
+    // service name is not known yet); later checks under the service name.
+    let cases: &[(&[&str], &str, &str)] = &[
+        (
+            &["-l", "-x"],
+            "postfix/master_probe",
+            "fatal: invalid option: x",
+        ),
+        (
+            &["-l", "-n", "qmgr", "-t", "inet"],
+            "postfix/master_probe",
+            "fatal: unsupported transport type: inet",
+        ),
+        (
+            &["-n", "qmgr", "-t", "unix"],
+            "postfix/qmgr",
+            "fatal: service qmgr requires a process limit of 1",
+        ),
+        (
+            &["-l", "-n", "qmgr", "-t", "unix", "junk"],
+            "postfix/qmgr",
+            "fatal: unexpected command-line argument: junk",
+        ),
+    ];
+    for (args, want_tag, expect) in cases {
+        let out = Command::new(probe_path())
+            .args(*args)
+            .env_clear()
+            .env("POSTLOG_SERVICE", &sock_path)
+            .env("POSTLOG_HOSTNAME", "box.example.org")
+            .env("MAIL_LOGTAG", "postfix")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        let mut buf = [0u8; 4096];
+        let n = sock.recv(&mut buf).expect("a log datagram");
+        let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let (_, host, tag, _, text) = shape(&line).unwrap_or_else(|| panic!("bad shape: {line}"));
+        assert_eq!(host, "box");
+        assert_eq!(tag, *want_tag, "{line}");
+        assert_eq!(text, *expect, "{line}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Stock qmgr's lines in a sandbox maillog parse with the same shape
+/// checker the probe's lines pass, with the same host field as master's.
+#[test]
+fn stock_qmgr_lines_have_the_checked_shape() {
+    let sb = Sandbox::builder()
+        .qmgr(QmgrChoice::PostfixQmgr)
+        .main_cf("default_transport", "discard:shape test")
+        .start()
+        .expect("sandbox starts");
+    let out = sb
+        .sendmail(
+            &["-f", "s@example.com", "r@example.net"],
+            b"Subject: x\n\nx\n",
+        )
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        sb.wait_for_log("status=sent", Duration::from_secs(20)),
+        "{}",
+        sb.maillog()
+    );
+    let log = sb.maillog();
+    let master_host = log
+        .lines()
+        .filter_map(shape)
+        .find(|s| s.2 == "postfix/master")
+        .unwrap()
+        .1;
+    let qmgr: Vec<_> = log
+        .lines()
+        .filter_map(shape)
+        .filter(|s| s.2 == "postfix/qmgr")
+        .collect();
+    assert!(!qmgr.is_empty(), "{log}");
+    assert!(qmgr.iter().all(|s| s.1 == master_host));
+    assert!(
+        qmgr.iter()
+            .any(|s| s.4.contains(": from=<s@example.com>, size=")),
+        "{qmgr:?}"
+    );
+}

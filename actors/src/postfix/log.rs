@@ -774,6 +774,38 @@ mod tests {
     }
 
     #[test]
+    fn syslog_sink_gets_glibc_shaped_datagrams() {
+        let dir = std::env::temp_dir().join(format!("oqmgr-syslog-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log");
+        let server = UnixDatagram::bind(&path).unwrap();
+        let logger = Logger::new(LogConfig {
+            tag: "postfix/qmgr".into(),
+            sink: LogSink::Syslog {
+                socket: path.clone(),
+                facility: 16,
+            },
+            also_stderr: false,
+            verbose: 0,
+            utf8: false,
+        });
+        logger.log(Severity::Fatal, "caf\u{e9}");
+        let mut buf = [0u8; 4096];
+        let n = server.recv(&mut buf).unwrap();
+        let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(line.starts_with("<18>"), "{line}");
+        // "<18>Mon dd hh:mm:ss " is 20 bytes, day space-padded.
+        assert_eq!(&line[7..8], " ", "{line}");
+        assert_ne!(&line[8..9], "0", "{line}");
+        assert_eq!(
+            &line[20..],
+            format!("postfix/qmgr[{}]: fatal: caf??", std::process::id())
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn errno_text_is_strerror() {
         assert_eq!(
             errno_text(&io::Error::from_raw_os_error(libc::ENOENT)),

@@ -292,6 +292,22 @@ fn read_fd(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// Stand-alone mode (`-S`): the one request is read from stdin with a
+/// single read of at most [`TRIGGER_BUF_SIZE`] bytes. An empty or failed
+/// read is an error (Postfix: `fatal: read: …`).
+pub fn read_stand_alone_request(mut input: impl std::io::Read) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; TRIGGER_BUF_SIZE];
+    let n = input.read(&mut buf)?;
+    if n == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "read: end of input",
+        ));
+    }
+    buf.truncate(n);
+    Ok(buf)
+}
+
 /// Fails (instead of letting tokio panic) outside a tokio runtime.
 fn need_runtime() -> io::Result<()> {
     tokio::runtime::Handle::try_current()
@@ -560,6 +576,16 @@ mod tests {
             let err = client.read(&mut buf).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
         });
+    }
+
+    #[test]
+    fn stand_alone_request_is_one_bounded_read() {
+        assert_eq!(read_stand_alone_request(&b"FADI\0"[..]).unwrap(), b"FADI\0");
+        assert_eq!(
+            read_stand_alone_request(&[b'x'; 5000][..]).unwrap().len(),
+            TRIGGER_BUF_SIZE
+        );
+        assert!(read_stand_alone_request(&b""[..]).is_err());
     }
 
     #[test]
