@@ -9,7 +9,7 @@
 //!
 //! ```text
 //! start pid=<pid> argv=<argv joined by spaces> gen=<generation>
-//! privs uid=<uid> gid=<gid>
+//! privs uid=<uid> gid=<gid> jailed=<true if chrooted to the queue dir>
 //! flow <FlowAction debug>
 //! trigger pid=<pid> <bytes, escaped>
 //! gone pid=<pid>
@@ -189,7 +189,10 @@ fn main() {
     }
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let _ = writeln!(record, "privs uid={uid} gid={gid}");
+    // Inside the jail the queue directory is "/", so the record file is
+    // visible at the root.
+    let jailed = std::path::Path::new("/probe-record").exists();
+    let _ = writeln!(record, "privs uid={uid} gid={gid} jailed={jailed}");
     log::info(&format!(
         "probe started, service {} generation {generation}",
         args.service_name

@@ -69,6 +69,12 @@ fn last_start_pid(text: &str) -> Option<u32> {
         .and_then(|p| p.parse().ok())
 }
 
+/// The numeric uid of mail_owner (`postfix`).
+fn postfix_uid() -> String {
+    let out = Command::new("id").args(["-u", "postfix"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 fn alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks for existence.
     unsafe { libc::kill(pid as i32, 0) == 0 }
@@ -177,16 +183,12 @@ fn unix_service_under_real_master() {
     let pid = last_start_pid(&text).expect("start line");
     let start_line = text.lines().find(|l| l.starts_with("start ")).unwrap();
     assert!(
-        start_line.ends_with("master_probe -l -n qmgr -t unix -u gen=1")
-            || start_line.contains(" -l -n qmgr -t unix -u gen="),
+        start_line.contains("/master_probe -l -n qmgr -t unix -u gen="),
         "{start_line}"
     );
-    let postfix_uid = Command::new("id").args(["-u", "postfix"]).output().unwrap();
-    let postfix_uid = String::from_utf8_lossy(&postfix_uid.stdout)
-        .trim()
-        .to_string();
     assert!(
-        text.contains(&format!("privs uid={postfix_uid} ")),
+        text.contains(&format!("privs uid={} gid=", postfix_uid()))
+            && text.contains(" jailed=false"),
         "{text}"
     );
     assert!(text.contains("flow Put(100, 100)"), "{text}");
@@ -262,7 +264,7 @@ fn fifo_service_under_real_master() {
     );
     let mut sb = start(
         QmgrChoice::None,
-        Some(format!("qmgr fifo n - n 300 1 {relative}")),
+        Some(format!("qmgr fifo n - y 300 1 {relative}")),
     );
     assert!(
         wait_record(&sb, "trigger pid="),
@@ -272,7 +274,13 @@ fn fifo_service_under_real_master() {
     );
     let text = record(&sb);
     let pid = last_start_pid(&text).unwrap();
-    assert!(text.contains(" -l -n qmgr -t fifo -u gen="), "{text}");
+    assert!(text.contains(" -l -n qmgr -t fifo -u -c gen="), "{text}");
+    // -c: chrooted to the queue directory, and still unprivileged.
+    assert!(
+        text.contains(&format!("privs uid={} gid=", postfix_uid()))
+            && text.contains(" jailed=true"),
+        "{text}"
+    );
     // Over a FIFO no NUL is appended.
     assert!(text.contains(&format!("trigger pid={pid} W\n")), "{text}");
     run("postqueue", &sb, &["-f"]);

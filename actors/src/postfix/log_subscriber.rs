@@ -113,3 +113,59 @@ impl Subscriber for PostfixSubscriber {
 
     fn exit(&self, _span: &Id) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::postfix::log::{install, LogConfig, LogSink, Logger};
+    use std::os::unix::net::UnixDatagram;
+
+    #[test]
+    fn events_become_postfix_lines() {
+        let dir = std::env::temp_dir().join(format!("oqmgr-sub-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("postlog");
+        let server = UnixDatagram::bind(&path).unwrap();
+        server
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        install(Logger::new(LogConfig {
+            tag: "postfix/qmgr".into(),
+            sink: LogSink::Postlog {
+                socket: path,
+                hostname: "h".into(),
+            },
+            also_stderr: false,
+            verbose: 0,
+            utf8: true,
+        }));
+        tracing::subscriber::with_default(PostfixSubscriber::new(0), || {
+            tracing::info!("B147AB402B: removed");
+            tracing::debug!("hidden without -v");
+            let _span = tracing::info_span!("ignored").entered();
+            tracing::warn!(queue = "active", "odd file");
+            tracing::error!("bad thing");
+        });
+        tracing::subscriber::with_default(PostfixSubscriber::new(1), || {
+            tracing::debug!("shown with -v")
+        });
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        for _ in 0..4 {
+            let n = server.recv(&mut buf).unwrap();
+            let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+            got.push(line.split_once("]: ").unwrap().1.to_string());
+        }
+        assert_eq!(
+            got,
+            [
+                "B147AB402B: removed",
+                "warning: odd file queue=active",
+                "error: bad thing",
+                "shown with -v"
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

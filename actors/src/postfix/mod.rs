@@ -5,6 +5,7 @@ pub mod args;
 pub mod chroot_uid;
 pub mod flow;
 pub mod log;
+pub mod log_format;
 pub mod log_subscriber;
 pub mod master;
 pub mod queue_file;
