@@ -96,7 +96,7 @@ impl std::error::Error for ArgsError {}
 /// What master(8) told the child on its command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MasterArgs {
-    /// Basename of argv[0]; Postfix's `process_name` parameter.
+    /// Basename of `argv[0]`; Postfix's `process_name` parameter.
     pub process_name: String,
     /// `-n` value, else the process name; Postfix's `service_name`.
     pub service_name: String,
@@ -132,7 +132,7 @@ pub struct MasterArgs {
 }
 
 impl MasterArgs {
-    /// Parses `argv` (argv[0] first) and the environment switches
+    /// Parses `argv` (`argv[0]` first) and the environment switches
     /// `MAIL_VERBOSE`/`MAIL_DEBUG` given as `env` (name → value lookup).
     /// Also checks `-t`, as Postfix does right after the option loop.
     pub fn parse<S: AsRef<str>>(

@@ -23,7 +23,7 @@
 //!
 //! The tag is `<syslog_name>/<name>`: `syslog_name` from main.cf/`-o` if the
 //! caller knows it, else `$MAIL_LOGTAG`, else `postfix`. Compatibility
-//! difference: Postfix uses the basename of argv[0] as `<name>`; this module
+//! difference: Postfix uses the basename of `argv[0]` as `<name>`; this module
 //! uses the service name (`-n`, which master sets whenever the command is
 //! not called `qmgr`), so a replacement installed under another file name
 //! still logs as `postfix/qmgr` and log parsers keep working.

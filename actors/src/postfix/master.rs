@@ -19,6 +19,15 @@
 //! * [`MasterStatus::gone`] resolves when master has gone away,
 //! * [`MasterChannel::flow`] hands out the flow-control pipe.
 //!
+//! Start-up order for a daemon (as `actors/examples/master_probe.rs` does):
+//! parse [`MasterArgs`]; install a bootstrap logger from the environment;
+//! read main.cf (with the `-o` overrides) and install the configured
+//! logger; `chdir(queue_directory)`; [`MasterChannel::from_env`]; open
+//! whatever needs root; [`super::chroot_uid::chroot_uid`] (`-c`, `-u`);
+//! then, on the runtime, [`MasterChannel::triggers`] and
+//! [`MasterChannel::master_gone`] (exit 0 when it resolves or the trigger
+//! stream ends).
+//!
 //! Invariants: each status write is exactly one 12-byte `write(2)` (master
 //! complains about partial records); a failed write is remembered so that
 //! `gone()` resolves even if fd 5 never turns readable.

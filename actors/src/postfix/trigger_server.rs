@@ -22,8 +22,19 @@
 //! master is gone: the bytes already read are still delivered, then the
 //! stream ends, and the caller should exit 0.
 //!
-//! Compatibility: Postfix blocks its whole process for up to 10 s on a
-//! silent client; here only this stream waits, the rest of the daemon runs.
+//! Before taking a request (accept, or fifo read) the stream checks whether
+//! master is gone and, if so, ends without touching it: on `postfix reload`
+//! master closes the status socket and at once re-sends its wakeup, which
+//! must be left for the new process.
+//!
+//! Compatibility:
+//! * Postfix blocks its whole process for up to 10 s on a silent client;
+//!   here only this stream waits, the rest of the daemon runs.
+//! * Postfix trigger clients write the request and then a NUL in a second
+//!   write. Stock Postfix reads as soon as data is there, so it sometimes
+//!   gets the request without the NUL and closes before the NUL write,
+//!   which then fails (postkick dies of SIGPIPE). Here a request without a
+//!   NUL waits up to [`NUL_GRACE`] for one before the single read.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
