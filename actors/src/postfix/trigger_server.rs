@@ -267,12 +267,29 @@ async fn read_fifo(fifo: &AsyncFd<OwnedFd>, status: &MasterStatus) -> Option<Opt
     if status.is_gone_now() {
         return None;
     }
+    // Readiness may be stale (the bytes were already read); checking the
+    // fill level first avoids a busy/idle pair for nothing.
+    if let Ok(0) = bytes_waiting(fifo.get_ref()) {
+        guard.clear_ready();
+        return Some(None);
+    }
     let request = serve(status, |buf| read_fd(fifo.get_ref(), buf));
     if request.bytes.is_none() {
-        // EAGAIN: readiness was stale; wait for the next edge.
+        // EAGAIN: another reader was faster; wait for the next edge.
         guard.clear_ready();
     }
     Some(Some(request))
+}
+
+/// Bytes waiting in a pipe or FIFO (`FIONREAD`).
+fn bytes_waiting(fd: &OwnedFd) -> io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int through the pointer.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) } < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n.max(0) as usize)
+    }
 }
 
 /// Busy report, one read, idle report.
@@ -435,6 +452,18 @@ mod tests {
             .collect()
     }
 
+    /// One busy/idle pair per request, nothing for spurious wake-ups.
+    fn assert_no_more_records(master: &mut std::os::unix::net::UnixStream) {
+        master.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 12];
+        match master.read(&mut buf) {
+            // EOF (our side was dropped) or nothing queued: no extra record.
+            Ok(0) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            other => panic!("unexpected extra status bytes: {other:?}"),
+        }
+    }
+
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -466,12 +495,16 @@ mod tests {
             let mut client = std::os::unix::net::UnixStream::connect(&path).unwrap();
             client.write_all(&[b'A'; 3000]).unwrap();
             assert_eq!(triggers.next().await.unwrap().len(), TRIGGER_BUF_SIZE);
+            // Nothing more: no request, and no busy/idle pair.
+            let idle = tokio::time::timeout(Duration::from_millis(50), triggers.next()).await;
+            assert!(idle.is_err());
         });
         let recs = read_records(&mut master, 8);
         for pair in recs.chunks(2) {
             assert_eq!(pair[0], status_record(4242, 3, Availability::Taken));
             assert_eq!(pair[1], status_record(4242, 3, Availability::Avail));
         }
+        assert_no_more_records(&mut master);
     }
 
     #[test]
@@ -530,12 +563,18 @@ mod tests {
             writer.write_all(b"I").unwrap();
             writer.write_all(b"D").unwrap();
             assert_eq!(triggers.next().await.unwrap(), b"ID");
+            // Nothing more written: no request, and no busy/idle pair.
+            let idle = tokio::time::timeout(Duration::from_millis(50), triggers.next()).await;
+            assert!(idle.is_err());
             writer.write_all(b"W").unwrap();
             assert_eq!(triggers.next().await.unwrap(), b"W");
         });
         let recs = read_records(&mut master, 4);
-        assert_eq!(recs[0], status_record(4242, 3, Availability::Taken));
-        assert_eq!(recs[3], status_record(4242, 3, Availability::Avail));
+        for pair in recs.chunks(2) {
+            assert_eq!(pair[0], status_record(4242, 3, Availability::Taken));
+            assert_eq!(pair[1], status_record(4242, 3, Availability::Avail));
+        }
+        assert_no_more_records(&mut master);
     }
 
     #[test]
