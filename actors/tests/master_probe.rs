@@ -75,9 +75,19 @@ fn postfix_uid() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Whether `pid` is still a running process. A zombie counts as gone: once
+/// master has exited, reaping is up to init, which in some containers never
+/// happens.
 fn alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks for existence.
-    unsafe { libc::kill(pid as i32, 0) == 0 }
+    if unsafe { libc::kill(pid as i32, 0) } != 0 {
+        return false;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next());
+    !matches!(state, Some('Z') | Some('X'))
 }
 
 fn run(tool: &str, sb: &Sandbox, args: &[&str]) {
