@@ -15,7 +15,7 @@ use oqmgr::entry::{DeliveryReport, Dsn, RecipientStatus};
 use oqmgr::params::{Params, RawParams};
 use oqmgr::sim::report::{self, Stats};
 use oqmgr::sim::rng::Rng;
-use oqmgr::sim::scenario::{Scenario, ServerBehaviour};
+use oqmgr::sim::scenario::Scenario;
 use oqmgr::sim::world::{self, Server};
 use oqmgr::time::{Duration, Instant};
 use oqmgr_actors::agent::{Connect, Deliver, DeliveryAgent};
@@ -30,9 +30,7 @@ pub fn scenario(text: &str) -> Scenario {
         .extract()
         .expect("test scenario parses");
     // The simulator installs this default before it runs; so do we.
-    s.destinations
-        .entry("*".into())
-        .or_insert_with(ServerBehaviour::default);
+    s.destinations.entry("*".into()).or_default();
     s
 }
 
