@@ -177,3 +177,94 @@ fn round_robin_across_unequal_backlogs() {
         &format!("{text}global order: {}\n", sim.join(" ")),
     );
 }
+
+/// More corners of the core, compared without a snapshot: a transport whose
+/// agent cannot be reached (the transport dies, mail goes to `retry`), a
+/// flush trigger reviving a dead destination early, a destination rate
+/// delay (suspend/resume timers in the destination actor), and a tiny
+/// active queue (admission limits in the supervisor).
+#[test]
+fn other_scenarios_agree() {
+    let cases = [
+        (
+            "transport_down",
+            r#"
+            seed = 4
+            [params]
+            transport_retry_time = 30
+            minimal_backoff_time = 60
+            queue_run_delay = 60
+            [[arrivals]]
+            count = 6
+            domains = ["a.example", "b.example"]
+            [transports.smtp]
+            connect = "1ms"
+            down = [{ from = "0s", to = "45s" }]
+            [transports.retry]
+            connect = "1ms"
+            "#,
+        ),
+        (
+            "flush_revives",
+            r#"
+            seed = 5
+            [params]
+            minimal_backoff_time = 300
+            queue_run_delay = 300
+            [[arrivals]]
+            count = 8
+            domains = ["down.example"]
+            [[triggers]]
+            at = "30s"
+            bytes = "FADI"
+            [transports.smtp]
+            connect = "1ms"
+            [transports.retry]
+            connect = "1ms"
+            [destinations."down.example"]
+            outages = [{ from = "0s", to = "20s" }]
+            "#,
+        ),
+        (
+            "destination_rate_delay",
+            r#"
+            seed = 6
+            [params]
+            smtp_destination_rate_delay = 2
+            [[arrivals]]
+            count = 5
+            domains = ["slow.example", "other.example"]
+            [transports.smtp]
+            connect = "1ms"
+            "#,
+        ),
+        (
+            "active_limit",
+            r#"
+            seed = 7
+            [params]
+            qmgr_message_active_limit = 3
+            [[arrivals]]
+            count = 20
+            every = "100ms"
+            recipients = 2
+            domains = ["a.example", "b.example", "c.example"]
+            [transports.smtp]
+            connect = "1ms"
+            [destinations."*"]
+            latency = { dist = "fixed", value = "700ms" }
+            "#,
+        ),
+    ];
+    for (name, toml) in cases {
+        let text = compare(
+            name,
+            toml,
+            &[
+                "select", "dead", "revive", "throttle", "unthrottle", "reroute", "suspend",
+                "resume",
+            ],
+        );
+        assert!(text.contains("select"), "{name}: {text}");
+    }
+}

@@ -113,6 +113,12 @@ pub struct Simulation {
     transports: BTreeMap<String, Transport>,
     /// Destination entities.
     dests: BTreeMap<DestKey, Destination>,
+    /// Destinations told to `Stop`, with the number of bus messages still
+    /// addressed to them (the `Stop` included): a destination re-created
+    /// under the same name while its predecessor's `Stop` is on the bus
+    /// must not receive that `Stop` (the actors address mailboxes, not
+    /// names, and need no such thing).
+    stopping: BTreeMap<DestKey, (Destination, usize)>,
     /// Resolved per-transport parameters.
     tparams: BTreeMap<String, Arc<TransportParams>>,
     /// Messages for entities, in send order.
@@ -167,6 +173,7 @@ impl Simulation {
             supervisor: Supervisor::new(params),
             transports: BTreeMap::new(),
             dests: BTreeMap::new(),
+            stopping: BTreeMap::new(),
             tparams: BTreeMap::new(),
             bus: VecDeque::new(),
             timers: BinaryHeap::new(),
@@ -274,6 +281,14 @@ impl Simulation {
                 let t = self.transport(name);
                 t.handle(now, msg, &mut out);
             }
+            Addr::Destination(key) if self.stopping.contains_key(key) => {
+                let (d, left) = self.stopping.get_mut(key).expect("checked above");
+                d.handle(now, msg, &mut out);
+                *left -= 1;
+                if *left == 0 {
+                    self.stopping.remove(key);
+                }
+            }
             Addr::Destination(key) => {
                 let stop = matches!(msg, Msg::Stop);
                 let d = self
@@ -320,6 +335,14 @@ impl Simulation {
 
     fn effect(&mut self, effect: Effect) {
         match effect {
+            Effect::Send(Addr::Destination(key), Msg::Stop) => {
+                let to = Addr::Destination(key.clone());
+                let ahead = self.bus.iter().filter(|(a, _)| *a == to).count();
+                if let Some(d) = self.dests.remove(&key) {
+                    self.stopping.insert(key, (d, ahead + 1));
+                }
+                self.bus.push_back((to, Msg::Stop));
+            }
             Effect::Send(to, msg) => self.bus.push_back((to, msg)),
             Effect::Spawn { key, nexthop } => {
                 let p = self.params_for(&key.transport);
