@@ -2,7 +2,7 @@
 //! actix counterpart of the simulator's `Simulation::effect`).
 //!
 //! Every actor that hosts a core entity hands the effects of each step to
-//! [`run`], which carries them out in order: `Send` becomes a `do_send` to
+//! `run`, which carries them out in order: `Send` becomes a `do_send` to
 //! the addressee's mailbox (so messages from one sender arrive in send
 //! order), `Arm` becomes `run_later` on the tokio clock, agent requests go
 //! to the registered [`DeliveryAgent`], and queue-file effects go to the

@@ -8,7 +8,7 @@
 //! [`destination::DestinationActor`] per destination, and one
 //! [`scanner::ScannerActor`] per queue directory. They exchange the core's
 //! messages with `do_send` and carry out its effects through one function,
-//! [`host::run`]. Mail leaves through [`agent::DeliveryAgent`]s;
+//! `host::run`. Mail leaves through [`agent::DeliveryAgent`]s;
 //! [`scheduler::Scheduler::builder`] wires it all on an actix System.
 pub mod agent;
 pub mod clock;

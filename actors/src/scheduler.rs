@@ -1,7 +1,7 @@
 //! Starting a scheduler (Postfix: `qmgr.c` `main()` and `qmgr_post_init`).
 //!
 //! [`Scheduler::builder`] collects what the actors need (parameters, one
-//! [`DeliveryAgent`] per transport, a [`QueueStore`], an optional trace
+//! [`DeliveryAgent`] per transport, a [`QueueStore`](crate::scanner::QueueStore), an optional trace
 //! sink) and [`SchedulerBuilder::start`] starts the scanners and the
 //! supervisor on the current actix `System`; transports and destinations
 //! start on demand. The returned [`Scheduler`] is the handle for triggers.

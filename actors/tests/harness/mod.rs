@@ -78,7 +78,9 @@ pub fn simulate(s: &Scenario) -> Run {
 
 /// Collects trace lines and concurrency statistics.
 struct Sink {
+    /// Trace lines in arrival order.
     lines: Arc<Mutex<Vec<String>>>,
+    /// Concurrency statistics fed from select/done events.
     stats: Arc<Mutex<Stats>>,
 }
 
@@ -97,11 +99,17 @@ impl Handler<TraceLine> for Sink {
 /// A delivery agent for every transport that answers as the simulator's
 /// world does: same latency, outages, connection limits and statuses.
 struct FakeAgent {
+    /// The world's behaviour.
     scenario: Arc<Scenario>,
+    /// The random source (unused by fixed latencies and zero rates).
     rng: Rng,
+    /// Open connections per next hop, for connection limits.
     servers: BTreeMap<String, Server>,
+    /// Queue files, where recipients are marked done.
     store: Arc<Mutex<MemoryStore>>,
+    /// Per-destination recipient outcomes.
     stats: Arc<Mutex<Stats>>,
+    /// The scheduler's clock (outages are periods of it).
     clock: Clock,
 }
 
@@ -193,21 +201,80 @@ impl Handler<Deliver> for FakeAgent {
 
 /// Something the driver does at a time, in the simulator's arming order.
 enum Step {
-    Arrive { group: usize, index: u32 },
+    /// Message `index` of arrival group `group` appears.
+    Arrive {
+        /// The arrival group.
+        group: usize,
+        /// The message within it.
+        index: u32,
+    },
+    /// Trigger bytes are sent.
     Trigger(Vec<u8>),
 }
 
-/// Runs the scenario through the actors on a paused tokio clock.
-pub fn run_actors(s: &Scenario) -> Run {
-    let system = actix_rt::System::with_tokio_rt(|| {
+/// An actix System on a current-thread tokio runtime whose clock is
+/// paused: virtual time advances only when every task is idle.
+pub fn paused_system() -> actix_rt::SystemRunner {
+    actix_rt::System::with_tokio_rt(|| {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .start_paused(true)
             .build()
             .expect("tokio runtime")
-    });
+    })
+}
+
+/// Runs the scenario through the actors on a paused tokio clock.
+pub fn run_actors(s: &Scenario) -> Run {
     let s = Arc::new(s.clone());
-    system.block_on(drive(s))
+    paused_system().block_on(drive(s))
+}
+
+/// Runs one message to `rcpt` (routed by default to `smtp:<domain>`) for
+/// `secs` virtual seconds with the agents `agents()` makes, and returns the
+/// trace lines.
+pub fn run_one_message(
+    agents: impl FnOnce() -> Vec<(String, DeliveryAgent)>,
+    rcpt: &str,
+    secs: u64,
+) -> Vec<String> {
+    let rcpt = rcpt.to_string();
+    paused_system().block_on(async move {
+        let (params, _) = Params::from_pairs(&[]);
+        let clock = Clock::starting_at(Instant::ZERO);
+        let store = Arc::new(Mutex::new(MemoryStore::new(|a| {
+            world::resolve(&Scenario::default(), a)
+        })));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = Sink {
+            lines: Arc::clone(&lines),
+            stats: Arc::new(Mutex::new(Stats::default())),
+        }
+        .start();
+        let shared: SharedStore = store.clone();
+        let mut builder = Scheduler::builder(params)
+            .with_clock(clock)
+            .with_store(shared)
+            .with_trace_sink(sink.recipient());
+        for (name, agent) in agents() {
+            builder = builder.with_agent(&name, agent);
+        }
+        let scheduler = builder.start();
+        store.lock().unwrap().add(
+            "Q000001",
+            false,
+            "sender@origin.example",
+            &[rcpt],
+            Instant::ZERO,
+            Instant::ZERO,
+            None,
+        );
+        scheduler.trigger(b"I");
+        actix::clock::sleep(std::time::Duration::from_secs(secs)).await;
+        actix::System::current().stop();
+        let out = lines.lock().unwrap().clone();
+        out
+    })
 }
 
 async fn drive(s: Arc<Scenario>) -> Run {
