@@ -6,7 +6,7 @@
 //! the addressee's mailbox (so messages from one sender arrive in send
 //! order), `Arm` becomes `run_later` on the tokio clock, agent requests go
 //! to the registered [`DeliveryAgent`], and queue-file effects go to the
-//! scanners or the [`QueueStore`](crate::scanner::QueueStore). Keeping this
+//! scanners or the [`QueueStore`]. Keeping this
 //! in one function means the supervisor, transports and destinations cannot
 //! drift apart in how they interpret the core.
 //!
