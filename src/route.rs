@@ -87,7 +87,7 @@ pub fn plan(
             out.discards.push(r.recipient);
             continue;
         } else if !flags.contains(ScanFlags::FLUSH_DFXP)
-            && g.defer_transports.iter().any(|t| *t == r.transport)
+            && g.defer_transports.contains(&r.transport)
         {
             (RETRY.to_string(), "4.3.2 deferred transport".to_string())
         } else {

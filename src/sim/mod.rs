@@ -32,7 +32,7 @@ use crate::time::{Duration, Instant};
 use crate::transport::Transport;
 use report::Stats;
 use rng::Rng;
-use scenario::{Scenario, ServerBehaviour};
+use scenario::Scenario;
 use world::{File, Place, Queues, Server};
 
 /// Something scheduled for a later virtual time.
@@ -156,10 +156,7 @@ impl Simulation {
             .map(|(k, v)| (k.clone(), v.to_main_cf()))
             .collect();
         let (params, warnings) = Params::resolve(&raw);
-        scenario
-            .destinations
-            .entry("*".into())
-            .or_insert_with(ServerBehaviour::default);
+        scenario.destinations.entry("*".into()).or_default();
         let seed = options.seed.unwrap_or(scenario.seed);
         let until = Instant::ZERO
             + scenario
