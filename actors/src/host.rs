@@ -21,7 +21,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, MutexGuard, OnceLock};
 
 use actix::{Actor, Addr as ActixAddr, AsyncContext, Context, Recipient};
-use dashmap::DashMap;
 use oqmgr::effect::{Addr, Effect, Effects, LogLevel, Msg};
 use oqmgr::params::{GlobalParams, Params, TransportParams};
 use oqmgr::scan::QueueName;
@@ -44,9 +43,6 @@ pub struct Host {
     params: Params,
     /// The global parameters, shared by every destination.
     global: Arc<GlobalParams>,
-    /// Resolved per-transport parameters, shared by a transport and its
-    /// destinations.
-    tparams: DashMap<String, Arc<TransportParams>>,
     /// Name → address lookups.
     registry: Registry,
     /// Delivery agents by transport name.
@@ -74,7 +70,6 @@ impl Host {
             clock,
             global: Arc::new(params.global.clone()),
             params,
-            tparams: DashMap::new(),
             registry: Registry::default(),
             agents,
             store,
@@ -123,16 +118,16 @@ impl Host {
         &self.global
     }
 
-    /// One transport's parameters, resolved once.
+    /// One transport's parameters, resolved once and shared by the
+    /// transport and its destinations.
     pub fn transport_params(&self, name: &str) -> Arc<TransportParams> {
-        if let Some(p) = self.tparams.get(name) {
-            return Arc::clone(&p);
-        }
-        let (tp, warnings) = self.params.transport(name);
-        for w in warnings {
-            tracing::warn!("{}", w.message);
-        }
-        Arc::clone(&self.tparams.entry(name.to_string()).or_insert(Arc::new(tp)))
+        self.registry.transport_params(name, || {
+            let (tp, warnings) = self.params.transport(name);
+            for w in warnings {
+                tracing::warn!("{}", w.message);
+            }
+            tp
+        })
     }
 
     /// Sends a core message to the supervisor.

@@ -6,6 +6,10 @@
 //! (`DashMap`) because any actor may route a message to any other.
 //!
 //! # Invariants
+//! - DashMap is used here and nowhere else, and a map guard is never held
+//!   across an await (`actors/clippy.toml` makes that a lint error): a guard
+//!   parked in a suspended future would block every actor touching its
+//!   shard;
 //! - the maps are used for lookup only and never iterated to decide
 //!   anything: hash order would make two runs of the same input differ.
 //!   Where all transports must be visited (the `F` trigger), the ordered
@@ -15,12 +19,13 @@
 //!   after can never be removed by its predecessor's exit.
 
 use std::collections::BTreeSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use actix::Addr;
 use dashmap::DashMap;
 use oqmgr::effect::DestKey;
 use oqmgr::entry::MessageId;
+use oqmgr::params::TransportParams;
 
 use crate::destination::DestinationActor;
 use crate::transport::TransportActor;
@@ -37,6 +42,8 @@ pub struct Registry {
     /// Queue IDs of admitted messages, so a delivery request can name its
     /// file to the agent.
     queue_ids: DashMap<MessageId, String>,
+    /// Resolved per-transport parameters.
+    transport_params: DashMap<String, Arc<TransportParams>>,
 }
 
 impl Registry {
@@ -94,6 +101,23 @@ impl Registry {
     /// Number of live destinations (for introspection and tests).
     pub fn destination_count(&self) -> usize {
         self.destinations.len()
+    }
+
+    /// One transport's parameters, resolved by `resolve` on first use.
+    pub fn transport_params(
+        &self,
+        name: &str,
+        resolve: impl FnOnce() -> TransportParams,
+    ) -> Arc<TransportParams> {
+        if let Some(p) = self.transport_params.get(name) {
+            return Arc::clone(&p);
+        }
+        Arc::clone(
+            &self
+                .transport_params
+                .entry(name.to_string())
+                .or_insert_with(|| Arc::new(resolve())),
+        )
     }
 
     /// Records the queue ID of an admitted message.

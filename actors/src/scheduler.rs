@@ -171,3 +171,18 @@ impl Scheduler {
         &self.host
     }
 }
+
+/// Makes any panic end the process (the crash policy: a broken invariant
+/// ends the queue manager and master(8) restarts it, as with Postfix).
+///
+/// Needed because tokio catches a panic inside a spawned task, so without
+/// this an actor whose core entity hit an `assert!` would silently vanish
+/// and the rest of the scheduler would wait for it forever. The daemon calls
+/// this once at startup; tests do not (their own assertions panic).
+pub fn abort_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        std::process::abort();
+    }));
+}
