@@ -84,8 +84,12 @@ fn compare(name: &str, toml: &str, kinds: &[&str]) -> String {
     out
 }
 
-fn snapshot(name: &str, text: &str) {
+/// Snapshots `text` under `snapshots/actors/`, with the scenario it came
+/// from in the header.
+fn snapshot(name: &str, scenario: &str, text: &str) {
     let mut settings = insta::Settings::clone_current();
+    let dedented: Vec<&str> = scenario.trim().lines().map(str::trim).collect();
+    settings.set_description(dedented.join("\n"));
     settings.set_snapshot_path("../../snapshots/actors");
     settings.set_prepend_module_to_snapshot(false);
     settings.bind(|| insta::assert_snapshot!(name, text));
@@ -93,9 +97,7 @@ fn snapshot(name: &str, text: &str) {
 
 #[test]
 fn slow_start_to_the_limit() {
-    let text = compare(
-        "slow_start",
-        r#"
+    let toml = r#"
         seed = 1
         [params]
         smtp_destination_concurrency_limit = 10
@@ -106,10 +108,10 @@ fn slow_start_to_the_limit() {
         connect = "1ms"
         [destinations."*"]
         latency = { dist = "fixed", value = "1s" }
-        "#,
-        &["select", "unthrottle"],
-    );
-    snapshot("slow_start_to_the_limit", &text);
+        "#;
+    let text = compare("slow_start", toml, &["select", "unthrottle"]);
+    assert!(text.contains("window=10"), "{text}");
+    snapshot("slow_start_to_the_limit", toml, &text);
 }
 
 /// A destination that refuses connections dies after a failed cohort, its
@@ -118,9 +120,7 @@ fn slow_start_to_the_limit() {
 /// healthy destination next to it is not affected.
 #[test]
 fn dead_after_cohort_failure_then_revived() {
-    let text = compare(
-        "dead_revive",
-        r#"
+    let toml = r#"
         seed = 2
         [params]
         minimal_backoff_time = 60
@@ -138,19 +138,19 @@ fn dead_after_cohort_failure_then_revived() {
         [destinations."down.example"]
         latency = { dist = "fixed", value = "1s" }
         outages = [{ from = "0s", to = "100s" }]
-        "#,
-        &[
-            "select",
-            "dead",
-            "revive",
-            "throttle",
-            "unthrottle",
-            "reroute",
-        ],
-    );
+        "#;
+    let kinds = [
+        "select",
+        "dead",
+        "revive",
+        "throttle",
+        "unthrottle",
+        "reroute",
+    ];
+    let text = compare("dead_revive", toml, &kinds);
     assert!(text.contains("dead smtp:down.example"), "{text}");
     assert!(text.contains("revive smtp:down.example"), "{text}");
-    snapshot("dead_after_cohort_failure_then_revived", &text);
+    snapshot("dead_after_cohort_failure_then_revived", toml, &text);
 }
 
 /// With a transport rate delay only one delivery starts per second, so the
@@ -192,6 +192,7 @@ fn round_robin_across_unequal_backlogs() {
     assert_eq!(last_small, Some(7), "{sim:?}");
     snapshot(
         "round_robin_across_unequal_backlogs",
+        toml,
         &format!("{text}global order: {}\n", sim.join(" ")),
     );
 }
