@@ -200,7 +200,8 @@ fn round_robin_across_unequal_backlogs() {
 /// More corners of the core, compared without a snapshot: a transport whose
 /// agent cannot be reached (the transport dies, mail goes to `retry`), a
 /// flush trigger reviving a dead destination early, a destination rate
-/// delay (suspend/resume timers in the destination actor), and a tiny
+/// delay (suspend/resume timers in the destination actor), a forgotten
+/// destination's timer outliving it, and a tiny
 /// active queue (admission limits in the supervisor).
 #[test]
 fn other_scenarios_agree() {
@@ -242,6 +243,34 @@ fn other_scenarios_agree() {
             connect = "1ms"
             [destinations."down.example"]
             outages = [{ from = "0s", to = "20s" }]
+            "#,
+        ),
+        (
+            // A dead destination revived by a flush is forgotten; a new one
+            // of the same name dies later. The first one's revival timer
+            // must not revive the second early (nor reach it at all).
+            "stale_timer",
+            r#"
+            seed = 8
+            [params]
+            minimal_backoff_time = 300
+            queue_run_delay = 1000
+            [[arrivals]]
+            count = 3
+            domains = ["down.example"]
+            [[arrivals]]
+            at = "40s"
+            count = 3
+            domains = ["down.example"]
+            [[triggers]]
+            at = "30s"
+            bytes = "F"
+            [transports.smtp]
+            connect = "1ms"
+            [transports.retry]
+            connect = "1ms"
+            [destinations."down.example"]
+            outages = [{ from = "0s", to = "500s" }]
             "#,
         ),
         (

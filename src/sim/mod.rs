@@ -40,6 +40,17 @@ use world::{File, Place, Queues, Server};
 enum Event {
     /// A message for an entity (timers, agent answers, reports).
     Send(Addr, Msg),
+    /// A destination's own timer, for the incarnation that armed it: a
+    /// forgotten destination's timer must not reach a successor of the same
+    /// name (the actors lose such timers with the stopped actor).
+    DestTimer {
+        /// The destination.
+        key: DestKey,
+        /// Which incarnation armed it.
+        incarnation: u64,
+        /// The timer.
+        timer: crate::effect::Timer,
+    },
     /// Message `index` of arrival group `group` appears in its queue.
     Arrive { group: usize, index: u32 },
     /// A server connection closes.
@@ -119,6 +130,10 @@ pub struct Simulation {
     /// must not receive that `Stop` (the actors address mailboxes, not
     /// names, and need no such thing).
     stopping: BTreeMap<DestKey, (Destination, usize)>,
+    /// The incarnation number of each live destination.
+    incarnations: BTreeMap<DestKey, u64>,
+    /// Destinations created so far (the next incarnation number).
+    spawned: u64,
     /// Resolved per-transport parameters.
     tparams: BTreeMap<String, Arc<TransportParams>>,
     /// Messages for entities, in send order.
@@ -171,6 +186,8 @@ impl Simulation {
             transports: BTreeMap::new(),
             dests: BTreeMap::new(),
             stopping: BTreeMap::new(),
+            incarnations: BTreeMap::new(),
+            spawned: 0,
             tparams: BTreeMap::new(),
             bus: VecDeque::new(),
             timers: BinaryHeap::new(),
@@ -235,6 +252,15 @@ impl Simulation {
             self.now = next.at;
             match next.event {
                 Event::Send(to, msg) => self.deliver(to, msg),
+                Event::DestTimer {
+                    key,
+                    incarnation,
+                    timer,
+                } => {
+                    if self.incarnations.get(&key) == Some(&incarnation) {
+                        self.deliver(Addr::Destination(key), Msg::Timer(timer));
+                    }
+                }
                 Event::Arrive { group, index } => self.arrive(group, index),
                 Event::Release(nexthop) => {
                     if let Some(s) = self.servers.get_mut(&nexthop) {
@@ -336,6 +362,7 @@ impl Simulation {
                 let to = Addr::Destination(key.clone());
                 let ahead = self.bus.iter().filter(|(a, _)| *a == to).count();
                 if let Some(d) = self.dests.remove(&key) {
+                    self.incarnations.remove(&key);
                     self.stopping.insert(key, (d, ahead + 1));
                 }
                 self.bus.push_back((to, Msg::Stop));
@@ -344,8 +371,25 @@ impl Simulation {
             Effect::Spawn { key, nexthop } => {
                 let p = self.params_for(&key.transport);
                 let g = Arc::clone(self.supervisor.global());
+                self.spawned += 1;
+                self.incarnations.insert(key.clone(), self.spawned);
                 self.dests
                     .insert(key.clone(), Destination::new(key, nexthop, p, g));
+            }
+            Effect::Arm {
+                owner: Addr::Destination(key),
+                at,
+                timer,
+            } => {
+                let incarnation = self.incarnations.get(&key).copied().unwrap_or(0);
+                self.schedule(
+                    at,
+                    Event::DestTimer {
+                        key,
+                        incarnation,
+                        timer,
+                    },
+                )
             }
             Effect::Arm { owner, at, timer } => {
                 self.schedule(at, Event::Send(owner, Msg::Timer(timer)))
