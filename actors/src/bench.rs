@@ -20,7 +20,10 @@ pub fn scenario(recipients: u32, destinations: u32) -> Scenario {
         ("qmgr_message_recipient_limit", limit.as_str()),
         ("qmgr_clog_warn_time", "0"),
     ] {
-        s.params.insert(k.into(), oqmgr::sim::scenario::toml_value::Value::Text(v.into()));
+        s.params.insert(
+            k.into(),
+            oqmgr::sim::scenario::toml_value::Value::Text(v.into()),
+        );
     }
     s.arrivals.push(Arrival {
         at: Span::default(),

@@ -1,0 +1,137 @@
+//! Name → actor address lookups (Postfix: the `qmgr_transport_byname` and
+//! `qmgr_queue_find` hash tables of `qmgr_transport.c` and `qmgr_queue.c`).
+//!
+//! Every entity of the core is an actor; an [`oqmgr::effect::Addr`] names one
+//! and this registry turns the name into a mailbox. Lookups are concurrent
+//! (`DashMap`) because any actor may route a message to any other.
+//!
+//! # Invariants
+//! - DashMap is used here and nowhere else, and a map guard is never held
+//!   across an await (`actors/clippy.toml` makes that a lint error): a guard
+//!   parked in a suspended future would block every actor touching its
+//!   shard;
+//! - the maps are used for lookup only and never iterated to decide
+//!   anything: hash order would make two runs of the same input differ.
+//!   Where all transports must be visited (the `F` trigger), the ordered
+//!   `transport_names` set gives the same order the simulator uses;
+//! - a destination is removed here by whoever routes its `Stop` message, in
+//!   the same step, so a destination re-created under the same name right
+//!   after can never be removed by its predecessor's exit.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use actix::Addr;
+use dashmap::DashMap;
+use oqmgr::effect::DestKey;
+use oqmgr::entry::MessageId;
+use oqmgr::params::TransportParams;
+
+use crate::destination::DestinationActor;
+use crate::transport::TransportActor;
+
+/// The lookup tables of one scheduler.
+#[derive(Default)]
+pub struct Registry {
+    /// Transport actors by transport name.
+    transports: DashMap<String, Addr<TransportActor>>,
+    /// Transport names in sorted order, for the one broadcast (flush).
+    transport_names: Mutex<BTreeSet<String>>,
+    /// Destination actors by (transport, queue name).
+    destinations: DashMap<DestKey, Addr<DestinationActor>>,
+    /// Queue IDs of admitted messages, so a delivery request can name its
+    /// file to the agent.
+    queue_ids: DashMap<MessageId, String>,
+    /// Resolved per-transport parameters.
+    transport_params: DashMap<String, Arc<TransportParams>>,
+}
+
+impl Registry {
+    /// The transport actor of that name, started by `start` on first use.
+    pub fn transport_or_start(
+        &self,
+        name: &str,
+        start: impl FnOnce() -> Addr<TransportActor>,
+    ) -> Addr<TransportActor> {
+        if let Some(addr) = self.transports.get(name) {
+            return addr.clone();
+        }
+        let addr = self
+            .transports
+            .entry(name.to_string())
+            .or_insert_with(start)
+            .clone();
+        self.transport_names
+            .lock()
+            .expect("registry lock poisoned")
+            .insert(name.to_string());
+        addr
+    }
+
+    /// The transport actor of that name, if it was started.
+    pub fn transport(&self, name: &str) -> Option<Addr<TransportActor>> {
+        self.transports.get(name).map(|a| a.clone())
+    }
+
+    /// Every started transport's name, sorted.
+    pub fn transport_names(&self) -> Vec<String> {
+        self.transport_names
+            .lock()
+            .expect("registry lock poisoned")
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Records a new destination actor (replacing a stopped predecessor).
+    pub fn insert_destination(&self, key: DestKey, addr: Addr<DestinationActor>) {
+        self.destinations.insert(key, addr);
+    }
+
+    /// The destination actor of that name.
+    pub fn destination(&self, key: &DestKey) -> Option<Addr<DestinationActor>> {
+        self.destinations.get(key).map(|a| a.clone())
+    }
+
+    /// Forgets a destination and returns its address (for its `Stop`).
+    pub fn remove_destination(&self, key: &DestKey) -> Option<Addr<DestinationActor>> {
+        self.destinations.remove(key).map(|(_, a)| a)
+    }
+
+    /// Number of live destinations (for introspection and tests).
+    pub fn destination_count(&self) -> usize {
+        self.destinations.len()
+    }
+
+    /// One transport's parameters, resolved by `resolve` on first use.
+    pub fn transport_params(
+        &self,
+        name: &str,
+        resolve: impl FnOnce() -> TransportParams,
+    ) -> Arc<TransportParams> {
+        if let Some(p) = self.transport_params.get(name) {
+            return Arc::clone(&p);
+        }
+        Arc::clone(
+            &self
+                .transport_params
+                .entry(name.to_string())
+                .or_insert_with(|| Arc::new(resolve())),
+        )
+    }
+
+    /// Records the queue ID of an admitted message.
+    pub fn insert_queue_id(&self, message: MessageId, id: String) {
+        self.queue_ids.insert(message, id);
+    }
+
+    /// The queue ID of an admitted message.
+    pub fn queue_id(&self, message: MessageId) -> Option<String> {
+        self.queue_ids.get(&message).map(|s| s.clone())
+    }
+
+    /// Forgets a message that left the active queue; returns its queue ID.
+    pub fn remove_queue_id(&self, message: MessageId) -> Option<String> {
+        self.queue_ids.remove(&message).map(|(_, s)| s)
+    }
+}

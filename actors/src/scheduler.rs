@@ -1,0 +1,188 @@
+//! Starting a scheduler (Postfix: `qmgr.c` `main()` and `qmgr_post_init`).
+//!
+//! [`Scheduler::builder`] collects what the actors need (parameters, one
+//! [`DeliveryAgent`] per transport, a [`QueueStore`](crate::scanner::QueueStore), an optional trace
+//! sink) and [`SchedulerBuilder::start`] starts the scanners and the
+//! supervisor on the current actix `System`; transports and destinations
+//! start on demand. The returned [`Scheduler`] is the handle for triggers.
+//!
+//! # Example
+//! ```no_run
+//! # use oqmgr_actors::scheduler::Scheduler;
+//! # use oqmgr_actors::memstore::MemoryStore;
+//! # fn agent() -> actix::Recipient<oqmgr_actors::agent::Deliver> { unimplemented!() }
+//! # actix::System::new().block_on(async {
+//! let (params, _warnings) = oqmgr::params::Params::from_pairs(&[]);
+//! let store = std::sync::Arc::new(std::sync::Mutex::new(MemoryStore::new(|a| {
+//!     oqmgr::sim::world::resolve(&Default::default(), a)
+//! })));
+//! let scheduler = Scheduler::builder(params)
+//!     .with_transport("smtp", agent())
+//!     .with_store(store)
+//!     .start();
+//! scheduler.trigger(b"I");
+//! # });
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use actix::{Actor, Addr, Message, Recipient};
+use oqmgr::active::Supervisor;
+use oqmgr::params::Params;
+use oqmgr::scan::QueueName;
+use oqmgr::time::Instant;
+use oqmgr::trace::TraceEvent;
+
+use crate::agent::{Deliver, DeliveryAgent};
+use crate::clock::Clock;
+use crate::host::Host;
+use crate::memstore::MemoryStore;
+use crate::scanner::{ScannerActor, SharedStore};
+use crate::supervisor::{SupervisorActor, Trigger};
+
+/// One scheduling event for a trace sink: when, and what.
+#[derive(Clone, Debug, Message)]
+#[rtype(result = "()")]
+pub struct TraceLine {
+    /// The core time of the step that produced it.
+    pub at: Instant,
+    /// The event.
+    pub event: TraceEvent,
+}
+
+impl std::fmt::Display for TraceLine {
+    /// The simulator's trace format, so traces of both hosts compare.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:>11} {}", self.at.to_string(), self.event)
+    }
+}
+
+/// Collects a scheduler's configuration.
+pub struct SchedulerBuilder {
+    /// Parameters.
+    params: Params,
+    /// Agents by transport name.
+    agents: BTreeMap<String, DeliveryAgent>,
+    /// The queue store (default: an empty in-memory store).
+    store: Option<SharedStore>,
+    /// The trace sink, if any.
+    trace_sink: Option<Recipient<TraceLine>>,
+    /// The clock (default: Unix-epoch wall clock).
+    clock: Option<Clock>,
+}
+
+impl SchedulerBuilder {
+    /// Registers the delivery agent of transport `name`, with no connection
+    /// step.
+    pub fn with_transport(self, name: &str, deliver: Recipient<Deliver>) -> SchedulerBuilder {
+        self.with_agent(name, DeliveryAgent::new(deliver))
+    }
+
+    /// Registers a delivery agent with its optional connect and close steps.
+    pub fn with_agent(mut self, name: &str, agent: DeliveryAgent) -> SchedulerBuilder {
+        self.agents.insert(name.to_string(), agent);
+        self
+    }
+
+    /// Uses this queue store.
+    pub fn with_store(mut self, store: SharedStore) -> SchedulerBuilder {
+        self.store = Some(store);
+        self
+    }
+
+    /// Sends every trace event to `sink` as well as to `tracing`.
+    pub fn with_trace_sink(mut self, sink: Recipient<TraceLine>) -> SchedulerBuilder {
+        self.trace_sink = Some(sink);
+        self
+    }
+
+    /// Uses this clock (tests: [`Clock::starting_at`] zero).
+    pub fn with_clock(mut self, clock: Clock) -> SchedulerBuilder {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Starts the scanners and the supervisor on the current actix System.
+    /// Must be called from within a running System.
+    pub fn start(self) -> Scheduler {
+        let clock = self.clock.unwrap_or_else(Clock::wall);
+        let store = self.store.unwrap_or_else(|| {
+            Arc::new(Mutex::new(MemoryStore::new(|a| {
+                oqmgr::sim::world::resolve(&Default::default(), a)
+            })))
+        });
+        let core = Supervisor::new(self.params.clone());
+        let host = Arc::new(Host::new(
+            clock,
+            self.params,
+            self.agents,
+            store,
+            self.trace_sink,
+        ));
+        let incoming = ScannerActor::new(QueueName::Incoming, Arc::clone(&host)).start();
+        let deferred = ScannerActor::new(QueueName::Deferred, Arc::clone(&host)).start();
+        // Wire before the supervisor runs `start`: its first effects are
+        // scan requests for these scanners.
+        let supervisor = SupervisorActor::create(|_| SupervisorActor::new(core, Arc::clone(&host)));
+        host.wire(supervisor.clone(), [incoming, deferred]);
+        Scheduler { host, supervisor }
+    }
+}
+
+/// A running scheduler.
+#[derive(Clone)]
+pub struct Scheduler {
+    /// The shared state.
+    host: Arc<Host>,
+    /// The supervisor.
+    supervisor: Addr<SupervisorActor>,
+}
+
+impl Scheduler {
+    /// Starts configuring a scheduler with these parameters.
+    pub fn builder(params: Params) -> SchedulerBuilder {
+        SchedulerBuilder {
+            params,
+            agents: BTreeMap::new(),
+            store: None,
+            trace_sink: None,
+            clock: None,
+        }
+    }
+
+    /// Delivers trigger bytes, as a `public/qmgr` client would.
+    pub fn trigger(&self, bytes: &[u8]) {
+        self.supervisor.do_send(Trigger(bytes.to_vec()));
+    }
+
+    /// The supervisor's address.
+    pub fn supervisor(&self) -> &Addr<SupervisorActor> {
+        &self.supervisor
+    }
+
+    /// The scheduler's clock.
+    pub fn clock(&self) -> Clock {
+        *self.host.clock()
+    }
+
+    /// The shared state (registry, store, parameters).
+    pub fn host(&self) -> &Arc<Host> {
+        &self.host
+    }
+}
+
+/// Makes any panic end the process (the crash policy: a broken invariant
+/// ends the queue manager and master(8) restarts it, as with Postfix).
+///
+/// Needed because tokio catches a panic inside a spawned task, so without
+/// this an actor whose core entity hit an `assert!` would silently vanish
+/// and the rest of the scheduler would wait for it forever. The daemon calls
+/// this once at startup; tests do not (their own assertions panic).
+pub fn abort_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        std::process::abort();
+    }));
+}
