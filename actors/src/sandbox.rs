@@ -647,10 +647,7 @@ impl SinkCounters {
     /// Parses the last complete counters line of smtp-sink's stdout.
     pub fn parse_last(stdout: &[u8]) -> Option<SinkCounters> {
         let text = String::from_utf8_lossy(stdout);
-        let line = text
-            .split(['\r', '\n'])
-            .filter(|l| l.starts_with("sess="))
-            .next_back()?;
+        let line = text.split(['\r', '\n']).rfind(|l| l.starts_with("sess="))?;
         let mut values = [None; 3];
         for field in line.split_whitespace() {
             let (name, value) = field.split_once('=')?;
