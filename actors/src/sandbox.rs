@@ -631,6 +631,42 @@ impl SmtpSink {
     }
 }
 
+/// The last `sess= quit= mesg=` counters line `smtp-sink -c` printed
+/// (lines end in `\r`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SinkCounters {
+    /// SMTP sessions accepted.
+    pub sessions: u64,
+    /// Sessions that ended with QUIT.
+    pub quits: u64,
+    /// Messages received (bounces included).
+    pub messages: u64,
+}
+
+impl SinkCounters {
+    /// Parses the last complete counters line of smtp-sink's stdout.
+    pub fn parse_last(stdout: &[u8]) -> Option<SinkCounters> {
+        let text = String::from_utf8_lossy(stdout);
+        let line = text.split(['\r', '\n']).rfind(|l| l.starts_with("sess="))?;
+        let mut values = [None; 3];
+        for field in line.split_whitespace() {
+            let (name, value) = field.split_once('=')?;
+            let slot = match name {
+                "sess" => 0,
+                "quit" => 1,
+                "mesg" => 2,
+                _ => continue,
+            };
+            values[slot] = value.parse().ok();
+        }
+        Some(SinkCounters {
+            sessions: values[0]?,
+            quits: values[1]?,
+            messages: values[2]?,
+        })
+    }
+}
+
 impl Drop for SmtpSink {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {

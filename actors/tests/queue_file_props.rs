@@ -338,3 +338,80 @@ fn ignored_records_are_warned_about() {
     assert_eq!(env.log_ident, b"A");
     assert_eq!(env.sender.as_deref(), Some(&b""[..]));
 }
+
+#[test]
+fn pointer_loops_end_after_postfix_reverse_jump_limit() {
+    // R, then a pointer back to that R: with a batch of one, Postfix (and
+    // we) give up after 10000 backward jumps instead of looping forever.
+    let mut w = QueueFileWriter::new();
+    w.arrival(1_795_888_636, 1).sender(b"s@example.com");
+    let r_offset = w.next_envelope_offset();
+    w.envelope_record(rec::RCPT, b"r@example.net");
+    w.envelope_record(
+        rec::PTR,
+        oqmgr_actors::postfix::record::fixed_width_number(r_offset as i64).as_bytes(),
+    );
+    w.content_line(b"x", DEFAULT_LINE_LIMIT);
+    let bytes = w.finish();
+    for batch in [1, 20_000] {
+        let limits = ReadLimits {
+            recipient_limit: batch,
+            ..ReadLimits::default()
+        };
+        let e = read_envelope(Cursor::new(&bytes), "QID", &limits).unwrap_err();
+        assert!(
+            matches!(e, EnvelopeError::Pointer(RecordError::TooManyReverseJumps)),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.warnings("QID", "active/QID"),
+            ["active/QID: too many reverse jump records"]
+        );
+    }
+}
+
+#[test]
+fn first_read_sees_all_non_recipient_records_despite_batching() {
+    for mixed in [false, true] {
+        let mut w = QueueFileWriter::new();
+        w.arrival(1_795_888_636, 1).sender(b"s@example.com");
+        for i in 0..5 {
+            w.envelope_record(rec::RCPT, format!("r{i}@example.net").as_bytes());
+        }
+        if mixed {
+            // A non-recipient record after recipients sets MIXED in `C`.
+            w.envelope_record(rec::RDR, b"redirect@example.org");
+            w.envelope_record(rec::RCPT, b"r5@example.net");
+        }
+        w.content_line(b"x", DEFAULT_LINE_LIMIT)
+            .extracted_record(rec::FILT, b"smtp:[127.0.0.1]:10025")
+            .extracted_attr(b"encoding", b"8bit")
+            .extracted_record(rec::RCPT, b"x@example.net");
+        let bytes = w.finish();
+        let limits = ReadLimits {
+            recipient_limit: 2,
+            ..ReadLimits::default()
+        };
+        let mut env = read_envelope(Cursor::new(&bytes), "QID", &limits).unwrap();
+        assert_eq!(env.read_flags & 1, i32::from(mixed));
+        assert!(env.seen_all_non_rcpt);
+        assert_eq!(env.recipients.len(), 2);
+        assert_eq!(
+            env.encoding, b"8bit",
+            "extracted segment seen on first read"
+        );
+        assert_eq!(
+            env.filter_xport.as_deref(),
+            Some(&b"smtp:[127.0.0.1]:10025"[..])
+        );
+        assert_eq!(env.redirect_addr.is_some(), mixed);
+        let mut all: Vec<Vec<u8>> = env.recipients.iter().map(|r| r.address.clone()).collect();
+        while env.has_more_recipients() {
+            env.refill(Cursor::new(&bytes), "QID", &limits).unwrap();
+            all.extend(env.recipients.iter().map(|r| r.address.clone()));
+        }
+        let n = if mixed { 7 } else { 6 };
+        assert_eq!(all.len(), n, "{all:?}");
+        assert_eq!(all.last().unwrap(), b"x@example.net");
+    }
+}

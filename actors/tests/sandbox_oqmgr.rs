@@ -54,3 +54,36 @@ fn command_qmgr_runs_through_relative_path() {
         sb.maillog()
     );
 }
+
+/// Delivery over SMTP to an smtp-sink on a free loopback port (no DNS:
+/// the relay is a bracketed literal).
+#[test]
+fn smtp_delivery_to_smtp_sink() {
+    let port = oqmgr_actors::sandbox::free_port().expect("free port");
+    let sink = oqmgr_actors::sandbox::SmtpSink::start(port, &[]).expect("smtp-sink starts");
+    let sb = Sandbox::builder()
+        .qmgr(QmgrChoice::PostfixOqmgr)
+        .main_cf("relayhost", format!("[127.0.0.1]:{port}"))
+        .in_flow_delay("0s")
+        .start()
+        .expect("sandbox starts");
+    let out = sb
+        .sendmail(&["rcpt@example.net"], b"Subject: sink\n\nhello\n")
+        .expect("sendmail runs");
+    assert!(out.status.success(), "sendmail: {out:?}");
+    assert!(
+        sb.wait_for_log("status=sent", Duration::from_secs(20)),
+        "no delivery; maillog:\n{}",
+        sb.maillog()
+    );
+    assert!(sb
+        .maillog()
+        .contains(&format!("relay=127.0.0.1[127.0.0.1]:{port}")));
+    let pid = sink.pid().expect("running");
+    let printed = sink.stop().expect("sink stops");
+    // stop() reaped the process: not even a zombie is left.
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    let counters = oqmgr_actors::sandbox::SinkCounters::parse_last(&printed.stdout)
+        .expect("smtp-sink -c printed counters");
+    assert_eq!(counters.messages, 1, "{printed:?}");
+}

@@ -171,6 +171,10 @@ pub struct Envelope {
     /// Warnings about ignored records, in Postfix's words (queue ID
     /// included), from all reads so far.
     pub warnings: Vec<String>,
+    /// Pointer loop guard, kept across refills as Postfix keeps it per file:
+    /// a pointer loop around a recipient would otherwise make every refill
+    /// find "more recipients" forever.
+    pub pointers: PointerFollower,
 }
 
 impl Envelope {
@@ -298,7 +302,6 @@ fn record_loop<R: Read + Seek>(
     limits: &ReadLimits,
     p: &mut Pending,
 ) -> Stop {
-    let mut follower = PointerFollower::default();
     let mut buf = Vec::new();
     let batch_limit = limits.batch_limit();
     loop {
@@ -321,7 +324,7 @@ fn record_loop<R: Read + Seek>(
         };
         let start = c_str(&buf);
         if rtype == rec::PTR {
-            match follower.follow(&buf) {
+            match env.pointers.follow(&buf) {
                 Ok(None) => {}
                 Ok(Some(target)) => {
                     if let Err(e) = reader.seek_to(target) {

@@ -352,7 +352,7 @@ pub fn parse_pointer(payload: &[u8]) -> Result<u64, RecordError> {
 }
 
 /// Loop guard for following `p` records within one file (`rec_goto`).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PointerFollower {
     /// Target of the previous non-zero jump.
     saved_offset: u64,
