@@ -60,3 +60,18 @@ impl Clock {
         std::time::Duration::from_millis(at.saturating_since(self.now()).as_millis())
     }
 }
+
+/// The tokio clock for I/O deadlines and caches (IPC timeouts, the
+/// trivial-rewrite client cache, trigger reads): never for scheduling
+/// decisions, which take `now` from [`Clock`]. Paused in tests like the rest.
+pub fn io_now() -> tokio::time::Instant {
+    #[allow(clippy::disallowed_methods)] // sanctioned: I/O deadlines only
+    tokio::time::Instant::now()
+}
+
+/// The process clock for test tooling that waits on external programs
+/// (the Postfix sandbox polls its maillog in real time).
+pub fn tooling_now() -> std::time::Instant {
+    #[allow(clippy::disallowed_methods)] // sanctioned: sandbox polling only
+    std::time::Instant::now()
+}

@@ -60,7 +60,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 /// Which program, if any, fills the `qmgr` slot of master.cf.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -308,6 +308,7 @@ postlog unix-dgram n - n - 1 postlogd
 /// Creates a fresh, uniquely named folder under the system temp dir with
 /// mode 0755 (a 0700 folder makes master die on data/master.lock).
 fn make_temp_dir() -> io::Result<PathBuf> {
+    #[allow(clippy::disallowed_methods)] // a unique folder name, not a schedule
     let nanos = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -327,7 +328,9 @@ fn make_temp_dir() -> io::Result<PathBuf> {
 fn write_backdated(path: &Path, text: &str) -> io::Result<()> {
     let file = fs::File::create(path)?;
     (&file).write_all(text.as_bytes())?;
-    file.set_modified(SystemTime::now() - Duration::from_secs(10))?;
+    #[allow(clippy::disallowed_methods)] // back-date config past Postfix's cool-down
+    let then = SystemTime::now() - Duration::from_secs(10);
+    file.set_modified(then)?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o644))
 }
 
@@ -417,12 +420,12 @@ impl Sandbox {
 
     /// Polls `cond` every 50 ms until it holds or `timeout` passes.
     pub fn wait_for(&self, timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::clock::tooling_now() + timeout;
         loop {
             if cond() {
                 return true;
             }
-            if Instant::now() >= deadline {
+            if crate::clock::tooling_now() >= deadline {
                 return false;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -512,9 +515,9 @@ impl Sandbox {
             // Already gone (ESRCH): nothing to wait for.
             return Ok(());
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = crate::clock::tooling_now() + Duration::from_secs(10);
         while process_alive(pid) {
-            if Instant::now() >= deadline {
+            if crate::clock::tooling_now() >= deadline {
                 // SAFETY: as above.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
                 return Err(io::Error::other(format!(
@@ -592,13 +595,13 @@ impl SmtpSink {
             child: Some(child),
             port,
         };
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = crate::clock::tooling_now() + Duration::from_secs(5);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             let exited = match sink.child.as_mut() {
                 Some(c) => c.try_wait()?.is_some(),
                 None => true,
             };
-            if Instant::now() >= deadline || exited {
+            if crate::clock::tooling_now() >= deadline || exited {
                 return Err(io::Error::other(format!(
                     "smtp-sink on port {port} did not start"
                 )));

@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // tests wait on real daemons in real time
 //! The actors make the same scheduling decisions as the simulator.
 //!
 //! Each test runs one scenario twice: through the simulator (`oqmgr::sim`,

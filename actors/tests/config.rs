@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // tests wait on real daemons in real time
 //! Reading Postfix configuration: main.cf fixtures in temporary config
 //! directories, `-o` overrides, errors, and our `$name` expansion checked
 //! against real Postfix's `postconf -c DIR -xh NAME`.

@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // tests wait on real daemons in real time
 //! The master(8) child protocol under a real Postfix 3.7 master: the
 //! `master_probe` example runs in the `qmgr` slot of a private instance,
 //! and these tests check what it recorded and logged.

@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // tests wait on real daemons in real time
 //! The IPC protocols of `oqmgr_actors::postfix` against REAL Postfix 3.7
 //! daemons in a private instance without a queue manager: we play qmgr.
 //!

@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // tests wait on real daemons in real time
 //! Our postlogd records against Postfix's own, byte for byte (pid and time
 //! stamp masked): Postfix's postlog(1) command, configured with a
 //! maillog_file, sends its record to `$queue_directory/public/postlog`,

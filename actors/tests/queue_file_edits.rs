@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // tests wait on real daemons in real time
 //! Files written by our writer, pointer records, and in-place edits, all
 //! checked with real Postfix's `postcat` and with our reader: marking a
 //! recipient done, rewriting `W` to -1, killing the trace record, locking

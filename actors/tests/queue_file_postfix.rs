@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // tests wait on real daemons in real time
 //! Cross-checks our queue file reader and writer against real Postfix 3.7.
 //!
 //! A private Postfix without a queue manager (mail stays in `incoming/`)

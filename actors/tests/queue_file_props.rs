@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // tests wait on real daemons in real time
 //! Property tests (record and writer/reader round trips, no panics on any
 //! input) and bad-input tests with Postfix's warning texts.
 

@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // tests wait on real daemons in real time
 //! Starts a private Postfix with its own oqmgr, sends one message to a
 //! `discard:` destination and waits for the delivery in the maillog. Proves
 //! the sandbox configuration (ports, postlog, no chroot, no DNS) works end to

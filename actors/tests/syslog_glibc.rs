@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // tests wait on real daemons in real time
 //! Our syslog records against glibc's own `syslog(3)`, byte for byte (time
 //! stamp masked). There is no syslogd here, so the test re-runs itself in a
 //! private mount namespace (`unshare -m`) with a tmpfs on /dev, where it can

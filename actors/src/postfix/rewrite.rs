@@ -501,7 +501,7 @@ impl RewriteClient {
         let key = (class, sender.to_vec(), address.to_vec());
         if let Some(c) = &self.resolve_cache {
             // Empty addresses are never cached, as in Postfix.
-            if !address.is_empty() && c.key == key && Instant::now() < c.expires {
+            if !address.is_empty() && c.key == key && crate::clock::io_now() < c.expires {
                 return Ok(c.value.clone());
             }
         }
@@ -527,7 +527,7 @@ impl RewriteClient {
                 Ok((r.server_flags, r))
             })
             .await?;
-        let expires = Instant::now() + self.config.cache_ttl;
+        let expires = crate::clock::io_now() + self.config.cache_ttl;
         self.resolve_cache = Some(Cached {
             key,
             value: reply.clone(),
@@ -548,7 +548,7 @@ impl RewriteClient {
     ) -> Result<Vec<u8>, RewriteError> {
         let key = (rule, address.to_vec());
         if let Some(c) = &self.rewrite_cache {
-            if c.key == key && Instant::now() < c.expires {
+            if c.key == key && crate::clock::io_now() < c.expires {
                 return Ok(c.value.clone());
             }
         }
@@ -563,7 +563,7 @@ impl RewriteClient {
             })
             .await?;
         let value = unquote_822_local(&external);
-        let expires = Instant::now() + self.config.cache_ttl;
+        let expires = crate::clock::io_now() + self.config.cache_ttl;
         self.rewrite_cache = Some(Cached {
             key,
             value: value.clone(),
@@ -574,7 +574,7 @@ impl RewriteClient {
 
     /// Opens a connection unless a usable one exists.
     async fn connection(&mut self) -> Result<&mut Conn, IpcError> {
-        let now = Instant::now();
+        let now = crate::clock::io_now();
         if let Some(c) = &mut self.conn {
             let expired = now.duration_since(c.used) >= self.config.ipc_idle
                 || now.duration_since(c.opened) >= self.config.ipc_ttl;
@@ -611,7 +611,7 @@ impl RewriteClient {
                     .await
                     .map_err(|e| e.to_string())?;
                 let list = conn.stream.read_list().await.map_err(|e| e.to_string())?;
-                conn.used = Instant::now();
+                conn.used = crate::clock::io_now();
                 parse(&list)
             }
             .await;

@@ -181,7 +181,7 @@ async fn serve_connection(conn: UnixStream, status: &MasterStatus) -> Option<Req
     // data (tokio's readiness is a hint), so peek before reporting busy: a
     // spurious wake-up must neither drop the client early nor send master a
     // busy/idle pair for nothing.
-    let deadline = tokio::time::Instant::now() + CLIENT_WAIT;
+    let deadline = crate::clock::io_now() + CLIENT_WAIT;
     let mut first_data: Option<tokio::time::Instant> = None;
     loop {
         match tokio::time::timeout_at(deadline, conn.readable()).await {
@@ -199,9 +199,9 @@ async fn serve_connection(conn: UnixStream, status: &MasterStatus) -> Option<Req
             // two writes; reading between them and closing makes the NUL
             // write fail (postkick dies of SIGPIPE). Stock Postfix has the
             // same race; we narrow it by waiting briefly for the NUL.
-            let start = *first_data.get_or_insert_with(tokio::time::Instant::now);
+            let start = *first_data.get_or_insert_with(crate::clock::io_now);
             let settled = len == 0 || has_nul || len >= TRIGGER_BUF_SIZE;
-            let now = tokio::time::Instant::now();
+            let now = crate::clock::io_now();
             if !settled && now < start + NUL_GRACE && now < deadline {
                 tokio::time::sleep(Duration::from_millis(1)).await;
                 continue;
@@ -522,7 +522,7 @@ mod tests {
             let mut chan =
                 MasterChannel::from_parts(status, vec![(ServiceType::Unix, listener.into())], None);
             let mut triggers = chan.triggers().unwrap();
-            let start = tokio::time::Instant::now();
+            let start = crate::clock::io_now();
             let silent = std::os::unix::net::UnixStream::connect(&path).unwrap();
             let path2 = path.clone();
             let talker = tokio::spawn(async move {
