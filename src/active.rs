@@ -335,7 +335,9 @@ impl Supervisor {
             msg.refilling = false;
         }
         let g = Arc::clone(&self.global);
-        let flags = info.flags;
+        // A refill keeps the flags of the admission (postqueue -f's
+        // FLUSH_DFXP must hold for every batch, not just the first).
+        let flags = self.messages[&id].info.flags;
         let mut limits = |t: &str| self.recipient_limit(t);
         let planned = plan(recipients, flags, false, &g, &mut limits);
         for recipient in planned.discards {
