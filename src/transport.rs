@@ -10,6 +10,18 @@
 //! take turns instead of the biggest one starving the rest.
 //!
 //! # States
+//! # The ring
+//! Postfix keeps every destination in one list and walks it from the front
+//! for the first one with room, moving the chosen one to the end. Walking
+//! costs as much as there are destinations, which is too slow with
+//! thousands of them. Here each destination carries a rotation stamp (its
+//! place in that list: moving to the end = a new, larger stamp), and only
+//! destinations with spare slots sit in an ordered index by stamp. The
+//! smallest stamp in the index is exactly the destination Postfix's walk
+//! would find, at a logarithmic cost, and a destination that regains room
+//! takes back its old place, as it never left Postfix's list.
+//!
+//! # States
 //! Alive or dead (after an agent could not be reached, for
 //! `transport_retry_time`); independently rate-locked while an allocation
 //! waits out `_transport_rate_delay`.
@@ -29,7 +41,7 @@
 //! # Compatibility
 //! `transport_retry_time`, `<transport>_transport_rate_delay`.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::destination::reroute;
@@ -50,6 +62,8 @@ struct DestView {
     slots: u32,
     /// Entries sent to it, for the idle handshake.
     sent: u64,
+    /// Its place in the round-robin order (smaller = nearer the front).
+    stamp: u64,
 }
 
 /// One transport (Postfix: `QMGR_TRANSPORT`).
@@ -71,10 +85,13 @@ pub struct Transport {
     pending: u32,
     /// Next agent number.
     next_agent: u64,
-    /// Destinations in round-robin order.
-    ring: VecDeque<String>,
     /// Destinations by queue name.
     dests: BTreeMap<String, DestView>,
+    /// Destinations with spare slots, by rotation stamp: the first is the
+    /// next to be offered an agent.
+    ready: BTreeSet<(u64, String)>,
+    /// The next rotation stamp (moving a destination to the end of the ring).
+    next_stamp: u64,
     /// Sum of the destinations' slots.
     total_slots: u32,
     /// Destinations created so far (each gets a new epoch).
@@ -93,8 +110,9 @@ impl Transport {
             rate_locked: false,
             pending: 0,
             next_agent: 0,
-            ring: VecDeque::new(),
             dests: BTreeMap::new(),
+            ready: BTreeSet::new(),
+            next_stamp: 0,
             total_slots: 0,
             spawned: 0,
         }
@@ -107,10 +125,32 @@ impl Transport {
 
     /// Destinations it knows, in ring order, with their spare slots.
     pub fn ring(&self) -> Vec<(String, u32)> {
-        self.ring
+        let mut ring: Vec<(u64, String, u32)> = self
+            .dests
             .iter()
-            .map(|q| (q.clone(), self.dests.get(q).map_or(0, |v| v.slots)))
-            .collect()
+            .map(|(q, v)| (v.stamp, q.clone(), v.slots))
+            .collect();
+        ring.sort_unstable();
+        ring.into_iter().map(|(_, q, slots)| (q, slots)).collect()
+    }
+
+    /// Records a destination's spare slots, keeping the total and the index
+    /// of destinations with room in step.
+    fn set_slots(&mut self, queue: &str, slots: u32) {
+        let Some(view) = self.dests.get_mut(queue) else {
+            return;
+        };
+        self.total_slots = self.total_slots - view.slots + slots;
+        match (view.slots > 0, slots > 0) {
+            (false, true) => {
+                self.ready.insert((view.stamp, queue.to_string()));
+            }
+            (true, false) => {
+                self.ready.remove(&(view.stamp, queue.to_string()));
+            }
+            _ => {}
+        }
+        view.slots = slots;
     }
 
     /// Connection attempts in progress and whether the rate lock is held.
@@ -126,17 +166,11 @@ impl Transport {
                 nexthop,
                 entry,
             } => self.enqueue(queue, nexthop, entry, out),
-            Msg::Capacity { queue, slots } => {
-                if let Some(view) = self.dests.get_mut(&queue) {
-                    self.total_slots = self.total_slots - view.slots + slots;
-                    view.slots = slots;
-                }
-            }
+            Msg::Capacity { queue, slots } => self.set_slots(&queue, slots),
             Msg::Idle { queue, received } => {
                 if self.dests.get(&queue).is_some_and(|v| v.sent == received) {
-                    let view = self.dests.remove(&queue).expect("checked above");
-                    self.total_slots -= view.slots;
-                    self.ring.retain(|q| *q != queue);
+                    self.set_slots(&queue, 0);
+                    self.dests.remove(&queue);
                     let key = self.key(&queue);
                     out.trace(TraceEvent::Forget(key.clone()));
                     out.send(Addr::Destination(key), Msg::Stop);
@@ -168,10 +202,7 @@ impl Transport {
             }
             Msg::Timer(Timer::RateDelay(agent)) => self.select(agent, out),
             Msg::NoWork { queue, agent } => {
-                if let Some(view) = self.dests.get_mut(&queue) {
-                    self.total_slots -= view.slots;
-                    view.slots = 0;
-                }
+                self.set_slots(&queue, 0);
                 self.select(agent, out);
             }
             Msg::AgentFailed { agent: _, dsn } => {
@@ -191,8 +222,8 @@ impl Transport {
             }
             Msg::Flush => {
                 self.unthrottle(out);
-                for queue in &self.ring {
-                    out.send(Addr::Destination(self.key(queue)), Msg::Flush);
+                for (queue, _) in self.ring() {
+                    out.send(Addr::Destination(self.key(&queue)), Msg::Flush);
                 }
             }
             other => panic!("transport {} got unexpected {other:?}", self.name),
@@ -217,15 +248,19 @@ impl Transport {
             return;
         }
         let spawned = &mut self.spawned;
-        let view = self.dests.entry(queue.clone()).or_insert_with(|| {
+        let next_stamp = &mut self.next_stamp;
+        let view = self.dests.entry(queue).or_insert_with(|| {
             *spawned += 1;
+            *next_stamp += 1;
             out.push(Effect::Spawn {
                 key: key.clone(),
                 nexthop,
                 epoch: *spawned,
             });
-            self.ring.push_back(queue);
-            DestView::default()
+            DestView {
+                stamp: *next_stamp,
+                ..DestView::default()
+            }
         });
         view.sent += 1;
         out.send(Addr::Destination(key), Msg::Accept { entry });
@@ -259,7 +294,7 @@ impl Transport {
     /// Offers a ready agent to the first destination with spare capacity
     /// and rotates it to the end of the ring.
     fn select(&mut self, agent: AgentId, out: &mut Effects) {
-        let Some(at) = self.ring.iter().position(|q| self.dests[q].slots > 0) else {
+        let Some((stamp, queue)) = self.ready.pop_first() else {
             self.rate_locked = false;
             out.push(Effect::CloseAgent {
                 transport: self.name.clone(),
@@ -267,11 +302,15 @@ impl Transport {
             });
             return;
         };
-        let queue = self.ring.remove(at).expect("position is in range");
-        self.ring.push_back(queue.clone());
-        let view = self.dests.get_mut(&queue).expect("ring and map agree");
+        self.next_stamp += 1;
+        let view = self.dests.get_mut(&queue).expect("index and map agree");
+        assert!(view.stamp == stamp && view.slots > 0, "stale ready index for {queue}");
+        view.stamp = self.next_stamp;
         view.slots -= 1;
         self.total_slots -= 1;
+        if view.slots > 0 {
+            self.ready.insert((view.stamp, queue.clone()));
+        }
         out.send(Addr::Destination(self.key(&queue)), Msg::Take(agent));
     }
 
@@ -294,9 +333,9 @@ impl Transport {
             self.dead = Some(dsn.clone());
         }
         self.rate_locked = false;
-        for queue in &self.ring {
+        for (queue, _) in self.ring() {
             out.send(
-                Addr::Destination(self.key(queue)),
+                Addr::Destination(self.key(&queue)),
                 Msg::DeferTodo(dsn.clone()),
             );
         }

@@ -457,7 +457,8 @@ impl Simulation {
 
     fn arrive(&mut self, group: usize, index: u32) {
         self.arrivals_left -= 1;
-        let a = self.scenario.arrivals[group].clone();
+        // Borrowed, not cloned: a group may list thousands of domains.
+        let a = &self.scenario.arrivals[group];
         self.next_file += 1;
         let id = format!("Q{:06}", self.next_file);
         let recipients = (0..a.recipients)
