@@ -40,7 +40,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::effect::{Addr, DestKey, Effect, Effects, LogLevel, Msg, Timer};
-use crate::entry::{AgentId, DeliveryReport, Dsn, Entry, MessageId, Outcome};
+use crate::entry::{AgentId, DeliveryReport, Dsn, Entry, EntryId, MessageId, Outcome};
 use crate::params::{GlobalParams, TransportParams};
 use crate::route::{ERROR, RETRY};
 use crate::time::{Duration, Instant};
@@ -56,6 +56,17 @@ pub enum Status {
     Dead(Dsn),
     /// Waiting out the destination rate delay.
     Suspended,
+}
+
+/// What a destination remembers of an entry at an agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Busy {
+    /// The entry.
+    id: EntryId,
+    /// Its message.
+    message: MessageId,
+    /// How many recipients it holds.
+    recipients: u32,
 }
 
 /// One destination queue (Postfix: `QMGR_QUEUE`).
@@ -81,8 +92,10 @@ pub struct Destination {
     fail_cohorts: f64,
     /// Waiting entries, oldest first.
     todo: VecDeque<Entry>,
-    /// Entries at an agent.
-    busy: Vec<Entry>,
+    /// Entries at an agent. Only what completion needs is kept: the entry
+    /// itself travels with the delivery request, so no recipient list is
+    /// copied per delivery.
+    busy: Vec<Busy>,
     /// When the last delivery finished (Postfix keeps it for connection
     /// caching decisions).
     last_done: Option<Instant>,
@@ -214,13 +227,17 @@ impl Destination {
                     busy: self.busy.len() as u32 + 1,
                     window: self.window,
                 });
+                self.busy.push(Busy {
+                    id: entry.id,
+                    message: entry.message,
+                    recipients: entry.recipients.len() as u32,
+                });
                 out.push(Effect::Deliver {
                     agent,
                     dest: self.key.clone(),
                     nexthop: self.nexthop.clone(),
-                    entry: entry.clone(),
+                    entry,
                 });
-                self.busy.push(entry);
             }
             None => {
                 out.send(
@@ -251,10 +268,11 @@ impl Destination {
         // The entry stays busy through the feedback below, as in Postfix
         // where feedback runs before `qmgr_entry_done`: the slow-start bound
         // `window < busy + initial` counts the delivery that just ended.
-        let (entry_id, message, recipients) = {
-            let e = &self.busy[at];
-            (e.id, e.message, e.recipients.len() as u32)
-        };
+        let Busy {
+            id: entry_id,
+            message,
+            recipients,
+        } = self.busy[at];
         let mut hop = report.hop.clone();
         if report.outcome == Outcome::Crash && hop.is_none() {
             hop = Some(Dsn::new("4.3.0", "unknown mail transport error"));

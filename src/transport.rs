@@ -41,7 +41,7 @@
 //! # Compatibility
 //! `transport_retry_time`, `<transport>_transport_rate_delay`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::destination::reroute;
@@ -85,11 +85,12 @@ pub struct Transport {
     pending: u32,
     /// Next agent number.
     next_agent: u64,
-    /// Destinations by queue name.
-    dests: BTreeMap<String, DestView>,
+    /// Destinations by queue name. A hash map for lookups only: anything
+    /// that walks destinations orders them by stamp first ([`Transport::ring`]).
+    dests: HashMap<String, DestView>,
     /// Destinations with spare slots, by rotation stamp: the first is the
     /// next to be offered an agent.
-    ready: BTreeSet<(u64, String)>,
+    ready: BTreeMap<u64, String>,
     /// The next rotation stamp (moving a destination to the end of the ring).
     next_stamp: u64,
     /// Sum of the destinations' slots.
@@ -110,8 +111,8 @@ impl Transport {
             rate_locked: false,
             pending: 0,
             next_agent: 0,
-            dests: BTreeMap::new(),
-            ready: BTreeSet::new(),
+            dests: HashMap::new(),
+            ready: BTreeMap::new(),
             next_stamp: 0,
             total_slots: 0,
             spawned: 0,
@@ -143,10 +144,10 @@ impl Transport {
         self.total_slots = self.total_slots - view.slots + slots;
         match (view.slots > 0, slots > 0) {
             (false, true) => {
-                self.ready.insert((view.stamp, queue.to_string()));
+                self.ready.insert(view.stamp, queue.to_string());
             }
             (true, false) => {
-                self.ready.remove(&(view.stamp, queue.to_string()));
+                self.ready.remove(&view.stamp);
             }
             _ => {}
         }
@@ -304,12 +305,15 @@ impl Transport {
         };
         self.next_stamp += 1;
         let view = self.dests.get_mut(&queue).expect("index and map agree");
-        assert!(view.stamp == stamp && view.slots > 0, "stale ready index for {queue}");
+        assert!(
+            view.stamp == stamp && view.slots > 0,
+            "stale ready index for {queue}"
+        );
         view.stamp = self.next_stamp;
         view.slots -= 1;
         self.total_slots -= 1;
         if view.slots > 0 {
-            self.ready.insert((view.stamp, queue.clone()));
+            self.ready.insert(view.stamp, queue.clone());
         }
         out.send(Addr::Destination(self.key(&queue)), Msg::Take(agent));
     }

@@ -18,7 +18,7 @@ pub mod scenario;
 pub mod world;
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::active::Supervisor;
@@ -111,11 +111,12 @@ pub struct Simulation {
     supervisor: Supervisor,
     /// Transport entities.
     transports: BTreeMap<String, Transport>,
-    /// Destination entities.
-    dests: BTreeMap<DestKey, Destination>,
+    /// Destination entities. A hash map for lookups only: it is never
+    /// iterated, so its order cannot leak into a decision.
+    dests: HashMap<DestKey, Destination>,
     /// Destinations told to `Stop`, with the number of bus messages still
-    /// addressed to them, the `Stop` included.
-    stopping: BTreeMap<DestKey, (Destination, usize)>,
+    /// addressed to them, the `Stop` included (lookups only, as above).
+    stopping: HashMap<DestKey, (Destination, usize)>,
     /// Resolved per-transport parameters.
     tparams: BTreeMap<String, Arc<TransportParams>>,
     /// Messages for entities, in send order.
@@ -169,8 +170,8 @@ impl Simulation {
             steps: 0,
             supervisor: Supervisor::new(params),
             transports: BTreeMap::new(),
-            dests: BTreeMap::new(),
-            stopping: BTreeMap::new(),
+            dests: HashMap::new(),
+            stopping: HashMap::new(),
             tparams: BTreeMap::new(),
             bus: VecDeque::new(),
             timers: BinaryHeap::new(),

@@ -71,7 +71,12 @@ impl Stats {
             TraceEvent::Done { dest, .. } => (dest, -1),
             _ => return,
         };
-        let d = self.dests.entry(dest.clone()).or_default();
+        // Look up before inserting: cloning the key for every event would
+        // cost more than the bookkeeping itself.
+        if !self.dests.contains_key(dest) {
+            self.dests.insert(dest.clone(), DestStats::default());
+        }
+        let d = self.dests.get_mut(dest).expect("inserted above");
         if d.busy > 0 {
             d.busy_ms += u64::from(d.busy) * now.saturating_since(d.since).as_millis();
         }
@@ -86,7 +91,10 @@ impl Stats {
 
     /// Counts one recipient's outcome.
     pub fn recipient(&mut self, dest: &DestKey, status: RecipientStatus, delay: Duration) {
-        let d = self.dests.entry(dest.clone()).or_default();
+        if !self.dests.contains_key(dest) {
+            self.dests.insert(dest.clone(), DestStats::default());
+        }
+        let d = self.dests.get_mut(dest).expect("inserted above");
         match status {
             RecipientStatus::Sent => {
                 d.sent += 1;
