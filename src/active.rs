@@ -136,6 +136,22 @@ impl Supervisor {
                 recipients,
                 more,
             } => self.admitted(now, info, recipients, more, out),
+            Msg::Refilled {
+                message,
+                recipients,
+                more,
+                read_error,
+            } => {
+                let msg = self
+                    .messages
+                    .get_mut(&message)
+                    .unwrap_or_else(|| panic!("refill of unknown message {message}"));
+                assert!(msg.refilling, "refill of {message} that was not asked for");
+                msg.more = more && !read_error;
+                msg.deferred |= read_error;
+                msg.refilling = false;
+                self.route(now, message, recipients, out);
+            }
             Msg::AdmitFailed { id: _ } => {
                 // The number was not used: give it to the next file, so
                 // message numbers count admitted files only.
@@ -299,8 +315,8 @@ impl Supervisor {
         out: &mut Effects,
     ) {
         let id = info.message;
-        let refill = self.messages.contains_key(&id);
-        if !refill {
+        assert!(!self.messages.contains_key(&id), "{id} admitted twice");
+        {
             let Feed::Admitting(from) = self.feed else {
                 panic!("admission of {id} that was not asked for");
             };
@@ -329,13 +345,15 @@ impl Supervisor {
                     refilling: false,
                 },
             );
-        } else {
-            let msg = self.messages.get_mut(&id).expect("checked above");
-            msg.more = more;
-            msg.refilling = false;
         }
+        self.route(now, id, recipients, out);
+    }
+
+    /// Turns a batch of resolved recipients into delivery requests and sends
+    /// them to their transports; completes the message if none resulted.
+    fn route(&mut self, now: Instant, id: MessageId, recipients: Vec<Routed>, out: &mut Effects) {
         let g = Arc::clone(&self.global);
-        // A refill keeps the flags of the admission (postqueue -f's
+        // Every batch uses the flags of the admission (postqueue -f's
         // FLUSH_DFXP must hold for every batch, not just the first).
         let flags = self.messages[&id].info.flags;
         let mut limits = |t: &str| self.recipient_limit(t);
@@ -383,7 +401,8 @@ impl Supervisor {
         out: &mut Effects,
     ) {
         self.recipient_count -= u64::from(recipients);
-        let refill_below = u64::from(self.batch_limit()).saturating_sub(100);
+        let batch = self.batch_limit();
+        let refill_below = u64::from(batch).saturating_sub(100);
         let Some(msg) = self.messages.get_mut(&id) else {
             panic!("entry done for unknown message {id}");
         };
@@ -394,7 +413,7 @@ impl Supervisor {
         // its destinations busy (Postfix: the refill in `qmgr_entry_done`).
         if msg.more && !msg.refilling && msg.refcount > 0 && self.recipient_count < refill_below {
             msg.refilling = true;
-            out.push(Effect::Refill(id));
+            out.push(Effect::Refill { message: id, batch });
         }
         if msg.refcount == 0 {
             self.complete(now, id, out);
@@ -404,6 +423,7 @@ impl Supervisor {
     /// The last entry finished: read more recipients, or decide the file's
     /// fate (Postfix: `qmgr_active_done`).
     fn complete(&mut self, now: Instant, id: MessageId, out: &mut Effects) {
+        let batch = self.batch_limit();
         let msg = self
             .messages
             .get_mut(&id)
@@ -411,7 +431,7 @@ impl Supervisor {
         if msg.more {
             if !msg.refilling {
                 msg.refilling = true;
-                out.push(Effect::Refill(id));
+                out.push(Effect::Refill { message: id, batch });
             }
             return;
         }
@@ -446,5 +466,97 @@ impl Supervisor {
             message: id,
             verdict,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::Recipient;
+
+    fn routed(addr: &str) -> Routed {
+        Routed {
+            recipient: Recipient::new(addr),
+            transport: "smtp".into(),
+            nexthop: "a.example".into(),
+            class_local: false,
+        }
+    }
+
+    /// Drives one message through admission, one delivery and a refill
+    /// answered as `refilled`; returns the verdict.
+    fn run_with_refill(refilled: Msg) -> Verdict {
+        let (params, _) = Params::from_pairs(&[]);
+        let mut sup = Supervisor::new(params);
+        let now = Instant::from_secs(10);
+        let mut out = Effects::new();
+        sup.start(now, &mut out);
+        out.list.clear();
+        sup.handle(
+            now,
+            Msg::ScanResult {
+                queue: QueueName::Incoming,
+                id: Some("Q1".into()),
+            },
+            &mut out,
+        );
+        let info = MessageInfo {
+            message: MessageId(1),
+            id: "Q1".into(),
+            sender: "s@x".into(),
+            create_time: now,
+            warn_time: None,
+            flags: ScanFlags::NONE,
+        };
+        sup.handle(
+            now,
+            Msg::Admitted {
+                info,
+                recipients: vec![routed("u1@a.example")],
+                more: true,
+            },
+            &mut out,
+        );
+        out.list.clear();
+        sup.handle(
+            now,
+            Msg::EntryDone {
+                message: MessageId(1),
+                recipients: 1,
+                deferred: false,
+            },
+            &mut out,
+        );
+        assert!(
+            out.list.iter().any(|e| matches!(e, Effect::Refill { .. })),
+            "a refill is asked for"
+        );
+        out.list.clear();
+        sup.handle(now, refilled, &mut out);
+        out.list
+            .iter()
+            .find_map(|e| match e {
+                Effect::Complete { verdict, .. } => Some(verdict.clone()),
+                _ => None,
+            })
+            .expect("the message completes")
+    }
+
+    #[test]
+    fn a_failed_refill_keeps_the_file_instead_of_removing_it() {
+        let failed = Msg::Refilled {
+            message: MessageId(1),
+            recipients: vec![],
+            more: false,
+            read_error: true,
+        };
+        assert!(matches!(run_with_refill(failed), Verdict::Defer { .. }));
+        let empty = Msg::Refilled {
+            message: MessageId(1),
+            recipients: vec![],
+            more: false,
+            read_error: false,
+        };
+        assert_eq!(run_with_refill(empty), Verdict::Remove);
     }
 }

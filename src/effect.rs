@@ -78,8 +78,8 @@ pub enum Msg {
         /// The file's queue ID, if any.
         id: Option<String>,
     },
-    /// The answer to [`Effect::Admit`] or [`Effect::Refill`]: the message's
-    /// recipients, resolved by the host (trivial-rewrite in the daemon).
+    /// The answer to [`Effect::Admit`]: the message's first recipients,
+    /// resolved by the host (trivial-rewrite in the daemon).
     Admitted {
         /// What the host read from the envelope.
         info: MessageInfo,
@@ -87,6 +87,20 @@ pub enum Msg {
         recipients: Vec<Routed>,
         /// True when more recipients remain on file (a refill will follow).
         more: bool,
+    },
+    /// The answer to [`Effect::Refill`]: the next recipients of an admitted
+    /// message, resolved.
+    Refilled {
+        /// The message.
+        message: MessageId,
+        /// The recipients read in this batch, resolved.
+        recipients: Vec<Routed>,
+        /// True when still more remain on file.
+        more: bool,
+        /// The file could not be read: the message is kept for a later
+        /// attempt (marked deferred), so recipients not yet read are never
+        /// dropped with a file removed as "done".
+        read_error: bool,
     },
     /// The file could not be admitted (not ready, locked, corrupt, gone).
     AdmitFailed {
@@ -265,8 +279,13 @@ pub enum Effect {
     /// Send `Msg::Flush` to every transport (the `F` trigger).
     FlushAll,
     /// Read the next batch of recipients of an admitted message; answer
-    /// with `Msg::Admitted`.
-    Refill(MessageId),
+    /// with `Msg::Refilled`.
+    Refill {
+        /// The message.
+        message: MessageId,
+        /// Read at most this many recipients.
+        batch: u32,
+    },
     /// Log a recipient as discarded (`status=sent (undeliverable
     /// postmaster notification discarded)`) and mark it done.
     Discard {

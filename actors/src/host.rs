@@ -298,7 +298,7 @@ pub(crate) fn run<A: Entity>(
                     host.send(Addr::Transport(name), Msg::Flush);
                 }
             }
-            Effect::Refill(message) => refill(host, message),
+            Effect::Refill { message, batch } => refill(host, message, batch),
             Effect::Discard { message, recipient } => {
                 if let Some(id) = host.registry.queue_id(message) {
                     host.store().discard(&id, &recipient);
@@ -354,45 +354,32 @@ fn alloc(host: &Arc<Host>, transport: String, agent: oqmgr::entry::AgentId) {
 }
 
 /// Reads the next batch of an admitted message's recipients and hands it to
-/// the supervisor.
-fn refill(host: &Arc<Host>, message: oqmgr::entry::MessageId) {
-    let Some(id) = host.registry.queue_id(message) else {
-        tracing::warn!(%message, "refill of an unknown message");
-        return;
+/// the supervisor. The supervisor waits for this answer, so every path
+/// answers; a failed read keeps the message for a later attempt.
+fn refill(host: &Arc<Host>, message: oqmgr::entry::MessageId, batch: u32) {
+    let read = match host.registry.queue_id(message) {
+        Some(id) => host
+            .store()
+            .read(&id, batch)
+            .map_err(|why| format!("{id}: {why}")),
+        None => Err("no queue file is known for it".to_string()),
     };
-    let g = &host.params.global;
-    let batch =
-        (u64::from(g.message_recipient_limit) * u64::from(g.fudge_factor) / 100).max(1) as u32;
-    let read = host.store().read(&id, batch);
-    match read {
-        Ok(batch) => host.send_supervisor(Msg::Admitted {
-            info: oqmgr::message::MessageInfo {
-                message,
-                id,
-                sender: String::new(),
-                create_time: Instant::ZERO,
-                warn_time: None,
-                flags: oqmgr::scan::ScanFlags::NONE,
-            },
+    let answer = match read {
+        Ok(batch) => Msg::Refilled {
+            message,
             recipients: batch.recipients,
             more: batch.more,
-        }),
+            read_error: false,
+        },
         Err(why) => {
-            // The supervisor waits for this answer; an empty last batch lets
-            // the message complete with what was read so far.
-            tracing::warn!(%message, %id, "refill failed: {why}");
-            host.send_supervisor(Msg::Admitted {
-                info: oqmgr::message::MessageInfo {
-                    message,
-                    id,
-                    sender: String::new(),
-                    create_time: Instant::ZERO,
-                    warn_time: None,
-                    flags: oqmgr::scan::ScanFlags::NONE,
-                },
+            tracing::warn!(%message, "refill failed: {why}");
+            Msg::Refilled {
+                message,
                 recipients: Vec::new(),
                 more: false,
-            });
+                read_error: true,
+            }
         }
-    }
+    };
+    host.send_supervisor(answer);
 }

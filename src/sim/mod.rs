@@ -27,6 +27,7 @@ use crate::effect::{Addr, DestKey, Effect, Effects, LogLevel, Msg};
 use crate::entry::{DeliveryReport, Dsn, MessageId, RecipientStatus};
 use crate::message::{MessageInfo, Verdict};
 use crate::params::{ConfigWarning, Params, RawParams, TransportParams};
+use crate::route::Routed;
 use crate::scan::{QueueName, ScanFlags};
 use crate::time::{Duration, Instant};
 use crate::transport::Transport;
@@ -421,9 +422,18 @@ impl Simulation {
                 message,
                 batch,
             } => self.admit(queue, id, flags, message, batch),
-            Effect::Refill(message) => {
+            Effect::Refill { message, batch } => {
                 let id = self.ids[&message].clone();
-                self.read(message, &id, ScanFlags::NONE, u32::MAX, true);
+                let (recipients, more) = self.read(&id, batch);
+                self.bus.push_back((
+                    Addr::Supervisor,
+                    Msg::Refilled {
+                        message,
+                        recipients,
+                        more,
+                        read_error: false,
+                    },
+                ));
             }
             Effect::Discard { message, recipient } => {
                 let id = self.ids[&message].clone();
@@ -531,30 +541,16 @@ impl Simulation {
         file.place = Place::Active;
         file.cursor = 0;
         self.ids.insert(message, id.clone());
-        self.read(message, &id, flags, batch, false);
-    }
-
-    fn read(&mut self, message: MessageId, id: &str, flags: ScanFlags, batch: u32, refill: bool) {
-        let batch = if refill {
-            let g = self.supervisor.global();
-            (u64::from(g.message_recipient_limit) * u64::from(g.fudge_factor) / 100).max(1) as u32
-        } else {
-            batch
-        };
-        let (addresses, more) = self.queues.read_batch(id, batch);
-        let file = &self.queues.files[id];
+        let (recipients, more) = self.read(&id, batch);
+        let file = &self.queues.files[&id];
         let info = MessageInfo {
             message,
-            id: id.to_string(),
+            id: id.clone(),
             sender: file.sender.clone(),
             create_time: file.create_time,
             warn_time: file.warn_time,
             flags,
         };
-        let recipients = addresses
-            .iter()
-            .map(|a| world::resolve(&self.scenario, a))
-            .collect();
         self.bus.push_back((
             Addr::Supervisor,
             Msg::Admitted {
@@ -563,6 +559,16 @@ impl Simulation {
                 more,
             },
         ));
+    }
+
+    /// Reads and resolves the next batch of a file's undone recipients.
+    fn read(&mut self, id: &str, batch: u32) -> (Vec<Routed>, bool) {
+        let (addresses, more) = self.queues.read_batch(id, batch);
+        let recipients = addresses
+            .iter()
+            .map(|a| world::resolve(&self.scenario, a))
+            .collect();
+        (recipients, more)
     }
 
     fn attempt(&mut self, dest: DestKey, nexthop: String, entry: crate::entry::Entry) {

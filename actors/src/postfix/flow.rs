@@ -98,53 +98,22 @@ impl FlowPipe {
     /// without error, when the pipe is full.
     pub fn put(&self, n: usize) -> io::Result<usize> {
         let zeros = [0u8; CHUNK];
-        let mut done = 0;
-        while done < n {
-            let len = (n - done).min(CHUNK);
-            // SAFETY: `zeros` is valid for `len` <= CHUNK bytes.
-            let rc =
-                unsafe { libc::write(self.inner.write.as_raw_fd(), zeros.as_ptr().cast(), len) };
-            if rc < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::WouldBlock {
-                    break;
-                }
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            done += rc as usize;
-        }
-        Ok(done)
+        let fd = self.inner.write.as_raw_fd();
+        // SAFETY: `zeros` is valid for `len` <= CHUNK bytes.
+        pump(n, |len| unsafe {
+            libc::write(fd, zeros.as_ptr().cast(), len)
+        })
     }
 
     /// Reads and discards up to `n` tokens; returns how many were taken.
     /// Stops early, without error, when the pipe is empty.
     pub fn get(&self, n: usize) -> io::Result<usize> {
         let mut sink = [0u8; CHUNK];
-        let mut done = 0;
-        while done < n {
-            let len = (n - done).min(CHUNK);
-            // SAFETY: `sink` is valid for `len` <= CHUNK bytes.
-            let rc =
-                unsafe { libc::read(self.inner.read.as_raw_fd(), sink.as_mut_ptr().cast(), len) };
-            if rc < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::WouldBlock {
-                    break;
-                }
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            if rc == 0 {
-                break;
-            }
-            done += rc as usize;
-        }
-        Ok(done)
+        let fd = self.inner.read.as_raw_fd();
+        // SAFETY: `sink` is valid for `len` <= CHUNK bytes.
+        pump(n, |len| unsafe {
+            libc::read(fd, sink.as_mut_ptr().cast(), len)
+        })
     }
 
     /// The end-of-loop step of the queue manager: see [`flow_adjustment`].
@@ -174,6 +143,30 @@ impl FlowPipe {
             ),
         })
     }
+}
+
+/// Moves up to `n` tokens in chunks with `step` (a non-blocking read or
+/// write of at most `len` <= CHUNK bytes, returning the syscall's result).
+/// A full or empty pipe (EAGAIN) or end of file ends it early without
+/// error: tokens are a hint, never worth blocking the queue manager for.
+fn pump(n: usize, mut step: impl FnMut(usize) -> isize) -> io::Result<usize> {
+    let mut done = 0;
+    while done < n {
+        let rc = step((n - done).min(CHUNK));
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::WouldBlock => break,
+                io::ErrorKind::Interrupted => continue,
+                _ => return Err(e),
+            }
+        }
+        if rc == 0 {
+            break;
+        }
+        done += rc as usize;
+    }
+    Ok(done)
 }
 
 #[cfg(test)]
