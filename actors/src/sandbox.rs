@@ -474,6 +474,17 @@ impl Sandbox {
             .output()
     }
 
+    /// Sends qmgr one trigger request (`b'I'` scan incoming, `b'D'` scan
+    /// deferred, `b'A'` ignore time stamps, `b'F'` flush dead-site caches,
+    /// `b'W'` wakeup) over `public/qmgr`, as `postkick` does. Done in
+    /// process because `postkick` dies of SIGPIPE when qmgr closes the
+    /// connection before postkick's trailing write.
+    pub fn kick_qmgr(&self, requests: &[u8]) -> io::Result<()> {
+        let mut stream =
+            std::os::unix::net::UnixStream::connect(self.queue_dir().join("public/qmgr"))?;
+        stream.write_all(requests)
+    }
+
     /// Every file in queue `queue_name` (e.g. "incoming", "active"), hashed
     /// subdirectories included, as (queue id, path), sorted by queue id.
     pub fn queue_files(&self, queue_name: &str) -> Vec<(String, PathBuf)> {

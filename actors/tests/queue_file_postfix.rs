@@ -95,6 +95,12 @@ fn cross_check(sb: &Sandbox, id: &str, path: &Path, bytes: &[u8]) -> Envelope {
 
     // 3. The envelope reader agrees with the records.
     let env = read_envelope(Cursor::new(bytes), id, &ReadLimits::default()).expect("envelope");
+    let from_file = std::fs::File::open(path).expect("open queue file");
+    let via_file = read_envelope(from_file, id, &ReadLimits::default()).expect("envelope");
+    assert_eq!(
+        via_file, env,
+        "reading the file directly gives the same envelope"
+    );
     let r_offsets: Vec<u64> = records
         .iter()
         .filter(|r| r.rtype == rec::RCPT)
