@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // tests wait on real daemons in real time
 //! Real Postfix oqmgr reads files from our writer: a good file is delivered
 //! (and oqmgr's "queue active" line shows the size and recipient count our
 //! reader reports); broken files are moved to `corrupt/` with exactly the
