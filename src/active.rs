@@ -343,6 +343,7 @@ impl Supervisor {
                     deferred: false,
                     more,
                     refilling: false,
+                    finished_some: false,
                 },
             );
         }
@@ -409,6 +410,7 @@ impl Supervisor {
         assert!(msg.refcount > 0, "message {id} refcount underflow");
         msg.refcount -= 1;
         msg.deferred |= deferred;
+        msg.finished_some |= !deferred;
         // Read more recipients early when memory allows, so a big list keeps
         // its destinations busy (Postfix: the refill in `qmgr_entry_done`).
         if msg.more && !msg.refilling && msg.refcount > 0 && self.recipient_count < refill_below {
@@ -438,6 +440,13 @@ impl Supervisor {
         let msg = self.messages.remove(&id).expect("present above");
         let verdict = msg.verdict(now, &self.global);
         let qid = msg.info.id.clone();
+        if msg.confirm_delay_cleared(&self.global) {
+            out.trace(TraceEvent::DelayCleared {
+                message: id,
+                id: qid.clone(),
+            });
+            out.push(Effect::DelayCleared(id));
+        }
         match &verdict {
             Verdict::Remove => out.trace(TraceEvent::Remove {
                 message: id,
@@ -505,7 +514,7 @@ mod tests {
             id: "Q1".into(),
             sender: "s@x".into(),
             create_time: now,
-            warn_time: None,
+            warning: crate::message::Warning::None,
             flags: ScanFlags::NONE,
         };
         sup.handle(

@@ -304,6 +304,9 @@ pub enum Effect {
         /// The reason.
         dsn: Dsn,
     },
+    /// Tell the sender the delay is over (a trace flush with
+    /// `REC_DLY_SENT`), before the verdict of the same message.
+    DelayCleared(MessageId),
     /// The message's last entry finished: carry out the verdict (bounce
     /// flush, warning, expiry, backoff and move, or removal).
     Complete {

@@ -19,6 +19,20 @@ use crate::params::GlobalParams;
 use crate::scan::{QueueName, ScanFlags};
 use crate::time::{Duration, Instant};
 
+/// The delay-warning state of a message (Postfix: the `W` record: 0, a
+/// time, or -1 once the warning went out).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Warning {
+    /// No warning is wanted (`delay_warning_time = 0` when it was queued).
+    #[default]
+    None,
+    /// A warning is due at this time if the message is still queued.
+    Due(Instant),
+    /// The warning was sent; with `confirm_delay_cleared` the sender also
+    /// hears when the delay ends.
+    Sent,
+}
+
 /// What the host read from a queue file's envelope.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MessageInfo {
@@ -32,8 +46,8 @@ pub struct MessageInfo {
     /// A host reading a file without a creation time passes the arrival
     /// time, and failing that `now`, which gives Postfix's minimal backoff.
     pub create_time: Instant,
-    /// When a delay warning is due (`W` record > 0), if one is.
-    pub warn_time: Option<Instant>,
+    /// The delay-warning state (`W` record).
+    pub warning: Warning,
     /// Scan flags plus those from the file's mode bits.
     pub flags: ScanFlags,
 }
@@ -74,6 +88,9 @@ pub struct Message {
     pub more: bool,
     /// A refill was requested and has not been answered yet.
     pub refilling: bool,
+    /// Some entry finished without deferral in this pass: there is
+    /// something to report in a delay-cleared notice.
+    pub finished_some: bool,
 }
 
 impl Message {
@@ -103,14 +120,23 @@ impl Message {
         }
         // A warning is due one second early: Postfix compares whole seconds
         // against `W - 1` so a scan landing just before the stamp still warns.
-        let warn = self
-            .info
-            .warn_time
-            .is_some_and(|at| now + Duration::from_secs(1) >= at);
+        let warn = matches!(self.info.warning,
+            Warning::Due(at) if now + Duration::from_secs(1) >= at);
         Verdict::Defer {
             until: now + backoff(now, self.info.create_time, p),
             warn,
         }
+    }
+}
+
+impl Message {
+    /// True when the sender must be told the delay has ended (Postfix:
+    /// `confirm_delay_cleared` adds `REC_DLY_SENT` to the trace flags of a
+    /// message whose warning was sent, agents record what they finish, and
+    /// the trace flush at completion reports it; a pass that finished no
+    /// recipient leaves nothing to report).
+    pub fn confirm_delay_cleared(&self, p: &GlobalParams) -> bool {
+        p.confirm_delay_cleared && self.info.warning == Warning::Sent && self.finished_some
     }
 }
 

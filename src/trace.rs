@@ -201,6 +201,13 @@ pub enum TraceEvent {
         /// Queue ID.
         id: String,
     },
+    /// The sender is told the delay is over (`confirm_delay_cleared`).
+    DelayCleared {
+        /// Message.
+        message: MessageId,
+        /// Queue ID.
+        id: String,
+    },
     /// A message was returned to its sender.
     Expire {
         /// Message.
@@ -304,6 +311,7 @@ impl fmt::Display for TraceEvent {
             Forget(dest) => write!(f, "forget {dest}"),
             Defer { message, id, until } => write!(f, "defer {message} id={id} until={until}"),
             Warn { message, id } => write!(f, "warn {message} id={id}"),
+            DelayCleared { message, id } => write!(f, "delay-cleared {message} id={id}"),
             Expire { message, id, status } => write!(f, "{status} {message} id={id}"),
             Remove { message, id } => write!(f, "remove {message} id={id}"),
             Flush => write!(f, "flush dead"),

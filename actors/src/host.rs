@@ -313,6 +313,10 @@ pub(crate) fn run<A: Entity>(
                     host.store().defer_recipients(&id, &recipients, &dsn);
                 }
             }
+            Effect::DelayCleared(message) => match host.registry.queue_id(message) {
+                Some(id) => host.store().confirm_delay_cleared(&id),
+                None => tracing::warn!(%message, "delay notice for an unknown message"),
+            },
             Effect::Complete { message, verdict } => match host.registry.remove_queue_id(message) {
                 Some(id) => host.store().complete(&id, &verdict),
                 None => tracing::warn!(%message, "completion of an unknown message"),

@@ -13,6 +13,7 @@
 
 use oqmgr::entry::{Dsn, Recipient};
 use oqmgr::message::Verdict;
+use oqmgr::message::Warning;
 use oqmgr::route::Routed;
 use oqmgr::scan::{QueueName, ScanFlags};
 use oqmgr::sim::world::{File, Place, Queues};
@@ -29,6 +30,8 @@ pub struct Counters {
     pub deferred_files: u64,
     /// Delay warnings sent.
     pub warned: u64,
+    /// Delay-cleared notices sent.
+    pub delay_cleared: u64,
     /// Files returned to sender.
     pub expired: u64,
     /// Recipients returned with them.
@@ -73,7 +76,7 @@ impl MemoryStore {
         recipients: &[String],
         now: Instant,
         create_time: Instant,
-        warn_time: Option<Instant>,
+        warning: Warning,
     ) {
         self.queues.files.insert(
             id.to_string(),
@@ -88,7 +91,7 @@ impl MemoryStore {
                 sender: sender.to_string(),
                 create_time,
                 arrival: now,
-                warn_time,
+                warning,
                 recipients: recipients.iter().map(|r| (r.clone(), false)).collect(),
                 cursor: 0,
             },
@@ -163,7 +166,7 @@ impl QueueStore for MemoryStore {
         Ok(Envelope {
             sender: file.sender.clone(),
             create_time: file.create_time,
-            warn_time: file.warn_time,
+            warning: file.warning,
             flags: ScanFlags::NONE,
         })
     }
@@ -188,6 +191,10 @@ impl QueueStore for MemoryStore {
         self.counters.deferred_by_qmgr += recipients.len() as u64;
     }
 
+    fn confirm_delay_cleared(&mut self, _id: &str) {
+        self.counters.delay_cleared += 1;
+    }
+
     fn complete(&mut self, id: &str, verdict: &Verdict) {
         match verdict {
             Verdict::Remove => {
@@ -201,7 +208,7 @@ impl QueueStore for MemoryStore {
                     file.mtime = *until;
                     file.cursor = 0;
                     if *warn {
-                        file.warn_time = None;
+                        file.warning = Warning::Sent;
                         self.counters.warned += 1;
                     }
                     self.counters.deferred_files += 1;

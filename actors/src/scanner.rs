@@ -37,8 +37,8 @@ pub struct Envelope {
     pub sender: String,
     /// When the message was first queued.
     pub create_time: Instant,
-    /// When a delay warning is due, if one is.
-    pub warn_time: Option<Instant>,
+    /// The delay-warning state (`W` record).
+    pub warning: oqmgr::message::Warning,
     /// Flags from the file itself (mode bits), added to the scan's flags.
     pub flags: ScanFlags,
 }
@@ -102,6 +102,10 @@ pub trait QueueStore: Send {
     /// Carries out a finished message's verdict: remove, defer until a next
     /// attempt (with a delay warning first when asked), or return to sender.
     fn complete(&mut self, id: &str, verdict: &Verdict);
+    /// Tells the sender a delayed message's delay has ended (the daemon's
+    /// store sends a trace flush with `REC_DLY_SENT`); called just before
+    /// `complete` for the same file.
+    fn confirm_delay_cleared(&mut self, id: &str);
 }
 
 /// A queue store shared by the scanners and the supervisor.
@@ -212,7 +216,7 @@ impl Handler<Admit> for ScannerActor {
                         id: msg.id,
                         sender: env.sender,
                         create_time: env.create_time,
-                        warn_time: env.warn_time,
+                        warning: env.warning,
                         flags: msg.flags | env.flags,
                     },
                     recipients: batch.recipients,

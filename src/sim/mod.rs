@@ -25,7 +25,7 @@ use crate::active::Supervisor;
 use crate::destination::Destination;
 use crate::effect::{Addr, DestKey, Effect, Effects, LogLevel, Msg};
 use crate::entry::{DeliveryReport, Dsn, MessageId, RecipientStatus};
-use crate::message::{MessageInfo, Verdict};
+use crate::message::{MessageInfo, Verdict, Warning};
 use crate::params::{ConfigWarning, Params, RawParams, TransportParams};
 use crate::route::Routed;
 use crate::scan::{QueueName, ScanFlags};
@@ -443,6 +443,7 @@ impl Simulation {
             Effect::DeferRecipients { recipients, .. } => {
                 self.stats.deferred_by_qmgr += recipients.len() as u64;
             }
+            Effect::DelayCleared(_) => self.stats.delay_cleared += 1,
             Effect::Complete { message, verdict } => self.complete(message, verdict),
             Effect::FlushAll => {
                 let names: Vec<String> = self.transports.keys().cloned().collect();
@@ -500,7 +501,11 @@ impl Simulation {
                 sender: a.sender.clone(),
                 create_time,
                 arrival: self.now,
-                warn_time: (!warn.is_zero()).then(|| create_time + warn),
+                warning: if warn.is_zero() {
+                    Warning::None
+                } else {
+                    Warning::Due(create_time + warn)
+                },
                 recipients,
                 cursor: 0,
             },
@@ -548,7 +553,7 @@ impl Simulation {
             id: id.clone(),
             sender: file.sender.clone(),
             create_time: file.create_time,
-            warn_time: file.warn_time,
+            warning: file.warning,
             flags,
         };
         self.bus.push_back((
@@ -631,7 +636,7 @@ impl Simulation {
                 file.mtime = until;
                 file.cursor = 0;
                 if warn {
-                    file.warn_time = None;
+                    file.warning = Warning::Sent;
                     self.stats.warned += 1;
                 }
                 self.stats.deferred_files += 1;

@@ -48,6 +48,8 @@ pub struct Stats {
     pub deferred_files: u64,
     /// Delay warnings sent.
     pub warned: u64,
+    /// Delay-cleared notices sent.
+    pub delay_cleared: u64,
     /// Files returned to sender.
     pub expired: u64,
     /// Recipients returned with them.
@@ -155,7 +157,7 @@ pub fn summary(stats: &Stats, queues: &Queues, end: Instant, steps: u64) -> Stri
     let left = queues.files.len();
     let _ = writeln!(
         s,
-        "total: arrived={} removed={} expired={} returned_rcpt={} warned={} discarded={} \
+        "total: arrived={} removed={} expired={} returned_rcpt={} warned={} delay_cleared={} discarded={} \
          rcpt_sent={} rcpt_deferrals={} rcpt_bounced={} deferred_by_qmgr={} file_deferrals={} \
          left_in_queue={} selections={} steps={} end={}",
         stats.arrived,
@@ -163,6 +165,7 @@ pub fn summary(stats: &Stats, queues: &Queues, end: Instant, steps: u64) -> Stri
         stats.expired,
         stats.returned,
         stats.warned,
+        stats.delay_cleared,
         stats.discarded,
         sent,
         deferred,

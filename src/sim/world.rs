@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::entry::{Dsn, Outcome, Recipient, RecipientStatus};
+use crate::message::Warning;
 use crate::route::{Routed, ERROR, RETRY};
 use crate::scan::QueueName;
 use crate::sim::rng::Rng;
@@ -41,8 +42,8 @@ pub struct File {
     pub create_time: Instant,
     /// Arrival in the queue (for delays).
     pub arrival: Instant,
-    /// Warning due, if any.
-    pub warn_time: Option<Instant>,
+    /// Delay-warning state (`W` record).
+    pub warning: Warning,
     /// Recipients and whether each is done.
     pub recipients: Vec<(String, bool)>,
     /// Read position for batches.

@@ -267,7 +267,7 @@ pub fn run_one_message(
             &[rcpt],
             Instant::ZERO,
             Instant::ZERO,
-            None,
+            oqmgr::message::Warning::None,
         );
         scheduler.trigger(b"I");
         actix::clock::sleep(std::time::Duration::from_secs(secs)).await;
@@ -369,7 +369,11 @@ async fn drive(s: Arc<Scenario>) -> Run {
                     &recipients,
                     at,
                     create,
-                    (!warn.is_zero()).then(|| create + warn),
+                    if warn.is_zero() {
+                        oqmgr::message::Warning::None
+                    } else {
+                        oqmgr::message::Warning::Due(create + warn)
+                    },
                 );
                 if !deferred {
                     // cleanup(8) wakes the queue manager after each new file.
