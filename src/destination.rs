@@ -103,8 +103,9 @@ pub struct Destination {
     received: u64,
     /// Capacity last announced to the transport.
     announced: u32,
-    /// An `Idle` was sent and nothing arrived since.
-    idle_sent: bool,
+    /// The `dead` flag of the last `Idle` sent, if one was sent and nothing
+    /// arrived since; a dead destination that revives says `Idle` again.
+    idle_sent: Option<bool>,
     /// Bumped whenever a timer is armed; stale timers are ignored.
     generation: u64,
     /// Earliest time of the next clog warning.
@@ -138,7 +139,7 @@ impl Destination {
             last_done: None,
             received: 0,
             announced: 0,
-            idle_sent: false,
+            idle_sent: None,
             generation: epoch << 32,
             next_clog: Instant::ZERO,
         }
@@ -198,7 +199,7 @@ impl Destination {
 
     fn accept(&mut self, now: Instant, entry: Entry, out: &mut Effects) {
         self.received += 1;
-        self.idle_sent = false;
+        self.idle_sent = None;
         if let Status::Dead(dsn) = &self.status {
             let dsn = dsn.clone();
             reroute(&self.key, entry, &dsn, out);
@@ -481,17 +482,21 @@ impl Destination {
                 },
             );
         }
-        if self.status == Status::Ready
-            && self.todo.is_empty()
-            && self.busy.is_empty()
-            && !self.idle_sent
+        let idle = match self.status {
+            Status::Ready => Some(false),
+            Status::Dead(_) => Some(true),
+            // Suspended: wait for the resume, then announce as ready.
+            Status::Suspended => None,
+        };
+        if idle.is_some() && self.todo.is_empty() && self.busy.is_empty() && self.idle_sent != idle
         {
-            self.idle_sent = true;
+            self.idle_sent = idle;
             out.send(
                 Addr::Transport(self.key.transport.clone()),
                 Msg::Idle {
                     queue: self.key.queue.clone(),
                     received: self.received,
+                    dead: idle == Some(true),
                 },
             );
         }

@@ -143,14 +143,18 @@ pub enum Msg {
         /// Deliveries it could start now.
         slots: u32,
     },
-    /// A destination is empty and ready and asks to be forgotten;
-    /// `received` counts the entries it was ever given, so the transport can
-    /// tell whether one is still on its way.
+    /// A destination is empty and asks to be forgotten (when ready) or
+    /// kept as a dead-destination cache entry (when dead); `received` counts
+    /// the entries it was ever given, so the transport can tell whether one
+    /// is still on its way.
     Idle {
         /// The queue name.
         queue: String,
         /// Entries received so far.
         received: u64,
+        /// It is dead: it stays in memory to remember that, unless the
+        /// cache is full.
+        dead: bool,
     },
     /// A destination had no work for the agent it was offered.
     NoWork {

@@ -32,7 +32,11 @@
 //! - `total_slots` is the sum of the destinations' announced slots, less the
 //!   offers made since.
 //!
-//! # Deliberate difference
+//! # Deliberate differences
+//! Postfix bounds the dead-destination cache by all queues in memory; here
+//! each transport bounds its own, which keeps the same limit per transport
+//! without a global count.
+//!
 //! Postfix 3.7 keeps the rate lock when a ready agent finds no work, so the
 //! transport stays locked until something else revives it. Here the lock is
 //! released with that agent: otherwise mail arriving later waits for an
@@ -97,11 +101,19 @@ pub struct Transport {
     total_slots: u32,
     /// Destinations created so far (each gets a new epoch).
     spawned: u64,
+    /// Most destinations kept in memory while dead and empty (the
+    /// dead-destination cache), `2 × qmgr_message_recipient_limit`.
+    dead_cache_limit: usize,
 }
 
 impl Transport {
-    /// A live transport with no destinations.
-    pub fn new(params: Arc<TransportParams>, retry_time: Duration) -> Transport {
+    /// A live transport with no destinations. `dead_cache_limit` bounds the
+    /// destinations kept only to remember that they are dead.
+    pub fn new(
+        params: Arc<TransportParams>,
+        retry_time: Duration,
+        dead_cache_limit: usize,
+    ) -> Transport {
         Transport {
             name: params.name.clone(),
             params,
@@ -116,6 +128,7 @@ impl Transport {
             next_stamp: 0,
             total_slots: 0,
             spawned: 0,
+            dead_cache_limit,
         }
     }
 
@@ -168,7 +181,27 @@ impl Transport {
                 entry,
             } => self.enqueue(queue, nexthop, entry, out),
             Msg::Capacity { queue, slots } => self.set_slots(&queue, slots),
-            Msg::Idle { queue, received } => {
+            Msg::Idle {
+                queue,
+                received,
+                dead: true,
+            } => {
+                // An empty dead destination is the dead-destination cache:
+                // it stays to turn new mail away without a connection, unless
+                // too many are kept; then it is revived, after which it says
+                // Idle again as ready and is forgotten (Postfix: the size
+                // check in `qmgr_entry_done`).
+                if self.dests.get(&queue).is_some_and(|v| v.sent == received)
+                    && self.dests.len() > self.dead_cache_limit
+                {
+                    out.send(Addr::Destination(self.key(&queue)), Msg::Flush);
+                }
+            }
+            Msg::Idle {
+                queue,
+                received,
+                dead: false,
+            } => {
                 if self.dests.get(&queue).is_some_and(|v| v.sent == received) {
                     self.set_slots(&queue, 0);
                     self.dests.remove(&queue);

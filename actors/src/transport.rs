@@ -37,9 +37,11 @@ impl TransportActor {
     /// A live transport named `name` with no destinations.
     pub fn new(host: Arc<Host>, name: &str) -> TransportActor {
         let params = host.transport_params(name);
-        let retry = host.params().global.transport_retry_time;
+        let global = &host.params().global;
+        let retry = global.transport_retry_time;
+        let cache = 2 * global.message_recipient_limit as usize;
         TransportActor {
-            core: Transport::new(params, retry),
+            core: Transport::new(params, retry, cache),
             host,
         }
     }

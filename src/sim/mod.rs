@@ -339,9 +339,11 @@ impl Simulation {
     fn transport(&mut self, name: &str) -> &mut Transport {
         if !self.transports.contains_key(name) {
             let p = self.params_for(name);
-            let retry = self.supervisor.global().transport_retry_time;
+            let g = self.supervisor.global();
+            let retry = g.transport_retry_time;
+            let cache = 2 * g.message_recipient_limit as usize;
             self.transports
-                .insert(name.to_string(), Transport::new(p, retry));
+                .insert(name.to_string(), Transport::new(p, retry, cache));
         }
         self.transports.get_mut(name).expect("inserted above")
     }
