@@ -168,7 +168,7 @@ impl Supervisor {
                 deferred,
             } => self.entry_done(now, message, recipients, deferred, out),
             Msg::DeferNow { entry, dsn } => {
-                out.trace(TraceEvent::DeferNow {
+                out.trace(|| TraceEvent::DeferNow {
                     message: entry.message,
                     recipients: entry.recipients.len(),
                     reason: dsn.to_string(),
@@ -196,10 +196,10 @@ impl Supervisor {
 
     /// Applies one trigger buffer: flush first, then incoming, then deferred.
     fn trigger(&mut self, bytes: &[u8], out: &mut Effects) {
-        out.trace(TraceEvent::Trigger(render(bytes)));
+        out.trace(|| TraceEvent::Trigger(render(bytes)));
         let req = TriggerRequest::decode(bytes);
         if req.flush_dead() {
-            out.trace(TraceEvent::Flush);
+            out.trace(|| TraceEvent::Flush);
             out.push(Effect::FlushAll);
         }
         if !req.incoming.is_empty() {
@@ -219,7 +219,7 @@ impl Supervisor {
 
     fn request(&mut self, queue: QueueName, flags: ScanFlags, out: &mut Effects) {
         if let Some(flags) = self.scan_mut(queue).request(flags) {
-            out.trace(TraceEvent::ScanStart(queue, flags));
+            out.trace(|| TraceEvent::ScanStart(queue, flags));
             out.push(Effect::ScanStart { queue, flags });
         }
     }
@@ -275,7 +275,7 @@ impl Supervisor {
             }
             None => {
                 if let Some(flags) = self.scan_mut(queue).end() {
-                    out.trace(TraceEvent::ScanStart(queue, flags));
+                    out.trace(|| TraceEvent::ScanStart(queue, flags));
                     out.push(Effect::ScanStart { queue, flags });
                     self.feed = Feed::Asking { queue, other_tried };
                     out.push(Effect::ScanNext(queue));
@@ -328,7 +328,7 @@ impl Supervisor {
             } else {
                 QueueName::Incoming
             };
-            out.trace(TraceEvent::Admit {
+            out.trace(|| TraceEvent::Admit {
                 message: id,
                 id: info.id.clone(),
                 from,
@@ -360,7 +360,7 @@ impl Supervisor {
         let mut limits = |t: &str| self.recipient_limit(t);
         let planned = plan(recipients, flags, false, &g, &mut limits);
         for recipient in planned.discards {
-            out.trace(TraceEvent::Discard {
+            out.trace(|| TraceEvent::Discard {
                 message: id,
                 address: recipient.address.clone(),
             });
@@ -441,31 +441,31 @@ impl Supervisor {
         let verdict = msg.verdict(now, &self.global);
         let qid = msg.info.id.clone();
         if msg.confirm_delay_cleared(&self.global) {
-            out.trace(TraceEvent::DelayCleared {
+            out.trace(|| TraceEvent::DelayCleared {
                 message: id,
                 id: qid.clone(),
             });
             out.push(Effect::DelayCleared(id));
         }
         match &verdict {
-            Verdict::Remove => out.trace(TraceEvent::Remove {
+            Verdict::Remove => out.trace(|| TraceEvent::Remove {
                 message: id,
                 id: qid,
             }),
             Verdict::Defer { until, warn } => {
                 if *warn {
-                    out.trace(TraceEvent::Warn {
+                    out.trace(|| TraceEvent::Warn {
                         message: id,
                         id: qid.clone(),
                     });
                 }
-                out.trace(TraceEvent::Defer {
+                out.trace(|| TraceEvent::Defer {
                     message: id,
                     id: qid,
                     until: *until,
                 })
             }
-            Verdict::Expire { status } => out.trace(TraceEvent::Expire {
+            Verdict::Expire { status } => out.trace(|| TraceEvent::Expire {
                 message: id,
                 id: qid,
                 status,

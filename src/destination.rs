@@ -205,7 +205,7 @@ impl Destination {
             reroute(&self.key, entry, &dsn, out);
             return;
         }
-        out.trace(TraceEvent::Enqueue {
+        out.trace(|| TraceEvent::Enqueue {
             dest: self.key.clone(),
             entry: entry.id,
             message: entry.message,
@@ -221,7 +221,7 @@ impl Destination {
         let can = self.status == Status::Ready && (self.busy.len() as u32) < self.window;
         match self.todo.pop_front().filter(|_| can) {
             Some(entry) => {
-                out.trace(TraceEvent::Select {
+                out.trace(|| TraceEvent::Select {
                     dest: self.key.clone(),
                     entry: entry.id,
                     agent,
@@ -278,7 +278,7 @@ impl Destination {
         if report.outcome == Outcome::Crash && hop.is_none() {
             hop = Some(Dsn::new("4.3.0", "unknown mail transport error"));
         }
-        out.trace(TraceEvent::Done {
+        out.trace(|| TraceEvent::Done {
             dest: self.key.clone(),
             entry: entry_id,
             outcome: report.outcome,
@@ -349,7 +349,7 @@ impl Destination {
                     at: until,
                     timer: Timer::Resume(self.generation),
                 });
-                out.trace(TraceEvent::Suspend {
+                out.trace(|| TraceEvent::Suspend {
                     dest: self.key.clone(),
                     until,
                 });
@@ -440,7 +440,7 @@ impl Destination {
             at: until,
             timer: Timer::Unthrottle(self.generation),
         });
-        out.trace(TraceEvent::Throttle {
+        out.trace(|| TraceEvent::Throttle {
             dest: self.key.clone(),
             until,
             reason: dsn.to_string(),
@@ -453,7 +453,7 @@ impl Destination {
         if self.todo.is_empty() {
             return;
         }
-        out.trace(TraceEvent::DeferTodo {
+        out.trace(|| TraceEvent::DeferTodo {
             dest: self.key.clone(),
             entries: self.todo.len(),
             to: dsn.retry_nexthop(),
@@ -545,7 +545,7 @@ impl Destination {
         for line in lines {
             out.push(Effect::Log(LogLevel::Warning, line));
         }
-        out.trace(TraceEvent::Clog {
+        out.trace(|| TraceEvent::Clog {
             dest: self.key.clone(),
             entries,
         });
@@ -576,7 +576,7 @@ impl Destination {
                 ),
             ));
         }
-        out.trace(TraceEvent::Window {
+        out.trace(|| TraceEvent::Window {
             dest: self.key.clone(),
             cause,
             state,
@@ -605,7 +605,7 @@ pub(crate) fn reroute(key: &DestKey, entry: Entry, dsn: &Dsn, out: &mut Effects)
         return;
     }
     let to = dsn.retry_nexthop();
-    out.trace(TraceEvent::Reroute {
+    out.trace(|| TraceEvent::Reroute {
         dest: key.clone(),
         entry: entry.id,
         to: to.clone(),

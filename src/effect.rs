@@ -331,6 +331,9 @@ pub enum Effect {
 pub struct Effects {
     /// Effects in the order they were produced.
     pub list: Vec<Effect>,
+    /// Trace events are not wanted: they are not even built, which keeps
+    /// their string copies off the hot path of long runs.
+    untraced: bool,
 }
 
 impl Effects {
@@ -349,9 +352,19 @@ impl Effects {
         self.list.push(Effect::Send(to, msg));
     }
 
-    /// Appends a trace event.
-    pub fn trace(&mut self, event: TraceEvent) {
-        self.list.push(Effect::Trace(event));
+    /// A collector that drops trace events unbuilt.
+    pub fn untraced() -> Effects {
+        Effects {
+            list: Vec::new(),
+            untraced: true,
+        }
+    }
+
+    /// Appends the trace event `event` builds, if traces are wanted.
+    pub fn trace(&mut self, event: impl FnOnce() -> TraceEvent) {
+        if !self.untraced {
+            self.list.push(Effect::Trace(event()));
+        }
     }
 
     /// Takes every collected effect, leaving the collector empty.

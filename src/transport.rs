@@ -206,7 +206,7 @@ impl Transport {
                     self.set_slots(&queue, 0);
                     self.dests.remove(&queue);
                     let key = self.key(&queue);
-                    out.trace(TraceEvent::Forget(key.clone()));
+                    out.trace(|| TraceEvent::Forget(key.clone()));
                     out.send(Addr::Destination(key), Msg::Stop);
                 }
             }
@@ -222,7 +222,7 @@ impl Transport {
                     self.select(agent, out);
                 } else {
                     let until = now + delay;
-                    out.trace(TraceEvent::RateDelay {
+                    out.trace(|| TraceEvent::RateDelay {
                         transport: self.name.clone(),
                         agent,
                         until,
@@ -314,7 +314,7 @@ impl Transport {
             if !self.params.transport_rate_delay.is_zero() {
                 self.rate_locked = true;
             }
-            out.trace(TraceEvent::Alloc {
+            out.trace(|| TraceEvent::Alloc {
                 transport: self.name.clone(),
                 agent,
             });
@@ -357,7 +357,7 @@ impl Transport {
         if self.dead.is_none() {
             self.generation += 1;
             let until = now + self.retry_time;
-            out.trace(TraceEvent::TransportThrottle {
+            out.trace(|| TraceEvent::TransportThrottle {
                 transport: self.name.clone(),
                 until,
                 reason: dsn.to_string(),
@@ -383,7 +383,7 @@ impl Transport {
     fn unthrottle(&mut self, out: &mut Effects) {
         self.rate_locked = false;
         if self.dead.take().is_some() {
-            out.trace(TraceEvent::TransportUnthrottle(self.name.clone()));
+            out.trace(|| TraceEvent::TransportUnthrottle(self.name.clone()));
         }
     }
 }

@@ -55,3 +55,21 @@ fn same_seed_same_trace_other_seed_other_trace() {
         "the seed must matter, or the test above proves nothing"
     );
 }
+
+#[test]
+fn summary_only_runs_reach_the_same_summary() {
+    // Untraced runs skip building trace events; nothing they decide or count
+    // may depend on them.
+    insta::glob!("scenarios/*.toml", |path| {
+        let traced = simulate(load(path), Options::default()).1;
+        let untraced = simulate(
+            load(path),
+            Options {
+                trace: false,
+                ..Options::default()
+            },
+        )
+        .1;
+        assert_eq!(traced, untraced, "{}", path.display());
+    });
+}

@@ -218,7 +218,7 @@ impl Simulation {
         for w in self.warnings.clone() {
             self.line(&format!("config warning: {}", w.message));
         }
-        let mut out = Effects::new();
+        let mut out = self.effects();
         self.supervisor.start(self.now, &mut out);
         self.apply(out);
         loop {
@@ -273,6 +273,16 @@ impl Simulation {
         self.arrivals_left == 0 && self.queues.files.is_empty()
     }
 
+    /// A collector for one step: trace events are built only when the run
+    /// keeps its trace.
+    fn effects(&self) -> Effects {
+        if self.options.trace {
+            Effects::new()
+        } else {
+            Effects::untraced()
+        }
+    }
+
     fn schedule(&mut self, at: Instant, event: Event) {
         self.seq += 1;
         self.timers.push(Reverse(Timed {
@@ -291,8 +301,11 @@ impl Simulation {
 
     fn deliver(&mut self, to: Addr, msg: Msg) {
         self.steps += 1;
-        let mut out = Effects::new();
+        let mut out = self.effects();
         let now = self.now;
+        if let (Addr::Destination(key), Msg::Report(_)) = (&to, &msg) {
+            self.stats.done(now, key);
+        }
         match &to {
             Addr::Supervisor => self.supervisor.handle(now, msg, &mut out),
             Addr::Transport(name) => {
@@ -460,12 +473,7 @@ impl Simulation {
                 };
                 self.line(&format!("{prefix}: {text}"));
             }
-            Effect::Trace(event) => {
-                self.stats.observe(self.now, &event);
-                if self.options.trace {
-                    self.line(&event.to_string());
-                }
-            }
+            Effect::Trace(event) => self.line(&event.to_string()),
         }
     }
 
@@ -579,6 +587,7 @@ impl Simulation {
     }
 
     fn attempt(&mut self, dest: DestKey, nexthop: String, entry: crate::entry::Entry) {
+        self.stats.select(self.now, &dest);
         let server = self.servers.entry(nexthop.clone()).or_default();
         let attempt = world::attempt(
             &self.scenario,

@@ -10,7 +10,6 @@ use crate::effect::DestKey;
 use crate::entry::RecipientStatus;
 use crate::sim::world::Queues;
 use crate::time::{Duration, Instant};
-use crate::trace::TraceEvent;
 
 /// Counters of one destination.
 #[derive(Clone, Debug, Default)]
@@ -63,16 +62,19 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Updates concurrency from trace events.
-    pub fn observe(&mut self, now: Instant, event: &TraceEvent) {
-        let (dest, delta) = match event {
-            TraceEvent::Select { dest, .. } => {
-                self.selections += 1;
-                (dest, 1i32)
-            }
-            TraceEvent::Done { dest, .. } => (dest, -1),
-            _ => return,
-        };
+    /// A delivery to `dest` started.
+    pub fn select(&mut self, now: Instant, dest: &DestKey) {
+        self.selections += 1;
+        self.busy_change(now, dest, 1);
+    }
+
+    /// A delivery to `dest` ended.
+    pub fn done(&mut self, now: Instant, dest: &DestKey) {
+        self.busy_change(now, dest, -1);
+    }
+
+    /// Updates the concurrency figures of `dest`.
+    fn busy_change(&mut self, now: Instant, dest: &DestKey, delta: i32) {
         // Look up before inserting: cloning the key for every event would
         // cost more than the bookkeeping itself.
         if !self.dests.contains_key(dest) {

@@ -18,6 +18,7 @@ use oqmgr::sim::rng::Rng;
 use oqmgr::sim::scenario::Scenario;
 use oqmgr::sim::world::{self, Server};
 use oqmgr::time::{Duration, Instant};
+use oqmgr::trace::TraceEvent;
 use oqmgr_actors::agent::{Connect, Deliver, DeliveryAgent};
 use oqmgr_actors::clock::Clock;
 use oqmgr_actors::memstore::MemoryStore;
@@ -91,7 +92,13 @@ impl Actor for Sink {
 impl Handler<TraceLine> for Sink {
     type Result = ();
     fn handle(&mut self, line: TraceLine, _ctx: &mut Context<Self>) {
-        self.stats.lock().unwrap().observe(line.at, &line.event);
+        // The same concurrency figures the simulator keeps, from the same
+        // decisions as seen in the trace.
+        match &line.event {
+            TraceEvent::Select { dest, .. } => self.stats.lock().unwrap().select(line.at, dest),
+            TraceEvent::Done { dest, .. } => self.stats.lock().unwrap().done(line.at, dest),
+            _ => {}
+        }
         self.lines.lock().unwrap().push(line.to_string());
     }
 }
