@@ -129,7 +129,7 @@ pub struct Simulation {
     /// Queue directories.
     queues: Queues,
     /// Remote servers by next hop.
-    servers: BTreeMap<String, Server>,
+    servers: HashMap<String, Server>,
     /// The one random source.
     rng: Rng,
     /// Core message number → queue ID.
@@ -178,7 +178,7 @@ impl Simulation {
             timers: BinaryHeap::new(),
             seq: 0,
             queues: Queues::default(),
-            servers: BTreeMap::new(),
+            servers: HashMap::new(),
             rng: Rng::new(seed),
             ids: BTreeMap::new(),
             arrivals_left: 0,
@@ -588,7 +588,10 @@ impl Simulation {
 
     fn attempt(&mut self, dest: DestKey, nexthop: String, entry: crate::entry::Entry) {
         self.stats.select(self.now, &dest);
-        let server = self.servers.entry(nexthop.clone()).or_default();
+        if !self.servers.contains_key(&nexthop) {
+            self.servers.insert(nexthop.clone(), Server::default());
+        }
+        let server = self.servers.get_mut(&nexthop).expect("inserted above");
         let attempt = world::attempt(
             &self.scenario,
             &mut self.rng,

@@ -3,7 +3,7 @@
 //! long recipients waited; then totals. Printed with fixed precision so it
 //! can be snapshot-tested like the trace.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt::Write;
 
 use crate::effect::DestKey;
@@ -38,7 +38,8 @@ pub struct DestStats {
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
     /// Per destination.
-    pub dests: BTreeMap<DestKey, DestStats>,
+    /// (A hash map for lookups; the summary sorts before it prints.)
+    pub dests: HashMap<DestKey, DestStats>,
     /// Messages that arrived.
     pub arrived: u64,
     /// Files removed after full delivery.
@@ -131,7 +132,9 @@ pub fn summary(stats: &Stats, queues: &Queues, end: Instant, steps: u64) -> Stri
         "destination", "sent", "defer", "bounce", "conc", "max", "p50", "p99"
     );
     let (mut sent, mut deferred, mut bounced) = (0, 0, 0);
-    for (key, d) in &stats.dests {
+    let mut dests: Vec<(&DestKey, &DestStats)> = stats.dests.iter().collect();
+    dests.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for (key, d) in dests {
         let mut delays = d.delays.clone();
         delays.sort_unstable();
         let mean = match d.span {
