@@ -10,9 +10,11 @@ use oqmgr::sim::scenario::{Arrival, Latency, Scenario, ServerBehaviour, Span, Tr
 use oqmgr::sim::{Options, Simulation};
 use oqmgr::time::Duration;
 
-/// Builds the benchmark scenario: `recipients` one-recipient messages over
-/// `destinations` domains, all in core at once.
-pub fn scenario(recipients: u32, destinations: u32) -> Scenario {
+/// Builds the benchmark scenario: `recipients` recipients in messages of
+/// `per_message` each, spread over `destinations` domains, all in core at
+/// once.
+pub fn scenario(recipients: u32, destinations: u32, per_message: u32) -> Scenario {
+    let per_message = per_message.max(1);
     let mut s = Scenario::default();
     let limit = recipients.max(1).to_string();
     for (k, v) in [
@@ -27,9 +29,9 @@ pub fn scenario(recipients: u32, destinations: u32) -> Scenario {
     }
     s.arrivals.push(Arrival {
         at: Span::default(),
-        count: recipients,
+        count: recipients / per_message,
         every: Span::default(),
-        recipients: 1,
+        recipients: per_message,
         domains: (0..destinations).map(|d| format!("d{d}.example")).collect(),
         sender: "bench@origin.example".into(),
         user: "u".into(),
@@ -67,6 +69,7 @@ fn peak_rss_kib() -> u64 {
 pub fn main(args: &[String]) -> i32 {
     let mut sizes: Vec<u32> = Vec::new();
     let mut destinations = 10_000u32;
+    let mut per_message = 1u32;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -84,9 +87,18 @@ pub fn main(args: &[String]) -> i32 {
                     return 2;
                 }
             },
+            "--per-message" => match it.next().and_then(|v| v.parse().ok()) {
+                Some(n) if n > 0 => per_message = n,
+                _ => {
+                    eprintln!("oqmgr bench-scheduler: --per-message needs a positive number");
+                    return 2;
+                }
+            },
             other => {
                 eprintln!("oqmgr bench-scheduler: unknown argument {other}");
-                eprintln!("usage: oqmgr bench-scheduler [--recipients N]... [--destinations D]");
+                eprintln!(
+                    "usage: oqmgr bench-scheduler [--recipients N]... [--destinations D] [--per-message R]"
+                );
                 return 2;
             }
         }
@@ -94,13 +106,14 @@ pub fn main(args: &[String]) -> i32 {
     if sizes.is_empty() {
         sizes = vec![1_000_000];
     }
+    println!("messages of {per_message} recipient(s); peak RSS is per process, so list sizes in increasing order");
     println!(
         "{:>10} {:>8} {:>12} {:>10} {:>14} {:>12} {:>14}",
         "recipients", "dests", "decisions", "seconds", "decisions/s", "ns/decision", "RSS B/rcpt"
     );
     for n in sizes {
         let sim = Simulation::new(
-            scenario(n, destinations),
+            scenario(n, destinations, per_message),
             Options {
                 trace: false,
                 ..Options::default()
