@@ -16,7 +16,7 @@ pub fn load_scenario(path: &Path) -> Result<Scenario, String> {
     if !path.is_file() {
         return Err(format!("{}: no such scenario file", path.display()));
     }
-    Figment::from(Toml::file(path))
+    let scenario = Figment::from(Toml::file(path))
         .extract::<Scenario>()
         .map_err(|e| {
             let mut text = String::new();
@@ -37,7 +37,11 @@ pub fn load_scenario(path: &Path) -> Result<Scenario, String> {
                 }
             }
             text
-        })
+        })?;
+    scenario
+        .check()
+        .map_err(|why| format!("{}: {why}", path.display()))?;
+    Ok(scenario)
 }
 
 /// Parses the command line after `simulate` and runs; returns the exit code.

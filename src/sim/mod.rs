@@ -151,7 +151,13 @@ pub struct Simulation {
 
 impl Simulation {
     /// Prepares a run.
+    ///
+    /// # Panics
+    /// When `scenario.check()` fails: hosts check scenarios as they read them.
     pub fn new(mut scenario: Scenario, options: Options) -> Simulation {
+        if let Err(why) = scenario.check() {
+            panic!("unchecked scenario: {why}");
+        }
         let raw: RawParams = scenario
             .params
             .iter()

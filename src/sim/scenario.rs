@@ -311,6 +311,48 @@ pub mod toml_value {
 }
 
 impl Scenario {
+    /// Checks what the types cannot: every problem is named by its field,
+    /// like a parse error, so a bad scenario is refused before it runs.
+    pub fn check(&self) -> Result<(), String> {
+        for (i, a) in self.arrivals.iter().enumerate() {
+            if a.domains.is_empty() {
+                return Err(format!(
+                    "field `arrivals.{i}.domains`: needs at least one domain"
+                ));
+            }
+            if a.queue != "incoming" && a.queue != "deferred" {
+                return Err(format!(
+                    "field `arrivals.{i}.queue`: {:?} is not `incoming` or `deferred`",
+                    a.queue
+                ));
+            }
+        }
+        for (name, d) in &self.destinations {
+            let field = |f: &str| format!("field `destinations.{name}.{f}`");
+            for (f, rate) in [("defer_rate", d.defer_rate), ("bounce_rate", d.bounce_rate)] {
+                if !(0.0..=1.0).contains(&rate) {
+                    return Err(format!("{}: {rate} is not between 0 and 1", field(f)));
+                }
+            }
+            if d.defer_rate + d.bounce_rate > 1.0 {
+                return Err(format!(
+                    "{}: defer_rate + bounce_rate exceed 1",
+                    field("defer_rate")
+                ));
+            }
+            match &d.latency {
+                Latency::Uniform { min, max } if min > max => {
+                    return Err(format!("{}: min is above max", field("latency")));
+                }
+                Latency::Lognormal { sigma, .. } if !(sigma.is_finite() && *sigma >= 0.0) => {
+                    return Err(format!("{}: sigma must be 0 or more", field("latency")));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// The scenario `oqmgr simulate` runs without a file: three healthy
     /// destinations, one that limits connections with 421, one that is
     /// down for ten minutes, and a flush.

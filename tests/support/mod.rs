@@ -22,7 +22,11 @@ pub fn settings() -> insta::Settings {
 
 /// Reads a scenario file the way `oqmgr simulate` does.
 pub fn load(path: &Path) -> Scenario {
-    Figment::from(Toml::file(path))
+    let scenario: Scenario = Figment::from(Toml::file(path))
         .extract()
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    if let Err(why) = scenario.check() {
+        panic!("{}: {why}", path.display());
+    }
+    scenario
 }
