@@ -43,7 +43,7 @@ use crate::effect::{Addr, DestKey, Effect, Effects, LogLevel, Msg, Timer};
 use crate::entry::{AgentId, DeliveryReport, Dsn, Entry, EntryId, MessageId, Outcome};
 use crate::params::{GlobalParams, TransportParams};
 use crate::route::{ERROR, RETRY};
-use crate::time::{Duration, Instant};
+use crate::time::Instant;
 use crate::trace::{TraceEvent, WindowCause, WindowState};
 
 /// Where a destination is in its life.
@@ -582,12 +582,6 @@ impl Destination {
             state,
         });
     }
-
-    /// How long this destination will stay dead or suspended; for
-    /// introspection.
-    pub fn rate_delay(&self) -> Duration {
-        self.params.dest_rate_delay
-    }
 }
 
 /// Sends an entry meant for a dead destination (or a dead transport) to the
@@ -646,5 +640,26 @@ pub fn fmt_g(v: f64) -> String {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fmt_g;
+
+    #[test]
+    fn fmt_g_prints_like_c() {
+        let cases = [
+            (0.0, "0"),
+            (1.0, "1"),
+            (0.2, "0.2"),
+            (0.5333333333, "0.533333"),
+            (1.0333333333, "1.03333"),
+            (-0.25, "-0.25"),
+            (123456.0, "123456"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(fmt_g(v), want, "{v}");
+        }
     }
 }
