@@ -47,6 +47,10 @@ pub struct Host {
     registry: Registry,
     /// Delivery agents by transport name.
     agents: BTreeMap<String, DeliveryAgent>,
+    /// The agent for transport names not in `agents` (the daemon's bridge
+    /// to Postfix's `private/<transport>` services, which serve any name
+    /// master.cf defines); `None`: such mail is reported as crashed.
+    default_agent: Option<DeliveryAgent>,
     /// Queue-file access.
     store: SharedStore,
     /// Where trace events go besides `tracing`.
@@ -63,6 +67,7 @@ impl Host {
         clock: Clock,
         params: Params,
         agents: BTreeMap<String, DeliveryAgent>,
+        default_agent: Option<DeliveryAgent>,
         store: SharedStore,
         trace_sink: Option<Recipient<TraceLine>>,
     ) -> Host {
@@ -72,6 +77,7 @@ impl Host {
             params,
             registry: Registry::default(),
             agents,
+            default_agent,
             store,
             trace_sink,
             supervisor: OnceLock::new(),
@@ -94,6 +100,11 @@ impl Host {
     /// The clock.
     pub fn clock(&self) -> &Clock {
         &self.clock
+    }
+
+    /// The agent registered for `transport`, else the default agent.
+    pub fn agent(&self, transport: &str) -> Option<&DeliveryAgent> {
+        self.agents.get(transport).or(self.default_agent.as_ref())
     }
 
     /// The lookup tables.
@@ -236,7 +247,7 @@ pub(crate) fn run<A: Entity>(
             }
             Effect::AllocAgent { transport, agent } => alloc(host, transport, agent),
             Effect::CloseAgent { transport, agent } => {
-                if let Some(close) = host.agents.get(&transport).and_then(|a| a.close.as_ref()) {
+                if let Some(close) = host.agent(&transport).and_then(|a| a.close.as_ref()) {
                     close.do_send(Close { transport, agent });
                 }
             }
@@ -248,7 +259,7 @@ pub(crate) fn run<A: Entity>(
             } => {
                 let queue_id = host.registry.queue_id(entry.message).unwrap_or_default();
                 let to = Addr::Destination(dest.clone());
-                let Some(a) = host.agents.get(&dest.transport) else {
+                let Some(a) = host.agent(&dest.transport) else {
                     tracing::warn!(transport = %dest.transport, "no delivery agent registered");
                     host.send(to, Msg::Report(agent::crashed(&entry)));
                     continue;
@@ -333,7 +344,7 @@ pub(crate) fn run<A: Entity>(
 fn alloc(host: &Arc<Host>, transport: String, agent: oqmgr::entry::AgentId) {
     let to = Addr::Transport(transport.clone());
     let failed = |dsn| Msg::AgentFailed { agent, dsn };
-    match host.agents.get(&transport) {
+    match host.agent(&transport) {
         Some(DeliveryAgent {
             connect: Some(connect),
             ..

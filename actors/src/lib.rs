@@ -36,6 +36,7 @@ pub mod agent;
 pub mod bench;
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod destination;
 pub mod host;
 pub mod memstore;

@@ -64,6 +64,8 @@ pub struct SchedulerBuilder {
     params: Params,
     /// Agents by transport name.
     agents: BTreeMap<String, DeliveryAgent>,
+    /// The agent for every other transport name.
+    default_agent: Option<DeliveryAgent>,
     /// The queue store (default: an empty in-memory store).
     store: Option<SharedStore>,
     /// The trace sink, if any.
@@ -82,6 +84,13 @@ impl SchedulerBuilder {
     /// Registers a delivery agent with its optional connect and close steps.
     pub fn with_agent(mut self, name: &str, agent: DeliveryAgent) -> SchedulerBuilder {
         self.agents.insert(name.to_string(), agent);
+        self
+    }
+
+    /// Registers the agent for every transport name without its own
+    /// (the daemon: Postfix's delivery agents over `private/<name>`).
+    pub fn with_default_agent(mut self, agent: DeliveryAgent) -> SchedulerBuilder {
+        self.default_agent = Some(agent);
         self
     }
 
@@ -117,6 +126,7 @@ impl SchedulerBuilder {
             clock,
             self.params,
             self.agents,
+            self.default_agent,
             store,
             self.trace_sink,
         ));
@@ -145,6 +155,7 @@ impl Scheduler {
         SchedulerBuilder {
             params,
             agents: BTreeMap::new(),
+            default_agent: None,
             store: None,
             trace_sink: None,
             clock: None,

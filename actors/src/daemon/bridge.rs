@@ -1,0 +1,173 @@
+//! bridge - Postfix's delivery agents behind the agent contract (Postfix:
+//! `qmgr_transport.c` `qmgr_transport_alloc` and `qmgr_deliver.c`).
+//!
+//! [`PostfixAgents`] is the daemon's default [`DeliveryAgent`]: it serves
+//! every transport name that has no custom agent, by talking to
+//! `private/<transport>` as oqmgr does. `Connect` opens the connection and
+//! waits for the agent's `delivery_request_protocol` announcement (a refused
+//! or silent socket makes the transport dead: `4.3.0 mail transport
+//! unavailable`); `Deliver` sends one request built from the admitted
+//! envelope and reads the agent's one reply; `Close` hangs up an idle
+//! connection. The agent itself marks recipients done and writes the
+//! bounce, defer and trace records, as with oqmgr.
+//!
+//! # Outcome mapping (spec §7.5)
+//! - reply status 0: `Done`; otherwise `Defer`;
+//! - a hop status in a deferring reply: negative feedback with
+//!   `delivery temporarily suspended: <reason>`; no hop status: positive;
+//! - a lost connection, a missing or malformed reply: `Crash` (the mail is
+//!   deferred, the transport stays alive). oqmgr throttles the transport
+//!   when the request cannot even be written; here that case is a crash
+//!   too, as the connection was already up.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::{Actor, ActorFutureExt, Context, Handler, ResponseActFuture, WrapFuture};
+use oqmgr::entry::{AgentId, DeliveryReport, Dsn, Outcome};
+
+use super::message::{wire_recipient, ActiveTable, Site};
+use crate::agent::{self, Close, Connect, Deliver, DeliveryAgent};
+use crate::postfix::agent::{AgentConnection, DeliveryError, DeliveryRequest, EntryContext};
+
+/// The bridge to Postfix's delivery agents.
+pub struct PostfixAgents {
+    /// Paths, dialect and timeouts.
+    site: Arc<Site>,
+    /// Admitted messages (the envelope of each request).
+    active: ActiveTable,
+    /// Open connections waiting for a request, by transport and number.
+    idle: HashMap<(String, AgentId), AgentConnection>,
+}
+
+impl PostfixAgents {
+    /// A bridge for `site`.
+    pub fn new(site: Arc<Site>, active: ActiveTable) -> PostfixAgents {
+        PostfixAgents {
+            site,
+            active,
+            idle: HashMap::new(),
+        }
+    }
+
+    /// Starts the bridge and returns it as a [`DeliveryAgent`] with
+    /// connect and close steps.
+    pub fn start_agent(self) -> DeliveryAgent {
+        let addr = self.start();
+        DeliveryAgent::new(addr.clone().recipient())
+            .with_connect(addr.clone().recipient())
+            .with_close(addr.recipient())
+    }
+}
+
+impl Actor for PostfixAgents {
+    type Context = Context<Self>;
+}
+
+impl Handler<Connect> for PostfixAgents {
+    type Result = ResponseActFuture<Self, Result<(), Dsn>>;
+
+    fn handle(&mut self, msg: Connect, _ctx: &mut Context<Self>) -> Self::Result {
+        let socket = self.site.private(&msg.transport);
+        let timeout = self.site.ipc_timeout;
+        Box::pin(
+            async move { AgentConnection::connect(&socket, timeout).await }
+                .into_actor(self)
+                .map(move |result, act, _| match result {
+                    Ok(conn) => {
+                        act.idle.insert((msg.transport, msg.agent), conn);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        tracing::warn!(
+                            "connect to transport private/{}: {}",
+                            msg.transport,
+                            error_text(&e)
+                        );
+                        Err(agent::unavailable())
+                    }
+                }),
+        )
+    }
+}
+
+impl Handler<Close> for PostfixAgents {
+    type Result = ();
+
+    fn handle(&mut self, msg: Close, _ctx: &mut Context<Self>) {
+        self.idle.remove(&(msg.transport, msg.agent));
+    }
+}
+
+impl Handler<Deliver> for PostfixAgents {
+    type Result = ResponseActFuture<Self, DeliveryReport>;
+
+    fn handle(&mut self, msg: Deliver, _ctx: &mut Context<Self>) -> Self::Result {
+        let entry_id = msg.entry.id;
+        let crash = agent::crashed(&msg.entry);
+        let conn = self.idle.remove(&(msg.dest.transport.clone(), msg.agent));
+        let Some(message) = self.active.get(&msg.queue_id).map(|m| Arc::clone(&m)) else {
+            tracing::warn!(
+                "{}: delivery request for a message not in the active queue",
+                msg.queue_id
+            );
+            return Box::pin(async move { crash }.into_actor(self));
+        };
+        let ctx = EntryContext {
+            queue_id: msg.queue_id.as_bytes(),
+            nexthop: msg.nexthop.as_bytes(),
+            conn_flags: 0,
+            active_arrival: message.active_arrival,
+            smtputf8_enable: self.site.smtputf8_enable,
+        };
+        let recipients = msg.entry.recipients.iter().map(wire_recipient).collect();
+        let request = DeliveryRequest::for_entry(&message.env, &ctx, recipients);
+        let socket = self.site.private(&msg.dest.transport);
+        let (dialect, timeout) = (self.site.dialect, self.site.ipc_timeout);
+        let transport = msg.dest.transport.clone();
+        Box::pin(
+            async move {
+                let conn = match conn {
+                    Some(c) => c,
+                    None => AgentConnection::connect(&socket, timeout).await?,
+                };
+                conn.deliver(&request, dialect).await
+            }
+            .into_actor(self)
+            .map(move |result, _, _| match result {
+                Err(e) => {
+                    tracing::warn!(
+                        "{}: lost connection with {transport}: {}",
+                        message.queue_id,
+                        error_text(&e)
+                    );
+                    crash
+                }
+                Ok(reply) => {
+                    let defer = reply.status != 0;
+                    // The raw hop reason: the core adds "delivery
+                    // temporarily suspended: " itself.
+                    let hop = (defer && !reply.hop.status.is_empty()).then(|| {
+                        Dsn::new(
+                            String::from_utf8_lossy(&reply.hop.status),
+                            String::from_utf8_lossy(&reply.hop.reason),
+                        )
+                    });
+                    DeliveryReport {
+                        entry: entry_id,
+                        outcome: if defer { Outcome::Defer } else { Outcome::Done },
+                        hop,
+                        recipients: Vec::new(),
+                    }
+                }
+            }),
+        )
+    }
+}
+
+/// A delivery error for a warning line.
+fn error_text(e: &DeliveryError) -> String {
+    match e {
+        DeliveryError::Transport(e) | DeliveryError::Crash(e) => e.to_string(),
+    }
+}

@@ -1,0 +1,589 @@
+//! dirstore - the queue store on a real Postfix queue directory (Postfix:
+//! `qmgr_scan.c`, `qmgr_active.c` `qmgr_active_feed`, `qmgr_move.c`, the
+//! read and resolve halves of `qmgr_message.c`).
+//!
+//! [`DirStore`] implements [`QueueStore`] over `incoming/`, `deferred/`,
+//! `active/` and `corrupt/` below the queue directory (the daemon has
+//! chdir-ed there, so every path is relative, as in Postfix, and works the
+//! same inside a chroot). Admission renames a file into `active/`, locks
+//! it, reads its envelope with [`crate::postfix::queue_file`] and keeps it
+//! in memory ([`super::message::ActiveTable`]); recipient batches are read
+//! on demand and resolved through trivial-rewrite ([`Resolver`]).
+//! Everything that may wait on another daemon (the `retry` agent, the bounce
+//! daemon) goes to the [`Worker`] thread, in order, so the actors never
+//! block on it.
+//!
+//! # Compatibility
+//! - A scan lists a whole directory at its start and sorts the names
+//!   (Postfix reads the directory as it goes, in directory order).
+//! - A file not ready (mode without 0700: cleanup is still writing it) is
+//!   skipped; one stamped more than 1 s in the future is skipped unless the
+//!   scan has ALL (`postqueue -f`); mode 0040 adds FLUSH_EACH|FLUSH_DFXP
+//!   and is cleared; 0010 adds FORCE_EXPIRE.
+//! - A file another process holds locked is put back into `incoming/`,
+//!   stamped 60 s ahead, with Postfix's `skipped, still being delivered`.
+//! - A malformed envelope sends the file to `corrupt/` with Postfix's
+//!   warnings. An I/O error leaves it in `active/`; the next start of the
+//!   daemon moves it back to `incoming/` ([`recover_active`]).
+//! - `confirm_delay_cleared`: the envelope reader already adds
+//!   `REC_DLY_SENT` to the trace flags, so the completion's trace flush
+//!   carries it; the store's own hook has nothing left to do.
+//!
+//! # Invariants
+//! - a queue ID is in `open` exactly while its file is admitted; the
+//!   completion job takes it out before the file leaves `active/`.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, SystemTime, UNIX_EPOCH};
+
+use oqmgr::entry::{Dsn, Recipient};
+use oqmgr::message::{Verdict, Warning};
+use oqmgr::route::Routed;
+use oqmgr::scan::{QueueName, ScanFlags};
+use oqmgr::time::Instant;
+
+use super::message::{core_recipient, timeval, ActiveMessage, ActiveTable, Site};
+use super::resolver::Resolver;
+use super::worker::{Job, Worker};
+use crate::clock::Clock;
+use crate::postfix::log::errno_text;
+use crate::postfix::queue_file::{
+    self, Envelope, Recipient as FileRecipient, TRACE_MTA_VRFY, TRACE_USR_VRFY,
+};
+use crate::postfix::queue_file_parse::ReadLimits;
+use crate::postfix::queue_file_write::{
+    mode_is_ready, set_next_attempt, try_lock_exclusive, MODE_EXPIRE, MODE_UNTHROTTLE,
+};
+use crate::postfix::queue_id::queue_id_ok;
+use crate::postfix::rewrite::{resolve_flags, ResolveClass};
+use crate::scanner::{Batch, Envelope as Admitted, QueueStore, StoreError};
+
+/// An admitted file's reading state.
+struct Open {
+    /// The envelope as read so far (its recipient list is drained into
+    /// `pending` after every read).
+    env: Envelope,
+    /// Recipients read from the file and not yet handed to the core.
+    pending: VecDeque<FileRecipient>,
+    /// The shared, read-only view for the agents and the worker.
+    shared: Arc<ActiveMessage>,
+}
+
+/// Routing settings the store applies itself before the core's rules.
+#[derive(Clone, Debug)]
+pub struct Routing {
+    /// `default_filter_nexthop`.
+    pub default_filter_nexthop: String,
+    /// `myhostname` (the next hop of a content filter for a recipient
+    /// without a domain).
+    pub myhostname: String,
+}
+
+/// The queue store on a Postfix queue directory.
+pub struct DirStore {
+    /// Paths, dialect, timeouts.
+    site: Arc<Site>,
+    /// The clock (file stamps, `delays=`).
+    clock: Clock,
+    /// Envelope reader settings.
+    limits: ReadLimits,
+    /// Content filter defaults.
+    routing: Routing,
+    /// trivial-rewrite.
+    resolver: Resolver,
+    /// Admitted messages for the agents and the worker.
+    active: ActiveTable,
+    /// Admitted files being read.
+    open: HashMap<String, Open>,
+    /// The completion worker.
+    worker: Worker,
+    /// Files moved out of `incoming/` since the flow-control pump last
+    /// looked (one token each).
+    fed: Arc<AtomicUsize>,
+}
+
+impl DirStore {
+    /// A store on `site`'s queue directory.
+    pub fn new(
+        site: Arc<Site>,
+        clock: Clock,
+        limits: ReadLimits,
+        routing: Routing,
+        resolver: Resolver,
+        active: ActiveTable,
+        worker: Worker,
+    ) -> DirStore {
+        DirStore {
+            site,
+            clock,
+            limits,
+            routing,
+            resolver,
+            active,
+            open: HashMap::new(),
+            worker,
+            fed: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The counter of files taken from `incoming/` (for flow control).
+    pub fn fed_counter(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.fed)
+    }
+
+    /// Puts a file back into `incoming/` stamped `until` (a locked file).
+    fn put_back(&self, id: &str, active: &Path, until: Instant) {
+        if let Err(e) = set_next_attempt(active, system_time(until)) {
+            tracing::warn!(
+                "qmgr_move: update {} time stamps: {}",
+                active.display(),
+                errno_text(&e)
+            );
+        }
+        let to = self.site.path("incoming", id);
+        if let Err(e) = rename_into(active, &to) {
+            tracing::warn!(
+                "qmgr_move: rename {id} from active to incoming: {}",
+                errno_text(&e)
+            );
+        }
+    }
+
+    /// Moves an unreadable file from `active/` to `corrupt/`.
+    fn save_corrupt(&self, id: &str, active: &Path) {
+        match rename_into(active, &self.site.path("corrupt", id)) {
+            Ok(()) => tracing::warn!(
+                "saving corrupt file \"{id}\" from queue \"active\" to queue \"corrupt\""
+            ),
+            Err(e) => tracing::warn!(
+                "qmgr_move: rename {id} from active to corrupt: {}",
+                errno_text(&e)
+            ),
+        }
+    }
+
+    /// Resolves one batch the way `qmgr_message_resolve` begins: redirect,
+    /// content filter, then trivial-rewrite; errors become `retry`/`error`.
+    fn resolve(&self, env: &Envelope, batch: Vec<FileRecipient>) -> Vec<Routed> {
+        let sender = env.sender.clone().unwrap_or_default();
+        let probe = env.trace_flags & (TRACE_MTA_VRFY | TRACE_USR_VRFY) != 0;
+        if let (Some(filter), false) = (&env.filter_xport, probe) {
+            return batch
+                .into_iter()
+                .map(|r| {
+                    let (transport, nexthop) = self.filter_route(filter, &r.address);
+                    Routed {
+                        recipient: core_recipient(&r, r.address.clone()),
+                        transport,
+                        nexthop,
+                        class_local: false,
+                    }
+                })
+                .collect();
+        }
+        let class = if env.trace_flags & TRACE_MTA_VRFY != 0 {
+            ResolveClass::Verify
+        } else {
+            ResolveClass::Resolve
+        };
+        let addresses = batch.iter().map(|r| r.address.clone()).collect();
+        let replies = self.resolver.resolve(class, &sender, addresses);
+        batch
+            .into_iter()
+            .zip(replies)
+            .map(|(r, reply)| {
+                let (transport, nexthop, flags) = if reply.flags & resolve_flags::FAIL != 0 {
+                    (
+                        "retry".to_string(),
+                        "4.3.0 address resolver failure".to_string(),
+                        0,
+                    )
+                } else if reply.flags & resolve_flags::ERROR != 0 {
+                    (
+                        "error".to_string(),
+                        "5.1.3 bad address syntax".to_string(),
+                        0,
+                    )
+                } else {
+                    (text(&reply.transport), text(&reply.nexthop), reply.flags)
+                };
+                Routed {
+                    recipient: core_recipient(&r, reply.recipient),
+                    transport,
+                    nexthop,
+                    class_local: flags & resolve_flags::CLASS_LOCAL != 0,
+                }
+            })
+            .collect()
+    }
+
+    /// Transport and next hop for a content filter `transport[:nexthop]`.
+    fn filter_route(&self, filter: &[u8], address: &[u8]) -> (String, String) {
+        let filter = text(filter);
+        let (transport, hop) = filter.split_once(':').unwrap_or((filter.as_str(), ""));
+        let nexthop = if !hop.is_empty() {
+            hop.to_string()
+        } else if !self.routing.default_filter_nexthop.is_empty() {
+            self.routing.default_filter_nexthop.clone()
+        } else {
+            match address.iter().rposition(|&b| b == b'@') {
+                Some(at) => text(&address[at + 1..]),
+                None => self.routing.myhostname.clone(),
+            }
+        };
+        (transport.to_string(), nexthop)
+    }
+}
+
+impl QueueStore for DirStore {
+    fn list(&mut self, queue: QueueName) -> Vec<String> {
+        let mut names = Vec::new();
+        let depth = if self.site.hashing.is_hashed(queue.as_str()) {
+            self.site.hashing.depth
+        } else {
+            0
+        };
+        walk(Path::new(queue.as_str()), depth, &mut names);
+        names.sort();
+        names
+    }
+
+    fn contains(&self, queue: QueueName, id: &str) -> bool {
+        self.site.path(queue.as_str(), id).exists()
+    }
+
+    fn admit(
+        &mut self,
+        queue: QueueName,
+        id: &str,
+        flags: ScanFlags,
+        now: Instant,
+    ) -> Result<Admitted, StoreError> {
+        let from = self.site.path(queue.as_str(), id);
+        let meta = match fs::metadata(&from) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::Gone),
+            Err(e) => {
+                return Err(StoreError::Unusable(format!(
+                    "{}: {}",
+                    from.display(),
+                    errno_text(&e)
+                )))
+            }
+        };
+        let mode = meta.mode() & 0o7777;
+        if !mode_is_ready(mode) {
+            return Err(StoreError::Gone);
+        }
+        let mtime_ms = (meta.mtime().max(0) as u64) * 1000;
+        if !flags.contains(ScanFlags::ALL) && mtime_ms > now.as_millis() + 1000 {
+            return Err(StoreError::NotDue);
+        }
+        let active = self.site.path("active", id);
+        if let Err(e) = rename_into(&from, &active) {
+            tracing::warn!(
+                "qmgr_active_feed: {id}: rename from {} to active: {}",
+                queue.as_str(),
+                errno_text(&e)
+            );
+            return Err(StoreError::Gone);
+        }
+        let mut file_flags = ScanFlags::NONE;
+        if mode & MODE_UNTHROTTLE != 0 {
+            file_flags |= ScanFlags::FLUSH_EACH | ScanFlags::FLUSH_DFXP;
+        }
+        if mode & MODE_EXPIRE != 0 {
+            file_flags |= ScanFlags::FORCE_EXPIRE;
+        }
+        let file = match OpenOptions::new().read(true).write(true).open(&active) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!("open active {id}: {}", errno_text(&e));
+                if e.kind() == io::ErrorKind::NotFound {
+                    return Err(StoreError::Gone);
+                }
+                return Err(StoreError::Unusable(errno_text(&e)));
+            }
+        };
+        match try_lock_exclusive(&file) {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!("{id}: skipped, still being delivered");
+                drop(file);
+                self.put_back(id, &active, now + oqmgr::time::Duration::from_secs(60));
+                return Err(StoreError::Gone);
+            }
+            Err(e) => {
+                tracing::warn!("{id}: lock active file: {}", errno_text(&e));
+                drop(file);
+                self.put_back(id, &active, now);
+                return Err(StoreError::Unusable(errno_text(&e)));
+            }
+        }
+        if queue == QueueName::Incoming {
+            self.fed.fetch_add(1, Ordering::Relaxed);
+        }
+        let path = active.display().to_string();
+        let mut env = match queue_file::read_envelope(&file, id, &self.limits) {
+            Ok(env) => env,
+            Err(e) => {
+                for w in e.warnings(id, &path) {
+                    tracing::warn!("{w}");
+                }
+                drop(file);
+                if e.is_corrupt() {
+                    self.save_corrupt(id, &active);
+                }
+                return Err(StoreError::Unusable(e.to_string()));
+            }
+        };
+        for w in env.warnings.drain(..) {
+            tracing::warn!("{w}");
+        }
+        if let (Some((size, nrcpt)), Some(sender)) = (env.opened_log, &env.sender) {
+            tracing::info!(
+                "{id}: from=<{}>, size={size}, nrcpt={nrcpt} (queue active)",
+                String::from_utf8_lossy(sender)
+            );
+        }
+        if mode & MODE_UNTHROTTLE != 0 {
+            let _ = file.set_permissions(fs::Permissions::from_mode(mode & !MODE_UNTHROTTLE));
+        }
+        // The soft-bounce log starts empty on every pass through `active/`.
+        let defer_log = self.site.path("defer", id);
+        if let Err(e) = fs::remove_file(&defer_log) {
+            if e.kind() != io::ErrorKind::NotFound {
+                tracing::warn!("remove {}: {}", defer_log.display(), errno_text(&e));
+            }
+        }
+        drop(file);
+        let pending: VecDeque<FileRecipient> = env.recipients.drain(..).collect();
+        let create_sec = if env.create_time > 0 {
+            env.create_time
+        } else {
+            env.arrival_sec
+        };
+        let create_time = if create_sec > 0 {
+            Instant(create_sec as u64 * 1000)
+        } else {
+            now
+        };
+        let warning = match env.warn_time {
+            t if t > 0 => Warning::Due(Instant(t as u64 * 1000)),
+            t if t < 0 => Warning::Sent,
+            _ => Warning::None,
+        };
+        let sender = text(env.sender.as_deref().unwrap_or_default());
+        let shared = Arc::new(ActiveMessage {
+            queue_id: id.to_string(),
+            env: env.clone(),
+            active_arrival: timeval(now),
+        });
+        self.active.insert(id.to_string(), Arc::clone(&shared));
+        self.open.insert(
+            id.to_string(),
+            Open {
+                env,
+                pending,
+                shared,
+            },
+        );
+        Ok(Admitted {
+            sender,
+            create_time,
+            warning,
+            flags: file_flags,
+        })
+    }
+
+    fn read(&mut self, id: &str, batch: u32) -> Result<Batch, StoreError> {
+        let limits = self.limits.clone();
+        let path = self.site.path("active", id);
+        let Some(open) = self.open.get_mut(id) else {
+            return Err(StoreError::Gone);
+        };
+        let want = batch.max(1) as usize;
+        while open.pending.len() < want && open.env.has_more_recipients() {
+            let file = File::open(&path).map_err(|e| {
+                StoreError::Unusable(format!("{}: {}", path.display(), errno_text(&e)))
+            })?;
+            if let Err(e) = open.env.refill(&file, id, &limits) {
+                for w in e.warnings(id, &path.display().to_string()) {
+                    tracing::warn!("{w}");
+                }
+                return Err(StoreError::Unusable(e.to_string()));
+            }
+            open.pending.extend(open.env.recipients.drain(..));
+        }
+        let mut taken: Vec<FileRecipient> = Vec::with_capacity(want.min(open.pending.len()));
+        while taken.len() < want {
+            match open.pending.pop_front() {
+                Some(r) => taken.push(r),
+                None => break,
+            }
+        }
+        // A redirect keeps only the first recipient; the rest are neither
+        // delivered nor marked done, and the file is removed at the end.
+        if let Some(target) = open.env.redirect_addr.clone() {
+            taken.truncate(1);
+            open.pending.clear();
+            open.env.rcpt_offset = 0;
+            let env = open.env.clone();
+            let target = self.resolver.rewrite_local(&target);
+            let mut routed = self.resolve(&env, taken);
+            for r in &mut routed {
+                let again = self.resolve(
+                    &env,
+                    vec![FileRecipient {
+                        address: target.clone(),
+                        offset: r.recipient.offset,
+                        dsn_orcpt: r.recipient.dsn_orcpt.clone().into_bytes(),
+                        dsn_notify: r.recipient.dsn_notify as i32,
+                        orig_rcpt: r.recipient.orig_address.clone().into_bytes(),
+                    }],
+                );
+                if let Some(first) = again.into_iter().next() {
+                    *r = first;
+                }
+            }
+            return Ok(Batch {
+                recipients: routed,
+                more: false,
+            });
+        }
+        let more = !open.pending.is_empty() || open.env.has_more_recipients();
+        let env = open.env.clone();
+        let recipients = self.resolve(&env, taken);
+        Ok(Batch { recipients, more })
+    }
+
+    fn discard(&mut self, id: &str, recipient: &Recipient) {
+        if let Some(open) = self.open.get(id) {
+            self.worker.send(Job::Discard {
+                message: Arc::clone(&open.shared),
+                recipient: recipient.clone(),
+                now: self.clock.now(),
+            });
+        }
+    }
+
+    fn defer_recipients(&mut self, id: &str, recipients: &[Recipient], dsn: &Dsn) {
+        if let Some(open) = self.open.get(id) {
+            self.worker.send(Job::Defer {
+                message: Arc::clone(&open.shared),
+                recipients: recipients.to_vec(),
+                dsn: dsn.clone(),
+            });
+        }
+    }
+
+    fn complete(&mut self, id: &str, verdict: &Verdict) {
+        let Some(open) = self.open.remove(id) else {
+            tracing::warn!("{id}: completion of a message that is not open");
+            return;
+        };
+        self.active.remove(id);
+        self.worker.send(Job::Complete {
+            message: open.shared,
+            verdict: verdict.clone(),
+            now: self.clock.now(),
+        });
+    }
+
+    fn confirm_delay_cleared(&mut self, _id: &str) {}
+}
+
+/// Moves every file of `active/` back to `incoming/`, stamped `now`, as
+/// oqmgr does at start: whatever a previous instance left there (a crash, a
+/// `kill -9`) is retried first, and the agents' own locks protect a file an
+/// old agent is still delivering.
+pub fn recover_active(site: &Site, now: Instant) {
+    let mut names = Vec::new();
+    walk(Path::new("active"), 0, &mut names);
+    let mut bad = Vec::new();
+    walk_invalid(Path::new("active"), &mut bad);
+    for name in bad {
+        tracing::warn!("qmgr_move: ignored: queue active id {name}");
+    }
+    for id in names {
+        let active = site.path("active", &id);
+        if let Err(e) = set_next_attempt(&active, system_time(now)) {
+            if e.kind() != io::ErrorKind::NotFound {
+                tracing::warn!(
+                    "qmgr_move: update {} time stamps: {}",
+                    active.display(),
+                    errno_text(&e)
+                );
+            }
+            continue;
+        }
+        if let Err(e) = rename_into(&active, &site.path("incoming", &id)) {
+            tracing::warn!(
+                "qmgr_move: rename {id} from active to incoming: {}",
+                errno_text(&e)
+            );
+        }
+    }
+}
+
+/// Collects valid queue IDs below `dir`, descending `depth` levels of
+/// one-character hash directories.
+fn walk(dir: &Path, depth: usize, out: &mut Vec<String>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if depth > 0 {
+            if name.len() == 1 {
+                walk(&entry.path(), depth - 1, out);
+            }
+        } else if queue_id_ok(name) {
+            out.push(name.to_string());
+        }
+    }
+}
+
+/// Names in `dir` that are not queue IDs (logged at recovery).
+fn walk_invalid(dir: &Path, out: &mut Vec<String>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !queue_id_ok(&name) {
+            out.push(name);
+        }
+    }
+}
+
+/// `rename`, creating a missing hash subdirectory of the target once (the
+/// queue directories themselves belong to `postfix start`).
+pub fn rename_into(from: &Path, to: &Path) -> io::Result<()> {
+    match fs::rename(from, to) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound && from.exists() => {
+            if let Some(parent) = to.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            fs::rename(from, to)
+        }
+        other => other,
+    }
+}
+
+/// A core instant as a file time.
+pub fn system_time(at: Instant) -> SystemTime {
+    UNIX_EPOCH + StdDuration::from_millis(at.as_millis())
+}
+
+/// Bytes from a queue file or a daemon as text for the core.
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

@@ -1,0 +1,282 @@
+//! The queue manager daemon run by master(8) (Postfix: `oqmgr/qmgr.c`
+//! `main`, `pre_init`, `post_init`, `qmgr_loop`, on the trigger-server
+//! skeleton of `master/trigger_server.c`).
+//!
+//! Installed with one master.cf line in place of Postfix's queue manager:
+//! ```text
+//! qmgr      unix  n       -       n       300     1       oqmgr
+//! ```
+//! (the command is looked up in `daemon_directory`; see the README for a
+//! path outside it).
+//!
+//! # Start-up, in Postfix's order
+//! 1. argv as master builds it ([`MasterArgs`]); refuse a terminal, a
+//!    process limit other than 1 and extra words, with Postfix's texts.
+//! 2. main.cf through figment ([`crate::config::load`]) with the `-o`
+//!    overrides last; logging switches to syslog or postlogd under the
+//!    service's `syslog_name`.
+//! 3. chdir to `queue_directory`, take descriptors 3..6 from master, then
+//!    chroot (`-c`) and drop to `mail_owner` (`-u`).
+//! 4. Move whatever is in `active/` back to `incoming/`
+//!    ([`dirstore::recover_active`]); start the scheduler: the supervisor
+//!    scans `incoming/` and `deferred/` at once and `deferred/` every
+//!    `queue_run_delay`.
+//! 5. Serve triggers from `public/qmgr` and master's wakeups until master
+//!    goes away (reload or stop): then exit 0, leaving files in `active/`
+//!    for the next instance, as oqmgr does.
+//!
+//! # Parts
+//! [`dirstore::DirStore`] (queue files), [`resolver::Resolver`]
+//! (trivial-rewrite), [`bridge::PostfixAgents`] (delivery agents),
+//! [`worker::Worker`] (bounce, defer and trace daemons; file moves),
+//! [`adhoc`] (status lines). Flow control: every 100 ms the daemon puts one
+//! token in master's flow pipe per file it took from `incoming/`, and
+//! tops the pipe up to `default_process_limit` when it took none, so
+//! cleanup(8) is never throttled by a silent queue manager.
+
+pub mod adhoc;
+pub mod bridge;
+pub mod dirstore;
+pub mod message;
+pub mod resolver;
+pub mod worker;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use oqmgr::params::Params;
+
+use crate::clock::Clock;
+use crate::config;
+use crate::postfix::args::MasterArgs;
+use crate::postfix::chroot_uid::chroot_uid;
+use crate::postfix::dialect::Dialect;
+use crate::postfix::log::{self, LogConfig, LogParams, Logger};
+use crate::postfix::log_subscriber::PostfixSubscriber;
+use crate::postfix::master::MasterChannel;
+use crate::postfix::queue_file_parse::ReadLimits;
+use crate::postfix::queue_id::QueueHashing;
+use crate::postfix::rewrite::ClientConfig;
+use crate::scheduler::{abort_on_panic, Scheduler};
+use oqmgr::params::RawParams;
+
+use dirstore::{DirStore, Routing};
+use message::{ActiveTable, Site};
+
+/// How often the flow-control pipe is regulated.
+const FLOW_TICK: Duration = Duration::from_millis(100);
+
+/// One main.cf value, or `default`.
+fn get<'a>(raw: &'a RawParams, name: &str, default: &'a str) -> &'a str {
+    raw.get(name).map(String::as_str).unwrap_or(default)
+}
+
+/// The logging parameters from main.cf.
+fn log_params(raw: &RawParams) -> LogParams {
+    let s = |n: &str| raw.get(n).cloned();
+    LogParams {
+        syslog_name: s("syslog_name"),
+        syslog_facility: s("syslog_facility"),
+        maillog_file: s("maillog_file"),
+        maillog_file_prefixes: s("maillog_file_prefixes"),
+        myhostname: s("myhostname"),
+        queue_directory: s("queue_directory").map(PathBuf::from),
+        postlog_service_name: s("postlog_service_name"),
+        smtputf8_enable: s("smtputf8_enable").map(|v| v == "yes"),
+    }
+}
+
+/// Runs the daemon; never returns.
+pub fn main() -> ! {
+    let env = |name: &str| std::env::var(name).ok();
+    let args = match MasterArgs::from_env() {
+        Ok(a) => a,
+        Err(e) => {
+            let argv0 = std::env::args().next().unwrap_or_default();
+            if let Ok(fallback) = MasterArgs::parse(&[argv0.as_str(), "-S"], env) {
+                if let Ok(cfg) = LogConfig::resolve(&fallback, &LogParams::default(), env) {
+                    log::install(Logger::new(cfg));
+                }
+            }
+            log::fatal(&e.to_string());
+        }
+    };
+    if let Ok(cfg) = LogConfig::resolve(&args, &LogParams::default(), env) {
+        log::install(Logger::new(cfg));
+    }
+    // SAFETY: isatty only inspects descriptor 0.
+    let on_tty = unsafe { libc::isatty(0) } == 1;
+    if let Err(e) = args
+        .refuse_terminal(on_tty)
+        .and(args.require_solitary())
+        .and(args.reject_extra_args())
+    {
+        log::fatal(&e.to_string());
+    }
+
+    let config_dir = config::config_directory(None);
+    let overrides: Vec<String> = args
+        .overrides
+        .iter()
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect();
+    let (raw, config_warnings) = match config::load(&config_dir, &overrides) {
+        Ok(loaded) => loaded,
+        Err(e) => log::fatal(&e.to_string()),
+    };
+    match LogConfig::resolve(&args, &log_params(&raw), env) {
+        Ok(cfg) => {
+            log::install(Logger::new(cfg));
+        }
+        Err(e) => log::fatal(&e.to_string()),
+    }
+    let _ = tracing::subscriber::set_global_default(PostfixSubscriber::new(args.verbose));
+    for w in config_warnings {
+        tracing::warn!("{}", w.message);
+    }
+    let (params, param_warnings) = Params::resolve(&raw);
+    for w in param_warnings {
+        tracing::warn!("{}", w.message);
+    }
+
+    let queue_dir = PathBuf::from(get(&raw, "queue_directory", "/var/spool/postfix"));
+    if let Err(e) = std::env::set_current_dir(&queue_dir) {
+        log::fatal(&format!(
+            "chdir(\"{}\"): {}",
+            queue_dir.display(),
+            log::errno_text(&e)
+        ));
+    }
+    let mut channel = match MasterChannel::from_env(&args) {
+        Ok(c) => c,
+        Err(e) => log::fatal(&e.to_string()),
+    };
+    let mail_owner = get(&raw, "mail_owner", "postfix").to_string();
+    let root = args.chroot.then_some(queue_dir.as_path());
+    let user = args.unprivileged.then_some(mail_owner.as_str());
+    if let Err(e) = chroot_uid(root, user) {
+        log::fatal(&e.to_string());
+    }
+    // Inside a chroot the queue directory is "/": sockets are found there.
+    let queue_dir = if args.chroot {
+        PathBuf::from("/")
+    } else {
+        queue_dir
+    };
+    let site = Arc::new(site(&raw, &params, queue_dir));
+    abort_on_panic();
+
+    let process_limit: usize = get(&raw, "default_process_limit", "100")
+        .parse()
+        .unwrap_or(100);
+    let rewrite_socket = site.private(get(&raw, "rewrite_service_name", "rewrite"));
+    let limits = ReadLimits {
+        recipient_limit: params.global.message_recipient_limit as usize,
+        fudge_factor: params.global.fudge_factor,
+        verp_filter: get(&raw, "verp_delimiter_filter", "-=+")
+            .as_bytes()
+            .to_vec(),
+        confirm_delay_cleared: params.global.confirm_delay_cleared,
+        record_limit: None,
+    };
+    let routing = Routing {
+        default_filter_nexthop: params.global.default_filter_nexthop.clone(),
+        myhostname: get(&raw, "myhostname", "localhost").to_string(),
+    };
+
+    let system = actix_rt::System::new();
+    system.block_on(async move {
+        let clock = Clock::wall();
+        dirstore::recover_active(&site, clock.now());
+        let resolver = match resolver::Resolver::start(
+            &rewrite_socket,
+            ClientConfig {
+                ipc_timeout: site.ipc_timeout,
+                ..ClientConfig::default()
+            },
+        ) {
+            Ok(r) => r,
+            Err(e) => log::fatal(&format!("start resolver: {}", log::errno_text(&e))),
+        };
+        let worker = match worker::Worker::start(Arc::clone(&site), move || clock.now()) {
+            Ok(w) => w,
+            Err(e) => log::fatal(&format!("start completion worker: {}", log::errno_text(&e))),
+        };
+        let active: ActiveTable = Arc::default();
+        let store = DirStore::new(
+            Arc::clone(&site),
+            clock,
+            limits,
+            routing,
+            resolver,
+            Arc::clone(&active),
+            worker,
+        );
+        let fed = store.fed_counter();
+        let agents = bridge::PostfixAgents::new(Arc::clone(&site), active).start_agent();
+        let scheduler = Scheduler::builder(params)
+            .with_default_agent(agents)
+            .with_store(Arc::new(Mutex::new(store)))
+            .with_clock(clock)
+            .start();
+
+        if let Some(flow) = channel.flow() {
+            actix::spawn(async move {
+                loop {
+                    let taken = fed.swap(0, Ordering::Relaxed);
+                    let result = if taken > 0 {
+                        let room = process_limit.saturating_sub(flow.count().unwrap_or(0));
+                        flow.put(taken.min(room)).map(|_| ())
+                    } else {
+                        flow.regulate(process_limit, false, false).map(|_| ())
+                    };
+                    if let Err(e) = result {
+                        tracing::warn!("mail_flow: {}", log::errno_text(&e));
+                    }
+                    actix::clock::sleep(FLOW_TICK).await;
+                }
+            });
+        }
+        let gone = channel.master_gone();
+        let mut triggers = match channel.triggers() {
+            Ok(t) => t,
+            Err(e) => log::fatal(&format!("listen endpoints: {}", log::errno_text(&e))),
+        };
+        tokio::pin!(gone);
+        loop {
+            tokio::select! {
+                got = triggers.next() => match got {
+                    Some(bytes) => scheduler.trigger(&bytes),
+                    None => break,
+                },
+                _ = &mut gone => break,
+            }
+        }
+    });
+    std::process::exit(0);
+}
+
+/// The daemon-wide settings from main.cf.
+fn site(raw: &RawParams, params: &Params, queue_dir: PathBuf) -> Site {
+    let dialect =
+        Dialect::from_mail_version(get(raw, "mail_version", "3.7.11")).unwrap_or_else(|e| {
+            tracing::warn!("mail_version: {e}; assuming Postfix 3.7");
+            Dialect::from_mail_version("3.7.11").expect("a fixed version parses")
+        });
+    let depth = get(raw, "hash_queue_depth", "1").parse().unwrap_or(1);
+    Site {
+        queue_dir,
+        hashing: QueueHashing::new(get(raw, "hash_queue_names", "deferred, defer"), depth),
+        dialect,
+        ipc_timeout: Duration::from_millis(params.global.ipc_timeout.as_millis()),
+        delay_resolution: get(raw, "delay_logging_resolution_limit", "2")
+            .parse()
+            .unwrap_or(2),
+        disable_verp_bounces: params.global.disable_verp_bounces,
+        smtputf8_enable: get(raw, "smtputf8_enable", "yes") == "yes",
+        minimal_backoff: Duration::from_millis(params.global.minimal_backoff_time.as_millis()),
+    }
+}

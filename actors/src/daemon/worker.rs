@@ -1,0 +1,390 @@
+//! worker - queue-file work that waits on other Postfix daemons, done in
+//! order on one thread (Postfix: `qmgr_active.c` `qmgr_active_done*`,
+//! `qmgr_defer.c`, `qmgr_message.c`'s double-bounce discard).
+//!
+//! Jobs, in the order the scheduler produced them:
+//! - [`Job::Discard`]: a double-bounce recipient: log it `status=sent
+//!   (undeliverable postmaster notification discarded)` and mark it done.
+//! - [`Job::Defer`]: recipients the scheduler defers without an attempt (a
+//!   dead destination or transport): handed to the `retry` service (the
+//!   error(8) agent) with `"<dsn> <reason>"` as next hop, exactly as oqmgr
+//!   moves them to its `retry` transport, so the log line and the defer
+//!   log are the error agent's own. If `retry` cannot be reached the
+//!   recipients are appended to the defer log here and logged with relay
+//!   `none`.
+//! - [`Job::Complete`]: the completion pipeline of a message whose last
+//!   entry finished: bounce flush, trace flush, then expiry (return to
+//!   sender through `defer`) or a delay warning, then the move to
+//!   `deferred/` with the next-attempt stamp, or removal.
+//!
+//! One thread in order, because a defer record must reach the defer log
+//! before the message's completion decides whether to return or warn
+//! about it; and off the actors' thread, because the bounce daemon may
+//! take long (Postfix waits up to `qmgr_daemon_timeout` for it).
+//!
+//! # Failure
+//! A failed bounce or trace flush keeps the file (`<id>: status=deferred
+//! (bounce failed)` and a deferral by `minimal_backoff_time`), never
+//! removes mail whose notices were not sent.
+
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::sync::{mpsc, Arc};
+
+use oqmgr::entry::{Dsn, Recipient};
+use oqmgr::message::Verdict;
+use oqmgr::time::{Duration, Instant};
+
+use super::adhoc::status_line;
+use super::dirstore::{rename_into, system_time};
+use super::message::{timeval, wire_recipient, ActiveMessage, Site};
+use crate::postfix::agent::{deliver, DeliveryRequest, EntryContext};
+use crate::postfix::attr::{Dsn as WireDsn, Timeval};
+use crate::postfix::bounce::{self, bounce_flags, BounceRequest, MessageInfo};
+use crate::postfix::log::errno_text;
+use crate::postfix::queue_file::{
+    DSN_NOTIFY_SUCCESS, TRACE_FLAGS_MASK, TRACE_RECORD, TRACE_REC_DLY_SENT, TRACE_USR_VRFY,
+};
+use crate::postfix::queue_file_write::{
+    kill_record, mark_recipient_done, mode_is_ready, rewrite_warn_time, set_next_attempt,
+};
+
+/// One piece of work.
+pub enum Job {
+    /// Log a double-bounce recipient as discarded and mark it done.
+    Discard {
+        /// The message.
+        message: Arc<ActiveMessage>,
+        /// The recipient.
+        recipient: Recipient,
+        /// When the scheduler decided it.
+        now: Instant,
+    },
+    /// Defer recipients without an attempt.
+    Defer {
+        /// The message.
+        message: Arc<ActiveMessage>,
+        /// The recipients.
+        recipients: Vec<Recipient>,
+        /// Why.
+        dsn: Dsn,
+    },
+    /// Finish a message.
+    Complete {
+        /// The message.
+        message: Arc<ActiveMessage>,
+        /// The scheduler's verdict.
+        verdict: Verdict,
+        /// When the last entry finished.
+        now: Instant,
+    },
+}
+
+/// A handle on the worker thread.
+#[derive(Clone)]
+pub struct Worker {
+    /// The thread's inbox.
+    inbox: mpsc::Sender<Job>,
+}
+
+impl Worker {
+    /// Starts the worker for `site`. `clock_now` reads the time for log
+    /// lines written after a wait.
+    pub fn start(
+        site: Arc<Site>,
+        clock_now: impl Fn() -> Instant + Send + 'static,
+    ) -> io::Result<Worker> {
+        let (inbox, jobs) = mpsc::channel::<Job>();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("completion".into())
+            .spawn(move || {
+                while let Ok(job) = jobs.recv() {
+                    runtime.block_on(run(&site, job, &clock_now));
+                }
+            })?;
+        Ok(Worker { inbox })
+    }
+
+    /// Queues a job. If the thread is gone (it only ends with the process)
+    /// the job is dropped with an error: the file stays in `active/` and the
+    /// next start retries it.
+    pub fn send(&self, job: Job) {
+        if self.inbox.send(job).is_err() {
+            tracing::error!("completion worker is gone; file left in active");
+        }
+    }
+}
+
+/// Runs one job.
+async fn run(site: &Site, job: Job, clock_now: &impl Fn() -> Instant) {
+    match job {
+        Job::Discard {
+            message,
+            recipient,
+            now,
+        } => discard(site, &message, &recipient, now),
+        Job::Defer {
+            message,
+            recipients,
+            dsn,
+        } => defer(site, &message, recipients, &dsn, clock_now).await,
+        Job::Complete {
+            message,
+            verdict,
+            now,
+        } => complete(site, &message, &verdict, now).await,
+    }
+}
+
+/// The message's `T` time.
+fn arrival(m: &ActiveMessage) -> Timeval {
+    Timeval {
+        sec: m.env.arrival_sec,
+        usec: m.env.arrival_usec,
+    }
+}
+
+/// Logs one recipient the queue manager settled itself.
+fn log_status(site: &Site, m: &ActiveMessage, r: &Recipient, now: Instant, dsn: &Dsn, word: &str) {
+    tracing::info!(
+        "{}",
+        status_line(
+            &m.queue_id,
+            &r.address,
+            &r.orig_address,
+            arrival(m),
+            m.active_arrival,
+            timeval(now),
+            site.delay_resolution,
+            &dsn.status,
+            word,
+            &dsn.reason,
+        )
+    );
+}
+
+fn discard(site: &Site, m: &ActiveMessage, r: &Recipient, now: Instant) {
+    let dsn = Dsn::new("2.0.0", "undeliverable postmaster notification discarded");
+    log_status(site, m, r, now, &dsn, "sent");
+    let path = site.path("active", &m.queue_id);
+    let marked = OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|f| mark_recipient_done(&f, r.offset));
+    if let Err(e) = marked {
+        tracing::warn!("{}: mark recipient done: {}", m.queue_id, errno_text(&e));
+    }
+}
+
+/// The wire DSN of a scheduler reason.
+fn wire_dsn(dsn: &Dsn) -> WireDsn {
+    WireDsn::simple(&dsn.status, &dsn.reason)
+}
+
+async fn defer(
+    site: &Site,
+    m: &ActiveMessage,
+    recipients: Vec<Recipient>,
+    dsn: &Dsn,
+    clock_now: &impl Fn() -> Instant,
+) {
+    let nexthop = format!("{} {}", dsn.status, dsn.reason);
+    let ctx = EntryContext {
+        queue_id: m.queue_id.as_bytes(),
+        nexthop: nexthop.as_bytes(),
+        conn_flags: 0,
+        active_arrival: m.active_arrival,
+        smtputf8_enable: site.smtputf8_enable,
+    };
+    let wire: Vec<_> = recipients.iter().map(wire_recipient).collect();
+    let request = DeliveryRequest::for_entry(&m.env, &ctx, wire);
+    let result = deliver(
+        &site.private("retry"),
+        &request,
+        site.dialect,
+        site.ipc_timeout,
+    )
+    .await;
+    if result.is_ok() {
+        return;
+    }
+    // No retry agent: write the defer records and the log lines here.
+    let (wdsn, _) = bounce::defer_dsn(wire_dsn(dsn));
+    for r in &recipients {
+        let append = BounceRequest::Append {
+            flags: (m.env.trace_flags & TRACE_FLAGS_MASK) as u32,
+            queue_id: m.queue_id.as_bytes().to_vec(),
+            recipient: wire_recipient(r),
+            dsn: wdsn.clone(),
+        };
+        let sent = bounce::send(
+            &site.queue_dir,
+            "defer",
+            &append,
+            site.dialect,
+            site.ipc_timeout,
+        )
+        .await;
+        match sent {
+            Ok(0) => log_status(site, m, r, clock_now(), dsn, "deferred"),
+            _ => tracing::warn!("{}: defer service failure", m.queue_id),
+        }
+    }
+}
+
+/// The message-level fields of a bounce-daemon request.
+fn info(m: &ActiveMessage, flags: u32) -> MessageInfo {
+    MessageInfo {
+        flags,
+        queue_name: b"active".to_vec(),
+        queue_id: m.queue_id.as_bytes().to_vec(),
+        encoding: m.env.encoding.clone(),
+        sendopts: m.env.smtputf8.max(0) as u32,
+        sender: m.env.sender.clone().unwrap_or_default(),
+        dsn_envid: m.env.dsn_envid.clone(),
+        dsn_ret: m.env.dsn_ret.max(0) as u32,
+    }
+}
+
+/// Sends one request; true on success (status 0).
+async fn ask(site: &Site, service: &str, request: &BounceRequest) -> bool {
+    matches!(
+        bounce::send(
+            &site.queue_dir,
+            service,
+            request,
+            site.dialect,
+            site.ipc_timeout
+        )
+        .await,
+        Ok(0)
+    )
+}
+
+async fn complete(site: &Site, m: &ActiveMessage, verdict: &Verdict, now: Instant) {
+    let id = m.queue_id.as_str();
+    let active = site.path("active", id);
+    let mut deferred = !matches!(verdict, Verdict::Remove);
+    // 1. Bounce flush: hard failures the agents logged go back to the sender.
+    let bounce_log = site.path("bounce", id);
+    if let Ok(meta) = fs::metadata(&bounce_log) {
+        if meta.len() == 0 {
+            let _ = fs::remove_file(&bounce_log);
+        } else {
+            let request = match (&m.env.verp_delims, site.disable_verp_bounces) {
+                (Some(d), false) => BounceRequest::Verp {
+                    info: info(m, bounce_flags::NONE),
+                    delimiters: d.clone(),
+                },
+                _ => BounceRequest::Flush(info(m, bounce_flags::NONE)),
+            };
+            if !ask(site, "bounce", &request).await {
+                tracing::info!("{id}: status=deferred (bounce failed)");
+                deferred = true;
+            }
+        }
+    }
+    // 2. A deferred file an agent made unreadable is corrupt.
+    if deferred {
+        match fs::metadata(&active) {
+            Ok(meta) if mode_is_ready(std::os::unix::fs::MetadataExt::mode(&meta)) => {}
+            _ => {
+                if rename_into(&active, &site.path("corrupt", id)).is_ok() {
+                    tracing::warn!(
+                        "saving corrupt file \"{id}\" from queue \"active\" to queue \"corrupt\""
+                    );
+                }
+                return;
+            }
+        }
+    }
+    // 4. Trace flush: success notices, verbose delivery, delay cleared.
+    let trace_flags = m.env.trace_flags;
+    if trace_flags & (TRACE_USR_VRFY | TRACE_RECORD | TRACE_REC_DLY_SENT) != 0
+        || m.env.read_flags & DSN_NOTIFY_SUCCESS != 0
+    {
+        let request = BounceRequest::Trace(info(m, (trace_flags & TRACE_FLAGS_MASK) as u32));
+        if ask(site, "trace", &request).await {
+            if m.env.trace_flags_offset > 0 {
+                let killed = OpenOptions::new()
+                    .write(true)
+                    .open(&active)
+                    .and_then(|f| kill_record(&f, m.env.trace_flags_offset));
+                if let Err(e) = killed {
+                    tracing::warn!("{id}: kill trace flags record: {}", errno_text(&e));
+                }
+            }
+        } else {
+            tracing::info!("{id}: status=deferred (trace failed)");
+            deferred = true;
+        }
+    }
+    // 5. Expiry or a delay warning.
+    let mut until = now + Duration::from_millis(site.minimal_backoff.as_millis() as u64);
+    match verdict {
+        Verdict::Expire { status } => {
+            let sender = String::from_utf8_lossy(m.env.sender.as_deref().unwrap_or_default());
+            tracing::info!("{id}: from=<{sender}>, status={status}, returned to sender");
+            let request = match (&m.env.verp_delims, site.disable_verp_bounces) {
+                (Some(d), false) => BounceRequest::Verp {
+                    info: info(m, bounce_flags::DELRCPT),
+                    delimiters: d.clone(),
+                },
+                _ => BounceRequest::Flush(info(m, bounce_flags::DELRCPT)),
+            };
+            deferred = !ask(site, "defer", &request).await;
+            if deferred {
+                tracing::info!("{id}: status=deferred (bounce failed)");
+            }
+        }
+        Verdict::Defer { until: at, warn } => {
+            until = *at;
+            if *warn {
+                let warned = ask(
+                    site,
+                    "defer",
+                    &BounceRequest::Warn(info(m, bounce_flags::NONE)),
+                )
+                .await;
+                if warned && m.env.warn_offset > 0 {
+                    let rewritten = OpenOptions::new()
+                        .write(true)
+                        .open(&active)
+                        .and_then(|f| rewrite_warn_time(&f, m.env.warn_offset, -1));
+                    if let Err(e) = rewritten {
+                        tracing::warn!("{id}: update warning time: {}", errno_text(&e));
+                    }
+                } else if !warned {
+                    tracing::info!("{id}: status=deferred (delay warning failed)");
+                }
+            }
+        }
+        Verdict::Remove => {}
+    }
+    // 6. Deferred: stamp and move; else remove.
+    if deferred {
+        if let Err(e) = set_next_attempt(&active, system_time(until)) {
+            tracing::warn!(
+                "qmgr_active_defer: update {id} time stamps: {}",
+                errno_text(&e)
+            );
+        }
+        if let Err(e) = rename_into(&active, &site.path("deferred", id)) {
+            tracing::warn!(
+                "qmgr_active_defer: rename {id} from active to deferred: {}",
+                errno_text(&e)
+            );
+        }
+    } else {
+        match fs::remove_file(&active) {
+            Ok(()) => tracing::info!("{id}: removed"),
+            Err(e) => tracing::warn!(
+                "qmgr_active_done_3_generic: remove {id} from active: {}",
+                errno_text(&e)
+            ),
+        }
+    }
+}
