@@ -61,6 +61,10 @@ pub enum StoreError {
     NotDue,
     /// The file is locked, unreadable or corrupt; the text says why.
     Unusable(String),
+    /// The file is not to be taken now (cleanup is still writing it, or
+    /// another process holds it); the store has logged whatever Postfix
+    /// logs for it, so the scanner adds nothing.
+    Skipped,
 }
 
 impl std::fmt::Display for StoreError {
@@ -69,6 +73,7 @@ impl std::fmt::Display for StoreError {
             StoreError::Gone => f.write_str("no such file"),
             StoreError::NotDue => f.write_str("next attempt not due"),
             StoreError::Unusable(why) => f.write_str(why),
+            StoreError::Skipped => f.write_str("skipped"),
         }
     }
 }
@@ -224,7 +229,7 @@ impl Handler<Admit> for ScannerActor {
                 });
             }
             Err(why) => {
-                if why != StoreError::NotDue {
+                if !matches!(why, StoreError::NotDue | StoreError::Skipped) {
                     tracing::warn!(queue = %self.queue, id = %msg.id, "cannot admit: {why}");
                 }
                 self.answer(Msg::AdmitFailed { id: msg.id });

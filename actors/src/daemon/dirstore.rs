@@ -279,7 +279,7 @@ impl QueueStore for DirStore {
         };
         let mode = meta.mode() & 0o7777;
         if !mode_is_ready(mode) {
-            return Err(StoreError::Gone);
+            return Err(StoreError::Skipped);
         }
         let mtime_ms = (meta.mtime().max(0) as u64) * 1000;
         if !flags.contains(ScanFlags::ALL) && mtime_ms > now.as_millis() + 1000 {
@@ -292,7 +292,7 @@ impl QueueStore for DirStore {
                 queue.as_str(),
                 errno_text(&e)
             );
-            return Err(StoreError::Gone);
+            return Err(StoreError::Skipped);
         }
         let mut file_flags = ScanFlags::NONE;
         if mode & MODE_UNTHROTTLE != 0 {
@@ -317,7 +317,7 @@ impl QueueStore for DirStore {
                 tracing::info!("{id}: skipped, still being delivered");
                 drop(file);
                 self.put_back(id, &active, now + oqmgr::time::Duration::from_secs(60));
-                return Err(StoreError::Gone);
+                return Err(StoreError::Skipped);
             }
             Err(e) => {
                 tracing::warn!("{id}: lock active file: {}", errno_text(&e));
