@@ -88,7 +88,8 @@ pub trait QueueStore: Send {
     fn list(&mut self, queue: QueueName) -> Vec<String>;
     /// True while `id` is still in `queue`.
     fn contains(&self, queue: QueueName, id: &str) -> bool;
-    /// Moves `id` from `queue` into `active/` and reads its envelope; a
+    /// Moves `id` from `queue` into `active/` and reads its envelope; the
+    /// store logs any problem itself, in Postfix's words. A
     /// deferred file not due at `now` is refused with `NotDue` unless
     /// `flags` has ALL.
     fn admit(
@@ -229,9 +230,10 @@ impl Handler<Admit> for ScannerActor {
                 });
             }
             Err(why) => {
-                if !matches!(why, StoreError::NotDue | StoreError::Skipped) {
-                    tracing::warn!(queue = %self.queue, id = %msg.id, "cannot admit: {why}");
-                }
+                // The store has logged whatever Postfix logs for this file
+                // (`QueueStore` contract); a second line would be noise in
+                // a log parser's eyes.
+                tracing::debug!(queue = %self.queue, id = %msg.id, "not admitted: {why}");
                 self.answer(Msg::AdmitFailed { id: msg.id });
             }
         }
