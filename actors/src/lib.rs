@@ -37,6 +37,7 @@ pub mod bench;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod destination;
 pub mod host;
 pub mod memstore;

@@ -37,3 +37,50 @@ fn delivers_to_discard_and_removes_the_file() {
     assert!(sb.queue_files("active").is_empty());
     assert!(sb.queue_files("incoming").is_empty());
 }
+
+/// The README's main job, small: `oqmgr demo` runs both queue managers on a
+/// relay workload and prints the comparison table.
+#[test]
+fn demo_runs_both_queue_managers() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_oqmgr"))
+        .args(["demo", "--messages", "20", "--recipients", "2", "--domains", "2"])
+        .output()
+        .expect("oqmgr demo runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "demo failed: {text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("| ours | 40 | 0 | 0 |"), "{text}");
+    assert!(text.contains("| postfix oqmgr | 40 | 0 | 0 |"), "{text}");
+    assert!(text.contains("throughput ours/postfix oqmgr"), "{text}");
+}
+
+/// With `y` in master.cf's chroot column the daemon chroots to the queue
+/// directory after reading main.cf, as Postfix's queue managers do, and
+/// still finds the agents' sockets and the log service.
+#[test]
+fn runs_chrooted() {
+    let daemon_dir = oqmgr_actors::sandbox::postfix_daemon_directory()
+        .expect("postconf")
+        .canonicalize()
+        .expect("canonical daemon_directory");
+    let ups = daemon_dir.components().count() - 1;
+    let ours = PathBuf::from(env!("CARGO_BIN_EXE_oqmgr"))
+        .canonicalize()
+        .expect("canonical binary path");
+    let climbing = format!(
+        "{}{}",
+        "../".repeat(ups),
+        ours.to_str().expect("utf-8 path").trim_start_matches('/')
+    );
+    let sb = Sandbox::builder()
+        .qmgr(QmgrChoice::None)
+        .master_cf_line(format!("qmgr unix n - y 300 1 {climbing}"))
+        .main_cf("default_transport", "discard:chrooted")
+        .in_flow_delay("0s")
+        .start()
+        .expect("sandbox starts");
+    sb.sendmail(&["-f", "sender@example.com", "rcpt@example.net"], b"Subject: jail\n\nhi\n")
+        .expect("sendmail runs");
+    let done = sb.wait_for(Duration::from_secs(30), || sb.maillog().contains(": removed"));
+    assert!(done, "maillog:\n{}", sb.maillog());
+    assert!(sb.maillog().contains("postfix/qmgr["), "{}", sb.maillog());
+}
