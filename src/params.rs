@@ -43,7 +43,7 @@ use std::fmt;
 
 use serde::Serialize;
 use table::{convert, Value};
-pub use table::{definition, ParamDef, ParamKind, DEFINITIONS};
+pub use table::{definition, parse_time, ParamDef, ParamKind, DEFINITIONS};
 
 use crate::feedback::Feedback;
 use crate::time::Duration;

@@ -43,11 +43,23 @@ fn delivers_to_discard_and_removes_the_file() {
 #[test]
 fn demo_runs_both_queue_managers() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_oqmgr"))
-        .args(["demo", "--messages", "20", "--recipients", "2", "--domains", "2"])
+        .args([
+            "demo",
+            "--messages",
+            "20",
+            "--recipients",
+            "2",
+            "--domains",
+            "2",
+        ])
         .output()
         .expect("oqmgr demo runs");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "demo failed: {text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "demo failed: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("| ours | 40 | 0 | 0 |"), "{text}");
     assert!(text.contains("| postfix oqmgr | 40 | 0 | 0 |"), "{text}");
     assert!(text.contains("throughput ours/postfix oqmgr"), "{text}");
@@ -78,9 +90,37 @@ fn runs_chrooted() {
         .in_flow_delay("0s")
         .start()
         .expect("sandbox starts");
-    sb.sendmail(&["-f", "sender@example.com", "rcpt@example.net"], b"Subject: jail\n\nhi\n")
-        .expect("sendmail runs");
-    let done = sb.wait_for(Duration::from_secs(30), || sb.maillog().contains(": removed"));
+    sb.sendmail(
+        &["-f", "sender@example.com", "rcpt@example.net"],
+        b"Subject: jail\n\nhi\n",
+    )
+    .expect("sendmail runs");
+    let done = sb.wait_for(Duration::from_secs(30), || {
+        sb.maillog().contains(": removed")
+    });
     assert!(done, "maillog:\n{}", sb.maillog());
     assert!(sb.maillog().contains("postfix/qmgr["), "{}", sb.maillog());
+}
+
+/// A delivery that takes longer than `qmgr_ipc_timeout` (a slow remote
+/// server) is waited for, not mistaken for a crashed agent.
+#[test]
+fn slow_delivery_is_not_a_crash() {
+    let port = oqmgr_actors::sandbox::free_port().expect("free port");
+    let sink = oqmgr_actors::sandbox::SmtpSink::start(port, &["-w", "3"]).expect("smtp-sink");
+    let sb = Sandbox::builder()
+        .qmgr(ours())
+        .main_cf("relayhost", format!("[127.0.0.1]:{port}"))
+        .main_cf("qmgr_ipc_timeout", "1s")
+        .in_flow_delay("0s")
+        .start()
+        .expect("sandbox starts");
+    sb.sendmail(&["-f", "sender@example.com", "slow@example.net"], b"Subject: slow\n\nhi\n")
+        .expect("sendmail runs");
+    let done = sb.wait_for(Duration::from_secs(30), || sb.maillog().contains(": removed"));
+    let log = sb.maillog();
+    assert!(done, "maillog:\n{log}");
+    assert!(log.contains("to=<slow@example.net>") && log.contains("status=sent"), "{log}");
+    assert!(!log.contains("lost connection"), "{log}");
+    drop(sink);
 }

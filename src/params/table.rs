@@ -381,7 +381,7 @@ fn parse_int(text: &str) -> Option<i64> {
 
 /// A time in seconds (Postfix's `conv_time`): a non-negative `int`, then a
 /// unit letter or `default_unit`; the result must fit an `int`.
-fn parse_time(text: &str, default_unit: char) -> Option<u32> {
+pub fn parse_time(text: &str, default_unit: char) -> Option<u32> {
     if text.is_empty() {
         return None;
     }

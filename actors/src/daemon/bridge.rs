@@ -124,13 +124,17 @@ impl Handler<Deliver> for PostfixAgents {
         let request = DeliveryRequest::for_entry(&message.env, &ctx, recipients);
         let socket = self.site.private(&msg.dest.transport);
         let (dialect, timeout) = (self.site.dialect, self.site.ipc_timeout);
+        let reply_timeout = self.site.agent_reply_timeout;
         let transport = msg.dest.transport.clone();
         Box::pin(
             async move {
-                let conn = match conn {
+                let mut conn = match conn {
                     Some(c) => c,
                     None => AgentConnection::connect(&socket, timeout).await?,
                 };
+                // The agent answers when the delivery is done; only its own
+                // watchdog (`daemon_timeout`) bounds that, not the IPC timeout.
+                conn.set_reply_timeout(reply_timeout);
                 conn.deliver(&request, dialect).await
             }
             .into_actor(self)

@@ -54,6 +54,9 @@ pub struct Site {
     pub dialect: Dialect,
     /// `qmgr_ipc_timeout`: bound on each IPC connect, read and write.
     pub ipc_timeout: Duration,
+    /// How long to wait for a delivery agent's reply: the agents' own
+    /// watchdog, `daemon_timeout` (a slow SMTP delivery is not a crash).
+    pub agent_reply_timeout: Duration,
     /// `delay_logging_resolution_limit`.
     pub delay_resolution: u32,
     /// `disable_verp_bounces`.

@@ -272,6 +272,9 @@ fn site(raw: &RawParams, params: &Params, queue_dir: PathBuf) -> Site {
         hashing: QueueHashing::new(get(raw, "hash_queue_names", "deferred, defer"), depth),
         dialect,
         ipc_timeout: Duration::from_millis(params.global.ipc_timeout.as_millis()),
+        agent_reply_timeout: Duration::from_secs(u64::from(
+            oqmgr::params::parse_time(get(raw, "daemon_timeout", "18000s"), 's').unwrap_or(18000),
+        )),
         delay_resolution: get(raw, "delay_logging_resolution_limit", "2")
             .parse()
             .unwrap_or(2),

@@ -419,6 +419,13 @@ impl AgentConnection {
         Ok(Self { stream })
     }
 
+    /// Bounds the wait for the agent's reply, which comes only when the
+    /// delivery is over (an SMTP delivery may legitimately take many
+    /// minutes). By default the wait is bounded by the connect timeout.
+    pub fn set_reply_timeout(&mut self, timeout: Duration) {
+        self.stream.set_timeout(timeout);
+    }
+
     /// Sends `request`, reads the reply and closes the connection at once
     /// (the agent blocks until that close).
     ///

@@ -108,6 +108,12 @@ impl AttrStream {
         self.timeout
     }
 
+    /// Changes the per-operation timeout (a delivery agent's reply may take
+    /// as long as the delivery itself, far beyond the IPC timeout).
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
     /// Reads the server's announcement and checks it names `expected`.
     ///
     /// # Errors
