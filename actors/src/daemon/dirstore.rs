@@ -50,7 +50,7 @@ use oqmgr::time::Instant;
 
 use super::message::{core_recipient, timeval, ActiveMessage, ActiveTable, Site};
 use super::resolver::Resolver;
-use super::worker::{Job, Worker};
+use super::worker::{self, Job, Worker};
 use crate::clock::Clock;
 use crate::postfix::log::errno_text;
 use crate::postfix::queue_file::{
@@ -73,6 +73,20 @@ struct Open {
     pending: VecDeque<FileRecipient>,
     /// The shared, read-only view for the agents and the worker.
     shared: Arc<ActiveMessage>,
+    /// Some job for this file went to the worker (a discard or a deferral):
+    /// its completion must then go through the worker too, after them.
+    queued_work: bool,
+}
+
+/// Files taken from `incoming/` since the flow-control pump last looked
+/// (one token each), and the pump's wake-up, so that an idle daemon does
+/// not poll.
+#[derive(Default)]
+pub struct Fed {
+    /// Files taken and not yet answered with a token.
+    pub taken: AtomicUsize,
+    /// Signalled on every file taken.
+    pub wake: tokio::sync::Notify,
 }
 
 /// Routing settings the store applies itself before the core's rules.
@@ -103,9 +117,8 @@ pub struct DirStore {
     open: HashMap<String, Open>,
     /// The completion worker.
     worker: Worker,
-    /// Files moved out of `incoming/` since the flow-control pump last
-    /// looked (one token each).
-    fed: Arc<AtomicUsize>,
+    /// Files moved out of `incoming/`, for the flow-control pump.
+    fed: Arc<Fed>,
 }
 
 impl DirStore {
@@ -128,12 +141,12 @@ impl DirStore {
             active,
             open: HashMap::new(),
             worker,
-            fed: Arc::new(AtomicUsize::new(0)),
+            fed: Arc::default(),
         }
     }
 
     /// The counter of files taken from `incoming/` (for flow control).
-    pub fn fed_counter(&self) -> Arc<AtomicUsize> {
+    pub fn fed_counter(&self) -> Arc<Fed> {
         Arc::clone(&self.fed)
     }
 
@@ -254,8 +267,11 @@ impl QueueStore for DirStore {
         names
     }
 
-    fn contains(&self, queue: QueueName, id: &str) -> bool {
-        self.site.path(queue.as_str(), id).exists()
+    fn contains(&self, _queue: QueueName, _id: &str) -> bool {
+        // No stat here: `admit` meets a file that left the queue as a failed
+        // rename and skips it, as oqmgr does, so a stat per file would only
+        // cost a system call per message.
+        true
     }
 
     fn admit(
@@ -327,7 +343,8 @@ impl QueueStore for DirStore {
             }
         }
         if queue == QueueName::Incoming {
-            self.fed.fetch_add(1, Ordering::Relaxed);
+            self.fed.taken.fetch_add(1, Ordering::Relaxed);
+            self.fed.wake.notify_one();
         }
         let path = active.display().to_string();
         let mut env = match queue_file::read_envelope(&file, id, &self.limits) {
@@ -392,6 +409,7 @@ impl QueueStore for DirStore {
                 env,
                 pending,
                 shared,
+                queued_work: false,
             },
         );
         Ok(Admitted {
@@ -464,7 +482,8 @@ impl QueueStore for DirStore {
     }
 
     fn discard(&mut self, id: &str, recipient: &Recipient) {
-        if let Some(open) = self.open.get(id) {
+        if let Some(open) = self.open.get_mut(id) {
+            open.queued_work = true;
             self.worker.send(Job::Discard {
                 message: Arc::clone(&open.shared),
                 recipient: recipient.clone(),
@@ -474,7 +493,8 @@ impl QueueStore for DirStore {
     }
 
     fn defer_recipients(&mut self, id: &str, recipients: &[Recipient], dsn: &Dsn) {
-        if let Some(open) = self.open.get(id) {
+        if let Some(open) = self.open.get_mut(id) {
+            open.queued_work = true;
             self.worker.send(Job::Defer {
                 message: Arc::clone(&open.shared),
                 recipients: recipients.to_vec(),
@@ -489,6 +509,15 @@ impl QueueStore for DirStore {
             return;
         };
         self.active.remove(id);
+        // The common case, every recipient delivered and nothing to report,
+        // is finished here: a hop to the worker thread would cost more than
+        // the unlink itself.
+        if !open.queued_work
+            && *verdict == Verdict::Remove
+            && worker::remove_if_quiet(&self.site, &open.shared)
+        {
+            return;
+        }
         self.worker.send(Job::Complete {
             message: open.shared,
             verdict: verdict.clone(),

@@ -29,10 +29,11 @@
 //! [`dirstore::DirStore`] (queue files), [`resolver::Resolver`]
 //! (trivial-rewrite), [`bridge::PostfixAgents`] (delivery agents),
 //! [`worker::Worker`] (bounce, defer and trace daemons; file moves),
-//! [`adhoc`] (status lines). Flow control: every 100 ms the daemon puts one
-//! token in master's flow pipe per file it took from `incoming/`, and
-//! tops the pipe up to `default_process_limit` when it took none, so
-//! cleanup(8) is never throttled by a silent queue manager.
+//! [`adhoc`] (status lines). Flow control: at most every 100 ms the daemon
+//! puts one token in master's flow pipe per file it took from `incoming/`,
+//! and tops the pipe up to `default_process_limit` when it took none (at
+//! least once a second), so cleanup(8) is never throttled by a silent
+//! queue manager and an idle daemon does not poll.
 
 pub mod adhoc;
 pub mod bridge;
@@ -66,8 +67,11 @@ use oqmgr::params::RawParams;
 use dirstore::{DirStore, Routing};
 use message::{ActiveTable, Site};
 
-/// How often the flow-control pipe is regulated.
+/// The shortest interval between two flow-control adjustments.
 const FLOW_TICK: Duration = Duration::from_millis(100);
+
+/// How often an idle daemon tops the flow-control pipe up.
+const FLOW_IDLE: Duration = Duration::from_secs(1);
 
 /// One main.cf value, or `default`.
 fn get<'a>(raw: &'a RawParams, name: &str, default: &'a str) -> &'a str {
@@ -226,7 +230,7 @@ pub fn main() -> ! {
         if let Some(flow) = channel.flow() {
             actix::spawn(async move {
                 loop {
-                    let taken = fed.swap(0, Ordering::Relaxed);
+                    let taken = fed.taken.swap(0, Ordering::Relaxed);
                     let result = if taken > 0 {
                         let room = process_limit.saturating_sub(flow.count().unwrap_or(0));
                         flow.put(taken.min(room)).map(|_| ())
@@ -236,7 +240,10 @@ pub fn main() -> ! {
                     if let Err(e) = result {
                         tracing::warn!("mail_flow: {}", log::errno_text(&e));
                     }
+                    // Wake on the next file taken (at most every FLOW_TICK,
+                    // to batch tokens) or once per FLOW_IDLE to top up.
                     actix::clock::sleep(FLOW_TICK).await;
+                    let _ = actix::clock::timeout(FLOW_IDLE, fed.wake.notified()).await;
                 }
             });
         }

@@ -264,6 +264,35 @@ async fn ask(site: &Site, service: &str, request: &BounceRequest) -> bool {
     )
 }
 
+/// The completion of a fully delivered message that needs no notice: no
+/// bounce log, no trace flush. Removes the file and returns true; returns
+/// false, having done nothing, when the full pipeline is needed.
+pub fn remove_if_quiet(site: &Site, m: &ActiveMessage) -> bool {
+    if needs_trace(m) || site.path("bounce", &m.queue_id).exists() {
+        return false;
+    }
+    remove(site, &m.queue_id);
+    true
+}
+
+/// True when the completion must send a trace flush (success notices,
+/// verbose delivery, delay cleared).
+fn needs_trace(m: &ActiveMessage) -> bool {
+    m.env.trace_flags & (TRACE_USR_VRFY | TRACE_RECORD | TRACE_REC_DLY_SENT) != 0
+        || m.env.read_flags & DSN_NOTIFY_SUCCESS != 0
+}
+
+/// Unlinks an `active/` file and logs it as oqmgr does.
+fn remove(site: &Site, id: &str) {
+    match fs::remove_file(site.path("active", id)) {
+        Ok(()) => tracing::info!("{id}: removed"),
+        Err(e) => tracing::warn!(
+            "qmgr_active_done_3_generic: remove {id} from active: {}",
+            errno_text(&e)
+        ),
+    }
+}
+
 async fn complete(site: &Site, m: &ActiveMessage, verdict: &Verdict, now: Instant) {
     let id = m.queue_id.as_str();
     let active = site.path("active", id);
@@ -303,9 +332,7 @@ async fn complete(site: &Site, m: &ActiveMessage, verdict: &Verdict, now: Instan
     }
     // 4. Trace flush: success notices, verbose delivery, delay cleared.
     let trace_flags = m.env.trace_flags;
-    if trace_flags & (TRACE_USR_VRFY | TRACE_RECORD | TRACE_REC_DLY_SENT) != 0
-        || m.env.read_flags & DSN_NOTIFY_SUCCESS != 0
-    {
+    if needs_trace(m) {
         let request = BounceRequest::Trace(info(m, (trace_flags & TRACE_FLAGS_MASK) as u32));
         if ask(site, "trace", &request).await {
             if m.env.trace_flags_offset > 0 {
@@ -379,12 +406,6 @@ async fn complete(site: &Site, m: &ActiveMessage, verdict: &Verdict, now: Instan
             );
         }
     } else {
-        match fs::remove_file(&active) {
-            Ok(()) => tracing::info!("{id}: removed"),
-            Err(e) => tracing::warn!(
-                "qmgr_active_done_3_generic: remove {id} from active: {}",
-                errno_text(&e)
-            ),
-        }
+        remove(site, id);
     }
 }
