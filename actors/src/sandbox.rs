@@ -485,6 +485,17 @@ impl Sandbox {
         stream.write_all(requests)
     }
 
+    /// Sends `requests` to the trigger socket `public/SERVICE` of any
+    /// trigger-driven daemon, as `postkick public SERVICE` does; e.g.
+    /// `kick_service("pickup", b"W")` makes pickup scan `maildrop/` now
+    /// instead of at its next wakeup (mail requeued by `postsuper -r`
+    /// waits there otherwise).
+    pub fn kick_service(&self, service: &str, requests: &[u8]) -> io::Result<()> {
+        let mut stream =
+            std::os::unix::net::UnixStream::connect(self.queue_dir().join("public").join(service))?;
+        stream.write_all(requests)
+    }
+
     /// Every file in queue `queue_name` (e.g. "incoming", "active"), hashed
     /// subdirectories included, as (queue id, path), sorted by queue id.
     pub fn queue_files(&self, queue_name: &str) -> Vec<(String, PathBuf)> {

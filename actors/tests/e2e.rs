@@ -5,13 +5,15 @@
 //! Placeholder header; completed below.
 
 mod e2e {
+    pub mod admin;
     pub mod env;
     pub mod flow;
+    pub mod ops;
     pub mod outcome;
 }
 
-use e2e::flow;
 use oqmgr_actors::sandbox::QmgrChoice;
+use scenarios as s;
 use std::path::PathBuf;
 
 /// Our daemon in the qmgr slot. `OQMGR_E2E_BIN` overrides the program (for
@@ -42,20 +44,20 @@ macro_rules! scenario {
 
             #[test]
             fn postfix() {
-                $expect(&flow_fn::$name(&QmgrChoice::PostfixOqmgr));
+                $expect(&scenarios::$name(&QmgrChoice::PostfixOqmgr));
             }
 
             #[test]
             $(#[$ours_attr])?
             fn ours() {
-                $expect(&flow_fn::$name(&super::ours()));
+                $expect(&scenarios::$name(&super::ours()));
             }
 
             #[test]
             $(#[$ours_attr])?
             fn side_by_side() {
-                let theirs = flow_fn::$name(&QmgrChoice::PostfixOqmgr);
-                let ours = flow_fn::$name(&super::ours());
+                let theirs = scenarios::$name(&QmgrChoice::PostfixOqmgr);
+                let ours = scenarios::$name(&super::ours());
                 e2e::flow::assert_outcome(&ours, &theirs);
             }
         }
@@ -63,14 +65,24 @@ macro_rules! scenario {
 }
 
 /// Every scenario function, under one name the macro can reach.
-mod flow_fn {
+mod scenarios {
+    pub use super::e2e::admin::*;
     pub use super::e2e::flow::*;
+    pub use super::e2e::ops::*;
 }
 
-scenario!(fanout, flow::expect_fanout, pending);
-scenario!(local_and_mixed, flow::expect_local_and_mixed, pending);
-scenario!(temporary_failure, flow::expect_temporary_failure, pending);
-scenario!(permanent_failure, flow::expect_permanent_failure, pending);
-scenario!(expiry, flow::expect_expiry, pending);
-scenario!(delay_warning, flow::expect_delay_warning, pending);
-scenario!(dead_destination, flow::expect_dead_destination, pending);
+scenario!(fanout, s::expect_fanout, pending);
+scenario!(local_and_mixed, s::expect_local_and_mixed, pending);
+scenario!(temporary_failure, s::expect_temporary_failure, pending);
+scenario!(permanent_failure, s::expect_permanent_failure, pending);
+scenario!(expiry, s::expect_expiry, pending);
+scenario!(delay_warning, s::expect_delay_warning, pending);
+scenario!(dead_destination, s::expect_dead_destination, pending);
+scenario!(admin_tools, s::expect_admin_tools, pending);
+scenario!(defer_transports, s::expect_defer_transports, pending);
+scenario!(double_bounce, s::expect_double_bounce, pending);
+scenario!(corrupt_file, s::expect_corrupt_file, pending);
+scenario!(reload, s::expect_reload, pending);
+scenario!(kill_qmgr, s::expect_kill_qmgr, pending);
+scenario!(verify_probe, s::expect_verify_probe, pending);
+scenario!(verbose_report, s::expect_verbose_report, pending);
