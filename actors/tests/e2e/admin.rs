@@ -36,7 +36,7 @@ fn where_is(env: &Env, tag: &str) -> String {
         .unwrap_or_else(|| "none".into())
 }
 
-/// 7. Five messages deferred to five closed ports (long backoff, so only
+/// Scenario 7: Five messages deferred to five closed ports (long backoff, so only
 /// the tools move them), then: `postsuper -h` (to hold/), `postsuper -d`
 /// (deleted), sinks started, `postqueue -i` (that one message delivered),
 /// `postqueue -s s.test` (the fast-flush site delivered), `postsuper -r`
@@ -181,7 +181,7 @@ pub fn expect_admin_tools(o: &Outcome) {
     assert_outcome(o, &want);
 }
 
-/// 8a. `defer_transports = smtp`: mail for smtp is deferred by the `retry`
+/// Scenario 8a: `defer_transports = smtp`: mail for smtp is deferred by the `retry`
 /// transport ("deferred transport") on every periodic retry; `postqueue
 /// -f` (its `F` request) overrides defer_transports and delivers it.
 pub fn defer_transports(q: &QmgrChoice) -> Outcome {
@@ -226,7 +226,7 @@ pub fn expect_defer_transports(o: &Outcome) {
     assert_outcome(o, &want);
 }
 
-/// 8b. Mail to the local `double-bounce` address is discarded by the queue
+/// Scenario 8b: Mail to the local `double-bounce` address is discarded by the queue
 /// manager itself, next to an ordinary local delivery in the same message.
 pub fn double_bounce(q: &QmgrChoice) -> Outcome {
     let env = Env::start(
@@ -291,7 +291,7 @@ const CORRUPT_ID: &str = "ABCDE12345";
 /// Messages flowing past the corrupt file.
 const CORRUPT_FLOW: usize = 5;
 
-/// 9. A garbage file with a valid queue-ID name and mode 0700 in
+/// Scenario 9: A garbage file with a valid queue-ID name and mode 0700 in
 /// `incoming/` is moved to `corrupt/` while other mail is delivered.
 pub fn corrupt_file(q: &QmgrChoice) -> Outcome {
     let mut env = Env::start(

@@ -199,11 +199,6 @@ impl Env {
         self.sb.wait_for(WAIT, cond)
     }
 
-    /// Waits until the maillog contains `needle`.
-    pub fn wait_log(&self, needle: &str) -> bool {
-        self.sb.wait_for_log(needle, WAIT)
-    }
-
     /// The mailbox of local user `user` (empty when none).
     pub fn mailbox(&self, user: &str) -> String {
         fs::read(self.sb.dir().join("mail").join(user))

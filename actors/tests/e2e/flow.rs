@@ -80,7 +80,7 @@ const FANOUT_RCPTS: [(&str, &str); 3] = [
     ("u3@d3.test", "d3"),
 ];
 
-/// 1. Twenty messages, each to three recipients in three domains served by
+/// Scenario 1: Twenty messages, each to three recipients in three domains served by
 /// three smtp-sinks: every recipient delivered exactly once.
 pub fn fanout(q: &QmgrChoice) -> Outcome {
     let mut env = Env::start(
@@ -126,7 +126,7 @@ pub fn expect_fanout(o: &Outcome) {
     assert_outcome(o, &want);
 }
 
-/// 2. Local delivery into a mailbox, and one message whose recipients span
+/// Scenario 2: Local delivery into a mailbox, and one message whose recipients span
 /// three transports (smtp, local, discard).
 pub fn local_and_mixed(q: &QmgrChoice) -> Outcome {
     let mut env = Env::start(
@@ -195,7 +195,7 @@ pub fn expect_local_and_mixed(o: &Outcome) {
     assert_outcome(o, &want);
 }
 
-/// 3. A 4xx reply to RCPT: the message is deferred with the minimal
+/// Scenario 3: A 4xx reply to RCPT: the message is deferred with the minimal
 /// backoff (30 s here, so periodic deferred scans every second leave it
 /// alone), and `postqueue -f` delivers it once the sink accepts mail.
 pub fn temporary_failure(q: &QmgrChoice) -> Outcome {
@@ -268,7 +268,7 @@ pub fn expect_temporary_failure(o: &Outcome) {
     assert_outcome(o, &want);
 }
 
-/// 4. A 5xx reply to RCPT: the recipient bounces and the non-delivery
+/// Scenario 4: A 5xx reply to RCPT: the recipient bounces and the non-delivery
 /// notice reaches the (local) sender's mailbox.
 pub fn permanent_failure(q: &QmgrChoice) -> Outcome {
     let mut env = Env::start(
@@ -321,7 +321,7 @@ pub fn refused(port: &str) -> String {
     )
 }
 
-/// 5a. `maximal_queue_lifetime = 0`: after the first failed attempt the
+/// Scenario 5a: `maximal_queue_lifetime = 0`: after the first failed attempt the
 /// message is returned to the sender as expired.
 pub fn expiry(q: &QmgrChoice) -> Outcome {
     let env = Env::start(
@@ -366,7 +366,7 @@ pub fn expect_expiry(o: &Outcome) {
     assert_outcome(o, &want);
 }
 
-/// 5b. `delay_warning_time = 1s`: the first deferral already sends one
+/// Scenario 5b: `delay_warning_time = 1s`: the first deferral already sends one
 /// delay warning; the message is delivered once the destination answers.
 pub fn delay_warning(q: &QmgrChoice) -> Outcome {
     let mut env = Env::start(
@@ -419,7 +419,7 @@ pub fn expect_delay_warning(o: &Outcome) {
 /// Messages per destination in scenario 6 after the first one.
 const DEAD_MESSAGES: usize = 4;
 
-/// 6. A dead destination next to a live one. With
+/// Scenario 6: A dead destination next to a live one. With
 /// `smtp_initial_destination_concurrency = 1` one failed delivery fills a
 /// whole cohort, so the first message's connection failure declares the
 /// destination dead (deterministically); later mail for it is deferred by

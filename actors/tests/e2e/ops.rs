@@ -33,7 +33,7 @@ fn send_range(env: &Env, prefix: &str, range: std::ops::Range<usize>) {
     }
 }
 
-/// 10a. `postfix reload` while mail flows: master replaces the queue
+/// Scenario 10a: `postfix reload` while mail flows: master replaces the queue
 /// manager; every message is still delivered exactly once.
 pub fn reload(q: &QmgrChoice) -> Outcome {
     let mut env = one_sink(q);
@@ -76,7 +76,7 @@ pub fn expect_reload(o: &Outcome) {
     assert_outcome(o, &want);
 }
 
-/// 10b. `kill -9` of the queue manager while mail flows: master starts a
+/// Scenario 10b: `kill -9` of the queue manager while mail flows: master starts a
 /// new one, which puts `active/` back into `incoming/`; every message is
 /// delivered at least once (a delivery in flight may be repeated, so the
 /// count is not part of the outcome).
@@ -118,7 +118,7 @@ pub fn expect_kill_qmgr(o: &Outcome) {
     assert_outcome(o, &want);
 }
 
-/// 10c. `sendmail -bv`: nothing is delivered; each recipient is probed
+/// Scenario 10c: `sendmail -bv`: nothing is delivered; each recipient is probed
 /// (`status=deliverable`) and a verification report goes to the sender.
 pub fn verify_probe(q: &QmgrChoice) -> Outcome {
     let mut env = one_sink(q);
@@ -178,7 +178,7 @@ pub fn expect_verify_probe(o: &Outcome) {
     assert_outcome(o, &want);
 }
 
-/// 10d. `sendmail -v`: the message is delivered and a delivery report goes
+/// Scenario 10d: `sendmail -v`: the message is delivered and a delivery report goes
 /// to the sender.
 pub fn verbose_report(q: &QmgrChoice) -> Outcome {
     let mut env = one_sink(q);

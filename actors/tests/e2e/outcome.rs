@@ -93,8 +93,6 @@ impl Outcome {
 pub struct Delivery {
     /// Queue ID the line is about.
     pub qid: String,
-    /// The program that logged it (`postfix/smtp`, ...).
-    pub program: String,
     /// `to=<...>`.
     pub recipient: String,
     /// `relay=...`.
@@ -181,7 +179,6 @@ impl Log {
                 let (word, text) = status_of(rest);
                 log.deliveries.push(Delivery {
                     qid: qid.to_string(),
-                    program: prog.to_string(),
                     recipient: field(rest, "to").unwrap_or("").to_string(),
                     relay: field(rest, "relay").unwrap_or("").to_string(),
                     dsn: field(rest, "dsn").unwrap_or("").to_string(),
@@ -352,6 +349,32 @@ pub fn rows(log: &Log, present: &BTreeMap<String, String>, norm: &Normaliser) ->
             ),
         });
     }
+    // Tagged messages without any per-recipient line yet (stuck in a
+    // queue, or never admitted) still show, so a queue manager that does
+    // nothing fails with evidence rather than an empty outcome.
+    for qid in &log.qids {
+        let Some(label) = log.label.get(qid) else {
+            continue;
+        };
+        if out.iter().any(|r| &r.message == label) {
+            continue;
+        }
+        let queue = match present.get(qid) {
+            Some(q) => q.clone(),
+            None if log.removed.contains(qid) || log.deleted.contains(qid) => "removed".into(),
+            None => "missing".into(),
+        };
+        out.push(Row {
+            message: label.clone(),
+            recipient: "(no recipient logged)".into(),
+            result: "pending".into(),
+            queue,
+            history: Vec::new(),
+            relay: String::new(),
+            status: String::new(),
+        });
+    }
     out.sort();
+    out.dedup();
     out
 }
