@@ -200,6 +200,7 @@ pub fn defer_transports(q: &QmgrChoice) -> Outcome {
     // Several periodic retries (backoff 1-2 s) must all stay deferred.
     let retried = env.wait(|| env.log().grep("(deferred transport)").len() >= 3);
     o.fact(format!("deferred again by periodic retries: {retried}"));
+    o.fact(format!("first attempt: {}", env.first_status("dt1")));
     o.fact(format!(
         "sink untouched before flush: {}",
         env.log().grep("status=sent").is_empty()
@@ -221,6 +222,7 @@ pub fn expect_defer_transports(o: &Outcome) {
     r.history = vec!["deferred".into(), "sent".into()];
     want.rows.push(r);
     want.fact("deferred again by periodic retries: true");
+    want.fact("first attempt: relay=none dsn=4.3.2 status=deferred (deferred transport)");
     want.fact("sink untouched before flush: true");
     want.fact("sink d1 messages: 1");
     assert_outcome(o, &want);

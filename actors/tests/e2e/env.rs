@@ -147,6 +147,25 @@ impl Env {
         Log::parse(&self.sb.maillog())
     }
 
+    /// `relay=... dsn=... status=WORD (TEXT)` of the first per-recipient
+    /// line logged for message `tag`, normalised (`none` if there is none).
+    pub fn first_status(&self, tag: &str) -> String {
+        let log = self.log();
+        log.deliveries
+            .iter()
+            .find(|d| log.label_of(&d.qid) == tag)
+            .map(|d| {
+                self.norm.apply(
+                    &format!(
+                        "relay={} dsn={} status={} ({})",
+                        d.relay, d.dsn, d.word, d.text
+                    ),
+                    &log,
+                )
+            })
+            .unwrap_or_else(|| "none".into())
+    }
+
     /// The latest queue ID carrying message `tag`.
     pub fn qid_of(&self, tag: &str) -> Option<String> {
         let log = self.log();

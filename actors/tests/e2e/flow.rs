@@ -243,6 +243,7 @@ pub fn temporary_failure(q: &QmgrChoice) -> Outcome {
     std::thread::sleep(std::time::Duration::from_millis(3000));
     let attempts = env.log().deliveries.len();
     o.fact(format!("attempts before flush: {attempts}"));
+    o.fact(format!("first attempt: {}", env.first_status("t1")));
     env.stop_sink("d1");
     env.start_sink("d1", &[]);
     env.admin("postqueue", &["-f"]);
@@ -264,6 +265,7 @@ pub fn expect_temporary_failure(o: &Outcome) {
     want.fact("t1 reached deferred/: true");
     want.fact("backoff stamp 25..=30 s ahead: true");
     want.fact("attempts before flush: 1");
+    want.fact("first attempt: relay=127.0.0.1[127.0.0.1]:d1 dsn=4.3.0 status=deferred (host 127.0.0.1[127.0.0.1] said: 450 4.3.0 Error: command failed (in reply to RCPT TO command))");
     want.fact("sink d1 messages: 1");
     assert_outcome(o, &want);
 }
@@ -386,6 +388,7 @@ pub fn delay_warning(q: &QmgrChoice) -> Outcome {
         "warning before delivery: {}",
         warned.rows_of("delay-of:w1").count() == 1
     ));
+    o.fact(format!("first attempt: {}", env.first_status("w1")));
     let notices = env.log().grep("sender delay notification").len();
     o.fact(format!("delay notices: {notices}"));
     let mbox = env.mailbox("root");
@@ -411,6 +414,7 @@ pub fn expect_delay_warning(o: &Outcome) {
     want.rows.sort();
     want.fact("warning before delivery: true");
     want.fact("delay notices: 1");
+    want.fact(format!("first attempt: relay=none {}", refused("d1")));
     want.fact("root mailbox has a delay warning: true");
     want.fact("sink d1 messages: 1");
     assert_outcome(o, &want);

@@ -11,8 +11,9 @@ use super::outcome::Outcome;
 /// Messages sent before and again after the disruption.
 const HALF: usize = 10;
 
-/// A world with one live sink `d1` serving `d1.test`.
-fn one_sink(q: &QmgrChoice) -> Env {
+/// A world with one live sink `d1` serving `d1.test`, started with
+/// `sink_args`.
+fn one_sink(q: &QmgrChoice, sink_args: &[&str]) -> Env {
     let mut env = Env::start(
         q,
         &Spec {
@@ -22,8 +23,46 @@ fn one_sink(q: &QmgrChoice) -> Env {
             settings: &[],
         },
     );
-    env.start_sink("d1", &[]);
+    env.start_sink("d1", sink_args);
     env
+}
+
+/// After a queue manager restart in mid-flow: waits until all `n`
+/// recipients are logged `sent`, records whether every file still queued
+/// was parked in `incoming/` about 60 s ahead (the new queue manager found
+/// it locked by the delivery agent the old one had started: "skipped, still
+/// being delivered"), then runs `postqueue -f` (whose `A` ignores that time
+/// stamp) and waits until every file is gone.
+fn settle_after_restart(env: &Env, o: &mut Outcome, n: usize) {
+    let all_sent = |o: &Outcome| o.rows.len() == n && o.rows.iter().all(|r| r.result == "sent");
+    env.wait_outcome(all_sent);
+    // Files delivered by the running queue manager leave active/ a moment
+    // after their `sent` line; wait for that so only parked files remain.
+    env.wait(|| env.present().values().all(|q| q == "incoming"));
+    let left = env.present();
+    let parked = left.iter().all(|(id, q)| {
+        q == "incoming"
+            && env
+                .sb
+                .queue_files("incoming")
+                .iter()
+                .find(|(i, _)| i == id)
+                .and_then(|(_, p)| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+                .and_then(|t| t.duration_since(std::time::SystemTime::now()).ok())
+                .is_some_and(|ahead| (50..=60).contains(&ahead.as_secs()))
+    });
+    o.fact(format!(
+        "files left once all were sent are parked in incoming/ ~60 s ahead: {parked}"
+    ));
+    env.admin("postqueue", &["-f"]);
+    let rows = env.wait_outcome(|o| all_done(o, n, "sent"));
+    o.rows = rows.rows;
+}
+
+/// Waits until some mail sits in `active/` (a delivery is in flight) and
+/// says whether that happened.
+fn wait_in_flight(env: &Env) -> bool {
+    env.wait(|| !env.sb.queue_files("active").is_empty())
 }
 
 /// Sends messages `{prefix}{from..to}` to `u1@d1.test`.
@@ -36,16 +75,20 @@ fn send_range(env: &Env, prefix: &str, range: std::ops::Range<usize>) {
 /// Scenario 10a: `postfix reload` while mail flows: master replaces the queue
 /// manager; every message is still delivered exactly once.
 pub fn reload(q: &QmgrChoice) -> Outcome {
-    let mut env = one_sink(q);
+    // A one-second DATA reply keeps deliveries in flight at the reload.
+    let mut env = one_sink(q, &["-w", "1"]);
     let mut o = Outcome::default();
     let first = env.wait(|| env.sb.qmgr_pid().is_some());
     let before = env.sb.qmgr_pid();
     o.fact(format!("qmgr running before reload: {first}"));
     send_range(&env, "r", 0..HALF);
+    o.fact(format!(
+        "reloaded with mail in active/: {}",
+        wait_in_flight(&env)
+    ));
     env.admin("postfix", &["reload"]);
     send_range(&env, "r", HALF..2 * HALF);
-    let rows = env.wait_outcome(|o| all_done(o, 2 * HALF, "sent"));
-    o.rows = rows.rows;
+    settle_after_restart(&env, &mut o, 2 * HALF);
     let replaced = env.wait(|| env.sb.qmgr_pid().is_some_and(|p| Some(p) != before));
     o.fact(format!("qmgr replaced by reload: {replaced}"));
     o.fact(format!(
@@ -69,6 +112,8 @@ pub fn expect_reload(o: &Outcome) {
             .push(sink_row(&format!("r{i:02}"), "u1@d1.test", "d1"));
     }
     want.fact("qmgr running before reload: true");
+    want.fact("files left once all were sent are parked in incoming/ ~60 s ahead: true");
+    want.fact("reloaded with mail in active/: true");
     want.fact("qmgr replaced by reload: true");
     want.fact("master logged the reload: true");
     want.fact("recipients delivered more than once: 0");
@@ -81,11 +126,16 @@ pub fn expect_reload(o: &Outcome) {
 /// delivered at least once (a delivery in flight may be repeated, so the
 /// count is not part of the outcome).
 pub fn kill_qmgr(q: &QmgrChoice) -> Outcome {
-    let mut env = one_sink(q);
+    // A one-second DATA reply keeps deliveries in flight at the kill.
+    let mut env = one_sink(q, &["-w", "1"]);
     let mut o = Outcome::default();
     let first = env.wait(|| env.sb.qmgr_pid().is_some());
     o.fact(format!("qmgr running before kill: {first}"));
     send_range(&env, "k", 0..HALF);
+    o.fact(format!(
+        "killed with mail in active/: {}",
+        wait_in_flight(&env)
+    ));
     let victim = env.sb.qmgr_pid();
     if let Some(pid) = victim {
         // SAFETY: kill(2) has no memory-safety preconditions; the pid is a
@@ -93,8 +143,7 @@ pub fn kill_qmgr(q: &QmgrChoice) -> Outcome {
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
     send_range(&env, "k", HALF..2 * HALF);
-    let rows = env.wait_outcome(|o| all_done(o, 2 * HALF, "sent"));
-    o.rows = rows.rows;
+    settle_after_restart(&env, &mut o, 2 * HALF);
     let restarted = env.wait(|| env.sb.qmgr_pid().is_some_and(|p| Some(p) != victim));
     o.fact(format!("a new qmgr runs: {restarted}"));
     let c = env.stop_sink("d1");
@@ -113,6 +162,8 @@ pub fn expect_kill_qmgr(o: &Outcome) {
             .push(sink_row(&format!("k{i:02}"), "u1@d1.test", "d1"));
     }
     want.fact("qmgr running before kill: true");
+    want.fact("files left once all were sent are parked in incoming/ ~60 s ahead: true");
+    want.fact("killed with mail in active/: true");
     want.fact("a new qmgr runs: true");
     want.fact("sink d1 got every message: true");
     assert_outcome(o, &want);
@@ -121,7 +172,7 @@ pub fn expect_kill_qmgr(o: &Outcome) {
 /// Scenario 10c: `sendmail -bv`: nothing is delivered; each recipient is probed
 /// (`status=deliverable`) and a verification report goes to the sender.
 pub fn verify_probe(q: &QmgrChoice) -> Outcome {
-    let mut env = one_sink(q);
+    let mut env = one_sink(q, &[]);
     let out = env
         .sb
         .sendmail(&["-bv", "-f", SENDER, "u1@d1.test", "root@local.test"], b"")
@@ -181,7 +232,7 @@ pub fn expect_verify_probe(o: &Outcome) {
 /// Scenario 10d: `sendmail -v`: the message is delivered and a delivery report goes
 /// to the sender.
 pub fn verbose_report(q: &QmgrChoice) -> Outcome {
-    let mut env = one_sink(q);
+    let mut env = one_sink(q, &[]);
     env.send_with(&["-v"], "v1", SENDER, &["u1@d1.test"]);
     let mut o = env.wait_outcome(|o| all_done(o, 2, "sent"));
     o.fact(format!(
