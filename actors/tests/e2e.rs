@@ -68,9 +68,9 @@
 //! - `reload` (10a) and `kill_qmgr` (10b): `postfix reload` / `kill -9` of
 //!   the queue manager while deliveries are in flight (sink `-w 1`): master
 //!   runs a new queue manager, every message is delivered (reload: exactly
-//!   once), files whose delivery agent still held the lock are parked in
-//!   `incoming/` 60 s ahead ("skipped, still being delivered") and removed
-//!   by `postqueue -f`.
+//!   once); files whose delivery agent still held the lock go back to
+//!   `incoming/` ("skipped, still being delivered") and are removed after
+//!   `postqueue -f`.
 //! - `verify_probe` (10c): `sendmail -bv`: each recipient is probed
 //!   (`status=deliverable`, smtp `dsn=2.1.5`, the sink receives no
 //!   message), and the report (`dsn-of:untagged`: the probe has no
@@ -87,10 +87,14 @@
 //!   pickup, so the file waits in `maildrop/` up to pickup's wakeup period
 //!   (60 s); the scenario kicks `public/pickup`. Queue managers are not
 //!   involved.
-//! - §4.3 step 5 ("skipped, still being delivered", parked 60 s in
-//!   `incoming/`) is what makes a reload or restart in mid-flow slow: the
-//!   delivered files stay queued for 60 s unless flushed. Not a
-//!   contradiction, but a cost the spec does not spell out.
+//! - §4.3 step 5 ("skipped, still being delivered", file stamped now+60 s
+//!   and moved back to `incoming/`) happens after every reload or restart
+//!   in mid-flow, for each file a delivery agent of the old queue manager
+//!   still holds. The stamp does not last: the agent's `D` mark (a write to
+//!   the file) resets the mtime to the write time, so the file is taken by
+//!   the next incoming scan, which only a trigger starts (new mail,
+//!   `postqueue -f`, master's 300 s wakeup). The spec does not say so;
+//!   the scenarios flush with `postqueue -f` after all mail is sent.
 //! - The rest matched the spec exactly where it gives text: double-bounce
 //!   line (§10.2), corrupt-file warnings (§13.9), `deferred transport` with
 //!   dsn 4.3.2 (§13.6), `delivery temporarily suspended` via `retry`

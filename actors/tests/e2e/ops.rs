@@ -28,32 +28,21 @@ fn one_sink(q: &QmgrChoice, sink_args: &[&str]) -> Env {
 }
 
 /// After a queue manager restart in mid-flow: waits until all `n`
-/// recipients are logged `sent`, records whether every file still queued
-/// was parked in `incoming/` about 60 s ahead (the new queue manager found
-/// it locked by the delivery agent the old one had started: "skipped, still
-/// being delivered"), then runs `postqueue -f` (whose `A` ignores that time
-/// stamp) and waits until every file is gone.
+/// recipients are logged `sent` and no file is in `active/`; every file
+/// still queued is then in `incoming/` (the new queue manager
+/// found it locked by a delivery agent the old one had started, "skipped,
+/// still being delivered", and moved it back; the agent's `D` mark then
+/// resets the 60 s park stamp, so the file waits for the next incoming scan
+/// trigger, which may or may not come from later mail), then runs
+/// `postqueue -f` and waits until every file is gone.
 fn settle_after_restart(env: &Env, o: &mut Outcome, n: usize) {
     let all_sent = |o: &Outcome| o.rows.len() == n && o.rows.iter().all(|r| r.result == "sent");
     env.wait_outcome(all_sent);
     // Files delivered by the running queue manager leave active/ a moment
-    // after their `sent` line; wait for that so only parked files remain.
+    // after their `sent` line; wait for that.
+    // Not a fact of the outcome: under heavy load a file can stay in
+    // active/ longer than the wait, which says nothing about correctness.
     env.wait(|| env.present().values().all(|q| q == "incoming"));
-    let left = env.present();
-    let parked = left.iter().all(|(id, q)| {
-        q == "incoming"
-            && env
-                .sb
-                .queue_files("incoming")
-                .iter()
-                .find(|(i, _)| i == id)
-                .and_then(|(_, p)| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-                .and_then(|t| t.duration_since(std::time::SystemTime::now()).ok())
-                .is_some_and(|ahead| (50..=60).contains(&ahead.as_secs()))
-    });
-    o.fact(format!(
-        "files left once all were sent are parked in incoming/ ~60 s ahead: {parked}"
-    ));
     env.admin("postqueue", &["-f"]);
     let rows = env.wait_outcome(|o| all_done(o, n, "sent"));
     o.rows = rows.rows;
@@ -112,7 +101,6 @@ pub fn expect_reload(o: &Outcome) {
             .push(sink_row(&format!("r{i:02}"), "u1@d1.test", "d1"));
     }
     want.fact("qmgr running before reload: true");
-    want.fact("files left once all were sent are parked in incoming/ ~60 s ahead: true");
     want.fact("reloaded with mail in active/: true");
     want.fact("qmgr replaced by reload: true");
     want.fact("master logged the reload: true");
@@ -162,7 +150,6 @@ pub fn expect_kill_qmgr(o: &Outcome) {
             .push(sink_row(&format!("k{i:02}"), "u1@d1.test", "d1"));
     }
     want.fact("qmgr running before kill: true");
-    want.fact("files left once all were sent are parked in incoming/ ~60 s ahead: true");
     want.fact("killed with mail in active/: true");
     want.fact("a new qmgr runs: true");
     want.fact("sink d1 got every message: true");
