@@ -378,3 +378,58 @@ pub fn rows(log: &Log, present: &BTreeMap<String, String>, norm: &Normaliser) ->
     out.dedup();
     out
 }
+
+/// The parser on lines shaped like real Postfix 3.7.11 output: labels from
+/// Message-IDs, notices named after their message, expiry and removal, and
+/// the normaliser's port, folder and queue-ID masking.
+#[test]
+fn parses_and_normalises_a_maillog() {
+    let text = "\
+Nov 28 21:31:58 sandbox postfix/cleanup[6790]: 79D0198F4A1: message-id=<e1@e2e.test>
+Nov 28 21:31:58 sandbox postfix/smtp[6792]: 79D0198F4A1: to=<u1@dead.test>, relay=none, delay=0.24, delays=0.19/0.05/0/0, dsn=4.4.1, status=deferred (connect to 127.0.0.1[127.0.0.1]:35727: Connection refused)
+Nov 28 21:31:58 sandbox postfix/oqmgr[6775]: 79D0198F4A1: from=<root@local.test>, status=expired, returned to sender
+Nov 28 21:31:58 sandbox postfix/cleanup[6790]: AB53598F4B9: message-id=<20261128213158.AB53598F4B9@sandbox.test>
+Nov 28 21:31:58 sandbox postfix/bounce[6793]: 79D0198F4A1: sender non-delivery notification: AB53598F4B9
+Nov 28 21:31:58 sandbox postfix/oqmgr[6775]: 79D0198F4A1: removed
+Nov 28 21:31:59 sandbox postfix/local[6797]: AB53598F4B9: to=<root@local.test>, relay=local, delay=0.07, delays=0.01/0.01/0/0.05, dsn=2.0.0, status=sent (delivered to mailbox /tmp/x/mail/root, id AB53598F4B9)
+Nov 28 21:31:59 sandbox postfix/cleanup[6790]: C0FFEE12345: message-id=<stuck@e2e.test>
+";
+    let log = Log::parse(text);
+    assert_eq!(log.label_of("79D0198F4A1"), "e1");
+    assert_eq!(log.label_of("AB53598F4B9"), "bounce-of:e1");
+    assert_eq!(log.label_of("FFFFFFFFFF"), "untagged");
+    let mut norm = Normaliser::new(std::path::Path::new("/tmp/x"));
+    norm.port(35727, "dead");
+    let present = BTreeMap::from([("C0FFEE12345".to_string(), "incoming".to_string())]);
+    let got = rows(&log, &present, &norm);
+    let want = vec![
+        Row {
+            message: "bounce-of:e1".into(),
+            recipient: "root@local.test".into(),
+            result: "sent".into(),
+            queue: "missing".into(),
+            history: vec!["sent".into()],
+            relay: "local".into(),
+            status: "dsn=2.0.0 status=sent (delivered to mailbox $DIR/mail/root, id QID)".into(),
+        },
+        Row {
+            message: "e1".into(),
+            recipient: "u1@dead.test".into(),
+            result: "expired".into(),
+            queue: "removed".into(),
+            history: vec!["deferred".into()],
+            relay: "none".into(),
+            status: "dsn=4.4.1 status=deferred (connect to 127.0.0.1[127.0.0.1]:dead: Connection refused)".into(),
+        },
+        Row {
+            message: "stuck".into(),
+            recipient: "(no recipient logged)".into(),
+            result: "pending".into(),
+            queue: "incoming".into(),
+            history: Vec::new(),
+            relay: String::new(),
+            status: String::new(),
+        },
+    ];
+    assert_eq!(got, want);
+}
