@@ -41,7 +41,7 @@
 //!   `status=expired, returned to sender` and a notice to the sender.
 //! - `delay_warning` (5b): `delay_warning_time = 1s`: exactly one delay
 //!   notice, sent at the first deferral; later delivery when the sink comes
-//!   up (automatic retry, 1-2 s backoff).
+//!   up (automatic retry, 2-3 s backoff).
 //! - `dead_destination` (6): `smtp_initial_destination_concurrency = 1`
 //!   makes one connection failure a whole failed cohort, so the destination
 //!   is dead after the first message; later mail for it is deferred by the
@@ -95,6 +95,10 @@
 //!   the next incoming scan, which only a trigger starts (new mail,
 //!   `postqueue -f`, master's 300 s wakeup). The spec does not say so;
 //!   the scenarios flush with `postqueue -f` after all mail is sent.
+//! - Under heavy load with a 1 s backoff, a periodic retry found a file
+//!   still locked by the error agent that had just deferred it (the agent
+//!   replies before it closes the file): "skipped, still being delivered"
+//!   and 60 s in `incoming/` (§4.3 step 5). Hence 2 s minimal backoff here.
 //! - The rest matched the spec exactly where it gives text: double-bounce
 //!   line (§10.2), corrupt-file warnings (§13.9), `deferred transport` with
 //!   dsn 4.3.2 (§13.6), `delivery temporarily suspended` via `retry`

@@ -7,8 +7,8 @@
 //! local.test` (local(8) delivers `user@local.test` into
 //! `$DIR/mail/<user>`, a sticky world-writable spool, because root's mail
 //! is delivered with `default_privs`), no `.forward` lookups, short retry
-//! times (`queue_run_delay = minimal_backoff_time = 1s`,
-//! `maximal_backoff_time = 2s`), and `transport_maps` as an `inline:` table
+//! times (`queue_run_delay = 1s`, `minimal_backoff_time = 2s`,
+//! `maximal_backoff_time = 3s`), and `transport_maps` as an `inline:` table
 //! routing each test domain to `smtp:[127.0.0.1]:PORT` (no DNS, no table
 //! file to back-date).
 
@@ -79,8 +79,11 @@ impl Env {
             .main_cf("mail_spool_directory", "$queue_directory/../mail")
             .main_cf("forward_path", "")
             .main_cf("queue_run_delay", "1s")
-            .main_cf("minimal_backoff_time", "1s")
-            .main_cf("maximal_backoff_time", "2s");
+            // Not 1 s: a retry that soon can find the file still locked by
+            // the agent that just deferred it (seen under heavy load), and
+            // "skipped, still being delivered" parks it for 60 s.
+            .main_cf("minimal_backoff_time", "2s")
+            .main_cf("maximal_backoff_time", "3s");
         if !routes.is_empty() {
             b = b.main_cf(
                 "transport_maps",
