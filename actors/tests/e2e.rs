@@ -20,8 +20,9 @@
 //! (ignored until our daemon is wired: change `pending` to `wired` in the
 //! scenario's line at the bottom). `OQMGR_E2E_BIN=/path/to/program` puts
 //! another program in "our" slot; with Postfix's own
-//! `$(postconf -dh daemon_directory)/oqmgr` all 45 tests pass, which proves
-//! the outcomes are deterministic enough to compare.
+//! `$(postconf -dh daemon_directory)/oqmgr` all 45 scenario tests pass,
+//! which proves the outcomes are deterministic enough to compare.
+//! `OQMGR_E2E_PRINT=1 ... -- --nocapture` prints each `postfix` outcome.
 //!
 //! # Scenarios and what they pin
 //! - `fanout` (1): 20 messages x 3 recipients over 3 domains, each routed
@@ -140,11 +141,15 @@ fn ours() -> QmgrChoice {
 }
 
 /// Runs one scenario and reports its wall time on stderr (shown with
-/// `--nocapture`), to keep an eye on the suite's time budget.
+/// `--nocapture`), to keep an eye on the suite's time budget; with
+/// `OQMGR_E2E_PRINT` set, also the rendered outcome.
 fn timed(name: &str, run: impl FnOnce() -> e2e::outcome::Outcome) -> e2e::outcome::Outcome {
     let start = std::time::Instant::now();
     let o = run();
     eprintln!("scenario {name}: {:.1} s", start.elapsed().as_secs_f64());
+    if std::env::var_os("OQMGR_E2E_PRINT").is_some() {
+        eprintln!("{}", o.render());
+    }
     o
 }
 
