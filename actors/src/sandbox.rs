@@ -485,6 +485,17 @@ impl Sandbox {
         stream.write_all(requests)
     }
 
+    /// Sends `requests` to the trigger socket `public/SERVICE` of any
+    /// trigger-driven daemon, as `postkick public SERVICE` does; e.g.
+    /// `kick_service("pickup", b"W")` makes pickup scan `maildrop/` now
+    /// instead of at its next wakeup (mail requeued by `postsuper -r`
+    /// waits there otherwise).
+    pub fn kick_service(&self, service: &str, requests: &[u8]) -> io::Result<()> {
+        let mut stream =
+            std::os::unix::net::UnixStream::connect(self.queue_dir().join("public").join(service))?;
+        stream.write_all(requests)
+    }
+
     /// Every file in queue `queue_name` (e.g. "incoming", "active"), hashed
     /// subdirectories included, as (queue id, path), sorted by queue id.
     pub fn queue_files(&self, queue_name: &str) -> Vec<(String, PathBuf)> {
@@ -508,6 +519,74 @@ impl Sandbox {
         }
         found.sort();
         found
+    }
+
+    /// Runs `postfix -c DIR/etc ARGS` (e.g. `reload`, `flush`).
+    pub fn postfix(&self, args: &[&str]) -> io::Result<Output> {
+        Command::new("postfix")
+            .arg("-c")
+            .arg(self.config_dir())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+    }
+
+    /// The pid of the running master, from `spool/pid/master.pid`.
+    pub fn master_pid(&self) -> Option<i32> {
+        read_pid(&self.master_pid_file())
+    }
+
+    /// The pid of the process master runs in the `qmgr` slot, if one is
+    /// alive: a child of master whose argv carries `-n qmgr` (master adds
+    /// it when the command's basename is not `qmgr`) or whose argv\[0\] has
+    /// the basename `qmgr`. Found through /proc, never by name alone, so a
+    /// queue manager of another instance is never picked.
+    pub fn qmgr_pid(&self) -> Option<i32> {
+        let master = self.master_pid()?;
+        let entries = fs::read_dir("/proc").ok()?;
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            if parent_pid(pid) != Some(master) || !process_alive(pid) {
+                continue;
+            }
+            let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
+                continue;
+            };
+            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+            let named = args.windows(2).any(|w| w[0] == b"-n" && w[1] == b"qmgr");
+            let basename_qmgr = args
+                .first()
+                .map(|a0| a0.rsplit(|&b| b == b'/').next() == Some(b"qmgr"))
+                .unwrap_or(false);
+            if named || basename_qmgr {
+                return Some(pid);
+            }
+        }
+        None
+    }
+
+    /// Writes `bytes` as `queue_name/id` (the folder must exist; hashed
+    /// queues need the hash folder in `id`'s place), mode 0700 and owned by
+    /// the `postfix` user, as cleanup leaves a finished file. For planting
+    /// hand-made (e.g. corrupt) queue files.
+    pub fn plant_queue_file(
+        &self,
+        queue_name: &str,
+        id: &str,
+        bytes: &[u8],
+    ) -> io::Result<PathBuf> {
+        let path = self.queue_dir().join(queue_name).join(id);
+        let file = fs::File::create(&path)?;
+        (&file).write_all(bytes)?;
+        chown_to_postfix(&path)?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o700))?;
+        Ok(path)
     }
 
     /// Stops master: SIGTERM to the pid in spool/pid/master.pid (master
@@ -546,6 +625,14 @@ fn read_pid(path: &Path) -> Option<i32> {
     let text = fs::read_to_string(path).ok()?;
     let pid: i32 = text.trim().parse().ok()?;
     (pid > 1).then_some(pid)
+}
+
+/// The parent pid of `pid`, from /proc/PID/stat (the field after the
+/// state letter, which follows the parenthesised command name).
+fn parent_pid(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// True while `pid` exists and is not a zombie (master is not our child, so
