@@ -16,9 +16,10 @@
 //! compare with `assert_eq!`.
 //!
 //! `scenario!` makes three tests per scenario: `postfix` (Postfix's oqmgr
-//! meets the written expectation; runs now), `ours` and `side_by_side`
-//! (ignored until our daemon is wired: change `pending` to `wired` in the
-//! scenario's line at the bottom). `OQMGR_E2E_BIN=/path/to/program` puts
+//! meets the written expectation), `ours` (our daemon meets the same one)
+//! and `side_by_side` (both outcomes are equal). A new scenario may start
+//! as `pending` (its two tests with our daemon ignored) and become `wired`;
+//! every scenario below is wired. `OQMGR_E2E_BIN=/path/to/program` puts
 //! another program in "our" slot; with Postfix's own
 //! `$(postconf -dh daemon_directory)/oqmgr` all 45 scenario tests pass,
 //! which proves the outcomes are deterministic enough to compare.
@@ -198,18 +199,18 @@ mod scenarios {
     pub use super::e2e::ops::*;
 }
 
-scenario!(fanout, s::expect_fanout, pending);
-scenario!(local_and_mixed, s::expect_local_and_mixed, pending);
-scenario!(temporary_failure, s::expect_temporary_failure, pending);
-scenario!(permanent_failure, s::expect_permanent_failure, pending);
-scenario!(expiry, s::expect_expiry, pending);
-scenario!(delay_warning, s::expect_delay_warning, pending);
-scenario!(dead_destination, s::expect_dead_destination, pending);
-scenario!(admin_tools, s::expect_admin_tools, pending);
-scenario!(defer_transports, s::expect_defer_transports, pending);
-scenario!(double_bounce, s::expect_double_bounce, pending);
-scenario!(corrupt_file, s::expect_corrupt_file, pending);
-scenario!(reload, s::expect_reload, pending);
-scenario!(kill_qmgr, s::expect_kill_qmgr, pending);
-scenario!(verify_probe, s::expect_verify_probe, pending);
-scenario!(verbose_report, s::expect_verbose_report, pending);
+scenario!(fanout, s::expect_fanout, wired);
+scenario!(local_and_mixed, s::expect_local_and_mixed, wired);
+scenario!(temporary_failure, s::expect_temporary_failure, wired);
+scenario!(permanent_failure, s::expect_permanent_failure, wired);
+scenario!(expiry, s::expect_expiry, wired);
+scenario!(delay_warning, s::expect_delay_warning, wired);
+scenario!(dead_destination, s::expect_dead_destination, wired);
+scenario!(admin_tools, s::expect_admin_tools, wired);
+scenario!(defer_transports, s::expect_defer_transports, wired);
+scenario!(double_bounce, s::expect_double_bounce, wired);
+scenario!(corrupt_file, s::expect_corrupt_file, wired);
+scenario!(reload, s::expect_reload, wired);
+scenario!(kill_qmgr, s::expect_kill_qmgr, wired);
+scenario!(verify_probe, s::expect_verify_probe, wired);
+scenario!(verbose_report, s::expect_verbose_report, wired);
