@@ -27,7 +27,7 @@
 //!
 //! # Parts
 //! [`dirstore::DirStore`] (queue files), [`resolver::Resolver`]
-//! (trivial-rewrite), [`bridge::PostfixAgents`] (delivery agents),
+//! (trivial-rewrite, blocking, as oqmgr's), [`bridge::PostfixAgents`] (delivery agents),
 //! [`worker::Worker`] (bounce, defer and trace daemons; file moves),
 //! [`adhoc`] (status lines). Flow control: at most every 100 ms the daemon
 //! puts one token in master's flow pipe per file it took from `incoming/`,
@@ -195,16 +195,13 @@ pub fn main() -> ! {
     system.block_on(async move {
         let clock = Clock::wall();
         dirstore::recover_active(&site, clock.now());
-        let resolver = match resolver::Resolver::start(
+        let resolver = resolver::Resolver::new(
             &rewrite_socket,
             ClientConfig {
                 ipc_timeout: site.ipc_timeout,
                 ..ClientConfig::default()
             },
-        ) {
-            Ok(r) => r,
-            Err(e) => log::fatal(&format!("start resolver: {}", log::errno_text(&e))),
-        };
+        );
         let worker = match worker::Worker::start(Arc::clone(&site), move || clock.now()) {
             Ok(w) => w,
             Err(e) => log::fatal(&format!("start completion worker: {}", log::errno_text(&e))),
