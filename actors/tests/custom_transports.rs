@@ -333,3 +333,168 @@ fn webhook_maildir_and_smtp_side_by_side() {
     server.shut();
     drop(sink);
 }
+
+/// Our content reader against files written by Postfix's cleanup: the
+/// text equals what `postcat -bh` prints, long lines (split into `L`
+/// fragments) included.
+#[test]
+fn content_reader_matches_postcat_on_cleanup_files() {
+    use oqmgr_actors::postfix::queue_file::{read_envelope, ReadLimits};
+    use oqmgr_actors::transports::content::read_content;
+
+    let sb = Sandbox::builder()
+        .qmgr(QmgrChoice::None)
+        .start()
+        .expect("sandbox starts");
+    let long = "x".repeat(5000);
+    let messages = [
+        "Subject: plain\n\nline one\n\nline three\n".to_string(),
+        format!("Subject: long\n\n{long}\nafter\n"),
+        "Subject: no final newline\n\nlast".to_string(),
+        "Subject: 8bit\n\ncaf\u{e9} \u{2603}\n.\n..dots\n".to_string(),
+    ];
+    for m in &messages {
+        let out = sb
+            .sendmail(&["-i", "-f", "s@x.example", "r@y.example"], m.as_bytes())
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    let ok = sb.wait_for(Duration::from_secs(20), || {
+        sb.queue_files("incoming").len() == messages.len()
+            && sb.queue_files("incoming").iter().all(|(_, p)| {
+                std::fs::metadata(p)
+                    .map(|m| m.permissions().mode() & 0o777 == 0o700)
+                    .unwrap_or(false)
+            })
+    });
+    assert!(ok, "{}", sb.maillog());
+    let mut seen = 0;
+    for (id, path) in sb.queue_files("incoming") {
+        let env = read_envelope(
+            std::fs::File::open(&path).unwrap(),
+            &id,
+            &ReadLimits::default(),
+        )
+        .expect("envelope");
+        let ours = read_content(&path, env.data_offset, 1 << 20).expect("content");
+        let postcat = sb.postcat(&["-bh", "-q", &id]).unwrap();
+        assert!(postcat.status.success(), "{postcat:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&ours),
+            String::from_utf8_lossy(&postcat.stdout),
+            "{id}"
+        );
+        let text = String::from_utf8(ours).unwrap();
+        let sent = messages
+            .iter()
+            .find(|m| text.contains(m.lines().next().unwrap()))
+            .expect("one of ours");
+        let body = sent.split_once("\n\n").unwrap().1;
+        let body = if body.ends_with('\n') {
+            body.to_string()
+        } else {
+            format!("{body}\n")
+        };
+        assert!(text.ends_with(&format!("\n\n{body}")), "{id}: {text:?}");
+        seen += 1;
+    }
+    assert_eq!(seen, messages.len());
+}
+
+/// A bad oqmgr.toml stops the daemon with a fatal line naming the file
+/// and the field.
+#[test]
+fn a_bad_oqmgr_toml_is_fatal() {
+    let sb = Sandbox::builder()
+        .qmgr(QmgrChoice::Command(PathBuf::from(env!(
+            "CARGO_BIN_EXE_oqmgr"
+        ))))
+        .in_flow_delay("0s")
+        .config_file(
+            "oqmgr.toml",
+            "[transport.hooks]\nkind = \"webhook\"\nurl = \"ftp://x/\"\n",
+        )
+        .start()
+        .expect("sandbox starts");
+    let want = format!(
+        "fatal: {}/oqmgr.toml: transport.hooks.url: \"ftp://x/\": only http:// URLs are supported",
+        sb.config_dir().display()
+    );
+    assert!(
+        sb.wait_for(Duration::from_secs(10), || sb.maillog().contains(&want)),
+        "{want}\n{}",
+        sb.maillog()
+    );
+}
+
+/// DSN NOTIFY=SUCCESS and `sendmail -bv` through a custom transport: the
+/// success report and the verification report are the bounce daemon's.
+#[test]
+fn success_notices_and_probes() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let maildirs = tmp.path().join("maildirs");
+    std::fs::create_dir(&maildirs).unwrap();
+    chown_postfix(&maildirs);
+    let toml = format!(
+        "[transport.mdir]\nkind = \"maildir\"\nroot = \"{}\"\n",
+        maildirs.display()
+    );
+    let sb = Sandbox::builder()
+        .qmgr(QmgrChoice::Command(PathBuf::from(env!(
+            "CARGO_BIN_EXE_oqmgr"
+        ))))
+        .in_flow_delay("0s")
+        .main_cf("transport_maps", "inline:{ box.example=mdir:box.example }")
+        .config_file("oqmgr.toml", toml)
+        .start()
+        .expect("sandbox starts");
+    // Reports for s@box.example land in its maildir too.
+    let out = sb
+        .sendmail(
+            &["-N", "success", "-f", "s@box.example", "n@box.example"],
+            b"Subject: notify\n\nhi\n",
+        )
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = sb
+        .sendmail(&["-bv", "-f", "s@box.example", "v@box.example"], b"")
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let reports = |sb: &Sandbox| {
+        let log = sb.maillog();
+        log.contains("sender delivery status notification")
+            && log.contains("to=<v@box.example>")
+            && log.matches("to=<s@box.example>").count() >= 2
+    };
+    assert!(
+        sb.wait_for(Duration::from_secs(20), || reports(&sb)),
+        "{}",
+        sb.maillog()
+    );
+    let log = sb.maillog();
+    let v = log
+        .lines()
+        .find(|l| l.contains("to=<v@box.example>"))
+        .unwrap();
+    assert!(
+        v.contains("relay=mdir,") && v.contains("status=deliverable (delivers to mdir)"),
+        "{v}"
+    );
+    // The probe delivered nothing; n@ got its copy; s@ got two reports.
+    assert!(files_in(&maildirs.join("box.example/v/new")).is_empty());
+    assert_eq!(files_in(&maildirs.join("box.example/n/new")).len(), 1);
+    let s_mail: Vec<String> = files_in(&maildirs.join("box.example/s/new"))
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert_eq!(s_mail.len(), 2, "{log}");
+    assert!(
+        s_mail.iter().any(|m| m.contains("Action: delivered")),
+        "success DSN: {s_mail:?}"
+    );
+    assert!(
+        s_mail.iter().any(|m| m.contains("Action: deliverable")),
+        "verification report: {s_mail:?}"
+    );
+}

@@ -304,7 +304,9 @@ async fn complete(site: &Site, m: &ActiveMessage, verdict: &Verdict, now: Instan
     // 4. Trace flush: success notices, verbose delivery, delay cleared.
     let trace_flags = m.env.trace_flags;
     if trace_flags & (TRACE_USR_VRFY | TRACE_RECORD | TRACE_REC_DLY_SENT) != 0
-        || m.env.read_flags & DSN_NOTIFY_SUCCESS != 0
+        // The `C` record keeps NOTIFY bits shifted left by one
+        // (QMGR_READ_FLAG_NOTIFY_SUCCESS): bit 2 would be NOTIFY=NEVER.
+        || m.env.read_flags & (DSN_NOTIFY_SUCCESS << 1) != 0
     {
         let request = BounceRequest::Trace(info(m, (trace_flags & TRACE_FLAGS_MASK) as u32));
         if ask(site, "trace", &request).await {
