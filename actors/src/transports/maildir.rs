@@ -318,6 +318,15 @@ mod tests {
             assert_eq!(r.dsn.status, "4.2.0");
             assert!(r.dsn.reason.contains("Permission denied"), "{:?}", r.dsn);
         }
+        // Even as root: a file where the tree should be defers 4.2.0.
+        let file_root = t.path().join("file");
+        fs::write(&file_root, "").unwrap();
+        let r = deliver_one(&file_root, &c, "", "u@d", &clock, "h");
+        assert_eq!(
+            (r.status, r.dsn.status.as_str()),
+            (RecipientStatus::Deferred, "4.2.0")
+        );
+        assert!(r.dsn.reason.contains("Not a directory"), "{:?}", r.dsn);
         // A content error defers 4.3.0 and leaves no tmp file.
         let broken = Content {
             data_offset: 1,

@@ -201,6 +201,185 @@ fn json_string(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::postfix::record::{encode_record, rec};
+    use crate::transports::{Content, Rcpt, RecipientStatus};
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// A queue file with `text` as content, and a delivery of it to two
+    /// recipients.
+    fn delivery(dir: &std::path::Path, text: &str) -> Delivery {
+        let mut out = Vec::new();
+        encode_record(&mut out, rec::MESG, b"");
+        let data_offset = out.len() as i64;
+        for l in text.lines() {
+            encode_record(&mut out, rec::NORM, l.as_bytes());
+        }
+        encode_record(&mut out, rec::XTRA, b"");
+        let path = dir.join("Q");
+        std::fs::write(&path, out).unwrap();
+        Delivery {
+            transport: "hooks".into(),
+            nexthop: "hook.example".into(),
+            queue_id: "ABC123".into(),
+            sender: "s@x".into(),
+            recipients: vec![Rcpt::new("a@hook.example"), Rcpt::new("b@hook.example")],
+            content: Content {
+                path,
+                data_offset,
+                size_hint: 0,
+            },
+        }
+    }
+
+    /// A server answering each of `answers` to one connection after
+    /// `delay`; returns its port and the bodies it got.
+    fn server(
+        answers: Vec<&'static str>,
+        delay: Duration,
+    ) -> (u16, std::thread::JoinHandle<Vec<String>>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let h = std::thread::spawn(move || {
+            let mut bodies = Vec::new();
+            for answer in answers {
+                let (mut s, _) = l.accept().unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut got = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while let Ok(n) = s.read(&mut chunk) {
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&chunk[..n]);
+                    let t = String::from_utf8_lossy(&got).to_string();
+                    if let Some(i) = t.find("\r\n\r\n") {
+                        let len: usize = t[..i]
+                            .lines()
+                            .find_map(|l| l.strip_prefix("Content-Length: "))
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0);
+                        if got.len() >= i + 4 + len {
+                            bodies.push(t[i + 4..].to_string());
+                            break;
+                        }
+                    }
+                }
+                std::thread::sleep(delay);
+                let _ = s.write_all(answer.as_bytes());
+            }
+            bodies
+        });
+        (port, h)
+    }
+
+    fn config(port: u16, timeout: Duration, on_4xx: On4xx) -> WebhookConfig {
+        WebhookConfig {
+            url: Url::parse(&format!("http://127.0.0.1:{port}/in")).unwrap(),
+            nexthop_urls: BTreeMap::new(),
+            timeout,
+            on_4xx,
+            max_message_size: 1 << 20,
+        }
+    }
+
+    fn run(config: &WebhookConfig, d: Delivery) -> Reply {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(deliver(config, d))
+    }
+
+    fn statuses(r: &Reply) -> Vec<(RecipientStatus, &str)> {
+        r.recipients
+            .iter()
+            .map(|x| (x.status, x.dsn.status.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn answers_map_to_results() {
+        let t = tempfile::tempdir().unwrap();
+        let (port, h) = server(
+            vec![
+                "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 7\r\n\r\nno user",
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+                "HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n",
+            ],
+            Duration::ZERO,
+        );
+        let c = config(port, Duration::from_secs(5), On4xx::Bounce);
+        let r = run(&c, delivery(t.path(), "Subject: s\n\nbody\n"));
+        assert_eq!(statuses(&r), [(RecipientStatus::Sent, "2.0.0"); 2]);
+        assert_eq!(r.hop, None);
+        assert_eq!(
+            r.relay.as_deref(),
+            Some(format!("127.0.0.1[127.0.0.1]:{port}").as_str())
+        );
+        let r = run(&c, delivery(t.path(), "x\n"));
+        assert_eq!(statuses(&r), [(RecipientStatus::Bounced, "5.0.0"); 2]);
+        assert!(
+            r.recipients[0]
+                .dsn
+                .reason
+                .ends_with("said: 404 Not Found (no user)"),
+            "{r:?}"
+        );
+        let defer4 = config(port, Duration::from_secs(5), On4xx::Defer);
+        let r = run(&defer4, delivery(t.path(), "x\n"));
+        assert_eq!(statuses(&r), [(RecipientStatus::Deferred, "4.0.0"); 2]);
+        let r = run(&c, delivery(t.path(), "x\n"));
+        assert_eq!(statuses(&r), [(RecipientStatus::Deferred, "4.0.0"); 2]);
+        assert_eq!(r.hop, None, "a 5xx is not a site failure");
+        let bodies = h.join().unwrap();
+        assert_eq!(bodies.len(), 4);
+        let b = &bodies[0];
+        assert!(b.starts_with("{\"queue_id\":\"ABC123\",\"transport\":\"hooks\",\"nexthop\":\"hook.example\",\"sender\":\"s@x\""), "{b}");
+        assert!(
+            b.contains("{\"address\":\"b@hook.example\",\"original\":\"\"}"),
+            "{b}"
+        );
+        let want = base64::encode(b"Subject: s\n\nbody\n");
+        assert!(
+            b.ends_with(&format!("\"message_base64\":\"{want}\"}}")),
+            "{b}"
+        );
+    }
+
+    #[test]
+    fn down_and_slow_servers_are_site_failures() {
+        let t = tempfile::tempdir().unwrap();
+        let port = crate::sandbox::free_port().unwrap();
+        let c = config(port, Duration::from_secs(5), On4xx::Bounce);
+        let r = run(&c, delivery(t.path(), "x\n"));
+        assert_eq!(statuses(&r), [(RecipientStatus::Deferred, "4.4.1"); 2]);
+        let hop = r.hop.expect("a refused connection is a site failure");
+        assert!(hop.reason.ends_with("Connection refused"), "{hop:?}");
+        assert_eq!(r.relay.as_deref(), Some("none"));
+
+        let (port, h) = server(vec!["HTTP/1.1 200 OK\r\n\r\n"], Duration::from_millis(1500));
+        let c = config(port, Duration::from_millis(300), On4xx::Bounce);
+        let r = run(&c, delivery(t.path(), "x\n"));
+        assert_eq!(statuses(&r), [(RecipientStatus::Deferred, "4.4.2"); 2]);
+        assert!(r.hop.is_some(), "{r:?}");
+        assert!(r.recipients[0].dsn.reason.contains("timed out"), "{r:?}");
+        let _ = h.join();
+    }
+
+    #[test]
+    fn a_message_too_big_bounces_and_a_broken_file_defers() {
+        let t = tempfile::tempdir().unwrap();
+        let mut c = config(1, Duration::from_secs(1), On4xx::Bounce);
+        c.max_message_size = 3;
+        let r = run(&c, delivery(t.path(), "longer than three\n"));
+        assert_eq!(statuses(&r), [(RecipientStatus::Bounced, "5.3.4"); 2]);
+        let mut d = delivery(t.path(), "x\n");
+        d.content.data_offset = 1;
+        let r = run(&c, d);
+        assert_eq!(statuses(&r), [(RecipientStatus::Deferred, "4.3.0"); 2]);
+    }
 
     #[test]
     fn json_strings_are_escaped() {
