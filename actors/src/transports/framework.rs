@@ -490,6 +490,10 @@ pub fn status_line(
 }
 
 #[cfg(test)]
+#[path = "framework_tests.rs"]
+mod framework_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -81,7 +81,9 @@
 //!
 //! fn main() {
 //!     // The whole daemon, with `picky` as one more transport name.
-//!     oqmgr_actors::daemon::main_with(|reg| reg.add("picky", Picky.start().recipient()));
+//!     oqmgr_actors::daemon::main_with(|reg| {
+//!         reg.add("picky", Picky.start().recipient());
+//!     });
 //! }
 //! ```
 //!
@@ -100,7 +102,7 @@ pub mod webhook;
 use std::fs::File;
 use std::path::PathBuf;
 
-use actix::{Message, Recipient};
+use actix::{Message, MessageResponse, Recipient};
 pub use framework::{Framework, Registrations};
 pub use oqmgr::entry::{Dsn, Recipient as Rcpt, RecipientStatus};
 
@@ -193,8 +195,9 @@ impl RcptResult {
     }
 }
 
-/// A transport's answer to a [`Delivery`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// A transport's answer to a [`Delivery`]; a handler may return it
+/// directly (synchronous work) or from a `ResponseFuture`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, MessageResponse)]
 pub struct Reply {
     /// One result per recipient, in the request's order.
     pub recipients: Vec<RcptResult>,
