@@ -498,3 +498,52 @@ fn success_notices_and_probes() {
         "verification report: {s_mail:?}"
     );
 }
+
+/// `soft_bounce = yes`: what a custom transport bounces is deferred, as
+/// with Postfix's agents.
+#[test]
+fn soft_bounce_defers_bounces() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let maildirs = tmp.path().join("maildirs");
+    std::fs::create_dir(&maildirs).unwrap();
+    chown_postfix(&maildirs);
+    let toml = format!(
+        "[transport.mdir]\nkind = \"maildir\"\nroot = \"{}\"\n",
+        maildirs.display()
+    );
+    let sb = Sandbox::builder()
+        .qmgr(QmgrChoice::Command(PathBuf::from(env!(
+            "CARGO_BIN_EXE_oqmgr"
+        ))))
+        .in_flow_delay("0s")
+        .main_cf("transport_maps", "inline:{ box.example=mdir:box.example }")
+        .main_cf("soft_bounce", "yes")
+        .config_file("oqmgr.toml", toml)
+        .start()
+        .expect("sandbox starts");
+    // A local part that cannot name a folder: the maildir transport bounces.
+    send(&sb, "s@box.example", "a/b@box.example", "unsafe");
+    assert!(
+        sb.wait_for(Duration::from_secs(20), || sb
+            .maillog()
+            .contains("to=<a/b@box.example>")),
+        "{}",
+        sb.maillog()
+    );
+    let log = sb.maillog();
+    let line = log
+        .lines()
+        .find(|l| l.contains("to=<a/b@box.example>"))
+        .unwrap();
+    assert!(
+        line.contains("dsn=4.1.3, status=SOFTBOUNCE (recipient address \"a/b@box.example\" cannot name a mailbox folder)"),
+        "{line}"
+    );
+    assert!(!log.contains("from=<>"), "no bounce notice: {log}");
+    assert!(
+        sb.wait_for(Duration::from_secs(10), || sb.queue_files("deferred").len()
+            == 1),
+        "{log}"
+    );
+}

@@ -300,5 +300,6 @@ fn site(raw: &RawParams, params: &Params, queue_dir: PathBuf) -> Site {
         disable_verp_bounces: params.global.disable_verp_bounces,
         smtputf8_enable: get(raw, "smtputf8_enable", "yes") == "yes",
         minimal_backoff: Duration::from_millis(params.global.minimal_backoff_time.as_millis()),
+        soft_bounce: get(raw, "soft_bounce", "no") == "yes",
     }
 }

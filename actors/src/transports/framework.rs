@@ -33,9 +33,12 @@
 //! b = admission → hand-off to the actor, c = 0 (no separate connection
 //! step), d = hand-off → result.
 //!
+//! With `soft_bounce = yes` a bounce becomes a deferral (`defer` APPEND,
+//! code `4.x.y`, logged `status=SOFTBOUNCE`), as in Postfix agents.
+//!
 //! # Compatibility
-//! Not done (unlike Postfix agents): `soft_bounce` (bounces are bounces),
-//! the fast-flush notice after a deferral, `delivery_status_filter`.
+//! Not done (unlike Postfix agents): the fast-flush notice after a
+//! deferral, `delivery_status_filter`.
 
 use std::fs::OpenOptions;
 use std::sync::Arc;
@@ -281,6 +284,20 @@ impl Recorder<'_> {
                 self.log(r, &dsn, "sent");
                 self.mark_done(r);
                 RecipientStatus::Sent
+            }
+            RecipientStatus::Bounced if self.fw.site.soft_bounce => {
+                // soft_bounce: a deferral that says what would have bounced.
+                let mut soft = dsn.clone();
+                soft.status.replace_range(..1, "4");
+                let ok = self.append("defer", r, &soft, "delayed").await
+                    && (flags & TRACE_RECORD == 0
+                        || self.append("trace", r, &soft, "delayed").await);
+                if !ok {
+                    let why = Dsn::new("4.3.0", "bounce or trace service failure");
+                    return self.defer(r, &why).await;
+                }
+                self.log(r, &soft, "SOFTBOUNCE");
+                RecipientStatus::Deferred
             }
             RecipientStatus::Bounced => {
                 let ok = self.append("bounce", r, &dsn, "failed").await

@@ -81,6 +81,7 @@ fn site(dir: &std::path::Path) -> Arc<Site> {
         disable_verp_bounces: false,
         smtputf8_enable: true,
         minimal_backoff: Duration::from_secs(300),
+        soft_bounce: false,
     })
 }
 
