@@ -3,9 +3,13 @@
 //!
 //! Enough of RFC 9112 for a webhook: `http://host[:port]/path` URLs (no
 //! TLS), a request with `Content-Length` and `Connection: close`, a response
-//! status line and headers, and at most [`BODY_LIMIT`] bytes of the body
-//! (kept for the status text). Every step is bounded by one overall
-//! deadline, so a slow server cannot hold a delivery forever.
+//! status line and headers (interim `1xx` heads skipped), and at most
+//! [`BODY_LIMIT`] bytes of the body, kept for the status text. Connecting,
+//! sending and reading the head share one deadline, so a slow server cannot
+//! hold a delivery forever; the head alone decides the result, and the body
+//! is then waited for only [`BODY_WAIT`], so a server that answers 200 but
+//! keeps the connection open does not turn a delivery into a timeout (and a
+//! duplicate on the next try).
 //!
 //! # Errors
 //! [`HttpError`] tells a site failure (could not connect: refused,
@@ -230,6 +234,8 @@ pub async fn post(
             })
         }
     };
+    // Phase 1, within the deadline: the request and the response head.
+    // The head alone decides the result.
     let exchange = async {
         let head = format!(
             "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: oqmgr\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -240,14 +246,48 @@ pub async fn post(
         stream.write_all(head.as_bytes()).await?;
         stream.write_all(body).await?;
         stream.flush().await?;
-        read_response(&mut stream).await
+        read_head(&mut stream).await
     };
-    match tokio::time::timeout_at(deadline, exchange).await {
-        Err(_) => Err(HttpError::Timeout { peer }),
-        Ok(Err(ReadError::Io(error))) => Err(HttpError::Io { peer, error }),
-        Ok(Err(ReadError::Malformed(what))) => Err(HttpError::Malformed { peer, what }),
-        Ok(Ok(r)) => Ok((r, peer)),
+    let mut head = match tokio::time::timeout_at(deadline, exchange).await {
+        Err(_) => return Err(HttpError::Timeout { peer }),
+        Ok(Err(ReadError::Io(error))) => return Err(HttpError::Io { peer, error }),
+        Ok(Err(ReadError::Malformed(what))) => return Err(HttpError::Malformed { peer, what }),
+        Ok(Ok(h)) => h,
+    };
+    // Phase 2, best effort: a little of the body for the status text. A
+    // server that keeps the connection open without a length must not turn
+    // a delivered message into a timeout (and a second delivery later).
+    let want = head.length.unwrap_or(BODY_LIMIT).min(BODY_LIMIT);
+    let _ = tokio::time::timeout(BODY_WAIT, read_more(&mut stream, &mut head.body, want)).await;
+    head.body.truncate(want);
+    if head.chunked {
+        head.body = first_chunk(&head.body);
     }
+    Ok((
+        Response {
+            status: head.status,
+            reason: head.reason,
+            body: head.body,
+        },
+        peer,
+    ))
+}
+
+/// How long the body is waited for once the head is in.
+pub const BODY_WAIT: Duration = Duration::from_millis(500);
+
+/// A response head and the body bytes read with it.
+struct Head {
+    /// Status code.
+    status: u16,
+    /// Reason phrase.
+    reason: String,
+    /// `Content-Length`, if given.
+    length: Option<usize>,
+    /// `Transfer-Encoding: chunked`.
+    chunked: bool,
+    /// Body bytes read so far.
+    body: Vec<u8>,
 }
 
 /// A failure reading the response.
@@ -264,55 +304,82 @@ impl From<io::Error> for ReadError {
     }
 }
 
-/// Reads the status line, the headers and up to [`BODY_LIMIT`] body bytes.
-async fn read_response<R: AsyncReadExt + Unpin>(r: &mut R) -> Result<Response, ReadError> {
+/// Reads the final response head (interim 1xx heads are skipped).
+async fn read_head<R: AsyncReadExt + Unpin>(r: &mut R) -> Result<Head, ReadError> {
     let mut buf = Vec::with_capacity(1024);
-    let head_end = loop {
-        if let Some(i) = find(&buf, b"\r\n\r\n") {
-            break i;
+    loop {
+        let head_end = loop {
+            if let Some(i) = find(&buf, b"\r\n\r\n") {
+                break i;
+            }
+            if buf.len() > HEAD_LIMIT {
+                return Err(ReadError::Malformed("response head too long".into()));
+            }
+            let mut chunk = [0u8; 2048];
+            let n = r.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(ReadError::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed before the response",
+                )));
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let text = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        let rest = buf.split_off(head_end + 4);
+        let mut lines = text.split("\r\n");
+        let status_line = lines.next().unwrap_or_default();
+        let (status, reason) = parse_status_line(status_line)
+            .ok_or_else(|| ReadError::Malformed(format!("bad status line \"{status_line}\"")))?;
+        if status < 200 {
+            buf = rest;
+            continue;
         }
-        if buf.len() > HEAD_LIMIT {
-            return Err(ReadError::Malformed("response head too long".into()));
-        }
-        let mut chunk = [0u8; 2048];
-        let n = r.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(ReadError::Io(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed before the response",
-            )));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let (status, reason) = parse_status_line(status_line)
-        .ok_or_else(|| ReadError::Malformed(format!("bad status line \"{status_line}\"")))?;
-    let mut length: Option<usize> = None;
-    for line in lines {
-        if let Some((name, value)) = line.split_once(':') {
-            if name.trim().eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().ok();
+        let mut head = Head {
+            status,
+            reason,
+            length: None,
+            chunked: false,
+            body: rest,
+        };
+        for line in lines {
+            if let Some((name, value)) = line.split_once(':') {
+                let name = name.trim();
+                if name.eq_ignore_ascii_case("content-length") {
+                    head.length = value.trim().parse().ok();
+                } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                    head.chunked = value.trim().eq_ignore_ascii_case("chunked");
+                }
             }
         }
+        return Ok(head);
     }
-    let want = length.unwrap_or(BODY_LIMIT).min(BODY_LIMIT);
-    let mut body = buf[head_end + 4..].to_vec();
+}
+
+/// Reads until `body` holds `want` bytes or the peer closes.
+async fn read_more<R: AsyncReadExt + Unpin>(r: &mut R, body: &mut Vec<u8>, want: usize) {
     while body.len() < want {
         let mut chunk = [0u8; 1024];
-        let n = r.read(&mut chunk).await?;
-        if n == 0 {
-            break;
+        match r.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
         }
-        body.extend_from_slice(&chunk[..n]);
     }
-    body.truncate(want);
-    Ok(Response {
-        status,
-        reason,
-        body,
-    })
+}
+
+/// The data of the first chunk of a chunked body (enough for a status
+/// text), or nothing when it is not readable.
+fn first_chunk(body: &[u8]) -> Vec<u8> {
+    let Some(i) = find(body, b"\r\n") else {
+        return Vec::new();
+    };
+    let size_text = String::from_utf8_lossy(&body[..i]);
+    let size_text = size_text.split(';').next().unwrap_or("").trim();
+    let Ok(size) = usize::from_str_radix(size_text, 16) else {
+        return Vec::new();
+    };
+    let data = &body[i + 2..];
+    data[..size.min(data.len())].to_vec()
 }
 
 /// `HTTP/1.x NNN reason`.
@@ -488,6 +555,26 @@ mod tests {
             .block_on(post(&url, "t", b"x", Duration::from_secs(5)))
             .unwrap_err();
         assert!(matches!(e, HttpError::Io { .. }), "{e}");
+        let _ = h.join();
+    }
+
+    #[test]
+    fn a_server_that_keeps_the_connection_open_still_delivers() {
+        // No length, no close: the head decides; the body wait is short.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let h = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut chunk = [0u8; 4096];
+            let _ = s.read(&mut chunk);
+            let _ = s.write_all(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+            std::thread::sleep(Duration::from_secs(2));
+        });
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+        let (r, _) = rt()
+            .block_on(post(&url, "t", b"x", Duration::from_secs(1)))
+            .unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"hello"[..]));
         let _ = h.join();
     }
 

@@ -349,6 +349,28 @@ mod tests {
     }
 
     #[test]
+    fn a_nexthop_can_have_its_own_url() {
+        let t = tempfile::tempdir().unwrap();
+        let (port, h) = server(
+            vec!["HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"],
+            Duration::ZERO,
+        );
+        // The default URL is down; hook.example has its own.
+        let mut c = config(
+            crate::sandbox::free_port().unwrap(),
+            Duration::from_secs(5),
+            On4xx::Bounce,
+        );
+        let own = Url::parse(&format!("http://127.0.0.1:{port}/vip")).unwrap();
+        c.nexthop_urls.insert("hook.example".into(), own);
+        let mut d = delivery(t.path(), "x\n");
+        d.nexthop = "HOOK.example".into();
+        let r = run(&c, d);
+        assert_eq!(statuses(&r), [(RecipientStatus::Sent, "2.0.0"); 2]);
+        assert_eq!(h.join().unwrap().len(), 1);
+    }
+
+    #[test]
     fn down_and_slow_servers_are_site_failures() {
         let t = tempfile::tempdir().unwrap();
         let port = crate::sandbox::free_port().unwrap();
