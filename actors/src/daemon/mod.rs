@@ -30,8 +30,9 @@
 //! (trivial-rewrite), [`bridge::PostfixAgents`] (delivery agents),
 //! [`worker::Worker`] (bounce, defer and trace daemons; file moves),
 //! [`adhoc`] (status lines), custom transports from `oqmgr.toml` or
-//! [`main_with`] ([`crate::transports`]). Flow control: every 100 ms the daemon puts one
-//! token in master's flow pipe per file it took from `incoming/`, and
+//! [`main_with`] ([`crate::transports`]). Flow control: every 100 ms the
+//! daemon puts one token in master's flow pipe per file it took from
+//! `incoming/`, and
 //! tops the pipe up to `default_process_limit` when it took none, so
 //! cleanup(8) is never throttled by a silent queue manager.
 

@@ -437,8 +437,9 @@ fn trace_failed(id: &str) -> Dsn {
 
 /// A DSN whose class fits the result: `2` sent, `4` deferred, `5` bounced;
 /// anything else gets `2.0.0`/`4.0.0`/`5.0.0` and a warning (Postfix's
-/// "ignoring dsn code"). An empty text becomes `unknown error`... for
-/// failures only.
+/// "ignoring dsn code"). A failure without text gets `unknown error`, so
+/// bounce notices and the defer log always say something; line breaks
+/// become spaces, so one result is one log line.
 pub fn sanitize(status: RecipientStatus, mut dsn: Dsn) -> Dsn {
     let class = match status {
         RecipientStatus::Sent => b'2',
