@@ -547,3 +547,94 @@ fn soft_bounce_defers_bounces() {
         "{log}"
     );
 }
+
+/// The example daemon (`examples/custom_transport.rs`, a transport
+/// registered in code with `daemon::main_with`) in the qmgr slot.
+#[test]
+fn the_example_daemon_archives_and_bounces() {
+    // Build the example with the cargo that runs this test (same target
+    // folder: only the example's own file is compiled).
+    let built = std::process::Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "oqmgr-actors",
+            "--example",
+            "custom_transport",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo runs");
+    assert!(built.success(), "cargo build --example custom_transport");
+    let program = PathBuf::from(env!("CARGO_BIN_EXE_oqmgr"))
+        .parent()
+        .unwrap()
+        .join("examples/custom_transport");
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let archive = tmp.path().join("archive");
+    std::fs::create_dir(&archive).unwrap();
+    chown_postfix(&archive);
+    let sb = Sandbox::builder()
+        .qmgr(QmgrChoice::Command(program))
+        .in_flow_delay("0s")
+        .main_cf("transport_maps", "inline:{ archive.example=archive: }")
+        // master(8) passes only these variables to its children.
+        .main_cf(
+            "import_environment",
+            format!(
+                "MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C ARCHIVE_DIR={}",
+                archive.display()
+            ),
+        )
+        .start()
+        .expect("sandbox starts");
+    send(&sb, "s@archive.example", "keep@archive.example", "kept");
+    send(&sb, "s@archive.example", "nobody@archive.example", "lost");
+    let done = |log: &str| {
+        log.contains("to=<keep@archive.example>") && log.contains("to=<nobody@archive.example>")
+    };
+    assert!(
+        sb.wait_for(Duration::from_secs(20), || done(&sb.maillog())),
+        "{}",
+        sb.maillog()
+    );
+    let log = sb.maillog();
+    let keep = log
+        .lines()
+        .find(|l| l.contains("to=<keep@archive.example>"))
+        .unwrap();
+    assert!(
+        keep.contains("relay=archive,") && keep.contains("status=sent (archived in"),
+        "{keep}"
+    );
+    let nobody = log
+        .lines()
+        .find(|l| l.contains("to=<nobody@archive.example>"))
+        .unwrap();
+    assert!(
+        nobody.contains("dsn=5.1.1, status=bounced (this address is not archived)"),
+        "{nobody}"
+    );
+    let files = files_in(&archive);
+    // The kept message, and the bounce notice to s@archive.example.
+    let texts: Vec<String> = files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(
+        texts.iter().any(|t| t.starts_with(
+            "X-Envelope-From: <s@archive.example>\nX-Envelope-To: <keep@archive.example>\n"
+        ) && t.contains("Subject: kept\n")),
+        "{texts:?}"
+    );
+    let ok = sb.wait_for(Duration::from_secs(10), || {
+        files_in(&archive).iter().any(|p| {
+            std::fs::read_to_string(p)
+                .map(|t| t.starts_with("X-Envelope-From: <>\n"))
+                .unwrap_or(false)
+        })
+    });
+    assert!(ok, "a bounce notice archived: {}", sb.maillog());
+}
