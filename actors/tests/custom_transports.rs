@@ -490,7 +490,8 @@ fn success_notices_and_probes() {
         .collect();
     assert_eq!(s_mail.len(), 2, "{log}");
     assert!(
-        s_mail.iter().any(|m| m.contains("Action: delivered")),
+        s_mail.iter().any(|m| m.contains("Action: delivered")
+            && m.contains("<n@box.example>: delivery via mdir: delivered to maildir")),
         "success DSN: {s_mail:?}"
     );
     assert!(

@@ -362,6 +362,10 @@ impl Recorder<'_> {
         let site = &self.fw.site;
         let mut wire = WireDsn::simple(&dsn.status, &dsn.reason);
         wire.action = action.as_bytes().to_vec();
+        // Reports name the agent, as `trace_append` does.
+        if service == "trace" && self.relay != "none" {
+            wire.reason = format!("delivery via {}: {}", self.relay, dsn.reason).into_bytes();
+        }
         let request = BounceRequest::Append {
             flags: self.flags(),
             queue_id: self.m.queue_id.as_bytes().to_vec(),
