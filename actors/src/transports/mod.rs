@@ -8,7 +8,7 @@
 //! with one [`RcptResult`] per recipient (sent, deferred or bounced, each with
 //! a DSN status and text) and, when the *site* failed (refused, timed out),
 //! a hop status. Everything else is done for it, exactly as a Postfix
-//! delivery agent does it, by the [framework](framework):
+//! delivery agent does it, by the [`framework`]:
 //! - recipients that were sent or bounced are marked done (`D`) in the
 //!   queue file;
 //! - bounced and deferred recipients are appended to the `bounce` and
@@ -18,7 +18,8 @@
 //!   Postfix's own;
 //! - each recipient gets the standard status line, `<id>: to=<..>,
 //!   relay=<..>, delay=.., delays=a/b/c/d, dsn=.., status=.. (text)`;
-//! - the reply becomes the scheduler's [`DeliveryReport`]: the transport
+//! - the reply becomes the scheduler's
+//!   [`DeliveryReport`](oqmgr::entry::DeliveryReport): the transport
 //!   inherits windows, feedback, dead destinations (from the hop status),
 //!   rate delays, recipient limits, deferral and expiry.
 //!
