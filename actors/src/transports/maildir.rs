@@ -23,6 +23,13 @@
 //! - any other error: deferred `4.2.0`.
 //!
 //! A failed delivery removes its `tmp/` file.
+//!
+//! # Ownership
+//! The queue manager runs as `mail_owner` (`postfix`), so the tree and its
+//! files belong to that user (folders 0700, files 0600), as in a virtual
+//! mailbox store served by an IMAP server running under one account; give
+//! `root` to `mail_owner` (or a group it is in, with group write). When the
+//! qmgr service is chrooted (master.cf), `root` is inside the chroot.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
