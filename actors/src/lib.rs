@@ -49,3 +49,4 @@ pub mod scheduler;
 pub mod simulate;
 pub mod supervisor;
 pub mod transport;
+pub mod transports;

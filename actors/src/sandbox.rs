@@ -92,6 +92,8 @@ pub struct SandboxBuilder {
     /// `in_flow_delay`; `None` means the default of the chosen qmgr mode
     /// (`0s` without a queue manager, Postfix's `1s` otherwise).
     in_flow_delay: Option<String>,
+    /// Extra files for the config directory (`oqmgr.toml`): name, text.
+    config_files: Vec<(String, String)>,
 }
 
 /// A running private Postfix instance; stops and cleans up on drop.
@@ -157,6 +159,12 @@ impl SandboxBuilder {
     /// Sets `in_flow_delay` (a Postfix time value such as `0s` or `1s`).
     pub fn in_flow_delay(mut self, value: impl Into<String>) -> Self {
         self.in_flow_delay = Some(value.into());
+        self
+    }
+
+    /// Writes one more file into the config directory (e.g. `oqmgr.toml`).
+    pub fn config_file(mut self, name: impl Into<String>, text: impl Into<String>) -> Self {
+        self.config_files.push((name.into(), text.into()));
         self
     }
 
@@ -275,6 +283,9 @@ impl SandboxBuilder {
 
         write_backdated(&etc.join("main.cf"), &main_cf)?;
         write_backdated(&etc.join("master.cf"), &master_cf)?;
+        for (name, text) in &self.config_files {
+            write_backdated(&etc.join(name), text)?;
+        }
         Ok(())
     }
 }
@@ -377,6 +388,7 @@ impl Sandbox {
             qmgr: QmgrChoice::None,
             smtpd: false,
             in_flow_delay: None,
+            config_files: Vec::new(),
         }
     }
 

@@ -66,6 +66,8 @@ pub struct Site {
     /// `minimal_backoff_time`: the retry delay when the bounce daemon
     /// fails, so a file whose bounces were not sent is kept.
     pub minimal_backoff: Duration,
+    /// `soft_bounce`: custom transports defer what they would bounce.
+    pub soft_bounce: bool,
 }
 
 impl Site {

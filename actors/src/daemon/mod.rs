@@ -29,11 +29,12 @@
 //! [`dirstore::DirStore`] (queue files), [`resolver::Resolver`]
 //! (trivial-rewrite, blocking, as oqmgr's), [`bridge::PostfixAgents`] (delivery agents),
 //! [`worker::Worker`] (bounce, defer and trace daemons; file moves),
-//! [`adhoc`] (status lines). Flow control: at most every 100 ms the daemon
-//! puts one token in master's flow pipe per file it took from `incoming/`,
-//! and tops the pipe up to `default_process_limit` when it took none (at
-//! least once a second), so cleanup(8) is never throttled by a silent
-//! queue manager and an idle daemon does not poll.
+//! [`adhoc`] (status lines), custom transports from `oqmgr.toml` or
+//! [`main_with`] ([`crate::transports`]). Flow control: at most every
+//! 100 ms the daemon puts one token in master's flow pipe per file it took
+//! from `incoming/`, and tops the pipe up to `default_process_limit` when
+//! it took none (at least once a second), so cleanup(8) is never throttled
+//! by a silent queue manager and an idle daemon does not poll.
 
 pub mod adhoc;
 pub mod bridge;
@@ -62,6 +63,7 @@ use crate::postfix::queue_file_parse::ReadLimits;
 use crate::postfix::queue_id::QueueHashing;
 use crate::postfix::rewrite::ClientConfig;
 use crate::scheduler::{abort_on_panic, Scheduler};
+use crate::transports::{self, Framework, Registrations};
 use oqmgr::params::RawParams;
 
 use dirstore::{DirStore, Routing};
@@ -95,6 +97,13 @@ fn log_params(raw: &RawParams) -> LogParams {
 
 /// Runs the daemon; never returns.
 pub fn main() -> ! {
+    main_with(|_| {})
+}
+
+/// Runs the daemon with custom transports: `register` is called once,
+/// inside the actix System, to add transport actors
+/// ([`crate::transports`]) beside those of `oqmgr.toml`; never returns.
+pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
     let env = |name: &str| std::env::var(name).ok();
     let args = match MasterArgs::from_env() {
         Ok(a) => a,
@@ -141,6 +150,11 @@ pub fn main() -> ! {
     for w in config_warnings {
         tracing::warn!("{}", w.message);
     }
+    // Read before chroot: the file lives in the config directory.
+    let custom = match transports::config::load(&config_dir) {
+        Ok(kinds) => kinds,
+        Err(e) => log::fatal(&e.to_string()),
+    };
     let (params, param_warnings) = Params::resolve(&raw);
     for w in param_warnings {
         tracing::warn!("{}", w.message);
@@ -217,8 +231,16 @@ pub fn main() -> ! {
             worker,
         );
         let fed = store.fed_counter();
+        let framework = Framework::new(Arc::clone(&site), Arc::clone(&active), clock);
         let agents = bridge::PostfixAgents::new(Arc::clone(&site), active).start_agent();
-        let scheduler = Scheduler::builder(params)
+        let mut registrations = Registrations::default();
+        transports::config::start(&custom, clock, &mut registrations);
+        register(&mut registrations);
+        for name in registrations.names() {
+            tracing::info!("transport {name}: served inside the queue manager");
+        }
+        let scheduler = registrations
+            .register(&framework, Scheduler::builder(params))
             .with_default_agent(agents)
             .with_store(Arc::new(Mutex::new(store)))
             .with_clock(clock)
@@ -285,5 +307,6 @@ fn site(raw: &RawParams, params: &Params, queue_dir: PathBuf) -> Site {
         disable_verp_bounces: params.global.disable_verp_bounces,
         smtputf8_enable: get(raw, "smtputf8_enable", "yes") == "yes",
         minimal_backoff: Duration::from_millis(params.global.minimal_backoff_time.as_millis()),
+        soft_bounce: get(raw, "soft_bounce", "no") == "yes",
     }
 }

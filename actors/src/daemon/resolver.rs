@@ -196,7 +196,7 @@ impl Client {
         if self.conn.is_none() {
             self.conn = Some(self.connect()?);
         }
-        let limits = self.limits.clone();
+        let limits = self.limits;
         let conn = self.conn.as_mut().expect("connected above");
         conn.stream
             .write_all(request)

@@ -279,7 +279,9 @@ pub fn remove_if_quiet(site: &Site, m: &ActiveMessage) -> bool {
 /// verbose delivery, delay cleared).
 fn needs_trace(m: &ActiveMessage) -> bool {
     m.env.trace_flags & (TRACE_USR_VRFY | TRACE_RECORD | TRACE_REC_DLY_SENT) != 0
-        || m.env.read_flags & DSN_NOTIFY_SUCCESS != 0
+        // The `C` record keeps NOTIFY bits shifted left by one
+        // (QMGR_READ_FLAG_NOTIFY_SUCCESS): bit 2 would be NOTIFY=NEVER.
+        || m.env.read_flags & (DSN_NOTIFY_SUCCESS << 1) != 0
 }
 
 /// Unlinks an `active/` file and logs it as oqmgr does.

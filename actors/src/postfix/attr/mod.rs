@@ -30,7 +30,7 @@
 //! Postfix 3.6+ (announcements). The hash type (`{`…`}`) is supported for
 //! completeness; nothing qmgr speaks uses it.
 
-mod base64;
+pub mod base64;
 mod codec;
 mod io;
 mod structs;
