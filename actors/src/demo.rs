@@ -19,6 +19,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::clock::tooling_now;
@@ -81,8 +82,27 @@ fn parse(args: &[String]) -> Result<(Workload, bool), String> {
     Ok((w, only_ours))
 }
 
+/// Set by SIGINT/SIGTERM: the demo stops its runs and tears the sandbox
+/// Postfix instances down instead of leaving them running.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// The signal handler: only an atomic store, which is async-signal-safe.
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// True once the user asked to stop.
+fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
 /// Runs the demo; returns the exit code.
 pub fn main(args: &[String]) -> i32 {
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
     let (workload, only_ours) = match parse(args) {
         Ok(p) => p,
         Err(e) => {
@@ -110,6 +130,9 @@ pub fn main(args: &[String]) -> i32 {
         runs.push(("postfix oqmgr", QmgrChoice::PostfixOqmgr));
     }
     for (name, choice) in runs {
+        if interrupted() {
+            break;
+        }
         println!("\n== {name} ==");
         match run(name, choice, &workload) {
             Ok(r) => results.push(r),
@@ -141,6 +164,10 @@ pub fn main(args: &[String]) -> i32 {
             "\nthroughput ours/postfix oqmgr: {:.2}x",
             (a.sent as f64 / a.seconds.max(0.001)) / (b.sent as f64 / b.seconds.max(0.001))
         );
+    }
+    if interrupted() {
+        eprintln!("interrupted; the sandbox instances were stopped");
+        return 130;
     }
     i32::from(!results.iter().all(|r| r.complete))
 }
@@ -206,7 +233,7 @@ fn run(name: &str, choice: QmgrChoice, w: &Workload) -> std::io::Result<RunResul
         );
         let _ = std::io::stdout().flush();
         last = now;
-        if now.0 + now.2 >= expected || elapsed > limit {
+        if now.0 + now.2 >= expected || elapsed > limit || interrupted() {
             break;
         }
     }
