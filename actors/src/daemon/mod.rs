@@ -205,6 +205,11 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
         myhostname: get(&raw, "myhostname", "localhost").to_string(),
     };
 
+    // `ipc_idle` and `ipc_ttl` bound the trivial-rewrite connection's life.
+    let raw_times = (
+        get(&raw, "ipc_idle", "5s").to_string(),
+        get(&raw, "ipc_ttl", "1000s").to_string(),
+    );
     let system = actix_rt::System::new();
     system.block_on(async move {
         let clock = Clock::wall();
@@ -213,6 +218,8 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
             &rewrite_socket,
             ClientConfig {
                 ipc_timeout: site.ipc_timeout,
+                ipc_idle: seconds(&raw_times.0, 5),
+                ipc_ttl: seconds(&raw_times.1, 1000),
                 ..ClientConfig::default()
             },
         );
@@ -298,9 +305,7 @@ fn site(raw: &RawParams, params: &Params, queue_dir: PathBuf) -> Site {
         hashing: QueueHashing::new(get(raw, "hash_queue_names", "deferred, defer"), depth),
         dialect,
         ipc_timeout: Duration::from_millis(params.global.ipc_timeout.as_millis()),
-        agent_reply_timeout: Duration::from_secs(u64::from(
-            oqmgr::params::parse_time(get(raw, "daemon_timeout", "18000s"), 's').unwrap_or(18000),
-        )),
+        agent_reply_timeout: seconds(get(raw, "daemon_timeout", "18000s"), 18000),
         delay_resolution: get(raw, "delay_logging_resolution_limit", "2")
             .parse()
             .unwrap_or(2),
@@ -309,4 +314,11 @@ fn site(raw: &RawParams, params: &Params, queue_dir: PathBuf) -> Site {
         minimal_backoff: Duration::from_millis(params.global.minimal_backoff_time.as_millis()),
         soft_bounce: get(raw, "soft_bounce", "no") == "yes",
     }
+}
+
+/// A Postfix time value in seconds (`conv_time`), else `default` seconds.
+fn seconds(value: &str, default: u32) -> Duration {
+    Duration::from_secs(u64::from(
+        oqmgr::params::parse_time(value, 's').unwrap_or(default),
+    ))
 }
