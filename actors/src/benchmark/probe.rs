@@ -190,7 +190,7 @@ mod tests {
         assert!(is_qmgr_cmdline(
             b"../../../../opt/x/oqmgr\0-l\0-n\0qmgr\0-t\0unix\0-u\0"
         ));
-        assert!(!is_qmgr_cmdline(b"smtpd\0-n\0127.0.0.1:25\0-t\0inet\0"));
+        assert!(!is_qmgr_cmdline(b"smtpd\0-n\x00127.0.0.1:25\0-t\0inet\0"));
         assert!(!is_qmgr_cmdline(b"pickup\0-l\0-t\0unix\0-u\0"));
         assert!(!is_qmgr_cmdline(b""));
     }
