@@ -139,11 +139,6 @@ impl Instance {
         }
     }
 
-    /// True when the incoming and active queues are empty.
-    pub fn queues_drained(&self) -> bool {
-        self.sb.queue_files("incoming").is_empty() && self.sb.queue_files("active").is_empty()
-    }
-
     /// Polls until `done` holds for the tally (and the instance), or fails
     /// on the deadline, a stall, master throttling the qmgr, or an
     /// smtp-source that failed.

@@ -295,9 +295,13 @@ fn preload_deferred(inst: &mut Instance, count: u64) -> Result<(), String> {
     inst.wait("backlog deferred", |t, _| {
         t.count(Status::Deferred, DEAD) >= base + count
     })?;
-    inst.wait("incoming and active empty", |_, sb| {
-        sb.queue_files("incoming").is_empty() && sb.queue_files("active").is_empty()
-    })
+    inst.wait("incoming and active empty", queues_drained)
+}
+
+/// True when the incoming and active queues are empty (every message
+/// has been through the queue manager).
+fn queues_drained(_: &super::logtail::LogTail, sb: &Sandbox) -> bool {
+    sb.queue_files("incoming").is_empty() && sb.queue_files("active").is_empty()
 }
 
 /// Live-delay metrics named by phase.
@@ -323,9 +327,7 @@ fn backlog(qmgr: &QmgrChoice, p: &Params) -> Result<Measured, String> {
     })?;
     let scan_time = now().duration_since(t0).as_secs_f64();
     let scan_cpu = inst.qmgr_cpu() - cpu0;
-    inst.wait("incoming and active empty", |_, sb| {
-        sb.queue_files("incoming").is_empty() && sb.queue_files("active").is_empty()
-    })?;
+    inst.wait("incoming and active empty", queues_drained)?;
 
     // A scan while live mail arrives.
     let mark = inst.tail.sent_mark();
