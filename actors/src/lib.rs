@@ -34,6 +34,7 @@
 //! decisions and documents exactly where their orders may differ.
 pub mod agent;
 pub mod bench;
+pub mod benchmark;
 pub mod clock;
 pub mod config;
 pub mod daemon;

@@ -94,6 +94,9 @@ pub struct SandboxBuilder {
     in_flow_delay: Option<String>,
     /// Extra files for the config directory (`oqmgr.toml`): name, text.
     config_files: Vec<(String, String)>,
+    /// Folder to create the instance in; `None` means the system temp dir.
+    /// Benchmarks put it on tmpfs (`/dev/shm`) to take the disk out.
+    parent_dir: Option<PathBuf>,
 }
 
 /// A running private Postfix instance; stops and cleans up on drop.
@@ -168,11 +171,19 @@ impl SandboxBuilder {
         self
     }
 
+    /// Creates the instance folder under `parent` instead of the system
+    /// temp dir (e.g. `/dev/shm` to put the queue on tmpfs). `parent` must
+    /// be traversable by the `postfix` user.
+    pub fn parent_dir(mut self, parent: impl Into<PathBuf>) -> Self {
+        self.parent_dir = Some(parent.into());
+        self
+    }
+
     /// Writes the instance and starts it with `postfix -c DIR/etc start`.
     /// On failure the partial instance is torn down and the error carries
     /// the tail of the maillog (where Postfix puts the real reason).
     pub fn start(self) -> io::Result<Sandbox> {
-        let dir = make_temp_dir()?;
+        let dir = make_temp_dir(self.parent_dir.as_deref())?;
         let mut sandbox = Sandbox {
             dir,
             smtpd_port: None,
@@ -318,14 +329,15 @@ postlog unix-dgram n - n - 1 postlogd
 
 /// Creates a fresh, uniquely named folder under the system temp dir with
 /// mode 0755 (a 0700 folder makes master die on data/master.lock).
-fn make_temp_dir() -> io::Result<PathBuf> {
+fn make_temp_dir(parent: Option<&Path>) -> io::Result<PathBuf> {
     #[allow(clippy::disallowed_methods)] // a unique folder name, not a schedule
     let nanos = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     let seq = SANDBOX_SEQ.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!(
+    let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
+    let dir = parent.join(format!(
         "oqmgr-sandbox-{}-{seq}-{nanos:x}",
         std::process::id()
     ));
@@ -389,6 +401,7 @@ impl Sandbox {
             smtpd: false,
             in_flow_delay: None,
             config_files: Vec::new(),
+            parent_dir: None,
         }
     }
 
@@ -415,6 +428,16 @@ impl Sandbox {
     /// `spool/pid/master.pid`, written by master once it runs.
     fn master_pid_file(&self) -> PathBuf {
         self.queue_dir().join("pid").join("master.pid")
+    }
+
+    /// The pid of the running master (from `spool/pid/master.pid`), if any.
+    pub fn master_pid(&self) -> Option<i32> {
+        read_pid(&self.master_pid_file())
+    }
+
+    /// `DIR/maillog`, for readers that follow it incrementally.
+    pub fn maillog_path(&self) -> PathBuf {
+        self.dir.join("maillog")
     }
 
     /// The whole maillog so far (empty if none yet; invalid UTF-8 replaced).
@@ -541,11 +564,6 @@ impl Sandbox {
             .args(args)
             .stdin(Stdio::null())
             .output()
-    }
-
-    /// The pid of the running master, from `spool/pid/master.pid`.
-    pub fn master_pid(&self) -> Option<i32> {
-        read_pid(&self.master_pid_file())
     }
 
     /// The pid of the process master runs in the `qmgr` slot, if one is
@@ -692,14 +710,35 @@ impl SmtpSink {
     /// stdout, readable after [`SmtpSink::stop`]). Waits up to 5 s for the
     /// port to accept connections.
     pub fn start(port: u16, extra_args: &[&str]) -> io::Result<SmtpSink> {
+        SmtpSink::spawn(port, extra_args, true)
+    }
+
+    /// Like [`SmtpSink::start`] but without `-c` and with stdout and stderr
+    /// discarded. For long runs: `-c` writes a counters line per message,
+    /// and an unread stdout pipe fills after a few thousand messages and
+    /// then blocks the sink (and the delivery agents talking to it).
+    pub fn start_quiet(port: u16, extra_args: &[&str]) -> io::Result<SmtpSink> {
+        SmtpSink::spawn(port, extra_args, false)
+    }
+
+    /// Starts smtp-sink, with `-c` and piped output if `counters`.
+    fn spawn(port: u16, extra_args: &[&str], counters: bool) -> io::Result<SmtpSink> {
+        let output = || {
+            if counters {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            }
+        };
         let child = Command::new("smtp-sink")
-            .args(["-u", "nobody", "-c"])
+            .args(["-u", "nobody"])
+            .args(if counters { &["-c"][..] } else { &[][..] })
             .args(extra_args)
             .arg(format!("127.0.0.1:{port}"))
             .arg("1024")
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(output())
+            .stderr(output())
             .spawn()?;
         let mut sink = SmtpSink {
             child: Some(child),

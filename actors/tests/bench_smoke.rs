@@ -1,0 +1,54 @@
+//! Smoke test of `oqmgr-bench`: a few hundred messages through the relay
+//! and intrinsic workloads with Postfix's oqmgr, checking only that the
+//! benchmark completes and prints its table (timings on a shared machine
+//! prove nothing, so none are asserted).
+
+use std::process::Command;
+
+/// Set to true to add our daemon (the `oqmgr` binary of this package) as
+/// a column once it runs under master(8).
+const WITH_OURS: bool = false;
+
+#[test]
+fn bench_completes_and_prints_a_table() {
+    let mut qmgrs = String::from("oqmgr");
+    if WITH_OURS {
+        qmgrs = format!("ours,{qmgrs}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_oqmgr-bench"))
+        .args([
+            "--workloads",
+            "relay,intrinsic",
+            "--messages",
+            "200",
+            "--runs",
+            "1",
+        ])
+        .args(["--qmgrs", &qmgrs, "--ours", env!("CARGO_BIN_EXE_oqmgr")])
+        .output()
+        .expect("oqmgr-bench runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "exit {}\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(
+        stdout.contains("| workload | metric |"),
+        "no table:\n{stdout}"
+    );
+    for row in [
+        "| relay | throughput (msg/s",
+        "| intrinsic | throughput (msg/s",
+        "| relay | qmgr CPU per 10k msgs",
+        "| intrinsic | qmgr peak RSS",
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("no row {row:?}:\n{stdout}\n{stderr}"));
+        assert!(!line.contains("did not finish"), "{line}\n{stderr}");
+    }
+    assert!(stdout.contains("Postfix 3."), "no machine line:\n{stdout}");
+}
