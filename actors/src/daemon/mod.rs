@@ -30,11 +30,11 @@
 //! (trivial-rewrite, blocking, as oqmgr's), [`bridge::PostfixAgents`] (delivery agents),
 //! [`worker::Worker`] (bounce, defer and trace daemons; file moves),
 //! [`adhoc`] (status lines), custom transports from `oqmgr.toml` or
-//! [`main_with`] ([`crate::transports`]). Flow control: at most every
-//! 100 ms the daemon puts one token in master's flow pipe per file it took
-//! from `incoming/`, and tops the pipe up to `default_process_limit` when
-//! it took none (at least once a second), so cleanup(8) is never throttled
-//! by a silent queue manager and an idle daemon does not poll.
+//! [`main_with`] ([`crate::transports`]). Flow control: the daemon puts one
+//! token in master's flow pipe for each file it takes from `incoming/`, as
+//! it takes it, and tops the pipe up to `default_process_limit` after a
+//! second without any, so cleanup(8) is never throttled by a silent queue
+//! manager and an idle daemon does not poll.
 
 pub mod adhoc;
 pub mod bridge;
@@ -68,9 +68,6 @@ use oqmgr::params::RawParams;
 
 use dirstore::{DirStore, Routing};
 use message::{ActiveTable, Site};
-
-/// The shortest interval between two flow-control adjustments.
-const FLOW_TICK: Duration = Duration::from_millis(100);
 
 /// How often an idle daemon tops the flow-control pipe up.
 const FLOW_IDLE: Duration = Duration::from_secs(1);
@@ -266,9 +263,10 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
                     if let Err(e) = result {
                         tracing::warn!("mail_flow: {}", log::errno_text(&e));
                     }
-                    // Wake on the next file taken (at most every FLOW_TICK,
-                    // to batch tokens) or once per FLOW_IDLE to top up.
-                    actix::clock::sleep(FLOW_TICK).await;
+                    // Wake on the next file taken (a token goes back at
+                    // once, as oqmgr returns one per file in the same loop
+                    // pass: a late token can park cleanup for a whole
+                    // `in_flow_delay`) or once per FLOW_IDLE to top up.
                     let _ = actix::clock::timeout(FLOW_IDLE, fed.wake.notified()).await;
                 }
             });
