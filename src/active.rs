@@ -27,6 +27,7 @@ use std::sync::Arc;
 use crate::effect::{Addr, Effect, Effects, Msg, Timer};
 use crate::entry::{Entry, EntryId, MessageId};
 use crate::message::{Message, MessageInfo, Verdict};
+use crate::name::Name;
 use crate::params::{GlobalParams, Params};
 use crate::route::{plan, Routed};
 use crate::scan::{QueueName, Scan, ScanFlags};
@@ -76,7 +77,7 @@ pub struct Supervisor {
     /// Admission in flight.
     feed: Feed,
     /// Per-transport recipient limits, resolved on first use.
-    limits: BTreeMap<String, u32>,
+    limits: BTreeMap<Name, u32>,
 }
 
 impl Supervisor {
@@ -256,7 +257,7 @@ impl Supervisor {
         }
     }
 
-    fn scan_result(&mut self, queue: QueueName, id: Option<String>, out: &mut Effects) {
+    fn scan_result(&mut self, queue: QueueName, id: Option<Name>, out: &mut Effects) {
         let Feed::Asking { other_tried, .. } = self.feed else {
             panic!("scan result for {queue} while not asking");
         };
@@ -302,7 +303,7 @@ impl Supervisor {
         }
         let (tp, _warnings) = self.params.transport(transport);
         self.limits
-            .insert(transport.to_string(), tp.dest_recipient_limit);
+            .insert(Name::from(transport), tp.dest_recipient_limit);
         tp.dest_recipient_limit
     }
 
@@ -330,14 +331,14 @@ impl Supervisor {
             };
             out.trace(|| TraceEvent::Admit {
                 message: id,
-                id: info.id.clone(),
+                id: info.id.to_string(),
                 from,
                 recipients: recipients.len(),
             });
             self.messages.insert(
                 id,
                 Message {
-                    info: info.clone(),
+                    info,
                     from,
                     refcount: 0,
                     deferred: false,
@@ -439,7 +440,7 @@ impl Supervisor {
         }
         let msg = self.messages.remove(&id).expect("present above");
         let verdict = msg.verdict(now, &self.global);
-        let qid = msg.info.id.clone();
+        let qid = msg.info.id.to_string();
         if msg.confirm_delay_cleared(&self.global) {
             out.trace(|| TraceEvent::DelayCleared {
                 message: id,

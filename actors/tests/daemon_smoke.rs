@@ -115,12 +115,20 @@ fn slow_delivery_is_not_a_crash() {
         .in_flow_delay("0s")
         .start()
         .expect("sandbox starts");
-    sb.sendmail(&["-f", "sender@example.com", "slow@example.net"], b"Subject: slow\n\nhi\n")
-        .expect("sendmail runs");
-    let done = sb.wait_for(Duration::from_secs(30), || sb.maillog().contains(": removed"));
+    sb.sendmail(
+        &["-f", "sender@example.com", "slow@example.net"],
+        b"Subject: slow\n\nhi\n",
+    )
+    .expect("sendmail runs");
+    let done = sb.wait_for(Duration::from_secs(30), || {
+        sb.maillog().contains(": removed")
+    });
     let log = sb.maillog();
     assert!(done, "maillog:\n{log}");
-    assert!(log.contains("to=<slow@example.net>") && log.contains("status=sent"), "{log}");
+    assert!(
+        log.contains("to=<slow@example.net>") && log.contains("status=sent"),
+        "{log}"
+    );
     assert!(!log.contains("lost connection"), "{log}");
     drop(sink);
 }

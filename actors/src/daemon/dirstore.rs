@@ -180,8 +180,8 @@ impl DirStore {
                     let (transport, nexthop) = self.filter_route(filter, &r.address);
                     Routed {
                         recipient: core_recipient(&r, r.address.clone()),
-                        transport,
-                        nexthop,
+                        transport: transport.into(),
+                        nexthop: nexthop.into(),
                         class_local: false,
                     }
                 })
@@ -215,8 +215,8 @@ impl DirStore {
                 };
                 Routed {
                     recipient: core_recipient(&r, reply.recipient),
-                    transport,
-                    nexthop,
+                    transport: transport.into(),
+                    nexthop: nexthop.into(),
                     class_local: flags & resolve_flags::CLASS_LOCAL != 0,
                 }
             })
