@@ -440,35 +440,35 @@ impl Supervisor {
         }
         let msg = self.messages.remove(&id).expect("present above");
         let verdict = msg.verdict(now, &self.global);
-        let qid = msg.info.id.to_string();
+        let qid = &msg.info.id;
         if msg.confirm_delay_cleared(&self.global) {
             out.trace(|| TraceEvent::DelayCleared {
                 message: id,
-                id: qid.clone(),
+                id: qid.to_string(),
             });
             out.push(Effect::DelayCleared(id));
         }
         match &verdict {
             Verdict::Remove => out.trace(|| TraceEvent::Remove {
                 message: id,
-                id: qid,
+                id: qid.to_string(),
             }),
             Verdict::Defer { until, warn } => {
                 if *warn {
                     out.trace(|| TraceEvent::Warn {
                         message: id,
-                        id: qid.clone(),
+                        id: qid.to_string(),
                     });
                 }
                 out.trace(|| TraceEvent::Defer {
                     message: id,
-                    id: qid,
+                    id: qid.to_string(),
                     until: *until,
                 })
             }
             Verdict::Expire { status } => out.trace(|| TraceEvent::Expire {
                 message: id,
-                id: qid,
+                id: qid.to_string(),
                 status,
             }),
         }

@@ -26,7 +26,7 @@ use crate::destination::Destination;
 use crate::effect::{Addr, DestKey, Effect, Effects, LogLevel, Msg};
 use crate::entry::{DeliveryReport, Dsn, MessageId, RecipientStatus};
 use crate::message::{MessageInfo, Verdict, Warning};
-use crate::name::{FastMap, FastState, Name};
+use crate::name::{FastMap, FastState, Name, SortKey};
 use crate::params::{ConfigWarning, Params, RawParams, TransportParams};
 use crate::route::Routed;
 use crate::scan::{QueueName, ScanFlags};
@@ -186,7 +186,7 @@ pub struct Simulation {
     /// The one random source.
     rng: Rng,
     /// Core message number → queue ID (lookups only).
-    ids: FastMap<MessageId, Name>,
+    ids: FastMap<MessageId, SortKey>,
     /// Arrivals not yet happened.
     arrivals_left: u64,
     /// Queue ID counter.
@@ -563,17 +563,25 @@ impl Simulation {
         // Borrowed, not cloned: a group may list thousands of domains.
         let a = &self.scenario.arrivals[group];
         self.next_file += 1;
-        let id = Name::from(format!("Q{:06}", self.next_file));
+        // Written out rather than `format!`ed: this runs for every file and
+        // recipient of a run, and the formatting machinery cost more than
+        // the scheduling it feeds.
+        let mut text = String::with_capacity(16);
+        text.push('Q');
+        push_decimal(&mut text, self.next_file, 6);
+        let id = Name::from(text.as_str());
         let recipients = (0..a.recipients)
             .map(|r| {
                 let n = index * a.recipients + r;
                 let domain = &a.domains[(n as usize) % a.domains.len().max(1)];
-                let address = if a.numbered {
-                    format!("{}{}@{domain}", a.user, n + 1)
-                } else {
-                    format!("{}@{domain}", a.user)
-                };
-                (address.into_boxed_str(), false)
+                text.clear();
+                text.push_str(&a.user);
+                if a.numbered {
+                    push_decimal(&mut text, u64::from(n) + 1, 0);
+                }
+                text.push('@');
+                text.push_str(domain);
+                (Box::from(text.as_str()), false)
             })
             .collect();
         let warn = self.supervisor.global().delay_warning_time;
@@ -584,7 +592,7 @@ impl Simulation {
             Place::Incoming
         };
         self.queues.files.insert(
-            id.clone(),
+            SortKey::new(&id),
             File {
                 id,
                 place,
@@ -619,7 +627,7 @@ impl Simulation {
         message: MessageId,
         batch: u32,
     ) {
-        let Some(file) = self.queues.files.get_mut(id.as_str()) else {
+        let Some(file) = self.queues.files.get_mut(&SortKey::new(&id)) else {
             self.bus
                 .push_back((Addr::Supervisor, Msg::AdmitFailed { id }));
             return;
@@ -636,9 +644,10 @@ impl Simulation {
         }
         file.place = Place::Active;
         file.cursor = 0;
-        self.ids.insert(message, file.id.clone());
-        let (recipients, more) = self.read(&id, batch);
-        let file = &self.queues.files[id.as_str()];
+        let key = SortKey::new(&id);
+        self.ids.insert(message, key.clone());
+        let (recipients, more) = self.read(&key, batch);
+        let file = &self.queues.files[&key];
         let info = MessageInfo {
             message,
             sender: file.sender.clone(),
@@ -658,7 +667,7 @@ impl Simulation {
     }
 
     /// Reads and resolves the next batch of a file's undone recipients.
-    fn read(&mut self, id: &str, batch: u32) -> (Vec<Routed>, bool) {
+    fn read(&mut self, id: &SortKey, batch: u32) -> (Vec<Routed>, bool) {
         let scenario = &self.scenario;
         let names = &mut self.names;
         let mut intern = |text: &str| match names.get(text) {
@@ -755,7 +764,49 @@ impl Simulation {
     }
 }
 
+/// Appends `n` in decimal, zero-padded to `width` digits (`{:0width$}`).
+fn push_decimal(out: &mut String, n: u64, width: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for _ in (digits.len() - at)..width {
+        out.push('0');
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
+}
+
 /// Runs a scenario and returns its trace and summary.
 pub fn simulate(scenario: Scenario, options: Options) -> (String, String) {
     Simulation::new(scenario, options).run()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_decimal;
+
+    #[test]
+    fn decimals_pad_like_format() {
+        for (n, width) in [
+            (0, 6),
+            (7, 6),
+            (123_456, 6),
+            (1_234_567, 6),
+            (42, 0),
+            (0, 0),
+        ] {
+            let mut s = String::new();
+            push_decimal(&mut s, n, width);
+            assert_eq!(s, format!("{n:0width$}"));
+        }
+    }
 }

@@ -3,11 +3,11 @@
 //! long recipients waited; then totals. Printed with fixed precision so it
 //! can be snapshot-tested like the trace.
 
-use std::collections::HashMap;
 use std::fmt::Write;
 
 use crate::effect::DestKey;
 use crate::entry::RecipientStatus;
+use crate::name::FastMap;
 use crate::sim::world::Queues;
 use crate::time::{Duration, Instant};
 
@@ -39,7 +39,7 @@ pub struct DestStats {
 pub struct Stats {
     /// Per destination.
     /// (A hash map for lookups; the summary sorts before it prints.)
-    pub dests: HashMap<DestKey, DestStats>,
+    pub dests: FastMap<DestKey, DestStats>,
     /// Messages that arrived.
     pub arrived: u64,
     /// Files removed after full delivery.

@@ -6,11 +6,12 @@
 //! each next hop with their latency, connection limit, outages and
 //! per-recipient failures.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::entry::{Dsn, Outcome, Recipient, RecipientStatus};
 use crate::message::Warning;
-use crate::name::Name;
+use crate::name::{Name, SortKey};
 use crate::route::{Routed, ERROR, RETRY};
 use crate::scan::QueueName;
 use crate::sim::rng::Rng;
@@ -56,7 +57,7 @@ pub struct File {
 #[derive(Debug, Default)]
 pub struct Queues {
     /// Files by queue ID (IDs sort in arrival order).
-    pub files: BTreeMap<Name, File>,
+    pub files: BTreeMap<SortKey, File>,
     /// The listing each scan walks.
     pub listing: BTreeMap<QueueName, VecDeque<Name>>,
 }
@@ -86,7 +87,11 @@ impl Queues {
         };
         let list = self.listing.get_mut(&queue)?;
         while let Some(id) = list.pop_front() {
-            if self.files.get(&id).is_some_and(|f| f.place == want) {
+            if self
+                .files
+                .get(&SortKey::new(&id))
+                .is_some_and(|f| f.place == want)
+            {
                 return Some(id);
             }
         }
@@ -94,18 +99,26 @@ impl Queues {
     }
 
     /// Reads the next batch of undone recipients; true when more remain.
-    pub fn read_batch(&mut self, id: &str, batch: u32) -> (Vec<String>, bool) {
+    pub fn read_batch<Q>(&mut self, id: &Q, batch: u32) -> (Vec<String>, bool)
+    where
+        SortKey: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
         self.read_batch_with(id, batch, str::to_string)
     }
 
     /// Like [`Queues::read_batch`], turning each address into what `f`
     /// makes of it without copying it first.
-    pub fn read_batch_with<T>(
+    pub fn read_batch_with<Q, T>(
         &mut self,
-        id: &str,
+        id: &Q,
         batch: u32,
         mut f: impl FnMut(&str) -> T,
-    ) -> (Vec<T>, bool) {
+    ) -> (Vec<T>, bool)
+    where
+        SortKey: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
         let file = self.files.get_mut(id).expect("reading a file that exists");
         let mut out = Vec::new();
         while file.cursor < file.recipients.len() && out.len() < batch as usize {
@@ -120,7 +133,11 @@ impl Queues {
     }
 
     /// Marks a recipient done (an agent's `D` record).
-    pub fn mark_done(&mut self, id: &str, address: &str) {
+    pub fn mark_done<Q>(&mut self, id: &Q, address: &str)
+    where
+        SortKey: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
         if let Some(file) = self.files.get_mut(id) {
             if let Some(r) = file
                 .recipients
