@@ -80,7 +80,7 @@ impl MemoryStore {
     ) {
         self.queues.files.insert(
             id.into(),
-            File {
+            Box::new(File {
                 id: id.into(),
                 place: if deferred {
                     Place::Deferred
@@ -97,7 +97,7 @@ impl MemoryStore {
                     .map(|r| (r.as_str().into(), false))
                     .collect(),
                 cursor: 0,
-            },
+            }),
         );
     }
 

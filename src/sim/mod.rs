@@ -185,8 +185,10 @@ pub struct Simulation {
     servers: FastMap<Name, Server>,
     /// The one random source.
     rng: Rng,
-    /// Core message number → queue ID (lookups only).
-    ids: FastMap<MessageId, SortKey>,
+    /// Core message number → queue ID. Ordered, not hashed: a hash table
+    /// of a million messages doubles in one step, holding both tables at
+    /// once, which set the peak memory of a run.
+    ids: BTreeMap<MessageId, SortKey>,
     /// Arrivals not yet happened.
     arrivals_left: u64,
     /// Queue ID counter.
@@ -243,7 +245,7 @@ impl Simulation {
             queues: Queues::default(),
             servers: FastMap::default(),
             rng: Rng::new(seed),
-            ids: FastMap::default(),
+            ids: BTreeMap::new(),
             arrivals_left: 0,
             next_file: 0,
             last_wakeup: None,
@@ -388,7 +390,9 @@ impl Simulation {
                 let t = self.transport(name);
                 t.handle(now, msg, &mut out);
             }
-            Addr::Destination(key) if self.stopping.contains_key(key) => {
+            Addr::Destination(key)
+                if !self.stopping.is_empty() && self.stopping.contains_key(key) =>
+            {
                 let (d, left) = self.stopping.get_mut(key).expect("checked above");
                 d.handle(now, msg, &mut out);
                 *left -= 1;
@@ -593,7 +597,7 @@ impl Simulation {
         };
         self.queues.files.insert(
             SortKey::new(&id),
-            File {
+            Box::new(File {
                 id,
                 place,
                 mtime: self.now,
@@ -607,7 +611,7 @@ impl Simulation {
                 },
                 recipients,
                 cursor: 0,
-            },
+            }),
         );
         self.stats.arrived += 1;
         if place == Place::Incoming && self.last_wakeup != Some(self.now) {
