@@ -127,6 +127,8 @@ pub fn plan(
     {
         bound.sort_by(in_order);
     }
+    // At most one entry per recipient; sized once instead of grown.
+    out.entries.reserve(bound.len());
     for (dest, nexthop, recipient) in bound {
         let limit = if verp {
             1

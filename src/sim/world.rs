@@ -122,7 +122,9 @@ impl Queues {
         Q: Ord + ?Sized,
     {
         let file = self.files.get_mut(id).expect("reading a file that exists");
-        let mut out = Vec::new();
+        // Sized once: growing from empty reallocates for every batch.
+        let left = file.recipients.len().saturating_sub(file.cursor);
+        let mut out = Vec::with_capacity(left.min(batch as usize));
         while file.cursor < file.recipients.len() && out.len() < batch as usize {
             let (addr, done) = &file.recipients[file.cursor];
             if !done {
