@@ -17,8 +17,9 @@ pub mod rng;
 pub mod scenario;
 pub mod world;
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashSet, VecDeque};
+mod timers;
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use crate::active::Supervisor;
@@ -35,6 +36,7 @@ use crate::transport::Transport;
 use report::Stats;
 use rng::Rng;
 use scenario::Scenario;
+use timers::Timers;
 use world::{File, Place, Queues, Server};
 
 /// Something scheduled for a later virtual time.
@@ -46,64 +48,6 @@ enum Event {
     Arrive { group: usize, index: u32 },
     /// A server connection closes.
     Release(Name),
-}
-
-/// A future event's place in the heap: firing time, arming order (which
-/// breaks ties deterministically), and its slot in [`Timers::slots`]. The
-/// event itself stays put in its slot, so sifting moves 24 bytes, not a
-/// whole message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Timed {
-    /// When it fires.
-    at: Instant,
-    /// Arming order.
-    seq: u64,
-    /// Where the event is.
-    slot: u32,
-}
-
-/// Future events, ordered by (time, arming order).
-#[derive(Debug, Default)]
-struct Timers {
-    /// The order.
-    heap: BinaryHeap<Reverse<Timed>>,
-    /// The events; `None` in free slots.
-    slots: Vec<Option<Event>>,
-    /// Free slots, reused before the vector grows.
-    free: Vec<u32>,
-}
-
-impl Timers {
-    fn push(&mut self, at: Instant, seq: u64, event: Event) {
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.slots[slot as usize] = Some(event);
-                slot
-            }
-            None => {
-                self.slots.push(Some(event));
-                u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 timers")
-            }
-        };
-        self.heap.push(Reverse(Timed { at, seq, slot }));
-    }
-
-    /// The next event's time, and whether it is an arrival.
-    fn peek(&self) -> Option<(Instant, bool)> {
-        self.heap.peek().map(|Reverse(t)| {
-            let arrival = matches!(self.slots[t.slot as usize], Some(Event::Arrive { .. }));
-            (t.at, arrival)
-        })
-    }
-
-    fn pop(&mut self) -> Option<(Instant, Event)> {
-        let Reverse(t) = self.heap.pop()?;
-        let event = self.slots[t.slot as usize]
-            .take()
-            .expect("a queued timer has its event");
-        self.free.push(t.slot);
-        Some((t.at, event))
-    }
 }
 
 /// Where an arrival group stands: only its next message sits among the
