@@ -41,6 +41,7 @@ use std::sync::Arc;
 
 use crate::effect::{Addr, DestKey, Effect, Effects, LogLevel, Msg, Timer};
 use crate::entry::{AgentId, DeliveryReport, Dsn, Entry, EntryId, MessageId, Outcome};
+use crate::name::Name;
 use crate::params::{GlobalParams, TransportParams};
 use crate::route::{ERROR, RETRY};
 use crate::time::Instant;
@@ -75,7 +76,7 @@ pub struct Destination {
     /// Transport and queue name.
     pub key: DestKey,
     /// The next hop handed to agents.
-    pub nexthop: String,
+    pub nexthop: Name,
     /// The transport's parameters.
     params: Arc<TransportParams>,
     /// Global parameters (backoff, clog warnings, debug logging).
@@ -118,7 +119,7 @@ impl Destination {
     /// of an earlier destination with the same name are stale for this one.
     pub fn new(
         key: DestKey,
-        nexthop: String,
+        nexthop: Name,
         epoch: u64,
         params: Arc<TransportParams>,
         global: Arc<GlobalParams>,
@@ -607,8 +608,8 @@ pub(crate) fn reroute(key: &DestKey, entry: Entry, dsn: &Dsn, out: &mut Effects)
     out.send(
         Addr::Transport(RETRY.into()),
         Msg::Enqueue {
-            queue: to.to_lowercase(),
-            nexthop: to,
+            queue: Name::from(to.to_lowercase()),
+            nexthop: Name::from(to),
             entry,
         },
     );

@@ -15,6 +15,7 @@
 
 use crate::entry::{AgentId, DeliveryReport, Dsn, Entry, MessageId, Recipient};
 use crate::message::{MessageInfo, Verdict};
+use crate::name::Name;
 use crate::route::Routed;
 use crate::scan::{QueueName, ScanFlags};
 use crate::time::Instant;
@@ -25,10 +26,10 @@ use crate::trace::TraceEvent;
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DestKey {
     /// The transport (master.cf service) name.
-    pub transport: String,
+    pub transport: Name,
     /// The queue name: the next hop, or `user@nexthop` when the transport's
     /// recipient limit is 1.
-    pub queue: String,
+    pub queue: Name,
 }
 
 impl std::fmt::Display for DestKey {
@@ -43,7 +44,7 @@ pub enum Addr {
     /// The one supervisor (active queue, admission, completion).
     Supervisor,
     /// The transport of that name.
-    Transport(String),
+    Transport(Name),
     /// One destination queue.
     Destination(DestKey),
 }
@@ -76,7 +77,7 @@ pub enum Msg {
         /// The queue that was scanned.
         queue: QueueName,
         /// The file's queue ID, if any.
-        id: Option<String>,
+        id: Option<Name>,
     },
     /// The answer to [`Effect::Admit`]: the message's first recipients,
     /// resolved by the host (trivial-rewrite in the daemon).
@@ -105,7 +106,7 @@ pub enum Msg {
     /// The file could not be admitted (not ready, locked, corrupt, gone).
     AdmitFailed {
         /// The queue ID.
-        id: String,
+        id: Name,
     },
     // ---- to the supervisor, from entities ----
     /// A delivery request finished, or was retired without an attempt.
@@ -129,9 +130,9 @@ pub enum Msg {
     /// Queue an entry for one of this transport's destinations.
     Enqueue {
         /// The queue name.
-        queue: String,
+        queue: Name,
         /// The next hop handed to the agent.
-        nexthop: String,
+        nexthop: Name,
         /// The request.
         entry: Entry,
     },
@@ -139,7 +140,7 @@ pub enum Msg {
     /// while ready, else 0.
     Capacity {
         /// The queue name.
-        queue: String,
+        queue: Name,
         /// Deliveries it could start now.
         slots: u32,
     },
@@ -149,7 +150,7 @@ pub enum Msg {
     /// is still on its way.
     Idle {
         /// The queue name.
-        queue: String,
+        queue: Name,
         /// Entries received so far.
         received: u64,
         /// It is dead: it stays in memory to remember that, unless the
@@ -159,7 +160,7 @@ pub enum Msg {
     /// A destination had no work for the agent it was offered.
     NoWork {
         /// The queue name.
-        queue: String,
+        queue: Name,
         /// The agent to place elsewhere or close.
         agent: AgentId,
     },
@@ -216,7 +217,7 @@ pub enum Effect {
         /// Its name.
         key: DestKey,
         /// Its next hop.
-        nexthop: String,
+        nexthop: Name,
         /// Distinguishes this incarnation from earlier destinations of the
         /// same name, so a timer armed by a forgotten one cannot act on it.
         epoch: u64,
@@ -234,14 +235,14 @@ pub enum Effect {
     /// `AgentReady` or `AgentFailed`.
     AllocAgent {
         /// The transport.
-        transport: String,
+        transport: Name,
         /// The number of this connection.
         agent: AgentId,
     },
     /// Close an agent connection that got no work.
     CloseAgent {
         /// The transport.
-        transport: String,
+        transport: Name,
         /// The connection.
         agent: AgentId,
     },
@@ -253,7 +254,7 @@ pub enum Effect {
         /// The destination.
         dest: DestKey,
         /// Its next hop.
-        nexthop: String,
+        nexthop: Name,
         /// The request.
         entry: Entry,
     },
@@ -272,7 +273,7 @@ pub enum Effect {
         /// The queue it was found in.
         queue: QueueName,
         /// Its queue ID.
-        id: String,
+        id: Name,
         /// The scan's flags, which become the message's flags.
         flags: ScanFlags,
         /// The number the message gets in the core.

@@ -17,7 +17,7 @@
 //! - [`message`]: message accounting, backoff, expiry.
 //! - [`scan`], [`trigger`]: queue scans and trigger requests.
 //! - [`feedback`], [`params`]: configuration.
-//! - [`effect`], [`entry`], [`trace`], [`time`]: the vocabulary.
+//! - [`effect`], [`entry`], [`name`], [`trace`], [`time`]: the vocabulary.
 //! - [`sim`]: the simulator, its scenarios and reports.
 //!
 //! # Architecture invariants
@@ -34,6 +34,7 @@ pub mod effect;
 pub mod entry;
 pub mod feedback;
 pub mod message;
+pub mod name;
 pub mod params;
 pub mod route;
 pub mod scan;

@@ -15,6 +15,7 @@
 //! (`delay_warning_time`), FORCE_EXPIRE (`postsuper -e`).
 
 use crate::entry::MessageId;
+use crate::name::Name;
 use crate::params::GlobalParams;
 use crate::scan::{QueueName, ScanFlags};
 use crate::time::{Duration, Instant};
@@ -39,9 +40,9 @@ pub struct MessageInfo {
     /// The number the core gave the message at admission.
     pub message: MessageId,
     /// The queue ID (file name).
-    pub id: String,
+    pub id: Name,
     /// The envelope sender; empty for the null sender.
-    pub sender: String,
+    pub sender: Name,
     /// When the message was first queued (expiry and backoff count from it).
     /// A host reading a file without a creation time passes the arrival
     /// time, and failing that `now`, which gives Postfix's minimal backoff.

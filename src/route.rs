@@ -17,6 +17,7 @@ use std::cmp::Ordering;
 
 use crate::effect::DestKey;
 use crate::entry::Recipient;
+use crate::name::Name;
 use crate::params::GlobalParams;
 use crate::scan::ScanFlags;
 
@@ -33,9 +34,9 @@ pub struct Routed {
     /// The recipient, its address already replaced by the resolved one.
     pub recipient: Recipient,
     /// Transport name from the resolver.
-    pub transport: String,
+    pub transport: Name,
     /// Next hop from the resolver.
-    pub nexthop: String,
+    pub nexthop: Name,
     /// The resolver said the address is local (`RESOLVE_CLASS_LOCAL`).
     pub class_local: bool,
 }
@@ -46,7 +47,7 @@ pub struct PlannedEntry {
     /// Destination.
     pub dest: DestKey,
     /// Next hop to hand to the agent.
-    pub nexthop: String,
+    pub nexthop: Name,
     /// Recipients, at least one.
     pub recipients: Vec<Recipient>,
 }
@@ -71,49 +72,63 @@ pub fn plan(
     recipient_limit: &mut dyn FnMut(&str) -> u32,
 ) -> Plan {
     let mut out = Plan::default();
-    let mut bound: Vec<(DestKey, String, Recipient)> = Vec::with_capacity(routed.len());
+    let mut bound: Vec<(DestKey, Name, Recipient)> = Vec::with_capacity(routed.len());
     for r in routed {
         let (transport, nexthop) = if r.recipient.address.is_empty() {
             (
-                ERROR.to_string(),
-                "5.1.3 null recipient address".to_string(),
+                Name::from(ERROR),
+                Name::from("5.1.3 null recipient address"),
             )
         } else if flags.contains(ScanFlags::FORCE_EXPIRE) {
             (
-                RETRY.to_string(),
-                "4.7.0 message is administratively expired".to_string(),
+                Name::from(RETRY),
+                Name::from("4.7.0 message is administratively expired"),
             )
         } else if r.class_local && is_double_bounce(&r.recipient.address, g) {
             out.discards.push(r.recipient);
             continue;
         } else if !flags.contains(ScanFlags::FLUSH_DFXP)
-            && g.defer_transports.contains(&r.transport)
+            && g.defer_transports.iter().any(|t| *t == r.transport)
         {
-            (RETRY.to_string(), "4.3.2 deferred transport".to_string())
+            (Name::from(RETRY), Name::from("4.3.2 deferred transport"))
         } else {
             (r.transport, r.nexthop)
         };
         let one_per_recipient =
             transport != RETRY && transport != ERROR && recipient_limit(&transport) == 1;
         let queue = if one_per_recipient {
-            format!(
-                "{}@{}",
-                strip_extension(local_part(&r.recipient.address), g),
-                nexthop
+            Name::from(
+                format!(
+                    "{}@{}",
+                    strip_extension(local_part(&r.recipient.address), g),
+                    nexthop
+                )
+                .to_lowercase(),
             )
         } else {
-            nexthop.clone()
-        }
-        .to_lowercase();
+            // Shares the next hop's text unless it has capitals: no copy
+            // per recipient.
+            nexthop.to_lowercase()
+        };
         bound.push((DestKey { transport, queue }, nexthop, r.recipient));
     }
-    bound.sort_by(|a, b| {
+    // A batch from one file is mostly sorted already (one recipient per
+    // message, or a list in domain order); skip the sort when it is.
+    let in_order = |a: &(DestKey, Name, Recipient), b: &(DestKey, Name, Recipient)| {
         a.0.transport
             .as_bytes()
             .cmp(b.0.transport.as_bytes())
             .then_with(|| a.0.queue.as_bytes().cmp(b.0.queue.as_bytes()))
             .then_with(|| address_order(&a.2.address, &b.2.address))
-    });
+    };
+    if bound
+        .windows(2)
+        .any(|w| in_order(&w[0], &w[1]) == Ordering::Greater)
+    {
+        bound.sort_by(in_order);
+    }
+    // At most one entry per recipient; sized once instead of grown.
+    out.entries.reserve(bound.len());
     for (dest, nexthop, recipient) in bound {
         let limit = if verp {
             1
@@ -172,14 +187,25 @@ fn strip_extension<'a>(local: &'a str, g: &GlobalParams) -> &'a str {
 /// Postfix's recipient order: by domain, then by whole address, both
 /// without regard to case; addresses with no domain sort last.
 fn address_order(a: &str, b: &str) -> Ordering {
-    let domain = |s: &str| s.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase());
+    // Byte-wise ASCII case folding, as comparing lowered copies would do,
+    // without making the copies (this runs for every pair the sort looks at).
+    fn domain(s: &str) -> Option<&str> {
+        s.rsplit_once('@').map(|(_, d)| d)
+    }
     match (domain(a), domain(b)) {
-        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(x), Some(y)) => fold_cmp(x, y),
         (Some(_), None) => Ordering::Less,
         (None, Some(_)) => Ordering::Greater,
         (None, None) => Ordering::Equal,
     }
-    .then_with(|| a.to_ascii_lowercase().cmp(&b.to_ascii_lowercase()))
+    .then_with(|| fold_cmp(a, b))
+}
+
+/// Compares like `a.to_ascii_lowercase().cmp(&b.to_ascii_lowercase())`.
+fn fold_cmp(a: &str, b: &str) -> Ordering {
+    a.bytes()
+        .map(|c| c.to_ascii_lowercase())
+        .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
 }
 
 #[cfg(test)]

@@ -45,12 +45,13 @@
 //! # Compatibility
 //! `transport_retry_time`, `<transport>_transport_rate_delay`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::destination::reroute;
 use crate::effect::{Addr, DestKey, Effect, Effects, Msg, Timer};
 use crate::entry::{AgentId, Dsn, Entry};
+use crate::name::{FastMap, Name};
 use crate::params::TransportParams;
 use crate::time::{Duration, Instant};
 use crate::trace::TraceEvent;
@@ -74,7 +75,7 @@ struct DestView {
 #[derive(Debug)]
 pub struct Transport {
     /// The transport name.
-    pub name: String,
+    pub name: Name,
     /// Its parameters.
     params: Arc<TransportParams>,
     /// How long it stays dead.
@@ -91,10 +92,10 @@ pub struct Transport {
     next_agent: u64,
     /// Destinations by queue name. A hash map for lookups only: anything
     /// that walks destinations orders them by stamp first ([`Transport::ring`]).
-    dests: HashMap<String, DestView>,
+    dests: FastMap<Name, DestView>,
     /// Destinations with spare slots, by rotation stamp: the first is the
     /// next to be offered an agent.
-    ready: BTreeMap<u64, String>,
+    ready: BTreeMap<u64, Name>,
     /// The next rotation stamp (moving a destination to the end of the ring).
     next_stamp: u64,
     /// Sum of the destinations' slots.
@@ -115,7 +116,7 @@ impl Transport {
         dead_cache_limit: usize,
     ) -> Transport {
         Transport {
-            name: params.name.clone(),
+            name: Name::from(&params.name),
             params,
             retry_time,
             dead: None,
@@ -123,7 +124,7 @@ impl Transport {
             rate_locked: false,
             pending: 0,
             next_agent: 0,
-            dests: HashMap::new(),
+            dests: FastMap::default(),
             ready: BTreeMap::new(),
             next_stamp: 0,
             total_slots: 0,
@@ -138,8 +139,8 @@ impl Transport {
     }
 
     /// Destinations it knows, in ring order, with their spare slots.
-    pub fn ring(&self) -> Vec<(String, u32)> {
-        let mut ring: Vec<(u64, String, u32)> = self
+    pub fn ring(&self) -> Vec<(Name, u32)> {
+        let mut ring: Vec<(u64, Name, u32)> = self
             .dests
             .iter()
             .map(|(q, v)| (v.stamp, q.clone(), v.slots))
@@ -150,14 +151,14 @@ impl Transport {
 
     /// Records a destination's spare slots, keeping the total and the index
     /// of destinations with room in step.
-    fn set_slots(&mut self, queue: &str, slots: u32) {
+    fn set_slots(&mut self, queue: &Name, slots: u32) {
         let Some(view) = self.dests.get_mut(queue) else {
             return;
         };
         self.total_slots = self.total_slots - view.slots + slots;
         match (view.slots > 0, slots > 0) {
             (false, true) => {
-                self.ready.insert(view.stamp, queue.to_string());
+                self.ready.insert(view.stamp, queue.clone());
             }
             (true, false) => {
                 self.ready.remove(&view.stamp);
@@ -223,7 +224,7 @@ impl Transport {
                 } else {
                     let until = now + delay;
                     out.trace(|| TraceEvent::RateDelay {
-                        transport: self.name.clone(),
+                        transport: self.name.to_string(),
                         agent,
                         until,
                     });
@@ -265,16 +266,16 @@ impl Transport {
         self.alloc(out);
     }
 
-    fn key(&self, queue: &str) -> DestKey {
+    fn key(&self, queue: &Name) -> DestKey {
         DestKey {
             transport: self.name.clone(),
-            queue: queue.to_string(),
+            queue: queue.clone(),
         }
     }
 
     /// Routes an entry to its destination, creating it on first use (new
     /// destinations join the end of the ring), or to `retry` while dead.
-    fn enqueue(&mut self, queue: String, nexthop: String, entry: Entry, out: &mut Effects) {
+    fn enqueue(&mut self, queue: Name, nexthop: Name, entry: Entry, out: &mut Effects) {
         let key = self.key(&queue);
         if let Some(dsn) = &self.dead {
             let dsn = dsn.clone();
@@ -315,7 +316,7 @@ impl Transport {
                 self.rate_locked = true;
             }
             out.trace(|| TraceEvent::Alloc {
-                transport: self.name.clone(),
+                transport: self.name.to_string(),
                 agent,
             });
             out.push(Effect::AllocAgent {
@@ -358,7 +359,7 @@ impl Transport {
             self.generation += 1;
             let until = now + self.retry_time;
             out.trace(|| TraceEvent::TransportThrottle {
-                transport: self.name.clone(),
+                transport: self.name.to_string(),
                 until,
                 reason: dsn.to_string(),
             });
@@ -383,7 +384,7 @@ impl Transport {
     fn unthrottle(&mut self, out: &mut Effects) {
         self.rate_locked = false;
         if self.dead.take().is_some() {
-            out.trace(|| TraceEvent::TransportUnthrottle(self.name.clone()));
+            out.trace(|| TraceEvent::TransportUnthrottle(self.name.to_string()));
         }
     }
 }

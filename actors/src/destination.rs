@@ -38,7 +38,7 @@ impl DestinationActor {
     pub fn new(
         host: Arc<Host>,
         key: DestKey,
-        nexthop: String,
+        nexthop: oqmgr::name::Name,
         epoch: u64,
         params: Arc<TransportParams>,
     ) -> DestinationActor {

@@ -248,7 +248,10 @@ pub(crate) fn run<A: Entity>(
             Effect::AllocAgent { transport, agent } => alloc(host, transport, agent),
             Effect::CloseAgent { transport, agent } => {
                 if let Some(close) = host.agent(&transport).and_then(|a| a.close.as_ref()) {
-                    close.do_send(Close { transport, agent });
+                    close.do_send(Close {
+                        transport: transport.to_string(),
+                        agent,
+                    });
                 }
             }
             Effect::Deliver {
@@ -268,7 +271,7 @@ pub(crate) fn run<A: Entity>(
                 let request = a.deliver.send(Deliver {
                     agent,
                     dest,
-                    nexthop,
+                    nexthop: nexthop.to_string(),
                     queue_id,
                     entry,
                 });
@@ -297,7 +300,7 @@ pub(crate) fn run<A: Entity>(
             } => {
                 if let Some(s) = host.scanner(queue) {
                     s.do_send(Admit {
-                        id,
+                        id: id.to_string(),
                         flags,
                         message,
                         batch,
@@ -306,7 +309,7 @@ pub(crate) fn run<A: Entity>(
             }
             Effect::FlushAll => {
                 for name in host.registry.transport_names() {
-                    host.send(Addr::Transport(name), Msg::Flush);
+                    host.send(Addr::Transport(name.into()), Msg::Flush);
                 }
             }
             Effect::Refill { message, batch } => refill(host, message, batch),
@@ -341,7 +344,7 @@ pub(crate) fn run<A: Entity>(
 
 /// Asks the transport's agent for a connection; the answer goes back to the
 /// transport as `AgentReady` or `AgentFailed`.
-fn alloc(host: &Arc<Host>, transport: String, agent: oqmgr::entry::AgentId) {
+fn alloc(host: &Arc<Host>, transport: oqmgr::name::Name, agent: oqmgr::entry::AgentId) {
     let to = Addr::Transport(transport.clone());
     let failed = |dsn| Msg::AgentFailed { agent, dsn };
     match host.agent(&transport) {
@@ -349,7 +352,10 @@ fn alloc(host: &Arc<Host>, transport: String, agent: oqmgr::entry::AgentId) {
             connect: Some(connect),
             ..
         }) => {
-            let request = connect.send(Connect { transport, agent });
+            let request = connect.send(Connect {
+                transport: transport.to_string(),
+                agent,
+            });
             let host = Arc::clone(host);
             actix::spawn(async move {
                 let msg = match request.await {

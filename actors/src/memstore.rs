@@ -79,22 +79,25 @@ impl MemoryStore {
         warning: Warning,
     ) {
         self.queues.files.insert(
-            id.to_string(),
-            File {
-                id: id.to_string(),
+            id.into(),
+            Box::new(File {
+                id: id.into(),
                 place: if deferred {
                     Place::Deferred
                 } else {
                     Place::Incoming
                 },
                 mtime: now,
-                sender: sender.to_string(),
+                sender: sender.into(),
                 create_time,
                 arrival: now,
                 warning,
-                recipients: recipients.iter().map(|r| (r.clone(), false)).collect(),
+                recipients: recipients
+                    .iter()
+                    .map(|r| (r.as_str().into(), false))
+                    .collect(),
                 cursor: 0,
-            },
+            }),
         );
     }
 
@@ -129,7 +132,7 @@ impl QueueStore for MemoryStore {
             .files
             .values()
             .filter(|f| f.place == want)
-            .map(|f| f.id.clone())
+            .map(|f| f.id.to_string())
             .collect()
     }
 
@@ -164,7 +167,7 @@ impl QueueStore for MemoryStore {
         file.place = Place::Active;
         file.cursor = 0;
         Ok(Envelope {
-            sender: file.sender.clone(),
+            sender: file.sender.to_string(),
             create_time: file.create_time,
             warning: file.warning,
             flags: ScanFlags::NONE,

@@ -196,7 +196,7 @@ impl Handler<ScanNext> for ScannerActor {
         }
         self.answer(Msg::ScanResult {
             queue: self.queue,
-            id: found,
+            id: found.map(Into::into),
         });
     }
 }
@@ -219,8 +219,8 @@ impl Handler<Admit> for ScannerActor {
                 self.answer(Msg::Admitted {
                     info: MessageInfo {
                         message: msg.message,
-                        id: msg.id,
-                        sender: env.sender,
+                        id: msg.id.into(),
+                        sender: env.sender.into(),
                         create_time: env.create_time,
                         warning: env.warning,
                         flags: msg.flags | env.flags,
@@ -234,7 +234,7 @@ impl Handler<Admit> for ScannerActor {
                 // (`QueueStore` contract); a second line would be noise in
                 // a log parser's eyes.
                 tracing::debug!(queue = %self.queue, id = %msg.id, "not admitted: {why}");
-                self.answer(Msg::AdmitFailed { id: msg.id });
+                self.answer(Msg::AdmitFailed { id: msg.id.into() });
             }
         }
     }

@@ -17,8 +17,9 @@ pub mod rng;
 pub mod scenario;
 pub mod world;
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+mod timers;
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use crate::active::Supervisor;
@@ -26,6 +27,7 @@ use crate::destination::Destination;
 use crate::effect::{Addr, DestKey, Effect, Effects, LogLevel, Msg};
 use crate::entry::{DeliveryReport, Dsn, MessageId, RecipientStatus};
 use crate::message::{MessageInfo, Verdict, Warning};
+use crate::name::{FastMap, FastState, Name, SortKey};
 use crate::params::{ConfigWarning, Params, RawParams, TransportParams};
 use crate::route::Routed;
 use crate::scan::{QueueName, ScanFlags};
@@ -34,6 +36,7 @@ use crate::transport::Transport;
 use report::Stats;
 use rng::Rng;
 use scenario::Scenario;
+use timers::Timers;
 use world::{File, Place, Queues, Server};
 
 /// Something scheduled for a later virtual time.
@@ -44,35 +47,19 @@ enum Event {
     /// Message `index` of arrival group `group` appears in its queue.
     Arrive { group: usize, index: u32 },
     /// A server connection closes.
-    Release(String),
+    Release(Name),
 }
 
-/// An event with its firing time and arming order.
-#[derive(Debug)]
-struct Timed {
-    /// When it fires.
-    at: Instant,
-    /// Arming order, to break ties deterministically.
-    seq: u64,
-    /// What happens.
-    event: Event,
-}
-
-impl PartialEq for Timed {
-    fn eq(&self, other: &Timed) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Timed {}
-impl PartialOrd for Timed {
-    fn partial_cmp(&self, other: &Timed) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Timed {
-    fn cmp(&self, other: &Timed) -> Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
+/// Where an arrival group stands: only its next message sits among the
+/// timers (a million queued arrivals would cost more memory than the
+/// recipients they bring). Its arming number is the one it would have had
+/// had every arrival been armed at the start, so ties break as before.
+#[derive(Clone, Copy, Debug)]
+struct ArrivalGroup {
+    /// Arming number of the group's first message.
+    first_seq: u64,
+    /// Messages in the group.
+    count: u32,
 }
 
 /// Options of one run.
@@ -111,29 +98,41 @@ pub struct Simulation {
     /// The supervisor entity.
     supervisor: Supervisor,
     /// Transport entities.
-    transports: BTreeMap<String, Transport>,
+    transports: BTreeMap<Name, Transport>,
     /// Destination entities. A hash map for lookups only: it is never
     /// iterated, so its order cannot leak into a decision.
-    dests: HashMap<DestKey, Destination>,
+    dests: FastMap<DestKey, Destination>,
     /// Destinations told to `Stop`, with the number of bus messages still
     /// addressed to them, the `Stop` included (lookups only, as above).
-    stopping: HashMap<DestKey, (Destination, usize)>,
+    stopping: FastMap<DestKey, (Destination, usize)>,
     /// Resolved per-transport parameters.
     tparams: BTreeMap<String, Arc<TransportParams>>,
     /// Messages for entities, in send order.
     bus: VecDeque<(Addr, Msg)>,
     /// Future events.
-    timers: BinaryHeap<Reverse<Timed>>,
+    timers: Timers,
+    /// Arrival groups, by index in the scenario.
+    groups: Vec<ArrivalGroup>,
+    /// One shared copy of each group's sender.
+    senders: Vec<Name>,
+    /// Transport names and next hops made so far, so that each recipient
+    /// shares them instead of holding copies (lookups only).
+    names: HashSet<Name, FastState>,
+    /// The effect buffer, kept between steps so that each step does not
+    /// allocate a new one.
+    spare: Vec<Effect>,
     /// Arming counter.
     seq: u64,
     /// Queue directories.
     queues: Queues,
-    /// Remote servers by next hop.
-    servers: HashMap<String, Server>,
+    /// Remote servers by next hop (lookups only).
+    servers: FastMap<Name, Server>,
     /// The one random source.
     rng: Rng,
-    /// Core message number → queue ID.
-    ids: BTreeMap<MessageId, String>,
+    /// Core message number → queue ID. Ordered, not hashed: a hash table
+    /// of a million messages doubles in one step, holding both tables at
+    /// once, which set the peak memory of a run.
+    ids: BTreeMap<MessageId, SortKey>,
     /// Arrivals not yet happened.
     arrivals_left: u64,
     /// Queue ID counter.
@@ -177,14 +176,18 @@ impl Simulation {
             steps: 0,
             supervisor: Supervisor::new(params),
             transports: BTreeMap::new(),
-            dests: HashMap::new(),
-            stopping: HashMap::new(),
+            dests: FastMap::default(),
+            stopping: FastMap::default(),
             tparams: BTreeMap::new(),
             bus: VecDeque::new(),
-            timers: BinaryHeap::new(),
+            timers: Timers::default(),
+            groups: Vec::new(),
+            senders: Vec::new(),
+            names: HashSet::default(),
+            spare: Vec::new(),
             seq: 0,
             queues: Queues::default(),
-            servers: HashMap::new(),
+            servers: FastMap::default(),
             rng: Rng::new(seed),
             ids: BTreeMap::new(),
             arrivals_left: 0,
@@ -195,13 +198,19 @@ impl Simulation {
             warnings,
             scenario,
         };
-        for (group, a) in sim.scenario.arrivals.clone().iter().enumerate() {
-            for index in 0..a.count {
-                let at =
-                    Instant::ZERO + a.at.0 + Duration(a.every.0.as_millis() * u64::from(index));
-                sim.schedule(at, Event::Arrive { group, index });
-                sim.arrivals_left += 1;
-            }
+        // Arming numbers are handed out as if every arrival were armed now,
+        // group by group, but only each group's first is queued.
+        for group in 0..sim.scenario.arrivals.len() {
+            let a = &sim.scenario.arrivals[group];
+            let g = ArrivalGroup {
+                first_seq: sim.seq + 1,
+                count: a.count,
+            };
+            sim.seq += u64::from(a.count);
+            sim.arrivals_left += u64::from(a.count);
+            sim.senders.push(Name::from(&a.sender));
+            sim.groups.push(g);
+            sim.queue_arrival(group, 0);
         }
         for t in sim.scenario.triggers.clone() {
             let at = Instant::ZERO + t.at.0;
@@ -234,30 +243,24 @@ impl Simulation {
             if self.idle() {
                 break;
             }
-            let Some(Reverse(next)) = self.timers.pop() else {
+            let Some((at, _)) = self.timers.peek() else {
                 break;
             };
-            if next.at > self.until || self.steps >= self.options.max_steps {
+            if at > self.until || self.steps >= self.options.max_steps {
                 self.line(&format!("stop: limit reached (steps={})", self.steps));
                 break;
             }
-            self.now = next.at;
-            match next.event {
+            let (at, event) = self.timers.pop().expect("peeked above");
+            self.now = at;
+            match event {
                 Event::Send(to, msg) => self.deliver(to, msg),
                 Event::Arrive { group, index } => {
                     self.arrive(group, index);
                     // Every file of one instant lands before the queue
                     // manager looks, as when cleanup outpaces it; one
                     // wakeup then covers them all.
-                    while let Some(Reverse(t)) = self.timers.peek() {
-                        if t.at != self.now || !matches!(t.event, Event::Arrive { .. }) {
-                            break;
-                        }
-                        let Some(Reverse(Timed {
-                            event: Event::Arrive { group, index },
-                            ..
-                        })) = self.timers.pop()
-                        else {
+                    while self.timers.peek() == Some((self.now, true)) {
+                        let Some((_, Event::Arrive { group, index })) = self.timers.pop() else {
                             unreachable!("peeked an arrival");
                         };
                         self.arrive(group, index);
@@ -291,11 +294,23 @@ impl Simulation {
 
     fn schedule(&mut self, at: Instant, event: Event) {
         self.seq += 1;
-        self.timers.push(Reverse(Timed {
+        self.timers.push(at, self.seq, event);
+    }
+
+    /// Queues message `index` of arrival group `group`, if there is one,
+    /// under the arming number it was given at the start.
+    fn queue_arrival(&mut self, group: usize, index: u32) {
+        let g = self.groups[group];
+        if index >= g.count {
+            return;
+        }
+        let a = &self.scenario.arrivals[group];
+        let at = Instant::ZERO + a.at.0 + Duration(a.every.0.as_millis() * u64::from(index));
+        self.timers.push(
             at,
-            seq: self.seq,
-            event,
-        }));
+            g.first_seq + u64::from(index),
+            Event::Arrive { group, index },
+        );
     }
 
     fn line(&mut self, text: &str) {
@@ -308,6 +323,7 @@ impl Simulation {
     fn deliver(&mut self, to: Addr, msg: Msg) {
         self.steps += 1;
         let mut out = self.effects();
+        out.list = std::mem::take(&mut self.spare);
         let now = self.now;
         if let (Addr::Destination(key), Msg::Report(_)) = (&to, &msg) {
             self.stats.done(now, key);
@@ -318,7 +334,9 @@ impl Simulation {
                 let t = self.transport(name);
                 t.handle(now, msg, &mut out);
             }
-            Addr::Destination(key) if self.stopping.contains_key(key) => {
+            Addr::Destination(key)
+                if !self.stopping.is_empty() && self.stopping.contains_key(key) =>
+            {
                 let (d, left) = self.stopping.get_mut(key).expect("checked above");
                 d.handle(now, msg, &mut out);
                 *left -= 1;
@@ -362,7 +380,7 @@ impl Simulation {
             let retry = g.transport_retry_time;
             let cache = 2 * g.message_recipient_limit as usize;
             self.transports
-                .insert(name.to_string(), Transport::new(p, retry, cache));
+                .insert(Name::from(name), Transport::new(p, retry, cache));
         }
         self.transports.get_mut(name).expect("inserted above")
     }
@@ -370,6 +388,10 @@ impl Simulation {
     fn apply(&mut self, mut out: Effects) {
         for effect in out.drain() {
             self.effect(effect);
+        }
+        // Keep the (now empty) buffer for the next step.
+        if out.list.capacity() > self.spare.capacity() {
+            self.spare = out.list;
         }
     }
 
@@ -407,7 +429,7 @@ impl Simulation {
                 let behaviour = self
                     .scenario
                     .transports
-                    .get(&transport)
+                    .get(transport.as_str())
                     .cloned()
                     .unwrap_or_default();
                 let at = Duration(self.now.as_millis());
@@ -467,7 +489,7 @@ impl Simulation {
             Effect::DelayCleared(_) => self.stats.delay_cleared += 1,
             Effect::Complete { message, verdict } => self.complete(message, verdict),
             Effect::FlushAll => {
-                let names: Vec<String> = self.transports.keys().cloned().collect();
+                let names: Vec<Name> = self.transports.keys().cloned().collect();
                 for name in names {
                     self.bus.push_back((Addr::Transport(name), Msg::Flush));
                 }
@@ -485,20 +507,29 @@ impl Simulation {
 
     fn arrive(&mut self, group: usize, index: u32) {
         self.arrivals_left -= 1;
+        self.queue_arrival(group, index + 1);
         // Borrowed, not cloned: a group may list thousands of domains.
         let a = &self.scenario.arrivals[group];
         self.next_file += 1;
-        let id = format!("Q{:06}", self.next_file);
+        // Written out rather than `format!`ed: this runs for every file and
+        // recipient of a run, and the formatting machinery cost more than
+        // the scheduling it feeds.
+        let mut text = String::with_capacity(16);
+        text.push('Q');
+        push_decimal(&mut text, self.next_file, 6);
+        let id = Name::from(text.as_str());
         let recipients = (0..a.recipients)
             .map(|r| {
                 let n = index * a.recipients + r;
                 let domain = &a.domains[(n as usize) % a.domains.len().max(1)];
-                let local = if a.numbered {
-                    format!("{}{}", a.user, n + 1)
-                } else {
-                    a.user.clone()
-                };
-                (format!("{local}@{domain}"), false)
+                text.clear();
+                text.push_str(&a.user);
+                if a.numbered {
+                    push_decimal(&mut text, u64::from(n) + 1, 0);
+                }
+                text.push('@');
+                text.push_str(domain);
+                (Box::from(text.as_str()), false)
             })
             .collect();
         let warn = self.supervisor.global().delay_warning_time;
@@ -509,12 +540,12 @@ impl Simulation {
             Place::Incoming
         };
         self.queues.files.insert(
-            id.clone(),
-            File {
+            SortKey::new(&id),
+            Box::new(File {
                 id,
                 place,
                 mtime: self.now,
-                sender: a.sender.clone(),
+                sender: self.senders[group].clone(),
                 create_time,
                 arrival: self.now,
                 warning: if warn.is_zero() {
@@ -524,7 +555,7 @@ impl Simulation {
                 },
                 recipients,
                 cursor: 0,
-            },
+            }),
         );
         self.stats.arrived += 1;
         if place == Place::Incoming && self.last_wakeup != Some(self.now) {
@@ -539,12 +570,12 @@ impl Simulation {
     fn admit(
         &mut self,
         queue: QueueName,
-        id: String,
+        id: Name,
         flags: ScanFlags,
         message: MessageId,
         batch: u32,
     ) {
-        let Some(file) = self.queues.files.get_mut(&id) else {
+        let Some(file) = self.queues.files.get_mut(&SortKey::new(&id)) else {
             self.bus
                 .push_back((Addr::Supervisor, Msg::AdmitFailed { id }));
             return;
@@ -561,13 +592,14 @@ impl Simulation {
         }
         file.place = Place::Active;
         file.cursor = 0;
-        self.ids.insert(message, id.clone());
-        let (recipients, more) = self.read(&id, batch);
-        let file = &self.queues.files[&id];
+        let key = SortKey::new(&id);
+        self.ids.insert(message, key.clone());
+        let (recipients, more) = self.read(&key, batch);
+        let file = &self.queues.files[&key];
         let info = MessageInfo {
             message,
-            id: id.clone(),
             sender: file.sender.clone(),
+            id,
             create_time: file.create_time,
             warning: file.warning,
             flags,
@@ -583,16 +615,22 @@ impl Simulation {
     }
 
     /// Reads and resolves the next batch of a file's undone recipients.
-    fn read(&mut self, id: &str, batch: u32) -> (Vec<Routed>, bool) {
-        let (addresses, more) = self.queues.read_batch(id, batch);
-        let recipients = addresses
-            .iter()
-            .map(|a| world::resolve(&self.scenario, a))
-            .collect();
-        (recipients, more)
+    fn read(&mut self, id: &SortKey, batch: u32) -> (Vec<Routed>, bool) {
+        let scenario = &self.scenario;
+        let names = &mut self.names;
+        let mut intern = |text: &str| match names.get(text) {
+            Some(name) => name.clone(),
+            None => {
+                let name = Name::from(text);
+                names.insert(name.clone());
+                name
+            }
+        };
+        self.queues
+            .read_batch_with(id, batch, |a| world::resolve_with(scenario, a, &mut intern))
     }
 
-    fn attempt(&mut self, dest: DestKey, nexthop: String, entry: crate::entry::Entry) {
+    fn attempt(&mut self, dest: DestKey, nexthop: Name, entry: crate::entry::Entry) {
         self.stats.select(self.now, &dest);
         if !self.servers.contains_key(&nexthop) {
             self.servers.insert(nexthop.clone(), Server::default());
@@ -674,7 +712,49 @@ impl Simulation {
     }
 }
 
+/// Appends `n` in decimal, zero-padded to `width` digits (`{:0width$}`).
+fn push_decimal(out: &mut String, n: u64, width: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for _ in (digits.len() - at)..width {
+        out.push('0');
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
+}
+
 /// Runs a scenario and returns its trace and summary.
 pub fn simulate(scenario: Scenario, options: Options) -> (String, String) {
     Simulation::new(scenario, options).run()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_decimal;
+
+    #[test]
+    fn decimals_pad_like_format() {
+        for (n, width) in [
+            (0, 6),
+            (7, 6),
+            (123_456, 6),
+            (1_234_567, 6),
+            (42, 0),
+            (0, 0),
+        ] {
+            let mut s = String::new();
+            push_decimal(&mut s, n, width);
+            assert_eq!(s, format!("{n:0width$}"));
+        }
+    }
 }

@@ -3,11 +3,11 @@
 //! long recipients waited; then totals. Printed with fixed precision so it
 //! can be snapshot-tested like the trace.
 
-use std::collections::HashMap;
 use std::fmt::Write;
 
 use crate::effect::DestKey;
 use crate::entry::RecipientStatus;
+use crate::name::FastMap;
 use crate::sim::world::Queues;
 use crate::time::{Duration, Instant};
 
@@ -39,7 +39,7 @@ pub struct DestStats {
 pub struct Stats {
     /// Per destination.
     /// (A hash map for lookups; the summary sorts before it prints.)
-    pub dests: HashMap<DestKey, DestStats>,
+    pub dests: FastMap<DestKey, DestStats>,
     /// Messages that arrived.
     pub arrived: u64,
     /// Files removed after full delivery.
@@ -76,12 +76,9 @@ impl Stats {
 
     /// Updates the concurrency figures of `dest`.
     fn busy_change(&mut self, now: Instant, dest: &DestKey, delta: i32) {
-        // Look up before inserting: cloning the key for every event would
-        // cost more than the bookkeeping itself.
-        if !self.dests.contains_key(dest) {
-            self.dests.insert(dest.clone(), DestStats::default());
-        }
-        let d = self.dests.get_mut(dest).expect("inserted above");
+        // One lookup: cloning a key of shared names costs less than a
+        // second search.
+        let d = self.dests.entry(dest.clone()).or_default();
         if d.busy > 0 {
             d.busy_ms += u64::from(d.busy) * now.saturating_since(d.since).as_millis();
         }
@@ -96,10 +93,7 @@ impl Stats {
 
     /// Counts one recipient's outcome.
     pub fn recipient(&mut self, dest: &DestKey, status: RecipientStatus, delay: Duration) {
-        if !self.dests.contains_key(dest) {
-            self.dests.insert(dest.clone(), DestStats::default());
-        }
-        let d = self.dests.get_mut(dest).expect("inserted above");
+        let d = self.dests.entry(dest.clone()).or_default();
         match status {
             RecipientStatus::Sent => {
                 d.sent += 1;

@@ -6,10 +6,12 @@
 //! each next hop with their latency, connection limit, outages and
 //! per-recipient failures.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::entry::{Dsn, Outcome, Recipient, RecipientStatus};
 use crate::message::Warning;
+use crate::name::{Name, SortKey};
 use crate::route::{Routed, ERROR, RETRY};
 use crate::scan::QueueName;
 use crate::sim::rng::Rng;
@@ -30,22 +32,23 @@ pub enum Place {
 /// One simulated queue file.
 #[derive(Clone, Debug)]
 pub struct File {
-    /// Queue ID.
-    pub id: String,
+    /// Queue ID (shared with the map key and scan listings).
+    pub id: Name,
     /// Where it is.
     pub place: Place,
     /// Next attempt (`mtime` of a deferred file).
     pub mtime: Instant,
-    /// Envelope sender.
-    pub sender: String,
+    /// Envelope sender (shared by the files of one arrival group).
+    pub sender: Name,
     /// Creation time.
     pub create_time: Instant,
     /// Arrival in the queue (for delays).
     pub arrival: Instant,
     /// Delay-warning state (`W` record).
     pub warning: Warning,
-    /// Recipients and whether each is done.
-    pub recipients: Vec<(String, bool)>,
+    /// Recipients and whether each is done (boxed: no spare capacity is
+    /// kept for a million addresses).
+    pub recipients: Vec<(Box<str>, bool)>,
     /// Read position for batches.
     pub cursor: usize,
 }
@@ -53,10 +56,12 @@ pub struct File {
 /// The simulated queue directories.
 #[derive(Debug, Default)]
 pub struct Queues {
-    /// Files by queue ID (IDs sort in arrival order).
-    pub files: BTreeMap<String, File>,
+    /// Files by queue ID (IDs sort in arrival order). Boxed: IDs arrive
+    /// in order, which leaves B-tree nodes about half full, and half-empty
+    /// slots of a pointer cost far less than half-empty slots of a file.
+    pub files: BTreeMap<SortKey, Box<File>>,
     /// The listing each scan walks.
-    pub listing: BTreeMap<QueueName, VecDeque<String>>,
+    pub listing: BTreeMap<QueueName, VecDeque<Name>>,
 }
 
 impl Queues {
@@ -77,14 +82,18 @@ impl Queues {
     }
 
     /// The next file of a scan still in that queue.
-    pub fn next(&mut self, queue: QueueName) -> Option<String> {
+    pub fn next(&mut self, queue: QueueName) -> Option<Name> {
         let want = match queue {
             QueueName::Incoming => Place::Incoming,
             QueueName::Deferred => Place::Deferred,
         };
         let list = self.listing.get_mut(&queue)?;
         while let Some(id) = list.pop_front() {
-            if self.files.get(&id).is_some_and(|f| f.place == want) {
+            if self
+                .files
+                .get(&SortKey::new(&id))
+                .is_some_and(|f| f.place == want)
+            {
                 return Some(id);
             }
         }
@@ -92,13 +101,34 @@ impl Queues {
     }
 
     /// Reads the next batch of undone recipients; true when more remain.
-    pub fn read_batch(&mut self, id: &str, batch: u32) -> (Vec<String>, bool) {
+    pub fn read_batch<Q>(&mut self, id: &Q, batch: u32) -> (Vec<String>, bool)
+    where
+        SortKey: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
+        self.read_batch_with(id, batch, str::to_string)
+    }
+
+    /// Like [`Queues::read_batch`], turning each address into what `f`
+    /// makes of it without copying it first.
+    pub fn read_batch_with<Q, T>(
+        &mut self,
+        id: &Q,
+        batch: u32,
+        mut f: impl FnMut(&str) -> T,
+    ) -> (Vec<T>, bool)
+    where
+        SortKey: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
         let file = self.files.get_mut(id).expect("reading a file that exists");
-        let mut out = Vec::new();
+        // Sized once: growing from empty reallocates for every batch.
+        let left = file.recipients.len().saturating_sub(file.cursor);
+        let mut out = Vec::with_capacity(left.min(batch as usize));
         while file.cursor < file.recipients.len() && out.len() < batch as usize {
             let (addr, done) = &file.recipients[file.cursor];
             if !done {
-                out.push(addr.clone());
+                out.push(f(addr));
             }
             file.cursor += 1;
         }
@@ -107,9 +137,17 @@ impl Queues {
     }
 
     /// Marks a recipient done (an agent's `D` record).
-    pub fn mark_done(&mut self, id: &str, address: &str) {
+    pub fn mark_done<Q>(&mut self, id: &Q, address: &str)
+    where
+        SortKey: Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
         if let Some(file) = self.files.get_mut(id) {
-            if let Some(r) = file.recipients.iter_mut().find(|(a, d)| a == address && !d) {
+            if let Some(r) = file
+                .recipients
+                .iter_mut()
+                .find(|(a, d)| &**a == address && !d)
+            {
                 r.1 = true;
             }
         }
@@ -118,23 +156,31 @@ impl Queues {
 
 /// Resolves a recipient the way the scenario's routes say.
 pub fn resolve(scenario: &Scenario, address: &str) -> Routed {
-    let domain = address
-        .rsplit_once('@')
-        .map_or("", |(_, d)| d)
-        .to_ascii_lowercase();
-    let (transport, nexthop) = match scenario.routes.get(&domain) {
+    resolve_with(scenario, address, &mut |text| Name::from(text))
+}
+
+/// Like [`resolve`], with `name` making the transport and next hop names,
+/// so that a host can hand out shared copies instead of new ones.
+pub fn resolve_with(
+    scenario: &Scenario,
+    address: &str,
+    name: &mut dyn FnMut(&str) -> Name,
+) -> Routed {
+    let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
+    // Lower case without a copy when it already is.
+    let lowered;
+    let domain = if domain.bytes().any(|b| b.is_ascii_uppercase()) {
+        lowered = domain.to_ascii_lowercase();
+        lowered.as_str()
+    } else {
+        domain
+    };
+    let (transport, nexthop) = match scenario.routes.get(domain) {
         Some(route) => match route.split_once(':') {
-            Some((t, n)) => (
-                t.to_string(),
-                if n.is_empty() {
-                    domain.clone()
-                } else {
-                    n.to_string()
-                },
-            ),
-            None => (route.clone(), domain.clone()),
+            Some((t, n)) => (name(t), name(if n.is_empty() { domain } else { n })),
+            None => (name(route), name(domain)),
         },
-        None => ("smtp".to_string(), domain.clone()),
+        None => (name("smtp"), name(domain)),
     };
     Routed {
         recipient: Recipient::new(address),

@@ -105,7 +105,9 @@ impl Handler<Deliver> for PostfixAgents {
     fn handle(&mut self, msg: Deliver, _ctx: &mut Context<Self>) -> Self::Result {
         let entry_id = msg.entry.id;
         let crash = agent::crashed(&msg.entry);
-        let conn = self.idle.remove(&(msg.dest.transport.clone(), msg.agent));
+        let conn = self
+            .idle
+            .remove(&(msg.dest.transport.to_string(), msg.agent));
         let Some(message) = self.active.get(&msg.queue_id).map(|m| Arc::clone(&m)) else {
             tracing::warn!(
                 "{}: delivery request for a message not in the active queue",

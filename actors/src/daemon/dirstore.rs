@@ -193,8 +193,8 @@ impl DirStore {
                     let (transport, nexthop) = self.filter_route(filter, &r.address);
                     Routed {
                         recipient: core_recipient(&r, r.address.clone()),
-                        transport,
-                        nexthop,
+                        transport: transport.into(),
+                        nexthop: nexthop.into(),
                         class_local: false,
                     }
                 })
@@ -228,8 +228,8 @@ impl DirStore {
                 };
                 Routed {
                     recipient: core_recipient(&r, reply.recipient),
-                    transport,
-                    nexthop,
+                    transport: transport.into(),
+                    nexthop: nexthop.into(),
                     class_local: flags & resolve_flags::CLASS_LOCAL != 0,
                 }
             })

@@ -173,7 +173,7 @@ impl Handler<Deliver> for FakeAgent {
             let arrival = store
                 .queues
                 .files
-                .get(&msg.queue_id)
+                .get(msg.queue_id.as_str())
                 .map_or(now, |f| f.arrival);
             let mut stats = self.stats.lock().unwrap();
             for (r, status) in msg.entry.recipients.iter().zip(&attempt.recipients) {
