@@ -41,6 +41,9 @@
 //!   non-delivery notice (`bounce-of:p1`) is delivered to the local sender.
 //! - `expiry` (5a): `maximal_queue_lifetime = 0`: one failed attempt, then
 //!   `status=expired, returned to sender` and a notice to the sender.
+//! - `delay_cleared` (5c): `confirm_delay_cleared = yes` after a delay
+//!   warning: the recovered delivery also sends the sender a "Successful
+//!   Mail Delivery Report" (the trace flush with `REC_DLY_SENT`).
 //! - `delay_warning` (5b): `delay_warning_time = 1s`: exactly one delay
 //!   notice, sent at the first deferral; later delivery when the sink comes
 //!   up (automatic retry, 2-3 s backoff).
@@ -205,6 +208,7 @@ scenario!(temporary_failure, s::expect_temporary_failure, wired);
 scenario!(permanent_failure, s::expect_permanent_failure, wired);
 scenario!(expiry, s::expect_expiry, wired);
 scenario!(delay_warning, s::expect_delay_warning, wired);
+scenario!(delay_cleared, s::expect_delay_cleared, wired);
 scenario!(dead_destination, s::expect_dead_destination, wired);
 scenario!(admin_tools, s::expect_admin_tools, wired);
 scenario!(defer_transports, s::expect_defer_transports, wired);

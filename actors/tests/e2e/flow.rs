@@ -420,6 +420,63 @@ pub fn expect_delay_warning(o: &Outcome) {
     assert_outcome(o, &want);
 }
 
+/// Scenario 5c: `confirm_delay_cleared = yes`: after the delay warning, the
+/// recovered delivery also tells the sender the delay has cleared (the
+/// queue manager's trace flush with `REC_DLY_SENT`, answered by the bounce
+/// daemon with a "Successful Mail Delivery Report", logged as a delivery
+/// status notification).
+pub fn delay_cleared(q: &QmgrChoice) -> Outcome {
+    let mut env = Env::start(
+        q,
+        &Spec {
+            ports: &["d1"],
+            smtp_routes: &[("d1.test", "d1")],
+            raw_routes: &[],
+            settings: &[
+                ("delay_warning_time", "1s"),
+                ("confirm_delay_cleared", "yes"),
+            ],
+        },
+    );
+    env.send("c1", SENDER, &["u1@d1.test"]);
+    env.wait_outcome(|o| o.rows_of("delay-of:c1").any(|r| r.queue == "removed"));
+    env.start_sink("d1", &[]);
+    let mut o = env.wait_outcome(|o| {
+        o.rows_of("c1").any(|r| r.result == "sent")
+            && o.rows_of("dsn-of:c1").count() == 1
+            && all_done(o, 3, "sent")
+    });
+    let mbox = env.mailbox("root");
+    o.fact(format!(
+        "root mailbox has a delay warning: {}",
+        mbox.contains("Delayed Mail (still being retried)")
+    ));
+    o.fact(format!(
+        "root mailbox has a delay-cleared notice: {}",
+        mbox.contains("Subject: Successful Mail Delivery Report")
+    ));
+    o.fact(format!(
+        "sink d1 messages: {}",
+        env.stop_sink("d1").messages
+    ));
+    o
+}
+
+/// Expectation of [`delay_cleared`].
+pub fn expect_delay_cleared(o: &Outcome) {
+    let mut c = sink_row("c1", "u1@d1.test", "d1");
+    c.history = vec!["deferred".into(), "sent".into()];
+    let mut want = Outcome {
+        rows: vec![c, notice_row("delay-of:c1"), notice_row("dsn-of:c1")],
+        facts: Vec::new(),
+    };
+    want.rows.sort();
+    want.fact("root mailbox has a delay warning: true");
+    want.fact("root mailbox has a delay-cleared notice: true");
+    want.fact("sink d1 messages: 1");
+    assert_outcome(o, &want);
+}
+
 /// Messages per destination in scenario 6 after the first one.
 const DEAD_MESSAGES: usize = 4;
 
