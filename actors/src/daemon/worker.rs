@@ -1,5 +1,5 @@
-//! worker - queue-file work that waits on other Postfix daemons, done in
-//! order on one thread (Postfix: `qmgr_active.c` `qmgr_active_done*`,
+//! worker - queue-file work that waits on other Postfix daemons, done off
+//! the actors' thread, in order per file (Postfix: `qmgr_active.c` `qmgr_active_done*`,
 //! `qmgr_defer.c`, `qmgr_message.c`'s double-bounce discard).
 //!
 //! Jobs, in the order the scheduler produced them:
@@ -17,19 +17,27 @@
 //!   sender through `defer`) or a delay warning, then the move to
 //!   `deferred/` with the next-attempt stamp, or removal.
 //!
-//! One thread in order, because a defer record must reach the defer log
+//! In order per file, because a defer record must reach the defer log
 //! before the message's completion decides whether to return or warn
-//! about it; and off the actors' thread, because the bounce daemon may
-//! take long (Postfix waits up to `qmgr_daemon_timeout` for it).
+//! about it; files in parallel (at most [`CONCURRENCY`] jobs), because one
+//! at a time made every completion wait for the ones before it: 300
+//! messages deferred for a dead destination got their next-attempt stamps
+//! seconds apart, and their recovery took an extra scan cycle. Off the
+//! actors' thread, because the bounce daemon may take long (Postfix waits
+//! up to `qmgr_daemon_timeout` for it).
 //!
 //! # Failure
 //! A failed bounce or trace flush keeps the file (`<id>: status=deferred
 //! (bounce failed)` and a deferral by `minimal_backoff_time`), never
 //! removes mail whose notices were not sent.
 
+use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io;
-use std::sync::{mpsc, Arc};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
 
 use oqmgr::entry::{Dsn, Recipient};
 use oqmgr::message::Verdict;
@@ -80,11 +88,20 @@ pub enum Job {
     },
 }
 
+/// Jobs of different files run at the same time, at most this many (each
+/// may hold a connection to the bounce daemon or the `retry` agent; the
+/// bound keeps those within what master's process limits serve).
+const CONCURRENCY: usize = 16;
+
+/// Finished entries are dropped from the per-file table once it grows past
+/// this, so its upkeep stays cheap.
+const PRUNE_AT: usize = 256;
+
 /// A handle on the worker thread.
 #[derive(Clone)]
 pub struct Worker {
     /// The thread's inbox.
-    inbox: mpsc::Sender<Job>,
+    inbox: tokio::sync::mpsc::UnboundedSender<Job>,
 }
 
 impl Worker {
@@ -94,16 +111,40 @@ impl Worker {
         site: Arc<Site>,
         clock_now: impl Fn() -> Instant + Send + 'static,
     ) -> io::Result<Worker> {
-        let (inbox, jobs) = mpsc::channel::<Job>();
+        let (inbox, mut jobs) = tokio::sync::mpsc::unbounded_channel::<Job>();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         std::thread::Builder::new()
             .name("completion".into())
             .spawn(move || {
-                while let Ok(job) = jobs.recv() {
-                    runtime.block_on(run(&site, job, &clock_now));
-                }
+                let local = tokio::task::LocalSet::new();
+                local.block_on(&runtime, async move {
+                    let clock_now: Rc<dyn Fn() -> Instant> = Rc::new(clock_now);
+                    let slots = Rc::new(tokio::sync::Semaphore::new(CONCURRENCY));
+                    // The last job of each message still running: the next
+                    // one for the same file waits for it.
+                    let mut tails: HashMap<String, JoinHandle<()>> = HashMap::new();
+                    while let Some(job) = jobs.recv().await {
+                        let id = job.queue_id().to_string();
+                        let previous = tails.remove(&id);
+                        let (site, clock_now, slots) =
+                            (Arc::clone(&site), Rc::clone(&clock_now), Rc::clone(&slots));
+                        let handle = tokio::task::spawn_local(async move {
+                            if let Some(previous) = previous {
+                                let _ = previous.await;
+                            }
+                            let Ok(_slot) = slots.acquire().await else {
+                                return;
+                            };
+                            run(&site, job, &*clock_now).await;
+                        });
+                        tails.insert(id, handle);
+                        if tails.len() > PRUNE_AT {
+                            tails.retain(|_, h| !h.is_finished());
+                        }
+                    }
+                });
             })?;
         Ok(Worker { inbox })
     }
@@ -118,8 +159,19 @@ impl Worker {
     }
 }
 
+impl Job {
+    /// The queue ID of the file the job is for.
+    fn queue_id(&self) -> &str {
+        match self {
+            Job::Discard { message, .. }
+            | Job::Defer { message, .. }
+            | Job::Complete { message, .. } => &message.queue_id,
+        }
+    }
+}
+
 /// Runs one job.
-async fn run(site: &Site, job: Job, clock_now: &impl Fn() -> Instant) {
+async fn run(site: &Site, job: Job, clock_now: &dyn Fn() -> Instant) {
     match job {
         Job::Discard {
             message,
@@ -189,7 +241,7 @@ async fn defer(
     m: &ActiveMessage,
     recipients: Vec<Recipient>,
     dsn: &Dsn,
-    clock_now: &impl Fn() -> Instant,
+    clock_now: &dyn Fn() -> Instant,
 ) {
     let nexthop = format!("{} {}", dsn.status, dsn.reason);
     let ctx = EntryContext {
