@@ -20,10 +20,9 @@
 //! In order per file, because a defer record must reach the defer log
 //! before the message's completion decides whether to return or warn
 //! about it; files in parallel (at most [`CONCURRENCY`] jobs), because one
-//! at a time made every completion wait for the ones before it: 300
-//! messages deferred for a dead destination got their next-attempt stamps
-//! seconds apart, and their recovery took an extra scan cycle. Off the
-//! actors' thread, because the bounce daemon may take long (Postfix waits
+//! at a time makes every completion wait for the bounce-daemon round trips
+//! of the ones before it (a burst of deferrals for a dead destination
+//! queues up behind one slow flush). Off the actors' thread, because the bounce daemon may take long (Postfix waits
 //! up to `qmgr_daemon_timeout` for it).
 //!
 //! # Failure
