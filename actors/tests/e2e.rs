@@ -157,6 +157,28 @@ fn timed(name: &str, run: impl FnOnce() -> e2e::outcome::Outcome) -> e2e::outcom
     o
 }
 
+/// The reference run with Postfix's own oqmgr. When it misses its written
+/// expectation it is run once more: Postfix itself flaked twice in some
+/// twenty suite runs on the `reload` scenario (after `postfix reload` the
+/// instance logged nothing and delivered nothing for over a minute), and a
+/// flake of the reference says nothing about our daemon. Our daemon's runs
+/// get no second chance.
+fn reference(
+    name: &str,
+    scenario: fn(&QmgrChoice) -> e2e::outcome::Outcome,
+    expect: fn(&e2e::outcome::Outcome),
+) -> e2e::outcome::Outcome {
+    let first = timed(name, || scenario(&QmgrChoice::PostfixOqmgr));
+    let meets = |o: &e2e::outcome::Outcome| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| expect(o))).is_ok()
+    };
+    if meets(&first) {
+        return first;
+    }
+    eprintln!("scenario {name}: Postfix's oqmgr missed the expectation; running it once more");
+    timed(name, || scenario(&QmgrChoice::PostfixOqmgr))
+}
+
 /// Generates, for one scenario, a module with three tests: `postfix`
 /// (Postfix's oqmgr meets the expectation), `ours` (our daemon meets the
 /// same expectation) and `side_by_side` (both outcomes are equal).
@@ -175,7 +197,7 @@ macro_rules! scenario {
 
             #[test]
             fn postfix() {
-                $expect(&timed(stringify!($name), || scenarios::$name(&QmgrChoice::PostfixOqmgr)));
+                $expect(&reference(stringify!($name), scenarios::$name, $expect));
             }
 
             #[test]
@@ -187,7 +209,7 @@ macro_rules! scenario {
             #[test]
             $(#[$ours_attr])?
             fn side_by_side() {
-                let theirs = scenarios::$name(&QmgrChoice::PostfixOqmgr);
+                let theirs = reference(stringify!($name), scenarios::$name, $expect);
                 let ours = scenarios::$name(&super::ours());
                 e2e::flow::assert_outcome(&ours, &theirs);
             }
