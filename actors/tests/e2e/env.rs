@@ -97,7 +97,18 @@ impl Env {
         for (k, v) in spec.settings {
             b = b.main_cf(*k, *v);
         }
-        let sb = b.start().expect("sandbox starts");
+        // `postfix start` can succeed while master dies right after (seen
+        // once in a full parallel run: the maillog held only "starting the
+        // Postfix mail system" and mail sat in maildrop/). A scenario must
+        // begin on a running instance, so wait for master's own "daemon
+        // started" line (which also proves postlogd runs) and start a fresh
+        // instance once if it never comes.
+        let mut sb = b.clone().start().expect("sandbox starts");
+        if !sb.wait_for_log("daemon started", Duration::from_secs(10)) {
+            eprintln!("sandbox did not come up; starting a fresh one");
+            drop(sb);
+            sb = b.start().expect("sandbox starts");
+        }
         let spool = sb.dir().join("mail");
         fs::create_dir(&spool).expect("mail spool");
         fs::set_permissions(&spool, fs::Permissions::from_mode(0o1777)).expect("spool mode");
