@@ -4,7 +4,7 @@
 //!
 //! Installed with one master.cf line in place of Postfix's queue manager:
 //! ```text
-//! qmgr      unix  n       -       n       300     1       oqmgr
+//! qmgr      unix  n       -       n       300     1       oqmgr-rs
 //! ```
 //! (the command is looked up in `daemon_directory`; see the README for a
 //! path outside it).
