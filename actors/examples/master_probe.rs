@@ -102,34 +102,8 @@ fn escape(bytes: &[u8]) -> String {
 
 fn main() {
     let env = |name: &str| std::env::var(name).ok();
-    // Bootstrap logging from the environment alone, as Postfix does before
-    // it has read main.cf, so argument errors reach the maillog.
-    let args = match MasterArgs::from_env() {
-        Ok(a) => a,
-        Err(e) => {
-            // The service name is unknown: log under the program name, as
-            // Postfix's bootstrap logging does.
-            let argv0 = std::env::args().next().unwrap_or_default();
-            let fallback =
-                MasterArgs::parse(&[argv0.as_str(), "-S"], env).expect("fixed words parse");
-            if let Ok(cfg) = LogConfig::resolve(&fallback, &LogParams::default(), env) {
-                log::install(Logger::new(cfg));
-            }
-            log::fatal(&e.to_string());
-        }
-    };
-    if let Ok(cfg) = LogConfig::resolve(&args, &LogParams::default(), env) {
-        log::install(Logger::new(cfg));
-    }
-    // SAFETY: isatty only inspects descriptor 0.
-    let on_tty = unsafe { libc::isatty(0) } == 1;
-    if let Err(e) = args
-        .refuse_terminal(on_tty)
-        .and(args.require_solitary())
-        .and(args.reject_extra_args())
-    {
-        log::fatal(&e.to_string());
-    }
+    // argv, bootstrap logging and the start-up checks, as the daemon does.
+    let args = log::bootstrap();
 
     let v = read_params(&args);
     let params = LogParams {

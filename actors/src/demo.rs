@@ -22,6 +22,8 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::benchmark::logtail::{LogTail, Status};
+use crate::benchmark::probe::QmgrProbe;
 use crate::clock::tooling_now;
 use crate::sandbox::{free_port, QmgrChoice, Sandbox, SmtpSink};
 
@@ -211,14 +213,21 @@ fn run(name: &str, choice: QmgrChoice, w: &Workload) -> std::io::Result<RunResul
         );
     }
     let limit = Duration::from_secs(60 + (expected as u64) / 20);
+    let mut tail = LogTail::new(sb.maillog_path());
+    let mut probe = sb.master_pid().map(QmgrProbe::new);
     let mut last;
     loop {
         std::thread::sleep(Duration::from_secs(1));
-        let log = sb.maillog();
+        if let Err(e) = tail.update() {
+            eprintln!("{name}: maillog: {e}");
+        }
+        if let Some(p) = &mut probe {
+            p.sample();
+        }
         let now = (
-            log.matches("status=sent").count(),
-            log.matches("status=deferred").count(),
-            log.matches("status=bounced").count(),
+            tail.total(Status::Sent) as usize,
+            tail.total(Status::Deferred) as usize,
+            tail.total(Status::Bounced) as usize,
         );
         let elapsed = started.elapsed();
         print!(
@@ -248,7 +257,10 @@ fn run(name: &str, choice: QmgrChoice, w: &Workload) -> std::io::Result<RunResul
     // Polled once a second: the figure is good to about a second, which
     // is why the demo is not the benchmark.
     let seconds = started.elapsed().as_secs_f64();
-    let qmgr_cpu = qmgr_cpu_seconds(&sb);
+    let qmgr_cpu = probe.map(|mut p| {
+        p.sample();
+        p.cpu_seconds()
+    });
     Ok(RunResult {
         name: name.to_string(),
         sent: last.0,
@@ -268,40 +280,4 @@ fn smtp_source() -> PathBuf {
         .map(PathBuf::from)
         .find(|p| p.exists())
         .unwrap_or_else(|| PathBuf::from("smtp-source"))
-}
-
-/// CPU seconds used so far by the instance's queue manager: the child of
-/// master whose argv carries `-n qmgr` or whose name is `qmgr`.
-fn qmgr_cpu_seconds(sb: &Sandbox) -> Option<f64> {
-    let master = std::fs::read_to_string(sb.queue_dir().join("pid/master.pid")).ok()?;
-    let master: u32 = master.trim().parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // Fields after the parenthesised command name: state ppid ...
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) != Some(master) {
-            continue;
-        }
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let argv: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-        let is_qmgr = argv.windows(2).any(|w| w[0] == b"-n" && w[1] == b"qmgr")
-            || argv.first().is_some_and(|a| a.ends_with(b"qmgr"));
-        if is_qmgr {
-            // utime and stime are fields 14 and 15 of stat, 12 and 13 here.
-            let utime: f64 = fields.get(11)?.parse().ok()?;
-            let stime: f64 = fields.get(12)?.parse().ok()?;
-            return Some((utime + stime) / ticks);
-        }
-    }
-    None
 }

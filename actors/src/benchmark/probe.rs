@@ -126,15 +126,8 @@ fn serves_qmgr_slot(pid: i32) -> bool {
     is_qmgr_cmdline(&raw)
 }
 
-/// The rule of [`serves_qmgr_slot`] on a NUL-separated command line.
-pub fn is_qmgr_cmdline(raw: &[u8]) -> bool {
-    let args: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
-    let Some(argv0) = args.first() else {
-        return false;
-    };
-    let base = argv0.rsplit(|b| *b == b'/').next().unwrap_or(argv0);
-    base == b"qmgr" || args.windows(2).any(|w| w[0] == b"-n" && w[1] == b"qmgr")
-}
+/// The rule of [`serves_qmgr_slot`], shared with the sandbox.
+pub use crate::sandbox::is_qmgr_cmdline;
 
 /// `VmHWM` of `/proc/PID/status`, in KiB.
 fn read_hwm_kib(pid: i32) -> Option<u64> {

@@ -1,22 +1,18 @@
 //! adhoc - the per-recipient status line the queue manager logs itself
 //! (Postfix: `postfix/src/global/log_adhoc.c` and `util/format_tv.c`).
 //!
-//! Shape: `<id>: to=<rcpt>[, orig_to=<orig>], relay=none, delay=D,
-//! delays=a/b/0/0, dsn=X.Y.Z, status=WORD (text)`. For the queue manager's
-//! own lines `a` is arrival → admission and `b` admission → now. Times are
+//! Shape: `<id>: to=<rcpt>[, orig_to=<orig>], relay=R, delay=D,
+//! delays=a/b/0/d, dsn=X.Y.Z, status=WORD (text)`: `a` is arrival →
+//! admission, `b` admission → hand-off, `d` hand-off → now. The queue
+//! manager's own lines (relay `none`) hand off at `now`; custom transports
+//! ([`crate::transports`]) log through the same function. Times are
 //! printed with at most two significant digits and at most
 //! `delay_logging_resolution_limit` decimals, never with trailing zeros, so
 //! log parsers (pflogsumm, qshape users' scripts) see Postfix's numbers.
 
-use crate::postfix::attr::Timeval;
+use oqmgr::entry::{Dsn, Recipient};
 
-/// Microseconds between two `Timeval`s, 0 when `later` is earlier (a clock
-/// step must not print a negative delay).
-fn micros_between(earlier: Timeval, later: Timeval) -> u64 {
-    let a = earlier.sec as i128 * 1_000_000 + earlier.usec as i128;
-    let b = later.sec as i128 * 1_000_000 + later.usec as i128;
-    (b - a).clamp(0, u64::MAX as i128) as u64
-}
+use crate::postfix::attr::Timeval;
 
 /// Formats a delay of `micros` microseconds with `resolution` decimals at
 /// most and two significant digits.
@@ -52,31 +48,51 @@ pub fn format_delay(micros: u64, resolution: u32) -> String {
     out
 }
 
-/// One status line. `arrival` is the message's `T` time, `active` its
-/// admission, `now` the time of the event.
-#[allow(clippy::too_many_arguments)]
+/// The instants of one status line.
+#[derive(Clone, Copy, Debug)]
+pub struct Times {
+    /// The message's arrival (`T` record).
+    pub arrival: Timeval,
+    /// Admission to `active/`.
+    pub active: Timeval,
+    /// Hand-off to the delivery agent or transport actor; `now` for the
+    /// queue manager's own lines (then `b` runs to `now` and `d` is 0).
+    pub handoff: Timeval,
+    /// The result.
+    pub now: Timeval,
+}
+
+/// Microseconds from `a` to `b`, 0 if negative (a clock step).
+fn micros(a: Timeval, b: Timeval) -> u64 {
+    let a = a.sec as i128 * 1_000_000 + a.usec as i128;
+    let b = b.sec as i128 * 1_000_000 + b.usec as i128;
+    (b - a).clamp(0, u64::MAX as i128) as u64
+}
+
+/// A delivery agent's status line (`log_adhoc`): `<id>: to=<..>[,
+/// orig_to=<..>], relay=R, delay=D, delays=a/b/c/d, dsn=X, status=W (text)`.
 pub fn status_line(
-    queue_id: &str,
-    to: &str,
-    orig_to: &str,
-    arrival: Timeval,
-    active: Timeval,
-    now: Timeval,
+    id: &str,
+    r: &Recipient,
+    relay: &str,
+    t: &Times,
     resolution: u32,
-    dsn_status: &str,
+    dsn: &Dsn,
     word: &str,
-    reason: &str,
 ) -> String {
-    let mut line = format!("{queue_id}: to=<{to}>");
-    if !orig_to.is_empty() && !orig_to.eq_ignore_ascii_case(to) {
-        line.push_str(&format!(", orig_to=<{orig_to}>"));
-    }
     let f = |m| format_delay(m, resolution);
+    let mut line = format!("{id}: to=<{}>", r.address);
+    if !r.orig_address.is_empty() && !r.orig_address.eq_ignore_ascii_case(&r.address) {
+        line.push_str(&format!(", orig_to=<{}>", r.orig_address));
+    }
     line.push_str(&format!(
-        ", relay=none, delay={}, delays={}/{}/0/0, dsn={dsn_status}, status={word} ({reason})",
-        f(micros_between(arrival, now)),
-        f(micros_between(arrival, active)),
-        f(micros_between(active, now)),
+        ", relay={relay}, delay={}, delays={}/{}/0/{}, dsn={}, status={word} ({})",
+        f(micros(t.arrival, t.now)),
+        f(micros(t.arrival, t.active)),
+        f(micros(t.active, t.handoff)),
+        f(micros(t.handoff, t.now)),
+        dsn.status,
+        dsn.reason
     ));
     line
 }
@@ -114,33 +130,37 @@ mod tests {
     #[test]
     fn orig_to_only_when_different() {
         let t = |sec| Timeval { sec, usec: 0 };
+        // The queue manager's own lines: hand-off is the time of the line.
+        let times = |a, b, c| Times {
+            arrival: t(a),
+            active: t(b),
+            handoff: t(c),
+            now: t(c),
+        };
+        let mut r = Recipient::new("u@x");
+        r.orig_address = "U@X".into();
         let line = status_line(
             "ABC",
-            "u@x",
-            "U@X",
-            t(10),
-            t(11),
-            t(13),
+            &r,
+            "none",
+            &times(10, 11, 13),
             2,
-            "2.0.0",
+            &Dsn::new("2.0.0", "why"),
             "sent",
-            "why",
         );
         assert_eq!(
             line,
             "ABC: to=<u@x>, relay=none, delay=3, delays=1/2/0/0, dsn=2.0.0, status=sent (why)"
         );
+        r.orig_address = "v@x".into();
         let line = status_line(
             "ABC",
-            "u@x",
-            "v@x",
-            t(10),
-            t(10),
-            t(10),
+            &r,
+            "none",
+            &times(10, 10, 10),
             2,
-            "4.3.0",
+            &Dsn::new("4.3.0", "r"),
             "deferred",
-            "r",
         );
         assert!(line.contains(", orig_to=<v@x>, relay=none, delay=0, delays=0/0/0/0,"));
     }

@@ -448,37 +448,27 @@ impl QueueStore for DirStore {
         }
         // A redirect keeps only the first recipient; the rest are neither
         // delivered nor marked done, and the file is removed at the end.
+        // The routing fields are message-level: read them from the shared
+        // copy rather than cloning the reader's envelope per batch.
+        let shared = Arc::clone(&open.shared);
         if let Some(target) = open.env.redirect_addr.clone() {
             taken.truncate(1);
             open.pending.clear();
             open.env.rcpt_offset = 0;
-            let env = open.env.clone();
             let target = self.resolver.rewrite_local(&target);
-            let mut routed = self.resolve(&env, taken);
-            for r in &mut routed {
-                let again = self.resolve(
-                    &env,
-                    vec![FileRecipient {
-                        address: target.clone(),
-                        offset: r.recipient.offset,
-                        dsn_orcpt: r.recipient.dsn_orcpt.clone().into_bytes(),
-                        dsn_notify: r.recipient.dsn_notify as i32,
-                        orig_rcpt: r.recipient.orig_address.clone().into_bytes(),
-                    }],
-                );
-                if let Some(first) = again.into_iter().next() {
-                    *r = first;
-                }
+            for r in &mut taken {
+                r.address = target.clone();
             }
             return Ok(Batch {
-                recipients: routed,
+                recipients: self.resolve(&shared.env, taken),
                 more: false,
             });
         }
         let more = !open.pending.is_empty() || open.env.has_more_recipients();
-        let env = open.env.clone();
-        let recipients = self.resolve(&env, taken);
-        Ok(Batch { recipients, more })
+        Ok(Batch {
+            recipients: self.resolve(&shared.env, taken),
+            more,
+        })
     }
 
     fn discard(&mut self, id: &str, recipient: &Recipient) {

@@ -122,9 +122,3 @@ pub fn timeval(at: Instant) -> Timeval {
         usec: ((ms % 1000) * 1000) as i64,
     }
 }
-
-/// A `Timeval` as a core instant.
-pub fn instant(tv: Timeval) -> Instant {
-    let ms = tv.sec.max(0) as u64 * 1000 + (tv.usec.max(0) as u64 / 1000);
-    Instant(ms)
-}

@@ -53,7 +53,6 @@ use oqmgr::params::Params;
 
 use crate::clock::Clock;
 use crate::config;
-use crate::postfix::args::MasterArgs;
 use crate::postfix::chroot_uid::chroot_uid;
 use crate::postfix::dialect::Dialect;
 use crate::postfix::log::{self, LogConfig, LogParams, Logger};
@@ -102,30 +101,7 @@ pub fn main() -> ! {
 /// ([`crate::transports`]) beside those of `oqmgr.toml`; never returns.
 pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
     let env = |name: &str| std::env::var(name).ok();
-    let args = match MasterArgs::from_env() {
-        Ok(a) => a,
-        Err(e) => {
-            let argv0 = std::env::args().next().unwrap_or_default();
-            if let Ok(fallback) = MasterArgs::parse(&[argv0.as_str(), "-S"], env) {
-                if let Ok(cfg) = LogConfig::resolve(&fallback, &LogParams::default(), env) {
-                    log::install(Logger::new(cfg));
-                }
-            }
-            log::fatal(&e.to_string());
-        }
-    };
-    if let Ok(cfg) = LogConfig::resolve(&args, &LogParams::default(), env) {
-        log::install(Logger::new(cfg));
-    }
-    // SAFETY: isatty only inspects descriptor 0.
-    let on_tty = unsafe { libc::isatty(0) } == 1;
-    if let Err(e) = args
-        .refuse_terminal(on_tty)
-        .and(args.require_solitary())
-        .and(args.reject_extra_args())
-    {
-        log::fatal(&e.to_string());
-    }
+    let args = log::bootstrap();
 
     let config_dir = config::config_directory(None);
     let overrides: Vec<String> = args

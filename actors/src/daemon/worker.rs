@@ -42,7 +42,7 @@ use oqmgr::entry::{Dsn, Recipient};
 use oqmgr::message::Verdict;
 use oqmgr::time::{Duration, Instant};
 
-use super::adhoc::status_line;
+use super::adhoc::{status_line, Times};
 use super::dirstore::{rename_into, system_time};
 use super::message::{timeval, wire_recipient, ActiveMessage, Site};
 use crate::postfix::agent::{deliver, DeliveryRequest, EntryContext};
@@ -200,19 +200,23 @@ fn arrival(m: &ActiveMessage) -> Timeval {
 
 /// Logs one recipient the queue manager settled itself.
 fn log_status(site: &Site, m: &ActiveMessage, r: &Recipient, now: Instant, dsn: &Dsn, word: &str) {
+    let now = timeval(now);
+    let times = Times {
+        arrival: arrival(m),
+        active: m.active_arrival,
+        handoff: now,
+        now,
+    };
     tracing::info!(
         "{}",
         status_line(
             &m.queue_id,
-            &r.address,
-            &r.orig_address,
-            arrival(m),
-            m.active_arrival,
-            timeval(now),
+            r,
+            "none",
+            &times,
             site.delay_resolution,
-            &dsn.status,
-            word,
-            &dsn.reason,
+            dsn,
+            word
         )
     );
 }

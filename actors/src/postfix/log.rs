@@ -360,6 +360,41 @@ pub fn errno_text(err: &io::Error) -> String {
     }
 }
 
+/// The first steps of every daemon master(8) starts, before main.cf is
+/// read: parse argv as master built it, log from the environment alone
+/// (as Postfix's bootstrap logging does, so that argument errors reach the
+/// maillog; under the program name when argv itself is bad), then refuse a
+/// terminal, a process limit other than 1 and extra words. Any failure is
+/// logged as Postfix's fatal text and ends the process.
+pub fn bootstrap() -> MasterArgs {
+    let env = |name: &str| std::env::var(name).ok();
+    let args = match MasterArgs::from_env() {
+        Ok(a) => a,
+        Err(e) => {
+            let argv0 = std::env::args().next().unwrap_or_default();
+            if let Ok(fallback) = MasterArgs::parse(&[argv0.as_str(), "-S"], env) {
+                if let Ok(cfg) = LogConfig::resolve(&fallback, &LogParams::default(), env) {
+                    install(Logger::new(cfg));
+                }
+            }
+            fatal(&e.to_string());
+        }
+    };
+    if let Ok(cfg) = LogConfig::resolve(&args, &LogParams::default(), env) {
+        install(Logger::new(cfg));
+    }
+    // SAFETY: isatty only inspects descriptor 0.
+    let on_tty = unsafe { libc::isatty(0) } == 1;
+    if let Err(e) = args
+        .refuse_terminal(on_tty)
+        .and(args.require_solitary())
+        .and(args.reject_extra_args())
+    {
+        fatal(&e.to_string());
+    }
+    args
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

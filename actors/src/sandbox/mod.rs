@@ -330,6 +330,19 @@ scache unix - - n - 1 scache
 postlog unix-dgram n - n - 1 postlogd
 ";
 
+/// True when a NUL-separated command line (`/proc/PID/cmdline`) is that of
+/// a process serving master's `qmgr` service: argv\[0\] has the basename
+/// `qmgr`, or master passed `-n qmgr` (it does when the command's basename
+/// is something else, such as `oqmgr`).
+pub fn is_qmgr_cmdline(raw: &[u8]) -> bool {
+    let args: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
+    let Some(argv0) = args.first() else {
+        return false;
+    };
+    let base = argv0.rsplit(|b| *b == b'/').next().unwrap_or(argv0);
+    base == b"qmgr" || args.windows(2).any(|w| w[0] == b"-n" && w[1] == b"qmgr")
+}
+
 /// Creates a fresh, uniquely named folder under the system temp dir with
 /// mode 0755 (a 0700 folder makes master die on data/master.lock).
 fn make_temp_dir(parent: Option<&Path>) -> io::Result<PathBuf> {
@@ -591,13 +604,7 @@ impl Sandbox {
             let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
                 continue;
             };
-            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-            let named = args.windows(2).any(|w| w[0] == b"-n" && w[1] == b"qmgr");
-            let basename_qmgr = args
-                .first()
-                .map(|a0| a0.rsplit(|&b| b == b'/').next() == Some(b"qmgr"))
-                .unwrap_or(false);
-            if named || basename_qmgr {
+            if is_qmgr_cmdline(&cmdline) {
                 return Some(pid);
             }
         }

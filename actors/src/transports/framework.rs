@@ -50,7 +50,7 @@ use oqmgr::time::Instant;
 use super::{Content, Delivery, RcptResult, Reply, TransportActor};
 use crate::agent::{self, Deliver, DeliveryAgent};
 use crate::clock::Clock;
-use crate::daemon::adhoc::format_delay;
+pub use crate::daemon::adhoc::{status_line, Times};
 use crate::daemon::message::{timeval, wire_recipient, ActiveMessage, ActiveTable, Site};
 use crate::postfix::agent::dsn_valid;
 use crate::postfix::attr::{Dsn as WireDsn, Timeval};
@@ -461,54 +461,6 @@ pub fn sanitize(status: RecipientStatus, mut dsn: Dsn) -> Dsn {
     // A reason is one log line.
     dsn.reason = dsn.reason.replace(['\r', '\n'], " ");
     dsn
-}
-
-/// The instants of one status line.
-#[derive(Clone, Copy, Debug)]
-pub struct Times {
-    /// The message's arrival (`T` record).
-    pub arrival: Timeval,
-    /// Admission to `active/`.
-    pub active: Timeval,
-    /// Hand-off to the transport actor.
-    pub handoff: Timeval,
-    /// The result.
-    pub now: Timeval,
-}
-
-/// Microseconds from `a` to `b`, 0 if negative (a clock step).
-fn micros(a: Timeval, b: Timeval) -> u64 {
-    let a = a.sec as i128 * 1_000_000 + a.usec as i128;
-    let b = b.sec as i128 * 1_000_000 + b.usec as i128;
-    (b - a).clamp(0, u64::MAX as i128) as u64
-}
-
-/// A delivery agent's status line (`log_adhoc`): `<id>: to=<..>[,
-/// orig_to=<..>], relay=R, delay=D, delays=a/b/c/d, dsn=X, status=W (text)`.
-pub fn status_line(
-    id: &str,
-    r: &Recipient,
-    relay: &str,
-    t: &Times,
-    resolution: u32,
-    dsn: &Dsn,
-    word: &str,
-) -> String {
-    let f = |m| format_delay(m, resolution);
-    let mut line = format!("{id}: to=<{}>", r.address);
-    if !r.orig_address.is_empty() && !r.orig_address.eq_ignore_ascii_case(&r.address) {
-        line.push_str(&format!(", orig_to=<{}>", r.orig_address));
-    }
-    line.push_str(&format!(
-        ", relay={relay}, delay={}, delays={}/{}/0/{}, dsn={}, status={word} ({})",
-        f(micros(t.arrival, t.now)),
-        f(micros(t.arrival, t.active)),
-        f(micros(t.active, t.handoff)),
-        f(micros(t.handoff, t.now)),
-        dsn.status,
-        dsn.reason
-    ));
-    line
 }
 
 #[cfg(test)]
