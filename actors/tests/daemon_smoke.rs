@@ -100,6 +100,10 @@ fn runs_chrooted() {
     });
     assert!(done, "maillog:\n{}", sb.maillog());
     assert!(sb.maillog().contains("postfix/qmgr["), "{}", sb.maillog());
+    // It really is jailed: its root directory is the queue directory.
+    let pid = sb.qmgr_pid().expect("qmgr running");
+    let root = std::fs::read_link(format!("/proc/{pid}/root")).expect("/proc/PID/root");
+    assert_eq!(root, sb.queue_dir().canonicalize().expect("queue dir"));
 }
 
 /// A delivery that takes longer than `qmgr_ipc_timeout` (a slow remote
