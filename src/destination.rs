@@ -111,6 +111,9 @@ pub struct Destination {
     generation: u64,
     /// Earliest time of the next clog warning.
     next_clog: Instant,
+    /// When a dead destination's unthrottle timer fires (meaningless
+    /// while ready).
+    dead_until: Instant,
 }
 
 impl Destination {
@@ -143,6 +146,7 @@ impl Destination {
             idle_sent: None,
             generation: epoch << 32,
             next_clog: Instant::ZERO,
+            dead_until: Instant::ZERO,
         }
     }
 
@@ -201,6 +205,15 @@ impl Destination {
     fn accept(&mut self, now: Instant, entry: Entry, out: &mut Effects) {
         self.received += 1;
         self.idle_sent = None;
+        // A scan admits files stamped up to ADMIT_EARLY ahead, so the
+        // files deferred when this site died come back just before its
+        // unthrottle timer. Reviving it here, as Postfix's whole-second
+        // timers do, saves them a detour through `retry` and a whole extra
+        // backoff cycle (the recovery benchmark measured 9.7 s against
+        // Postfix's 5.0 s before this).
+        if matches!(self.status, Status::Dead(_)) && crate::scan::is_due(self.dead_until, now) {
+            self.unthrottle(now, out);
+        }
         if let Status::Dead(dsn) = &self.status {
             let dsn = dsn.clone();
             reroute(&self.key, entry, &dsn, out);
@@ -436,6 +449,7 @@ impl Destination {
         self.status = Status::Dead(dsn.clone());
         self.generation += 1;
         let until = now + self.global.minimal_backoff_time;
+        self.dead_until = until;
         out.push(Effect::Arm {
             owner: Addr::Destination(self.key.clone()),
             at: until,

@@ -17,6 +17,20 @@
 
 use std::fmt;
 
+use crate::time::{Duration, Instant};
+
+/// How far ahead of `now` a deferred file's next-attempt stamp may be and
+/// still be admitted by a scan without ALL. Postfix stamps and compares in
+/// whole seconds, so a file due later in the current second must not wait a
+/// whole `queue_run_delay` for the next scan; it allows one second.
+pub const ADMIT_EARLY: Duration = Duration::from_secs(1);
+
+/// True when a deferred file stamped `mtime` is due for a scan at `now`
+/// (one without ALL; ALL admits everything).
+pub fn is_due(mtime: Instant, now: Instant) -> bool {
+    mtime <= now + ADMIT_EARLY
+}
+
 /// The two queues the queue manager scans.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum QueueName {

@@ -584,7 +584,7 @@ impl Simulation {
         // more than a second ahead unless the scan has ALL).
         if queue == QueueName::Deferred
             && !flags.contains(ScanFlags::ALL)
-            && file.mtime > self.now + Duration::from_secs(1)
+            && !crate::scan::is_due(file.mtime, self.now)
         {
             self.bus
                 .push_back((Addr::Supervisor, Msg::AdmitFailed { id }));

@@ -297,8 +297,8 @@ impl QueueStore for DirStore {
         if !mode_is_ready(mode) {
             return Err(StoreError::Skipped);
         }
-        let mtime_ms = (meta.mtime().max(0) as u64) * 1000;
-        if !flags.contains(ScanFlags::ALL) && mtime_ms > now.as_millis() + 1000 {
+        let mtime = Instant::from_secs(meta.mtime().max(0) as u64);
+        if !flags.contains(ScanFlags::ALL) && !oqmgr::scan::is_due(mtime, now) {
             return Err(StoreError::NotDue);
         }
         let active = self.site.path("active", id);
