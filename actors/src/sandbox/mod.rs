@@ -61,6 +61,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+pub mod host;
 mod sink;
 pub use sink::{SinkCounters, SmtpSink};
 use std::time::{Duration, SystemTime};
@@ -186,6 +187,7 @@ impl SandboxBuilder {
     /// On failure the partial instance is torn down and the error carries
     /// the tail of the maillog (where Postfix puts the real reason).
     pub fn start(self) -> io::Result<Sandbox> {
+        host::warn_if_postlog_queue_small();
         let dir = make_temp_dir(self.parent_dir.as_deref())?;
         let mut sandbox = Sandbox {
             dir,
@@ -250,34 +252,48 @@ impl SandboxBuilder {
             }
         });
 
-        let d = dir.display();
-        let mut main_cf = format!(
-            "# private Postfix instance written by oqmgr-actors::sandbox\n\
-             compatibility_level = 3.6\n\
-             queue_directory = {d}/spool\n\
-             data_directory = {d}/data\n\
-             daemon_directory = {daemon}\n\
-             maillog_file = {d}/maillog\n\
-             maillog_file_prefixes = {d}\n\
-             myhostname = sandbox.test\n\
-             mydomain = sandbox.test\n\
-             myorigin = $myhostname\n\
-             mydestination =\n\
-             inet_interfaces = 127.0.0.1\n\
-             inet_protocols = ipv4\n\
-             mynetworks = 127.0.0.0/8\n\
-             smtp_dns_support_level = disabled\n\
-             smtp_host_lookup = native\n\
-             lmtp_host_lookup = native\n\
-             smtpd_peername_lookup = no\n\
-             alias_maps =\n\
-             alias_database =\n\
-             local_recipient_maps =\n\
-             biff = no\n\
-             in_flow_delay = {flow_delay}\n",
-            daemon = daemon_dir.display(),
-        );
+        let d = dir.display().to_string();
+        let daemon = daemon_dir.display().to_string();
+        let mut settings: Vec<(String, String)> = [
+            ("compatibility_level", "3.6"),
+            ("queue_directory", &format!("{d}/spool")),
+            ("data_directory", &format!("{d}/data")),
+            ("daemon_directory", &daemon),
+            ("maillog_file", &format!("{d}/maillog")),
+            ("maillog_file_prefixes", &d),
+            ("myhostname", "sandbox.test"),
+            ("mydomain", "sandbox.test"),
+            ("myorigin", "$myhostname"),
+            ("mydestination", ""),
+            ("inet_interfaces", "127.0.0.1"),
+            ("inet_protocols", "ipv4"),
+            ("mynetworks", "127.0.0.0/8"),
+            ("smtp_dns_support_level", "disabled"),
+            ("smtp_host_lookup", "native"),
+            ("lmtp_host_lookup", "native"),
+            ("smtpd_peername_lookup", "no"),
+            ("alias_maps", ""),
+            ("alias_database", ""),
+            ("local_recipient_maps", ""),
+            ("biff", "no"),
+            ("in_flow_delay", &flow_delay),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        // A caller's setting replaces the default in place instead of
+        // following it: Postfix would take the later line anyway, but every
+        // program it starts would log "overriding earlier entry", and those
+        // extra lines are what fill the postlog queue (see `host`).
         for (name, value) in &self.main_cf {
+            match settings.iter_mut().find(|(k, _)| k == name) {
+                Some(slot) => slot.1 = value.clone(),
+                None => settings.push((name.clone(), value.clone())),
+            }
+        }
+        let mut main_cf =
+            String::from("# private Postfix instance written by oqmgr-actors::sandbox\n");
+        for (name, value) in &settings {
             main_cf.push_str(&format!("{name} = {value}\n"));
         }
 
@@ -359,7 +375,9 @@ fn make_temp_dir(parent: Option<&Path>) -> io::Result<PathBuf> {
     ));
     fs::create_dir(&dir)?;
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
-    Ok(dir)
+    // Absolute and free of symlinks, as /proc shows the working folders
+    // that `host::kill_leftovers` compares with it.
+    dir.canonicalize()
 }
 
 /// Writes `text` to `path` and sets its mtime 10 s in the past, so Postfix
@@ -631,12 +649,21 @@ impl Sandbox {
 
     /// Stops master: SIGTERM to the pid in spool/pid/master.pid (master
     /// passes it on to its children), waits up to 10 s for it to go, then
-    /// SIGKILL. Idempotent.
+    /// SIGKILL; then kills whatever still works inside the instance's
+    /// folder (a master that hung before writing its pid file, see
+    /// [`host`]). Idempotent.
     pub fn stop(&mut self) -> io::Result<()> {
         if self.stopped {
             return Ok(());
         }
         self.stopped = true;
+        let result = self.stop_master();
+        host::kill_leftovers(&self.dir);
+        result
+    }
+
+    /// The pid-file half of [`Sandbox::stop`].
+    fn stop_master(&self) -> io::Result<()> {
         let Some(pid) = read_pid(&self.master_pid_file()) else {
             return Ok(());
         };

@@ -97,12 +97,13 @@ impl Env {
         for (k, v) in spec.settings {
             b = b.main_cf(*k, *v);
         }
-        // `postfix start` can succeed while master dies right after (seen
-        // once in a full parallel run: the maillog held only "starting the
-        // Postfix mail system" and mail sat in maildrop/). A scenario must
-        // begin on a running instance, so wait for master's own "daemon
-        // started" line (which also proves postlogd runs) and start a fresh
-        // instance once if it never comes.
+        // `postfix start` can succeed while master never gets going (seen
+        // in full parallel runs: the maillog held only "starting the
+        // Postfix mail system"; master was blocked writing to the postlog
+        // socket, see `oqmgr_actors::sandbox::host`). A scenario must begin
+        // on a running instance, so wait for master's own "daemon started"
+        // line (which also proves postlogd runs) and start a fresh instance
+        // once if it never comes; dropping the first kills what it left.
         let mut sb = b.clone().start().expect("sandbox starts");
         if !sb.wait_for_log("daemon started", Duration::from_secs(10)) {
             eprintln!("sandbox did not come up; starting a fresh one");
