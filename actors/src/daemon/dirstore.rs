@@ -52,6 +52,7 @@ use super::message::{core_recipient, timeval, ActiveMessage, ActiveTable, Site};
 use super::resolver::Resolver;
 use super::worker::{self, Job, Worker};
 use crate::clock::Clock;
+use crate::postfix::flow::FlowPipe;
 use crate::postfix::log::errno_text;
 use crate::postfix::queue_file::{
     self, Envelope, Recipient as FileRecipient, TRACE_MTA_VRFY, TRACE_USR_VRFY,
@@ -83,15 +84,33 @@ struct Open {
     queued_work: bool,
 }
 
-/// Files taken from `incoming/` since the flow-control pump last looked
-/// (one token each), and the pump's wake-up, so that an idle daemon does
-/// not poll.
-#[derive(Default)]
-pub struct Fed {
-    /// Files taken and not yet answered with a token.
-    pub taken: AtomicUsize,
-    /// Signalled on every file taken.
-    pub wake: tokio::sync::Notify,
+/// master's flow-control pipe as the store feeds it (Postfix: the end of
+/// `qmgr_loop`): one token for each file taken from `incoming/`, written as
+/// the file is taken, while the pipe holds fewer than the process limit. A
+/// late token can park cleanup(8) for a whole `in_flow_delay`; writing it
+/// here, rather than waking a pump task, saves a task wake-up and a timer
+/// per message.
+pub struct Flow {
+    /// The pipe (fds 3 and 4 from master).
+    pub pipe: FlowPipe,
+    /// `default_process_limit`: the level the pipe is kept at.
+    pub process_limit: usize,
+    /// Files taken since the idle top-up last looked (it tops the pipe up
+    /// only after a quiet second, so an idle daemon does not poll).
+    pub taken: Arc<AtomicUsize>,
+}
+
+impl Flow {
+    /// One token for a file just taken from `incoming/`.
+    fn file_taken(&self) {
+        self.taken.fetch_add(1, Ordering::Relaxed);
+        let count = self.pipe.count().unwrap_or(0);
+        if count < self.process_limit {
+            if let Err(e) = self.pipe.put(1) {
+                tracing::warn!("mail_flow: {}", errno_text(&e));
+            }
+        }
+    }
 }
 
 /// Routing settings the store applies itself before the core's rules.
@@ -122,8 +141,8 @@ pub struct DirStore {
     open: HashMap<String, Open>,
     /// The completion worker.
     worker: Worker,
-    /// Files moved out of `incoming/`, for the flow-control pump.
-    fed: Arc<Fed>,
+    /// master's flow-control pipe, when master passed one.
+    flow: Option<Flow>,
 }
 
 impl DirStore {
@@ -136,6 +155,7 @@ impl DirStore {
         resolver: Resolver,
         active: ActiveTable,
         worker: Worker,
+        flow: Option<Flow>,
     ) -> DirStore {
         DirStore {
             site,
@@ -146,13 +166,8 @@ impl DirStore {
             active,
             open: HashMap::new(),
             worker,
-            fed: Arc::default(),
+            flow,
         }
-    }
-
-    /// The counter of files taken from `incoming/` (for flow control).
-    pub fn fed_counter(&self) -> Arc<Fed> {
-        Arc::clone(&self.fed)
     }
 
     /// Puts a file back into `incoming/` stamped `until` (a locked file).
@@ -347,9 +362,8 @@ impl QueueStore for DirStore {
                 return Err(StoreError::Unusable(errno_text(&e)));
             }
         }
-        if queue == QueueName::Incoming {
-            self.fed.taken.fetch_add(1, Ordering::Relaxed);
-            self.fed.wake.notify_one();
+        if let (QueueName::Incoming, Some(flow)) = (queue, &self.flow) {
+            flow.file_taken();
         }
         let path = active.display().to_string();
         let mut env = match queue_file::read_envelope(&file, id, &self.limits) {
