@@ -155,7 +155,6 @@ impl DirStore {
         resolver: Resolver,
         active: ActiveTable,
         worker: Worker,
-        flow: Option<Flow>,
     ) -> DirStore {
         DirStore {
             site,
@@ -166,8 +165,15 @@ impl DirStore {
             active,
             open: HashMap::new(),
             worker,
-            flow,
+            flow: None,
         }
+    }
+
+    /// Feeds master's flow-control pipe as files are taken from
+    /// `incoming/`.
+    pub fn with_flow(mut self, flow: Option<Flow>) -> DirStore {
+        self.flow = flow;
+        self
     }
 
     /// Puts a file back into `incoming/` stamped `until` (a locked file).

@@ -215,8 +215,8 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
             resolver,
             Arc::clone(&active),
             worker,
-            flow,
-        );
+        )
+        .with_flow(flow);
         let framework = Framework::new(Arc::clone(&site), Arc::clone(&active), clock);
         let agents = bridge::PostfixAgents::new(Arc::clone(&site), active).start_agent();
         let mut registrations = Registrations::default();
