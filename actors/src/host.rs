@@ -161,23 +161,33 @@ impl Host {
     pub fn send(self: &Arc<Host>, to: Addr, msg: Msg) {
         match to {
             Addr::Supervisor => self.send_supervisor(msg),
-            Addr::Transport(name) => {
-                let addr = self.registry.transport_or_start(&name, || {
-                    TransportActor::new(Arc::clone(self), &name).start()
-                });
-                addr.do_send(TransportMsg(msg));
-            }
+            Addr::Transport(name) => self.registry.with_transport(
+                &name,
+                || TransportActor::new(Arc::clone(self), &name).start(),
+                |addr| addr.do_send(TransportMsg(msg)),
+            ),
             Addr::Destination(key) => {
-                let addr = if matches!(msg, Msg::Stop) {
-                    self.registry.remove_destination(&key)
-                } else {
-                    self.registry.destination(&key)
-                };
-                match addr {
-                    Some(addr) => addr.do_send(DestinationMsg(msg)),
-                    None => {
-                        tracing::warn!(dest = %key, ?msg, "message for unknown destination dropped")
+                let unsent = if matches!(msg, Msg::Stop) {
+                    match self.registry.remove_destination(&key) {
+                        Some(addr) => {
+                            addr.do_send(DestinationMsg(msg));
+                            None
+                        }
+                        None => Some(msg),
                     }
+                } else {
+                    // The message goes back out when there is no such
+                    // destination, for the warning.
+                    let mut msg = Some(msg);
+                    self.registry.with_destination(&key, |addr| {
+                        if let Some(m) = msg.take() {
+                            addr.do_send(DestinationMsg(m));
+                        }
+                    });
+                    msg
+                };
+                if let Some(msg) = unsent {
+                    tracing::warn!(dest = %key, ?msg, "message for unknown destination dropped")
                 }
             }
         }

@@ -68,6 +68,32 @@ impl Registry {
         addr
     }
 
+    /// Runs `f` on the transport actor of that name, started by `start` on
+    /// first use. The address is borrowed, not cloned: an actix address
+    /// clone allocates, and every core message to a transport comes here.
+    pub fn with_transport<R>(
+        &self,
+        name: &str,
+        start: impl FnOnce() -> Addr<TransportActor>,
+        f: impl FnOnce(&Addr<TransportActor>) -> R,
+    ) -> R {
+        if let Some(addr) = self.transports.get(name) {
+            return f(&addr);
+        }
+        let addr = self.transport_or_start(name, start);
+        f(&addr)
+    }
+
+    /// Runs `f` on the destination actor of that name, if any (borrowed,
+    /// as in [`Registry::with_transport`]).
+    pub fn with_destination<R>(
+        &self,
+        key: &DestKey,
+        f: impl FnOnce(&Addr<DestinationActor>) -> R,
+    ) -> Option<R> {
+        self.destinations.get(key).map(|a| f(&a))
+    }
+
     /// The transport actor of that name, if it was started.
     pub fn transport(&self, name: &str) -> Option<Addr<TransportActor>> {
         self.transports.get(name).map(|a| a.clone())

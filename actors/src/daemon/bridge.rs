@@ -122,10 +122,12 @@ impl Handler<Deliver> for PostfixAgents {
             active_arrival: message.active_arrival,
             smtputf8_enable: self.site.smtputf8_enable,
         };
-        let recipients = msg.entry.recipients.iter().map(wire_recipient).collect();
-        let request = DeliveryRequest::for_entry(&message.env, &ctx, recipients);
-        let socket = self.site.private(&msg.dest.transport);
+        let recipients: Vec<_> = msg.entry.recipients.iter().map(wire_recipient).collect();
+        // Encoded here, from the shared envelope: no owned copy of its
+        // fields is built for one write.
         let (dialect, timeout) = (self.site.dialect, self.site.ipc_timeout);
+        let request = DeliveryRequest::encode_for_entry(&message.env, &ctx, &recipients, dialect);
+        let socket = self.site.private(&msg.dest.transport);
         let reply_timeout = self.site.agent_reply_timeout;
         let transport = msg.dest.transport.clone();
         Box::pin(
@@ -137,7 +139,7 @@ impl Handler<Deliver> for PostfixAgents {
                 // The agent answers when the delivery is done; only its own
                 // watchdog (`daemon_timeout`) bounds that, not the IPC timeout.
                 conn.set_reply_timeout(reply_timeout);
-                conn.deliver(&request, dialect).await
+                conn.deliver_encoded(request).await
             }
             .into_actor(self)
             .map(move |result, _, _| match result {

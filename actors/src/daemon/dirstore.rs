@@ -52,6 +52,7 @@ use super::message::{core_recipient, timeval, ActiveMessage, ActiveTable, Site};
 use super::resolver::Resolver;
 use super::worker::{self, Job, Worker};
 use crate::clock::Clock;
+use crate::postfix::flow::FlowPipe;
 use crate::postfix::log::errno_text;
 use crate::postfix::queue_file::{
     self, Envelope, Recipient as FileRecipient, TRACE_MTA_VRFY, TRACE_USR_VRFY,
@@ -66,27 +67,50 @@ use crate::scanner::{Batch, Envelope as Admitted, QueueStore, StoreError};
 
 /// An admitted file's reading state.
 struct Open {
-    /// The envelope as read so far (its recipient list is drained into
-    /// `pending` after every read).
-    env: Envelope,
+    /// The reader's own envelope, kept only while recipients remain on file
+    /// after the reads so far (a message with more recipients than one read
+    /// takes, `qmgr_message_recipient_limit`); its recipient list is drained
+    /// into `pending` after every read. `None` once the file has no more:
+    /// the message-level fields then live only in `shared`, so an admitted
+    /// message holds its envelope once, not twice.
+    reader: Option<Box<Envelope>>,
     /// Recipients read from the file and not yet handed to the core.
     pending: VecDeque<FileRecipient>,
-    /// The shared, read-only view for the agents and the worker.
+    /// The shared, read-only view for the agents and the worker: the
+    /// envelope as the first read left it.
     shared: Arc<ActiveMessage>,
     /// Some job for this file went to the worker (a discard or a deferral):
     /// its completion must then go through the worker too, after them.
     queued_work: bool,
 }
 
-/// Files taken from `incoming/` since the flow-control pump last looked
-/// (one token each), and the pump's wake-up, so that an idle daemon does
-/// not poll.
-#[derive(Default)]
-pub struct Fed {
-    /// Files taken and not yet answered with a token.
-    pub taken: AtomicUsize,
-    /// Signalled on every file taken.
-    pub wake: tokio::sync::Notify,
+/// master's flow-control pipe as the store feeds it (Postfix: the end of
+/// `qmgr_loop`): one token for each file taken from `incoming/`, written as
+/// the file is taken, while the pipe holds fewer than the process limit. A
+/// late token can park cleanup(8) for a whole `in_flow_delay`; writing it
+/// here, rather than waking a pump task, saves a task wake-up and a timer
+/// per message.
+pub struct Flow {
+    /// The pipe (fds 3 and 4 from master).
+    pub pipe: FlowPipe,
+    /// `default_process_limit`: the level the pipe is kept at.
+    pub process_limit: usize,
+    /// Files taken since the idle top-up last looked (it tops the pipe up
+    /// only after a quiet second, so an idle daemon does not poll).
+    pub taken: Arc<AtomicUsize>,
+}
+
+impl Flow {
+    /// One token for a file just taken from `incoming/`.
+    fn file_taken(&self) {
+        self.taken.fetch_add(1, Ordering::Relaxed);
+        let count = self.pipe.count().unwrap_or(0);
+        if count < self.process_limit {
+            if let Err(e) = self.pipe.put(1) {
+                tracing::warn!("mail_flow: {}", errno_text(&e));
+            }
+        }
+    }
 }
 
 /// Routing settings the store applies itself before the core's rules.
@@ -117,8 +141,8 @@ pub struct DirStore {
     open: HashMap<String, Open>,
     /// The completion worker.
     worker: Worker,
-    /// Files moved out of `incoming/`, for the flow-control pump.
-    fed: Arc<Fed>,
+    /// master's flow-control pipe, when master passed one.
+    flow: Option<Flow>,
 }
 
 impl DirStore {
@@ -141,13 +165,15 @@ impl DirStore {
             active,
             open: HashMap::new(),
             worker,
-            fed: Arc::default(),
+            flow: None,
         }
     }
 
-    /// The counter of files taken from `incoming/` (for flow control).
-    pub fn fed_counter(&self) -> Arc<Fed> {
-        Arc::clone(&self.fed)
+    /// Feeds master's flow-control pipe as files are taken from
+    /// `incoming/`.
+    pub fn with_flow(mut self, flow: Option<Flow>) -> DirStore {
+        self.flow = flow;
+        self
     }
 
     /// Puts a file back into `incoming/` stamped `until` (a locked file).
@@ -342,9 +368,8 @@ impl QueueStore for DirStore {
                 return Err(StoreError::Unusable(errno_text(&e)));
             }
         }
-        if queue == QueueName::Incoming {
-            self.fed.taken.fetch_add(1, Ordering::Relaxed);
-            self.fed.wake.notify_one();
+        if let (QueueName::Incoming, Some(flow)) = (queue, &self.flow) {
+            flow.file_taken();
         }
         let path = active.display().to_string();
         let mut env = match queue_file::read_envelope(&file, id, &self.limits) {
@@ -380,7 +405,10 @@ impl QueueStore for DirStore {
             }
         }
         drop(file);
-        let pending: VecDeque<FileRecipient> = env.recipients.drain(..).collect();
+        // Move the recipients out with their buffer, and let go of the
+        // buffers the shared copy no longer needs.
+        let pending = VecDeque::from(std::mem::take(&mut env.recipients));
+        env.warnings = Vec::new();
         let create_sec = if env.create_time > 0 {
             env.create_time
         } else {
@@ -397,16 +425,18 @@ impl QueueStore for DirStore {
             _ => Warning::None,
         };
         let sender = text(env.sender.as_deref().unwrap_or_default());
+        // A second copy only for a file with recipients still to read.
+        let reader = env.has_more_recipients().then(|| Box::new(env.clone()));
         let shared = Arc::new(ActiveMessage {
             queue_id: id.to_string(),
-            env: env.clone(),
+            env,
             active_arrival: timeval(now),
         });
         self.active.insert(id.to_string(), Arc::clone(&shared));
         self.open.insert(
             id.to_string(),
             Open {
-                env,
+                reader,
                 pending,
                 shared,
                 queued_work: false,
@@ -427,34 +457,52 @@ impl QueueStore for DirStore {
             return Err(StoreError::Gone);
         };
         let want = batch.max(1) as usize;
-        while open.pending.len() < want && open.env.has_more_recipients() {
+        while open.pending.len() < want {
+            let Some(reader) = open.reader.as_mut().filter(|r| r.has_more_recipients()) else {
+                break;
+            };
             let file = File::open(&path).map_err(|e| {
                 StoreError::Unusable(format!("{}: {}", path.display(), errno_text(&e)))
             })?;
-            if let Err(e) = open.env.refill(&file, id, &limits) {
+            if let Err(e) = reader.refill(&file, id, &limits) {
                 for w in e.warnings(id, &path.display().to_string()) {
                     tracing::warn!("{w}");
                 }
                 return Err(StoreError::Unusable(e.to_string()));
             }
-            open.pending.extend(open.env.recipients.drain(..));
+            open.pending.extend(reader.recipients.drain(..));
         }
-        let mut taken: Vec<FileRecipient> = Vec::with_capacity(want.min(open.pending.len()));
-        while taken.len() < want {
-            match open.pending.pop_front() {
-                Some(r) => taken.push(r),
-                None => break,
-            }
+        // The redirect as the reads so far found it (a later read may meet
+        // the record).
+        let redirect = match &open.reader {
+            Some(reader) => reader.redirect_addr.clone(),
+            None => open.shared.env.redirect_addr.clone(),
+        };
+        if open
+            .reader
+            .as_ref()
+            .is_some_and(|r| !r.has_more_recipients())
+        {
+            // The file is read to its end: the shared copy is enough.
+            open.reader = None;
         }
+        let taken: Vec<FileRecipient> = if open.pending.len() <= want {
+            // The usual case, all that is left: take the buffer along, so an
+            // admitted message does not keep an empty one until it completes.
+            Vec::from(std::mem::take(&mut open.pending))
+        } else {
+            open.pending.drain(..want).collect()
+        };
         // A redirect keeps only the first recipient; the rest are neither
         // delivered nor marked done, and the file is removed at the end.
         // The routing fields are message-level: read them from the shared
-        // copy rather than cloning the reader's envelope per batch.
+        // copy (the envelope as admission read it).
         let shared = Arc::clone(&open.shared);
-        if let Some(target) = open.env.redirect_addr.clone() {
+        if let Some(target) = redirect {
+            let mut taken = taken;
             taken.truncate(1);
-            open.pending.clear();
-            open.env.rcpt_offset = 0;
+            open.pending = VecDeque::new();
+            open.reader = None;
             let target = self.resolver.rewrite_local(&target);
             for r in &mut taken {
                 r.address = target.clone();
@@ -464,7 +512,7 @@ impl QueueStore for DirStore {
                 more: false,
             });
         }
-        let more = !open.pending.is_empty() || open.env.has_more_recipients();
+        let more = !open.pending.is_empty() || open.reader.is_some();
         Ok(Batch {
             recipients: self.resolve(&shared.env, taken),
             more,

@@ -34,7 +34,7 @@
 //! token in master's flow pipe for each file it takes from `incoming/`, as
 //! it takes it, and tops the pipe up to `default_process_limit` after a
 //! second without any, so cleanup(8) is never throttled by a silent queue
-//! manager and an idle daemon does not poll.
+//! manager and an idle daemon does not poll ([`dirstore::Flow`]).
 
 pub mod adhoc;
 pub mod bridge;
@@ -65,7 +65,7 @@ use crate::scheduler::{abort_on_panic, Scheduler};
 use crate::transports::{self, Framework, Registrations};
 use oqmgr::params::RawParams;
 
-use dirstore::{DirStore, Routing};
+use dirstore::{DirStore, Flow, Routing};
 use message::{ActiveTable, Site};
 
 /// How often an idle daemon tops the flow-control pipe up.
@@ -201,6 +201,12 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
             Err(e) => log::fatal(&format!("start completion worker: {}", log::errno_text(&e))),
         };
         let active: ActiveTable = Arc::default();
+        let flow = channel.flow().map(|pipe| Flow {
+            pipe,
+            process_limit,
+            taken: Arc::default(),
+        });
+        let taken = flow.as_ref().map(|f| Arc::clone(&f.taken));
         let store = DirStore::new(
             Arc::clone(&site),
             clock,
@@ -209,8 +215,8 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
             resolver,
             Arc::clone(&active),
             worker,
-        );
-        let fed = store.fed_counter();
+        )
+        .with_flow(flow);
         let framework = Framework::new(Arc::clone(&site), Arc::clone(&active), clock);
         let agents = bridge::PostfixAgents::new(Arc::clone(&site), active).start_agent();
         let mut registrations = Registrations::default();
@@ -226,24 +232,20 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
             .with_clock(clock)
             .start();
 
-        if let Some(flow) = channel.flow() {
+        if let (Some(flow), Some(taken)) = (channel.flow(), taken) {
+            // The store puts a token per file as it takes it; this tops the
+            // pipe up to the process limit after a quiet second.
             actix::spawn(async move {
+                let mut tick = actix::clock::interval(FLOW_IDLE);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
-                    let taken = fed.taken.swap(0, Ordering::Relaxed);
-                    let result = if taken > 0 {
-                        let room = process_limit.saturating_sub(flow.count().unwrap_or(0));
-                        flow.put(taken.min(room)).map(|_| ())
-                    } else {
-                        flow.regulate(process_limit, false, false).map(|_| ())
-                    };
-                    if let Err(e) = result {
+                    tick.tick().await;
+                    if taken.swap(0, Ordering::Relaxed) > 0 {
+                        continue;
+                    }
+                    if let Err(e) = flow.regulate(process_limit, false, false) {
                         tracing::warn!("mail_flow: {}", log::errno_text(&e));
                     }
-                    // Wake on the next file taken (a token goes back at
-                    // once, as oqmgr returns one per file in the same loop
-                    // pass: a late token can park cleanup for a whole
-                    // `in_flow_delay`) or once per FLOW_IDLE to top up.
-                    let _ = actix::clock::timeout(FLOW_IDLE, fed.wake.notified()).await;
                 }
             });
         }

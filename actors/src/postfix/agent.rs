@@ -27,6 +27,7 @@
 //! ([`Dialect`]). Crash handling follows 3.7.11 (HISTORY 20240209): a crash
 //! defers the message and gives no feedback; it does not kill the transport.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::time::Duration;
 
@@ -131,6 +132,67 @@ impl DeliveryRequest {
     /// [`EncodeError::Invalid`] for an empty recipient list (the agent
     /// would reject it); [`EncodeError::NulInValue`] for a value with NUL.
     pub fn encode(&self, dialect: Dialect) -> Result<Vec<u8>, EncodeError> {
+        Fields {
+            flags: self.flags,
+            queue_name: &self.queue_name,
+            queue_id: &self.queue_id,
+            data_offset: self.data_offset,
+            data_size: self.data_size,
+            nexthop: &self.nexthop,
+            encoding: &self.encoding,
+            sendopts: self.sendopts,
+            sender: &self.sender,
+            dsn_envid: &self.dsn_envid,
+            dsn_ret: self.dsn_ret,
+            stats: &self.stats,
+            client_name: &self.client_name,
+            client_addr: &self.client_addr,
+            client_port: &self.client_port,
+            client_proto: &self.client_proto,
+            client_helo: &self.client_helo,
+            sasl_method: &self.sasl_method,
+            sasl_username: &self.sasl_username,
+            sasl_sender: &self.sasl_sender,
+            log_ident: &self.log_ident,
+            rewrite_context: &self.rewrite_context,
+            recipients: &self.recipients,
+        }
+        .encode(dialect)
+    }
+}
+
+/// A request's fields, borrowed from wherever they live: what goes on the
+/// wire, so that [`DeliveryRequest::encode`] and
+/// [`DeliveryRequest::encode_for_entry`] cannot differ.
+struct Fields<'a> {
+    flags: u32,
+    queue_name: &'a [u8],
+    queue_id: &'a [u8],
+    data_offset: u64,
+    data_size: u64,
+    nexthop: &'a [u8],
+    encoding: &'a [u8],
+    sendopts: u32,
+    sender: &'a [u8],
+    dsn_envid: &'a [u8],
+    dsn_ret: u32,
+    stats: &'a MsgStats,
+    client_name: &'a [u8],
+    client_addr: &'a [u8],
+    client_port: &'a [u8],
+    client_proto: &'a [u8],
+    client_helo: &'a [u8],
+    sasl_method: &'a [u8],
+    sasl_username: &'a [u8],
+    sasl_sender: &'a [u8],
+    log_ident: &'a [u8],
+    rewrite_context: &'a [u8],
+    recipients: &'a [Recipient],
+}
+
+impl Fields<'_> {
+    /// The request list and the recipient lists, ready to write.
+    fn encode(&self, dialect: Dialect) -> Result<Vec<u8>, EncodeError> {
         if self.recipients.is_empty() {
             return Err(EncodeError::Invalid(
                 "delivery request without recipients".into(),
@@ -138,32 +200,59 @@ impl DeliveryRequest {
         }
         let count = u32::try_from(self.recipients.len())
             .map_err(|_| EncodeError::Invalid("too many recipients".into()))?;
-        let mut w = AttrWriter::new();
+        // Attribute names, numbers and separators take about 600 bytes; the
+        // variable parts are summed so the buffer is allocated once.
+        let variable: usize = [
+            self.queue_id,
+            self.nexthop,
+            self.encoding,
+            self.sender,
+            self.dsn_envid,
+            self.client_name,
+            self.client_addr,
+            self.client_port,
+            self.client_proto,
+            self.client_helo,
+            self.sasl_method,
+            self.sasl_username,
+            self.sasl_sender,
+            self.log_ident,
+            self.rewrite_context,
+        ]
+        .iter()
+        .map(|v| v.len())
+        .sum::<usize>()
+            + self
+                .recipients
+                .iter()
+                .map(|r| 96 + r.original.len() + r.address.len() + r.dsn_orcpt.len())
+                .sum::<usize>();
+        let mut w = AttrWriter::with_capacity(640 + variable);
         w.int("flags", self.flags)
-            .str("queue_name", &self.queue_name)
-            .str("queue_id", &self.queue_id)
+            .str("queue_name", self.queue_name)
+            .str("queue_id", self.queue_id)
             .long("offset", self.data_offset)
             .long("size", self.data_size)
-            .str("nexthop", &self.nexthop)
-            .str("encoding", &self.encoding)
+            .str("nexthop", self.nexthop)
+            .str("encoding", self.encoding)
             .int(dialect.sendopts_attr(), self.sendopts)
-            .str("sender", &self.sender)
-            .str("envelope_id", &self.dsn_envid)
+            .str("sender", self.sender)
+            .str("envelope_id", self.dsn_envid)
             .int("ret_flags", self.dsn_ret)
-            .func(&self.stats)
-            .str("log_client_name", &self.client_name)
-            .str("log_client_address", &self.client_addr)
-            .str("log_client_port", &self.client_port)
-            .str("log_protocol_name", &self.client_proto)
-            .str("log_helo_name", &self.client_helo)
-            .str("sasl_method", &self.sasl_method)
-            .str("sasl_username", &self.sasl_username)
-            .str("sasl_sender", &self.sasl_sender)
-            .str("log_ident", &self.log_ident)
-            .str("rewrite_context", &self.rewrite_context)
+            .func(self.stats)
+            .str("log_client_name", self.client_name)
+            .str("log_client_address", self.client_addr)
+            .str("log_client_port", self.client_port)
+            .str("log_protocol_name", self.client_proto)
+            .str("log_helo_name", self.client_helo)
+            .str("sasl_method", self.sasl_method)
+            .str("sasl_username", self.sasl_username)
+            .str("sasl_sender", self.sasl_sender)
+            .str("log_ident", self.log_ident)
+            .str("rewrite_context", self.rewrite_context)
             .int("recipient_count", count)
             .end();
-        for r in &self.recipients {
+        for r in self.recipients {
             w.func(r).end();
         }
         w.finish()
@@ -205,42 +294,20 @@ impl DeliveryRequest {
     /// flags plus the default (or BOUNCE alone with an `I` record),
     /// per-request send options, and the VERP sender when VERP is on.
     pub fn for_entry(env: &Envelope, ctx: &EntryContext<'_>, recipients: Vec<Recipient>) -> Self {
-        let sender = env.sender.clone().unwrap_or_default();
-        let verp = env.verp_delims.as_deref().filter(|d| d.len() == 2);
-        let sender = match (verp, recipients.first()) {
-            (Some(d), Some(r)) => verp_sender([d[0], d[1]], &sender, r),
-            _ => sender,
-        };
-        let base = if env.inspect_xport.is_some() {
-            flags::BOUNCE
-        } else {
-            flags::DEFAULT
-        };
+        let p = Prepared::new(env, ctx, &recipients);
         Self {
-            flags: (env.trace_flags as u32 & flags::TRACE_MASK) | ctx.conn_flags | base,
+            flags: p.flags,
             queue_name: b"active".to_vec(),
             queue_id: ctx.queue_id.to_vec(),
             data_offset: env.data_offset.max(0) as u64,
             data_size: env.cont_length.max(0) as u64,
             nexthop: ctx.nexthop.to_vec(),
             encoding: env.encoding.clone(),
-            sendopts: request_sendopts(
-                env.smtputf8 as u32,
-                &recipients,
-                ctx.smtputf8_enable,
-                verp.is_some(),
-            ),
-            sender,
+            sendopts: p.sendopts,
+            sender: p.sender.into_owned(),
             dsn_envid: env.dsn_envid.clone(),
             dsn_ret: env.dsn_ret as u32,
-            stats: MsgStats {
-                incoming_arrival: Timeval {
-                    sec: env.arrival_sec,
-                    usec: env.arrival_usec,
-                },
-                active_arrival: ctx.active_arrival,
-                ..MsgStats::default()
-            },
+            stats: p.stats,
             client_name: env.client_name.clone(),
             client_addr: env.client_addr.clone(),
             client_port: env.client_port.clone(),
@@ -252,6 +319,97 @@ impl DeliveryRequest {
             log_ident: env.log_ident.clone(),
             rewrite_context: env.rewrite_context.clone(),
             recipients,
+        }
+    }
+
+    /// The bytes of `for_entry(env, ctx, recipients).encode(dialect)`,
+    /// written straight from the envelope: the queue manager sends one
+    /// request per delivery, and building the owned request first copies a
+    /// dozen envelope fields only to encode and drop them.
+    ///
+    /// # Errors
+    /// As [`DeliveryRequest::encode`].
+    pub fn encode_for_entry(
+        env: &Envelope,
+        ctx: &EntryContext<'_>,
+        recipients: &[Recipient],
+        dialect: Dialect,
+    ) -> Result<Vec<u8>, EncodeError> {
+        let p = Prepared::new(env, ctx, recipients);
+        Fields {
+            flags: p.flags,
+            queue_name: b"active",
+            queue_id: ctx.queue_id,
+            data_offset: env.data_offset.max(0) as u64,
+            data_size: env.cont_length.max(0) as u64,
+            nexthop: ctx.nexthop,
+            encoding: &env.encoding,
+            sendopts: p.sendopts,
+            sender: &p.sender,
+            dsn_envid: &env.dsn_envid,
+            dsn_ret: env.dsn_ret as u32,
+            stats: &p.stats,
+            client_name: &env.client_name,
+            client_addr: &env.client_addr,
+            client_port: &env.client_port,
+            client_proto: &env.client_proto,
+            client_helo: &env.client_helo,
+            sasl_method: &env.sasl_method,
+            sasl_username: &env.sasl_username,
+            sasl_sender: &env.sasl_sender,
+            log_ident: &env.log_ident,
+            rewrite_context: &env.rewrite_context,
+            recipients,
+        }
+        .encode(dialect)
+    }
+}
+
+/// What a request computes from the envelope rather than copies, as
+/// `qmgr_deliver_send_request` does: trace flags plus connection flags
+/// plus the default (or BOUNCE alone with an `I` record), per-request send
+/// options, and the VERP sender when VERP is on.
+struct Prepared<'a> {
+    /// Request flags.
+    flags: u32,
+    /// The sender, rewritten for VERP (else borrowed as it is).
+    sender: Cow<'a, [u8]>,
+    /// Send options.
+    sendopts: u32,
+    /// Arrival times.
+    stats: MsgStats,
+}
+
+impl<'a> Prepared<'a> {
+    fn new(env: &'a Envelope, ctx: &EntryContext<'_>, recipients: &[Recipient]) -> Self {
+        let sender = env.sender.as_deref().unwrap_or_default();
+        let verp = env.verp_delims.as_deref().filter(|d| d.len() == 2);
+        let sender = match (verp, recipients.first()) {
+            (Some(d), Some(r)) => Cow::Owned(verp_sender([d[0], d[1]], sender, r)),
+            _ => Cow::Borrowed(sender),
+        };
+        let base = if env.inspect_xport.is_some() {
+            flags::BOUNCE
+        } else {
+            flags::DEFAULT
+        };
+        Prepared {
+            flags: (env.trace_flags as u32 & flags::TRACE_MASK) | ctx.conn_flags | base,
+            sender,
+            sendopts: request_sendopts(
+                env.smtputf8 as u32,
+                recipients,
+                ctx.smtputf8_enable,
+                verp.is_some(),
+            ),
+            stats: MsgStats {
+                incoming_arrival: Timeval {
+                    sec: env.arrival_sec,
+                    usec: env.arrival_usec,
+                },
+                active_arrival: ctx.active_arrival,
+                ..MsgStats::default()
+            },
         }
     }
 }
@@ -434,13 +592,24 @@ impl AgentConnection {
     /// process`), [`DeliveryError::Crash`] if the reply is missing or
     /// malformed, or if the request cannot be encoded (nothing is sent).
     pub async fn deliver(
-        mut self,
+        self,
         request: &DeliveryRequest,
         dialect: Dialect,
     ) -> Result<DeliveryReply, DeliveryError> {
-        let bytes = request
-            .encode(dialect)
-            .map_err(|e| DeliveryError::Crash(IpcError::Encode(e)))?;
+        self.deliver_encoded(request.encode(dialect)).await
+    }
+
+    /// [`AgentConnection::deliver`] for a request already encoded (see
+    /// [`DeliveryRequest::encode_for_entry`]); an encoding error is a crash
+    /// and nothing is sent.
+    ///
+    /// # Errors
+    /// As [`AgentConnection::deliver`].
+    pub async fn deliver_encoded(
+        mut self,
+        encoded: Result<Vec<u8>, EncodeError>,
+    ) -> Result<DeliveryReply, DeliveryError> {
+        let bytes = encoded.map_err(|e| DeliveryError::Crash(IpcError::Encode(e)))?;
         self.stream
             .write_all(&bytes)
             .await

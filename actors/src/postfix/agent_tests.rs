@@ -487,3 +487,65 @@ fn for_entry_follows_qmgr_deliver_send_request() {
     assert_eq!(r.sender, b"owner@list.org");
     assert_eq!(r.sendopts, 1);
 }
+
+#[test]
+fn encode_for_entry_writes_what_for_entry_encodes() {
+    let base = Envelope {
+        data_offset: 292,
+        cont_length: 283,
+        smtputf8: 1,
+        arrival_sec: 10,
+        arrival_usec: 20,
+        sender: Some(b"owner@list.org".to_vec()),
+        encoding: b"8BIT".to_vec(),
+        dsn_envid: b"env-1".to_vec(),
+        dsn_ret: 2,
+        client_name: b"client.example".to_vec(),
+        client_addr: b"192.0.2.1".to_vec(),
+        client_port: b"25025".to_vec(),
+        client_proto: b"ESMTP".to_vec(),
+        client_helo: b"helo.example".to_vec(),
+        sasl_method: b"PLAIN".to_vec(),
+        sasl_username: b"user".to_vec(),
+        log_ident: b"QID".to_vec(),
+        rewrite_context: b"local".to_vec(),
+        trace_flags: (flags::RECORD | flags::MTA_VRFY) as i32,
+        verp_delims: Some(b"+=".to_vec()),
+        ..Envelope::default()
+    };
+    let ctx = EntryContext {
+        queue_id: b"QID",
+        nexthop: b"list.org",
+        conn_flags: flags::CONN_LOAD,
+        active_arrival: Timeval { sec: 11, usec: 5 },
+        smtputf8_enable: true,
+    };
+    let plain = Envelope {
+        verp_delims: None,
+        inspect_xport: Some(b"x".to_vec()),
+        sender: None,
+        ..base.clone()
+    };
+    let recipients = vec![
+        rcpt("orig@x", "j\u{f6}rg@dom.com"),
+        rcpt("", "second@dom.com"),
+    ];
+    for env in [&base, &plain] {
+        for dialect in [
+            Dialect::from_mail_version("3.7.11").unwrap(),
+            Dialect::from_mail_version("3.9.0").unwrap(),
+        ] {
+            let owned = DeliveryRequest::for_entry(env, &ctx, recipients.clone()).encode(dialect);
+            let direct = DeliveryRequest::encode_for_entry(env, &ctx, &recipients, dialect);
+            assert_eq!(owned.unwrap(), direct.unwrap());
+        }
+    }
+    // No recipients: both refuse.
+    assert!(DeliveryRequest::encode_for_entry(
+        &base,
+        &ctx,
+        &[],
+        Dialect::from_mail_version("3.7.11").unwrap()
+    )
+    .is_err());
+}

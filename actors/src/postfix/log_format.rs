@@ -13,6 +13,8 @@
 //! ASCII bytes become `?`, non-ASCII bytes become `?` unless UTF-8 is
 //! enabled, and at most [`MAX_TEXT`] bytes are kept.
 
+use std::io::Write;
+
 /// Longest message text logged (`MSG_LOGGER_RECLEN`, `MSG_SYSLOG_RECLEN`).
 pub const MAX_TEXT: usize = 2000;
 
@@ -174,7 +176,8 @@ pub fn printable(text: &str, utf8: bool) -> Vec<u8> {
 
 /// `tag[pid]: [severity: ]text` — the part both formats share.
 fn append_body(out: &mut Vec<u8>, tag: &str, pid: u32, severity: Severity, text: &[u8]) {
-    out.extend_from_slice(format!("{tag}[{pid}]: ").as_bytes());
+    // Formatted in place: every logged line comes here.
+    let _ = write!(out, "{tag}[{pid}]: ");
     if let Some(label) = severity.label() {
         out.extend_from_slice(label.as_bytes());
         out.extend_from_slice(b": ");
@@ -192,17 +195,26 @@ pub fn postlog_record(
     text: &[u8],
 ) -> Vec<u8> {
     let host = hostname.split('.').next().unwrap_or("");
-    let mut out = format!(
+    let mut out = record_buffer(host.len() + tag.len() + text.len());
+    let _ = write!(
+        out,
         "{} {:02} {:02}:{:02}:{:02} {host} ",
         time.month_name(),
         time.day,
         time.hour,
         time.minute,
         time.second
-    )
-    .into_bytes();
+    );
     append_body(&mut out, tag, pid, severity, text);
     out
+}
+
+/// A buffer for one record whose variable parts take `variable` bytes: one
+/// allocation per line, none while it is filled.
+fn record_buffer(variable: usize) -> Vec<u8> {
+    // Time stamp, priority, pid, severity label and separators.
+    const FIXED: usize = 64;
+    Vec::with_capacity(FIXED + variable)
 }
 
 /// One syslog datagram as glibc builds it: `<pri>Mon  D HH:MM:SS tag[pid]: text`.
@@ -214,7 +226,9 @@ pub fn syslog_record(
     severity: Severity,
     text: &[u8],
 ) -> Vec<u8> {
-    let mut out = format!(
+    let mut out = record_buffer(tag.len() + text.len());
+    let _ = write!(
+        out,
         "<{}>{} {:>2} {:02}:{:02}:{:02} ",
         u32::from(facility) | u32::from(severity.syslog_level()),
         time.month_name(),
@@ -222,8 +236,7 @@ pub fn syslog_record(
         time.hour,
         time.minute,
         time.second
-    )
-    .into_bytes();
+    );
     append_body(&mut out, tag, pid, severity, text);
     out
 }

@@ -103,7 +103,12 @@ impl Subscriber for PostfixSubscriber {
     fn record_follows_from(&self, _span: &Id, _follows: &Id) {}
 
     fn event(&self, event: &Event<'_>) {
-        let mut line = Line::default();
+        // Room for a typical line, so that formatting it does not grow the
+        // buffer step by step.
+        let mut line = Line {
+            message: String::with_capacity(160),
+            rest: String::new(),
+        };
         event.record(&mut line);
         line.message.push_str(&line.rest);
         log::log(severity_of(event.metadata().level()), &line.message);

@@ -189,7 +189,16 @@ impl QueueHashing {
     /// The directory holding `id` in `queue`, relative to queue_directory,
     /// with a trailing `/` (`mail_queue_dir`): `deferred/B/`, `active/`.
     pub fn queue_dir(&self, queue: &str, id: &str) -> String {
-        let mut out = format!("{queue}/");
+        let mut out = String::new();
+        self.push_dir(&mut out, queue, id);
+        out
+    }
+
+    /// Appends [`QueueHashing::queue_dir`] to `out` (one buffer for a whole
+    /// path: the daemon builds several per message).
+    fn push_dir(&self, out: &mut String, queue: &str, id: &str) {
+        out.push_str(queue);
+        out.push('/');
         if self.is_hashed(queue) {
             let key = hash_key(id);
             let mut chars = key.chars();
@@ -198,13 +207,13 @@ impl QueueHashing {
                 out.push('/');
             }
         }
-        out
     }
 
     /// The path of `id` in `queue`, relative to queue_directory
     /// (`mail_queue_path`): `deferred/B/B147AB402B`.
     pub fn queue_path(&self, queue: &str, id: &str) -> String {
-        let mut out = self.queue_dir(queue, id);
+        let mut out = String::with_capacity(queue.len() + 2 * self.depth + 1 + id.len());
+        self.push_dir(&mut out, queue, id);
         out.push_str(id);
         out
     }

@@ -80,6 +80,15 @@ impl AttrWriter {
         Self::default()
     }
 
+    /// An empty writer with room for `bytes` (a request whose size is
+    /// roughly known is then written without growing the buffer).
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self {
+            buf: Vec::with_capacity(bytes),
+            error: None,
+        }
+    }
+
     fn name(&mut self, name: &str) {
         // Names are protocol constants chosen by this crate; a NUL or empty
         // name would silently desynchronise the peer, so it is our bug.
@@ -111,15 +120,21 @@ impl AttrWriter {
     /// `ATTR_TYPE_INT`: decimal text of an unsigned 32-bit number (Postfix
     /// sends −1 as `4294967295`; use [`i32 as u32`](u32) for that).
     pub fn int(&mut self, name: &str, value: u32) -> &mut Self {
-        self.name(name);
-        self.value(name, value.to_string().as_bytes());
-        self
+        self.number(name, u64::from(value))
     }
 
     /// `ATTR_TYPE_LONG`: decimal text of an unsigned 64-bit number.
     pub fn long(&mut self, name: &str, value: u64) -> &mut Self {
+        self.number(name, value)
+    }
+
+    /// Decimal digits written straight into the buffer (no NUL possible,
+    /// no temporary string: a delivery request carries a dozen numbers).
+    fn number(&mut self, name: &str, value: u64) -> &mut Self {
+        use std::io::Write;
         self.name(name);
-        self.value(name, value.to_string().as_bytes());
+        let _ = write!(self.buf, "{value}");
+        self.buf.push(0);
         self
     }
 

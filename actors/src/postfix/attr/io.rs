@@ -86,10 +86,14 @@ impl AttrStream {
     /// # Errors
     /// [`IpcError::Connect`] or [`IpcError::Timeout`].
     pub async fn connect(path: &Path, timeout: Duration) -> Result<Self, IpcError> {
-        let stream = tokio::time::timeout(timeout, UnixStream::connect(path))
-            .await
-            .map_err(|_| IpcError::Timeout { op: "connect" })?
-            .map_err(IpcError::Connect)?;
+        let stream = match connect_now(path) {
+            Ok(Some(stream)) => stream,
+            Ok(None) => tokio::time::timeout(timeout, UnixStream::connect(path))
+                .await
+                .map_err(|_| IpcError::Timeout { op: "connect" })?
+                .map_err(IpcError::Connect)?,
+            Err(e) => return Err(IpcError::Connect(e)),
+        };
         Ok(Self::new(stream, Limits::default(), timeout))
     }
 
@@ -205,4 +209,55 @@ impl AttrStream {
     pub fn into_inner(self) -> UnixStream {
         self.stream
     }
+}
+
+/// A non-blocking connect that completes at once, as a local stream
+/// connect does (the listener's backlog takes it, or it fails with
+/// `EAGAIN` when full: Postfix's non-blocking `unix_connect` sees the
+/// same). Saves tokio's wait for writability and its `SO_ERROR` query, a
+/// system call per delivery. `Ok(None)` when the connect is still in
+/// progress (not seen on Linux): the caller then waits as tokio does.
+fn connect_now(path: &Path) -> io::Result<Option<UnixStream>> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: an all-zero sockaddr_un is a valid (empty) address.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    let bytes = path.as_os_str().as_bytes();
+    // One byte stays for the terminating NUL, as the kernel wants it.
+    if bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "path must be shorter than SUN_LEN and contain no NUL",
+        ));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    let len = (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t;
+    // SAFETY: plain socket(2); the result is checked.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh socket owned by nobody else; the std stream
+    // takes ownership and closes it on every path below.
+    let std_stream = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
+    // SAFETY: `addr` is a valid sockaddr_un of at least `len` bytes.
+    let rc = unsafe { libc::connect(fd, std::ptr::addr_of!(addr).cast::<libc::sockaddr>(), len) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::EINPROGRESS) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    // The socket is already non-blocking, as tokio requires.
+    UnixStream::from_std(std_stream).map(Some)
 }
