@@ -102,9 +102,11 @@ pub struct Simulation {
     /// Destination entities. A hash map for lookups only: it is never
     /// iterated, so its order cannot leak into a decision.
     dests: FastMap<DestKey, Destination>,
-    /// Destinations told to `Stop`, with the number of bus messages still
-    /// addressed to them, the `Stop` included (lookups only, as above).
-    stopping: FastMap<DestKey, (Destination, usize)>,
+    /// Destinations told to `Stop` whose `Stop` is still on the bus: every
+    /// message for their name up to that `Stop` is theirs, since the bus
+    /// is FIFO and a destination spawned under the same name afterwards
+    /// only gets messages sent after it (lookups only, as above).
+    stopping: FastMap<DestKey, Destination>,
     /// Resolved per-transport parameters.
     tparams: BTreeMap<String, Arc<TransportParams>>,
     /// Messages for entities, in send order.
@@ -337,11 +339,12 @@ impl Simulation {
             Addr::Destination(key)
                 if !self.stopping.is_empty() && self.stopping.contains_key(key) =>
             {
-                let (d, left) = self.stopping.get_mut(key).expect("checked above");
-                d.handle(now, msg, &mut out);
-                *left -= 1;
-                if *left == 0 {
-                    self.stopping.remove(key);
+                if matches!(msg, Msg::Stop) {
+                    let mut d = self.stopping.remove(key).expect("checked above");
+                    d.handle(now, msg, &mut out);
+                } else {
+                    let d = self.stopping.get_mut(key).expect("checked above");
+                    d.handle(now, msg, &mut out);
                 }
             }
             Addr::Destination(key) => {
@@ -404,12 +407,11 @@ impl Simulation {
             // at once (the actors address mailboxes, not names, and need
             // no such thing).
             Effect::Send(Addr::Destination(key), Msg::Stop) => {
-                let to = Addr::Destination(key.clone());
-                let ahead = self.bus.iter().filter(|(a, _)| *a == to).count();
                 if let Some(d) = self.dests.remove(&key) {
-                    self.stopping.insert(key, (d, ahead + 1));
+                    let old = self.stopping.insert(key.clone(), d);
+                    assert!(old.is_none(), "{key} stopped twice");
                 }
-                self.bus.push_back((to, Msg::Stop));
+                self.bus.push_back((Addr::Destination(key), Msg::Stop));
             }
             Effect::Send(to, msg) => self.bus.push_back((to, msg)),
             Effect::Spawn {
@@ -631,7 +633,6 @@ impl Simulation {
     }
 
     fn attempt(&mut self, dest: DestKey, nexthop: Name, entry: crate::entry::Entry) {
-        self.stats.select(self.now, &dest);
         if !self.servers.contains_key(&nexthop) {
             self.servers.insert(nexthop.clone(), Server::default());
         }
@@ -647,20 +648,21 @@ impl Simulation {
         );
         let done = self.now + attempt.latency;
         if attempt.connected {
-            self.servers
-                .get_mut(&nexthop)
-                .expect("inserted above")
-                .active += 1;
-            self.schedule(done, Event::Release(nexthop.clone()));
+            server.active += 1;
+            self.schedule(done, Event::Release(nexthop));
         }
         let id = self.ids[&entry.message].clone();
         let arrival = self.queues.files.get(&id).map_or(self.now, |f| f.arrival);
+        self.stats.attempt(
+            self.now,
+            &dest,
+            &attempt.recipients,
+            done.saturating_since(arrival),
+        );
         for (r, status) in entry.recipients.iter().zip(&attempt.recipients) {
             if *status != RecipientStatus::Deferred {
                 self.queues.mark_done(&id, &r.address);
             }
-            self.stats
-                .recipient(&dest, *status, done.saturating_since(arrival));
         }
         let report = DeliveryReport {
             entry: entry.id,
