@@ -25,7 +25,7 @@ use std::sync::Arc;
 use crate::active::Supervisor;
 use crate::destination::Destination;
 use crate::effect::{Addr, DestKey, Effect, Effects, LogLevel, Msg};
-use crate::entry::{DeliveryReport, Dsn, MessageId, RecipientStatus};
+use crate::entry::{DeliveryReport, Dsn, MessageId, Recipient, RecipientStatus};
 use crate::message::{MessageInfo, Verdict, Warning};
 use crate::name::{FastMap, FastState, Name, SortKey};
 use crate::params::{ConfigWarning, Params, RawParams, TransportParams};
@@ -120,6 +120,11 @@ pub struct Simulation {
     /// Transport names and next hops made so far, so that each recipient
     /// shares them instead of holding copies (lookups only).
     names: HashSet<Name, FastState>,
+    /// Transport and next hop by recipient domain, as the scenario routes
+    /// them: a million recipients share a few thousand domains, and one
+    /// lookup here replaces a route search and two name lookups each
+    /// (lookups only).
+    routes: FastMap<Box<str>, (Name, Name)>,
     /// The effect buffer, kept between steps so that each step does not
     /// allocate a new one.
     spare: Vec<Effect>,
@@ -186,6 +191,7 @@ impl Simulation {
             groups: Vec::new(),
             senders: Vec::new(),
             names: HashSet::default(),
+            routes: FastMap::default(),
             spare: Vec::new(),
             seq: 0,
             queues: Queues::default(),
@@ -468,8 +474,18 @@ impl Simulation {
                 batch,
             } => self.admit(queue, id, flags, message, batch),
             Effect::Refill { message, batch } => {
-                let id = self.ids[&message].clone();
-                let (recipients, more) = self.read(&id, batch);
+                let file = self
+                    .queues
+                    .files
+                    .get_mut(&self.ids[&message])
+                    .expect("refilling a file that exists");
+                let (recipients, more) = read(
+                    file,
+                    batch,
+                    &self.scenario,
+                    &mut self.names,
+                    &mut self.routes,
+                );
                 self.bus.push_back((
                     Addr::Supervisor,
                     Msg::Refilled {
@@ -481,8 +497,8 @@ impl Simulation {
                 ));
             }
             Effect::Discard { message, recipient } => {
-                let id = self.ids[&message].clone();
-                self.queues.mark_done(&id, &recipient.address);
+                self.queues
+                    .mark_done(&self.ids[&message], &recipient.address);
                 self.stats.discarded += 1;
             }
             Effect::DeferRecipients { recipients, .. } => {
@@ -594,18 +610,24 @@ impl Simulation {
         }
         file.place = Place::Active;
         file.cursor = 0;
-        let key = SortKey::new(&id);
-        self.ids.insert(message, key.clone());
-        let (recipients, more) = self.read(&key, batch);
-        let file = &self.queues.files[&key];
+        // The file is read through the reference found above: searching
+        // a million-file queue again costs more than the reading.
+        let (recipients, more) = read(
+            file,
+            batch,
+            &self.scenario,
+            &mut self.names,
+            &mut self.routes,
+        );
         let info = MessageInfo {
             message,
             sender: file.sender.clone(),
-            id,
             create_time: file.create_time,
             warning: file.warning,
             flags,
+            id,
         };
+        self.ids.insert(message, SortKey::new(&info.id));
         self.bus.push_back((
             Addr::Supervisor,
             Msg::Admitted {
@@ -614,22 +636,6 @@ impl Simulation {
                 more,
             },
         ));
-    }
-
-    /// Reads and resolves the next batch of a file's undone recipients.
-    fn read(&mut self, id: &SortKey, batch: u32) -> (Vec<Routed>, bool) {
-        let scenario = &self.scenario;
-        let names = &mut self.names;
-        let mut intern = |text: &str| match names.get(text) {
-            Some(name) => name.clone(),
-            None => {
-                let name = Name::from(text);
-                names.insert(name.clone());
-                name
-            }
-        };
-        self.queues
-            .read_batch_with(id, batch, |a| world::resolve_with(scenario, a, &mut intern))
     }
 
     fn attempt(&mut self, dest: DestKey, nexthop: Name, entry: crate::entry::Entry) {
@@ -651,17 +657,19 @@ impl Simulation {
             server.active += 1;
             self.schedule(done, Event::Release(nexthop));
         }
-        let id = self.ids[&entry.message].clone();
-        let arrival = self.queues.files.get(&id).map_or(self.now, |f| f.arrival);
+        let mut file = self.queues.files.get_mut(&self.ids[&entry.message]);
+        let arrival = file.as_ref().map_or(self.now, |f| f.arrival);
         self.stats.attempt(
             self.now,
             &dest,
             &attempt.recipients,
             done.saturating_since(arrival),
         );
-        for (r, status) in entry.recipients.iter().zip(&attempt.recipients) {
-            if *status != RecipientStatus::Deferred {
-                self.queues.mark_done(&id, &r.address);
+        if let Some(file) = &mut file {
+            for (r, status) in entry.recipients.iter().zip(&attempt.recipients) {
+                if *status != RecipientStatus::Deferred {
+                    file.mark_done(&r.address);
+                }
             }
         }
         let report = DeliveryReport {
@@ -712,6 +720,43 @@ impl Simulation {
             }
         }
     }
+}
+
+/// Reads and resolves the next batch of a file's undone recipients,
+/// routing each domain once (`routes`) and sharing transport and next hop
+/// names (`names`).
+fn read(
+    file: &mut File,
+    batch: u32,
+    scenario: &Scenario,
+    names: &mut HashSet<Name, FastState>,
+    routes: &mut FastMap<Box<str>, (Name, Name)>,
+) -> (Vec<Routed>, bool) {
+    file.read_batch_with(batch, |address| {
+        let domain = world::domain_of(address);
+        let (transport, nexthop) = match routes.get(domain) {
+            Some(route) => route.clone(),
+            None => {
+                let mut intern = |text: &str| match names.get(text) {
+                    Some(name) => name.clone(),
+                    None => {
+                        let name = Name::from(text);
+                        names.insert(name.clone());
+                        name
+                    }
+                };
+                let route = world::route(scenario, domain, &mut intern);
+                routes.insert(domain.into(), route.clone());
+                route
+            }
+        };
+        Routed {
+            recipient: Recipient::new(address),
+            class_local: transport == "local",
+            transport,
+            nexthop,
+        }
+    })
 }
 
 /// Appends `n` in decimal, zero-padded to `width` digits (`{:0width$}`).
