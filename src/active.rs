@@ -21,6 +21,7 @@
 //! `qmgr_message_active_limit`, `qmgr_message_recipient_limit`,
 //! `qmgr_fudge_factor`, `queue_run_delay`, the `A D F I W` triggers.
 
+use std::collections::btree_map::Entry as Slot;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -153,7 +154,8 @@ impl Supervisor {
                 msg.more = more && !read_error;
                 msg.deferred |= read_error;
                 msg.refilling = false;
-                self.route(now, message, recipients, out);
+                let flags = msg.info.flags;
+                self.route(now, message, flags, recipients, out);
             }
             Msg::AdmitFailed { id: _ } => {
                 // The number was not used: give it to the next file, so
@@ -318,7 +320,7 @@ impl Supervisor {
         out: &mut Effects,
     ) {
         let id = info.message;
-        assert!(!self.messages.contains_key(&id), "{id} admitted twice");
+        let flags = info.flags;
         {
             let Feed::Admitting(from) = self.feed else {
                 panic!("admission of {id} that was not asked for");
@@ -337,9 +339,10 @@ impl Supervisor {
                 from,
                 recipients: recipients.len(),
             });
-            self.messages.insert(
-                id,
-                Box::new(Message {
+            // One search of a million-message map, not a lookup and then
+            // an insertion.
+            match self.messages.entry(id) {
+                Slot::Vacant(slot) => slot.insert(Box::new(Message {
                     info,
                     from,
                     refcount: 0,
@@ -347,19 +350,27 @@ impl Supervisor {
                     more,
                     refilling: false,
                     finished_some: false,
-                }),
-            );
+                })),
+                Slot::Occupied(_) => panic!("{id} admitted twice"),
+            };
         }
-        self.route(now, id, recipients, out);
+        self.route(now, id, flags, recipients, out);
     }
 
     /// Turns a batch of resolved recipients into delivery requests and sends
     /// them to their transports; completes the message if none resulted.
-    fn route(&mut self, now: Instant, id: MessageId, recipients: Vec<Routed>, out: &mut Effects) {
+    /// Every batch is routed with `flags`, those of the admission
+    /// (postqueue -f's FLUSH_DFXP must hold for every batch, not just the
+    /// first); the caller passes them as it has the message at hand.
+    fn route(
+        &mut self,
+        now: Instant,
+        id: MessageId,
+        flags: ScanFlags,
+        recipients: Vec<Routed>,
+        out: &mut Effects,
+    ) {
         let g = Arc::clone(&self.global);
-        // Every batch uses the flags of the admission (postqueue -f's
-        // FLUSH_DFXP must hold for every batch, not just the first).
-        let flags = self.messages[&id].info.flags;
         let mut limits = |t: &str| self.recipient_limit(t);
         let planned = plan(recipients, flags, false, &g, &mut limits);
         for recipient in planned.discards {
@@ -421,7 +432,14 @@ impl Supervisor {
             out.push(Effect::Refill { message: id, batch });
         }
         if msg.refcount == 0 {
-            self.complete(now, id, out);
+            // As `complete`, with the message at hand: a million-message
+            // map is searched once more only to remove it.
+            if msg.more {
+                refill(msg, id, batch, out);
+                return;
+            }
+            let msg = self.messages.remove(&id).expect("present above");
+            self.finish(now, id, &msg, out);
         }
     }
 
@@ -434,13 +452,16 @@ impl Supervisor {
             .get_mut(&id)
             .expect("complete of unknown message");
         if msg.more {
-            if !msg.refilling {
-                msg.refilling = true;
-                out.push(Effect::Refill { message: id, batch });
-            }
+            refill(msg, id, batch, out);
             return;
         }
         let msg = self.messages.remove(&id).expect("present above");
+        self.finish(now, id, &msg, out);
+    }
+
+    /// Decides the fate of a complete message taken out of the active
+    /// queue (Postfix: the tail of `qmgr_active_done`).
+    fn finish(&self, now: Instant, id: MessageId, msg: &Message, out: &mut Effects) {
         let verdict = msg.verdict(now, &self.global);
         let qid = &msg.info.id;
         if msg.confirm_delay_cleared(&self.global) {
@@ -478,6 +499,14 @@ impl Supervisor {
             message: id,
             verdict,
         });
+    }
+}
+
+/// Asks for the next batch of a message's recipients, unless already asked.
+fn refill(msg: &mut Message, id: MessageId, batch: u32, out: &mut Effects) {
+    if !msg.refilling {
+        msg.refilling = true;
+        out.push(Effect::Refill { message: id, batch });
     }
 }
 

@@ -17,6 +17,7 @@ pub mod rng;
 pub mod scenario;
 pub mod world;
 
+mod ids;
 mod timers;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -33,6 +34,7 @@ use crate::route::Routed;
 use crate::scan::{QueueName, ScanFlags};
 use crate::time::{Duration, Instant};
 use crate::transport::Transport;
+use ids::Ids;
 use report::Stats;
 use rng::Rng;
 use scenario::Scenario;
@@ -136,10 +138,8 @@ pub struct Simulation {
     servers: FastMap<Name, Server>,
     /// The one random source.
     rng: Rng,
-    /// Core message number → queue ID. Ordered, not hashed: a hash table
-    /// of a million messages doubles in one step, holding both tables at
-    /// once, which set the peak memory of a run.
-    ids: BTreeMap<MessageId, SortKey>,
+    /// Core message number → queue ID, for live messages.
+    ids: Ids,
     /// Arrivals not yet happened.
     arrivals_left: u64,
     /// Queue ID counter.
@@ -197,7 +197,7 @@ impl Simulation {
             queues: Queues::default(),
             servers: FastMap::default(),
             rng: Rng::new(seed),
-            ids: BTreeMap::new(),
+            ids: Ids::default(),
             arrivals_left: 0,
             next_file: 0,
             last_wakeup: None,
@@ -477,7 +477,7 @@ impl Simulation {
                 let file = self
                     .queues
                     .files
-                    .get_mut(&self.ids[&message])
+                    .get_mut(self.ids.get(message))
                     .expect("refilling a file that exists");
                 let (recipients, more) = read(
                     file,
@@ -498,7 +498,7 @@ impl Simulation {
             }
             Effect::Discard { message, recipient } => {
                 self.queues
-                    .mark_done(&self.ids[&message], &recipient.address);
+                    .mark_done(self.ids.get(message), &recipient.address);
                 self.stats.discarded += 1;
             }
             Effect::DeferRecipients { recipients, .. } => {
@@ -657,7 +657,7 @@ impl Simulation {
             server.active += 1;
             self.schedule(done, Event::Release(nexthop));
         }
-        let mut file = self.queues.files.get_mut(&self.ids[&entry.message]);
+        let mut file = self.queues.files.get_mut(self.ids.get(entry.message));
         let arrival = file.as_ref().map_or(self.now, |f| f.arrival);
         self.stats.attempt(
             self.now,
@@ -685,10 +685,7 @@ impl Simulation {
     }
 
     fn complete(&mut self, message: MessageId, verdict: Verdict) {
-        let id = self
-            .ids
-            .remove(&message)
-            .expect("complete of a known message");
+        let id = self.ids.remove(message);
         match verdict {
             Verdict::Remove => {
                 self.queues.files.remove(&id);
