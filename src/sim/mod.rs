@@ -149,6 +149,8 @@ pub struct Simulation {
     last_wakeup: Option<Instant>,
     /// Trace lines.
     trace: String,
+    /// A buffer for the queue IDs and addresses made at each arrival.
+    scratch: String,
     /// Counters for the summary.
     stats: Stats,
     /// Configuration warnings.
@@ -202,6 +204,7 @@ impl Simulation {
             next_file: 0,
             last_wakeup: None,
             trace: String::new(),
+            scratch: String::new(),
             stats: Stats::default(),
             warnings,
             scenario,
@@ -526,13 +529,16 @@ impl Simulation {
     fn arrive(&mut self, group: usize, index: u32) {
         self.arrivals_left -= 1;
         self.queue_arrival(group, index + 1);
+        // One buffer for every file of the run: a new one per file was
+        // allocated, then grown for the first address, then freed.
+        let mut text = std::mem::take(&mut self.scratch);
+        text.clear();
         // Borrowed, not cloned: a group may list thousands of domains.
         let a = &self.scenario.arrivals[group];
         self.next_file += 1;
         // Written out rather than `format!`ed: this runs for every file and
         // recipient of a run, and the formatting machinery cost more than
         // the scheduling it feeds.
-        let mut text = String::with_capacity(16);
         text.push('Q');
         push_decimal(&mut text, self.next_file, 6);
         let id = Name::from(text.as_str());
@@ -550,6 +556,7 @@ impl Simulation {
                 (Box::from(text.as_str()), false)
             })
             .collect();
+        self.scratch = text;
         let warn = self.supervisor.global().delay_warning_time;
         let create_time = self.now - a.age.0;
         let place = if a.queue == "deferred" {
