@@ -341,10 +341,12 @@ impl Simulation {
         }
         match &to {
             Addr::Supervisor => self.supervisor.handle(now, msg, &mut out),
-            Addr::Transport(name) => {
-                let t = self.transport(name);
-                t.handle(now, msg, &mut out);
-            }
+            // Searched with the `Name` itself, whose shared text compares
+            // by pointer, and once per message.
+            Addr::Transport(name) => match self.transports.get_mut(name) {
+                Some(t) => t.handle(now, msg, &mut out),
+                None => self.new_transport(name).handle(now, msg, &mut out),
+            },
             Addr::Destination(key)
                 if !self.stopping.is_empty() && self.stopping.contains_key(key) =>
             {
@@ -385,16 +387,15 @@ impl Simulation {
         tp
     }
 
-    fn transport(&mut self, name: &str) -> &mut Transport {
-        if !self.transports.contains_key(name) {
-            let p = self.params_for(name);
-            let g = self.supervisor.global();
-            let retry = g.transport_retry_time;
-            let cache = 2 * g.message_recipient_limit as usize;
-            self.transports
-                .insert(Name::from(name), Transport::new(p, retry, cache));
-        }
-        self.transports.get_mut(name).expect("inserted above")
+    /// Creates the transport entity `name` on its first message.
+    fn new_transport(&mut self, name: &Name) -> &mut Transport {
+        let p = self.params_for(name);
+        let g = self.supervisor.global();
+        let retry = g.transport_retry_time;
+        let cache = 2 * g.message_recipient_limit as usize;
+        self.transports
+            .entry(name.clone())
+            .or_insert(Transport::new(p, retry, cache))
     }
 
     fn apply(&mut self, mut out: Effects) {
@@ -646,10 +647,10 @@ impl Simulation {
     }
 
     fn attempt(&mut self, dest: DestKey, nexthop: Name, entry: crate::entry::Entry) {
-        if !self.servers.contains_key(&nexthop) {
-            self.servers.insert(nexthop.clone(), Server::default());
-        }
-        let server = self.servers.get_mut(&nexthop).expect("inserted above");
+        let server = match self.servers.get_mut(&nexthop) {
+            Some(server) => server,
+            None => self.servers.entry(nexthop.clone()).or_default(),
+        };
         let attempt = world::attempt(
             &self.scenario,
             &mut self.rng,
@@ -779,9 +780,8 @@ fn push_decimal(out: &mut String, n: u64, width: usize) {
     for _ in (digits.len() - at)..width {
         out.push('0');
     }
-    for &d in &digits[at..] {
-        out.push(char::from(d));
-    }
+    // One copy of the digits, not a push (and a capacity check) each.
+    out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
 }
 
 /// Runs a scenario and returns its trace and summary.

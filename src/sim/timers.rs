@@ -19,7 +19,10 @@
 //! and the two queues are merged by (time, arming order) when popping.
 //!
 //! # Invariants
-//! - every queued pair names an occupied slot; a popped slot is freed;
+//! - every queued pair names an occupied slot; a popped slot joins the
+//!   free list, which is threaded through the free slots themselves (a
+//!   separate list of free numbers grew to the largest burst, each growth
+//!   a copy of the whole list);
 //! - within one instant's FIFO, arming numbers increase front to back;
 //! - no FIFO in the calendar is empty;
 //! - arming numbers are unique, so the order is total and runs repeat.
@@ -51,14 +54,23 @@ pub(super) struct Timers {
     calendar: BTreeMap<Instant, VecDeque<(u64, u32)>>,
     /// Emptied FIFOs, reused so that a new instant does not allocate.
     spare: Vec<VecDeque<(u64, u32)>>,
-    /// The events; `None` in free slots.
-    slots: Vec<Option<Event>>,
-    /// Free slots, reused before the vector grows.
-    free: Vec<u32>,
+    /// The events, and the free list through the free slots.
+    slots: Vec<Slot>,
+    /// The first free slot, reused before the vector grows.
+    free: Option<u32>,
     /// Arrivals, by (time, arming order).
     arrivals: BinaryHeap<Reverse<Arrival>>,
     /// The largest arming number in the calendar, to check the FIFO order.
     last_seq: u64,
+}
+
+/// One slot of the event store.
+#[derive(Debug)]
+enum Slot {
+    /// A queued event.
+    Full(Event),
+    /// A free slot, and the next free one.
+    Free(Option<u32>),
 }
 
 impl Timers {
@@ -76,13 +88,17 @@ impl Timers {
         }
         assert!(seq > self.last_seq, "timers armed out of order");
         self.last_seq = seq;
-        let slot = match self.free.pop() {
+        let slot = match self.free {
             Some(slot) => {
-                self.slots[slot as usize] = Some(event);
+                let Slot::Free(next) = self.slots[slot as usize] else {
+                    unreachable!("the free list holds free slots");
+                };
+                self.free = next;
+                self.slots[slot as usize] = Slot::Full(event);
                 slot
             }
             None => {
-                self.slots.push(Some(event));
+                self.slots.push(Slot::Full(event));
                 u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 timers")
             }
         };
@@ -130,10 +146,12 @@ impl Timers {
         if entry.get().is_empty() {
             self.spare.push(entry.remove());
         }
-        let event = self.slots[slot as usize]
-            .take()
-            .expect("a queued timer has its event");
-        self.free.push(slot);
+        let Slot::Full(event) =
+            std::mem::replace(&mut self.slots[slot as usize], Slot::Free(self.free))
+        else {
+            unreachable!("a queued timer has its event");
+        };
+        self.free = Some(slot);
         Some((at, event))
     }
 }
