@@ -155,7 +155,12 @@ impl Supervisor {
                 msg.deferred |= read_error;
                 msg.refilling = false;
                 let flags = msg.info.flags;
-                self.route(now, message, flags, recipients, out);
+                let entries = self.route(message, flags, recipients, out);
+                let msg = self.messages.get_mut(&message).expect("found above");
+                msg.refcount += entries;
+                if msg.refcount == 0 {
+                    self.complete(now, message, out);
+                }
             }
             Msg::AdmitFailed { id: _ } => {
                 // The number was not used: give it to the next file, so
@@ -339,13 +344,15 @@ impl Supervisor {
                 from,
                 recipients: recipients.len(),
             });
-            // One search of a million-message map, not a lookup and then
-            // an insertion.
+            // Routed before it is filed, so that it is filed with its
+            // reference count: one search of a million-message map, not a
+            // lookup, an insertion and a lookup again.
+            let entries = self.route(id, flags, recipients, out);
             match self.messages.entry(id) {
                 Slot::Vacant(slot) => slot.insert(Box::new(Message {
                     info,
                     from,
-                    refcount: 0,
+                    refcount: entries,
                     deferred: false,
                     more,
                     refilling: false,
@@ -353,23 +360,26 @@ impl Supervisor {
                 })),
                 Slot::Occupied(_) => panic!("{id} admitted twice"),
             };
+            if entries == 0 {
+                self.complete(now, id, out);
+            }
         }
-        self.route(now, id, flags, recipients, out);
     }
 
     /// Turns a batch of resolved recipients into delivery requests and sends
-    /// them to their transports; completes the message if none resulted.
-    /// Every batch is routed with `flags`, those of the admission
-    /// (postqueue -f's FLUSH_DFXP must hold for every batch, not just the
-    /// first); the caller passes them as it has the message at hand.
+    /// them to their transports; returns how many, by which the caller
+    /// raises the message's reference count (and completes it if none
+    /// resulted). Every batch is routed with `flags`, those of the
+    /// admission (postqueue -f's FLUSH_DFXP must hold for every batch, not
+    /// just the first); the caller passes them as it has the message at
+    /// hand.
     fn route(
         &mut self,
-        now: Instant,
         id: MessageId,
         flags: ScanFlags,
         recipients: Vec<Routed>,
         out: &mut Effects,
-    ) {
+    ) -> u32 {
         let g = Arc::clone(&self.global);
         let mut limits = |t: &str| self.recipient_limit(t);
         let planned = plan(recipients, flags, false, &g, &mut limits);
@@ -400,11 +410,7 @@ impl Supervisor {
                 },
             );
         }
-        let msg = self.messages.get_mut(&id).expect("inserted above");
-        msg.refcount += entries;
-        if msg.refcount == 0 {
-            self.complete(now, id, out);
-        }
+        entries
     }
 
     fn entry_done(

@@ -72,6 +72,18 @@ pub fn plan(
     recipient_limit: &mut dyn FnMut(&str) -> u32,
 ) -> Plan {
     let mut out = Plan::default();
+    // The limit is asked twice per recipient, and a batch mostly names one
+    // transport: remember the last answer (a transport's limit does not
+    // change within a batch), compared by the shared name's pointer.
+    let mut last: Option<(Name, u32)> = None;
+    let mut recipient_limit = |transport: &Name| match &last {
+        Some((name, limit)) if name == transport => *limit,
+        _ => {
+            let limit = recipient_limit(transport);
+            last = Some((transport.clone(), limit));
+            limit
+        }
+    };
     let mut bound: Vec<(DestKey, Name, Recipient)> = Vec::with_capacity(routed.len());
     for r in routed {
         let (transport, nexthop) = if r.recipient.address.is_empty() {
