@@ -30,7 +30,7 @@ use crate::entry::{Entry, EntryId, MessageId};
 use crate::message::{Message, MessageInfo, Verdict};
 use crate::name::Name;
 use crate::params::{GlobalParams, Params};
-use crate::route::{plan, Routed};
+use crate::route::{Planner, Routed};
 use crate::scan::{QueueName, Scan, ScanFlags};
 use crate::time::Instant;
 use crate::trace::TraceEvent;
@@ -81,6 +81,8 @@ pub struct Supervisor {
     feed: Feed,
     /// Per-transport recipient limits, resolved on first use.
     limits: BTreeMap<Name, u32>,
+    /// Routing buffers, kept between batches.
+    planner: Planner,
 }
 
 impl Supervisor {
@@ -99,6 +101,7 @@ impl Supervisor {
             first: QueueName::Incoming,
             feed: Feed::Idle,
             limits: BTreeMap::new(),
+            planner: Planner::default(),
         }
     }
 
@@ -306,16 +309,6 @@ impl Supervisor {
             .max(1) as u32
     }
 
-    fn recipient_limit(&mut self, transport: &str) -> u32 {
-        if let Some(&limit) = self.limits.get(transport) {
-            return limit;
-        }
-        let (tp, _warnings) = self.params.transport(transport);
-        self.limits
-            .insert(Name::from(transport), tp.dest_recipient_limit);
-        tp.dest_recipient_limit
-    }
-
     fn admitted(
         &mut self,
         now: Instant,
@@ -380,10 +373,12 @@ impl Supervisor {
         recipients: Vec<Routed>,
         out: &mut Effects,
     ) -> u32 {
-        let g = Arc::clone(&self.global);
-        let mut limits = |t: &str| self.recipient_limit(t);
-        let planned = plan(recipients, flags, false, &g, &mut limits);
-        for recipient in planned.discards {
+        let (params, limits) = (&self.params, &mut self.limits);
+        let mut limits = |t: &str| recipient_limit(params, limits, t);
+        let planned = self
+            .planner
+            .plan(recipients, flags, false, &self.global, &mut limits);
+        for recipient in planned.discards.drain(..) {
             out.trace(|| TraceEvent::Discard {
                 message: id,
                 address: recipient.address.clone(),
@@ -394,7 +389,7 @@ impl Supervisor {
             });
         }
         let entries = planned.entries.len() as u32;
-        for pe in planned.entries {
+        for pe in planned.entries.drain(..) {
             self.next_entry += 1;
             self.recipient_count += pe.recipients.len() as u64;
             out.send(
@@ -506,6 +501,16 @@ impl Supervisor {
             verdict,
         });
     }
+}
+
+/// A transport's recipients-per-delivery limit, resolved on first use.
+fn recipient_limit(params: &Params, limits: &mut BTreeMap<Name, u32>, transport: &str) -> u32 {
+    if let Some(&limit) = limits.get(transport) {
+        return limit;
+    }
+    let (tp, _warnings) = params.transport(transport);
+    limits.insert(Name::from(transport), tp.dest_recipient_limit);
+    tp.dest_recipient_limit
 }
 
 /// Asks for the next batch of a message's recipients, unless already asked.
