@@ -142,7 +142,7 @@ impl Supervisor {
                 info,
                 recipients,
                 more,
-            } => self.admitted(now, info, recipients, more, out),
+            } => self.admitted(now, *info, recipients, more, out),
             Msg::Refilled {
                 message,
                 recipients,
@@ -190,7 +190,7 @@ impl Supervisor {
                 out.push(Effect::DeferRecipients {
                     message: entry.message,
                     recipients: entry.recipients,
-                    dsn,
+                    dsn: *dsn,
                 });
                 self.entry_done(now, entry.message, n, true, out);
             }
@@ -563,7 +563,7 @@ mod tests {
         sup.handle(
             now,
             Msg::Admitted {
-                info,
+                info: Box::new(info),
                 recipients: vec![routed("u1@a.example")],
                 more: true,
             },

@@ -639,7 +639,7 @@ impl Simulation {
         self.bus.push_back((
             Addr::Supervisor,
             Msg::Admitted {
-                info,
+                info: Box::new(info),
                 recipients,
                 more,
             },
