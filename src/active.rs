@@ -61,10 +61,11 @@ pub struct Supervisor {
     params: Params,
     /// Global parameters, shared with the other entities.
     global: Arc<GlobalParams>,
-    /// Admitted messages by number. Boxed: numbers arrive in order, which
-    /// leaves B-tree nodes about half full, and half-empty slots of a
-    /// pointer cost far less than half-empty slots of a whole message.
-    messages: BTreeMap<MessageId, Box<Message>>,
+    /// Admitted messages by number. Numbers arrive in order, which leaves
+    /// B-tree nodes about half full: what sits in them is small (the
+    /// envelope facts are boxed), and no box of its own is allocated and
+    /// chased per message.
+    messages: BTreeMap<MessageId, Message>,
     /// Recipients in unfinished entries.
     recipient_count: u64,
     /// Next message number.
@@ -142,7 +143,7 @@ impl Supervisor {
                 info,
                 recipients,
                 more,
-            } => self.admitted(now, *info, recipients, more, out),
+            } => self.admitted(now, info, recipients, more, out),
             Msg::Refilled {
                 message,
                 recipients,
@@ -312,7 +313,7 @@ impl Supervisor {
     fn admitted(
         &mut self,
         now: Instant,
-        info: MessageInfo,
+        info: Box<MessageInfo>,
         recipients: Vec<Routed>,
         more: bool,
         out: &mut Effects,
@@ -342,7 +343,7 @@ impl Supervisor {
             // lookup, an insertion and a lookup again.
             let entries = self.route(id, flags, recipients, out);
             match self.messages.entry(id) {
-                Slot::Vacant(slot) => slot.insert(Box::new(Message {
+                Slot::Vacant(slot) => slot.insert(Message {
                     info,
                     from,
                     refcount: entries,
@@ -350,7 +351,7 @@ impl Supervisor {
                     more,
                     refilling: false,
                     finished_some: false,
-                })),
+                }),
                 Slot::Occupied(_) => panic!("{id} admitted twice"),
             };
             if entries == 0 {
