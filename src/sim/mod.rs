@@ -387,15 +387,19 @@ impl Simulation {
         tp
     }
 
-    /// Creates the transport entity `name` on its first message.
+    /// Creates the transport entity `name` on its first message. Its
+    /// own copy of the name becomes the shared one: its destinations
+    /// address it with that copy, and names recognised as the same copy
+    /// compare by pointer instead of by text.
     fn new_transport(&mut self, name: &Name) -> &mut Transport {
         let p = self.params_for(name);
         let g = self.supervisor.global();
         let retry = g.transport_retry_time;
         let cache = 2 * g.message_recipient_limit as usize;
-        self.transports
-            .entry(name.clone())
-            .or_insert(Transport::new(p, retry, cache))
+        let t = Transport::new(p, retry, cache);
+        assert!(t.name == *name, "transport {name} named {}", t.name);
+        self.names.replace(t.name.clone());
+        self.transports.entry(t.name.clone()).or_insert(t)
     }
 
     fn apply(&mut self, mut out: Effects) {

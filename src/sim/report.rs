@@ -86,7 +86,12 @@ impl Stats {
         delay: Duration,
     ) {
         self.selections += 1;
-        let d = self.dests.entry(dest.clone()).or_default();
+        // The key is cloned only for a new destination: a clone and its
+        // drop update four shared counters.
+        let d = match self.dests.get_mut(dest) {
+            Some(d) => d,
+            None => self.dests.entry(dest.clone()).or_default(),
+        };
         d.busy_change(now, 1);
         for &status in statuses {
             d.recipient(status, delay);
@@ -95,12 +100,12 @@ impl Stats {
 
     /// Updates the concurrency figures of `dest`.
     fn busy_change(&mut self, now: Instant, dest: &DestKey, delta: i32) {
-        // One lookup: cloning a key of shared names costs less than a
-        // second search.
-        self.dests
-            .entry(dest.clone())
-            .or_default()
-            .busy_change(now, delta);
+        // As in `attempt`, no key clone for a known destination.
+        let d = match self.dests.get_mut(dest) {
+            Some(d) => d,
+            None => self.dests.entry(dest.clone()).or_default(),
+        };
+        d.busy_change(now, delta);
     }
 
     /// Counts one recipient's outcome.
