@@ -26,11 +26,10 @@ use std::sync::Arc;
 use crate::active::Supervisor;
 use crate::destination::Destination;
 use crate::effect::{Addr, DestKey, Effect, Effects, LogLevel, Msg};
-use crate::entry::{DeliveryReport, Dsn, MessageId, Recipient, RecipientStatus};
+use crate::entry::{DeliveryReport, Dsn, MessageId, RecipientStatus};
 use crate::message::{MessageInfo, Verdict, Warning};
 use crate::name::{FastMap, FastState, Name, SortKey};
 use crate::params::{ConfigWarning, Params, RawParams, TransportParams};
-use crate::route::Routed;
 use crate::scan::{QueueName, ScanFlags};
 use crate::time::{Duration, Instant};
 use crate::transport::Transport;
@@ -487,7 +486,7 @@ impl Simulation {
                     .files
                     .get_mut(self.ids.get(message))
                     .expect("refilling a file that exists");
-                let (recipients, more) = read(
+                let (recipients, more) = world::read(
                     file,
                     batch,
                     &self.scenario,
@@ -545,7 +544,7 @@ impl Simulation {
         // recipient of a run, and the formatting machinery cost more than
         // the scheduling it feeds.
         text.push('Q');
-        push_decimal(&mut text, self.next_file, 6);
+        world::push_decimal(&mut text, self.next_file, 6);
         let id = Name::from(text.as_str());
         let recipients = (0..a.recipients)
             .map(|r| {
@@ -554,7 +553,7 @@ impl Simulation {
                 text.clear();
                 text.push_str(&a.user);
                 if a.numbered {
-                    push_decimal(&mut text, u64::from(n) + 1, 0);
+                    world::push_decimal(&mut text, u64::from(n) + 1, 0);
                 }
                 text.push('@');
                 text.push_str(domain);
@@ -624,7 +623,7 @@ impl Simulation {
         file.cursor = 0;
         // The file is read through the reference found above: searching
         // a million-file queue again costs more than the reading.
-        let (recipients, more) = read(
+        let (recipients, more) = world::read(
             file,
             batch,
             &self.scenario,
@@ -731,85 +730,7 @@ impl Simulation {
     }
 }
 
-/// Reads and resolves the next batch of a file's undone recipients,
-/// routing each domain once (`routes`) and sharing transport and next hop
-/// names (`names`).
-fn read(
-    file: &mut File,
-    batch: u32,
-    scenario: &Scenario,
-    names: &mut HashSet<Name, FastState>,
-    routes: &mut FastMap<Box<str>, (Name, Name)>,
-) -> (Vec<Routed>, bool) {
-    file.read_batch_with(batch, |address| {
-        let domain = world::domain_of(address);
-        let (transport, nexthop) = match routes.get(domain) {
-            Some(route) => route.clone(),
-            None => {
-                let mut intern = |text: &str| match names.get(text) {
-                    Some(name) => name.clone(),
-                    None => {
-                        let name = Name::from(text);
-                        names.insert(name.clone());
-                        name
-                    }
-                };
-                let route = world::route(scenario, domain, &mut intern);
-                routes.insert(domain.into(), route.clone());
-                route
-            }
-        };
-        Routed {
-            recipient: Recipient::new(address),
-            class_local: transport == "local",
-            transport,
-            nexthop,
-        }
-    })
-}
-
-/// Appends `n` in decimal, zero-padded to `width` digits (`{:0width$}`).
-fn push_decimal(out: &mut String, n: u64, width: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for _ in (digits.len() - at)..width {
-        out.push('0');
-    }
-    // One copy of the digits, not a push (and a capacity check) each.
-    out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
-}
-
 /// Runs a scenario and returns its trace and summary.
 pub fn simulate(scenario: Scenario, options: Options) -> (String, String) {
     Simulation::new(scenario, options).run()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::push_decimal;
-
-    #[test]
-    fn decimals_pad_like_format() {
-        for (n, width) in [
-            (0, 6),
-            (7, 6),
-            (123_456, 6),
-            (1_234_567, 6),
-            (42, 0),
-            (0, 0),
-        ] {
-            let mut s = String::new();
-            push_decimal(&mut s, n, width);
-            assert_eq!(s, format!("{n:0width$}"));
-        }
-    }
 }

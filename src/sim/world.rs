@@ -7,11 +7,11 @@
 //! per-recipient failures.
 
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use crate::entry::{Dsn, Outcome, Recipient, RecipientStatus};
 use crate::message::Warning;
-use crate::name::{Name, SortKey};
+use crate::name::{FastMap, FastState, Name, SortKey};
 use crate::route::{Routed, ERROR, RETRY};
 use crate::scan::QueueName;
 use crate::sim::rng::Rng;
@@ -360,4 +360,82 @@ pub fn sample(latency: &Latency, rng: &mut Rng) -> Duration {
         }
     };
     Duration::from_millis(ms.round().clamp(0.0, 86_400_000.0) as u64)
+}
+
+/// Reads and resolves the next batch of a file's undone recipients,
+/// routing each domain once (`routes`) and sharing transport and next hop
+/// names (`names`).
+pub(crate) fn read(
+    file: &mut File,
+    batch: u32,
+    scenario: &Scenario,
+    names: &mut HashSet<Name, FastState>,
+    routes: &mut FastMap<Box<str>, (Name, Name)>,
+) -> (Vec<Routed>, bool) {
+    file.read_batch_with(batch, |address| {
+        let domain = domain_of(address);
+        let (transport, nexthop) = match routes.get(domain) {
+            Some(route) => route.clone(),
+            None => {
+                let mut intern = |text: &str| match names.get(text) {
+                    Some(name) => name.clone(),
+                    None => {
+                        let name = Name::from(text);
+                        names.insert(name.clone());
+                        name
+                    }
+                };
+                let found = route(scenario, domain, &mut intern);
+                routes.insert(domain.into(), found.clone());
+                found
+            }
+        };
+        Routed {
+            recipient: Recipient::new(address),
+            class_local: transport == "local",
+            transport,
+            nexthop,
+        }
+    })
+}
+
+/// Appends `n` in decimal, zero-padded to `width` digits (`{:0width$}`).
+pub(crate) fn push_decimal(out: &mut String, n: u64, width: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for _ in (digits.len() - at)..width {
+        out.push('0');
+    }
+    // One copy of the digits, not a push (and a capacity check) each.
+    out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_decimal;
+
+    #[test]
+    fn decimals_pad_like_format() {
+        for (n, width) in [
+            (0, 6),
+            (7, 6),
+            (123_456, 6),
+            (1_234_567, 6),
+            (42, 0),
+            (0, 0),
+        ] {
+            let mut s = String::new();
+            push_decimal(&mut s, n, width);
+            assert_eq!(s, format!("{n:0width$}"));
+        }
+    }
 }
