@@ -21,6 +21,7 @@
 //! `qmgr_message_active_limit`, `qmgr_message_recipient_limit`,
 //! `qmgr_fudge_factor`, `queue_run_delay`, the `A D F I W` triggers.
 
+use std::collections::btree_map::Entry as Slot;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -29,7 +30,7 @@ use crate::entry::{Entry, EntryId, MessageId};
 use crate::message::{Message, MessageInfo, Verdict};
 use crate::name::Name;
 use crate::params::{GlobalParams, Params};
-use crate::route::{plan, Routed};
+use crate::route::{Planner, Routed};
 use crate::scan::{QueueName, Scan, ScanFlags};
 use crate::time::Instant;
 use crate::trace::TraceEvent;
@@ -60,10 +61,11 @@ pub struct Supervisor {
     params: Params,
     /// Global parameters, shared with the other entities.
     global: Arc<GlobalParams>,
-    /// Admitted messages by number. Boxed: numbers arrive in order, which
-    /// leaves B-tree nodes about half full, and half-empty slots of a
-    /// pointer cost far less than half-empty slots of a whole message.
-    messages: BTreeMap<MessageId, Box<Message>>,
+    /// Admitted messages by number. Numbers arrive in order, which leaves
+    /// B-tree nodes about half full: what sits in them is small (the
+    /// envelope facts are boxed), and no box of its own is allocated and
+    /// chased per message.
+    messages: BTreeMap<MessageId, Message>,
     /// Recipients in unfinished entries.
     recipient_count: u64,
     /// Next message number.
@@ -80,6 +82,8 @@ pub struct Supervisor {
     feed: Feed,
     /// Per-transport recipient limits, resolved on first use.
     limits: BTreeMap<Name, u32>,
+    /// Routing buffers, kept between batches.
+    planner: Planner,
 }
 
 impl Supervisor {
@@ -98,6 +102,7 @@ impl Supervisor {
             first: QueueName::Incoming,
             feed: Feed::Idle,
             limits: BTreeMap::new(),
+            planner: Planner::default(),
         }
     }
 
@@ -153,7 +158,13 @@ impl Supervisor {
                 msg.more = more && !read_error;
                 msg.deferred |= read_error;
                 msg.refilling = false;
-                self.route(now, message, recipients, out);
+                let flags = msg.info.flags;
+                let entries = self.route(message, flags, recipients, out);
+                let msg = self.messages.get_mut(&message).expect("found above");
+                msg.refcount += entries;
+                if msg.refcount == 0 {
+                    self.complete(now, message, out);
+                }
             }
             Msg::AdmitFailed { id: _ } => {
                 // The number was not used: give it to the next file, so
@@ -180,7 +191,7 @@ impl Supervisor {
                 out.push(Effect::DeferRecipients {
                     message: entry.message,
                     recipients: entry.recipients,
-                    dsn,
+                    dsn: *dsn,
                 });
                 self.entry_done(now, entry.message, n, true, out);
             }
@@ -299,26 +310,16 @@ impl Supervisor {
             .max(1) as u32
     }
 
-    fn recipient_limit(&mut self, transport: &str) -> u32 {
-        if let Some(&limit) = self.limits.get(transport) {
-            return limit;
-        }
-        let (tp, _warnings) = self.params.transport(transport);
-        self.limits
-            .insert(Name::from(transport), tp.dest_recipient_limit);
-        tp.dest_recipient_limit
-    }
-
     fn admitted(
         &mut self,
         now: Instant,
-        info: MessageInfo,
+        info: Box<MessageInfo>,
         recipients: Vec<Routed>,
         more: bool,
         out: &mut Effects,
     ) {
         let id = info.message;
-        assert!(!self.messages.contains_key(&id), "{id} admitted twice");
+        let flags = info.flags;
         {
             let Feed::Admitting(from) = self.feed else {
                 panic!("admission of {id} that was not asked for");
@@ -337,32 +338,48 @@ impl Supervisor {
                 from,
                 recipients: recipients.len(),
             });
-            self.messages.insert(
-                id,
-                Box::new(Message {
+            // Routed before it is filed, so that it is filed with its
+            // reference count: one search of a million-message map, not a
+            // lookup, an insertion and a lookup again.
+            let entries = self.route(id, flags, recipients, out);
+            match self.messages.entry(id) {
+                Slot::Vacant(slot) => slot.insert(Message {
                     info,
                     from,
-                    refcount: 0,
+                    refcount: entries,
                     deferred: false,
                     more,
                     refilling: false,
                     finished_some: false,
                 }),
-            );
+                Slot::Occupied(_) => panic!("{id} admitted twice"),
+            };
+            if entries == 0 {
+                self.complete(now, id, out);
+            }
         }
-        self.route(now, id, recipients, out);
     }
 
     /// Turns a batch of resolved recipients into delivery requests and sends
-    /// them to their transports; completes the message if none resulted.
-    fn route(&mut self, now: Instant, id: MessageId, recipients: Vec<Routed>, out: &mut Effects) {
-        let g = Arc::clone(&self.global);
-        // Every batch uses the flags of the admission (postqueue -f's
-        // FLUSH_DFXP must hold for every batch, not just the first).
-        let flags = self.messages[&id].info.flags;
-        let mut limits = |t: &str| self.recipient_limit(t);
-        let planned = plan(recipients, flags, false, &g, &mut limits);
-        for recipient in planned.discards {
+    /// them to their transports; returns how many, by which the caller
+    /// raises the message's reference count (and completes it if none
+    /// resulted). Every batch is routed with `flags`, those of the
+    /// admission (postqueue -f's FLUSH_DFXP must hold for every batch, not
+    /// just the first); the caller passes them as it has the message at
+    /// hand.
+    fn route(
+        &mut self,
+        id: MessageId,
+        flags: ScanFlags,
+        recipients: Vec<Routed>,
+        out: &mut Effects,
+    ) -> u32 {
+        let (params, limits) = (&self.params, &mut self.limits);
+        let mut limits = |t: &str| recipient_limit(params, limits, t);
+        let planned = self
+            .planner
+            .plan(recipients, flags, false, &self.global, &mut limits);
+        for recipient in planned.discards.drain(..) {
             out.trace(|| TraceEvent::Discard {
                 message: id,
                 address: recipient.address.clone(),
@@ -373,7 +390,7 @@ impl Supervisor {
             });
         }
         let entries = planned.entries.len() as u32;
-        for pe in planned.entries {
+        for pe in planned.entries.drain(..) {
             self.next_entry += 1;
             self.recipient_count += pe.recipients.len() as u64;
             out.send(
@@ -389,11 +406,7 @@ impl Supervisor {
                 },
             );
         }
-        let msg = self.messages.get_mut(&id).expect("inserted above");
-        msg.refcount += entries;
-        if msg.refcount == 0 {
-            self.complete(now, id, out);
-        }
+        entries
     }
 
     fn entry_done(
@@ -421,7 +434,14 @@ impl Supervisor {
             out.push(Effect::Refill { message: id, batch });
         }
         if msg.refcount == 0 {
-            self.complete(now, id, out);
+            // As `complete`, with the message at hand: a million-message
+            // map is searched once more only to remove it.
+            if msg.more {
+                refill(msg, id, batch, out);
+                return;
+            }
+            let msg = self.messages.remove(&id).expect("present above");
+            self.finish(now, id, &msg, out);
         }
     }
 
@@ -434,13 +454,16 @@ impl Supervisor {
             .get_mut(&id)
             .expect("complete of unknown message");
         if msg.more {
-            if !msg.refilling {
-                msg.refilling = true;
-                out.push(Effect::Refill { message: id, batch });
-            }
+            refill(msg, id, batch, out);
             return;
         }
         let msg = self.messages.remove(&id).expect("present above");
+        self.finish(now, id, &msg, out);
+    }
+
+    /// Decides the fate of a complete message taken out of the active
+    /// queue (Postfix: the tail of `qmgr_active_done`).
+    fn finish(&self, now: Instant, id: MessageId, msg: &Message, out: &mut Effects) {
         let verdict = msg.verdict(now, &self.global);
         let qid = &msg.info.id;
         if msg.confirm_delay_cleared(&self.global) {
@@ -478,6 +501,24 @@ impl Supervisor {
             message: id,
             verdict,
         });
+    }
+}
+
+/// A transport's recipients-per-delivery limit, resolved on first use.
+fn recipient_limit(params: &Params, limits: &mut BTreeMap<Name, u32>, transport: &str) -> u32 {
+    if let Some(&limit) = limits.get(transport) {
+        return limit;
+    }
+    let (tp, _warnings) = params.transport(transport);
+    limits.insert(Name::from(transport), tp.dest_recipient_limit);
+    tp.dest_recipient_limit
+}
+
+/// Asks for the next batch of a message's recipients, unless already asked.
+fn refill(msg: &mut Message, id: MessageId, batch: u32, out: &mut Effects) {
+    if !msg.refilling {
+        msg.refilling = true;
+        out.push(Effect::Refill { message: id, batch });
     }
 }
 
@@ -523,7 +564,7 @@ mod tests {
         sup.handle(
             now,
             Msg::Admitted {
-                info,
+                info: Box::new(info),
                 recipients: vec![routed("u1@a.example")],
                 more: true,
             },

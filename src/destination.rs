@@ -608,7 +608,7 @@ pub(crate) fn reroute(key: &DestKey, entry: Entry, dsn: &Dsn, out: &mut Effects)
             Addr::Supervisor,
             Msg::DeferNow {
                 entry,
-                dsn: dsn.clone(),
+                dsn: Box::new(dsn.clone()),
             },
         );
         return;

@@ -82,8 +82,10 @@ pub enum Msg {
     /// The answer to [`Effect::Admit`]: the message's first recipients,
     /// resolved by the host (trivial-rewrite in the daemon).
     Admitted {
-        /// What the host read from the envelope.
-        info: MessageInfo,
+        /// What the host read from the envelope. Boxed: it is the largest
+        /// message by far, and every message and effect is as big as the
+        /// largest, so every other one was copied at its size.
+        info: Box<MessageInfo>,
         /// The recipients read in this batch, resolved.
         recipients: Vec<Routed>,
         /// True when more recipients remain on file (a refill will follow).
@@ -123,8 +125,9 @@ pub enum Msg {
     DeferNow {
         /// The entry being retired.
         entry: Entry,
-        /// The reason recorded for each recipient.
-        dsn: Dsn,
+        /// The reason recorded for each recipient (boxed, as it is rare
+        /// and would otherwise set the size of every message).
+        dsn: Box<Dsn>,
     },
     // ---- to a transport ----
     /// Queue an entry for one of this transport's destinations.

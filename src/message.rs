@@ -77,8 +77,9 @@ pub enum Verdict {
 /// An admitted message (Postfix: `QMGR_MESSAGE`, accounting only).
 #[derive(Clone, Debug)]
 pub struct Message {
-    /// The envelope facts.
-    pub info: MessageInfo,
+    /// The envelope facts. Boxed as it came in `Msg::Admitted`, so the rest of the message
+    /// sits in the active queue's map without a box of its own.
+    pub info: Box<MessageInfo>,
     /// The queue it was taken from.
     pub from: QueueName,
     /// Entries not yet finished.

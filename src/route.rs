@@ -71,8 +71,72 @@ pub fn plan(
     g: &GlobalParams,
     recipient_limit: &mut dyn FnMut(&str) -> u32,
 ) -> Plan {
-    let mut out = Plan::default();
-    let mut bound: Vec<(DestKey, Name, Recipient)> = Vec::with_capacity(routed.len());
+    let mut planner = Planner::default();
+    planner.plan(routed, flags, verp, g, recipient_limit);
+    planner.out
+}
+
+/// [`plan`] with its buffers kept between batches: a supervisor routes
+/// every admitted batch, and allocating the sorting buffer and the list of
+/// entries anew for each (usually of one recipient) cost more than the
+/// routing. The buffers keep the capacity of the largest batch routed.
+#[derive(Debug, Default)]
+pub struct Planner {
+    /// Recipients bound to their destinations, before sorting.
+    bound: Vec<(DestKey, Name, Recipient)>,
+    /// The last plan made; its caller takes the entries and discards.
+    pub out: Plan,
+}
+
+impl Planner {
+    /// Like [`plan`], leaving the result in `self.out` (emptied first).
+    pub fn plan(
+        &mut self,
+        routed: Vec<Routed>,
+        flags: ScanFlags,
+        verp: bool,
+        g: &GlobalParams,
+        recipient_limit: &mut dyn FnMut(&str) -> u32,
+    ) -> &mut Plan {
+        self.out.entries.clear();
+        self.out.discards.clear();
+        self.bound.clear();
+        plan_into(
+            &mut self.out,
+            &mut self.bound,
+            routed,
+            flags,
+            verp,
+            g,
+            recipient_limit,
+        );
+        &mut self.out
+    }
+}
+
+/// The body of [`plan`], filling `out` by way of `bound`, both empty.
+fn plan_into(
+    out: &mut Plan,
+    bound: &mut Vec<(DestKey, Name, Recipient)>,
+    routed: Vec<Routed>,
+    flags: ScanFlags,
+    verp: bool,
+    g: &GlobalParams,
+    recipient_limit: &mut dyn FnMut(&str) -> u32,
+) {
+    // The limit is asked twice per recipient, and a batch mostly names one
+    // transport: remember the last answer (a transport's limit does not
+    // change within a batch), compared by the shared name's pointer.
+    let mut last: Option<(Name, u32)> = None;
+    let mut recipient_limit = |transport: &Name| match &last {
+        Some((name, limit)) if name == transport => *limit,
+        _ => {
+            let limit = recipient_limit(transport);
+            last = Some((transport.clone(), limit));
+            limit
+        }
+    };
+    bound.reserve(routed.len());
     for r in routed {
         let (transport, nexthop) = if r.recipient.address.is_empty() {
             (
@@ -129,7 +193,7 @@ pub fn plan(
     }
     // At most one entry per recipient; sized once instead of grown.
     out.entries.reserve(bound.len());
-    for (dest, nexthop, recipient) in bound {
+    for (dest, nexthop, recipient) in bound.drain(..) {
         let limit = if verp {
             1
         } else {
@@ -148,7 +212,6 @@ pub fn plan(
             }),
         }
     }
-    out
 }
 
 /// The local part: everything before the last `@` (the whole address when

@@ -217,14 +217,14 @@ impl Handler<Admit> for ScannerActor {
                     .registry()
                     .insert_queue_id(msg.message, msg.id.clone());
                 self.answer(Msg::Admitted {
-                    info: MessageInfo {
+                    info: Box::new(MessageInfo {
                         message: msg.message,
                         id: msg.id.into(),
                         sender: env.sender.into(),
                         create_time: env.create_time,
                         warning: env.warning,
                         flags: msg.flags | env.flags,
-                    },
+                    }),
                     recipients: batch.recipients,
                     more: batch.more,
                 });

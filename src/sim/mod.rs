@@ -17,6 +17,7 @@ pub mod rng;
 pub mod scenario;
 pub mod world;
 
+mod ids;
 mod timers;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -29,10 +30,10 @@ use crate::entry::{DeliveryReport, Dsn, MessageId, RecipientStatus};
 use crate::message::{MessageInfo, Verdict, Warning};
 use crate::name::{FastMap, FastState, Name, SortKey};
 use crate::params::{ConfigWarning, Params, RawParams, TransportParams};
-use crate::route::Routed;
 use crate::scan::{QueueName, ScanFlags};
 use crate::time::{Duration, Instant};
 use crate::transport::Transport;
+use ids::Ids;
 use report::Stats;
 use rng::Rng;
 use scenario::Scenario;
@@ -102,9 +103,11 @@ pub struct Simulation {
     /// Destination entities. A hash map for lookups only: it is never
     /// iterated, so its order cannot leak into a decision.
     dests: FastMap<DestKey, Destination>,
-    /// Destinations told to `Stop`, with the number of bus messages still
-    /// addressed to them, the `Stop` included (lookups only, as above).
-    stopping: FastMap<DestKey, (Destination, usize)>,
+    /// Destinations told to `Stop` whose `Stop` is still on the bus: every
+    /// message for their name up to that `Stop` is theirs, since the bus
+    /// is FIFO and a destination spawned under the same name afterwards
+    /// only gets messages sent after it (lookups only, as above).
+    stopping: FastMap<DestKey, Destination>,
     /// Resolved per-transport parameters.
     tparams: BTreeMap<String, Arc<TransportParams>>,
     /// Messages for entities, in send order.
@@ -118,6 +121,11 @@ pub struct Simulation {
     /// Transport names and next hops made so far, so that each recipient
     /// shares them instead of holding copies (lookups only).
     names: HashSet<Name, FastState>,
+    /// Transport and next hop by recipient domain, as the scenario routes
+    /// them: a million recipients share a few thousand domains, and one
+    /// lookup here replaces a route search and two name lookups each
+    /// (lookups only).
+    routes: FastMap<Box<str>, (Name, Name)>,
     /// The effect buffer, kept between steps so that each step does not
     /// allocate a new one.
     spare: Vec<Effect>,
@@ -129,10 +137,8 @@ pub struct Simulation {
     servers: FastMap<Name, Server>,
     /// The one random source.
     rng: Rng,
-    /// Core message number → queue ID. Ordered, not hashed: a hash table
-    /// of a million messages doubles in one step, holding both tables at
-    /// once, which set the peak memory of a run.
-    ids: BTreeMap<MessageId, SortKey>,
+    /// Core message number → queue ID, for live messages.
+    ids: Ids,
     /// Arrivals not yet happened.
     arrivals_left: u64,
     /// Queue ID counter.
@@ -142,6 +148,8 @@ pub struct Simulation {
     last_wakeup: Option<Instant>,
     /// Trace lines.
     trace: String,
+    /// A buffer for the queue IDs and addresses made at each arrival.
+    scratch: String,
     /// Counters for the summary.
     stats: Stats,
     /// Configuration warnings.
@@ -184,16 +192,18 @@ impl Simulation {
             groups: Vec::new(),
             senders: Vec::new(),
             names: HashSet::default(),
+            routes: FastMap::default(),
             spare: Vec::new(),
             seq: 0,
             queues: Queues::default(),
             servers: FastMap::default(),
             rng: Rng::new(seed),
-            ids: BTreeMap::new(),
+            ids: Ids::default(),
             arrivals_left: 0,
             next_file: 0,
             last_wakeup: None,
             trace: String::new(),
+            scratch: String::new(),
             stats: Stats::default(),
             warnings,
             scenario,
@@ -330,18 +340,21 @@ impl Simulation {
         }
         match &to {
             Addr::Supervisor => self.supervisor.handle(now, msg, &mut out),
-            Addr::Transport(name) => {
-                let t = self.transport(name);
-                t.handle(now, msg, &mut out);
-            }
+            // Searched with the `Name` itself, whose shared text compares
+            // by pointer, and once per message.
+            Addr::Transport(name) => match self.transports.get_mut(name) {
+                Some(t) => t.handle(now, msg, &mut out),
+                None => self.new_transport(name).handle(now, msg, &mut out),
+            },
             Addr::Destination(key)
                 if !self.stopping.is_empty() && self.stopping.contains_key(key) =>
             {
-                let (d, left) = self.stopping.get_mut(key).expect("checked above");
-                d.handle(now, msg, &mut out);
-                *left -= 1;
-                if *left == 0 {
-                    self.stopping.remove(key);
+                if matches!(msg, Msg::Stop) {
+                    let mut d = self.stopping.remove(key).expect("checked above");
+                    d.handle(now, msg, &mut out);
+                } else {
+                    let d = self.stopping.get_mut(key).expect("checked above");
+                    d.handle(now, msg, &mut out);
                 }
             }
             Addr::Destination(key) => {
@@ -373,16 +386,19 @@ impl Simulation {
         tp
     }
 
-    fn transport(&mut self, name: &str) -> &mut Transport {
-        if !self.transports.contains_key(name) {
-            let p = self.params_for(name);
-            let g = self.supervisor.global();
-            let retry = g.transport_retry_time;
-            let cache = 2 * g.message_recipient_limit as usize;
-            self.transports
-                .insert(Name::from(name), Transport::new(p, retry, cache));
-        }
-        self.transports.get_mut(name).expect("inserted above")
+    /// Creates the transport entity `name` on its first message. Its
+    /// own copy of the name becomes the shared one: its destinations
+    /// address it with that copy, and names recognised as the same copy
+    /// compare by pointer instead of by text.
+    fn new_transport(&mut self, name: &Name) -> &mut Transport {
+        let p = self.params_for(name);
+        let g = self.supervisor.global();
+        let retry = g.transport_retry_time;
+        let cache = 2 * g.message_recipient_limit as usize;
+        let t = Transport::new(p, retry, cache);
+        assert!(t.name == *name, "transport {name} named {}", t.name);
+        self.names.replace(t.name.clone());
+        self.transports.entry(t.name.clone()).or_insert(t)
     }
 
     fn apply(&mut self, mut out: Effects) {
@@ -404,12 +420,11 @@ impl Simulation {
             // at once (the actors address mailboxes, not names, and need
             // no such thing).
             Effect::Send(Addr::Destination(key), Msg::Stop) => {
-                let to = Addr::Destination(key.clone());
-                let ahead = self.bus.iter().filter(|(a, _)| *a == to).count();
                 if let Some(d) = self.dests.remove(&key) {
-                    self.stopping.insert(key, (d, ahead + 1));
+                    let old = self.stopping.insert(key.clone(), d);
+                    assert!(old.is_none(), "{key} stopped twice");
                 }
-                self.bus.push_back((to, Msg::Stop));
+                self.bus.push_back((Addr::Destination(key), Msg::Stop));
             }
             Effect::Send(to, msg) => self.bus.push_back((to, msg)),
             Effect::Spawn {
@@ -466,8 +481,18 @@ impl Simulation {
                 batch,
             } => self.admit(queue, id, flags, message, batch),
             Effect::Refill { message, batch } => {
-                let id = self.ids[&message].clone();
-                let (recipients, more) = self.read(&id, batch);
+                let file = self
+                    .queues
+                    .files
+                    .get_mut(self.ids.get(message))
+                    .expect("refilling a file that exists");
+                let (recipients, more) = world::read(
+                    file,
+                    batch,
+                    &self.scenario,
+                    &mut self.names,
+                    &mut self.routes,
+                );
                 self.bus.push_back((
                     Addr::Supervisor,
                     Msg::Refilled {
@@ -479,8 +504,8 @@ impl Simulation {
                 ));
             }
             Effect::Discard { message, recipient } => {
-                let id = self.ids[&message].clone();
-                self.queues.mark_done(&id, &recipient.address);
+                self.queues
+                    .mark_done(self.ids.get(message), &recipient.address);
                 self.stats.discarded += 1;
             }
             Effect::DeferRecipients { recipients, .. } => {
@@ -508,15 +533,18 @@ impl Simulation {
     fn arrive(&mut self, group: usize, index: u32) {
         self.arrivals_left -= 1;
         self.queue_arrival(group, index + 1);
+        // One buffer for every file of the run: a new one per file was
+        // allocated, then grown for the first address, then freed.
+        let mut text = std::mem::take(&mut self.scratch);
+        text.clear();
         // Borrowed, not cloned: a group may list thousands of domains.
         let a = &self.scenario.arrivals[group];
         self.next_file += 1;
         // Written out rather than `format!`ed: this runs for every file and
         // recipient of a run, and the formatting machinery cost more than
         // the scheduling it feeds.
-        let mut text = String::with_capacity(16);
         text.push('Q');
-        push_decimal(&mut text, self.next_file, 6);
+        world::push_decimal(&mut text, self.next_file, 6);
         let id = Name::from(text.as_str());
         let recipients = (0..a.recipients)
             .map(|r| {
@@ -525,13 +553,14 @@ impl Simulation {
                 text.clear();
                 text.push_str(&a.user);
                 if a.numbered {
-                    push_decimal(&mut text, u64::from(n) + 1, 0);
+                    world::push_decimal(&mut text, u64::from(n) + 1, 0);
                 }
                 text.push('@');
                 text.push_str(domain);
                 (Box::from(text.as_str()), false)
             })
             .collect();
+        self.scratch = text;
         let warn = self.supervisor.global().delay_warning_time;
         let create_time = self.now - a.age.0;
         let place = if a.queue == "deferred" {
@@ -592,50 +621,39 @@ impl Simulation {
         }
         file.place = Place::Active;
         file.cursor = 0;
-        let key = SortKey::new(&id);
-        self.ids.insert(message, key.clone());
-        let (recipients, more) = self.read(&key, batch);
-        let file = &self.queues.files[&key];
+        // The file is read through the reference found above: searching
+        // a million-file queue again costs more than the reading.
+        let (recipients, more) = world::read(
+            file,
+            batch,
+            &self.scenario,
+            &mut self.names,
+            &mut self.routes,
+        );
         let info = MessageInfo {
             message,
             sender: file.sender.clone(),
-            id,
             create_time: file.create_time,
             warning: file.warning,
             flags,
+            id,
         };
+        self.ids.insert(message, SortKey::new(&info.id));
         self.bus.push_back((
             Addr::Supervisor,
             Msg::Admitted {
-                info,
+                info: Box::new(info),
                 recipients,
                 more,
             },
         ));
     }
 
-    /// Reads and resolves the next batch of a file's undone recipients.
-    fn read(&mut self, id: &SortKey, batch: u32) -> (Vec<Routed>, bool) {
-        let scenario = &self.scenario;
-        let names = &mut self.names;
-        let mut intern = |text: &str| match names.get(text) {
-            Some(name) => name.clone(),
-            None => {
-                let name = Name::from(text);
-                names.insert(name.clone());
-                name
-            }
-        };
-        self.queues
-            .read_batch_with(id, batch, |a| world::resolve_with(scenario, a, &mut intern))
-    }
-
     fn attempt(&mut self, dest: DestKey, nexthop: Name, entry: crate::entry::Entry) {
-        self.stats.select(self.now, &dest);
-        if !self.servers.contains_key(&nexthop) {
-            self.servers.insert(nexthop.clone(), Server::default());
-        }
-        let server = self.servers.get_mut(&nexthop).expect("inserted above");
+        let server = match self.servers.get_mut(&nexthop) {
+            Some(server) => server,
+            None => self.servers.entry(nexthop.clone()).or_default(),
+        };
         let attempt = world::attempt(
             &self.scenario,
             &mut self.rng,
@@ -647,20 +665,23 @@ impl Simulation {
         );
         let done = self.now + attempt.latency;
         if attempt.connected {
-            self.servers
-                .get_mut(&nexthop)
-                .expect("inserted above")
-                .active += 1;
-            self.schedule(done, Event::Release(nexthop.clone()));
+            server.active += 1;
+            self.schedule(done, Event::Release(nexthop));
         }
-        let id = self.ids[&entry.message].clone();
-        let arrival = self.queues.files.get(&id).map_or(self.now, |f| f.arrival);
-        for (r, status) in entry.recipients.iter().zip(&attempt.recipients) {
-            if *status != RecipientStatus::Deferred {
-                self.queues.mark_done(&id, &r.address);
+        let mut file = self.queues.files.get_mut(self.ids.get(entry.message));
+        let arrival = file.as_ref().map_or(self.now, |f| f.arrival);
+        self.stats.attempt(
+            self.now,
+            &dest,
+            &attempt.recipients,
+            done.saturating_since(arrival),
+        );
+        if let Some(file) = &mut file {
+            for (r, status) in entry.recipients.iter().zip(&attempt.recipients) {
+                if *status != RecipientStatus::Deferred {
+                    file.mark_done(&r.address);
+                }
             }
-            self.stats
-                .recipient(&dest, *status, done.saturating_since(arrival));
         }
         let report = DeliveryReport {
             entry: entry.id,
@@ -675,10 +696,7 @@ impl Simulation {
     }
 
     fn complete(&mut self, message: MessageId, verdict: Verdict) {
-        let id = self
-            .ids
-            .remove(&message)
-            .expect("complete of a known message");
+        let id = self.ids.remove(message);
         match verdict {
             Verdict::Remove => {
                 self.queues.files.remove(&id);
@@ -712,49 +730,7 @@ impl Simulation {
     }
 }
 
-/// Appends `n` in decimal, zero-padded to `width` digits (`{:0width$}`).
-fn push_decimal(out: &mut String, n: u64, width: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for _ in (digits.len() - at)..width {
-        out.push('0');
-    }
-    for &d in &digits[at..] {
-        out.push(char::from(d));
-    }
-}
-
 /// Runs a scenario and returns its trace and summary.
 pub fn simulate(scenario: Scenario, options: Options) -> (String, String) {
     Simulation::new(scenario, options).run()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::push_decimal;
-
-    #[test]
-    fn decimals_pad_like_format() {
-        for (n, width) in [
-            (0, 6),
-            (7, 6),
-            (123_456, 6),
-            (1_234_567, 6),
-            (42, 0),
-            (0, 0),
-        ] {
-            let mut s = String::new();
-            push_decimal(&mut s, n, width);
-            assert_eq!(s, format!("{n:0width$}"));
-        }
-    }
 }

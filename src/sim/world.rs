@@ -7,11 +7,11 @@
 //! per-recipient failures.
 
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use crate::entry::{Dsn, Outcome, Recipient, RecipientStatus};
 use crate::message::Warning;
-use crate::name::{Name, SortKey};
+use crate::name::{FastMap, FastState, Name, SortKey};
 use crate::route::{Routed, ERROR, RETRY};
 use crate::scan::QueueName;
 use crate::sim::rng::Rng;
@@ -115,25 +115,14 @@ impl Queues {
         &mut self,
         id: &Q,
         batch: u32,
-        mut f: impl FnMut(&str) -> T,
+        f: impl FnMut(&str) -> T,
     ) -> (Vec<T>, bool)
     where
         SortKey: Borrow<Q>,
         Q: Ord + ?Sized,
     {
         let file = self.files.get_mut(id).expect("reading a file that exists");
-        // Sized once: growing from empty reallocates for every batch.
-        let left = file.recipients.len().saturating_sub(file.cursor);
-        let mut out = Vec::with_capacity(left.min(batch as usize));
-        while file.cursor < file.recipients.len() && out.len() < batch as usize {
-            let (addr, done) = &file.recipients[file.cursor];
-            if !done {
-                out.push(f(addr));
-            }
-            file.cursor += 1;
-        }
-        let more = file.recipients[file.cursor..].iter().any(|(_, done)| !done);
-        (out, more)
+        file.read_batch_with(batch, f)
     }
 
     /// Marks a recipient done (an agent's `D` record).
@@ -143,13 +132,43 @@ impl Queues {
         Q: Ord + ?Sized,
     {
         if let Some(file) = self.files.get_mut(id) {
-            if let Some(r) = file
-                .recipients
-                .iter_mut()
-                .find(|(a, d)| &**a == address && !d)
-            {
-                r.1 = true;
+            file.mark_done(address);
+        }
+    }
+}
+
+impl File {
+    /// Reads the next batch of undone recipients, turning each address
+    /// into what `f` makes of it; true when more remain. A method of the
+    /// file, so that a host holding the file already does not search the
+    /// queue for it again.
+    pub fn read_batch_with<T>(
+        &mut self,
+        batch: u32,
+        mut f: impl FnMut(&str) -> T,
+    ) -> (Vec<T>, bool) {
+        // Sized once: growing from empty reallocates for every batch.
+        let left = self.recipients.len().saturating_sub(self.cursor);
+        let mut out = Vec::with_capacity(left.min(batch as usize));
+        while self.cursor < self.recipients.len() && out.len() < batch as usize {
+            let (addr, done) = &self.recipients[self.cursor];
+            if !done {
+                out.push(f(addr));
             }
+            self.cursor += 1;
+        }
+        let more = self.recipients[self.cursor..].iter().any(|(_, done)| !done);
+        (out, more)
+    }
+
+    /// Marks the first undone recipient with this address done.
+    pub fn mark_done(&mut self, address: &str) {
+        if let Some(r) = self
+            .recipients
+            .iter_mut()
+            .find(|(a, d)| &**a == address && !d)
+        {
+            r.1 = true;
         }
     }
 }
@@ -166,7 +185,29 @@ pub fn resolve_with(
     address: &str,
     name: &mut dyn FnMut(&str) -> Name,
 ) -> Routed {
-    let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
+    let (transport, nexthop) = route(scenario, domain_of(address), name);
+    Routed {
+        recipient: Recipient::new(address),
+        class_local: transport == "local",
+        transport,
+        nexthop,
+    }
+}
+
+/// The domain part of an address as [`resolve_with`] routes it: after the
+/// last `@`, empty when there is none.
+pub fn domain_of(address: &str) -> &str {
+    address.rsplit_once('@').map_or("", |(_, d)| d)
+}
+
+/// The transport and next hop of a recipient domain, as the scenario's
+/// routes say; the answer depends on the domain alone, so a host may keep
+/// it for the next recipient of the same domain.
+pub fn route(
+    scenario: &Scenario,
+    domain: &str,
+    name: &mut dyn FnMut(&str) -> Name,
+) -> (Name, Name) {
     // Lower case without a copy when it already is.
     let lowered;
     let domain = if domain.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -175,18 +216,12 @@ pub fn resolve_with(
     } else {
         domain
     };
-    let (transport, nexthop) = match scenario.routes.get(domain) {
+    match scenario.routes.get(domain) {
         Some(route) => match route.split_once(':') {
             Some((t, n)) => (name(t), name(if n.is_empty() { domain } else { n })),
             None => (name(route), name(domain)),
         },
         None => (name("smtp"), name(domain)),
-    };
-    Routed {
-        recipient: Recipient::new(address),
-        class_local: transport == "local",
-        transport,
-        nexthop,
     }
 }
 
@@ -325,4 +360,82 @@ pub fn sample(latency: &Latency, rng: &mut Rng) -> Duration {
         }
     };
     Duration::from_millis(ms.round().clamp(0.0, 86_400_000.0) as u64)
+}
+
+/// Reads and resolves the next batch of a file's undone recipients,
+/// routing each domain once (`routes`) and sharing transport and next hop
+/// names (`names`).
+pub(crate) fn read(
+    file: &mut File,
+    batch: u32,
+    scenario: &Scenario,
+    names: &mut HashSet<Name, FastState>,
+    routes: &mut FastMap<Box<str>, (Name, Name)>,
+) -> (Vec<Routed>, bool) {
+    file.read_batch_with(batch, |address| {
+        let domain = domain_of(address);
+        let (transport, nexthop) = match routes.get(domain) {
+            Some(route) => route.clone(),
+            None => {
+                let mut intern = |text: &str| match names.get(text) {
+                    Some(name) => name.clone(),
+                    None => {
+                        let name = Name::from(text);
+                        names.insert(name.clone());
+                        name
+                    }
+                };
+                let found = route(scenario, domain, &mut intern);
+                routes.insert(domain.into(), found.clone());
+                found
+            }
+        };
+        Routed {
+            recipient: Recipient::new(address),
+            class_local: transport == "local",
+            transport,
+            nexthop,
+        }
+    })
+}
+
+/// Appends `n` in decimal, zero-padded to `width` digits (`{:0width$}`).
+pub(crate) fn push_decimal(out: &mut String, n: u64, width: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for _ in (digits.len() - at)..width {
+        out.push('0');
+    }
+    // One copy of the digits, not a push (and a capacity check) each.
+    out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_decimal;
+
+    #[test]
+    fn decimals_pad_like_format() {
+        for (n, width) in [
+            (0, 6),
+            (7, 6),
+            (123_456, 6),
+            (1_234_567, 6),
+            (42, 0),
+            (0, 0),
+        ] {
+            let mut s = String::new();
+            push_decimal(&mut s, n, width);
+            assert_eq!(s, format!("{n:0width$}"));
+        }
+    }
 }
