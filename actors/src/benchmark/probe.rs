@@ -47,17 +47,7 @@ impl QmgrProbe {
     /// one's sample. Unreadable entries (processes that just exited) are
     /// skipped.
     pub fn sample(&mut self) {
-        let Ok(entries) = fs::read_dir("/proc") else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<i32>().ok())
-            else {
-                continue;
-            };
+        for pid in crate::sandbox::host::process_ids() {
             let Some(stat) = read_stat(pid) else { continue };
             if stat.ppid != self.master || !serves_qmgr_slot(pid) {
                 continue;

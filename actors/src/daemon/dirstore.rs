@@ -101,14 +101,13 @@ pub struct Flow {
 }
 
 impl Flow {
-    /// One token for a file just taken from `incoming/`.
+    /// One token for a file just taken from `incoming/`: Postfix's
+    /// end-of-loop rule for a pass that fed from `incoming/`
+    /// ([`FlowPipe::regulate`]).
     fn file_taken(&self) {
         self.taken.fetch_add(1, Ordering::Relaxed);
-        let count = self.pipe.count().unwrap_or(0);
-        if count < self.process_limit {
-            if let Err(e) = self.pipe.put(1) {
-                tracing::warn!("mail_flow: {}", errno_text(&e));
-            }
+        if let Err(e) = self.pipe.regulate(self.process_limit, true, false) {
+            tracing::warn!("mail_flow: {}", errno_text(&e));
         }
     }
 }

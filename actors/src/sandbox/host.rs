@@ -54,28 +54,28 @@ pub fn warn_if_postlog_queue_small() {
     });
 }
 
+/// The pids of all processes visible in /proc now (none if /proc cannot
+/// be read). Entries that are not numbers are skipped.
+pub fn process_ids() -> impl Iterator<Item = i32> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+}
+
 /// Kills (SIGKILL) every process whose working directory is `dir` or lies
 /// below it, and returns their pids. `dir` must be absolute.
 pub fn kill_leftovers(dir: &Path) -> Vec<i32> {
     assert!(dir.is_absolute(), "kill_leftovers needs an absolute folder");
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
     let me = std::process::id() as i32;
     let mut killed = Vec::new();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
+    for pid in process_ids() {
         if pid == me {
             continue;
         }
         // Unreadable (gone, or not ours to see): not one of ours.
-        let Ok(cwd) = fs::read_link(entry.path().join("cwd")) else {
+        let Ok(cwd) = fs::read_link(format!("/proc/{pid}/cwd")) else {
             continue;
         };
         if cwd.starts_with(dir) {

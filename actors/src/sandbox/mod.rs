@@ -607,15 +607,7 @@ impl Sandbox {
     /// queue manager of another instance is never picked.
     pub fn qmgr_pid(&self) -> Option<i32> {
         let master = self.master_pid()?;
-        let entries = fs::read_dir("/proc").ok()?;
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<i32>().ok())
-            else {
-                continue;
-            };
+        for pid in host::process_ids() {
             if parent_pid(pid) != Some(master) || !process_alive(pid) {
                 continue;
             }
