@@ -9,7 +9,7 @@
 //! and master's "bad command startup -- throttling", come back as an error
 //! text, which the runner records as "did not finish" before moving on.
 
-use super::logtail::LogTail;
+use super::logtail::{LogTail, Status};
 use super::probe::QmgrProbe;
 use crate::sandbox::{Sandbox, SandboxBuilder};
 use std::fs::File;
@@ -147,13 +147,32 @@ impl Instance {
         what: &str,
         mut done: impl FnMut(&LogTail, &Sandbox) -> bool,
     ) -> Result<(), String> {
-        let mut seen = self.progress();
+        self.wait_on(what, "delivery", |tail, sb| {
+            let progress = tail.total(Status::Sent)
+                + tail.total(Status::Deferred)
+                + tail.total(Status::Bounced);
+            (done(tail, sb), progress)
+        })
+    }
+
+    /// As [`Instance::wait`], for waits where no delivery line is expected
+    /// (mail held in the active queue): `check` returns whether the wait
+    /// is over and a progress count (e.g. files in `active/`); the stall
+    /// limit applies to that count, named `progress_name` in the error.
+    pub fn wait_on(
+        &mut self,
+        what: &str,
+        progress_name: &str,
+        mut check: impl FnMut(&LogTail, &Sandbox) -> (bool, u64),
+    ) -> Result<(), String> {
+        let mut seen = None;
         let mut last_progress = now();
         loop {
             self.tail
                 .update()
                 .map_err(|e| format!("reading maillog: {e}"))?;
-            if done(&self.tail, &self.sb) {
+            let (done, progress) = check(&self.tail, &self.sb);
+            if done {
                 return Ok(());
             }
             if let Some(line) = &self.tail.throttled {
@@ -165,13 +184,12 @@ impl Instance {
                 self.probe.sample();
                 self.last_sample = t;
             }
-            let progress = self.progress();
-            if progress != seen {
-                seen = progress;
+            if seen != Some(progress) {
+                seen = Some(progress);
                 last_progress = t;
             } else if t.duration_since(last_progress) >= self.stall {
                 return Err(format!(
-                    "no delivery progress for {} s while waiting for {what} ({})",
+                    "no {progress_name} progress for {} s while waiting for {what} ({})",
                     self.stall.as_secs(),
                     self.tail.summary()
                 ));
@@ -184,14 +202,6 @@ impl Instance {
             }
             std::thread::sleep(POLL);
         }
-    }
-
-    /// Number of delivery lines seen so far (any status).
-    fn progress(&self) -> u64 {
-        use super::logtail::Status;
-        self.tail.total(Status::Sent)
-            + self.tail.total(Status::Deferred)
-            + self.tail.total(Status::Bounced)
     }
 
     /// Fails if an smtp-source exited unsuccessfully (its stderr is in the

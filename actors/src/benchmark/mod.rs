@@ -3,7 +3,8 @@
 //!
 //! # Synopsis
 //! `oqmgr-bench [--workloads LIST] [--messages N] [--runs R] [--qmgrs LIST]
-//! [--ours PATH] [--backlog M] [--live L] [--stall SECS] [--timeout SECS]`
+//! [--ours PATH] [--backlog M] [--live L] [--in-core N] [--stall SECS]
+//! [--timeout SECS]`
 //!
 //! # Description
 //! Runs each workload of [`workloads`] in a fresh private Postfix 3.7
@@ -25,13 +26,15 @@
 //! # Options
 //! - `--workloads` comma-separated names (default `all`): `relay`,
 //!   `relay-fanout`, `intrinsic`, `intrinsic-fanout`, `backlog`, `dead`,
-//!   `recovery`; `cost` means `relay,intrinsic`.
+//!   `recovery`, `memory`; `cost` means `relay,intrinsic`.
 //! - `--messages N` (10000): messages per throughput run; the `dead`
 //!   workload sends N/2 live and N/2 dead; `recovery` defers N/10 (10–500).
 //! - `--runs R` (3): runs per queue manager.
 //! - `--qmgrs` (`ours,oqmgr,qmgr`): columns, in this order.
 //! - `--ours PATH`: our binary (default: `oqmgr` next to this program).
 //! - `--backlog M` (10000), `--live L` (200): the backlog workload.
+//! - `--in-core N` (5000, at most 10000): messages the memory workload
+//!   holds in core with 1 recipient (2N/5 with 5 recipients).
 //! - `--stall SECS` (30), `--timeout SECS` (default 60 s + 20 ms per
 //!   delivery of the run).
 //!
@@ -41,6 +44,7 @@
 
 pub mod instance;
 pub mod logtail;
+pub mod memory;
 pub mod probe;
 pub mod report;
 pub mod workloads;
@@ -97,8 +101,8 @@ pub struct Options {
 }
 
 /// The usage text.
-pub const USAGE: &str = "usage: oqmgr-bench [--workloads all|relay,relay-fanout,intrinsic,intrinsic-fanout,backlog,dead,recovery,cost] \
-[--messages N] [--runs R] [--qmgrs ours,oqmgr,qmgr] [--ours PATH] [--backlog M] [--live L] [--stall SECS] [--timeout SECS]";
+pub const USAGE: &str = "usage: oqmgr-bench [--workloads all|relay,relay-fanout,intrinsic,intrinsic-fanout,backlog,dead,recovery,memory,cost] \
+[--messages N] [--runs R] [--qmgrs ours,oqmgr,qmgr] [--ours PATH] [--backlog M] [--live L] [--in-core N] [--stall SECS] [--timeout SECS]";
 
 /// Parses the command line (without the program name). `default_ours` is
 /// used when `--ours` is absent.
@@ -111,6 +115,7 @@ pub fn parse_args(args: &[String], default_ours: PathBuf) -> Result<Options, Str
         messages: 10_000,
         backlog: 10_000,
         live: 200,
+        in_core: 5_000,
         stall: Duration::from_secs(30),
         timeout: None,
     };
@@ -155,6 +160,16 @@ pub fn parse_args(args: &[String], default_ours: PathBuf) -> Result<Options, Str
             "--ours" => ours = PathBuf::from(value()?),
             "--backlog" => params.backlog = number(value()?)?,
             "--live" => params.live = number(value()?)?,
+            "--in-core" => {
+                params.in_core = number(value()?)?;
+                if params.in_core > memory::MAX_IN_CORE {
+                    return Err(format!(
+                        "--in-core: at most {} (2N recipients in core must stay within \
+                         Postfix's 20000-recipient limits)",
+                        memory::MAX_IN_CORE
+                    ));
+                }
+            }
             "--stall" => params.stall = Duration::from_secs(number(value()?)?),
             "--timeout" => params.timeout = Some(Duration::from_secs(number(value()?)?)),
             "-h" | "--help" => return Err(USAGE.into()),
@@ -395,8 +410,17 @@ pub fn render(opts: &Options, results: &[WorkloadResult], command: &str) -> Stri
         }
     }
     out.push('\n');
+    let held = if opts.workloads.contains(&Workload::Memory) {
+        format!(
+            " {} messages (1 recipient) and {} (5 recipients) held in core by the memory workload.",
+            opts.params.in_core,
+            memory::fanout_messages(&opts.params)
+        )
+    } else {
+        String::new()
+    };
     out.push_str(&format!(
-        "{} {} messages per throughput run, {} runs per queue manager, interleaved; median (min–max).\n\n",
+        "{} {} messages per throughput run, {} runs per queue manager, interleaved; median (min–max).{held}\n\n",
         machine_line(),
         opts.params.messages,
         opts.runs
@@ -448,7 +472,7 @@ mod tests {
             ]
         );
         let o = parse_args(
-            &args("--workloads cost,relay --messages 300 --runs 1 --qmgrs qmgr,oqmgr --backlog 50 --timeout 9"),
+            &args("--workloads cost,relay --messages 300 --runs 1 --qmgrs qmgr,oqmgr --backlog 50 --timeout 9 --in-core 700"),
             PathBuf::new(),
         )
         .expect("parses");
@@ -459,6 +483,7 @@ mod tests {
             vec![Contender::PostfixQmgr, Contender::PostfixOqmgr]
         );
         assert_eq!(o.params.timeout, Some(Duration::from_secs(9)));
+        assert_eq!(o.params.in_core, 700);
     }
 
     #[test]
@@ -471,6 +496,8 @@ mod tests {
             "--qmgrs postfix",
             "--frob 1",
             "--workloads ,",
+            "--in-core 10001",
+            "--in-core 0",
         ] {
             assert!(parse_args(&args(bad), PathBuf::new()).is_err(), "{bad}");
         }

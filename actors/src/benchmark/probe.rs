@@ -127,13 +127,37 @@ fn read_hwm_kib(pid: i32) -> Option<u64> {
 
 /// Extracts `VmHWM:   1234 kB` from a `/proc/PID/status` text.
 pub fn parse_hwm_kib(status: &str) -> Option<u64> {
+    parse_status_kib(status, "VmHWM")
+}
+
+/// Extracts a `NAME:   1234 kB` field (`VmRSS`, `VmHWM`, ...) from a
+/// `/proc/PID/status` text, in KiB.
+pub fn parse_status_kib(status: &str, name: &str) -> Option<u64> {
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))?
         .split_whitespace()
         .next()?
         .parse()
         .ok()
+}
+
+/// Resident set of one process, from `/proc/PID/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resident {
+    /// `VmRSS`: resident now, KiB.
+    pub rss_kib: u64,
+    /// `VmHWM`: the most ever resident, KiB.
+    pub hwm_kib: u64,
+}
+
+/// Reads `VmRSS` and `VmHWM` of `pid`; `None` once it is gone.
+pub fn resident(pid: i32) -> Option<Resident> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    Some(Resident {
+        rss_kib: parse_status_kib(&status, "VmRSS")?,
+        hwm_kib: parse_status_kib(&status, "VmHWM")?,
+    })
 }
 
 /// `sysconf(_SC_CLK_TCK)`, 100 if unknown.
@@ -183,5 +207,10 @@ mod tests {
         let status = "Name:\tqmgr\nVmPeak:\t  9000 kB\nVmHWM:\t    4321 kB\nVmRSS:\t 4000 kB\n";
         assert_eq!(parse_hwm_kib(status), Some(4321));
         assert_eq!(parse_hwm_kib("Name: x\n"), None);
+        assert_eq!(parse_status_kib(status, "VmRSS"), Some(4000));
+        assert_eq!(parse_status_kib(status, "VmPeak"), Some(9000));
+        // A prefix of another field's name is not that field.
+        assert_eq!(parse_status_kib(status, "Vm"), None);
+        assert_eq!(parse_status_kib("VmRSS:\tlots kB\n", "VmRSS"), None);
     }
 }

@@ -20,6 +20,7 @@
 //! | `backlog` | M messages deferred to a dead destination; then a deferred scan (`postqueue -f`) alone, then one with L live messages arriving | CPU and time per scan; live delay p50/p99 during the scan |
 //! | `dead` | N/2 live messages alone; then N/2 live + N/2 to a dead destination at once | live delay p50/p99 without and with |
 //! | `recovery` | K messages deferred to a dead destination, which then comes back | time to first delivery and to all delivered, without and with `postqueue -f` |
+//! | `memory` | N messages (1 recipient), then 2N/5 (5 recipients in 5 domains), held in `active/` by silent destinations ([`super::memory`]) | qmgr RSS growth per in-core message and per recipient |
 //!
 //! Throughput is deliveries divided by the time from starting the
 //! injection to the last delivery line. Latencies are the `delay=` of the
@@ -50,11 +51,13 @@ pub enum Workload {
     Dead,
     /// A dead destination comes back.
     Recovery,
+    /// N messages held in core: bytes per message and per recipient.
+    Memory,
 }
 
 impl Workload {
     /// Every workload, in the default running order.
-    pub const ALL: [Workload; 7] = [
+    pub const ALL: [Workload; 8] = [
         Workload::Relay,
         Workload::RelayFanout,
         Workload::Intrinsic,
@@ -62,6 +65,7 @@ impl Workload {
         Workload::Backlog,
         Workload::Dead,
         Workload::Recovery,
+        Workload::Memory,
     ];
 
     /// The command-line name.
@@ -74,6 +78,7 @@ impl Workload {
             Workload::Backlog => "backlog",
             Workload::Dead => "dead",
             Workload::Recovery => "recovery",
+            Workload::Memory => "memory",
         }
     }
 
@@ -100,6 +105,9 @@ pub struct Params {
     pub backlog: u64,
     /// L: live messages in the backlog workload.
     pub live: u64,
+    /// Messages held in core by the memory workload (1 recipient; 2/5 of
+    /// it with 5 recipients), at most [`super::memory::MAX_IN_CORE`].
+    pub in_core: u64,
     /// Longest wait with no delivery line at all before giving up.
     pub stall: Duration,
     /// Fixed per-run time limit; `None` scales with the work.
@@ -109,7 +117,7 @@ pub struct Params {
 impl Params {
     /// The deadline for a run handling about `units` deliveries: the
     /// fixed timeout, or one minute plus 20 ms per unit.
-    fn deadline(&self, units: u64) -> Instant {
+    pub(super) fn deadline(&self, units: u64) -> Instant {
         let budget = self.timeout.unwrap_or_else(|| {
             Duration::from_secs(60) + Duration::from_millis(20) * units.min(u32::MAX as u64) as u32
         });
@@ -155,11 +163,12 @@ pub fn run(workload: Workload, qmgr: &QmgrChoice, p: &Params) -> Result<Measured
         Workload::Backlog => backlog(qmgr, p),
         Workload::Dead => dead(qmgr, p),
         Workload::Recovery => recovery(qmgr, p),
+        Workload::Memory => super::memory::memory(qmgr, p),
     }
 }
 
 /// A sandbox with `qmgr`, an smtpd, and the given main.cf settings.
-fn builder(qmgr: &QmgrChoice, settings: &[(&str, String)]) -> SandboxBuilder {
+pub(super) fn builder(qmgr: &QmgrChoice, settings: &[(&str, String)]) -> SandboxBuilder {
     let mut b = Sandbox::builder().qmgr(qmgr.clone()).smtpd_port(true);
     for (name, value) in settings {
         b = b.main_cf(*name, value.clone());
@@ -168,7 +177,7 @@ fn builder(qmgr: &QmgrChoice, settings: &[(&str, String)]) -> SandboxBuilder {
 }
 
 /// `inline:{ domain=smtp:[127.0.0.1]:port, ... }` for transport_maps.
-fn transport_map(routes: &[(&str, u16)]) -> String {
+pub(super) fn transport_map(routes: &[(&str, u16)]) -> String {
     let entries: Vec<String> = routes
         .iter()
         .map(|(domain, port)| format!("{domain}=smtp:[127.0.0.1]:{port}"))
@@ -177,13 +186,20 @@ fn transport_map(routes: &[(&str, u16)]) -> String {
 }
 
 /// Domains of the fan-out: d1.example ... d5.example.
-const FANOUT_DOMAINS: [&str; 5] = [
+pub(super) const FANOUT_DOMAINS: [&str; 5] = [
     "d1.example",
     "d2.example",
     "d3.example",
     "d4.example",
     "d5.example",
 ];
+
+/// `virtual_alias_maps` fanning `fan@fan.example` out (in cleanup) to one
+/// recipient per domain of [`FANOUT_DOMAINS`].
+pub(super) fn fanout_alias() -> String {
+    let fan: Vec<String> = FANOUT_DOMAINS.iter().map(|d| format!("r@{d}")).collect();
+    format!("inline:{{ {{fan@fan.example={}}} }}", fan.join(", "))
+}
 
 /// Starts a quiet smtp-sink on a free port.
 fn sink() -> Result<SmtpSink, String> {
@@ -201,14 +217,7 @@ fn throughput(
 ) -> Result<Measured, String> {
     let rcpts: u64 = if fanout { 5 } else { 1 };
     let deliveries = p.messages * rcpts;
-    let mut settings = Vec::new();
-    // One address fanned out by virtual aliasing (in cleanup) to one
-    // recipient per destination.
-    let fan: Vec<String> = FANOUT_DOMAINS.iter().map(|d| format!("r@{d}")).collect();
-    settings.push((
-        "virtual_alias_maps",
-        format!("inline:{{ {{fan@fan.example={}}} }}", fan.join(", ")),
-    ));
+    let mut settings = vec![("virtual_alias_maps", fanout_alias())];
     let mut sinks = Vec::new();
     if intrinsic {
         settings.push(("default_transport", "discard".to_string()));
