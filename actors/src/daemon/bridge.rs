@@ -123,10 +123,12 @@ impl Handler<Deliver> for PostfixAgents {
             smtputf8_enable: self.site.smtputf8_enable,
         };
         let recipients: Vec<_> = msg.entry.recipients.iter().map(wire_recipient).collect();
-        // Encoded here, from the shared envelope: no owned copy of its
-        // fields is built for one write.
+        // Encoded here, from the shared envelope unpacked for this one
+        // write (a few small copies per request, against ~400 bytes saved
+        // per message held in core).
         let (dialect, timeout) = (self.site.dialect, self.site.ipc_timeout);
-        let request = DeliveryRequest::encode_for_entry(&message.env, &ctx, &recipients, dialect);
+        let env = message.env.envelope();
+        let request = DeliveryRequest::encode_for_entry(&env, &ctx, &recipients, dialect);
         let socket = self.site.private(&msg.dest.transport);
         let reply_timeout = self.site.agent_reply_timeout;
         let transport = msg.dest.transport.clone();

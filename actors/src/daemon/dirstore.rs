@@ -48,7 +48,7 @@ use oqmgr::route::Routed;
 use oqmgr::scan::{QueueName, ScanFlags};
 use oqmgr::time::Instant;
 
-use super::message::{core_recipient, timeval, ActiveMessage, ActiveTable, Site};
+use super::message::{core_recipient, timeval, ActiveMessage, ActiveTable, HeldEnvelope, Site};
 use super::resolver::Resolver;
 use super::worker::{self, Job, Worker};
 use crate::clock::Clock;
@@ -208,10 +208,10 @@ impl DirStore {
 
     /// Resolves one batch the way `qmgr_message_resolve` begins: redirect,
     /// content filter, then trivial-rewrite; errors become `retry`/`error`.
-    fn resolve(&self, env: &Envelope, batch: Vec<FileRecipient>) -> Vec<Routed> {
+    fn resolve(&self, env: &HeldEnvelope, batch: Vec<FileRecipient>) -> Vec<Routed> {
         let sender = env.sender.clone().unwrap_or_default();
         let probe = env.trace_flags & (TRACE_MTA_VRFY | TRACE_USR_VRFY) != 0;
-        if let (Some(filter), false) = (&env.filter_xport, probe) {
+        if let (Some(filter), false) = (env.filter_xport(), probe) {
             return batch
                 .into_iter()
                 .map(|r| {
@@ -428,7 +428,7 @@ impl QueueStore for DirStore {
         let reader = env.has_more_recipients().then(|| Box::new(env.clone()));
         let shared = Arc::new(ActiveMessage {
             queue_id: id.to_string(),
-            env,
+            env: env.into(),
             active_arrival: timeval(now),
         });
         self.active.insert(id.to_string(), Arc::clone(&shared));
@@ -475,7 +475,7 @@ impl QueueStore for DirStore {
         // the record).
         let redirect = match &open.reader {
             Some(reader) => reader.redirect_addr.clone(),
-            None => open.shared.env.redirect_addr.clone(),
+            None => open.shared.env.redirect_addr().map(<[u8]>::to_vec),
         };
         if open
             .reader

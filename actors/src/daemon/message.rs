@@ -22,7 +22,9 @@ use oqmgr::time::Instant;
 
 use crate::postfix::attr::{Recipient as WireRecipient, Timeval};
 use crate::postfix::dialect::Dialect;
-use crate::postfix::queue_file::{Envelope, Recipient as FileRecipient};
+use crate::postfix::queue_file::Recipient as FileRecipient;
+
+pub use super::envelope::HeldEnvelope;
 use crate::postfix::queue_id::QueueHashing;
 
 /// One admitted message, as the agent bridge and the completion worker see
@@ -31,9 +33,10 @@ use crate::postfix::queue_id::QueueHashing;
 pub struct ActiveMessage {
     /// The queue ID.
     pub queue_id: String,
-    /// The envelope's message-level fields (its recipient list is empty:
-    /// recipients travel with each request).
-    pub env: Envelope,
+    /// The envelope's message-level fields, packed (recipients travel
+    /// with each request; [`HeldEnvelope::envelope`] rebuilds the full
+    /// envelope a delivery request needs).
+    pub env: HeldEnvelope,
     /// When the file entered `active/` (the `delays=` split and the
     /// request's statistics).
     pub active_arrival: Timeval,

@@ -39,6 +39,7 @@
 pub mod adhoc;
 pub mod bridge;
 pub mod dirstore;
+pub mod envelope;
 pub mod message;
 pub mod resolver;
 pub mod worker;

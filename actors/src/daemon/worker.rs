@@ -255,7 +255,7 @@ async fn defer(
         smtputf8_enable: site.smtputf8_enable,
     };
     let wire: Vec<_> = recipients.iter().map(wire_recipient).collect();
-    let request = DeliveryRequest::for_entry(&m.env, &ctx, wire);
+    let request = DeliveryRequest::for_entry(&m.env.envelope(), &ctx, wire);
     let result = deliver(
         &site.private("retry"),
         &request,

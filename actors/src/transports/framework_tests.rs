@@ -124,7 +124,7 @@ fn results_are_recorded_and_reported() {
         "ABC".into(),
         Arc::new(ActiveMessage {
             queue_id: "ABC".into(),
-            env,
+            env: env.into(),
             active_arrival: Timeval { sec: 2, usec: 0 },
         }),
     );
@@ -189,7 +189,7 @@ fn a_missing_message_or_a_dead_actor_is_a_crash() {
         "GONE".into(),
         Arc::new(ActiveMessage {
             queue_id: "GONE".into(),
-            env: Envelope::default(),
+            env: Envelope::default().into(),
             active_arrival: Timeval::default(),
         }),
     );

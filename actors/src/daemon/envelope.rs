@@ -1,0 +1,366 @@
+//! envelope - the message-level envelope fields an admitted message keeps
+//! in core, packed (Postfix: the envelope members of `QMGR_MESSAGE` in
+//! `postfix/src/oqmgr/qmgr.h`, which are `char *` pointers, all empty
+//! ones sharing one static empty string).
+//!
+//! A [`queue_file::Envelope`] is the reader's working form: 17 byte strings
+//! at 24 bytes each plus the reading state (recipient batch, warnings,
+//! pointer guard), over 600 bytes before any text, and one heap block per
+//! non-empty string (client name, address, port, protocol, HELO,
+//! rewrite context ...). Kept as is for every message in `active/`, it
+//! made our queue manager use 60 % more memory per in-core message than
+//! oqmgr (the benchmark's `memory` workload). [`HeldEnvelope`] keeps:
+//! - as plain fields, with the `Envelope`'s names and types, what the
+//!   completion worker, the custom transports and the store read on their
+//!   own (sender, encoding, DSN, VERP, trace flags, offsets, times);
+//! - packed in one boxed byte string, the rest (content filter, inspector,
+//!   redirect, client and SASL attributes, log ident, rewrite context),
+//!   which only a delivery request needs: [`HeldEnvelope::envelope`]
+//!   rebuilds the full `Envelope` for it.
+//!
+//! # Invariants
+//! - `HeldEnvelope::from(env).envelope()` equals `env` with the reading
+//!   state left out (`recipients`, `warnings`, `pointers`, `rcpt_offset`,
+//!   `seen_all_non_rcpt`, `opened_log` at their defaults): the shared copy
+//!   is message-level only, as the `Envelope` stored before it was.
+//! - The packed string is written and read only here; its layout is one
+//!   little-endian `u32` per field in a fixed order, 0 for `None` and
+//!   `len + 1` before `len` bytes otherwise; it is empty (no allocation)
+//!   when every packed field is empty.
+
+use crate::postfix::queue_file::Envelope;
+
+/// Where the content filter is in the packed order (the order of the
+/// array in `HeldEnvelope::from`: filter, inspector, redirect, then the
+/// client, SASL, log ident and rewrite context strings).
+const FILTER_XPORT: usize = 0;
+/// Where the redirect address is in the packed order.
+const REDIRECT_ADDR: usize = 2;
+
+/// Number of packed fields.
+const COLD_FIELDS: usize = 13;
+
+/// An admitted message's envelope, message-level fields only, packed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeldEnvelope {
+    /// `C` field 1: content bytes from `data_offset` to the `X` record.
+    pub data_size: i64,
+    /// `C` field 2: offset of the first content record.
+    pub data_offset: i64,
+    /// `C` field 3 as the admission read saw it.
+    pub rcpt_count: i32,
+    /// `C` field 4 (MIXED, DSN NOTIFY summary bits).
+    pub read_flags: i32,
+    /// `C` field 5: message content length.
+    pub cont_length: i64,
+    /// `C` field 6: SMTPUTF8 flags.
+    pub smtputf8: i32,
+    /// `T` seconds.
+    pub arrival_sec: i64,
+    /// `T` microseconds.
+    pub arrival_usec: i64,
+    /// `create_time`.
+    pub create_time: i64,
+    /// Envelope sender; `None` if no `S` record was seen.
+    pub sender: Option<Vec<u8>>,
+    /// DSN ENVID, empty if none.
+    pub dsn_envid: Vec<u8>,
+    /// DSN RET, 0 if none.
+    pub dsn_ret: i32,
+    /// `encoding` attribute.
+    pub encoding: Vec<u8>,
+    /// Trace flags.
+    pub trace_flags: i32,
+    /// Offset of the `A trace_flags=1024` record, or 0.
+    pub trace_flags_offset: u64,
+    /// Offset of the first `W` record, or 0.
+    pub warn_offset: u64,
+    /// Its value: next warning time, -1 = sent, 0 = none.
+    pub warn_time: i64,
+    /// VERP delimiters, if VERP was accepted.
+    pub verp_delims: Option<Vec<u8>>,
+    /// True when VERP forces one recipient per delivery.
+    pub single_rcpt: bool,
+    /// The other fields, packed (see the module invariants).
+    cold: Box<[u8]>,
+}
+
+impl From<Envelope> for HeldEnvelope {
+    fn from(env: Envelope) -> HeldEnvelope {
+        let cold: [Option<&[u8]>; COLD_FIELDS] = [
+            env.filter_xport.as_deref(),
+            env.inspect_xport.as_deref(),
+            env.redirect_addr.as_deref(),
+            Some(&env.client_name),
+            Some(&env.client_addr),
+            Some(&env.client_port),
+            Some(&env.client_proto),
+            Some(&env.client_helo),
+            Some(&env.sasl_method),
+            Some(&env.sasl_username),
+            Some(&env.sasl_sender),
+            Some(&env.log_ident),
+            Some(&env.rewrite_context),
+        ];
+        let cold = pack(&cold);
+        HeldEnvelope {
+            data_size: env.data_size,
+            data_offset: env.data_offset,
+            rcpt_count: env.rcpt_count,
+            read_flags: env.read_flags,
+            cont_length: env.cont_length,
+            smtputf8: env.smtputf8,
+            arrival_sec: env.arrival_sec,
+            arrival_usec: env.arrival_usec,
+            create_time: env.create_time,
+            sender: env.sender,
+            dsn_envid: env.dsn_envid,
+            dsn_ret: env.dsn_ret,
+            encoding: env.encoding,
+            trace_flags: env.trace_flags,
+            trace_flags_offset: env.trace_flags_offset,
+            warn_offset: env.warn_offset,
+            warn_time: env.warn_time,
+            verp_delims: env.verp_delims,
+            single_rcpt: env.single_rcpt,
+            cold,
+        }
+    }
+}
+
+impl HeldEnvelope {
+    /// The full envelope (reading state at its defaults), for a delivery
+    /// request.
+    pub fn envelope(&self) -> Envelope {
+        let mut fields = unpack(&self.cold).into_iter();
+        let mut next = || fields.next().flatten().map(<[u8]>::to_vec);
+        let filter_xport = next();
+        let inspect_xport = next();
+        let redirect_addr = next();
+        let mut text = || next().unwrap_or_default();
+        Envelope {
+            data_size: self.data_size,
+            data_offset: self.data_offset,
+            rcpt_count: self.rcpt_count,
+            read_flags: self.read_flags,
+            cont_length: self.cont_length,
+            smtputf8: self.smtputf8,
+            arrival_sec: self.arrival_sec,
+            arrival_usec: self.arrival_usec,
+            create_time: self.create_time,
+            sender: self.sender.clone(),
+            filter_xport,
+            inspect_xport,
+            redirect_addr,
+            dsn_envid: self.dsn_envid.clone(),
+            dsn_ret: self.dsn_ret,
+            encoding: self.encoding.clone(),
+            client_name: text(),
+            client_addr: text(),
+            client_port: text(),
+            client_proto: text(),
+            client_helo: text(),
+            sasl_method: text(),
+            sasl_username: text(),
+            sasl_sender: text(),
+            log_ident: text(),
+            rewrite_context: text(),
+            trace_flags: self.trace_flags,
+            trace_flags_offset: self.trace_flags_offset,
+            warn_offset: self.warn_offset,
+            warn_time: self.warn_time,
+            verp_delims: self.verp_delims.clone(),
+            single_rcpt: self.single_rcpt,
+            ..Envelope::default()
+        }
+    }
+
+    /// The content filter (`L` record), if any.
+    pub fn filter_xport(&self) -> Option<&[u8]> {
+        self.cold(FILTER_XPORT)
+    }
+
+    /// The redirect address (`>` record), if any.
+    pub fn redirect_addr(&self) -> Option<&[u8]> {
+        self.cold(REDIRECT_ADDR)
+    }
+
+    /// One packed field.
+    fn cold(&self, field: usize) -> Option<&[u8]> {
+        unpack(&self.cold)[field]
+    }
+}
+
+/// The first [`OPTIONAL`] packed fields are `Option`s (an empty value is
+/// not an absent one); the rest are plain byte strings.
+const OPTIONAL: usize = 3;
+
+/// Packs `fields` (see the module invariants); empty when the optional
+/// fields are absent and the others empty.
+fn pack(fields: &[Option<&[u8]>; COLD_FIELDS]) -> Box<[u8]> {
+    let nothing = fields.iter().enumerate().all(|(i, f)| match f {
+        None => true,
+        Some(bytes) => i >= OPTIONAL && bytes.is_empty(),
+    });
+    if nothing {
+        return Box::default();
+    }
+    let len: usize = fields.iter().map(|f| 4 + f.map_or(0, <[u8]>::len)).sum();
+    let mut out = Vec::with_capacity(len);
+    for field in fields {
+        match field {
+            None => out.extend_from_slice(&0u32.to_le_bytes()),
+            Some(bytes) => {
+                // Envelope fields come from records bounded by the reader's
+                // limits, far below 4 GiB.
+                let tag = u32::try_from(bytes.len() + 1).expect("record field under 4 GiB");
+                out.extend_from_slice(&tag.to_le_bytes());
+                out.extend_from_slice(bytes);
+            }
+        }
+    }
+    out.into_boxed_slice()
+}
+
+/// The fields of a packed string; all `None` for the empty string (an
+/// absent field and an empty one mean the same to every reader of the
+/// `Vec` fields, which rebuild both as empty).
+fn unpack(packed: &[u8]) -> [Option<&[u8]>; COLD_FIELDS] {
+    let mut fields = [None; COLD_FIELDS];
+    let mut rest = packed;
+    for field in &mut fields {
+        let Some((tag, tail)) = rest.split_first_chunk::<4>() else {
+            break;
+        };
+        let tag = u32::from_le_bytes(*tag) as usize;
+        if tag == 0 {
+            rest = tail;
+            continue;
+        }
+        // Only `pack` writes this string: a short one is our bug.
+        let (bytes, tail) = tail.split_at(tag - 1);
+        *field = Some(bytes);
+        rest = tail;
+    }
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// `env` with the reading state at its defaults.
+    fn message_level(mut env: Envelope) -> Envelope {
+        env.recipients = Vec::new();
+        env.warnings = Vec::new();
+        env.pointers = Default::default();
+        env.rcpt_offset = 0;
+        env.seen_all_non_rcpt = false;
+        env.opened_log = None;
+        env
+    }
+
+    #[test]
+    fn a_typical_smtp_envelope_round_trips() {
+        let env = Envelope {
+            data_size: 300,
+            data_offset: 180,
+            rcpt_count: 1,
+            read_flags: 1,
+            arrival_sec: 1_700_000_000,
+            arrival_usec: 12,
+            sender: Some(b"bench@origin.example".to_vec()),
+            encoding: b"7bit".to_vec(),
+            client_name: b"localhost".to_vec(),
+            client_addr: b"127.0.0.1".to_vec(),
+            client_port: b"40000".to_vec(),
+            client_proto: b"ESMTP".to_vec(),
+            client_helo: b"origin.example".to_vec(),
+            rewrite_context: b"remote".to_vec(),
+            rcpt_offset: 99,
+            seen_all_non_rcpt: true,
+            opened_log: Some((300, 1)),
+            warnings: vec!["w".into()],
+            ..Envelope::default()
+        };
+        let held = HeldEnvelope::from(env.clone());
+        assert_eq!(held.envelope(), message_level(env));
+        assert_eq!(held.filter_xport(), None);
+        assert_eq!(held.redirect_addr(), None);
+    }
+
+    #[test]
+    fn empty_cold_fields_take_no_allocation() {
+        let held = HeldEnvelope::from(Envelope {
+            sender: Some(b"a@b".to_vec()),
+            ..Envelope::default()
+        });
+        assert!(held.cold.is_empty());
+        assert_eq!(held.envelope().sender.as_deref(), Some(&b"a@b"[..]));
+        // An empty filter is still a filter (`L` with an empty value).
+        let held = HeldEnvelope::from(Envelope {
+            filter_xport: Some(Vec::new()),
+            redirect_addr: Some(b"x@y".to_vec()),
+            ..Envelope::default()
+        });
+        assert_eq!(held.filter_xport(), Some(&b""[..]));
+        assert_eq!(held.redirect_addr(), Some(&b"x@y"[..]));
+        assert_eq!(held.envelope().inspect_xport, None);
+        let held = HeldEnvelope::from(Envelope {
+            filter_xport: Some(Vec::new()),
+            ..Envelope::default()
+        });
+        assert_eq!(held.filter_xport(), Some(&b""[..]));
+    }
+
+    fn bytes() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(any::<u8>(), 0..12)
+    }
+
+    proptest! {
+        #[test]
+        fn every_field_round_trips(
+            opt in proptest::array::uniform3(proptest::option::of(bytes())),
+            text in proptest::array::uniform10(bytes()),
+            sender in proptest::option::of(bytes()),
+            verp in proptest::option::of(bytes()),
+            ints in proptest::array::uniform8(any::<i64>()),
+            small in proptest::array::uniform5(any::<i32>()),
+            single in any::<bool>(),
+        ) {
+            let [filter_xport, inspect_xport, redirect_addr] = opt;
+            let [client_name, client_addr, client_port, client_proto, client_helo,
+                sasl_method, sasl_username, sasl_sender, log_ident, rewrite_context] = text;
+            let env = Envelope {
+                data_size: ints[0],
+                data_offset: ints[1],
+                cont_length: ints[2],
+                arrival_sec: ints[3],
+                arrival_usec: ints[4],
+                create_time: ints[5],
+                warn_time: ints[6],
+                trace_flags_offset: ints[7] as u64,
+                warn_offset: ints[7].rotate_left(7) as u64,
+                rcpt_count: small[0],
+                read_flags: small[1],
+                smtputf8: small[2],
+                dsn_ret: small[3],
+                trace_flags: small[4],
+                sender,
+                verp_delims: verp,
+                single_rcpt: single,
+                dsn_envid: client_name.iter().rev().copied().collect(),
+                encoding: client_port.clone(),
+                filter_xport, inspect_xport, redirect_addr,
+                client_name, client_addr, client_port, client_proto, client_helo,
+                sasl_method, sasl_username, sasl_sender, log_ident, rewrite_context,
+                ..Envelope::default()
+            };
+            let held = HeldEnvelope::from(env.clone());
+            prop_assert_eq!(held.filter_xport(), env.filter_xport.as_deref());
+            prop_assert_eq!(held.redirect_addr(), env.redirect_addr.as_deref());
+            prop_assert_eq!(held.envelope(), message_level(env));
+        }
+    }
+}
