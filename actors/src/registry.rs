@@ -25,6 +25,7 @@ use actix::Addr;
 use dashmap::DashMap;
 use oqmgr::effect::DestKey;
 use oqmgr::entry::MessageId;
+use oqmgr::name::Name;
 use oqmgr::params::TransportParams;
 
 use crate::destination::DestinationActor;
@@ -40,8 +41,9 @@ pub struct Registry {
     /// Destination actors by (transport, queue name).
     destinations: DashMap<DestKey, Addr<DestinationActor>>,
     /// Queue IDs of admitted messages, so a delivery request can name its
-    /// file to the agent.
-    queue_ids: DashMap<MessageId, String>,
+    /// file to the agent: the core's own `MessageInfo::id`, shared, not a
+    /// second copy per in-core message.
+    queue_ids: DashMap<MessageId, Name>,
     /// Resolved per-transport parameters.
     transport_params: DashMap<String, Arc<TransportParams>>,
 }
@@ -147,17 +149,17 @@ impl Registry {
     }
 
     /// Records the queue ID of an admitted message.
-    pub fn insert_queue_id(&self, message: MessageId, id: String) {
+    pub fn insert_queue_id(&self, message: MessageId, id: Name) {
         self.queue_ids.insert(message, id);
     }
 
     /// The queue ID of an admitted message.
     pub fn queue_id(&self, message: MessageId) -> Option<String> {
-        self.queue_ids.get(&message).map(|s| s.clone())
+        self.queue_ids.get(&message).map(|s| s.to_string())
     }
 
     /// Forgets a message that left the active queue; returns its queue ID.
     pub fn remove_queue_id(&self, message: MessageId) -> Option<String> {
-        self.queue_ids.remove(&message).map(|(_, s)| s)
+        self.queue_ids.remove(&message).map(|(_, s)| s.into())
     }
 }

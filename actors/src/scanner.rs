@@ -24,6 +24,7 @@ use actix::{Actor, Context, Handler, Message};
 use oqmgr::effect::Msg;
 use oqmgr::entry::{Dsn, MessageId, Recipient};
 use oqmgr::message::{MessageInfo, Verdict};
+use oqmgr::name::Name;
 use oqmgr::route::Routed;
 use oqmgr::scan::{QueueName, ScanFlags};
 use oqmgr::time::Instant;
@@ -213,13 +214,14 @@ impl Handler<Admit> for ScannerActor {
         };
         match read {
             Ok((env, batch)) => {
+                let id = Name::from(msg.id);
                 self.host
                     .registry()
-                    .insert_queue_id(msg.message, msg.id.clone());
+                    .insert_queue_id(msg.message, id.clone());
                 self.answer(Msg::Admitted {
                     info: Box::new(MessageInfo {
                         message: msg.message,
-                        id: msg.id.into(),
+                        id,
                         sender: env.sender.into(),
                         create_time: env.create_time,
                         warning: env.warning,

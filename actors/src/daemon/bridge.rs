@@ -108,7 +108,11 @@ impl Handler<Deliver> for PostfixAgents {
         let conn = self
             .idle
             .remove(&(msg.dest.transport.to_string(), msg.agent));
-        let Some(message) = self.active.get(&msg.queue_id).map(|m| Arc::clone(&m)) else {
+        let Some(message) = self
+            .active
+            .get(msg.queue_id.as_str())
+            .map(|m| Arc::clone(&m))
+        else {
             tracing::warn!(
                 "{}: delivery request for a message not in the active queue",
                 msg.queue_id

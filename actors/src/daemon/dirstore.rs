@@ -44,6 +44,7 @@ use std::time::{Duration as StdDuration, SystemTime, UNIX_EPOCH};
 
 use oqmgr::entry::{Dsn, Recipient};
 use oqmgr::message::{Verdict, Warning};
+use oqmgr::name::Name;
 use oqmgr::route::Routed;
 use oqmgr::scan::{QueueName, ScanFlags};
 use oqmgr::time::Instant;
@@ -65,23 +66,32 @@ use crate::postfix::queue_id::queue_id_ok;
 use crate::postfix::rewrite::{resolve_flags, ResolveClass};
 use crate::scanner::{Batch, Envelope as Admitted, QueueStore, StoreError};
 
-/// An admitted file's reading state.
+/// An admitted file's state in the store. One per in-core message, so
+/// kept small: what only a file still being read needs is boxed apart.
 struct Open {
-    /// The reader's own envelope, kept only while recipients remain on file
-    /// after the reads so far (a message with more recipients than one read
-    /// takes, `qmgr_message_recipient_limit`); its recipient list is drained
-    /// into `pending` after every read. `None` once the file has no more:
-    /// the message-level fields then live only in `shared`, so an admitted
-    /// message holds its envelope once, not twice.
-    reader: Option<Box<Envelope>>,
-    /// Recipients read from the file and not yet handed to the core.
-    pending: VecDeque<FileRecipient>,
+    /// Reading state; `None` once every recipient read went to the core
+    /// (the usual case right after admission).
+    reading: Option<Box<Reading>>,
     /// The shared, read-only view for the agents and the worker: the
     /// envelope as the first read left it.
     shared: Arc<ActiveMessage>,
     /// Some job for this file went to the worker (a discard or a deferral):
     /// its completion must then go through the worker too, after them.
     queued_work: bool,
+}
+
+/// A file's reading state while recipients remain to hand to the core.
+#[derive(Default)]
+struct Reading {
+    /// The reader's own envelope, kept only while recipients remain on file
+    /// after the reads so far (a message with more recipients than one read
+    /// takes, `qmgr_message_recipient_limit`); its recipient list is drained
+    /// into `pending` after every read. `None` once the file has no more:
+    /// the message-level fields then live only in `shared`, so an admitted
+    /// message holds its envelope once, not twice.
+    reader: Option<Envelope>,
+    /// Recipients read from the file and not yet handed to the core.
+    pending: VecDeque<FileRecipient>,
 }
 
 /// master's flow-control pipe as the store feeds it (Postfix: the end of
@@ -136,8 +146,8 @@ pub struct DirStore {
     resolver: Resolver,
     /// Admitted messages for the agents and the worker.
     active: ActiveTable,
-    /// Admitted files being read.
-    open: HashMap<String, Open>,
+    /// Admitted files, keyed by the queue ID their shared view holds.
+    open: HashMap<Name, Open>,
     /// The completion worker.
     worker: Worker,
     /// master's flow-control pipe, when master passed one.
@@ -425,18 +435,20 @@ impl QueueStore for DirStore {
         };
         let sender = text(env.sender.as_deref().unwrap_or_default());
         // A second copy only for a file with recipients still to read.
-        let reader = env.has_more_recipients().then(|| Box::new(env.clone()));
+        let reader = env.has_more_recipients().then(|| env.clone());
+        let reading = (reader.is_some() || !pending.is_empty())
+            .then(|| Box::new(Reading { reader, pending }));
+        let name = Name::from(id);
         let shared = Arc::new(ActiveMessage {
-            queue_id: id.to_string(),
+            queue_id: name.clone(),
             env: env.into(),
             active_arrival: timeval(now),
         });
-        self.active.insert(id.to_string(), Arc::clone(&shared));
+        self.active.insert(name.clone(), Arc::clone(&shared));
         self.open.insert(
-            id.to_string(),
+            name,
             Open {
-                reader,
-                pending,
+                reading,
                 shared,
                 queued_work: false,
             },
@@ -456,8 +468,10 @@ impl QueueStore for DirStore {
             return Err(StoreError::Gone);
         };
         let want = batch.max(1) as usize;
-        while open.pending.len() < want {
-            let Some(reader) = open.reader.as_mut().filter(|r| r.has_more_recipients()) else {
+        let shared = Arc::clone(&open.shared);
+        let reading = open.reading.get_or_insert_with(Box::default);
+        while reading.pending.len() < want {
+            let Some(reader) = reading.reader.as_mut().filter(|r| r.has_more_recipients()) else {
                 break;
             };
             let file = File::open(&path).map_err(|e| {
@@ -469,39 +483,45 @@ impl QueueStore for DirStore {
                 }
                 return Err(StoreError::Unusable(e.to_string()));
             }
-            open.pending.extend(reader.recipients.drain(..));
+            reading.pending.extend(reader.recipients.drain(..));
         }
         // The redirect as the reads so far found it (a later read may meet
         // the record).
-        let redirect = match &open.reader {
+        let redirect = match &reading.reader {
             Some(reader) => reader.redirect_addr.clone(),
-            None => open.shared.env.redirect_addr().map(<[u8]>::to_vec),
+            None => shared.env.redirect_addr().map(<[u8]>::to_vec),
         };
-        if open
+        if reading
             .reader
             .as_ref()
             .is_some_and(|r| !r.has_more_recipients())
         {
             // The file is read to its end: the shared copy is enough.
-            open.reader = None;
+            reading.reader = None;
         }
-        let taken: Vec<FileRecipient> = if open.pending.len() <= want {
-            // The usual case, all that is left: take the buffer along, so an
-            // admitted message does not keep an empty one until it completes.
-            Vec::from(std::mem::take(&mut open.pending))
+        let taken: Vec<FileRecipient> = if reading.pending.len() <= want {
+            // The usual case, all that is left: take the buffer along.
+            Vec::from(std::mem::take(&mut reading.pending))
         } else {
-            open.pending.drain(..want).collect()
+            reading.pending.drain(..want).collect()
         };
         // A redirect keeps only the first recipient; the rest are neither
         // delivered nor marked done, and the file is removed at the end.
+        if redirect.is_some() {
+            reading.pending = VecDeque::new();
+            reading.reader = None;
+        }
+        let more = !reading.pending.is_empty() || reading.reader.is_some();
+        if !more {
+            // Nothing left to read: the admitted message keeps no reading
+            // state until it completes.
+            open.reading = None;
+        }
         // The routing fields are message-level: read them from the shared
         // copy (the envelope as admission read it).
-        let shared = Arc::clone(&open.shared);
         if let Some(target) = redirect {
             let mut taken = taken;
             taken.truncate(1);
-            open.pending = VecDeque::new();
-            open.reader = None;
             let target = self.resolver.rewrite_local(&target);
             for r in &mut taken {
                 r.address = target.clone();
@@ -511,7 +531,6 @@ impl QueueStore for DirStore {
                 more: false,
             });
         }
-        let more = !open.pending.is_empty() || open.reader.is_some();
         Ok(Batch {
             recipients: self.resolve(&shared.env, taken),
             more,

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashMap;
+use oqmgr::name::Name;
 use oqmgr::time::Instant;
 
 use crate::postfix::attr::{Recipient as WireRecipient, Timeval};
@@ -31,8 +32,8 @@ use crate::postfix::queue_id::QueueHashing;
 /// it.
 #[derive(Debug)]
 pub struct ActiveMessage {
-    /// The queue ID.
-    pub queue_id: String,
+    /// The queue ID (shared with the store's keys: one copy per message).
+    pub queue_id: Name,
     /// The envelope's message-level fields, packed (recipients travel
     /// with each request; [`HeldEnvelope::envelope`] rebuilds the full
     /// envelope a delivery request needs).
@@ -43,7 +44,7 @@ pub struct ActiveMessage {
 }
 
 /// Admitted messages by queue ID.
-pub type ActiveTable = Arc<DashMap<String, Arc<ActiveMessage>>>;
+pub type ActiveTable = Arc<DashMap<Name, Arc<ActiveMessage>>>;
 
 /// Settings every daemon part needs, read once from main.cf.
 #[derive(Clone, Debug)]

@@ -144,7 +144,12 @@ impl Handler<Deliver> for Bridge {
 
     fn handle(&mut self, msg: Deliver, _ctx: &mut Context<Self>) -> Self::Result {
         let crash = agent::crashed(&msg.entry);
-        let Some(message) = self.fw.active.get(&msg.queue_id).map(|m| Arc::clone(&m)) else {
+        let Some(message) = self
+            .fw
+            .active
+            .get(msg.queue_id.as_str())
+            .map(|m| Arc::clone(&m))
+        else {
             tracing::warn!(
                 "{}: delivery request for a message not in the active queue",
                 msg.queue_id
@@ -166,7 +171,7 @@ impl Handler<Deliver> for Bridge {
                 let delivery = Delivery {
                     transport: name.clone(),
                     nexthop: msg.nexthop.clone(),
-                    queue_id: message.queue_id.clone(),
+                    queue_id: message.queue_id.to_string(),
                     sender: String::from_utf8_lossy(message.env.sender.as_deref().unwrap_or(b""))
                         .into_owned(),
                     recipients: msg.entry.recipients.clone(),
