@@ -14,19 +14,23 @@
 //!   completion worker, the custom transports and the store read on their
 //!   own (sender, encoding, DSN, VERP, trace flags, offsets, times);
 //! - packed in one boxed byte string, the rest (content filter, inspector,
-//!   redirect, client and SASL attributes, log ident, rewrite context),
-//!   which only a delivery request needs: [`HeldEnvelope::envelope`]
-//!   rebuilds the full `Envelope` for it.
+//!   redirect, client and SASL attributes, log ident, rewrite context,
+//!   and five numbers), which only a delivery request needs:
+//!   [`HeldEnvelope::envelope`] rebuilds the full `Envelope` for it.
+//!
+//! [`queue_file::Envelope`]: crate::postfix::queue_file::Envelope
 //!
 //! # Invariants
 //! - `HeldEnvelope::from(env).envelope()` equals `env` with the reading
 //!   state left out (`recipients`, `warnings`, `pointers`, `rcpt_offset`,
 //!   `seen_all_non_rcpt`, `opened_log` at their defaults): the shared copy
 //!   is message-level only, as the `Envelope` stored before it was.
-//! - The packed string is written and read only here; its layout is one
-//!   little-endian `u32` per field in a fixed order, 0 for `None` and
-//!   `len + 1` before `len` bytes otherwise; it is empty (no allocation)
-//!   when every packed field is empty.
+//! - The packed string is written and read only here. Its layout: the
+//!   [`PACKED_FIELDS`] byte strings in the order of `HeldEnvelope::from`,
+//!   each a LEB128 varint tag (0 for `None`, `len + 1` before `len` bytes
+//!   otherwise), then `rcpt_count`, `cont_length`, `create_time`,
+//!   `warn_time` and `single_rcpt` as zigzag LEB128 varints. It is empty
+//!   (no allocation) when there is nothing to keep.
 
 use crate::postfix::queue_file::Envelope;
 
@@ -36,9 +40,11 @@ use crate::postfix::queue_file::Envelope;
 const FILTER_XPORT: usize = 0;
 /// Where the redirect address is in the packed order.
 const REDIRECT_ADDR: usize = 2;
-
-/// Number of packed fields.
-const COLD_FIELDS: usize = 13;
+/// The first [`OPTIONAL`] packed strings are `Option`s (an empty value is
+/// not an absent one); the rest are plain byte strings.
+const OPTIONAL: usize = 3;
+/// Number of packed byte strings.
+const PACKED_FIELDS: usize = 13;
 
 /// An admitted message's envelope, message-level fields only, packed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -47,20 +53,14 @@ pub struct HeldEnvelope {
     pub data_size: i64,
     /// `C` field 2: offset of the first content record.
     pub data_offset: i64,
-    /// `C` field 3 as the admission read saw it.
-    pub rcpt_count: i32,
     /// `C` field 4 (MIXED, DSN NOTIFY summary bits).
     pub read_flags: i32,
-    /// `C` field 5: message content length.
-    pub cont_length: i64,
     /// `C` field 6: SMTPUTF8 flags.
     pub smtputf8: i32,
     /// `T` seconds.
     pub arrival_sec: i64,
     /// `T` microseconds.
     pub arrival_usec: i64,
-    /// `create_time`.
-    pub create_time: i64,
     /// Envelope sender; `None` if no `S` record was seen.
     pub sender: Option<Vec<u8>>,
     /// DSN ENVID, empty if none.
@@ -75,44 +75,60 @@ pub struct HeldEnvelope {
     pub trace_flags_offset: u64,
     /// Offset of the first `W` record, or 0.
     pub warn_offset: u64,
-    /// Its value: next warning time, -1 = sent, 0 = none.
-    pub warn_time: i64,
     /// VERP delimiters, if VERP was accepted.
     pub verp_delims: Option<Vec<u8>>,
-    /// True when VERP forces one recipient per delivery.
-    pub single_rcpt: bool,
     /// The other fields, packed (see the module invariants).
-    cold: Box<[u8]>,
+    packed: Box<[u8]>,
+}
+
+/// The packed part, read back.
+#[derive(Debug, Default)]
+struct Unpacked<'a> {
+    /// The byte strings, in packed order.
+    fields: [Option<&'a [u8]>; PACKED_FIELDS],
+    /// `C` field 3 as the admission read saw it.
+    rcpt_count: i32,
+    /// `C` field 5: message content length.
+    cont_length: i64,
+    /// `create_time`.
+    create_time: i64,
+    /// Next warning time, -1 = sent, 0 = none.
+    warn_time: i64,
+    /// VERP forces one recipient per delivery.
+    single_rcpt: bool,
 }
 
 impl From<Envelope> for HeldEnvelope {
     fn from(env: Envelope) -> HeldEnvelope {
-        let cold: [Option<&[u8]>; COLD_FIELDS] = [
-            env.filter_xport.as_deref(),
-            env.inspect_xport.as_deref(),
-            env.redirect_addr.as_deref(),
-            Some(&env.client_name),
-            Some(&env.client_addr),
-            Some(&env.client_port),
-            Some(&env.client_proto),
-            Some(&env.client_helo),
-            Some(&env.sasl_method),
-            Some(&env.sasl_username),
-            Some(&env.sasl_sender),
-            Some(&env.log_ident),
-            Some(&env.rewrite_context),
-        ];
-        let cold = pack(&cold);
+        let packed = pack(&Unpacked {
+            fields: [
+                env.filter_xport.as_deref(),
+                env.inspect_xport.as_deref(),
+                env.redirect_addr.as_deref(),
+                Some(&env.client_name),
+                Some(&env.client_addr),
+                Some(&env.client_port),
+                Some(&env.client_proto),
+                Some(&env.client_helo),
+                Some(&env.sasl_method),
+                Some(&env.sasl_username),
+                Some(&env.sasl_sender),
+                Some(&env.log_ident),
+                Some(&env.rewrite_context),
+            ],
+            rcpt_count: env.rcpt_count,
+            cont_length: env.cont_length,
+            create_time: env.create_time,
+            warn_time: env.warn_time,
+            single_rcpt: env.single_rcpt,
+        });
         HeldEnvelope {
             data_size: env.data_size,
             data_offset: env.data_offset,
-            rcpt_count: env.rcpt_count,
             read_flags: env.read_flags,
-            cont_length: env.cont_length,
             smtputf8: env.smtputf8,
             arrival_sec: env.arrival_sec,
             arrival_usec: env.arrival_usec,
-            create_time: env.create_time,
             sender: env.sender,
             dsn_envid: env.dsn_envid,
             dsn_ret: env.dsn_ret,
@@ -120,10 +136,8 @@ impl From<Envelope> for HeldEnvelope {
             trace_flags: env.trace_flags,
             trace_flags_offset: env.trace_flags_offset,
             warn_offset: env.warn_offset,
-            warn_time: env.warn_time,
             verp_delims: env.verp_delims,
-            single_rcpt: env.single_rcpt,
-            cold,
+            packed,
         }
     }
 }
@@ -132,7 +146,8 @@ impl HeldEnvelope {
     /// The full envelope (reading state at its defaults), for a delivery
     /// request.
     pub fn envelope(&self) -> Envelope {
-        let mut fields = unpack(&self.cold).into_iter();
+        let cold = unpack(&self.packed, PACKED_FIELDS);
+        let mut fields = cold.fields.into_iter();
         let mut next = || fields.next().flatten().map(<[u8]>::to_vec);
         let filter_xport = next();
         let inspect_xport = next();
@@ -141,13 +156,13 @@ impl HeldEnvelope {
         Envelope {
             data_size: self.data_size,
             data_offset: self.data_offset,
-            rcpt_count: self.rcpt_count,
+            rcpt_count: cold.rcpt_count,
             read_flags: self.read_flags,
-            cont_length: self.cont_length,
+            cont_length: cold.cont_length,
             smtputf8: self.smtputf8,
             arrival_sec: self.arrival_sec,
             arrival_usec: self.arrival_usec,
-            create_time: self.create_time,
+            create_time: cold.create_time,
             sender: self.sender.clone(),
             filter_xport,
             inspect_xport,
@@ -168,81 +183,125 @@ impl HeldEnvelope {
             trace_flags: self.trace_flags,
             trace_flags_offset: self.trace_flags_offset,
             warn_offset: self.warn_offset,
-            warn_time: self.warn_time,
+            warn_time: cold.warn_time,
             verp_delims: self.verp_delims.clone(),
-            single_rcpt: self.single_rcpt,
+            single_rcpt: cold.single_rcpt,
             ..Envelope::default()
         }
     }
 
     /// The content filter (`L` record), if any.
     pub fn filter_xport(&self) -> Option<&[u8]> {
-        self.cold(FILTER_XPORT)
+        unpack(&self.packed, FILTER_XPORT + 1).fields[FILTER_XPORT]
     }
 
     /// The redirect address (`>` record), if any.
     pub fn redirect_addr(&self) -> Option<&[u8]> {
-        self.cold(REDIRECT_ADDR)
-    }
-
-    /// One packed field.
-    fn cold(&self, field: usize) -> Option<&[u8]> {
-        unpack(&self.cold)[field]
+        unpack(&self.packed, REDIRECT_ADDR + 1).fields[REDIRECT_ADDR]
     }
 }
 
-/// The first [`OPTIONAL`] packed fields are `Option`s (an empty value is
-/// not an absent one); the rest are plain byte strings.
-const OPTIONAL: usize = 3;
+/// Appends `v` as a LEB128 varint (7 bits a byte, low bits first).
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let low = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(low);
+            return;
+        }
+        out.push(low | 0x80);
+    }
+}
 
-/// Packs `fields` (see the module invariants); empty when the optional
-/// fields are absent and the others empty.
-fn pack(fields: &[Option<&[u8]>; COLD_FIELDS]) -> Box<[u8]> {
-    let nothing = fields.iter().enumerate().all(|(i, f)| match f {
+/// Takes a varint off the front of `buf`; 0 at its end.
+fn get_varint(buf: &mut &[u8]) -> u64 {
+    let mut v = 0u64;
+    let mut shift = 0;
+    while let Some((&b, rest)) = buf.split_first() {
+        *buf = rest;
+        if shift < 64 {
+            v |= u64::from(b & 0x7f) << shift;
+        }
+        if b & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+    }
+    v
+}
+
+/// Appends a signed number, zigzag-coded so small negatives stay short.
+fn put_int(out: &mut Vec<u8>, v: i64) {
+    put_varint(out, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+/// Takes a zigzag-coded number off the front of `buf`.
+fn get_int(buf: &mut &[u8]) -> i64 {
+    let z = get_varint(buf);
+    ((z >> 1) as i64) ^ -((z & 1) as i64)
+}
+
+/// Packs `u` (see the module invariants).
+fn pack(u: &Unpacked<'_>) -> Box<[u8]> {
+    let no_text = u.fields.iter().enumerate().all(|(i, f)| match f {
         None => true,
         Some(bytes) => i >= OPTIONAL && bytes.is_empty(),
     });
-    if nothing {
+    let no_number = u.rcpt_count == 0
+        && u.cont_length == 0
+        && u.create_time == 0
+        && u.warn_time == 0
+        && !u.single_rcpt;
+    if no_text && no_number {
         return Box::default();
     }
-    let len: usize = fields.iter().map(|f| 4 + f.map_or(0, <[u8]>::len)).sum();
-    let mut out = Vec::with_capacity(len);
-    for field in fields {
+    let text: usize = u.fields.iter().map(|f| f.map_or(0, <[u8]>::len)).sum();
+    let mut out = Vec::with_capacity(text + 2 * PACKED_FIELDS + 24);
+    for field in &u.fields {
         match field {
-            None => out.extend_from_slice(&0u32.to_le_bytes()),
+            None => put_varint(&mut out, 0),
             Some(bytes) => {
-                // Envelope fields come from records bounded by the reader's
-                // limits, far below 4 GiB.
-                let tag = u32::try_from(bytes.len() + 1).expect("record field under 4 GiB");
-                out.extend_from_slice(&tag.to_le_bytes());
+                put_varint(&mut out, bytes.len() as u64 + 1);
                 out.extend_from_slice(bytes);
             }
         }
     }
+    put_int(&mut out, i64::from(u.rcpt_count));
+    put_int(&mut out, u.cont_length);
+    put_int(&mut out, u.create_time);
+    put_int(&mut out, u.warn_time);
+    put_int(&mut out, i64::from(u.single_rcpt));
     out.into_boxed_slice()
 }
 
-/// The fields of a packed string; all `None` for the empty string (an
-/// absent field and an empty one mean the same to every reader of the
-/// `Vec` fields, which rebuild both as empty).
-fn unpack(packed: &[u8]) -> [Option<&[u8]>; COLD_FIELDS] {
-    let mut fields = [None; COLD_FIELDS];
-    let mut rest = packed;
-    for field in &mut fields {
-        let Some((tag, tail)) = rest.split_first_chunk::<4>() else {
-            break;
-        };
-        let tag = u32::from_le_bytes(*tag) as usize;
-        if tag == 0 {
-            rest = tail;
-            continue;
-        }
-        // Only `pack` writes this string: a short one is our bug.
-        let (bytes, tail) = tail.split_at(tag - 1);
-        *field = Some(bytes);
-        rest = tail;
+/// Reads the first `upto` byte strings of a packed string, and the
+/// numbers when `upto` is all of them; all absent and zero for the empty
+/// string (an absent field and an empty one mean the same to every reader
+/// of the `Vec` fields, which rebuild both as empty).
+fn unpack(packed: &[u8], upto: usize) -> Unpacked<'_> {
+    let mut u = Unpacked::default();
+    if packed.is_empty() {
+        return u;
     }
-    fields
+    let mut rest = packed;
+    for field in u.fields.iter_mut().take(upto) {
+        let tag = get_varint(&mut rest) as usize;
+        if tag > 0 {
+            // Only `pack` writes this string: a short one is our bug.
+            let (bytes, tail) = rest.split_at(tag - 1);
+            *field = Some(bytes);
+            rest = tail;
+        }
+    }
+    if upto >= PACKED_FIELDS {
+        u.rcpt_count = get_int(&mut rest) as i32;
+        u.cont_length = get_int(&mut rest);
+        u.create_time = get_int(&mut rest);
+        u.warn_time = get_int(&mut rest);
+        u.single_rcpt = get_int(&mut rest) != 0;
+    }
+    u
 }
 
 #[cfg(test)]
@@ -291,12 +350,38 @@ mod tests {
     }
 
     #[test]
+    fn varints_round_trip_at_the_edges() {
+        for v in [
+            0,
+            1,
+            -1,
+            63,
+            -64,
+            64,
+            127,
+            128,
+            i64::from(i32::MIN),
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let mut out = Vec::new();
+            put_int(&mut out, v);
+            let mut buf = &out[..];
+            assert_eq!(get_int(&mut buf), v);
+            assert!(buf.is_empty());
+        }
+        let mut out = Vec::new();
+        put_varint(&mut out, 300);
+        assert_eq!(out, [0xac, 0x02]);
+    }
+
+    #[test]
     fn empty_cold_fields_take_no_allocation() {
         let held = HeldEnvelope::from(Envelope {
             sender: Some(b"a@b".to_vec()),
             ..Envelope::default()
         });
-        assert!(held.cold.is_empty());
+        assert!(held.packed.is_empty());
         assert_eq!(held.envelope().sender.as_deref(), Some(&b"a@b"[..]));
         // An empty filter is still a filter (`L` with an empty value).
         let held = HeldEnvelope::from(Envelope {
