@@ -33,7 +33,7 @@
 //! - a queue ID is in `open` exactly while its file is admitted; the
 //!   completion job takes it out before the file leaves `active/`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -65,20 +65,6 @@ use crate::postfix::queue_file_write::{
 use crate::postfix::queue_id::queue_id_ok;
 use crate::postfix::rewrite::{resolve_flags, ResolveClass};
 use crate::scanner::{Batch, Envelope as Admitted, QueueStore, StoreError};
-
-/// An admitted file's state in the store. One per in-core message, so
-/// kept small: what only a file still being read needs is boxed apart.
-struct Open {
-    /// Reading state; `None` once every recipient read went to the core
-    /// (the usual case right after admission).
-    reading: Option<Box<Reading>>,
-    /// The shared, read-only view for the agents and the worker: the
-    /// envelope as the first read left it.
-    shared: Arc<ActiveMessage>,
-    /// Some job for this file went to the worker (a discard or a deferral):
-    /// its completion must then go through the worker too, after them.
-    queued_work: bool,
-}
 
 /// A file's reading state while recipients remain to hand to the core.
 #[derive(Default)]
@@ -144,10 +130,20 @@ pub struct DirStore {
     routing: Routing,
     /// trivial-rewrite.
     resolver: Resolver,
-    /// Admitted messages for the agents and the worker.
+    /// Admitted messages for the agents and the worker: the shared,
+    /// read-only view of each (the envelope as the first read left it).
+    /// A message is open in the store exactly while it is in this table;
+    /// the store keeps no other entry per in-core message, as one more
+    /// table slot and key per message cost ~70 bytes each in core.
     active: ActiveTable,
-    /// Admitted files, keyed by the queue ID their shared view holds.
-    open: HashMap<Name, Open>,
+    /// Admitted files with recipients still to hand to the core: only
+    /// between admission and the first read, and for files with more
+    /// recipients than one read takes.
+    reading: HashMap<Name, Reading>,
+    /// Admitted files for which some job went to the worker (a discard or
+    /// a deferral): their completion must then go through the worker
+    /// too, after them.
+    queued_work: HashSet<Name>,
     /// The completion worker.
     worker: Worker,
     /// master's flow-control pipe, when master passed one.
@@ -172,7 +168,8 @@ impl DirStore {
             routing,
             resolver,
             active,
-            open: HashMap::new(),
+            reading: HashMap::new(),
+            queued_work: HashSet::new(),
             worker,
             flow: None,
         }
@@ -436,23 +433,18 @@ impl QueueStore for DirStore {
         let sender = text(env.sender.as_deref().unwrap_or_default());
         // A second copy only for a file with recipients still to read.
         let reader = env.has_more_recipients().then(|| env.clone());
-        let reading = (reader.is_some() || !pending.is_empty())
-            .then(|| Box::new(Reading { reader, pending }));
+        let reading =
+            (reader.is_some() || !pending.is_empty()).then_some(Reading { reader, pending });
         let name = Name::from(id);
         let shared = Arc::new(ActiveMessage {
             queue_id: name.clone(),
             env: env.into(),
             active_arrival: timeval(now),
         });
-        self.active.insert(name.clone(), Arc::clone(&shared));
-        self.open.insert(
-            name,
-            Open {
-                reading,
-                shared,
-                queued_work: false,
-            },
-        );
+        self.active.insert(name.clone(), shared);
+        if let Some(reading) = reading {
+            self.reading.insert(name, reading);
+        }
         Ok(Admitted {
             sender,
             create_time,
@@ -464,12 +456,17 @@ impl QueueStore for DirStore {
     fn read(&mut self, id: &str, batch: u32) -> Result<Batch, StoreError> {
         let limits = self.limits.clone();
         let path = self.site.path("active", id);
-        let Some(open) = self.open.get_mut(id) else {
+        let Some(shared) = self.active.get(id).map(|m| Arc::clone(&m)) else {
             return Err(StoreError::Gone);
         };
         let want = batch.max(1) as usize;
-        let shared = Arc::clone(&open.shared);
-        let reading = open.reading.get_or_insert_with(Box::default);
+        let Some(reading) = self.reading.get_mut(id) else {
+            // Everything read went to the core already.
+            return Ok(Batch {
+                recipients: Vec::new(),
+                more: false,
+            });
+        };
         while reading.pending.len() < want {
             let Some(reader) = reading.reader.as_mut().filter(|r| r.has_more_recipients()) else {
                 break;
@@ -515,7 +512,7 @@ impl QueueStore for DirStore {
         if !more {
             // Nothing left to read: the admitted message keeps no reading
             // state until it completes.
-            open.reading = None;
+            self.reading.remove(id);
         }
         // The routing fields are message-level: read them from the shared
         // copy (the envelope as admission read it).
@@ -538,10 +535,10 @@ impl QueueStore for DirStore {
     }
 
     fn discard(&mut self, id: &str, recipient: &Recipient) {
-        if let Some(open) = self.open.get_mut(id) {
-            open.queued_work = true;
+        if let Some(message) = self.active.get(id).map(|m| Arc::clone(&m)) {
+            self.queued_work.insert(message.queue_id.clone());
             self.worker.send(Job::Discard {
-                message: Arc::clone(&open.shared),
+                message,
                 recipient: recipient.clone(),
                 now: self.clock.now(),
             });
@@ -549,10 +546,10 @@ impl QueueStore for DirStore {
     }
 
     fn defer_recipients(&mut self, id: &str, recipients: &[Recipient], dsn: &Dsn) {
-        if let Some(open) = self.open.get_mut(id) {
-            open.queued_work = true;
+        if let Some(message) = self.active.get(id).map(|m| Arc::clone(&m)) {
+            self.queued_work.insert(message.queue_id.clone());
             self.worker.send(Job::Defer {
-                message: Arc::clone(&open.shared),
+                message,
                 recipients: recipients.to_vec(),
                 dsn: dsn.clone(),
             });
@@ -560,22 +557,23 @@ impl QueueStore for DirStore {
     }
 
     fn complete(&mut self, id: &str, verdict: &Verdict) {
-        let Some(open) = self.open.remove(id) else {
+        let Some((_, message)) = self.active.remove(id) else {
             tracing::warn!("{id}: completion of a message that is not open");
             return;
         };
-        self.active.remove(id);
+        self.reading.remove(id);
+        let queued_work = self.queued_work.remove(id);
         // The common case, every recipient delivered and nothing to report,
         // is finished here: a hop to the worker thread would cost more than
         // the unlink itself.
-        if !open.queued_work
+        if !queued_work
             && *verdict == Verdict::Remove
-            && worker::remove_if_quiet(&self.site, &open.shared)
+            && worker::remove_if_quiet(&self.site, &message)
         {
             return;
         }
         self.worker.send(Job::Complete {
-            message: open.shared,
+            message,
             verdict: verdict.clone(),
             now: self.clock.now(),
         });
