@@ -136,3 +136,74 @@ fn slow_delivery_is_not_a_crash() {
     assert!(!log.contains("lost connection"), "{log}");
     drop(sink);
 }
+
+/// A message with more recipients than one read takes
+/// (`qmgr_message_recipient_limit = 2`) is read in several batches: the
+/// store keeps its reading state between reads and drops it after the
+/// last; every recipient is delivered once and the file removed.
+#[test]
+fn recipients_beyond_one_read_are_all_delivered() {
+    let sb = Sandbox::builder()
+        .qmgr(ours())
+        .main_cf("default_transport", "discard:batches")
+        .main_cf("qmgr_message_recipient_limit", "2")
+        .in_flow_delay("0s")
+        .start()
+        .expect("sandbox starts");
+    let rcpts: Vec<String> = (0..7).map(|i| format!("r{i}@example.net")).collect();
+    let mut args = vec!["-f", "sender@example.com"];
+    args.extend(rcpts.iter().map(String::as_str));
+    let out = sb
+        .sendmail(&args, b"Subject: batches\n\nhi\n")
+        .expect("sendmail runs");
+    assert!(out.status.success(), "sendmail: {out:?}");
+    let done = sb.wait_for(Duration::from_secs(30), || {
+        sb.maillog().contains(": removed")
+    });
+    let log = sb.maillog();
+    assert!(done, "maillog:\n{log}");
+    for r in &rcpts {
+        assert_eq!(
+            log.matches(&format!("to=<{r}>")).count(),
+            1,
+            "{r} once:\n{log}"
+        );
+    }
+    assert!(sb.queue_files("active").is_empty(), "{log}");
+}
+
+/// A `REDIRECT` from header_checks: the message goes to the redirect
+/// address only, once, whatever its recipients (the store reads the
+/// redirect from the packed shared envelope after the first read).
+#[test]
+fn a_redirected_message_goes_to_the_redirect_address_only() {
+    let sb = Sandbox::builder()
+        .qmgr(ours())
+        .main_cf("default_transport", "discard:redirect")
+        .main_cf("header_checks", "regexp:$config_directory/header_checks")
+        .config_file(
+            "header_checks",
+            "/^Subject: redirect me/ REDIRECT elsewhere@example.org\n",
+        )
+        .in_flow_delay("0s")
+        .start()
+        .expect("sandbox starts");
+    let out = sb
+        .sendmail(
+            &["-f", "sender@example.com", "a@example.net", "b@example.net"],
+            b"Subject: redirect me\n\nhi\n",
+        )
+        .expect("sendmail runs");
+    assert!(out.status.success(), "sendmail: {out:?}");
+    let done = sb.wait_for(Duration::from_secs(30), || {
+        sb.maillog().contains(": removed")
+    });
+    let log = sb.maillog();
+    assert!(done, "maillog:\n{log}");
+    assert_eq!(
+        log.matches("to=<elsewhere@example.org>").count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("status=sent"), "{log}");
+}
