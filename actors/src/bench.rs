@@ -153,7 +153,10 @@ pub fn main(args: &[String]) -> i32 {
             let digest = summary.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
                 (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
             });
-            println!("summary: {} lines, FNV-1a {digest:016x}", summary.lines().count());
+            println!(
+                "summary: {} lines, FNV-1a {digest:016x}",
+                summary.lines().count()
+            );
         }
     }
     0
