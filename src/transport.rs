@@ -23,7 +23,10 @@
 //!
 //! # The table
 //! Each destination has a slot in a table, numbered from 0; its
-//! [`DestId`] is this transport's number and that slot. Messages to and
+//! [`DestId`] is this transport's number, that slot and the destination's
+//! epoch (this transport's count of destinations created), so a message
+//! from a forgotten destination is not taken for one from the new holder
+//! of its slot. Messages to and
 //! from destinations carry the id, so the transport and the host find a
 //! destination by indexing; only an `Enqueue` from the supervisor names a
 //! queue, and is looked up by name once. A forgotten destination's slot
@@ -481,5 +484,79 @@ impl Transport {
         if self.dead.take().is_some() {
             out.trace(|| TraceEvent::TransportUnthrottle(self.name.to_string()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::{EntryId, MessageId, Recipient};
+    use crate::params::Params;
+
+    fn entry(n: u64) -> Entry {
+        Entry {
+            id: EntryId(n),
+            message: MessageId(n),
+            recipients: vec![Recipient::new(format!("u{n}@x.example"))],
+        }
+    }
+
+    /// The id in the `Spawn` among `out`'s effects.
+    fn spawned(out: &Effects) -> DestId {
+        out.list
+            .iter()
+            .find_map(|e| match e {
+                Effect::Spawn { id, .. } => Some(*id),
+                _ => None,
+            })
+            .expect("a destination was created")
+    }
+
+    #[test]
+    fn a_reused_slot_ignores_its_previous_holder() {
+        let (params, _) = Params::from_pairs(&[]);
+        let (tp, _) = params.transport("smtp");
+        let mut t = Transport::new(7, Arc::new(tp), Duration::from_secs(60), 100);
+        let now = Instant::ZERO;
+        let enqueue = |t: &mut Transport, queue: &str, n: u64| {
+            let mut out = Effects::new();
+            let msg = Msg::Enqueue {
+                queue: queue.into(),
+                nexthop: queue.into(),
+                entry: entry(n),
+            };
+            t.handle(now, msg, &mut out);
+            out
+        };
+        let old = spawned(&enqueue(&mut t, "a.example", 1));
+        assert_eq!((old.transport, old.slot), (7, 0));
+        // It is forgotten once idle with everything it was sent...
+        let mut out = Effects::new();
+        let idle = Msg::Idle {
+            dest: old,
+            received: 1,
+            dead: false,
+        };
+        t.handle(now, idle, &mut out);
+        assert!(out
+            .list
+            .contains(&Effect::Send(Addr::Destination(old), Msg::Stop)));
+        // ...and the next destination takes its slot, with a new epoch.
+        let new = spawned(&enqueue(&mut t, "b.example", 2));
+        assert_eq!(new.slot, old.slot);
+        assert_ne!(new, old);
+        let mut out = Effects::new();
+        let capacity = |dest| Msg::Capacity { dest, slots: 1 };
+        // The old holder's late answer changes nothing...
+        t.handle(now, capacity(old), &mut out);
+        assert_eq!(t.ring(), vec![("b.example".into(), 0)]);
+        assert!(out.list.is_empty(), "{:?}", out.list);
+        // ...while the new holder's opens the ring and asks for an agent.
+        t.handle(now, capacity(new), &mut out);
+        assert_eq!(t.ring(), vec![("b.example".into(), 1)]);
+        assert!(out
+            .list
+            .iter()
+            .any(|e| matches!(e, Effect::AllocAgent { .. })));
     }
 }
