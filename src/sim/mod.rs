@@ -26,6 +26,7 @@ pub mod rng;
 pub mod scenario;
 pub mod world;
 
+mod dests;
 mod ids;
 mod timers;
 
@@ -42,6 +43,7 @@ use crate::params::{ConfigWarning, Params, RawParams, TransportParams};
 use crate::scan::{QueueName, ScanFlags};
 use crate::time::{Duration, Instant};
 use crate::transport::Transport;
+use dests::{Dests, SimDest};
 use ids::Ids;
 use report::Stats;
 use rng::Rng;
@@ -58,19 +60,6 @@ enum Event {
     Arrive { group: usize, index: u32 },
     /// A connection to the server of that number closes.
     Release(u32),
-}
-
-/// A live destination and what the simulator keeps with it.
-#[derive(Debug)]
-struct SimDest {
-    /// The core entity.
-    core: Destination,
-    /// Its row in the summary's counters, found on first use (`u32::MAX`
-    /// until then: a destination that never had a delivery has no row,
-    /// as before rows were numbered).
-    stats: u32,
-    /// The number of the server behind its next hop.
-    server: u32,
 }
 
 /// Where an arrival group stands: only its next message sits among the
@@ -124,13 +113,8 @@ pub struct Simulation {
     transports: Vec<Transport>,
     /// Transport numbers by name; walked (for a flush) in name order.
     transport_numbers: BTreeMap<Name, u32>,
-    /// Destination entities, by transport number and slot.
-    dests: Vec<Vec<Option<SimDest>>>,
-    /// Destinations told to `Stop` whose `Stop` is still on the bus: a
-    /// new destination may take the slot at once, and messages for the
-    /// old one, found here by their whole id, still reach it (a hash map
-    /// for lookups only, usually empty).
-    stopping: FastMap<DestId, SimDest>,
+    /// Destination entities, by id.
+    dests: Dests,
     /// Resolved per-transport parameters.
     tparams: BTreeMap<String, Arc<TransportParams>>,
     /// Messages for entities, in send order.
@@ -210,8 +194,7 @@ impl Simulation {
             supervisor: Supervisor::new(params),
             transports: Vec::new(),
             transport_numbers: BTreeMap::new(),
-            dests: Vec::new(),
-            stopping: FastMap::default(),
+            dests: Dests::default(),
             tparams: BTreeMap::new(),
             bus: VecDeque::new(),
             timers: Timers::default(),
@@ -366,24 +349,15 @@ impl Simulation {
                 Some(&n) => self.transports[n as usize].handle(now, msg, &mut out),
                 None => self.new_transport(name).handle(now, msg, &mut out),
             },
-            Addr::Destination(id)
-                if !self.stopping.is_empty() && self.stopping.contains_key(id) =>
-            {
-                if matches!(msg, Msg::Stop) {
-                    let mut d = self.stopping.remove(id).expect("checked above");
-                    Self::to_dest(&mut self.stats, now, &mut d, msg, &mut out);
-                } else {
-                    let d = self.stopping.get_mut(id).expect("checked above");
-                    Self::to_dest(&mut self.stats, now, d, msg, &mut out);
-                }
-            }
             Addr::Destination(id) => {
-                let found = self
-                    .dests
-                    .get_mut(id.transport as usize)
-                    .and_then(|t| t.get_mut(id.slot as usize))
-                    .and_then(Option::as_mut)
-                    .filter(|d| d.core.id == *id);
+                let mut stopped = None;
+                if matches!(msg, Msg::Stop) {
+                    stopped = self.dests.take_stopping(*id);
+                }
+                let found = match stopped.as_mut() {
+                    Some(d) => Some(d),
+                    None => self.dests.get_mut(*id),
+                };
                 let Some(d) = found else {
                     // A forgotten destination's timer: Postfix cancels it
                     // with the queue; here it simply finds nobody.
@@ -439,7 +413,7 @@ impl Simulation {
         self.names.replace(t.name.clone());
         self.transport_numbers.insert(t.name.clone(), number);
         self.transports.push(t);
-        self.dests.push(Vec::new());
+        self.dests.add_transport();
         self.transports.last_mut().expect("just pushed")
     }
 
@@ -473,13 +447,7 @@ impl Simulation {
             // at once (the actors address mailboxes, not names, and need
             // no such thing).
             Effect::Send(Addr::Destination(id), Msg::Stop) => {
-                let slot = self.dests[id.transport as usize]
-                    .get_mut(id.slot as usize)
-                    .filter(|d| d.as_ref().is_some_and(|d| d.core.id == id));
-                if let Some(d) = slot.and_then(Option::take) {
-                    let old = self.stopping.insert(id, d);
-                    assert!(old.is_none(), "{id} stopped twice");
-                }
+                self.dests.stop(id);
                 self.bus.push_back((Addr::Destination(id), Msg::Stop));
             }
             Effect::Send(to, msg) => self.bus.push_back((to, msg)),
@@ -492,17 +460,11 @@ impl Simulation {
                 let p = self.params_for(&key.transport);
                 let g = Arc::clone(self.supervisor.global());
                 let server = self.server(&nexthop);
-                let d = SimDest {
+                self.dests.spawn(SimDest {
                     core: Destination::new(id, key, nexthop, epoch, p, g),
                     stats: u32::MAX,
                     server,
-                };
-                let table = &mut self.dests[id.transport as usize];
-                if table.len() <= id.slot as usize {
-                    table.resize_with(id.slot as usize + 1, || None);
-                }
-                let old = table[id.slot as usize].replace(d);
-                assert!(old.is_none(), "{id} spawned over a live destination");
+                });
             }
             Effect::Arm { owner, at, timer } => {
                 self.schedule(at, Event::Send(owner, Msg::Timer(timer)))
@@ -721,17 +683,10 @@ impl Simulation {
         // The destination that asked is live (in its slot, or stopping
         // only in a host that lets it): its server and summary row are
         // kept with it.
-        let d = match self.dests[id.transport as usize]
-            .get_mut(id.slot as usize)
-            .and_then(Option::as_mut)
-            .filter(|d| d.core.id == id)
-        {
-            Some(d) => d,
-            None => self
-                .stopping
-                .get_mut(&id)
-                .expect("delivery for a live destination"),
-        };
+        let d = self
+            .dests
+            .get_mut(id)
+            .expect("delivery for a live destination");
         if d.stats == u32::MAX {
             d.stats = self.stats.row(dest);
         }
