@@ -39,7 +39,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::effect::{Addr, DestKey, Effect, Effects, LogLevel, Msg, Timer};
+use crate::effect::{Addr, DestId, DestKey, Effect, Effects, LogLevel, Msg, Timer};
 use crate::entry::{AgentId, DeliveryReport, Dsn, Entry, EntryId, MessageId, Outcome};
 use crate::name::Name;
 use crate::params::{GlobalParams, TransportParams};
@@ -73,7 +73,10 @@ struct Busy {
 /// One destination queue (Postfix: `QMGR_QUEUE`).
 #[derive(Debug)]
 pub struct Destination {
-    /// Transport and queue name.
+    /// Its number: every message for it is addressed by it, and every
+    /// message it sends its transport names it.
+    pub id: DestId,
+    /// Transport and queue name (for traces and logs).
     pub key: DestKey,
     /// The next hop handed to agents.
     pub nexthop: Name,
@@ -121,6 +124,7 @@ impl Destination {
     /// `epoch` (from `Effect::Spawn`) seeds its timer generations, so timers
     /// of an earlier destination with the same name are stale for this one.
     pub fn new(
+        id: DestId,
         key: DestKey,
         nexthop: Name,
         epoch: u64,
@@ -129,6 +133,7 @@ impl Destination {
     ) -> Destination {
         let window = params.init_dest_concurrency.max(1);
         Destination {
+            id,
             key,
             nexthop,
             params,
@@ -249,6 +254,7 @@ impl Destination {
                 });
                 out.push(Effect::Deliver {
                     agent,
+                    id: self.id,
                     dest: self.key.clone(),
                     nexthop: self.nexthop.clone(),
                     entry,
@@ -258,7 +264,7 @@ impl Destination {
                 out.send(
                     Addr::Transport(self.key.transport.clone()),
                     Msg::NoWork {
-                        queue: self.key.queue.clone(),
+                        dest: self.id,
                         agent,
                     },
                 );
@@ -359,7 +365,7 @@ impl Destination {
                 self.generation += 1;
                 let until = now + self.params.dest_rate_delay;
                 out.push(Effect::Arm {
-                    owner: Addr::Destination(self.key.clone()),
+                    owner: Addr::Destination(self.id),
                     at: until,
                     timer: Timer::Resume(self.generation),
                 });
@@ -451,7 +457,7 @@ impl Destination {
         let until = now + self.global.minimal_backoff_time;
         self.dead_until = until;
         out.push(Effect::Arm {
-            owner: Addr::Destination(self.key.clone()),
+            owner: Addr::Destination(self.id),
             at: until,
             timer: Timer::Unthrottle(self.generation),
         });
@@ -492,7 +498,7 @@ impl Destination {
             out.send(
                 Addr::Transport(self.key.transport.clone()),
                 Msg::Capacity {
-                    queue: self.key.queue.clone(),
+                    dest: self.id,
                     slots,
                 },
             );
@@ -509,7 +515,7 @@ impl Destination {
             out.send(
                 Addr::Transport(self.key.transport.clone()),
                 Msg::Idle {
-                    queue: self.key.queue.clone(),
+                    dest: self.id,
                     received: self.received,
                     dead: idle == Some(true),
                 },

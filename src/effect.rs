@@ -38,6 +38,43 @@ impl std::fmt::Display for DestKey {
     }
 }
 
+/// The number of one destination, for addressing it (Postfix points at a
+/// `QMGR_QUEUE`; here entities only exchange messages, so they need a name
+/// for it that is cheap to carry and to look up).
+///
+/// Every message to or about a destination used to carry its [`DestKey`],
+/// and each hop cost a hash of two names and a search of a map of ten
+/// thousand destinations, mostly cache misses. A `DestId` is its
+/// transport's number (given by the host that creates the transport) and a
+/// slot in that transport's table (given by the transport when it creates
+/// the destination), so a host finds the entity by indexing, and the
+/// transport finds its view of the destination the same way.
+///
+/// # Invariants
+/// - no two destinations of one host ever have the same id: a slot is
+///   reused only after the transport has sent `Stop` to its previous
+///   holder, and the id also carries the destination's epoch (its
+///   transport's count of destinations created), so a message still meant
+///   for a forgotten destination (a timer, or an answer it sent after its
+///   transport forgot it) can be told from one for the slot's new holder;
+/// - ids appear in no trace or log line: those keep the names, so traces
+///   do not depend on how slots are handed out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DestId {
+    /// The transport's number (see [`crate::transport::Transport::new`]).
+    pub transport: u32,
+    /// The destination's slot in its transport's table.
+    pub slot: u32,
+    /// The destination's epoch, as in [`Effect::Spawn`].
+    pub epoch: u64,
+}
+
+impl std::fmt::Display for DestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "t{}.d{}.e{}", self.transport, self.slot, self.epoch)
+    }
+}
+
 /// Which entity a message is for.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Addr {
@@ -45,8 +82,8 @@ pub enum Addr {
     Supervisor,
     /// The transport of that name.
     Transport(Name),
-    /// One destination queue.
-    Destination(DestKey),
+    /// One destination queue, by number.
+    Destination(DestId),
 }
 
 /// Timers an entity arms for itself; each carries the entity's generation
@@ -142,8 +179,8 @@ pub enum Msg {
     /// A destination's spare capacity changed: `min(window - busy, todo)`
     /// while ready, else 0.
     Capacity {
-        /// The queue name.
-        queue: Name,
+        /// The destination.
+        dest: DestId,
         /// Deliveries it could start now.
         slots: u32,
     },
@@ -152,8 +189,8 @@ pub enum Msg {
     /// the entries it was ever given, so the transport can tell whether one
     /// is still on its way.
     Idle {
-        /// The queue name.
-        queue: Name,
+        /// The destination.
+        dest: DestId,
         /// Entries received so far.
         received: u64,
         /// It is dead: it stays in memory to remember that, unless the
@@ -162,8 +199,8 @@ pub enum Msg {
     },
     /// A destination had no work for the agent it was offered.
     NoWork {
-        /// The queue name.
-        queue: Name,
+        /// The destination.
+        dest: DestId,
         /// The agent to place elsewhere or close.
         agent: AgentId,
     },
@@ -217,6 +254,8 @@ pub enum Effect {
     Send(Addr, Msg),
     /// Create the destination entity before the `Send` that follows.
     Spawn {
+        /// Its number, by which every message for it is addressed.
+        id: DestId,
         /// Its name.
         key: DestKey,
         /// Its next hop.
@@ -254,7 +293,9 @@ pub enum Effect {
     Deliver {
         /// The connection.
         agent: AgentId,
-        /// The destination.
+        /// The destination's number (where the report goes).
+        id: DestId,
+        /// The destination's name.
         dest: DestKey,
         /// Its next hop.
         nexthop: Name,

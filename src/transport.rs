@@ -21,6 +21,18 @@
 //! would find, at a logarithmic cost, and a destination that regains room
 //! takes back its old place, as it never left Postfix's list.
 //!
+//! # The table
+//! Each destination has a slot in a table, numbered from 0; its
+//! [`DestId`] is this transport's number, that slot and the destination's
+//! epoch (this transport's count of destinations created), so a message
+//! from a forgotten destination is not taken for one from the new holder
+//! of its slot. Messages to and
+//! from destinations carry the id, so the transport and the host find a
+//! destination by indexing; only an `Enqueue` from the supervisor names a
+//! queue, and is looked up by name once. A forgotten destination's slot
+//! goes to a free list and the next new destination takes the most
+//! recently freed one (deterministic; slots never show in traces).
+//!
 //! # States
 //! Alive or dead (after an agent could not be reached, for
 //! `transport_retry_time`); independently rate-locked while an allocation
@@ -49,7 +61,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::destination::reroute;
-use crate::effect::{Addr, DestKey, Effect, Effects, Msg, Timer};
+use crate::effect::{Addr, DestId, DestKey, Effect, Effects, Msg, Timer};
 use crate::entry::{AgentId, Dsn, Entry};
 use crate::name::{FastMap, Name};
 use crate::params::TransportParams;
@@ -61,8 +73,12 @@ use crate::trace::TraceEvent;
 pub const MAX_PENDING: u32 = 2;
 
 /// What a transport knows of one of its destinations.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 struct DestView {
+    /// Its queue name.
+    queue: Name,
+    /// Its epoch (the third part of its id).
+    epoch: u64,
     /// Spare capacity as last announced, less offers made since.
     slots: u32,
     /// Entries sent to it, for the idle handshake.
@@ -76,6 +92,8 @@ struct DestView {
 pub struct Transport {
     /// The transport name.
     pub name: Name,
+    /// Its number, the first half of its destinations' ids.
+    number: u32,
     /// Its parameters.
     params: Arc<TransportParams>,
     /// How long it stays dead.
@@ -90,12 +108,16 @@ pub struct Transport {
     pending: u32,
     /// Next agent number.
     next_agent: u64,
-    /// Destinations by queue name. A hash map for lookups only: anything
-    /// that walks destinations orders them by stamp first ([`Transport::ring`]).
-    dests: FastMap<Name, DestView>,
+    /// Destinations by slot (`None`: free). Anything that walks
+    /// destinations orders them by stamp first ([`Transport::ring`]).
+    dests: Vec<Option<DestView>>,
+    /// Free slots, the most recently freed last.
+    free: Vec<u32>,
+    /// Slots by queue name, for `Enqueue`. A hash map for lookups only.
+    slots: FastMap<Name, u32>,
     /// Destinations with spare slots, by rotation stamp: the first is the
     /// next to be offered an agent.
-    ready: BTreeMap<u64, Name>,
+    ready: BTreeMap<u64, u32>,
     /// The next rotation stamp (moving a destination to the end of the ring).
     next_stamp: u64,
     /// Sum of the destinations' slots.
@@ -108,15 +130,19 @@ pub struct Transport {
 }
 
 impl Transport {
-    /// A live transport with no destinations. `dead_cache_limit` bounds the
-    /// destinations kept only to remember that they are dead.
+    /// A live transport with no destinations. `number` must differ from
+    /// every other transport's of the same host: it tells their
+    /// destinations' ids apart. `dead_cache_limit` bounds the destinations
+    /// kept only to remember that they are dead.
     pub fn new(
+        number: u32,
         params: Arc<TransportParams>,
         retry_time: Duration,
         dead_cache_limit: usize,
     ) -> Transport {
         Transport {
             name: Name::from(&params.name),
+            number,
             params,
             retry_time,
             dead: None,
@@ -124,7 +150,9 @@ impl Transport {
             rate_locked: false,
             pending: 0,
             next_agent: 0,
-            dests: FastMap::default(),
+            dests: Vec::new(),
+            free: Vec::new(),
+            slots: FastMap::default(),
             ready: BTreeMap::new(),
             next_stamp: 0,
             total_slots: 0,
@@ -138,34 +166,78 @@ impl Transport {
         self.dead.as_ref()
     }
 
+    /// The number it was created with.
+    pub fn number(&self) -> u32 {
+        self.number
+    }
+
     /// Destinations it knows, in ring order, with their spare slots.
     pub fn ring(&self) -> Vec<(Name, u32)> {
-        let mut ring: Vec<(u64, Name, u32)> = self
+        self.ring_slots()
+            .into_iter()
+            .map(|slot| {
+                let v = self.view(slot).expect("listed");
+                (v.queue.clone(), v.slots)
+            })
+            .collect()
+    }
+
+    /// The slots of the destinations it knows, in ring order.
+    fn ring_slots(&self) -> Vec<u32> {
+        let mut ring: Vec<(u64, u32)> = self
             .dests
             .iter()
-            .map(|(q, v)| (v.stamp, q.clone(), v.slots))
+            .zip(0u32..)
+            .filter_map(|(v, slot)| v.as_ref().map(|v| (v.stamp, slot)))
             .collect();
         ring.sort_unstable();
-        ring.into_iter().map(|(_, q, slots)| (q, slots)).collect()
+        ring.into_iter().map(|(_, slot)| slot).collect()
+    }
+
+    /// The view of the destination in `slot`, if there is one.
+    fn view(&self, slot: u32) -> Option<&DestView> {
+        self.dests.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    /// The view of `dest`, if it is one of this transport's live
+    /// destinations (not a forgotten one whose slot was reused).
+    fn view_mut(&mut self, dest: DestId) -> Option<&mut DestView> {
+        if dest.transport != self.number {
+            return None;
+        }
+        self.dests
+            .get_mut(dest.slot as usize)
+            .and_then(Option::as_mut)
+            .filter(|v| v.epoch == dest.epoch)
+    }
+
+    /// The id of the destination in `slot`, which must be taken.
+    fn id(&self, slot: u32) -> DestId {
+        DestId {
+            transport: self.number,
+            slot,
+            epoch: self.view(slot).map_or(0, |v| v.epoch),
+        }
     }
 
     /// Records a destination's spare slots, keeping the total and the index
     /// of destinations with room in step.
-    fn set_slots(&mut self, queue: &Name, slots: u32) {
-        let Some(view) = self.dests.get_mut(queue) else {
+    fn set_slots(&mut self, dest: DestId, slots: u32) {
+        let Some(view) = self.view_mut(dest) else {
             return;
         };
-        self.total_slots = self.total_slots - view.slots + slots;
-        match (view.slots > 0, slots > 0) {
+        let (old, stamp) = (view.slots, view.stamp);
+        view.slots = slots;
+        self.total_slots = self.total_slots - old + slots;
+        match (old > 0, slots > 0) {
             (false, true) => {
-                self.ready.insert(view.stamp, queue.clone());
+                self.ready.insert(stamp, dest.slot);
             }
             (true, false) => {
-                self.ready.remove(&view.stamp);
+                self.ready.remove(&stamp);
             }
             _ => {}
         }
-        view.slots = slots;
     }
 
     /// Connection attempts in progress and whether the rate lock is held.
@@ -181,9 +253,9 @@ impl Transport {
                 nexthop,
                 entry,
             } => self.enqueue(queue, nexthop, entry, out),
-            Msg::Capacity { queue, slots } => self.set_slots(&queue, slots),
+            Msg::Capacity { dest, slots } => self.set_slots(dest, slots),
             Msg::Idle {
-                queue,
+                dest,
                 received,
                 dead: true,
             } => {
@@ -192,23 +264,24 @@ impl Transport {
                 // too many are kept; then it is revived, after which it says
                 // Idle again as ready and is forgotten (Postfix: the size
                 // check in `qmgr_entry_done`).
-                if self.dests.get(&queue).is_some_and(|v| v.sent == received)
-                    && self.dests.len() > self.dead_cache_limit
+                if self.view_mut(dest).is_some_and(|v| v.sent == received)
+                    && self.slots.len() > self.dead_cache_limit
                 {
-                    out.send(Addr::Destination(self.key(&queue)), Msg::Flush);
+                    out.send(Addr::Destination(dest), Msg::Flush);
                 }
             }
             Msg::Idle {
-                queue,
+                dest,
                 received,
                 dead: false,
             } => {
-                if self.dests.get(&queue).is_some_and(|v| v.sent == received) {
-                    self.set_slots(&queue, 0);
-                    self.dests.remove(&queue);
-                    let key = self.key(&queue);
-                    out.trace(|| TraceEvent::Forget(key.clone()));
-                    out.send(Addr::Destination(key), Msg::Stop);
+                if self.view_mut(dest).is_some_and(|v| v.sent == received) {
+                    self.set_slots(dest, 0);
+                    let view = self.dests[dest.slot as usize].take().expect("found above");
+                    self.slots.remove(&view.queue);
+                    self.free.push(dest.slot);
+                    out.trace(|| TraceEvent::Forget(self.key(&view.queue)));
+                    out.send(Addr::Destination(dest), Msg::Stop);
                 }
             }
             Msg::AgentReady(agent) => {
@@ -236,8 +309,8 @@ impl Transport {
                 }
             }
             Msg::Timer(Timer::RateDelay(agent)) => self.select(agent, out),
-            Msg::NoWork { queue, agent } => {
-                self.set_slots(&queue, 0);
+            Msg::NoWork { dest, agent } => {
+                self.set_slots(dest, 0);
                 self.select(agent, out);
             }
             Msg::AgentFailed { agent: _, dsn } => {
@@ -257,8 +330,8 @@ impl Transport {
             }
             Msg::Flush => {
                 self.unthrottle(out);
-                for (queue, _) in self.ring() {
-                    out.send(Addr::Destination(self.key(&queue)), Msg::Flush);
+                for slot in self.ring_slots() {
+                    out.send(Addr::Destination(self.id(slot)), Msg::Flush);
                 }
             }
             other => panic!("transport {} got unexpected {other:?}", self.name),
@@ -276,29 +349,50 @@ impl Transport {
     /// Routes an entry to its destination, creating it on first use (new
     /// destinations join the end of the ring), or to `retry` while dead.
     fn enqueue(&mut self, queue: Name, nexthop: Name, entry: Entry, out: &mut Effects) {
-        let key = self.key(&queue);
         if let Some(dsn) = &self.dead {
             let dsn = dsn.clone();
-            reroute(&key, entry, &dsn, out);
+            reroute(&self.key(&queue), entry, &dsn, out);
             return;
         }
-        let spawned = &mut self.spawned;
-        let next_stamp = &mut self.next_stamp;
-        let view = self.dests.entry(queue).or_insert_with(|| {
-            *spawned += 1;
-            *next_stamp += 1;
-            out.push(Effect::Spawn {
-                key: key.clone(),
-                nexthop,
-                epoch: *spawned,
-            });
-            DestView {
-                stamp: *next_stamp,
-                ..DestView::default()
+        let slot = match self.slots.get(&queue) {
+            Some(&slot) => slot,
+            None => self.spawn(queue, nexthop, out),
+        };
+        let id = self.id(slot);
+        if let Some(view) = self.view_mut(id) {
+            view.sent += 1;
+        }
+        out.send(Addr::Destination(id), Msg::Accept { entry });
+    }
+
+    /// Creates the destination `queue` at the end of the ring, in the most
+    /// recently freed slot or a new one; returns the slot.
+    fn spawn(&mut self, queue: Name, nexthop: Name, out: &mut Effects) -> u32 {
+        self.spawned += 1;
+        self.next_stamp += 1;
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.dests.push(None);
+                u32::try_from(self.dests.len() - 1).expect("fewer than 2^32 destinations")
             }
+        };
+        self.slots.insert(queue.clone(), slot);
+        self.dests[slot as usize] = Some(DestView {
+            queue,
+            epoch: self.spawned,
+            slots: 0,
+            sent: 0,
+            stamp: self.next_stamp,
         });
-        view.sent += 1;
-        out.send(Addr::Destination(key), Msg::Accept { entry });
+        let queue = &self.view(slot).expect("just made").queue;
+        out.push(Effect::Spawn {
+            id: self.id(slot),
+            key: self.key(queue),
+            nexthop,
+            epoch: self.spawned,
+        });
+        slot
     }
 
     /// Asks for agents while destinations have room for them (Postfix:
@@ -329,7 +423,7 @@ impl Transport {
     /// Offers a ready agent to the first destination with spare capacity
     /// and rotates it to the end of the ring.
     fn select(&mut self, agent: AgentId, out: &mut Effects) {
-        let Some((stamp, queue)) = self.ready.pop_first() else {
+        let Some((stamp, slot)) = self.ready.pop_first() else {
             self.rate_locked = false;
             out.push(Effect::CloseAgent {
                 transport: self.name.clone(),
@@ -338,18 +432,22 @@ impl Transport {
             return;
         };
         self.next_stamp += 1;
-        let view = self.dests.get_mut(&queue).expect("index and map agree");
+        let id = self.id(slot);
+        let next_stamp = self.next_stamp;
+        let view = self.view_mut(id).expect("index and table agree");
         assert!(
             view.stamp == stamp && view.slots > 0,
-            "stale ready index for {queue}"
+            "stale ready index for {}",
+            view.queue
         );
-        view.stamp = self.next_stamp;
+        view.stamp = next_stamp;
         view.slots -= 1;
+        let more = view.slots > 0;
         self.total_slots -= 1;
-        if view.slots > 0 {
-            self.ready.insert(view.stamp, queue.clone());
+        if more {
+            self.ready.insert(next_stamp, slot);
         }
-        out.send(Addr::Destination(self.key(&queue)), Msg::Take(agent));
+        out.send(Addr::Destination(id), Msg::Take(agent));
     }
 
     /// Declares the transport dead and moves its waiting mail to `retry`
@@ -371,9 +469,9 @@ impl Transport {
             self.dead = Some(dsn.clone());
         }
         self.rate_locked = false;
-        for (queue, _) in self.ring() {
+        for slot in self.ring_slots() {
             out.send(
-                Addr::Destination(self.key(&queue)),
+                Addr::Destination(self.id(slot)),
                 Msg::DeferTodo(dsn.clone()),
             );
         }
@@ -386,5 +484,79 @@ impl Transport {
         if self.dead.take().is_some() {
             out.trace(|| TraceEvent::TransportUnthrottle(self.name.to_string()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::{EntryId, MessageId, Recipient};
+    use crate::params::Params;
+
+    fn entry(n: u64) -> Entry {
+        Entry {
+            id: EntryId(n),
+            message: MessageId(n),
+            recipients: vec![Recipient::new(format!("u{n}@x.example"))],
+        }
+    }
+
+    /// The id in the `Spawn` among `out`'s effects.
+    fn spawned(out: &Effects) -> DestId {
+        out.list
+            .iter()
+            .find_map(|e| match e {
+                Effect::Spawn { id, .. } => Some(*id),
+                _ => None,
+            })
+            .expect("a destination was created")
+    }
+
+    #[test]
+    fn a_reused_slot_ignores_its_previous_holder() {
+        let (params, _) = Params::from_pairs(&[]);
+        let (tp, _) = params.transport("smtp");
+        let mut t = Transport::new(7, Arc::new(tp), Duration::from_secs(60), 100);
+        let now = Instant::ZERO;
+        let enqueue = |t: &mut Transport, queue: &str, n: u64| {
+            let mut out = Effects::new();
+            let msg = Msg::Enqueue {
+                queue: queue.into(),
+                nexthop: queue.into(),
+                entry: entry(n),
+            };
+            t.handle(now, msg, &mut out);
+            out
+        };
+        let old = spawned(&enqueue(&mut t, "a.example", 1));
+        assert_eq!((old.transport, old.slot), (7, 0));
+        // It is forgotten once idle with everything it was sent...
+        let mut out = Effects::new();
+        let idle = Msg::Idle {
+            dest: old,
+            received: 1,
+            dead: false,
+        };
+        t.handle(now, idle, &mut out);
+        assert!(out
+            .list
+            .contains(&Effect::Send(Addr::Destination(old), Msg::Stop)));
+        // ...and the next destination takes its slot, with a new epoch.
+        let new = spawned(&enqueue(&mut t, "b.example", 2));
+        assert_eq!(new.slot, old.slot);
+        assert_ne!(new, old);
+        let mut out = Effects::new();
+        let capacity = |dest| Msg::Capacity { dest, slots: 1 };
+        // The old holder's late answer changes nothing...
+        t.handle(now, capacity(old), &mut out);
+        assert_eq!(t.ring(), vec![("b.example".into(), 0)]);
+        assert!(out.list.is_empty(), "{:?}", out.list);
+        // ...while the new holder's opens the ring and asks for an agent.
+        t.handle(now, capacity(new), &mut out);
+        assert_eq!(t.ring(), vec![("b.example".into(), 1)]);
+        assert!(out
+            .list
+            .iter()
+            .any(|e| matches!(e, Effect::AllocAgent { .. })));
     }
 }

@@ -1,6 +1,6 @@
 //! Destination actors (Postfix: `qmgr_queue.c`, `qmgr_entry.c`).
 //!
-//! One [`DestinationActor`] per (transport, queue name) hosts the core
+//! One [`DestinationActor`] per destination (its core [`DestId`]) hosts the core
 //! [`Destination`]: its concurrency window with slow start and feedback,
 //! cohort-failure counting that declares the site dead, and the timers that
 //! revive it (`minimal_backoff_time`) or end a destination rate delay. Its
@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use actix::{Actor, ActorContext, Context, Handler, Message};
 use oqmgr::destination::Destination;
-use oqmgr::effect::{Addr, DestKey, Effects, Msg};
+use oqmgr::effect::{Addr, DestId, DestKey, Effects, Msg};
 use oqmgr::params::TransportParams;
 use oqmgr::time::Instant;
 
@@ -37,6 +37,7 @@ impl DestinationActor {
     /// A ready destination with the transport's initial window.
     pub fn new(
         host: Arc<Host>,
+        id: DestId,
         key: DestKey,
         nexthop: oqmgr::name::Name,
         epoch: u64,
@@ -44,7 +45,7 @@ impl DestinationActor {
     ) -> DestinationActor {
         let global = Arc::clone(host.global());
         DestinationActor {
-            core: Destination::new(key, nexthop, epoch, params, global),
+            core: Destination::new(id, key, nexthop, epoch, params, global),
             host,
         }
     }
@@ -56,7 +57,7 @@ impl Actor for DestinationActor {
 
 impl Entity for DestinationActor {
     fn core_addr(&self) -> Addr {
-        Addr::Destination(self.core.key.clone())
+        Addr::Destination(self.core.id)
     }
     fn host(&self) -> &Arc<Host> {
         &self.host

@@ -166,9 +166,9 @@ impl Host {
                 || TransportActor::new(Arc::clone(self), &name).start(),
                 |addr| addr.do_send(TransportMsg(msg)),
             ),
-            Addr::Destination(key) => {
+            Addr::Destination(id) => {
                 let unsent = if matches!(msg, Msg::Stop) {
-                    match self.registry.remove_destination(&key) {
+                    match self.registry.remove_destination(&id) {
                         Some(addr) => {
                             addr.do_send(DestinationMsg(msg));
                             None
@@ -179,7 +179,7 @@ impl Host {
                     // The message goes back out when there is no such
                     // destination, for the warning.
                     let mut msg = Some(msg);
-                    self.registry.with_destination(&key, |addr| {
+                    self.registry.with_destination(&id, |addr| {
                         if let Some(m) = msg.take() {
                             addr.do_send(DestinationMsg(m));
                         }
@@ -187,7 +187,7 @@ impl Host {
                     msg
                 };
                 if let Some(msg) = unsent {
-                    tracing::warn!(dest = %key, ?msg, "message for unknown destination dropped")
+                    tracing::warn!(dest = %id, ?msg, "message for unknown destination dropped")
                 }
             }
         }
@@ -232,15 +232,15 @@ pub(crate) fn run<A: Entity>(
         match effect {
             Effect::Send(to, msg) => host.send(to, msg),
             Effect::Spawn {
+                id,
                 key,
                 nexthop,
                 epoch,
             } => {
                 let params = host.transport_params(&key.transport);
-                let addr =
-                    DestinationActor::new(Arc::clone(host), key.clone(), nexthop, epoch, params)
-                        .start();
-                host.registry.insert_destination(key, addr);
+                let addr = DestinationActor::new(Arc::clone(host), id, key, nexthop, epoch, params)
+                    .start();
+                host.registry.insert_destination(id, addr);
             }
             Effect::Arm { owner, at, timer } => {
                 let delay = host.clock.until(at);
@@ -266,12 +266,13 @@ pub(crate) fn run<A: Entity>(
             }
             Effect::Deliver {
                 agent,
+                id,
                 dest,
                 nexthop,
                 entry,
             } => {
                 let queue_id = host.registry.queue_id(entry.message).unwrap_or_default();
-                let to = Addr::Destination(dest.clone());
+                let to = Addr::Destination(id);
                 let Some(a) = host.agent(&dest.transport) else {
                     tracing::warn!(transport = %dest.transport, "no delivery agent registered");
                     host.send(to, Msg::Report(agent::crashed(&entry)));

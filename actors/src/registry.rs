@@ -19,11 +19,12 @@
 //!   after can never be removed by its predecessor's exit.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use actix::Addr;
 use dashmap::DashMap;
-use oqmgr::effect::DestKey;
+use oqmgr::effect::DestId;
 use oqmgr::entry::MessageId;
 use oqmgr::name::Name;
 use oqmgr::params::TransportParams;
@@ -38,8 +39,11 @@ pub struct Registry {
     transports: DashMap<String, Addr<TransportActor>>,
     /// Transport names in sorted order, for the one broadcast (flush).
     transport_names: Mutex<BTreeSet<String>>,
-    /// Destination actors by (transport, queue name).
-    destinations: DashMap<DestKey, Addr<DestinationActor>>,
+    /// Destination actors by core number.
+    destinations: DashMap<DestId, Addr<DestinationActor>>,
+    /// The next transport number (core destination ids start with their
+    /// transport's, so no two transports may share one).
+    next_transport: AtomicU32,
     /// Queue IDs of admitted messages, so a delivery request can name its
     /// file to the agent: the core's own `MessageInfo::id`, shared, not a
     /// second copy per in-core message.
@@ -86,11 +90,16 @@ impl Registry {
         f(&addr)
     }
 
-    /// Runs `f` on the destination actor of that name, if any (borrowed,
+    /// A number for a new transport, never handed out before.
+    pub fn transport_number(&self) -> u32 {
+        self.next_transport.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Runs `f` on the destination actor of that number, if any (borrowed,
     /// as in [`Registry::with_transport`]).
     pub fn with_destination<R>(
         &self,
-        key: &DestKey,
+        key: &DestId,
         f: impl FnOnce(&Addr<DestinationActor>) -> R,
     ) -> Option<R> {
         self.destinations.get(key).map(|a| f(&a))
@@ -112,17 +121,17 @@ impl Registry {
     }
 
     /// Records a new destination actor (replacing a stopped predecessor).
-    pub fn insert_destination(&self, key: DestKey, addr: Addr<DestinationActor>) {
+    pub fn insert_destination(&self, key: DestId, addr: Addr<DestinationActor>) {
         self.destinations.insert(key, addr);
     }
 
-    /// The destination actor of that name.
-    pub fn destination(&self, key: &DestKey) -> Option<Addr<DestinationActor>> {
+    /// The destination actor of that number.
+    pub fn destination(&self, key: &DestId) -> Option<Addr<DestinationActor>> {
         self.destinations.get(key).map(|a| a.clone())
     }
 
     /// Forgets a destination and returns its address (for its `Stop`).
-    pub fn remove_destination(&self, key: &DestKey) -> Option<Addr<DestinationActor>> {
+    pub fn remove_destination(&self, key: &DestId) -> Option<Addr<DestinationActor>> {
         self.destinations.remove(key).map(|(_, a)| a)
     }
 

@@ -41,7 +41,7 @@ impl TransportActor {
         let retry = global.transport_retry_time;
         let cache = 2 * global.message_recipient_limit as usize;
         TransportActor {
-            core: Transport::new(params, retry, cache),
+            core: Transport::new(host.registry().transport_number(), params, retry, cache),
             host,
         }
     }

@@ -8,6 +8,15 @@
 //! The same scenario and seed give a byte-identical trace: no clock is read,
 //! no hash order is used, randomness comes from one seeded generator.
 //!
+//! # Lookups
+//! Entities are found by number: transports by the number the simulator
+//! gave each when it created it, destinations by their [`DestId`] (a
+//! transport's number and a slot in its table), and each live destination
+//! keeps the numbers of its server and of its summary row, found by name
+//! once when it is created. Only names that come from outside the core
+//! (a transport named by the supervisor, a recipient's domain) are looked
+//! up by name.
+//!
 //! # Bounds
 //! A run stops when the queue is empty and no arrival remains, at the
 //! scenario's `until` (7 days by default), or after `max_steps` events.
@@ -17,6 +26,7 @@ pub mod rng;
 pub mod scenario;
 pub mod world;
 
+mod dests;
 mod ids;
 mod timers;
 
@@ -25,7 +35,7 @@ use std::sync::Arc;
 
 use crate::active::Supervisor;
 use crate::destination::Destination;
-use crate::effect::{Addr, DestKey, Effect, Effects, LogLevel, Msg};
+use crate::effect::{Addr, DestId, DestKey, Effect, Effects, LogLevel, Msg};
 use crate::entry::{DeliveryReport, Dsn, MessageId, RecipientStatus};
 use crate::message::{MessageInfo, Verdict, Warning};
 use crate::name::{FastMap, FastState, Name, SortKey};
@@ -33,6 +43,7 @@ use crate::params::{ConfigWarning, Params, RawParams, TransportParams};
 use crate::scan::{QueueName, ScanFlags};
 use crate::time::{Duration, Instant};
 use crate::transport::Transport;
+use dests::{Dests, SimDest};
 use ids::Ids;
 use report::Stats;
 use rng::Rng;
@@ -47,8 +58,8 @@ enum Event {
     Send(Addr, Msg),
     /// Message `index` of arrival group `group` appears in its queue.
     Arrive { group: usize, index: u32 },
-    /// A server connection closes.
-    Release(Name),
+    /// A connection to the server of that number closes.
+    Release(u32),
 }
 
 /// Where an arrival group stands: only its next message sits among the
@@ -98,16 +109,12 @@ pub struct Simulation {
     steps: u64,
     /// The supervisor entity.
     supervisor: Supervisor,
-    /// Transport entities.
-    transports: BTreeMap<Name, Transport>,
-    /// Destination entities. A hash map for lookups only: it is never
-    /// iterated, so its order cannot leak into a decision.
-    dests: FastMap<DestKey, Destination>,
-    /// Destinations told to `Stop` whose `Stop` is still on the bus: every
-    /// message for their name up to that `Stop` is theirs, since the bus
-    /// is FIFO and a destination spawned under the same name afterwards
-    /// only gets messages sent after it (lookups only, as above).
-    stopping: FastMap<DestKey, Destination>,
+    /// Transport entities, by number (the order of creation).
+    transports: Vec<Transport>,
+    /// Transport numbers by name; walked (for a flush) in name order.
+    transport_numbers: BTreeMap<Name, u32>,
+    /// Destination entities, by id.
+    dests: Dests,
     /// Resolved per-transport parameters.
     tparams: BTreeMap<String, Arc<TransportParams>>,
     /// Messages for entities, in send order.
@@ -133,8 +140,10 @@ pub struct Simulation {
     seq: u64,
     /// Queue directories.
     queues: Queues,
-    /// Remote servers by next hop (lookups only).
-    servers: FastMap<Name, Server>,
+    /// Remote servers, by number.
+    servers: Vec<Server>,
+    /// Server numbers by next hop (lookups only).
+    server_numbers: FastMap<Name, u32>,
     /// The one random source.
     rng: Rng,
     /// Core message number → queue ID, for live messages.
@@ -183,9 +192,9 @@ impl Simulation {
             until,
             steps: 0,
             supervisor: Supervisor::new(params),
-            transports: BTreeMap::new(),
-            dests: FastMap::default(),
-            stopping: FastMap::default(),
+            transports: Vec::new(),
+            transport_numbers: BTreeMap::new(),
+            dests: Dests::default(),
             tparams: BTreeMap::new(),
             bus: VecDeque::new(),
             timers: Timers::default(),
@@ -196,7 +205,8 @@ impl Simulation {
             spare: Vec::new(),
             seq: 0,
             queues: Queues::default(),
-            servers: FastMap::default(),
+            servers: Vec::new(),
+            server_numbers: FastMap::default(),
             rng: Rng::new(seed),
             ids: Ids::default(),
             arrivals_left: 0,
@@ -276,11 +286,7 @@ impl Simulation {
                         self.arrive(group, index);
                     }
                 }
-                Event::Release(nexthop) => {
-                    if let Some(s) = self.servers.get_mut(&nexthop) {
-                        s.active -= 1;
-                    }
-                }
+                Event::Release(server) => self.servers[server as usize].active -= 1,
             }
         }
         let summary = report::summary(&self.stats, &self.queues, self.now, self.steps);
@@ -335,42 +341,48 @@ impl Simulation {
         let mut out = self.effects();
         out.list = std::mem::take(&mut self.spare);
         let now = self.now;
-        if let (Addr::Destination(key), Msg::Report(_)) = (&to, &msg) {
-            self.stats.done(now, key);
-        }
         match &to {
             Addr::Supervisor => self.supervisor.handle(now, msg, &mut out),
             // Searched with the `Name` itself, whose shared text compares
             // by pointer, and once per message.
-            Addr::Transport(name) => match self.transports.get_mut(name) {
-                Some(t) => t.handle(now, msg, &mut out),
+            Addr::Transport(name) => match self.transport_numbers.get(name) {
+                Some(&n) => self.transports[n as usize].handle(now, msg, &mut out),
                 None => self.new_transport(name).handle(now, msg, &mut out),
             },
-            Addr::Destination(key)
-                if !self.stopping.is_empty() && self.stopping.contains_key(key) =>
-            {
+            Addr::Destination(id) => {
+                let mut stopped = None;
                 if matches!(msg, Msg::Stop) {
-                    let mut d = self.stopping.remove(key).expect("checked above");
-                    d.handle(now, msg, &mut out);
-                } else {
-                    let d = self.stopping.get_mut(key).expect("checked above");
-                    d.handle(now, msg, &mut out);
+                    stopped = self.dests.take_stopping(*id);
                 }
-            }
-            Addr::Destination(key) => {
-                let Some(d) = self.dests.get_mut(key) else {
+                let found = match stopped.as_mut() {
+                    Some(d) => Some(d),
+                    None => self.dests.get_mut(*id),
+                };
+                let Some(d) = found else {
                     // A forgotten destination's timer: Postfix cancels it
                     // with the queue; here it simply finds nobody.
                     assert!(
                         matches!(msg, Msg::Timer(_)),
-                        "message {msg:?} for unknown destination {key}"
+                        "message {msg:?} for unknown destination {id}"
                     );
                     return;
                 };
-                d.handle(now, msg, &mut out);
+                Self::to_dest(&mut self.stats, now, d, msg, &mut out);
             }
         }
         self.apply(out);
+    }
+
+    /// Hands `msg` to the destination `d`, counting the end of a delivery
+    /// first when it is a report.
+    fn to_dest(stats: &mut Stats, now: Instant, d: &mut SimDest, msg: Msg, out: &mut Effects) {
+        if matches!(msg, Msg::Report(_)) {
+            if d.stats == u32::MAX {
+                d.stats = stats.row(&d.core.key);
+            }
+            stats.done_at(now, d.stats);
+        }
+        d.core.handle(now, msg, out);
     }
 
     fn params_for(&mut self, name: &str) -> Arc<TransportParams> {
@@ -395,10 +407,25 @@ impl Simulation {
         let g = self.supervisor.global();
         let retry = g.transport_retry_time;
         let cache = 2 * g.message_recipient_limit as usize;
-        let t = Transport::new(p, retry, cache);
+        let number = u32::try_from(self.transports.len()).expect("fewer than 2^32 transports");
+        let t = Transport::new(number, p, retry, cache);
         assert!(t.name == *name, "transport {name} named {}", t.name);
         self.names.replace(t.name.clone());
-        self.transports.entry(t.name.clone()).or_insert(t)
+        self.transport_numbers.insert(t.name.clone(), number);
+        self.transports.push(t);
+        self.dests.add_transport();
+        self.transports.last_mut().expect("just pushed")
+    }
+
+    /// The number of the server behind `nexthop`, made on first use.
+    fn server(&mut self, nexthop: &Name) -> u32 {
+        if let Some(&n) = self.server_numbers.get(nexthop) {
+            return n;
+        }
+        let n = u32::try_from(self.servers.len()).expect("fewer than 2^32 servers");
+        self.servers.push(Server::default());
+        self.server_numbers.insert(nexthop.clone(), n);
+        n
     }
 
     fn apply(&mut self, mut out: Effects) {
@@ -419,23 +446,25 @@ impl Simulation {
             // had, while a new destination of the same name can be spawned
             // at once (the actors address mailboxes, not names, and need
             // no such thing).
-            Effect::Send(Addr::Destination(key), Msg::Stop) => {
-                if let Some(d) = self.dests.remove(&key) {
-                    let old = self.stopping.insert(key.clone(), d);
-                    assert!(old.is_none(), "{key} stopped twice");
-                }
-                self.bus.push_back((Addr::Destination(key), Msg::Stop));
+            Effect::Send(Addr::Destination(id), Msg::Stop) => {
+                self.dests.stop(id);
+                self.bus.push_back((Addr::Destination(id), Msg::Stop));
             }
             Effect::Send(to, msg) => self.bus.push_back((to, msg)),
             Effect::Spawn {
+                id,
                 key,
                 nexthop,
                 epoch,
             } => {
                 let p = self.params_for(&key.transport);
                 let g = Arc::clone(self.supervisor.global());
-                self.dests
-                    .insert(key.clone(), Destination::new(key, nexthop, epoch, p, g));
+                let server = self.server(&nexthop);
+                self.dests.spawn(SimDest {
+                    core: Destination::new(id, key, nexthop, epoch, p, g),
+                    stats: u32::MAX,
+                    server,
+                });
             }
             Effect::Arm { owner, at, timer } => {
                 self.schedule(at, Event::Send(owner, Msg::Timer(timer)))
@@ -463,10 +492,11 @@ impl Simulation {
             Effect::CloseAgent { .. } => {}
             Effect::Deliver {
                 agent: _,
+                id,
                 dest,
                 nexthop,
                 entry,
-            } => self.attempt(dest, nexthop, entry),
+            } => self.attempt(id, &dest, &nexthop, entry),
             Effect::ScanStart { queue, flags: _ } => self.queues.start_scan(queue),
             Effect::ScanNext(queue) => {
                 let id = self.queues.next(queue);
@@ -514,7 +544,7 @@ impl Simulation {
             Effect::DelayCleared(_) => self.stats.delay_cleared += 1,
             Effect::Complete { message, verdict } => self.complete(message, verdict),
             Effect::FlushAll => {
-                let names: Vec<Name> = self.transports.keys().cloned().collect();
+                let names: Vec<Name> = self.transport_numbers.keys().cloned().collect();
                 for name in names {
                     self.bus.push_back((Addr::Transport(name), Msg::Flush));
                 }
@@ -649,30 +679,38 @@ impl Simulation {
         ));
     }
 
-    fn attempt(&mut self, dest: DestKey, nexthop: Name, entry: crate::entry::Entry) {
-        let server = match self.servers.get_mut(&nexthop) {
-            Some(server) => server,
-            None => self.servers.entry(nexthop.clone()).or_default(),
-        };
+    fn attempt(&mut self, id: DestId, dest: &DestKey, nexthop: &Name, entry: crate::entry::Entry) {
+        // The destination that asked is live (in its slot, or stopping
+        // only in a host that lets it): its server and summary row are
+        // kept with it.
+        let d = self
+            .dests
+            .get_mut(id)
+            .expect("delivery for a live destination");
+        if d.stats == u32::MAX {
+            d.stats = self.stats.row(dest);
+        }
+        let (row, server_no) = (d.stats, d.server);
+        let server = &mut self.servers[server_no as usize];
         let attempt = world::attempt(
             &self.scenario,
             &mut self.rng,
             server,
             &dest.transport,
-            &nexthop,
+            nexthop,
             entry.recipients.len(),
             self.now,
         );
         let done = self.now + attempt.latency;
         if attempt.connected {
             server.active += 1;
-            self.schedule(done, Event::Release(nexthop));
+            self.schedule(done, Event::Release(server_no));
         }
         let mut file = self.queues.files.get_mut(self.ids.get(entry.message));
         let arrival = file.as_ref().map_or(self.now, |f| f.arrival);
-        self.stats.attempt(
+        self.stats.attempt_at(
             self.now,
-            &dest,
+            row,
             &attempt.recipients,
             done.saturating_since(arrival),
         );
@@ -691,7 +729,7 @@ impl Simulation {
         };
         self.schedule(
             done,
-            Event::Send(Addr::Destination(dest), Msg::Report(report)),
+            Event::Send(Addr::Destination(id), Msg::Report(report)),
         );
     }
 

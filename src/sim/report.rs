@@ -2,6 +2,12 @@
 //! delivered, deferred and bounced, how many deliveries ran at once, and how
 //! long recipients waited; then totals. Printed with fixed precision so it
 //! can be snapshot-tested like the trace.
+//!
+//! Counters live in rows, one per destination name, found by name once
+//! (when a destination first needs one) and by row number afterwards: the
+//! simulator keeps each live destination's row number, so a delivery's
+//! counters cost an index, not a hash of two names in a map of ten
+//! thousand.
 
 use std::fmt::Write;
 
@@ -37,9 +43,11 @@ pub struct DestStats {
 /// Counters of a whole run.
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
-    /// Per destination.
-    /// (A hash map for lookups; the summary sorts before it prints.)
-    pub dests: FastMap<DestKey, DestStats>,
+    /// Per destination name, in order of first use (the summary sorts
+    /// them before it prints).
+    pub dests: Vec<(DestKey, DestStats)>,
+    /// Row numbers in `dests` by name (a hash map for lookups only).
+    rows: FastMap<DestKey, u32>,
     /// Messages that arrived.
     pub arrived: u64,
     /// Files removed after full delivery.
@@ -63,57 +71,58 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// The row of `dest`, made empty on first use. The key is cloned only
+    /// for a new row.
+    pub fn row(&mut self, dest: &DestKey) -> u32 {
+        if let Some(&row) = self.rows.get(dest) {
+            return row;
+        }
+        let row = u32::try_from(self.dests.len()).expect("fewer than 2^32 destinations");
+        self.dests.push((dest.clone(), DestStats::default()));
+        self.rows.insert(dest.clone(), row);
+        row
+    }
+
     /// A delivery to `dest` started.
     pub fn select(&mut self, now: Instant, dest: &DestKey) {
         self.selections += 1;
-        self.busy_change(now, dest, 1);
+        let row = self.row(dest);
+        self.dests[row as usize].1.busy_change(now, 1);
     }
 
     /// A delivery to `dest` ended.
     pub fn done(&mut self, now: Instant, dest: &DestKey) {
-        self.busy_change(now, dest, -1);
+        let row = self.row(dest);
+        self.done_at(now, row);
     }
 
-    /// A delivery to `dest` started at `now` and its recipients will come
-    /// to `statuses` after `delay`: [`Stats::select`] and
-    /// [`Stats::recipient`] for each, with one lookup of `dest` instead of
-    /// one per call (each clones the key, two shared counters to bump).
-    pub fn attempt(
+    /// A delivery to the destination of row `row` ended.
+    pub fn done_at(&mut self, now: Instant, row: u32) {
+        self.dests[row as usize].1.busy_change(now, -1);
+    }
+
+    /// A delivery to the destination of row `row` started at `now` and its
+    /// recipients will come to `statuses` after `delay`:
+    /// [`Stats::select`] and [`Stats::recipient`] for each, by row.
+    pub fn attempt_at(
         &mut self,
         now: Instant,
-        dest: &DestKey,
+        row: u32,
         statuses: &[RecipientStatus],
         delay: Duration,
     ) {
         self.selections += 1;
-        // The key is cloned only for a new destination: a clone and its
-        // drop update four shared counters.
-        let d = match self.dests.get_mut(dest) {
-            Some(d) => d,
-            None => self.dests.entry(dest.clone()).or_default(),
-        };
+        let d = &mut self.dests[row as usize].1;
         d.busy_change(now, 1);
         for &status in statuses {
             d.recipient(status, delay);
         }
     }
 
-    /// Updates the concurrency figures of `dest`.
-    fn busy_change(&mut self, now: Instant, dest: &DestKey, delta: i32) {
-        // As in `attempt`, no key clone for a known destination.
-        let d = match self.dests.get_mut(dest) {
-            Some(d) => d,
-            None => self.dests.entry(dest.clone()).or_default(),
-        };
-        d.busy_change(now, delta);
-    }
-
     /// Counts one recipient's outcome.
     pub fn recipient(&mut self, dest: &DestKey, status: RecipientStatus, delay: Duration) {
-        self.dests
-            .entry(dest.clone())
-            .or_default()
-            .recipient(status, delay);
+        let row = self.row(dest);
+        self.dests[row as usize].1.recipient(status, delay);
     }
 }
 
@@ -168,7 +177,7 @@ pub fn summary(stats: &Stats, queues: &Queues, end: Instant, steps: u64) -> Stri
         "destination", "sent", "defer", "bounce", "conc", "max", "p50", "p99"
     );
     let (mut sent, mut deferred, mut bounced) = (0, 0, 0);
-    let mut dests: Vec<(&DestKey, &DestStats)> = stats.dests.iter().collect();
+    let mut dests: Vec<(&DestKey, &DestStats)> = stats.dests.iter().map(|(k, d)| (k, d)).collect();
     dests.sort_unstable_by(|a, b| a.0.cmp(b.0));
     for (key, d) in dests {
         let mut delays = d.delays.clone();
