@@ -193,6 +193,20 @@ impl Host {
         }
     }
 
+    /// A collector for one core step. Trace events are built only when
+    /// someone reads them (a trace sink, or `debug` logging of
+    /// `oqmgr::trace`): otherwise the core skips them unbuilt, and with them
+    /// the string copies each one makes (several per delivery).
+    pub(crate) fn effects(&self) -> Effects {
+        if self.trace_sink.is_some()
+            || tracing::enabled!(target: "oqmgr::trace", tracing::Level::DEBUG)
+        {
+            Effects::new()
+        } else {
+            Effects::untraced()
+        }
+    }
+
     fn trace(&self, now: Instant, event: oqmgr::trace::TraceEvent) {
         tracing::debug!(target: "oqmgr::trace", "{now} {event}");
         if let Some(sink) = &self.trace_sink {
@@ -214,7 +228,7 @@ pub(crate) trait Entity: Actor<Context = Context<Self>> {
 /// Runs one core step on `act` and carries out its effects.
 pub(crate) fn handle<A: Entity>(act: &mut A, msg: Msg, ctx: &mut Context<A>) {
     let now = act.host().clock().now();
-    let mut out = Effects::new();
+    let mut out = act.host().effects();
     act.step(now, msg, &mut out);
     let host = Arc::clone(act.host());
     run(&host, &act.core_addr(), now, out, ctx);

@@ -55,7 +55,7 @@ impl Actor for SupervisorActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         let now = self.host.clock().now();
-        let mut out = Effects::new();
+        let mut out = self.host.effects();
         self.core.start(now, &mut out);
         let host = Arc::clone(&self.host);
         run(&host, &Addr::Supervisor, now, out, ctx);

@@ -133,14 +133,19 @@ impl Handler<Deliver> for PostfixAgents {
         let (dialect, timeout) = (self.site.dialect, self.site.ipc_timeout);
         let env = message.env.envelope();
         let request = DeliveryRequest::encode_for_entry(&env, &ctx, &recipients, dialect);
-        let socket = self.site.private(&msg.dest.transport);
+        // The socket path only for a request without a connection (the
+        // usual request comes after `Connect` and finds one).
+        let link = match conn {
+            Some(c) => Ok(c),
+            None => Err(self.site.private(&msg.dest.transport)),
+        };
         let reply_timeout = self.site.agent_reply_timeout;
         let transport = msg.dest.transport.clone();
         Box::pin(
             async move {
-                let mut conn = match conn {
-                    Some(c) => c,
-                    None => AgentConnection::connect(&socket, timeout).await?,
+                let mut conn = match link {
+                    Ok(c) => c,
+                    Err(socket) => AgentConnection::connect(&socket, timeout).await?,
                 };
                 // The agent answers when the delivery is done; only its own
                 // watchdog (`daemon_timeout`) bounds that, not the IPC timeout.

@@ -216,7 +216,6 @@ impl DirStore {
     /// Resolves one batch the way `qmgr_message_resolve` begins: redirect,
     /// content filter, then trivial-rewrite; errors become `retry`/`error`.
     fn resolve(&self, env: &HeldEnvelope, batch: Vec<FileRecipient>) -> Vec<Routed> {
-        let sender = env.sender.clone().unwrap_or_default();
         let probe = env.trace_flags & (TRACE_MTA_VRFY | TRACE_USR_VRFY) != 0;
         if let (Some(filter), false) = (env.filter_xport(), probe) {
             return batch
@@ -237,8 +236,9 @@ impl DirStore {
         } else {
             ResolveClass::Resolve
         };
-        let addresses = batch.iter().map(|r| r.address.clone()).collect();
-        let replies = self.resolver.resolve(class, &sender, addresses);
+        let sender = env.sender.as_deref().unwrap_or_default();
+        let addresses = batch.iter().map(|r| r.address.as_slice());
+        let replies = self.resolver.resolve(class, sender, addresses);
         batch
             .into_iter()
             .zip(replies)

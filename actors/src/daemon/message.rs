@@ -82,7 +82,14 @@ impl Site {
 
     /// The socket of a `private/` service.
     pub fn private(&self, service: &str) -> PathBuf {
-        self.queue_dir.join("private").join(service)
+        // Built in one allocation: this runs for every agent connection.
+        let mut path = PathBuf::with_capacity(
+            self.queue_dir.as_os_str().len() + "/private/".len() + service.len(),
+        );
+        path.push(&self.queue_dir);
+        path.push("private");
+        path.push(service);
+        path
     }
 }
 

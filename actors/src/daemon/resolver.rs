@@ -50,10 +50,16 @@ struct Conn {
     used: Instant,
 }
 
-/// The last resolve answer.
+/// The last resolve answer. Refilled in place, so that a fan-out's
+/// alternating addresses (every lookup a miss) reuse its buffers rather
+/// than allocate five new ones per lookup.
 struct Cached {
-    /// (class, sender, address).
-    key: (ResolveClass, Vec<u8>, Vec<u8>),
+    /// The request's class.
+    class: ResolveClass,
+    /// The request's sender.
+    sender: Vec<u8>,
+    /// The request's address.
+    address: Vec<u8>,
     /// The answer.
     reply: ResolveReply,
     /// When it stops being valid.
@@ -96,15 +102,15 @@ impl Resolver {
     }
 
     /// Resolves `addresses` (in order) for `sender`.
-    pub fn resolve(
+    pub fn resolve<'a>(
         &self,
         class: ResolveClass,
         sender: &[u8],
-        addresses: Vec<Vec<u8>>,
+        addresses: impl IntoIterator<Item = &'a [u8]>,
     ) -> Vec<ResolveReply> {
         let mut client = self.client.lock().unwrap_or_else(|e| e.into_inner());
         addresses
-            .iter()
+            .into_iter()
             .map(|a| client.resolve(class, sender, a))
             .collect()
     }
@@ -118,9 +124,13 @@ impl Resolver {
 
 impl Client {
     fn resolve(&mut self, class: ResolveClass, sender: &[u8], address: &[u8]) -> ResolveReply {
-        let key = (class, sender.to_vec(), address.to_vec());
         if let Some(c) = &self.cache {
-            if !address.is_empty() && c.key == key && io_now() < c.expires {
+            if !address.is_empty()
+                && c.class == class
+                && c.address == address
+                && c.sender == sender
+                && io_now() < c.expires
+            {
                 return c.reply.clone();
             }
         }
@@ -140,11 +150,31 @@ impl Client {
             }
             Ok((r.server_flags, r))
         });
-        self.cache = Some(Cached {
-            key,
-            reply: reply.clone(),
-            expires: io_now() + self.config.cache_ttl,
-        });
+        let expires = io_now() + self.config.cache_ttl;
+        match &mut self.cache {
+            Some(c) => {
+                c.class = class;
+                c.sender.clear();
+                c.sender.extend_from_slice(sender);
+                c.address.clear();
+                c.address.extend_from_slice(address);
+                c.reply.server_flags = reply.server_flags;
+                c.reply.transport.clone_from(&reply.transport);
+                c.reply.nexthop.clone_from(&reply.nexthop);
+                c.reply.recipient.clone_from(&reply.recipient);
+                c.reply.flags = reply.flags;
+                c.expires = expires;
+            }
+            None => {
+                self.cache = Some(Cached {
+                    class,
+                    sender: sender.to_vec(),
+                    address: address.to_vec(),
+                    reply: reply.clone(),
+                    expires,
+                })
+            }
+        }
         reply
     }
 

@@ -17,26 +17,48 @@ use super::{DecodeError, EncodeError, Limits};
 /// The pairs of an `ATTR_TYPE_HASH` table, in wire order.
 pub type Table = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// One decoded attribute, as it appeared on the wire.
+/// Where one name or value lies in its list's bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Span {
+    /// Offset of the first byte.
+    start: u32,
+    /// Length in bytes (the NUL after it excluded).
+    len: u32,
+}
+
+impl Span {
+    /// The bytes of this span in `bytes`.
+    fn of(self, bytes: &[u8]) -> &[u8] {
+        let start = self.start as usize;
+        &bytes[start..start + self.len as usize]
+    }
+}
+
+/// One decoded attribute, as it appeared on the wire: spans into the
+/// list's bytes, so decoding allocates nothing per attribute (a delivery
+/// agent's reply has eleven).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Attr {
+enum Attr {
     /// `name NUL value NUL`.
     Pair {
         /// Attribute name (never empty, never `{` or `}`).
-        name: Vec<u8>,
+        name: Span,
         /// Raw value bytes (text, decimal digits or base64).
-        value: Vec<u8>,
+        value: Span,
     },
     /// An anonymous name/value table (`ATTR_TYPE_HASH`): `{ NUL`, pairs,
     /// `} NUL`.
-    Table(Table),
+    Table(Vec<(Span, Span)>),
 }
 
 /// One decoded attribute list (everything before its terminator).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AttrList {
+    /// The list's bytes as they came off the wire (its terminator
+    /// excluded); the attributes point into them.
+    bytes: Vec<u8>,
     /// The attributes in wire order.
-    pub attrs: Vec<Attr>,
+    attrs: Vec<Attr>,
 }
 
 impl AttrList {
@@ -44,6 +66,7 @@ impl AttrList {
     /// errors), the way every qmgr-side Postfix reader works.
     pub fn scan(&self) -> AttrScan<'_> {
         AttrScan {
+            bytes: &self.bytes,
             attrs: &self.attrs,
             pos: 0,
             skip_extra: false,
@@ -55,10 +78,21 @@ impl AttrList {
     /// reads requests).
     pub fn scan_lenient(&self) -> AttrScan<'_> {
         AttrScan {
+            bytes: &self.bytes,
             attrs: &self.attrs,
             pos: 0,
             skip_extra: true,
         }
+    }
+
+    /// The number of top-level attributes (a table counts as one).
+    pub fn len(&self) -> usize {
+        self.attrs.len()
+    }
+
+    /// True for the empty list (a bare terminator).
+    pub fn is_empty(&self) -> bool {
+        self.attrs.is_empty()
     }
 }
 
@@ -217,12 +251,51 @@ fn token(input: &[u8], at: usize, max: usize) -> Result<Option<&[u8]>, usize> {
 /// allocates beyond the limits); [`DecodeError::BadTable`] for a table that
 /// is not closed properly.
 pub fn decode_list(input: &[u8], limits: &Limits) -> Result<(AttrList, usize), DecodeError> {
+    let (attrs, used) = cut_list(input, limits)?;
+    let list = AttrList {
+        bytes: input[..used - 1].to_vec(),
+        attrs,
+    };
+    Ok((list, used))
+}
+
+/// As [`decode_list`] on the front of `buf`, taking the bytes it used out
+/// of `buf` (the rest stays, for the next list). When the list is all
+/// there is, the buffer itself becomes the list's storage: nothing is
+/// copied.
+///
+/// # Errors
+/// As [`decode_list`]; `buf` is left as it was.
+pub fn take_list(buf: &mut Vec<u8>, limits: &Limits) -> Result<AttrList, DecodeError> {
+    let (attrs, used) = cut_list(buf, limits)?;
+    let bytes = if used == buf.len() {
+        let mut bytes = std::mem::take(buf);
+        bytes.truncate(used - 1);
+        bytes
+    } else {
+        let bytes = buf[..used - 1].to_vec();
+        buf.drain(..used);
+        bytes
+    };
+    Ok(AttrList { bytes, attrs })
+}
+
+/// Finds the attributes of the first list in `input`: their spans and the
+/// number of bytes the list used (terminator included).
+fn cut_list(input: &[u8], limits: &Limits) -> Result<(Vec<Attr>, usize), DecodeError> {
+    // Offsets are kept in 32 bits: a list longer than that is refused
+    // whatever the limits say.
+    let max_list_len = limits.max_list_len.min(u32::MAX as usize - 1);
     let mut at = 0usize;
     let mut count = 0usize;
-    let mut list = AttrList::default();
-    let mut table: Option<Table> = None;
+    let mut attrs = Vec::new();
+    let mut table: Option<Vec<(Span, Span)>> = None;
+    let span = |at: usize, len: usize| Span {
+        start: at as u32,
+        len: len as u32,
+    };
     loop {
-        if at > limits.max_list_len {
+        if at > max_list_len {
             return Err(DecodeError::ListTooLong {
                 limit: limits.max_list_len,
             });
@@ -232,12 +305,13 @@ pub fn decode_list(input: &[u8], limits: &Limits) -> Result<(AttrList, usize), D
             Ok(None) => return Err(DecodeError::Truncated),
             Err(limit) => return Err(DecodeError::NameTooLong { limit }),
         };
+        let name_span = span(at, name.len());
         at += name.len() + 1;
         if name.is_empty() {
             if table.is_some() {
                 return Err(DecodeError::BadTable);
             }
-            return Ok((list, at));
+            return Ok((attrs, at));
         }
         if name == TABLE_OPEN {
             if table.is_some() {
@@ -248,7 +322,7 @@ pub fn decode_list(input: &[u8], limits: &Limits) -> Result<(AttrList, usize), D
         }
         if name == TABLE_CLOSE {
             match table.take() {
-                Some(t) => list.attrs.push(Attr::Table(t)),
+                Some(t) => attrs.push(Attr::Table(t)),
                 None => return Err(DecodeError::BadTable),
             }
             continue;
@@ -269,13 +343,21 @@ pub fn decode_list(input: &[u8], limits: &Limits) -> Result<(AttrList, usize), D
                 });
             }
         };
+        let value_span = span(at, value.len());
         at += value.len() + 1;
         match table.as_mut() {
-            Some(t) => t.push((name.to_vec(), value.to_vec())),
-            None => list.attrs.push(Attr::Pair {
-                name: name.to_vec(),
-                value: value.to_vec(),
-            }),
+            Some(t) => t.push((name_span, value_span)),
+            None => {
+                if attrs.capacity() == 0 {
+                    // Most lists qmgr reads have about a dozen attributes:
+                    // one allocation instead of four growths.
+                    attrs.reserve(16);
+                }
+                attrs.push(Attr::Pair {
+                    name: name_span,
+                    value: value_span,
+                });
+            }
         }
     }
 }
@@ -301,6 +383,8 @@ pub(crate) fn lossy(b: &[u8]) -> String {
 /// Walks a decoded list in order, as Postfix's `attr_scan` does.
 #[derive(Debug)]
 pub struct AttrScan<'a> {
+    /// The list's bytes.
+    bytes: &'a [u8],
     /// The attributes of the list.
     attrs: &'a [Attr],
     /// Index of the next unread attribute.
@@ -320,11 +404,13 @@ impl<'a> AttrScan<'a> {
             };
             self.pos += 1;
             match attr {
-                Attr::Pair { name: n, value } if n == name.as_bytes() => return Ok(value),
+                Attr::Pair { name: n, value } if n.of(self.bytes) == name.as_bytes() => {
+                    return Ok(value.of(self.bytes))
+                }
                 _ if self.skip_extra => continue,
                 Attr::Pair { name: n, .. } => {
                     return Err(DecodeError::Unexpected {
-                        found: lossy(n),
+                        found: lossy(n.of(self.bytes)),
                         expected: name.to_owned(),
                     })
                 }
@@ -400,11 +486,16 @@ impl<'a> AttrScan<'a> {
             };
             self.pos += 1;
             match attr {
-                Attr::Table(t) => return Ok(t.clone()),
+                Attr::Table(t) => {
+                    return Ok(t
+                        .iter()
+                        .map(|(k, v)| (k.of(self.bytes).to_vec(), v.of(self.bytes).to_vec()))
+                        .collect())
+                }
                 _ if self.skip_extra => continue,
                 Attr::Pair { name, .. } => {
                     return Err(DecodeError::Unexpected {
-                        found: lossy(name),
+                        found: lossy(name.of(self.bytes)),
                         expected: "{".to_owned(),
                     })
                 }
@@ -422,7 +513,9 @@ impl<'a> AttrScan<'a> {
     pub fn finish(self) -> Result<(), DecodeError> {
         match self.attrs.get(self.pos) {
             Some(_) if self.skip_extra => Ok(()),
-            Some(Attr::Pair { name, .. }) => Err(DecodeError::Extra { found: lossy(name) }),
+            Some(Attr::Pair { name, .. }) => Err(DecodeError::Extra {
+                found: lossy(name.of(self.bytes)),
+            }),
             Some(Attr::Table(_)) => Err(DecodeError::Extra {
                 found: "{".to_owned(),
             }),

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-use super::{check_announcement, decode_list, AttrList, DecodeError, EncodeError, Limits};
+use super::{check_announcement, take_list, AttrList, DecodeError, EncodeError, Limits};
 
 /// Why a conversation with a Postfix service failed.
 #[derive(Debug)]
@@ -148,11 +148,8 @@ impl AttrStream {
     /// for malformed or over-long input, I/O errors and timeouts.
     pub async fn read_list(&mut self) -> Result<AttrList, IpcError> {
         loop {
-            match decode_list(&self.rbuf, &self.limits) {
-                Ok((list, used)) => {
-                    self.rbuf.drain(..used);
-                    return Ok(list);
-                }
+            match take_list(&mut self.rbuf, &self.limits) {
+                Ok(list) => return Ok(list),
                 Err(DecodeError::Truncated) => {}
                 Err(e) => return Err(e.into()),
             }

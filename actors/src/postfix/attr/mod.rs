@@ -38,7 +38,7 @@ mod structs;
 use std::fmt;
 
 pub use codec::{
-    decode_list, decode_one_list, Attr, AttrFunc, AttrList, AttrScan, AttrWriter, Table,
+    decode_list, decode_one_list, take_list, AttrFunc, AttrList, AttrScan, AttrWriter, Table,
 };
 pub use io::{AttrStream, IpcError};
 pub use structs::{Dsn, MsgStats, Recipient, Timeval, MSG_STATS_SIZE};

@@ -142,6 +142,34 @@ fn strict_and_lenient_scans_differ_only_on_extras() {
 }
 
 #[test]
+fn take_list_keeps_what_follows_and_leaves_a_short_buffer_alone() {
+    let mut w = AttrWriter::new();
+    w.str("status", "").int("n", 7).end().str("next", "x");
+    let mut buf = w.finish().unwrap();
+    let first = take_list(&mut buf, &Limits::default()).unwrap();
+    let mut s = first.scan();
+    assert_eq!(s.str("status").unwrap(), b"");
+    assert_eq!(s.int("n").unwrap(), 7);
+    s.finish().unwrap();
+    // The next list is incomplete: an error, and the bytes stay for later.
+    assert_eq!(buf, b"next\0x\0");
+    assert_eq!(
+        take_list(&mut buf, &Limits::default()),
+        Err(DecodeError::Truncated)
+    );
+    assert_eq!(buf, b"next\0x\0");
+    buf.push(0);
+    let second = take_list(&mut buf, &Limits::default()).unwrap();
+    assert_eq!(second.scan().str("next").unwrap(), b"x");
+    assert!(buf.is_empty());
+    // Same list through decode_list: same value.
+    let mut w = AttrWriter::new();
+    w.str("next", "x").end();
+    let bytes = w.finish().unwrap();
+    assert_eq!(decode_one_list(&bytes, &Limits::default()).unwrap(), second);
+}
+
+#[test]
 fn tables_round_trip_and_reject_imbalance() {
     let mut w = AttrWriter::new();
     w.str("a", "1")
@@ -396,7 +424,7 @@ proptest! {
         // Whatever comes back, it must respect the limits.
         if let Ok((list, used)) = decode_list(&data, &small) {
             prop_assert!(used <= data.len());
-            prop_assert!(list.attrs.len() <= 4);
+            prop_assert!(list.len() <= 4);
         }
     }
 
