@@ -10,6 +10,17 @@ fn ours() -> QmgrChoice {
     QmgrChoice::Command(PathBuf::from(env!("CARGO_BIN_EXE_oqmgr")))
 }
 
+/// Waits up to 30 s for a message to be removed from the queue, asserts
+/// that it was, and returns the maillog.
+fn maillog_after_removal(sb: &Sandbox) -> String {
+    let done = sb.wait_for(Duration::from_secs(30), || {
+        sb.maillog().contains(": removed")
+    });
+    let log = sb.maillog();
+    assert!(done, "maillog:\n{log}");
+    log
+}
+
 #[test]
 fn delivers_to_discard_and_removes_the_file() {
     let sb = Sandbox::builder()
@@ -95,10 +106,7 @@ fn runs_chrooted() {
         b"Subject: jail\n\nhi\n",
     )
     .expect("sendmail runs");
-    let done = sb.wait_for(Duration::from_secs(30), || {
-        sb.maillog().contains(": removed")
-    });
-    assert!(done, "maillog:\n{}", sb.maillog());
+    maillog_after_removal(&sb);
     assert!(sb.maillog().contains("postfix/qmgr["), "{}", sb.maillog());
     // It really is jailed: its root directory is the queue directory.
     let pid = sb.qmgr_pid().expect("qmgr running");
@@ -124,11 +132,7 @@ fn slow_delivery_is_not_a_crash() {
         b"Subject: slow\n\nhi\n",
     )
     .expect("sendmail runs");
-    let done = sb.wait_for(Duration::from_secs(30), || {
-        sb.maillog().contains(": removed")
-    });
-    let log = sb.maillog();
-    assert!(done, "maillog:\n{log}");
+    let log = maillog_after_removal(&sb);
     assert!(
         log.contains("to=<slow@example.net>") && log.contains("status=sent"),
         "{log}"
@@ -157,11 +161,7 @@ fn recipients_beyond_one_read_are_all_delivered() {
         .sendmail(&args, b"Subject: batches\n\nhi\n")
         .expect("sendmail runs");
     assert!(out.status.success(), "sendmail: {out:?}");
-    let done = sb.wait_for(Duration::from_secs(30), || {
-        sb.maillog().contains(": removed")
-    });
-    let log = sb.maillog();
-    assert!(done, "maillog:\n{log}");
+    let log = maillog_after_removal(&sb);
     for r in &rcpts {
         assert_eq!(
             log.matches(&format!("to=<{r}>")).count(),
@@ -195,11 +195,7 @@ fn a_redirected_message_goes_to_the_redirect_address_only() {
         )
         .expect("sendmail runs");
     assert!(out.status.success(), "sendmail: {out:?}");
-    let done = sb.wait_for(Duration::from_secs(30), || {
-        sb.maillog().contains(": removed")
-    });
-    let log = sb.maillog();
-    assert!(done, "maillog:\n{log}");
+    let log = maillog_after_removal(&sb);
     assert_eq!(
         log.matches("to=<elsewhere@example.org>").count(),
         1,
