@@ -158,8 +158,8 @@ impl Supervisor {
                 msg.more = more && !read_error;
                 msg.deferred |= read_error;
                 msg.refilling = false;
-                let flags = msg.info.flags;
-                let entries = self.route(message, flags, recipients, out);
+                let (flags, single) = (msg.info.flags, msg.info.single_rcpt);
+                let entries = self.route(message, flags, single, recipients, out);
                 let msg = self.messages.get_mut(&message).expect("found above");
                 msg.refcount += entries;
                 if msg.refcount == 0 {
@@ -319,7 +319,7 @@ impl Supervisor {
         out: &mut Effects,
     ) {
         let id = info.message;
-        let flags = info.flags;
+        let (flags, single) = (info.flags, info.single_rcpt);
         {
             let Feed::Admitting(from) = self.feed else {
                 panic!("admission of {id} that was not asked for");
@@ -341,7 +341,7 @@ impl Supervisor {
             // Routed before it is filed, so that it is filed with its
             // reference count: one search of a million-message map, not a
             // lookup, an insertion and a lookup again.
-            let entries = self.route(id, flags, recipients, out);
+            let entries = self.route(id, flags, single, recipients, out);
             match self.messages.entry(id) {
                 Slot::Vacant(slot) => slot.insert(Message {
                     info,
@@ -365,12 +365,14 @@ impl Supervisor {
     /// raises the message's reference count (and completes it if none
     /// resulted). Every batch is routed with `flags`, those of the
     /// admission (postqueue -f's FLUSH_DFXP must hold for every batch, not
-    /// just the first); the caller passes them as it has the message at
-    /// hand.
+    /// just the first), and `single` (one recipient per request, for
+    /// VERP) the message's; the caller passes them as it has the message
+    /// at hand.
     fn route(
         &mut self,
         id: MessageId,
         flags: ScanFlags,
+        single: bool,
         recipients: Vec<Routed>,
         out: &mut Effects,
     ) -> u32 {
@@ -378,7 +380,7 @@ impl Supervisor {
         let mut limits = |t: &str| recipient_limit(params, limits, t);
         let planned = self
             .planner
-            .plan(recipients, flags, false, &self.global, &mut limits);
+            .plan(recipients, flags, single, &self.global, &mut limits);
         for recipient in planned.discards.drain(..) {
             out.trace(|| TraceEvent::Discard {
                 message: id,
@@ -560,6 +562,7 @@ mod tests {
             create_time: now,
             warning: crate::message::Warning::None,
             flags: ScanFlags::NONE,
+            single_rcpt: false,
         };
         sup.handle(
             now,
