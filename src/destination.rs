@@ -298,6 +298,32 @@ impl Destination {
         if report.outcome == Outcome::Crash && hop.is_none() {
             hop = Some(Dsn::new("4.3.0", "unknown mail transport error"));
         }
+        if report.outcome == Outcome::Refused {
+            // The transport is at fault, not this site: no feedback, and
+            // the transport dies (Postfix: a request that could not be
+            // handed over, `qmgr_transport_throttle`).
+            let dsn = hop
+                .take()
+                .unwrap_or_else(|| Dsn::new("4.3.0", "mail transport unavailable"));
+            out.trace(|| TraceEvent::Done {
+                dest: self.key.clone(),
+                entry: entry_id,
+                outcome: report.outcome,
+                hop: Some(dsn.to_string()),
+            });
+            out.send(
+                Addr::Transport(self.key.transport.clone()),
+                Msg::Refused(dsn),
+            );
+            let at = self
+                .busy
+                .iter()
+                .position(|e| e.id == entry_id)
+                .expect("still busy");
+            self.busy.swap_remove(at);
+            self.done(now, message, recipients, true, out);
+            return;
+        }
         out.trace(|| TraceEvent::Done {
             dest: self.key.clone(),
             entry: entry_id,
@@ -666,7 +692,77 @@ pub fn fmt_g(v: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::fmt_g;
+    use super::*;
+    use crate::entry::{AgentId, EntryId, Recipient};
+    use crate::params::Params;
+
+    #[test]
+    fn a_refused_request_kills_the_transport_not_the_site() {
+        let (params, _) = Params::from_pairs(&[]);
+        let (tp, _) = params.transport("smtp");
+        let key = DestKey {
+            transport: "smtp".into(),
+            queue: "d.example".into(),
+        };
+        let id = DestId {
+            transport: 0,
+            slot: 0,
+            epoch: 1,
+        };
+        let mut d = Destination::new(
+            id,
+            key,
+            "d.example".into(),
+            1,
+            Arc::new(tp),
+            Arc::new(params.global.clone()),
+        );
+        let now = Instant::ZERO;
+        let mut out = Effects::new();
+        let entry = |n| Entry {
+            id: EntryId(n),
+            message: MessageId(n),
+            recipients: vec![Recipient::new(format!("u{n}@d.example"))],
+        };
+        d.handle(now, Msg::Accept { entry: entry(1) }, &mut out);
+        d.handle(now, Msg::Take(AgentId(1)), &mut out);
+        out.list.clear();
+        let report = DeliveryReport {
+            entry: EntryId(1),
+            outcome: Outcome::Refused,
+            hop: None,
+            recipients: Vec::new(),
+        };
+        d.handle(now, Msg::Report(report), &mut out);
+        let dsn = Dsn::new("4.3.0", "mail transport unavailable");
+        assert!(
+            out.list.contains(&Effect::Send(
+                Addr::Transport("smtp".into()),
+                Msg::Refused(dsn)
+            )),
+            "{:?}",
+            out.list
+        );
+        // The message is told its entry was deferred; the site itself
+        // gets no feedback and stays ready, and the transport is not
+        // revived.
+        assert!(out.list.iter().any(|e| matches!(
+            e,
+            Effect::Send(
+                Addr::Supervisor,
+                Msg::EntryDone {
+                    deferred: true,
+                    ..
+                }
+            )
+        )));
+        assert!(!out
+            .list
+            .iter()
+            .any(|e| matches!(e, Effect::Send(_, Msg::Revive))));
+        assert_eq!(d.status(), &Status::Ready);
+        assert_eq!(d.counts(), (0, 0));
+    }
 
     #[test]
     fn fmt_g_prints_like_c() {

@@ -38,6 +38,7 @@
 //! manager and an idle daemon does not poll ([`dirstore::Flow`]).
 
 pub mod adhoc;
+pub mod bounce_log;
 pub mod bridge;
 pub mod dirstore;
 pub mod envelope;
@@ -205,6 +206,7 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
             Ok(w) => w,
             Err(e) => log::fatal(&format!("start completion worker: {}", log::errno_text(&e))),
         };
+        let agents_worker = worker.clone();
         let active: ActiveTable = Arc::default();
         let flow = channel.flow().map(|pipe| Flow {
             pipe,
@@ -223,7 +225,9 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
         )
         .with_flow(flow);
         let framework = Framework::new(Arc::clone(&site), Arc::clone(&active), clock);
-        let agents = bridge::PostfixAgents::new(Arc::clone(&site), active).start_agent();
+        let agents = bridge::PostfixAgents::new(Arc::clone(&site), active)
+            .with_worker(agents_worker)
+            .start_agent();
         let mut registrations = Registrations::default();
         transports::config::start(&custom, clock, &mut registrations);
         register(&mut registrations);

@@ -5,13 +5,14 @@
 //! Jobs, in the order the scheduler produced them:
 //! - [`Job::Discard`]: a double-bounce recipient: log it `status=sent
 //!   (undeliverable postmaster notification discarded)` and mark it done.
-//! - [`Job::Defer`]: recipients the scheduler defers without an attempt (a
-//!   dead destination or transport): handed to the `retry` service (the
-//!   error(8) agent) with `"<dsn> <reason>"` as next hop, exactly as oqmgr
-//!   moves them to its `retry` transport, so the log line and the defer
-//!   log are the error agent's own. If `retry` cannot be reached the
-//!   recipients are appended to the defer log here and logged with relay
-//!   `none`.
+//! - [`Job::Defer`]: recipients deferred without an attempt (a dead
+//!   destination or transport, a request an agent rejected): handed to
+//!   the `retry` service (the error(8) agent) with `"<dsn> <reason>"` as
+//!   next hop, exactly as oqmgr moves them to its `retry` transport, so
+//!   the log line and the defer log are the error agent's own. If `retry` cannot be reached, or
+//!   answers without recording anything (it rejected the request: see
+//!   [`super::bridge`]), the recipients are appended to the defer log here
+//!   and logged with relay `none`.
 //! - [`Job::Complete`]: the completion pipeline of a message whose last
 //!   entry finished: bounce flush, trace flush, then expiry (return to
 //!   sender through `defer`) or a delay warning, then the move to
@@ -43,6 +44,8 @@ use oqmgr::message::Verdict;
 use oqmgr::time::{Duration, Instant};
 
 use super::adhoc::{status_line, Times};
+use super::bounce_log;
+use super::bridge::rejection_warning;
 use super::dirstore::{rename_into, system_time};
 use super::message::{timeval, wire_recipient, ActiveMessage, Site};
 use crate::postfix::agent::{deliver, DeliveryRequest, EntryContext};
@@ -50,7 +53,8 @@ use crate::postfix::attr::{Dsn as WireDsn, Timeval};
 use crate::postfix::bounce::{self, bounce_flags, BounceRequest, MessageInfo};
 use crate::postfix::log::errno_text;
 use crate::postfix::queue_file::{
-    DSN_NOTIFY_SUCCESS, TRACE_FLAGS_MASK, TRACE_RECORD, TRACE_REC_DLY_SENT, TRACE_USR_VRFY,
+    DSN_NOTIFY_SUCCESS, TRACE_FLAGS_MASK, TRACE_MTA_VRFY, TRACE_RECORD, TRACE_REC_DLY_SENT,
+    TRACE_USR_VRFY,
 };
 use crate::postfix::queue_file_write::{
     kill_record, mark_recipient_done, mode_is_ready, rewrite_warn_time, set_next_attempt,
@@ -263,8 +267,18 @@ async fn defer(
         site.ipc_timeout,
     )
     .await;
-    if result.is_ok() {
-        return;
+    if let Ok(reply) = &result {
+        // The error agent defers every recipient: "try again" with
+        // nothing in the defer logfile means it rejected the request.
+        let offsets: Vec<u64> = recipients.iter().map(|r| r.offset).collect();
+        let probe = m.env.trace_flags & (TRACE_MTA_VRFY | TRACE_USR_VRFY) != 0;
+        if reply.status == 0 || probe || bounce_log::recorded_any(site, &m.queue_id, &offsets) {
+            return;
+        }
+        tracing::warn!(
+            "{}",
+            rejection_warning("retry", &m.queue_id, recipients.len())
+        );
     }
     // No retry agent: write the defer records and the log lines here.
     let (wdsn, _) = bounce::defer_dsn(wire_dsn(dsn));
