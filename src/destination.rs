@@ -298,31 +298,8 @@ impl Destination {
         if report.outcome == Outcome::Crash && hop.is_none() {
             hop = Some(Dsn::new("4.3.0", "unknown mail transport error"));
         }
-        if report.outcome == Outcome::Refused {
-            // The transport is at fault, not this site: no feedback, and
-            // the transport dies (Postfix: a request that could not be
-            // handed over, `qmgr_transport_throttle`).
-            let dsn = hop
-                .take()
-                .unwrap_or_else(|| Dsn::new("4.3.0", "mail transport unavailable"));
-            out.trace(|| TraceEvent::Done {
-                dest: self.key.clone(),
-                entry: entry_id,
-                outcome: report.outcome,
-                hop: Some(dsn.to_string()),
-            });
-            out.send(
-                Addr::Transport(self.key.transport.clone()),
-                Msg::Refused(dsn),
-            );
-            let at = self
-                .busy
-                .iter()
-                .position(|e| e.id == entry_id)
-                .expect("still busy");
-            self.busy.swap_remove(at);
-            self.done(now, message, recipients, true, out);
-            return;
+        if report.outcome == Outcome::Refused && hop.is_none() {
+            hop = Some(Dsn::new("4.3.0", "mail transport unavailable"));
         }
         out.trace(|| TraceEvent::Done {
             dest: self.key.clone(),
@@ -330,7 +307,16 @@ impl Destination {
             outcome: report.outcome,
             hop: hop.as_ref().map(|d| d.to_string()),
         });
-        if report.outcome != Outcome::Done {
+        if report.outcome == Outcome::Refused {
+            // The transport is at fault, not this site: no feedback, and
+            // the transport dies (Postfix: a request that could not be
+            // handed over, `qmgr_transport_throttle`).
+            let dsn = hop.take().expect("set above");
+            out.send(
+                Addr::Transport(self.key.transport.clone()),
+                Msg::Refused(dsn),
+            );
+        } else if report.outcome != Outcome::Done {
             if let Some(hop) = &hop {
                 let status = if valid_status(&hop.status) {
                     hop.status.clone()
@@ -351,7 +337,7 @@ impl Destination {
                 }
             }
         }
-        if report.outcome != Outcome::Crash {
+        if report.outcome != Outcome::Crash && report.outcome != Outcome::Refused {
             out.send(Addr::Transport(self.key.transport.clone()), Msg::Revive);
             if hop.is_none() {
                 self.unthrottle(now, out);
@@ -748,13 +734,7 @@ mod tests {
         // revived.
         assert!(out.list.iter().any(|e| matches!(
             e,
-            Effect::Send(
-                Addr::Supervisor,
-                Msg::EntryDone {
-                    deferred: true,
-                    ..
-                }
-            )
+            Effect::Send(Addr::Supervisor, Msg::EntryDone { deferred: true, .. })
         )));
         assert!(!out
             .list

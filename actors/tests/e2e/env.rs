@@ -29,7 +29,7 @@ use oqmgr_actors::sandbox::{
     free_port, PostfixInstall, QmgrChoice, Sandbox, SandboxBuilder, SinkCounters, SmtpSink,
 };
 
-use super::outcome::{rows, Log, Normaliser, Outcome};
+use super::outcome::{rows, Log, Normaliser, Outcome, Row};
 
 /// Queues a file can rest in, in the order they are listed.
 const QUEUES: [&str; 6] = [
@@ -54,6 +54,12 @@ pub struct Setup {
     /// Extra arguments on the qmgr line of master.cf.
     pub qmgr_args: Vec<String>,
 }
+
+/// Backoff long enough that only the scenario moves deferred mail.
+pub const LONG_BACKOFF: [(&str, &str); 2] = [
+    ("minimal_backoff_time", "60s"),
+    ("maximal_backoff_time", "120s"),
+];
 
 /// A running scenario world.
 pub struct Env {
@@ -169,6 +175,22 @@ impl Env {
             received: Vec::new(),
             norm,
         }
+    }
+
+    /// A world with one live sink `d1` serving `d1.test`, started with
+    /// `sink_args`, and `settings`.
+    pub fn one_sink(q: &Setup, settings: &[(&str, &str)], sink_args: &[&str]) -> Env {
+        let mut env = Env::start(
+            q,
+            &Spec {
+                ports: &["d1"],
+                smtp_routes: &[("d1.test", "d1")],
+                raw_routes: &[],
+                settings,
+            },
+        );
+        env.start_sink("d1", sink_args);
+        env
     }
 
     /// Starts an smtp-sink on port `name` with extra arguments, dumping
@@ -396,6 +418,15 @@ pub fn transaction(sink: &str, dump: &str) -> String {
         }
     }
     format!("{sink} {tag}: MAIL {mail}{rcpts}")
+}
+
+/// True when there are `n` rows, each in `deferred/` if `deferred(row)`,
+/// else with its file gone.
+pub fn all_settled(o: &Outcome, n: usize, deferred: impl Fn(&Row) -> bool) -> bool {
+    o.rows.len() == n
+        && o.rows
+            .iter()
+            .all(|r| r.queue == if deferred(r) { "deferred" } else { "removed" })
 }
 
 /// True when every row is `result` and its file is gone.

@@ -5,7 +5,7 @@
 //! Each `fn name(q) -> Outcome` runs the scenario against queue manager `q`;
 //! each `fn expect_name(o)` states what Postfix 3.7.11's oqmgr produces.
 
-use super::env::{all_done, Env, Setup, Spec};
+use super::env::{all_done, all_settled, Env, Setup, Spec};
 use super::outcome::{Outcome, Row};
 
 /// The sender of every scenario message: a local user, so notices land in a
@@ -46,8 +46,9 @@ pub fn sink_row(message: &str, recipient: &str, port: &str) -> Row {
     )
 }
 
-/// The row of a notice delivered into root's mailbox.
-pub fn notice_row(message: &str) -> Row {
+/// The row of message `message` delivered by local(8) into root's
+/// mailbox (`root@local.test`, the [`SENDER`] too).
+pub fn local_row(message: &str) -> Row {
     row(
         message,
         SENDER,
@@ -57,6 +58,11 @@ pub fn notice_row(message: &str) -> Row {
         "local",
         "dsn=2.0.0 status=sent (delivered to mailbox)",
     )
+}
+
+/// The row of a notice delivered into root's mailbox.
+pub fn notice_row(message: &str) -> Row {
+    local_row(message)
 }
 
 /// What sink `sink` records for one transaction of message `tag` from
@@ -173,21 +179,10 @@ pub fn local_and_mixed(q: &Setup) -> Outcome {
 
 /// Expectation of [`local_and_mixed`].
 pub fn expect_local_and_mixed(o: &Outcome) {
-    let local = |m: &str| {
-        row(
-            m,
-            "root@local.test",
-            "sent",
-            "removed",
-            &["sent"],
-            "local",
-            "dsn=2.0.0 status=sent (delivered to mailbox)",
-        )
-    };
     let mut want = Outcome {
         rows: vec![
-            local("local1"),
-            local("mixed1"),
+            local_row("local1"),
+            local_row("mixed1"),
             sink_row("mixed1", "u1@d1.test", "d1"),
             row(
                 "mixed1",
@@ -338,6 +333,20 @@ pub fn expect_permanent_failure(o: &Outcome) {
 pub fn refused(port: &str) -> String {
     format!(
         "dsn=4.4.1 status=deferred (connect to 127.0.0.1[127.0.0.1]:{port}: Connection refused)"
+    )
+}
+
+/// The row of a message deferred once to the closed port `port` and still
+/// in `deferred/`.
+pub fn refused_row(message: &str, recipient: &str, port: &str) -> Row {
+    row(
+        message,
+        recipient,
+        "deferred",
+        "deferred",
+        &["deferred"],
+        "none",
+        &refused(port),
     )
 }
 
@@ -530,17 +539,8 @@ pub fn dead_destination(q: &Setup) -> Outcome {
         env.send(&format!("x{i}"), SENDER, &["u@dead.test"]);
         env.send(&format!("l{i}"), SENDER, &["u@live.test"]);
     }
-    let mut o = env.wait_outcome(|o| {
-        o.rows.len() == 1 + 2 * DEAD_MESSAGES
-            && o.rows.iter().all(|r| {
-                r.queue
-                    == if r.recipient == "u@dead.test" {
-                        "deferred"
-                    } else {
-                        "removed"
-                    }
-            })
-    });
+    let mut o = env
+        .wait_outcome(|o| all_settled(o, 1 + 2 * DEAD_MESSAGES, |r| r.recipient == "u@dead.test"));
     o.fact(format!(
         "sink live messages: {}",
         env.stop_sink("live").messages
@@ -551,15 +551,7 @@ pub fn dead_destination(q: &Setup) -> Outcome {
 /// Expectation of [`dead_destination`].
 pub fn expect_dead_destination(o: &Outcome) {
     let mut want = Outcome::default();
-    want.rows.push(row(
-        "x0",
-        "u@dead.test",
-        "deferred",
-        "deferred",
-        &["deferred"],
-        "none",
-        &refused("dead"),
-    ));
+    want.rows.push(refused_row("x0", "u@dead.test", "dead"));
     for i in 1..=DEAD_MESSAGES {
         want.rows.push(row(
             &format!("x{i}"),

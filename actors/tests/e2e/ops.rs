@@ -2,7 +2,7 @@
 //! reload`, `kill -9`), and the two sendmail report modes (`-bv` address
 //! verification, `-v` verbose delivery report).
 
-use super::env::{all_done, Env, Setup, Spec};
+use super::env::{all_done, Env, Setup};
 use super::flow::{assert_outcome, got, notice_row, row, sink_row, SENDER};
 use super::outcome::Outcome;
 
@@ -12,17 +12,7 @@ const HALF: usize = 10;
 /// A world with one live sink `d1` serving `d1.test`, started with
 /// `sink_args`.
 fn one_sink(q: &Setup, sink_args: &[&str]) -> Env {
-    let mut env = Env::start(
-        q,
-        &Spec {
-            ports: &["d1"],
-            smtp_routes: &[("d1.test", "d1")],
-            raw_routes: &[],
-            settings: &[],
-        },
-    );
-    env.start_sink("d1", sink_args);
-    env
+    Env::one_sink(q, &[], sink_args)
 }
 
 /// After a queue manager restart in mid-flow: waits until all `n`

@@ -7,8 +7,8 @@
 use oqmgr_actors::postfix::dialect::Dialect;
 use oqmgr_actors::sandbox::PostfixInstall;
 
-use super::env::{Env, Setup, Spec};
-use super::flow::{assert_outcome, got, notice_row, refused, row, sink_row, SENDER};
+use super::env::{all_settled, Env, Setup, Spec, LONG_BACKOFF};
+use super::flow::{assert_outcome, got, local_row, notice_row, refused_row, row, sink_row, SENDER};
 use super::outcome::{Log, Outcome};
 
 /// The UTF-8 recipient of scenario 12.
@@ -48,10 +48,7 @@ pub fn mixed_workload(q: &Setup) -> Outcome {
                 ("bad.test", "bad"),
             ],
             raw_routes: &[],
-            settings: &[
-                ("minimal_backoff_time", "60s"),
-                ("maximal_backoff_time", "120s"),
-            ],
+            settings: &LONG_BACKOFF,
         },
     );
     env.start_sink("d1", &[]);
@@ -74,17 +71,7 @@ pub fn mixed_workload(q: &Setup) -> Outcome {
     // Postfix 3.7's sendmail has no -SMTPUTF8: a UTF-8 envelope asks for
     // it. smtp-sink does not offer SMTPUTF8, so smtp(8) returns it.
     env.send_subject("utf8", "gr\u{fc}\u{df}e", SENDER, &[UTF8_RCPT]);
-    let mut o = env.wait_outcome(|o| {
-        o.rows.len() == 11
-            && o.rows.iter().all(|r| {
-                r.queue
-                    == if r.message == "late" {
-                        "deferred"
-                    } else {
-                        "removed"
-                    }
-            })
-    });
+    let mut o = env.wait_outcome(|o| all_settled(o, 11, |r| r.message == "late"));
     let log = env.log();
     let found = warnings(&env, &log);
     o.fact(format!("warnings: {}", found.len()));
@@ -109,31 +96,12 @@ pub fn expect_mixed_workload(o: &Outcome) {
         .rows_of("utf8")
         .find_map(|r| NO_SMTPUTF8.iter().find(|t| r.status.contains(*t)))
         .unwrap_or(&NO_SMTPUTF8[0]);
-    let local = |m: &str| {
-        row(
-            m,
-            "root@local.test",
-            "sent",
-            "removed",
-            &["sent"],
-            "local",
-            "dsn=2.0.0 status=sent (delivered to mailbox)",
-        )
-    };
     let mut want = Outcome {
         rows: vec![
             sink_row("multi", "u1@d1.test", "d1"),
             sink_row("multi", "u2@d1.test", "d1"),
-            local("multi"),
-            row(
-                "late",
-                "u@dead.test",
-                "deferred",
-                "deferred",
-                &["deferred"],
-                "none",
-                &refused("dead"),
-            ),
+            local_row("multi"),
+            refused_row("late", "u@dead.test", "dead"),
             row(
                 "bounce",
                 "x@bad.test",
@@ -145,7 +113,7 @@ pub fn expect_mixed_workload(o: &Outcome) {
             ),
             notice_row("bounce-of:bounce"),
             sink_row("dsn", "u3@d1.test", "d1"),
-            local("dsn"),
+            local_row("dsn"),
             notice_row("dsn-of:dsn"),
             row(
                 "utf8",
@@ -183,19 +151,7 @@ pub fn other_dialect(postfix: &PostfixInstall) -> String {
 /// `postqueue -p` shows, and take the transport out of service: a second
 /// message is deferred without asking the agent again.
 pub fn rejected_request(q: &Setup) -> Outcome {
-    let mut env = Env::start(
-        q,
-        &Spec {
-            ports: &["d1"],
-            smtp_routes: &[("d1.test", "d1")],
-            raw_routes: &[],
-            settings: &[
-                ("minimal_backoff_time", "60s"),
-                ("maximal_backoff_time", "120s"),
-            ],
-        },
-    );
-    env.start_sink("d1", &[]);
+    let env = Env::one_sink(q, &LONG_BACKOFF, &[]);
     let all_deferred = |n: usize| {
         move |o: &Outcome| {
             o.rows.len() == n
