@@ -11,6 +11,17 @@ use super::env::{all_settled, Env, Setup, Spec, LONG_BACKOFF};
 use super::flow::{assert_outcome, got, local_row, notice_row, refused_row, row, sink_row, SENDER};
 use super::outcome::{Log, Outcome};
 
+/// A delay notice that names no time (see [`mixed_workload`]).
+const DELAY_TEMPLATE: &str = "delay_template = <<EOF
+Charset: us-ascii
+From: MAILER-DAEMON (Mail Delivery System)
+Subject: Delayed Mail (still being retried)
+Postmaster-Subject: Postmaster Warning: Delayed Mail
+
+This is the mail system at host $myhostname: your message is delayed.
+EOF
+";
+
 /// The UTF-8 recipient of scenario 12.
 const UTF8_RCPT: &str = "j\u{fc}rgen@d1.test";
 
@@ -31,14 +42,15 @@ fn warnings(env: &Env, log: &Log) -> Vec<String> {
     found
 }
 
-/// Scenario 12: a mixed workload (multi-recipient, local, deferred,
-/// bounced, DSN success, SMTPUTF8) with the queue manager under test:
+/// Scenario 12: a mixed workload (multi-recipient, local, deferred with a
+/// delay warning, bounced, bounced with VERP, DSN success, SMTPUTF8) with
+/// the queue manager under test:
 /// every result as with oqmgr, and not one warning from any Postfix
 /// program. An agent or bounce daemon that gets a request in another
 /// release's dialect warns (`unexpected attribute ...`), so this is the
 /// dialect check with real peers.
 pub fn mixed_workload(q: &Setup) -> Outcome {
-    let mut env = Env::start(
+    let mut env = Env::start_with(
         q,
         &Spec {
             ports: &["d1", "dead", "bad"],
@@ -48,8 +60,18 @@ pub fn mixed_workload(q: &Setup) -> Outcome {
                 ("bad.test", "bad"),
             ],
             raw_routes: &[],
-            settings: &LONG_BACKOFF,
+            settings: &[
+                LONG_BACKOFF[0],
+                LONG_BACKOFF[1],
+                ("delay_warning_time", "1s"),
+                // The VERP notice goes to root+x=bad.test@local.test.
+                ("recipient_delimiter", "+"),
+                ("bounce_template_file", "$config_directory/bounce.cf"),
+            ],
         },
+        // The built-in delay notice states delay_warning_time in hours,
+        // and bounce(8) warns when that is 0 (the 1 s here).
+        |b, _| b.config_file("bounce.cf", DELAY_TEMPLATE),
     );
     env.start_sink("d1", &[]);
     env.start_sink("bad", &["-f", "RCPT"]);
@@ -60,6 +82,7 @@ pub fn mixed_workload(q: &Setup) -> Outcome {
     );
     env.send("late", SENDER, &["u@dead.test"]);
     env.send("bounce", SENDER, &["x@bad.test"]);
+    env.send_with(&["-XV"], "verpb", SENDER, &["x@bad.test"]);
     // A DSN-capable remote server takes over the success notice; local
     // delivery sends one.
     env.send_with(
@@ -71,7 +94,7 @@ pub fn mixed_workload(q: &Setup) -> Outcome {
     // Postfix 3.7's sendmail has no -SMTPUTF8: a UTF-8 envelope asks for
     // it. smtp-sink does not offer SMTPUTF8, so smtp(8) returns it.
     env.send_subject("utf8", "gr\u{fc}\u{df}e", SENDER, &[UTF8_RCPT]);
-    let mut o = env.wait_outcome(|o| all_settled(o, 11, |r| r.message == "late"));
+    let mut o = env.wait_outcome(|o| all_settled(o, 14, |r| r.message == "late"));
     let log = env.log();
     let found = warnings(&env, &log);
     o.fact(format!("warnings: {}", found.len()));
@@ -102,6 +125,7 @@ pub fn expect_mixed_workload(o: &Outcome) {
             sink_row("multi", "u2@d1.test", "d1"),
             local_row("multi"),
             refused_row("late", "u@dead.test", "dead"),
+            notice_row("delay-of:late"),
             row(
                 "bounce",
                 "x@bad.test",
@@ -112,6 +136,24 @@ pub fn expect_mixed_workload(o: &Outcome) {
                 "dsn=5.3.0 status=bounced (host 127.0.0.1[127.0.0.1] said: 500 5.3.0 Error: command failed (in reply to RCPT TO command))",
             ),
             notice_row("bounce-of:bounce"),
+            row(
+                "verpb",
+                "x@bad.test",
+                "bounced",
+                "removed",
+                &["bounced"],
+                "127.0.0.1[127.0.0.1]:bad",
+                "dsn=5.3.0 status=bounced (host 127.0.0.1[127.0.0.1] said: 500 5.3.0 Error: command failed (in reply to RCPT TO command))",
+            ),
+            row(
+                "bounce-of:verpb",
+                "root+x=bad.test@local.test",
+                "sent",
+                "removed",
+                &["sent"],
+                "local",
+                "dsn=2.0.0 status=sent (delivered to mailbox)",
+            ),
             sink_row("dsn", "u3@d1.test", "d1"),
             local_row("dsn"),
             notice_row("dsn-of:dsn"),
