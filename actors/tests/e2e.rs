@@ -36,7 +36,8 @@
 //! `OQMGR_E2E_BIN=/path/to/program` puts another program in "our" slot;
 //! with Postfix's own `$(postconf -dh daemon_directory)/oqmgr` every
 //! scenario test of `postfix37` passes, which proves the outcomes are
-//! deterministic enough to compare. `OQMGR_E2E_PRINT=1 ... --
+//! deterministic enough to compare (`rejected_request` fails then: that
+//! oqmgr ignores `-o mail_version`). `OQMGR_E2E_PRINT=1 ... --
 //! --nocapture` prints each outcome.
 //!
 //! # Scenarios and what they pin
@@ -114,8 +115,11 @@
 //! agents reject every request, and we must say so (a warning naming the
 //! service), defer the recipients with a reason `postqueue -p` shows, and
 //! take the transport out of service. Postfix's own oqmgr, given requests
-//! an agent rejects the same way (Postfix 3.7's oqmgr in a 3.11 instance),
-//! logs nothing and leaves the mail in `deferred/` without a reason.
+//! an agent rejects the same way (`OQMGR_E2E_BIN=/usr/lib/postfix/sbin/oqmgr`,
+//! Postfix 3.7's oqmgr, in `postfix311::rejected_request`), logs nothing,
+//! leaves the mail in `deferred/` without a reason (no recipient line, no
+//! reason in `postqueue -p`) and asks the agent again at every retry (5
+//! rejected requests within the test's wait).
 //!
 //! # Real Postfix 3.7.11 versus the spec (docs/postfix-internals.md)
 //! - §2.3 says mail released with `postsuper -H` is "picked up by the next
