@@ -110,7 +110,9 @@
 //!   DSN-success and SMTPUTF8 mail: delivered as by oqmgr, with no warning
 //!   from any delivery agent or the bounce daemon (the dialect check).
 //!
-//! Besides the scenarios, `rejected_request` runs our daemon forced into the
+//! Besides the scenarios, `learned_dialect` checks the line our daemon
+//! logs at start about the dialect it learned from that build's
+//! `postconf`, and `rejected_request` runs our daemon forced into the
 //! other release's dialect (`-o mail_version=...` on the qmgr line): the
 //! agents reject every request, and we must say so (a warning naming the
 //! service), defer the recipients with a reason `postqueue -p` shows, and
@@ -394,17 +396,26 @@ macro_rules! on_postfix {
             scenario!(header_actions, s::expect_header_actions);
             scenario!(mixed_workload, s::expect_mixed_workload);
 
+            /// Our daemon learns the dialect from this build's postconf.
+            #[test]
+            fn learned_dialect() {
+                let postfix = postfix();
+                let line = s::learned_dialect(&crate::ours(postfix.clone()));
+                s::expect_learned_dialect(&postfix, &line);
+            }
+
             /// Our daemon forced into the other release's dialect: every
             /// request is rejected, and we say so.
             #[test]
             fn rejected_request() {
                 let postfix = postfix();
                 let mut setup = crate::ours(postfix.clone());
-                setup.qmgr_args = vec!["-o".into(), s::other_dialect(&postfix)];
+                let forced = s::other_release(&postfix);
+                setup.qmgr_args = vec!["-o".into(), format!("mail_version={forced}")];
                 let o = crate::timed(concat!(module_path!(), "::rejected_request"), || {
                     s::rejected_request(&setup)
                 });
-                s::expect_rejected_request(&o);
+                s::expect_rejected_request(&o, forced);
             }
         }
     };

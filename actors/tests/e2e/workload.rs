@@ -179,11 +179,45 @@ pub fn expect_mixed_workload(o: &Outcome) {
     assert_outcome(o, &want);
 }
 
-/// `-o` value that puts our daemon in the dialect `postfix` does not speak.
-pub fn other_dialect(postfix: &PostfixInstall) -> String {
+/// The line our daemon logs at start about the dialect it chose
+/// (`none` when it logged none).
+pub fn dialect_line(env: &Env) -> String {
+    env.sb
+        .wait_for_log("Postfix mail_version ", super::env::WAIT);
+    let log = env.log();
+    log.lines
+        .iter()
+        .find(|(p, m)| p.ends_with("/qmgr") && m.starts_with("Postfix mail_version "))
+        .map_or_else(|| "none".into(), |(_, m)| m.clone())
+}
+
+/// Our daemon, started on `postfix` with nothing configured, learns its
+/// version from that build's `postconf` and says so.
+pub fn learned_dialect(q: &Setup) -> String {
+    dialect_line(&Env::one_sink(q, &[], &[]))
+}
+
+/// What [`learned_dialect`] must find on `postfix`.
+pub fn expect_learned_dialect(postfix: &PostfixInstall, line: &str) {
+    let dialect = Dialect::from_mail_version(&postfix.mail_version).expect("a release number");
+    assert_eq!(
+        line,
+        format!(
+            "Postfix mail_version {} (from {}/postconf -dh mail_version): delivery and \
+             bounce requests in the dialect of {} (attribute {})",
+            postfix.mail_version,
+            postfix.command_directory.display(),
+            dialect.releases(),
+            dialect.sendopts_attr()
+        )
+    );
+}
+
+/// A `mail_version` of the dialect `postfix` does not speak.
+pub fn other_release(postfix: &PostfixInstall) -> &'static str {
     match Dialect::from_mail_version(&postfix.mail_version) {
-        Ok(Dialect::Sendopts) => "mail_version=3.7.11".into(),
-        _ => "mail_version=3.11.6".into(),
+        Ok(Dialect::Sendopts) => "3.7.11",
+        _ => "3.11.6",
     }
 }
 
@@ -222,6 +256,7 @@ pub fn rejected_request(q: &Setup) -> Outcome {
     for w in ours {
         o.fact(format!("our warning {w}"));
     }
+    o.fact(format!("our dialect line: {}", dialect_line(&env)));
     let queue = env.admin("postqueue", &["-p"]);
     o.fact(format!(
         "postqueue -p reasons: {}",
@@ -230,8 +265,9 @@ pub fn rejected_request(q: &Setup) -> Outcome {
     env.finish(o)
 }
 
-/// Expectation of [`rejected_request`].
-pub fn expect_rejected_request(o: &Outcome) {
+/// Expectation of [`rejected_request`], our daemon forced to speak as
+/// Postfix `forced`.
+pub fn expect_rejected_request(o: &Outcome, forced: &str) {
     let deferred = |m: &str, r: &str| {
         row(
             m,
@@ -253,6 +289,13 @@ pub fn expect_rejected_request(o: &Outcome) {
     };
     want.rows.sort();
     want.fact("requests the smtp agent rejected: 1");
+    let dialect = Dialect::from_mail_version(forced).expect("a release number");
+    want.fact(format!(
+        "our dialect line: Postfix mail_version {forced} (set in main.cf or with -o): \
+         delivery and bounce requests in the dialect of {} (attribute {})",
+        dialect.releases(),
+        dialect.sendopts_attr()
+    ));
     want.fact(
         "our warning qmgr: warning: private/smtp: request for QID rejected: no status \
          recorded for its 2 recipients (see that agent's warning; is mail_version right?)",
