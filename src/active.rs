@@ -539,7 +539,7 @@ mod tests {
     /// Drives one message through admission, one delivery and a refill
     /// answered as `refilled`; returns the verdict.
     fn run_with_refill(refilled: Msg) -> Verdict {
-        let (params, _) = Params::from_pairs(&[]);
+        let (params, _) = Params::from_pairs(&[]).expect("defaults resolve");
         let mut sup = Supervisor::new(params);
         let now = Instant::from_secs(10);
         let mut out = Effects::new();

@@ -514,7 +514,7 @@ mod tests {
 
     #[test]
     fn a_reused_slot_ignores_its_previous_holder() {
-        let (params, _) = Params::from_pairs(&[]);
+        let (params, _) = Params::from_pairs(&[]).expect("defaults resolve");
         let (tp, _) = params.transport("smtp");
         let mut t = Transport::new(7, Arc::new(tp), Duration::from_secs(60), 100);
         let now = Instant::ZERO;

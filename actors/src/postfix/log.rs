@@ -368,10 +368,13 @@ pub fn errno_text(err: &io::Error) -> String {
 /// logged as Postfix's fatal text and ends the process.
 pub fn bootstrap() -> MasterArgs {
     let env = |name: &str| std::env::var(name).ok();
-    let args = match MasterArgs::from_env() {
-        Ok(a) => a,
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let (mut args, type_name) = match MasterArgs::parse_options(&argv, env) {
+        Ok(parsed) => parsed,
         Err(e) => {
-            let argv0 = std::env::args().next().unwrap_or_default();
+            let argv0 = argv.first().cloned().unwrap_or_default();
             if let Ok(fallback) = MasterArgs::parse(&[argv0.as_str(), "-S"], env) {
                 if let Ok(cfg) = LogConfig::resolve(&fallback, &LogParams::default(), env) {
                     install(Logger::new(cfg));
@@ -380,13 +383,20 @@ pub fn bootstrap() -> MasterArgs {
             fatal(&e.to_string());
         }
     };
+    // Logging before `-t` is known: the sink does not depend on it.
     if let Ok(cfg) = LogConfig::resolve(&args, &LogParams::default(), env) {
         install(Logger::new(cfg));
     }
     // SAFETY: isatty only inspects descriptor 0.
     let on_tty = unsafe { libc::isatty(0) } == 1;
+    if let Err(e) = args.refuse_terminal(on_tty) {
+        // Postfix says this on the terminal too, under the bare program
+        // name, so that whoever typed the command sees why it stopped.
+        eprintln!("{}: fatal: {e}", args.process_name);
+        fatal(&e.to_string());
+    }
     if let Err(e) = args
-        .refuse_terminal(on_tty)
+        .check_type(type_name)
         .and(args.require_solitary())
         .and(args.reject_extra_args())
     {
