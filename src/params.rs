@@ -44,7 +44,8 @@
 //!   every such value set in main.cf when resolving, so a bad one stops the
 //!   queue manager at start-up with the same text.
 //! - `delay_warning_time` is cleanup(8)'s: Postfix's oqmgr never reads it,
-//!   so a bad value is a warning here (the default is used), never fatal.
+//!   so a bad value is never fatal here and [`Params::resolve`] says
+//!   nothing of it (the default is used); [`Params::check`] warns.
 
 mod table;
 
@@ -253,7 +254,9 @@ impl Params {
     /// every value that stops the queue manager (never empty), in the order
     /// Postfix reads them.
     pub fn resolve(raw: &RawParams) -> Result<(Params, Vec<ConfigWarning>), Vec<ConfigFatal>> {
-        let (params, warnings, fatals) = Params::resolve_all(raw);
+        let (params, mut warnings, fatals) = Params::resolve_all(raw);
+        // Postfix's oqmgr says nothing about what it does not read.
+        warnings.retain(|w| !NOT_READ_BY_QMGR.contains(&w.param.as_str()));
         if fatals.is_empty() {
             Ok((params, warnings))
         } else {

@@ -288,16 +288,18 @@ fn convert_text(name: &str, kind: ParamKind, unit: char, text: &str) -> Result<V
             ))
         }
         ParamKind::Time { min, max } => {
-            let secs = parse_time(text, unit)
-                .filter(|_| !misleading_time(text))
-                .ok_or_else(|| {
-                    fatal(format!("parameter {name}: bad time value or unit: {text}"))
-                })?;
+            let bad_time = || fatal(format!("parameter {name}: bad time value or unit: {text}"));
+            let secs = parse_time(text, unit).ok_or_else(bad_time)?;
             if secs < min {
                 return Err(fatal(format!("invalid {name}: {secs} (min {min})")));
             }
             if secs > max {
                 return Err(fatal(format!("invalid {name}: {secs} (max {max})")));
+            }
+            // After Postfix's own checks, so that where it stops we stop
+            // with its text.
+            if misleading_time(text) {
+                return Err(bad_time());
             }
             Ok(Value::Time(Duration::from_secs(u64::from(secs))))
         }
@@ -497,6 +499,30 @@ mod tests {
             ["smtp", "relay", "local"]
         );
         assert!(split_list("").is_empty());
+    }
+
+    #[test]
+    fn misleading_times_are_fatal_after_postfix_checks() {
+        let conv = |name: &str, text: &str| {
+            let def = definition(name).unwrap();
+            convert_text(def.name, def.kind, def.time_unit(), text).map_err(|f| f.message)
+        };
+        for ok in ["10sec", "2days", "3", "1w", "5minutes"] {
+            assert!(conv("maximal_queue_lifetime", ok).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            conv("maximal_queue_lifetime", "1month"),
+            Err("parameter maximal_queue_lifetime: bad time value or unit: 1month".into())
+        );
+        assert_eq!(
+            conv("bounce_queue_lifetime", "d"),
+            Err("parameter bounce_queue_lifetime: bad time value or unit: d".into())
+        );
+        // Postfix itself stops on a zero run delay: its text wins.
+        assert_eq!(
+            conv("queue_run_delay", "soon"),
+            Err("invalid queue_run_delay: 0 (min 1)".into())
+        );
     }
 
     #[test]
