@@ -159,7 +159,8 @@ impl Supervisor {
                 msg.deferred |= read_error;
                 msg.refilling = false;
                 let flags = msg.info.flags;
-                let entries = self.route(message, flags, recipients, out);
+                let active = self.messages.len();
+                let entries = self.route(message, flags, recipients, active, out);
                 let msg = self.messages.get_mut(&message).expect("found above");
                 msg.refcount += entries;
                 if msg.refcount == 0 {
@@ -341,7 +342,10 @@ impl Supervisor {
             // Routed before it is filed, so that it is filed with its
             // reference count: one search of a million-message map, not a
             // lookup, an insertion and a lookup again.
-            let entries = self.route(id, flags, recipients, out);
+            // The message counts itself, as in Postfix, where it is in the
+            // active queue before its entries are made.
+            let active = self.messages.len() + 1;
+            let entries = self.route(id, flags, recipients, active, out);
             match self.messages.entry(id) {
                 Slot::Vacant(slot) => slot.insert(Message {
                     info,
@@ -372,6 +376,7 @@ impl Supervisor {
         id: MessageId,
         flags: ScanFlags,
         recipients: Vec<Routed>,
+        active: usize,
         out: &mut Effects,
     ) -> u32 {
         let (params, limits) = (&self.params, &mut self.limits);
@@ -403,6 +408,7 @@ impl Supervisor {
                         message: id,
                         recipients: pe.recipients,
                     },
+                    active: u32::try_from(active).unwrap_or(u32::MAX),
                 },
             );
         }
