@@ -351,7 +351,8 @@ impl Supervisor {
                     info,
                     from,
                     refcount: entries,
-                    deferred: false,
+                    // Returned on its defer log: it counts as deferred.
+                    deferred: flags.contains(ScanFlags::EXPIRE_LOGGED),
                     more,
                     refilling: false,
                     finished_some: false,
@@ -617,5 +618,50 @@ mod tests {
             read_error: false,
         };
         assert_eq!(run_with_refill(empty), Verdict::Remove);
+    }
+
+    /// `postsuper -e` mail with defer log records (the store hands over no
+    /// recipients): returned at once, `force-expired`, nothing delivered.
+    #[test]
+    fn a_force_expired_message_with_a_defer_log_is_returned_at_once() {
+        let (params, _) = Params::from_pairs(&[]).expect("defaults resolve");
+        let mut sup = Supervisor::new(params);
+        let now = Instant::from_secs(10);
+        let mut out = Effects::new();
+        sup.start(now, &mut out);
+        let scan = Msg::ScanResult {
+            queue: QueueName::Deferred,
+            id: Some("Q1".into()),
+        };
+        sup.handle(now, scan, &mut out);
+        out.list.clear();
+        let info = MessageInfo {
+            message: MessageId(1),
+            id: "Q1".into(),
+            sender: "s@x".into(),
+            create_time: now,
+            warning: crate::message::Warning::None,
+            flags: ScanFlags::FORCE_EXPIRE | ScanFlags::EXPIRE_LOGGED,
+        };
+        let admitted = Msg::Admitted {
+            info: Box::new(info),
+            recipients: vec![],
+            more: false,
+        };
+        sup.handle(now, admitted, &mut out);
+        assert!(!out
+            .list
+            .iter()
+            .any(|e| matches!(e, Effect::Send(_, Msg::Enqueue { .. }))));
+        let verdict = out.list.iter().find_map(|e| match e {
+            Effect::Complete { verdict, .. } => Some(verdict.clone()),
+            _ => None,
+        });
+        assert_eq!(
+            verdict,
+            Some(Verdict::Expire {
+                status: "force-expired"
+            })
+        );
     }
 }
