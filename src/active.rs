@@ -543,40 +543,42 @@ mod tests {
         }
     }
 
-    /// Drives one message through admission, one delivery and a refill
-    /// answered as `refilled`; returns the verdict.
-    fn run_with_refill(refilled: Msg) -> Verdict {
+    /// A supervisor that has just admitted message `Q1` with `flags` and
+    /// `recipients`, and the effects of the admission.
+    fn admit(flags: ScanFlags, recipients: Vec<Routed>, more: bool) -> (Supervisor, Effects) {
         let (params, _) = Params::from_pairs(&[]).expect("defaults resolve");
         let mut sup = Supervisor::new(params);
         let now = Instant::from_secs(10);
         let mut out = Effects::new();
         sup.start(now, &mut out);
+        let scan = Msg::ScanResult {
+            queue: QueueName::Incoming,
+            id: Some("Q1".into()),
+        };
+        sup.handle(now, scan, &mut out);
         out.list.clear();
-        sup.handle(
-            now,
-            Msg::ScanResult {
-                queue: QueueName::Incoming,
-                id: Some("Q1".into()),
-            },
-            &mut out,
-        );
         let info = MessageInfo {
             message: MessageId(1),
             id: "Q1".into(),
             sender: "s@x".into(),
             create_time: now,
             warning: crate::message::Warning::None,
-            flags: ScanFlags::NONE,
+            flags,
         };
-        sup.handle(
-            now,
-            Msg::Admitted {
-                info: Box::new(info),
-                recipients: vec![routed("u1@a.example")],
-                more: true,
-            },
-            &mut out,
-        );
+        let admitted = Msg::Admitted {
+            info: Box::new(info),
+            recipients,
+            more,
+        };
+        sup.handle(now, admitted, &mut out);
+        (sup, out)
+    }
+
+    /// Drives one message through admission, one delivery and a refill
+    /// answered as `refilled`; returns the verdict.
+    fn run_with_refill(refilled: Msg) -> Verdict {
+        let now = Instant::from_secs(10);
+        let (mut sup, mut out) = admit(ScanFlags::NONE, vec![routed("u1@a.example")], true);
         out.list.clear();
         sup.handle(
             now,
@@ -624,31 +626,8 @@ mod tests {
     /// recipients): returned at once, `force-expired`, nothing delivered.
     #[test]
     fn a_force_expired_message_with_a_defer_log_is_returned_at_once() {
-        let (params, _) = Params::from_pairs(&[]).expect("defaults resolve");
-        let mut sup = Supervisor::new(params);
-        let now = Instant::from_secs(10);
-        let mut out = Effects::new();
-        sup.start(now, &mut out);
-        let scan = Msg::ScanResult {
-            queue: QueueName::Deferred,
-            id: Some("Q1".into()),
-        };
-        sup.handle(now, scan, &mut out);
-        out.list.clear();
-        let info = MessageInfo {
-            message: MessageId(1),
-            id: "Q1".into(),
-            sender: "s@x".into(),
-            create_time: now,
-            warning: crate::message::Warning::None,
-            flags: ScanFlags::FORCE_EXPIRE | ScanFlags::EXPIRE_LOGGED,
-        };
-        let admitted = Msg::Admitted {
-            info: Box::new(info),
-            recipients: vec![],
-            more: false,
-        };
-        sup.handle(now, admitted, &mut out);
+        let flags = ScanFlags::FORCE_EXPIRE | ScanFlags::EXPIRE_LOGGED;
+        let (_, out) = admit(flags, vec![], false);
         assert!(!out
             .list
             .iter()

@@ -93,35 +93,41 @@ pub struct ParamDef {
 /// Postfix's "no upper bound" for counts and times.
 const NONE: u32 = i32::MAX as u32;
 
-const fn int(name: &'static str, default: &'static str, min: u32, max: u32) -> ParamDef {
-    ParamDef {
-        name,
-        kind: ParamKind::Int { min, max },
-        default,
+impl ParamDef {
+    /// A count within `min..=max`.
+    pub const fn int(name: &'static str, default: &'static str, min: u32, max: u32) -> ParamDef {
+        ParamDef {
+            name,
+            kind: ParamKind::Int { min, max },
+            default,
+        }
     }
-}
 
-const fn time(name: &'static str, default: &'static str, min: u32, max: u32) -> ParamDef {
-    ParamDef {
-        name,
-        kind: ParamKind::Time { min, max },
-        default,
+    /// A time within `min..=max` seconds.
+    pub const fn time(name: &'static str, default: &'static str, min: u32, max: u32) -> ParamDef {
+        ParamDef {
+            name,
+            kind: ParamKind::Time { min, max },
+            default,
+        }
     }
-}
 
-const fn boolean(name: &'static str, default: &'static str) -> ParamDef {
-    ParamDef {
-        name,
-        kind: ParamKind::Bool,
-        default,
+    /// `yes` or `no`.
+    pub const fn boolean(name: &'static str, default: &'static str) -> ParamDef {
+        ParamDef {
+            name,
+            kind: ParamKind::Bool,
+            default,
+        }
     }
-}
 
-const fn text(name: &'static str, default: &'static str, min_len: usize) -> ParamDef {
-    ParamDef {
-        name,
-        kind: ParamKind::Str { min_len },
-        default,
+    /// Text of at least `min_len` bytes.
+    pub const fn text(name: &'static str, default: &'static str, min_len: usize) -> ParamDef {
+        ParamDef {
+            name,
+            kind: ParamKind::Str { min_len },
+            default,
+        }
     }
 }
 
@@ -131,26 +137,26 @@ const fn text(name: &'static str, default: &'static str, min_len: usize) -> Para
 /// `delay_warning_time`, which only cleanup(8) reads in Postfix.
 pub const DEFINITIONS: &[ParamDef] = &[
     // mail_params_init: strings, then booleans.
-    text("double_bounce_sender", "double-bounce", 1),
-    text("recipient_delimiter", "", 0),
-    boolean("owner_request_special", "yes"),
-    boolean("helpful_warnings", "yes"),
+    ParamDef::text("double_bounce_sender", "double-bounce", 1),
+    ParamDef::text("recipient_delimiter", "", 0),
+    ParamDef::boolean("owner_request_special", "yes"),
+    ParamDef::boolean("helpful_warnings", "yes"),
     // Counts (oqmgr int_table).
-    int("qmgr_message_active_limit", "20000", 1, NONE),
-    int("qmgr_message_recipient_limit", "20000", 1, NONE),
-    int("initial_destination_concurrency", "5", 1, NONE),
-    int("default_destination_concurrency_limit", "20", 0, NONE),
-    int("default_destination_recipient_limit", "50", 0, NONE),
-    int("qmgr_fudge_factor", "100", 10, 100),
-    int("local_destination_recipient_limit", "1", 0, NONE),
-    int("local_destination_concurrency_limit", "2", 0, NONE),
-    int(
+    ParamDef::int("qmgr_message_active_limit", "20000", 1, NONE),
+    ParamDef::int("qmgr_message_recipient_limit", "20000", 1, NONE),
+    ParamDef::int("initial_destination_concurrency", "5", 1, NONE),
+    ParamDef::int("default_destination_concurrency_limit", "20", 0, NONE),
+    ParamDef::int("default_destination_recipient_limit", "50", 0, NONE),
+    ParamDef::int("qmgr_fudge_factor", "100", 10, 100),
+    ParamDef::int("local_destination_recipient_limit", "1", 0, NONE),
+    ParamDef::int("local_destination_concurrency_limit", "2", 0, NONE),
+    ParamDef::int(
         "default_destination_concurrency_failed_cohort_limit",
         "1",
         0,
         NONE,
     ),
-    int("address_verify_pending_request_limit", "5000", 1, NONE),
+    ParamDef::int("address_verify_pending_request_limit", "5000", 1, NONE),
     // Strings (oqmgr str_table).
     ParamDef {
         name: "defer_transports",
@@ -167,25 +173,25 @@ pub const DEFINITIONS: &[ParamDef] = &[
         kind: ParamKind::Feedback,
         default: "1",
     },
-    text("default_filter_nexthop", "", 0),
+    ParamDef::text("default_filter_nexthop", "", 0),
     // Booleans (oqmgr bool_table).
-    boolean("disable_verp_bounces", "no"),
-    boolean("destination_concurrency_feedback_debug", "no"),
-    boolean("confirm_delay_cleared", "no"),
+    ParamDef::boolean("disable_verp_bounces", "no"),
+    ParamDef::boolean("destination_concurrency_feedback_debug", "no"),
+    ParamDef::boolean("confirm_delay_cleared", "no"),
     // Times (oqmgr time_table).
-    time("queue_run_delay", "300s", 1, NONE),
-    time("minimal_backoff_time", "300s", 1, NONE),
-    time("maximal_backoff_time", "4000s", 1, NONE),
-    time("maximal_queue_lifetime", "5d", 0, 8_640_000),
-    time("bounce_queue_lifetime", "5d", 0, 8_640_000),
-    time("transport_retry_time", "60s", 1, NONE),
-    time("qmgr_clog_warn_time", "300s", 0, NONE),
-    time("default_transport_rate_delay", "0s", 0, NONE),
-    time("default_destination_rate_delay", "0s", 0, NONE),
-    time("qmgr_daemon_timeout", "1000s", 1, NONE),
-    time("qmgr_ipc_timeout", "60s", 1, NONE),
+    ParamDef::time("queue_run_delay", "300s", 1, NONE),
+    ParamDef::time("minimal_backoff_time", "300s", 1, NONE),
+    ParamDef::time("maximal_backoff_time", "4000s", 1, NONE),
+    ParamDef::time("maximal_queue_lifetime", "5d", 0, 8_640_000),
+    ParamDef::time("bounce_queue_lifetime", "5d", 0, 8_640_000),
+    ParamDef::time("transport_retry_time", "60s", 1, NONE),
+    ParamDef::time("qmgr_clog_warn_time", "300s", 0, NONE),
+    ParamDef::time("default_transport_rate_delay", "0s", 0, NONE),
+    ParamDef::time("default_destination_rate_delay", "0s", 0, NONE),
+    ParamDef::time("qmgr_daemon_timeout", "1000s", 1, NONE),
+    ParamDef::time("qmgr_ipc_timeout", "60s", 1, NONE),
     // cleanup(8)'s; the simulator uses it to stamp arrivals.
-    time("delay_warning_time", "0h", 0, NONE),
+    ParamDef::time("delay_warning_time", "0h", 0, NONE),
 ];
 
 /// The definition of `name`, if the scheduler reads that parameter.

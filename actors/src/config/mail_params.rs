@@ -19,42 +19,15 @@
 //!   would stop on.
 
 use oqmgr::params::{
-    definition, ConfigFatal, ConfigReport, ConfigWarning, ParamDef, ParamKind, Params, RawParams,
+    definition, ConfigFatal, ConfigReport, ConfigWarning, ParamDef, Params, RawParams,
 };
 
 /// Postfix's "no upper bound".
 const NONE: u32 = i32::MAX as u32;
 
+/// A string of at least one byte (most of `mail_params_init`'s).
 const fn str1(name: &'static str, default: &'static str) -> ParamDef {
-    ParamDef {
-        name,
-        kind: ParamKind::Str { min_len: 1 },
-        default,
-    }
-}
-
-const fn int(name: &'static str, default: &'static str, min: u32, max: u32) -> ParamDef {
-    ParamDef {
-        name,
-        kind: ParamKind::Int { min, max },
-        default,
-    }
-}
-
-const fn time(name: &'static str, default: &'static str, min: u32, max: u32) -> ParamDef {
-    ParamDef {
-        name,
-        kind: ParamKind::Time { min, max },
-        default,
-    }
-}
-
-const fn boolean(name: &'static str, default: &'static str) -> ParamDef {
-    ParamDef {
-        name,
-        kind: ParamKind::Bool,
-        default,
-    }
+    ParamDef::text(name, default, 1)
 }
 
 /// One row of [`MAIL_PARAMS`]: a definition of its own, or a row of the
@@ -73,7 +46,7 @@ pub enum Row {
 /// "first" boolean table, string table, integer table, boolean table and
 /// time table.
 pub const MAIL_PARAMS: &[Row] = &[
-    Row::Own(boolean("smtputf8_enable", "yes")),
+    Row::Own(ParamDef::boolean("smtputf8_enable", "yes")),
     Row::Own(str1("mail_owner", "postfix")),
     Row::Own(str1("daemon_directory", "/usr/lib/postfix/sbin")),
     Row::Own(str1("queue_directory", "/var/spool/postfix")),
@@ -88,18 +61,18 @@ pub const MAIL_PARAMS: &[Row] = &[
     Row::Own(str1("flush_service_name", "flush")),
     Row::Own(str1("address_verify_service_name", "verify")),
     Row::Own(str1("trace_service_name", "trace")),
-    Row::Own(int("default_process_limit", "100", 1, NONE)),
-    Row::Own(int("hash_queue_depth", "1", 1, NONE)),
-    Row::Own(int("delay_logging_resolution_limit", "2", 0, 6)),
-    Row::Own(boolean("soft_bounce", "no")),
+    Row::Own(ParamDef::int("default_process_limit", "100", 1, NONE)),
+    Row::Own(ParamDef::int("hash_queue_depth", "1", 1, NONE)),
+    Row::Own(ParamDef::int("delay_logging_resolution_limit", "2", 0, 6)),
+    Row::Own(ParamDef::boolean("soft_bounce", "no")),
     Row::Core("owner_request_special"),
-    Row::Own(boolean("address_verify_negative_cache", "yes")),
+    Row::Own(ParamDef::boolean("address_verify_negative_cache", "yes")),
     Row::Core("helpful_warnings"),
-    Row::Own(time("ipc_timeout", "3600s", 1, NONE)),
-    Row::Own(time("ipc_idle", "5s", 1, NONE)),
-    Row::Own(time("ipc_ttl", "1000s", 1, NONE)),
-    Row::Own(time("daemon_timeout", "18000s", 1, NONE)),
-    Row::Own(time("in_flow_delay", "1s", 0, 10)),
+    Row::Own(ParamDef::time("ipc_timeout", "3600s", 1, NONE)),
+    Row::Own(ParamDef::time("ipc_idle", "5s", 1, NONE)),
+    Row::Own(ParamDef::time("ipc_ttl", "1000s", 1, NONE)),
+    Row::Own(ParamDef::time("daemon_timeout", "18000s", 1, NONE)),
+    Row::Own(ParamDef::time("in_flow_delay", "1s", 0, 10)),
 ];
 
 impl Row {

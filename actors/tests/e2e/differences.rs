@@ -8,6 +8,7 @@ use oqmgr_actors::sandbox::QmgrChoice;
 
 use super::env::{Env, Spec};
 use super::flow::{assert_outcome, notice_row, refused, row, sink_row, SENDER};
+use super::ops::one_sink;
 use super::outcome::Outcome;
 
 /// Where message `tag`'s latest file is (`none` when gone).
@@ -249,16 +250,7 @@ pub fn expect_unknown_transport(o: &Outcome) {
 /// reload`): trigger requests logged as oqmgr logs them, and no line with
 /// seconds since the epoch or doubled escapes.
 pub fn verbose_log(q: &QmgrChoice) -> Outcome {
-    let mut env = Env::start(
-        q,
-        &Spec {
-            ports: &["d1"],
-            smtp_routes: &[("d1.test", "d1")],
-            raw_routes: &[],
-            settings: &[],
-        },
-    );
-    env.start_sink("d1", &[]);
+    let env = one_sink(q, &[]);
     let master_cf = env.sb.config_dir().join("master.cf");
     let text = fs::read_to_string(&master_cf).expect("master.cf");
     let text: String = text
