@@ -124,6 +124,7 @@
 
 mod e2e {
     pub mod admin;
+    pub mod differences;
     pub mod env;
     pub mod flow;
     pub mod ops;
@@ -221,6 +222,7 @@ macro_rules! scenario {
 /// Every scenario function, under one name the macro can reach.
 mod scenarios {
     pub use super::e2e::admin::*;
+    pub use super::e2e::differences::*;
     pub use super::e2e::flow::*;
     pub use super::e2e::ops::*;
 }
@@ -241,3 +243,7 @@ scenario!(reload, s::expect_reload, wired);
 scenario!(kill_qmgr, s::expect_kill_qmgr, wired);
 scenario!(verify_probe, s::expect_verify_probe, wired);
 scenario!(verbose_report, s::expect_verbose_report, wired);
+scenario!(force_expire, s::expect_force_expire, wired);
+scenario!(clog_warning, s::expect_clog_warning, wired);
+scenario!(unknown_transport, s::expect_unknown_transport, wired);
+scenario!(verbose_log, s::expect_verbose_log, wired);

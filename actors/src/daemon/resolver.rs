@@ -33,6 +33,7 @@ use tokio::time::Instant;
 use crate::clock::io_now;
 use crate::postfix::attr::protocol;
 use crate::postfix::attr::{check_announcement, decode_list, AttrList, DecodeError, Limits};
+use crate::postfix::log::errno_text;
 use crate::postfix::rewrite::{
     decode_rewrite_reply, encode_resolve_request, encode_rewrite_request, quote_822_local,
     unquote_822_local, ClientConfig, ResolveClass, ResolveReply, RewriteRule,
@@ -230,7 +231,7 @@ impl Client {
         let conn = self.conn.as_mut().expect("connected above");
         conn.stream
             .write_all(request)
-            .map_err(|e| format!("write: {e}"))?;
+            .map_err(|e| format!("write: {}", errno_text(&e)))?;
         let list = read_list(conn, &limits)?;
         conn.used = io_now();
         Ok(list)
@@ -239,12 +240,12 @@ impl Client {
     /// Connects and checks the server's announcement.
     fn connect(&self) -> Result<Conn, String> {
         let stream = UnixStream::connect(&self.socket)
-            .map_err(|e| format!("connect to {}: {e}", self.socket.display()))?;
+            .map_err(|e| format!("connect to {}: {}", self.socket.display(), errno_text(&e)))?;
         let timeout = Some(self.config.ipc_timeout);
         stream
             .set_read_timeout(timeout)
             .and_then(|()| stream.set_write_timeout(timeout))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| errno_text(&e))?;
         let now = io_now();
         let mut conn = Conn {
             stream,
@@ -276,7 +277,7 @@ fn read_list(conn: &mut Conn, limits: &Limits) -> Result<AttrList, String> {
         let n = conn
             .stream
             .read(&mut chunk)
-            .map_err(|e| format!("read: {e}"))?;
+            .map_err(|e| format!("read: {}", errno_text(&e)))?;
         if n == 0 {
             return Err("premature end of input".into());
         }
