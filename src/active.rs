@@ -159,7 +159,8 @@ impl Supervisor {
                 msg.deferred |= read_error;
                 msg.refilling = false;
                 let (flags, single) = (msg.info.flags, msg.info.single_rcpt);
-                let entries = self.route(message, flags, single, recipients, out);
+                let active = self.messages.len();
+                let entries = self.route(message, flags, single, recipients, active, out);
                 let msg = self.messages.get_mut(&message).expect("found above");
                 msg.refcount += entries;
                 if msg.refcount == 0 {
@@ -341,13 +342,17 @@ impl Supervisor {
             // Routed before it is filed, so that it is filed with its
             // reference count: one search of a million-message map, not a
             // lookup, an insertion and a lookup again.
-            let entries = self.route(id, flags, single, recipients, out);
+            // The message counts itself, as in Postfix, where it is in the
+            // active queue before its entries are made.
+            let active = self.messages.len() + 1;
+            let entries = self.route(id, flags, single, recipients, active, out);
             match self.messages.entry(id) {
                 Slot::Vacant(slot) => slot.insert(Message {
                     info,
                     from,
                     refcount: entries,
-                    deferred: false,
+                    // Returned on its defer log: it counts as deferred.
+                    deferred: flags.contains(ScanFlags::EXPIRE_LOGGED),
                     more,
                     refilling: false,
                     finished_some: false,
@@ -374,6 +379,7 @@ impl Supervisor {
         flags: ScanFlags,
         single: bool,
         recipients: Vec<Routed>,
+        active: usize,
         out: &mut Effects,
     ) -> u32 {
         let (params, limits) = (&self.params, &mut self.limits);
@@ -405,6 +411,7 @@ impl Supervisor {
                         message: id,
                         recipients: pe.recipients,
                     },
+                    active: u32::try_from(active).unwrap_or(u32::MAX),
                 },
             );
         }
@@ -538,41 +545,43 @@ mod tests {
         }
     }
 
-    /// Drives one message through admission, one delivery and a refill
-    /// answered as `refilled`; returns the verdict.
-    fn run_with_refill(refilled: Msg) -> Verdict {
-        let (params, _) = Params::from_pairs(&[]);
+    /// A supervisor that has just admitted message `Q1` with `flags` and
+    /// `recipients`, and the effects of the admission.
+    fn admit(flags: ScanFlags, recipients: Vec<Routed>, more: bool) -> (Supervisor, Effects) {
+        let (params, _) = Params::from_pairs(&[]).expect("defaults resolve");
         let mut sup = Supervisor::new(params);
         let now = Instant::from_secs(10);
         let mut out = Effects::new();
         sup.start(now, &mut out);
+        let scan = Msg::ScanResult {
+            queue: QueueName::Incoming,
+            id: Some("Q1".into()),
+        };
+        sup.handle(now, scan, &mut out);
         out.list.clear();
-        sup.handle(
-            now,
-            Msg::ScanResult {
-                queue: QueueName::Incoming,
-                id: Some("Q1".into()),
-            },
-            &mut out,
-        );
         let info = MessageInfo {
             message: MessageId(1),
             id: "Q1".into(),
             sender: "s@x".into(),
             create_time: now,
             warning: crate::message::Warning::None,
-            flags: ScanFlags::NONE,
+            flags,
             single_rcpt: false,
         };
-        sup.handle(
-            now,
-            Msg::Admitted {
-                info: Box::new(info),
-                recipients: vec![routed("u1@a.example")],
-                more: true,
-            },
-            &mut out,
-        );
+        let admitted = Msg::Admitted {
+            info: Box::new(info),
+            recipients,
+            more,
+        };
+        sup.handle(now, admitted, &mut out);
+        (sup, out)
+    }
+
+    /// Drives one message through admission, one delivery and a refill
+    /// answered as `refilled`; returns the verdict.
+    fn run_with_refill(refilled: Msg) -> Verdict {
+        let now = Instant::from_secs(10);
+        let (mut sup, mut out) = admit(ScanFlags::NONE, vec![routed("u1@a.example")], true);
         out.list.clear();
         sup.handle(
             now,
@@ -614,5 +623,27 @@ mod tests {
             read_error: false,
         };
         assert_eq!(run_with_refill(empty), Verdict::Remove);
+    }
+
+    /// `postsuper -e` mail with defer log records (the store hands over no
+    /// recipients): returned at once, `force-expired`, nothing delivered.
+    #[test]
+    fn a_force_expired_message_with_a_defer_log_is_returned_at_once() {
+        let flags = ScanFlags::FORCE_EXPIRE | ScanFlags::EXPIRE_LOGGED;
+        let (_, out) = admit(flags, vec![], false);
+        assert!(!out
+            .list
+            .iter()
+            .any(|e| matches!(e, Effect::Send(_, Msg::Enqueue { .. }))));
+        let verdict = out.list.iter().find_map(|e| match e {
+            Effect::Complete { verdict, .. } => Some(verdict.clone()),
+            _ => None,
+        });
+        assert_eq!(
+            verdict,
+            Some(Verdict::Expire {
+                status: "force-expired"
+            })
+        );
     }
 }

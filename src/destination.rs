@@ -114,6 +114,9 @@ pub struct Destination {
     generation: u64,
     /// Earliest time of the next clog warning.
     next_clog: Instant,
+    /// Messages in the active queue when the latest entry was made (the
+    /// clog warning's "of M").
+    active: u32,
     /// When a dead destination's unthrottle timer fires (meaningless
     /// while ready).
     dead_until: Instant,
@@ -151,6 +154,7 @@ impl Destination {
             idle_sent: None,
             generation: epoch << 32,
             next_clog: Instant::ZERO,
+            active: 0,
             dead_until: Instant::ZERO,
         }
     }
@@ -173,7 +177,7 @@ impl Destination {
     /// Handles one message.
     pub fn handle(&mut self, now: Instant, msg: Msg, out: &mut Effects) {
         match msg {
-            Msg::Accept { entry } => self.accept(now, entry, out),
+            Msg::Accept { entry, active } => self.accept(now, entry, active, out),
             Msg::Take(agent) => self.take(agent, out),
             Msg::Report(report) => self.report(now, report, out),
             Msg::DeferTodo(dsn) => self.defer_todo(&dsn, out),
@@ -207,8 +211,9 @@ impl Destination {
         self.announce(out);
     }
 
-    fn accept(&mut self, now: Instant, entry: Entry, out: &mut Effects) {
+    fn accept(&mut self, now: Instant, entry: Entry, active: u32, out: &mut Effects) {
         self.received += 1;
+        self.active = active;
         self.idle_sent = None;
         // A scan admits files stamped up to ADMIT_EARLY ahead, so the
         // files deferred when this site died come back just before its
@@ -221,7 +226,7 @@ impl Destination {
         }
         if let Status::Dead(dsn) = &self.status {
             let dsn = dsn.clone();
-            reroute(&self.key, entry, &dsn, out);
+            reroute(&self.key, entry, &dsn, active, out);
             return;
         }
         out.trace(|| TraceEvent::Enqueue {
@@ -492,7 +497,7 @@ impl Destination {
             to: dsn.retry_nexthop(),
         });
         for entry in std::mem::take(&mut self.todo) {
-            reroute(&self.key, entry, dsn, out);
+            reroute(&self.key, entry, dsn, self.active, out);
         }
     }
 
@@ -549,17 +554,26 @@ impl Destination {
         }
         self.next_clog = now + g.clog_warn_time;
         let t = &self.key.transport;
+        // Postfix compares with the messages active now (not the limit):
+        // a destination that holds nearly all of them slows no one else.
+        let active = self.active.max(1);
         let mut lines = vec![format!(
             "mail for {} is using up {} of {} active queue entries",
-            self.nexthop, entries, g.message_active_limit
+            self.nexthop, entries, active
         )];
-        if (entries as f64) < 0.9 * f64::from(g.message_active_limit) {
+        if (entries as f64) / f64::from(active) < 0.9 {
             lines.push("this may slow down other mail deliveries".into());
         }
         let limit = self.params.dest_concurrency_limit;
+        let share = entries as f64 / f64::from(active);
         if limit > 0 && limit as usize <= self.busy.len() + 1 {
             lines.push(format!(
                 "you may need to increase the main.cf {t}_destination_concurrency_limit from {limit}"
+            ));
+        } else if f64::from(self.window) > f64::from(g.message_active_limit) * share {
+            lines.push(format!(
+                "you may need to increase the main.cf qmgr_message_active_limit from {}",
+                g.message_active_limit
             ));
         } else {
             lines.push(format!(
@@ -620,7 +634,9 @@ impl Destination {
 /// Sends an entry meant for a dead destination (or a dead transport) to the
 /// `retry` transport, or, when that is the one that is dead, defers its
 /// recipients on the spot.
-pub(crate) fn reroute(key: &DestKey, entry: Entry, dsn: &Dsn, out: &mut Effects) {
+/// `active` is the active-queue message count to pass on (the latest this
+/// destination or transport heard of).
+pub(crate) fn reroute(key: &DestKey, entry: Entry, dsn: &Dsn, active: u32, out: &mut Effects) {
     if key.transport == RETRY {
         out.send(
             Addr::Supervisor,
@@ -643,6 +659,7 @@ pub(crate) fn reroute(key: &DestKey, entry: Entry, dsn: &Dsn, out: &mut Effects)
             queue: Name::from(to.to_lowercase()),
             nexthop: Name::from(to),
             entry,
+            active,
         },
     );
 }
@@ -684,7 +701,7 @@ mod tests {
 
     #[test]
     fn a_refused_request_kills_the_transport_not_the_site() {
-        let (params, _) = Params::from_pairs(&[]);
+        let (params, _) = Params::from_pairs(&[]).expect("defaults resolve");
         let (tp, _) = params.transport("smtp");
         let key = DestKey {
             transport: "smtp".into(),
@@ -710,7 +727,11 @@ mod tests {
             message: MessageId(n),
             recipients: vec![Recipient::new(format!("u{n}@d.example"))],
         };
-        d.handle(now, Msg::Accept { entry: entry(1) }, &mut out);
+        let accept = Msg::Accept {
+            entry: entry(1),
+            active: 1,
+        };
+        d.handle(now, accept, &mut out);
         d.handle(now, Msg::Take(AgentId(1)), &mut out);
         out.list.clear();
         let report = DeliveryReport {

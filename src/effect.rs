@@ -175,6 +175,9 @@ pub enum Msg {
         nexthop: Name,
         /// The request.
         entry: Entry,
+        /// Messages in the active queue as the entry is made (Postfix's
+        /// `qmgr_message_count`, the base of the clog warning).
+        active: u32,
     },
     /// A destination's spare capacity changed: `min(window - busy, todo)`
     /// while ready, else 0.
@@ -224,6 +227,8 @@ pub enum Msg {
     Accept {
         /// The request.
         entry: Entry,
+        /// Messages in the active queue as the entry was made.
+        active: u32,
     },
     /// The transport offers an agent: start the oldest todo entry.
     Take(AgentId),

@@ -9,19 +9,25 @@
 //! transport: `<transport>_<suffix>` if set, else the global parameter it
 //! falls back to.
 //!
-//! Resolution never fails. Where Postfix would stop with a fatal error (a
-//! malformed number, a value out of range) we return a [`ConfigWarning`]
-//! naming the parameter, the bad value and what was used instead, because a
-//! queue manager that will not start stops all mail, while one that warns
-//! keeps it moving and tells the operator (the issue asked for this policy).
-//! Where Postfix itself warns and adjusts, we give its exact text.
+//! Resolution fails where Postfix's oqmgr stops with a fatal error (a
+//! malformed number, a value out of range, a bad boolean, an empty
+//! feedback value): [`Params::resolve`] returns every such problem as a
+//! [`ConfigFatal`] with Postfix's text, the one Postfix would stop on
+//! first. Where Postfix accepts a value and then misbehaves without a word
+//! (a negative concurrency limit delivers nothing), we stop too (see
+//! [`table`] for the list). Where Postfix warns and adjusts, we give its
+//! exact warning. [`Params::check`] lists every fatal and every warning at
+//! once, for `oqmgr check`.
 //!
 //! # Invariants
 //! - Every parameter read here has exactly one row in [`DEFINITIONS`]
 //!   (name, kind, default, bounds); defaults, bounds and the
 //!   `Default` impls all come from that row.
-//! - Results never depend on map iteration order: warnings come out in
-//!   table order, then the cross-parameter adjustments.
+//! - Results never depend on map iteration order: fatals and warnings
+//!   come out in table order (Postfix's reading order), then per-transport
+//!   parameters by name, then the cross-parameter adjustments.
+//! - A [`Params`] exists only for a configuration without fatals, so
+//!   [`Params::transport`] cannot meet a malformed value.
 //!
 //! # Compatibility
 //! - `local_destination_concurrency_limit` (2) and
@@ -33,8 +39,13 @@
 //! - `qmgr_message_recipient_limit` below `qmgr_message_active_limit` is
 //!   raised, and `bounce_queue_lifetime` above `maximal_queue_lifetime` is
 //!   lowered, each with Postfix's warning.
-//! - Postfix accepts a negative count where the lower bound is "none"; our
-//!   counts are unsigned, so we warn and use 0.
+//! - Postfix checks a `<transport>_...` value only when the transport
+//!   first gets mail, and then stops in the middle of delivering; we check
+//!   every such value set in main.cf when resolving, so a bad one stops the
+//!   queue manager at start-up with the same text.
+//! - `delay_warning_time` is cleanup(8)'s: Postfix's oqmgr never reads it,
+//!   so a bad value is never fatal here and [`Params::resolve`] says
+//!   nothing of it (the default is used); [`Params::check`] warns.
 
 mod table;
 
@@ -44,6 +55,10 @@ use std::fmt;
 use serde::Serialize;
 use table::{convert, Value};
 pub use table::{definition, parse_time, ParamDef, ParamKind, DEFINITIONS};
+
+/// Parameters in [`DEFINITIONS`] that Postfix's oqmgr does not read (so a
+/// bad value there never stops it).
+const NOT_READ_BY_QMGR: [&str; 1] = ["delay_warning_time"];
 
 use crate::feedback::Feedback;
 use crate::time::Duration;
@@ -60,6 +75,22 @@ pub struct ConfigWarning {
     pub param: String,
     /// The full warning text, without the `warning: ` prefix.
     pub message: String,
+}
+
+/// A parameter value that stops the queue manager: Postfix's `msg_fatal`
+/// text (without `fatal: `), or ours where Postfix would go on silently.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ConfigFatal {
+    /// Parameter name as spelled in main.cf.
+    pub param: String,
+    /// The full fatal text, without the `fatal: ` prefix.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigFatal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 impl fmt::Display for ConfigWarning {
@@ -153,7 +184,10 @@ pub struct TransportParams {
 impl Default for GlobalParams {
     /// Postfix 3.7.11's defaults (`postconf -d`), taken from [`DEFINITIONS`].
     fn default() -> Self {
-        Params::resolve(&RawParams::new()).0.global
+        match Params::resolve(&RawParams::new()) {
+            Ok((params, _)) => params.global,
+            Err(fatals) => panic!("table defaults are fatal: {fatals:?}"),
+        }
     }
 }
 
@@ -200,43 +234,117 @@ pub struct Params {
     values: Values,
 }
 
+/// What [`Params::check`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConfigReport {
+    /// Values that stop the queue manager, the first being the one Postfix
+    /// would stop on.
+    pub fatals: Vec<ConfigFatal>,
+    /// Warnings the queue manager logs at start-up or when a transport
+    /// first gets mail.
+    pub warnings: Vec<ConfigWarning>,
+}
+
 impl Params {
-    /// Resolves every parameter in [`DEFINITIONS`] from `raw`.
+    /// Resolves every parameter in [`DEFINITIONS`] from `raw`, and checks
+    /// every `<transport>_...` parameter `raw` sets.
     ///
-    /// Absent parameters take their defaults; bad ones are replaced and
-    /// reported. Then Postfix's `qmgr_post_init` adjustments run.
-    pub fn resolve(raw: &RawParams) -> (Params, Vec<ConfigWarning>) {
+    /// Absent parameters take their defaults; then Postfix's
+    /// `qmgr_post_init` adjustments run, with their warnings. `Err` holds
+    /// every value that stops the queue manager (never empty), in the order
+    /// Postfix reads them.
+    pub fn resolve(raw: &RawParams) -> Result<(Params, Vec<ConfigWarning>), Vec<ConfigFatal>> {
+        let (params, mut warnings, fatals) = Params::resolve_all(raw);
+        // Postfix's oqmgr says nothing about what it does not read.
+        warnings.retain(|w| !NOT_READ_BY_QMGR.contains(&w.param.as_str()));
+        if fatals.is_empty() {
+            Ok((params, warnings))
+        } else {
+            Err(fatals)
+        }
+    }
+
+    /// Every fatal and every warning `raw` gives, including the feedback
+    /// warnings of each transport it names (which Postfix logs only when
+    /// that transport first gets mail).
+    pub fn check(raw: &RawParams) -> ConfigReport {
+        let (params, mut warnings, fatals) = Params::resolve_all(raw);
+        // `smtp` stands for every transport without settings of its own:
+        // it shows what they inherit.
+        let mut seen = Vec::new();
+        let named = per_transport_settings(raw).into_iter().map(|(t, _, _)| t);
+        for name in std::iter::once("smtp").chain(named) {
+            if !seen.contains(&name) {
+                warnings.extend(params.transport(name).1);
+                seen.push(name);
+            }
+        }
+        // An inherited bad feedback value is blamed on the `default_...`
+        // name by every transport; say it once.
+        let mut unique: Vec<ConfigWarning> = Vec::with_capacity(warnings.len());
+        for w in warnings {
+            if !unique.contains(&w) {
+                unique.push(w);
+            }
+        }
+        ConfigReport {
+            fatals,
+            warnings: unique,
+        }
+    }
+
+    /// Resolution with fatal values replaced by their defaults, so that
+    /// [`Params::check`] can go on and report everything.
+    fn resolve_all(raw: &RawParams) -> (Params, Vec<ConfigWarning>, Vec<ConfigFatal>) {
         let mut warnings = Vec::new();
+        let mut fatals = Vec::new();
         let mut values = BTreeMap::new();
         for def in DEFINITIONS {
             let unit = def.time_unit();
-            let (default, problem) =
-                convert(def.name, def.kind, unit, Some(def.default), &Value::Int(0));
-            assert!(
-                problem.is_none(),
-                "table default of {} is invalid",
-                def.name
-            );
+            let default = convert(def.name, def.kind, unit, Some(def.default), &Value::Int(0))
+                .unwrap_or_else(|e| panic!("table default of {} is invalid: {e}", def.name));
             let text = raw.get(def.name).map(String::as_str);
-            let (value, warning) = convert(def.name, def.kind, unit, text, &default);
-            warnings.extend(warning);
+            let value = match convert(def.name, def.kind, unit, text, &default) {
+                Ok(value) => value,
+                Err(fatal) if NOT_READ_BY_QMGR.contains(&def.name) => {
+                    let used = default.describe();
+                    warnings.push(ConfigWarning {
+                        param: fatal.param,
+                        message: format!("{}; using the default: {used}", fatal.message),
+                    });
+                    default
+                }
+                Err(fatal) => {
+                    fatals.push(fatal);
+                    default
+                }
+            };
             values.insert(def.name, value);
+        }
+        for (_, own_name, fallback_name) in per_transport_settings(raw) {
+            let def = definition(fallback_name).expect("PER_TRANSPORT names table rows");
+            let text = raw.get(own_name).map(String::as_str);
+            // Per-transport times are in seconds without a suffix
+            // (get_mail_conf_time2 with unit 's').
+            if let Err(fatal) = convert(own_name, def.kind, 's', text, &Value::Int(0)) {
+                fatals.push(fatal);
+            }
         }
         adjust(&mut values, &mut warnings);
         let global = build_global(&values);
-        (
-            Params {
-                global,
-                raw: raw.clone(),
-                values,
-            },
-            warnings,
-        )
+        let params = Params {
+            global,
+            raw: raw.clone(),
+            values,
+        };
+        (params, warnings, fatals)
     }
 
     /// [`Params::resolve`] over a literal list of `(name, value)` pairs; a
     /// later pair overrides an earlier one, like `-o` after main.cf.
-    pub fn from_pairs(pairs: &[(&str, &str)]) -> (Params, Vec<ConfigWarning>) {
+    pub fn from_pairs(
+        pairs: &[(&str, &str)],
+    ) -> Result<(Params, Vec<ConfigWarning>), Vec<ConfigFatal>> {
         let raw: RawParams = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -257,7 +365,7 @@ impl Params {
     /// callers resolve each transport once, when it is first used.
     pub fn transport(&self, name: &str) -> (TransportParams, Vec<ConfigWarning>) {
         let mut warnings = Vec::new();
-        let mut get = |index: usize| -> Value {
+        let get = |index: usize| -> Value {
             let (suffix, fallback_name) = PER_TRANSPORT[index];
             let own_name = format!("{name}{suffix}");
             if let Some(value) = self.values.get(own_name.as_str()) {
@@ -270,9 +378,8 @@ impl Params {
             let own = self.raw.get(&own_name).map(String::as_str);
             // Per-transport times are in seconds without a suffix
             // (get_mail_conf_time2 with unit 's').
-            let (value, warning) = convert(&own_name, def.kind, 's', own, fallback);
-            warnings.extend(warning);
-            value
+            // Every value set in main.cf was checked by `resolve`.
+            convert(&own_name, def.kind, 's', own, fallback).unwrap_or_else(|_| fallback.clone())
         };
         let mut dest_concurrency_limit = as_int(&get(0));
         let mut init_dest_concurrency = as_int(&get(1));
@@ -325,6 +432,27 @@ impl Params {
     fn value(&self, name: &str) -> &Value {
         lookup(&self.values, name)
     }
+}
+
+/// Every `<transport><suffix>` parameter `raw` sets that is not a table
+/// row of its own (`local_...` are): transport name, parameter name and
+/// the global parameter it falls back to, in name order.
+fn per_transport_settings(raw: &RawParams) -> Vec<(&str, &str, &'static str)> {
+    let mut found = Vec::new();
+    for name in raw.keys() {
+        if definition(name).is_some() {
+            continue;
+        }
+        for (suffix, fallback_name) in PER_TRANSPORT {
+            match name.strip_suffix(suffix) {
+                Some(transport) if !transport.is_empty() => {
+                    found.push((transport, name.as_str(), fallback_name));
+                }
+                _ => {}
+            }
+        }
+    }
+    found
 }
 
 /// Resolved table values by parameter name.

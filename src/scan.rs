@@ -81,8 +81,12 @@ impl ScanFlags {
     pub const FLUSH_DFXP: ScanFlags = ScanFlags(1 << 3);
     /// Per message (mode bit g+r): revive its transports and destinations.
     pub const FLUSH_EACH: ScanFlags = ScanFlags(1 << 4);
-    /// Per message (mode bit g+x): expire it at once (`postsuper -f`).
+    /// Per message (mode bit g+x): expire it at once (`postsuper -e`).
     pub const FORCE_EXPIRE: ScanFlags = ScanFlags(1 << 5);
+    /// Per message, with [`ScanFlags::FORCE_EXPIRE`]: it has defer log
+    /// records, so it is returned on them at once, its recipients neither
+    /// read nor tried again (the store hands over none).
+    pub const EXPIRE_LOGGED: ScanFlags = ScanFlags(1 << 6);
 
     /// True when every bit of `other` is set.
     pub fn contains(self, other: ScanFlags) -> bool {
@@ -122,13 +126,14 @@ impl std::ops::BitAnd for ScanFlags {
 
 impl fmt::Display for ScanFlags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [(ScanFlags, &str); 6] = [
+        const NAMES: [(ScanFlags, &str); 7] = [
             (ScanFlags::START, "start"),
             (ScanFlags::ALL, "all"),
             (ScanFlags::FLUSH_ONCE, "flush_once"),
             (ScanFlags::FLUSH_DFXP, "flush_dfxp"),
             (ScanFlags::FLUSH_EACH, "flush_each"),
             (ScanFlags::FORCE_EXPIRE, "force_expire"),
+            (ScanFlags::EXPIRE_LOGGED, "expire_logged"),
         ];
         let mut first = true;
         for (bit, name) in NAMES {

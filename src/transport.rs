@@ -252,7 +252,8 @@ impl Transport {
                 queue,
                 nexthop,
                 entry,
-            } => self.enqueue(queue, nexthop, entry, out),
+                active,
+            } => self.enqueue(queue, nexthop, entry, active, out),
             Msg::Capacity { dest, slots } => self.set_slots(dest, slots),
             Msg::Idle {
                 dest,
@@ -349,10 +350,17 @@ impl Transport {
 
     /// Routes an entry to its destination, creating it on first use (new
     /// destinations join the end of the ring), or to `retry` while dead.
-    fn enqueue(&mut self, queue: Name, nexthop: Name, entry: Entry, out: &mut Effects) {
+    fn enqueue(
+        &mut self,
+        queue: Name,
+        nexthop: Name,
+        entry: Entry,
+        active: u32,
+        out: &mut Effects,
+    ) {
         if let Some(dsn) = &self.dead {
             let dsn = dsn.clone();
-            reroute(&self.key(&queue), entry, &dsn, out);
+            reroute(&self.key(&queue), entry, &dsn, active, out);
             return;
         }
         let slot = match self.slots.get(&queue) {
@@ -363,7 +371,7 @@ impl Transport {
         if let Some(view) = self.view_mut(id) {
             view.sent += 1;
         }
-        out.send(Addr::Destination(id), Msg::Accept { entry });
+        out.send(Addr::Destination(id), Msg::Accept { entry, active });
     }
 
     /// Creates the destination `queue` at the end of the ring, in the most
@@ -515,7 +523,7 @@ mod tests {
 
     #[test]
     fn a_reused_slot_ignores_its_previous_holder() {
-        let (params, _) = Params::from_pairs(&[]);
+        let (params, _) = Params::from_pairs(&[]).expect("defaults resolve");
         let (tp, _) = params.transport("smtp");
         let mut t = Transport::new(7, Arc::new(tp), Duration::from_secs(60), 100);
         let now = Instant::ZERO;
@@ -525,6 +533,7 @@ mod tests {
                 queue: queue.into(),
                 nexthop: queue.into(),
                 entry: entry(n),
+                active: 1,
             };
             t.handle(now, msg, &mut out);
             out
@@ -563,7 +572,7 @@ mod tests {
 
     #[test]
     fn a_refused_request_kills_the_transport_and_defers_its_mail() {
-        let (params, _) = Params::from_pairs(&[]);
+        let (params, _) = Params::from_pairs(&[]).expect("defaults resolve");
         let (tp, _) = params.transport("smtp");
         let mut t = Transport::new(7, Arc::new(tp), Duration::from_secs(60), 100);
         let now = Instant::ZERO;
@@ -572,6 +581,7 @@ mod tests {
             queue: "a.example".into(),
             nexthop: "a.example".into(),
             entry: entry(1),
+            active: 1,
         };
         t.handle(now, msg, &mut out);
         let dest = spawned(&out);

@@ -58,7 +58,7 @@ fn fixtures_resolve() {
         insta::glob!("params/*.cf", |path| {
             let text = std::fs::read_to_string(path).unwrap();
             let (raw, names) = read_fixture(&text);
-            let (params, warnings) = Params::resolve(&raw);
+            let (params, warnings) = Params::resolve(&raw).expect("fixtures hold no fatal value");
             let transports = names
                 .iter()
                 .map(|name| {
@@ -80,7 +80,7 @@ fn fixtures_resolve() {
 
 #[test]
 fn defaults_raise_no_warnings() {
-    let (params, warnings) = Params::resolve(&RawParams::new());
+    let (params, warnings) = Params::resolve(&RawParams::new()).unwrap();
     assert_eq!(warnings, []);
     assert_eq!(params.global, GlobalParams::default());
     let (smtp, warnings) = params.transport("smtp");
@@ -91,19 +91,18 @@ fn defaults_raise_no_warnings() {
 #[test]
 fn later_pairs_override_earlier_ones() {
     let (params, _) =
-        Params::from_pairs(&[("qmgr_fudge_factor", "20"), ("qmgr_fudge_factor", "30")]);
+        Params::from_pairs(&[("qmgr_fudge_factor", "20"), ("qmgr_fudge_factor", "30")]).unwrap();
     assert_eq!(params.global.fudge_factor, 30);
 }
 
 #[test]
-fn warnings_name_the_parameter() {
-    let (params, warnings) = Params::from_pairs(&[("queue_run_delay", "later")]);
-    assert_eq!(params.global.queue_run_delay.as_secs(), 300);
-    assert_eq!(warnings.len(), 1);
-    assert_eq!(warnings[0].param, "queue_run_delay");
+fn fatals_name_the_parameter() {
+    let fatals = Params::from_pairs(&[("queue_run_delay", "later")]).unwrap_err();
+    assert_eq!(fatals.len(), 1);
+    assert_eq!(fatals[0].param, "queue_run_delay");
     assert_eq!(
-        warnings[0].message,
-        "parameter queue_run_delay: bad time value or unit: later; using the default: 300s"
+        fatals[0].message,
+        "parameter queue_run_delay: bad time value or unit: later"
     );
 }
 

@@ -68,46 +68,33 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// Parses arguments and runs; returns the exit code.
-pub fn main(args: &[String]) -> i32 {
-    let mut sizes: Vec<u32> = Vec::new();
-    let mut destinations = 10_000u32;
-    let mut per_message = 1u32;
-    let mut summary_totals = false;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--recipients" => match it.next().and_then(|v| v.parse().ok()) {
-                Some(n) => sizes.push(n),
-                None => {
-                    eprintln!("oqmgr bench-scheduler: --recipients needs a number");
-                    return 2;
-                }
-            },
-            "--destinations" => match it.next().and_then(|v| v.parse().ok()) {
-                Some(n) => destinations = n,
-                None => {
-                    eprintln!("oqmgr bench-scheduler: --destinations needs a number");
-                    return 2;
-                }
-            },
-            "--per-message" => match it.next().and_then(|v| v.parse().ok()) {
-                Some(n) if n > 0 => per_message = n,
-                _ => {
-                    eprintln!("oqmgr bench-scheduler: --per-message needs a positive number");
-                    return 2;
-                }
-            },
-            "--summary" => summary_totals = true,
-            other => {
-                eprintln!("oqmgr bench-scheduler: unknown argument {other}");
-                eprintln!(
-                    "usage: oqmgr bench-scheduler [--recipients N]... [--destinations D] [--per-message R] [--summary]"
-                );
-                return 2;
-            }
-        }
-    }
+/// `oqmgr bench-scheduler`'s options.
+#[derive(Clone, Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Recipients in core for one run; repeat for several runs (default
+    /// 1000000). List sizes in increasing order: peak RSS is per process.
+    #[arg(long = "recipients", value_name = "N")]
+    pub sizes: Vec<u32>,
+    /// Destination domains the recipients are spread over.
+    #[arg(long, default_value_t = 10_000, value_name = "D")]
+    pub destinations: u32,
+    /// Recipients per message.
+    #[arg(long, default_value_t = 1, value_name = "R",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub per_message: u32,
+    /// Also print each run's totals line and a digest of its summary.
+    #[arg(long = "summary")]
+    pub summary_totals: bool,
+}
+
+/// Runs `oqmgr bench-scheduler`; returns the exit code.
+pub fn main(args: BenchArgs) -> i32 {
+    let BenchArgs {
+        mut sizes,
+        destinations,
+        per_message,
+        summary_totals,
+    } = args;
     if sizes.is_empty() {
         sizes = vec![1_000_000];
     }

@@ -41,6 +41,7 @@
 //!   `myhostname`). Set `mydomain` explicitly if that matters.
 
 pub mod expand;
+pub mod mail_params;
 pub mod main_cf;
 
 use std::collections::BTreeMap;
@@ -101,7 +102,12 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConfigError::Io { path, source } => write!(f, "open {}: {source}", path.display()),
+            ConfigError::Io { path, source } => write!(
+                f,
+                "open {}: {}",
+                path.display(),
+                crate::postfix::log::errno_text(source)
+            ),
             ConfigError::TooLarge { path, size } => write!(
                 f,
                 "{}: file too large: {size} bytes (at most {})",

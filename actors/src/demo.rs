@@ -57,31 +57,21 @@ struct RunResult {
     qmgr_cpu: Option<f64>,
 }
 
-/// Parses the options; `Err` carries the usage text.
-fn parse(args: &[String]) -> Result<(Workload, bool), String> {
-    let mut w = Workload {
-        messages: 2000,
-        recipients: 1,
-        domains: 4,
-    };
-    let mut only_ours = false;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut number = |name: &str| -> Result<usize, String> {
-            it.next()
-                .and_then(|v| v.parse().ok())
-                .filter(|&n: &usize| n > 0)
-                .ok_or_else(|| format!("{name} needs a positive number"))
-        };
-        match a.as_str() {
-            "--messages" => w.messages = number("--messages")?,
-            "--recipients" => w.recipients = number("--recipients")?,
-            "--domains" => w.domains = number("--domains")?,
-            "--only-ours" => only_ours = true,
-            other => return Err(format!("unknown option {other}")),
-        }
-    }
-    Ok((w, only_ours))
+/// `oqmgr demo`'s options.
+#[derive(Clone, Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Messages in total.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub messages: u64,
+    /// Recipients per message.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub recipients: u64,
+    /// Destination domains (one smtp-sink each).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+    pub domains: u64,
+    /// Run our queue manager only, not Postfix's oqmgr after it.
+    #[arg(long)]
+    pub only_ours: bool,
 }
 
 /// Set by SIGINT/SIGTERM: the demo stops its runs and tears the sandbox
@@ -99,22 +89,18 @@ fn interrupted() -> bool {
 }
 
 /// Runs the demo; returns the exit code.
-pub fn main(args: &[String]) -> i32 {
+pub fn main(args: DemoArgs) -> i32 {
     // SAFETY: the handler only stores to an atomic.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
-    let (workload, only_ours) = match parse(args) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("oqmgr demo: {e}");
-            eprintln!(
-                "usage: oqmgr demo [--messages N] [--recipients R] [--domains D] [--only-ours]"
-            );
-            return 2;
-        }
+    let workload = Workload {
+        messages: args.messages as usize,
+        recipients: args.recipients as usize,
+        domains: args.domains as usize,
     };
+    let only_ours = args.only_ours;
     let ours = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => {

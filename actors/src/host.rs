@@ -208,7 +208,12 @@ impl Host {
     }
 
     fn trace(&self, now: Instant, event: oqmgr::trace::TraceEvent) {
-        tracing::debug!(target: "oqmgr::trace", "{now} {event}");
+        if tracing::enabled!(target: "oqmgr::trace", tracing::Level::DEBUG) {
+            let wall = crate::postfix::log_format::LocalTime::epoch_seconds();
+            for line in crate::postfix::verbose::lines(&event, now, wall) {
+                tracing::debug!(target: "oqmgr::trace", "{line}");
+            }
+        }
         if let Some(sink) = &self.trace_sink {
             sink.do_send(TraceLine { at: now, event });
         }

@@ -35,6 +35,7 @@
 pub mod agent;
 pub mod bench;
 pub mod benchmark;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;

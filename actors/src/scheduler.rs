@@ -12,7 +12,7 @@
 //! # use oqmgr_actors::memstore::MemoryStore;
 //! # fn agent() -> actix::Recipient<oqmgr_actors::agent::Deliver> { unimplemented!() }
 //! # actix::System::new().block_on(async {
-//! let (params, _warnings) = oqmgr::params::Params::from_pairs(&[]);
+//! let (params, _warnings) = oqmgr::params::Params::from_pairs(&[]).unwrap();
 //! let store = std::sync::Arc::new(std::sync::Mutex::new(MemoryStore::new(|a| {
 //!     oqmgr::sim::world::resolve(&Default::default(), a)
 //! })));

@@ -4,7 +4,7 @@
 //! Scenarios are TOML files read through figment, so a malformed one is
 //! reported with the file and the field at fault.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use figment::providers::{Format, Toml};
 use figment::Figment;
@@ -44,35 +44,24 @@ pub fn load_scenario(path: &Path) -> Result<Scenario, String> {
     Ok(scenario)
 }
 
-/// Parses the command line after `simulate` and runs; returns the exit code.
-pub fn main(args: &[String]) -> i32 {
-    let mut file = None;
-    let mut options = Options::default();
-    let mut summary_only = false;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--seed" => match it.next().map(|s| s.parse::<u64>()) {
-                Some(Ok(seed)) => options.seed = Some(seed),
-                _ => {
-                    eprintln!("oqmgr simulate: --seed needs a non-negative integer");
-                    return 2;
-                }
-            },
-            "--summary-only" => summary_only = true,
-            "-h" | "--help" => {
-                println!("usage: oqmgr simulate [SCENARIO.toml] [--seed N] [--summary-only]");
-                return 0;
-            }
-            s if s.starts_with('-') => {
-                eprintln!("oqmgr simulate: unknown option {s}");
-                return 2;
-            }
-            s => file = Some(s.to_string()),
-        }
-    }
-    let scenario = match &file {
-        Some(path) => match load_scenario(Path::new(path)) {
+/// `oqmgr simulate`'s options.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct SimulateArgs {
+    /// Scenario file (TOML); without one, a built-in scenario runs.
+    #[arg(value_name = "SCENARIO.toml")]
+    pub file: Option<PathBuf>,
+    /// Seed of the random choices (default: the scenario's).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Print the summary only, not the trace.
+    #[arg(long)]
+    pub summary_only: bool,
+}
+
+/// Runs `oqmgr simulate`; returns the exit code.
+pub fn main(args: SimulateArgs) -> i32 {
+    let scenario = match &args.file {
+        Some(path) => match load_scenario(path) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("oqmgr simulate: {e}");
@@ -81,7 +70,11 @@ pub fn main(args: &[String]) -> i32 {
         },
         None => Scenario::builtin(),
     };
-    options.trace = !summary_only;
+    let options = Options {
+        seed: args.seed,
+        trace: !args.summary_only,
+        ..Options::default()
+    };
     let (trace, summary) = simulate(scenario, options);
     print!("{trace}");
     if !trace.is_empty() {

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use oqmgr::params::Params;
-use oqmgr_actors::config::{load, ConfigError, Defaults};
+use oqmgr_actors::config::{load, mail_params, ConfigError, Defaults};
 use serde::Serialize;
 
 /// A config directory under the system temp dir, removed on drop.
@@ -102,7 +102,16 @@ fn main_cf_and_overrides_resolve_end_to_end() {
         "a broken value is dropped"
     );
 
-    let (params, param_warnings) = Params::resolve(&raw);
+    // Like Postfix's oqmgr, the daemon stops on the out-of-range fudge
+    // factor; with it corrected, everything else resolves.
+    let fatal = mail_params::resolve(&raw).unwrap_err();
+    assert_eq!(
+        fatal.message,
+        "invalid qmgr_fudge_factor parameter value 5 < 10"
+    );
+    let mut raw = raw;
+    raw.insert("qmgr_fudge_factor".into(), "10".into());
+    let (params, param_warnings) = Params::resolve(&raw).unwrap();
     let (smtp, smtp_warnings) = params.transport("smtp");
     assert_eq!(smtp_warnings, []);
     let outcome = Outcome {

@@ -164,6 +164,7 @@
 
 mod e2e {
     pub mod admin;
+    pub mod differences;
     pub mod env;
     pub mod flow;
     pub mod ops;
@@ -395,6 +396,10 @@ macro_rules! on_postfix {
             scenario!(recipient_limits, s::expect_recipient_limits);
             scenario!(header_actions, s::expect_header_actions);
             scenario!(mixed_workload, s::expect_mixed_workload);
+            scenario!(force_expire, s::expect_force_expire);
+            scenario!(clog_warning, s::expect_clog_warning);
+            scenario!(unknown_transport, s::expect_unknown_transport);
+            scenario!(verbose_log, s::expect_verbose_log);
 
             /// Our daemon learns the dialect from this build's postconf.
             #[test]
@@ -424,6 +429,7 @@ macro_rules! on_postfix {
 /// Every scenario function, under one name the macros can reach.
 mod scenarios {
     pub use super::e2e::admin::*;
+    pub use super::e2e::differences::*;
     pub use super::e2e::flow::*;
     pub use super::e2e::ops::*;
     pub use super::e2e::remote::*;

@@ -21,17 +21,27 @@
 //! - Lists: items separated by commas and/or white space.
 //!
 //! # Errors
-//! Real Postfix stops with a fatal error on a malformed or out-of-range
-//! value. We warn instead, naming the parameter, the bad value and what we
-//! used: the default for a malformed value, the nearest bound for one out of
-//! range.
+//! Like Postfix, a malformed or out-of-range value is fatal: the check
+//! returns a [`ConfigFatal`] with the text Postfix's `msg_fatal` gives
+//! (`bad numerical configuration: ...`, `invalid ... parameter value ...`,
+//! `parameter ...: bad time value or unit: ...`, `bad boolean
+//! configuration: ...`, `bad string length ...`).
 //!
-//! # Compatibility
-//! Postfix lets a count whose lower bound is "none" go negative (its bound
-//! 0 means "unchecked"); our counts are unsigned, so a negative count is
-//! reported as below 0 and 0 is used.
+//! # Where we are stricter than Postfix
+//! Postfix checks no lower bound when the bound is 0, so it accepts a
+//! negative count there (`default_destination_concurrency_limit = -1`
+//! then delivers nothing, silently), and it reads a time value by its
+//! number and the first letter after it only (`soon` is 0, `1month` is one
+//! minute). We stop on these with the same kind of text: `invalid ...
+//! parameter value -1 < 0`, `bad time value or unit`.
+//!
+//! # Order
+//! [`DEFINITIONS`] lists the parameters in the order Postfix's oqmgr reads
+//! them (`mail_params_init`'s string then boolean tables, then oqmgr's
+//! integer, string, boolean and time tables), so the first fatal is the
+//! one Postfix would stop on.
 
-use crate::params::ConfigWarning;
+use crate::params::ConfigFatal;
 use crate::time::Duration;
 
 /// Largest value of a C `int`, Postfix's type for counts and seconds.
@@ -64,8 +74,8 @@ pub enum ParamKind {
     },
     /// A comma or white-space separated list.
     List,
-    /// A concurrency feedback value, parsed per transport by
-    /// [`crate::feedback::Feedback::parse`].
+    /// A concurrency feedback value of at least one character, parsed per
+    /// transport by [`crate::feedback::Feedback::parse`].
     Feedback,
 }
 
@@ -83,78 +93,71 @@ pub struct ParamDef {
 /// Postfix's "no upper bound" for counts and times.
 const NONE: u32 = i32::MAX as u32;
 
-const fn int(name: &'static str, default: &'static str, min: u32, max: u32) -> ParamDef {
-    ParamDef {
-        name,
-        kind: ParamKind::Int { min, max },
-        default,
+impl ParamDef {
+    /// A count within `min..=max`.
+    pub const fn int(name: &'static str, default: &'static str, min: u32, max: u32) -> ParamDef {
+        ParamDef {
+            name,
+            kind: ParamKind::Int { min, max },
+            default,
+        }
     }
-}
 
-const fn time(name: &'static str, default: &'static str, min: u32, max: u32) -> ParamDef {
-    ParamDef {
-        name,
-        kind: ParamKind::Time { min, max },
-        default,
+    /// A time within `min..=max` seconds.
+    pub const fn time(name: &'static str, default: &'static str, min: u32, max: u32) -> ParamDef {
+        ParamDef {
+            name,
+            kind: ParamKind::Time { min, max },
+            default,
+        }
     }
-}
 
-const fn boolean(name: &'static str, default: &'static str) -> ParamDef {
-    ParamDef {
-        name,
-        kind: ParamKind::Bool,
-        default,
+    /// `yes` or `no`.
+    pub const fn boolean(name: &'static str, default: &'static str) -> ParamDef {
+        ParamDef {
+            name,
+            kind: ParamKind::Bool,
+            default,
+        }
     }
-}
 
-const fn text(name: &'static str, default: &'static str, min_len: usize) -> ParamDef {
-    ParamDef {
-        name,
-        kind: ParamKind::Str { min_len },
-        default,
+    /// Text of at least `min_len` bytes.
+    pub const fn text(name: &'static str, default: &'static str, min_len: usize) -> ParamDef {
+        ParamDef {
+            name,
+            kind: ParamKind::Str { min_len },
+            default,
+        }
     }
 }
 
 /// Every parameter the scheduler reads, with Postfix 3.7.11's defaults and
-/// bounds (oqmgr `qmgr.c` `main()` tables, `mail_params.c`, and
-/// `cleanup_init.c` for `delay_warning_time`).
+/// bounds, in the order Postfix's oqmgr reads them (see the module doc):
+/// `mail_params.c`, then oqmgr `qmgr.c` `main()` tables, and last
+/// `delay_warning_time`, which only cleanup(8) reads in Postfix.
 pub const DEFINITIONS: &[ParamDef] = &[
+    // mail_params_init: strings, then booleans.
+    ParamDef::text("double_bounce_sender", "double-bounce", 1),
+    ParamDef::text("recipient_delimiter", "", 0),
+    ParamDef::boolean("owner_request_special", "yes"),
+    ParamDef::boolean("helpful_warnings", "yes"),
     // Counts (oqmgr int_table).
-    int("qmgr_message_active_limit", "20000", 1, NONE),
-    int("qmgr_message_recipient_limit", "20000", 1, NONE),
-    int("initial_destination_concurrency", "5", 1, NONE),
-    int("default_destination_concurrency_limit", "20", 0, NONE),
-    int("default_destination_recipient_limit", "50", 0, NONE),
-    int("qmgr_fudge_factor", "100", 10, 100),
-    int("local_destination_recipient_limit", "1", 0, NONE),
-    int("local_destination_concurrency_limit", "2", 0, NONE),
-    int(
+    ParamDef::int("qmgr_message_active_limit", "20000", 1, NONE),
+    ParamDef::int("qmgr_message_recipient_limit", "20000", 1, NONE),
+    ParamDef::int("initial_destination_concurrency", "5", 1, NONE),
+    ParamDef::int("default_destination_concurrency_limit", "20", 0, NONE),
+    ParamDef::int("default_destination_recipient_limit", "50", 0, NONE),
+    ParamDef::int("qmgr_fudge_factor", "100", 10, 100),
+    ParamDef::int("local_destination_recipient_limit", "1", 0, NONE),
+    ParamDef::int("local_destination_concurrency_limit", "2", 0, NONE),
+    ParamDef::int(
         "default_destination_concurrency_failed_cohort_limit",
         "1",
         0,
         NONE,
     ),
-    int("address_verify_pending_request_limit", "5000", 1, NONE),
-    // Times (oqmgr time_table, plus delay_warning_time from cleanup).
-    time("queue_run_delay", "300s", 1, NONE),
-    time("minimal_backoff_time", "300s", 1, NONE),
-    time("maximal_backoff_time", "4000s", 1, NONE),
-    time("maximal_queue_lifetime", "5d", 0, 8_640_000),
-    time("bounce_queue_lifetime", "5d", 0, 8_640_000),
-    time("transport_retry_time", "60s", 1, NONE),
-    time("qmgr_clog_warn_time", "300s", 0, NONE),
-    time("default_transport_rate_delay", "0s", 0, NONE),
-    time("default_destination_rate_delay", "0s", 0, NONE),
-    time("qmgr_daemon_timeout", "1000s", 1, NONE),
-    time("qmgr_ipc_timeout", "60s", 1, NONE),
-    time("delay_warning_time", "0h", 0, NONE),
-    // Booleans (oqmgr bool_table, mail_params.c).
-    boolean("disable_verp_bounces", "no"),
-    boolean("destination_concurrency_feedback_debug", "no"),
-    boolean("confirm_delay_cleared", "no"),
-    boolean("helpful_warnings", "yes"),
-    boolean("owner_request_special", "yes"),
-    // Strings (oqmgr str_table, mail_params.c).
+    ParamDef::int("address_verify_pending_request_limit", "5000", 1, NONE),
+    // Strings (oqmgr str_table).
     ParamDef {
         name: "defer_transports",
         kind: ParamKind::List,
@@ -170,9 +173,25 @@ pub const DEFINITIONS: &[ParamDef] = &[
         kind: ParamKind::Feedback,
         default: "1",
     },
-    text("default_filter_nexthop", "", 0),
-    text("double_bounce_sender", "double-bounce", 1),
-    text("recipient_delimiter", "", 0),
+    ParamDef::text("default_filter_nexthop", "", 0),
+    // Booleans (oqmgr bool_table).
+    ParamDef::boolean("disable_verp_bounces", "no"),
+    ParamDef::boolean("destination_concurrency_feedback_debug", "no"),
+    ParamDef::boolean("confirm_delay_cleared", "no"),
+    // Times (oqmgr time_table).
+    ParamDef::time("queue_run_delay", "300s", 1, NONE),
+    ParamDef::time("minimal_backoff_time", "300s", 1, NONE),
+    ParamDef::time("maximal_backoff_time", "4000s", 1, NONE),
+    ParamDef::time("maximal_queue_lifetime", "5d", 0, 8_640_000),
+    ParamDef::time("bounce_queue_lifetime", "5d", 0, 8_640_000),
+    ParamDef::time("transport_retry_time", "60s", 1, NONE),
+    ParamDef::time("qmgr_clog_warn_time", "300s", 0, NONE),
+    ParamDef::time("default_transport_rate_delay", "0s", 0, NONE),
+    ParamDef::time("default_destination_rate_delay", "0s", 0, NONE),
+    ParamDef::time("qmgr_daemon_timeout", "1000s", 1, NONE),
+    ParamDef::time("qmgr_ipc_timeout", "60s", 1, NONE),
+    // cleanup(8)'s; the simulator uses it to stamp arrivals.
+    ParamDef::time("delay_warning_time", "0h", 0, NONE),
 ];
 
 /// The definition of `name`, if the scheduler reads that parameter.
@@ -219,88 +238,76 @@ impl Value {
     }
 }
 
-/// What a conversion found wrong with a value.
-enum Problem {
-    /// Unusable: Postfix's message, and we fall back to the default.
-    Malformed(String),
-    /// Usable but out of range: Postfix's message and the bound we use.
-    OutOfRange(String, Value),
+impl ParamDef {
+    /// Checks `text` as a value of this parameter (`None`: not set, so the
+    /// default applies), the way Postfix's `get_mail_conf_*` does: `Err` is
+    /// the fatal error it stops on, or ours where it would accept the value
+    /// and then misbehave without a word.
+    pub fn check(&self, text: Option<&str>) -> Result<(), ConfigFatal> {
+        match text {
+            Some(text) => convert_text(self.name, self.kind, self.time_unit(), text).map(drop),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Converts `text` (or, when absent, the fallback) for parameter `name` of
 /// kind `kind`, whose suffix-less time unit is `unit`.
 ///
-/// `fallback` is what an absent or malformed value becomes: the table
-/// default for global parameters, the `default_...` value for per-transport
-/// ones. The warning says which value was used.
+/// `fallback` is what an absent value becomes: the table default for
+/// global parameters, the `default_...` value for per-transport ones.
 pub(crate) fn convert(
     name: &str,
     kind: ParamKind,
     unit: char,
     text: Option<&str>,
     fallback: &Value,
-) -> (Value, Option<ConfigWarning>) {
-    let Some(text) = text else {
-        return (fallback.clone(), None);
-    };
-    let warn = |message: String| {
-        Some(ConfigWarning {
-            param: name.to_string(),
-            message,
-        })
-    };
-    match convert_text(name, kind, unit, text) {
-        Ok(value) => (value, None),
-        Err(Problem::Malformed(why)) => {
-            let used = fallback.describe();
-            (
-                fallback.clone(),
-                warn(format!("{why}; using the default: {used}")),
-            )
-        }
-        Err(Problem::OutOfRange(why, bound)) => {
-            let used = bound.describe();
-            (
-                bound,
-                warn(format!("{why}; using the nearest bound: {used}")),
-            )
-        }
+) -> Result<Value, ConfigFatal> {
+    match text {
+        Some(text) => convert_text(name, kind, unit, text),
+        None => Ok(fallback.clone()),
     }
 }
 
-/// Converts one value, or reports what Postfix would have stopped on.
-fn convert_text(name: &str, kind: ParamKind, unit: char, text: &str) -> Result<Value, Problem> {
+/// Converts one value, or says why Postfix would stop on it (or why we do).
+fn convert_text(name: &str, kind: ParamKind, unit: char, text: &str) -> Result<Value, ConfigFatal> {
+    let fatal = |message: String| ConfigFatal {
+        param: name.to_string(),
+        message,
+    };
     match kind {
         ParamKind::Int { min, max } => {
-            let n = parse_int(text).ok_or_else(|| {
-                Problem::Malformed(format!("bad numerical configuration: {name} = {text}"))
-            })?;
+            let n = parse_int(text)
+                .ok_or_else(|| fatal(format!("bad numerical configuration: {name} = {text}")))?;
+            // Postfix skips the lower check when the bound is 0, so a
+            // negative limit gets through and, for a concurrency limit,
+            // stops all delivery without a word; we refuse it in the words
+            // Postfix uses for a bound it does check.
             if n < i64::from(min) {
-                let why = format!("invalid {name} parameter value {n} < {min}");
-                return Err(Problem::OutOfRange(why, Value::Int(min)));
+                return Err(fatal(format!("invalid {name} parameter value {n} < {min}")));
             }
             if n > i64::from(max) {
-                let why = format!("invalid {name} parameter value {n} > {max}");
-                return Err(Problem::OutOfRange(why, Value::Int(max)));
+                return Err(fatal(format!("invalid {name} parameter value {n} > {max}")));
             }
             Ok(Value::Int(
                 u32::try_from(n).expect("bounded by u32 min/max"),
             ))
         }
         ParamKind::Time { min, max } => {
-            let secs = parse_time(text, unit).ok_or_else(|| {
-                Problem::Malformed(format!("parameter {name}: bad time value or unit: {text}"))
-            })?;
-            let secs_of = |s: u32| Value::Time(Duration::from_secs(u64::from(s)));
+            let bad_time = || fatal(format!("parameter {name}: bad time value or unit: {text}"));
+            let secs = parse_time(text, unit).ok_or_else(bad_time)?;
             if secs < min {
-                let why = format!("invalid {name}: {secs} (min {min})");
-                return Err(Problem::OutOfRange(why, secs_of(min)));
+                return Err(fatal(format!("invalid {name}: {secs} (min {min})")));
             }
             if secs > max {
-                let why = format!("invalid {name}: {secs} (max {max})");
-                return Err(Problem::OutOfRange(why, secs_of(max)));
+                return Err(fatal(format!("invalid {name}: {secs} (max {max})")));
             }
-            Ok(secs_of(secs))
+            // After Postfix's own checks, so that where it stops we stop
+            // with its text.
+            if misleading_time(text) {
+                return Err(bad_time());
+            }
+            Ok(Value::Time(Duration::from_secs(u64::from(secs))))
         }
         ParamKind::Bool => {
             if text.eq_ignore_ascii_case("yes") {
@@ -308,21 +315,50 @@ fn convert_text(name: &str, kind: ParamKind, unit: char, text: &str) -> Result<V
             } else if text.eq_ignore_ascii_case("no") {
                 Ok(Value::Bool(false))
             } else {
-                Err(Problem::Malformed(format!(
-                    "bad boolean configuration: {name} = {text}"
-                )))
+                Err(fatal(format!("bad boolean configuration: {name} = {text}")))
             }
         }
         ParamKind::Str { min_len } => {
-            if text.len() < min_len {
-                let len = text.len();
-                let why = format!("bad string length {len} < {min_len}: {name} = {text}");
-                return Err(Problem::Malformed(why));
-            }
+            check_length(name, text, min_len).map_err(fatal)?;
             Ok(Value::Text(text.to_string()))
         }
         ParamKind::List => Ok(Value::List(split_list(text))),
-        ParamKind::Feedback => Ok(Value::Text(text.to_string())),
+        ParamKind::Feedback => {
+            // qmgr_feedback_init reads the text with a minimum length of 1.
+            check_length(name, text, 1).map_err(fatal)?;
+            Ok(Value::Text(text.to_string()))
+        }
+    }
+}
+
+/// Postfix's `check_mail_conf_str` lower bound, with its text.
+fn check_length(name: &str, text: &str, min_len: usize) -> Result<(), String> {
+    if text.len() < min_len {
+        let len = text.len();
+        return Err(format!(
+            "bad string length {len} < {min_len}: {name} = {text}"
+        ));
+    }
+    Ok(())
+}
+
+/// Unit words a time value may spell out after its number: Postfix reads
+/// only the first letter, so these mean what they say there too.
+const UNIT_WORDS: &[&str] = &[
+    "s", "sec", "secs", "second", "seconds", "m", "min", "mins", "minute", "minutes", "h", "hour",
+    "hours", "d", "day", "days", "w", "week", "weeks",
+];
+
+/// A time value Postfix accepts but reads differently from what it says:
+/// no number at all (`soon` and a bare `d` both read as 0, so
+/// `maximal_queue_lifetime = soon` returns all deferred mail at once), or
+/// text after the number that is not one of the unit words (`1month` reads
+/// as one minute). Postfix says nothing about either; we stop on them.
+fn misleading_time(text: &str) -> bool {
+    let (_, end) = strtol_prefix(text);
+    end == 0 || {
+        let rest = &text[end..];
+        !rest.is_empty() && !UNIT_WORDS.contains(&rest)
     }
 }
 
@@ -469,6 +505,30 @@ mod tests {
             ["smtp", "relay", "local"]
         );
         assert!(split_list("").is_empty());
+    }
+
+    #[test]
+    fn misleading_times_are_fatal_after_postfix_checks() {
+        let conv = |name: &str, text: &str| {
+            let def = definition(name).unwrap();
+            convert_text(def.name, def.kind, def.time_unit(), text).map_err(|f| f.message)
+        };
+        for ok in ["10sec", "2days", "3", "1w", "5minutes"] {
+            assert!(conv("maximal_queue_lifetime", ok).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            conv("maximal_queue_lifetime", "1month"),
+            Err("parameter maximal_queue_lifetime: bad time value or unit: 1month".into())
+        );
+        assert_eq!(
+            conv("bounce_queue_lifetime", "d"),
+            Err("parameter bounce_queue_lifetime: bad time value or unit: d".into())
+        );
+        // Postfix itself stops on a zero run delay: its text wins.
+        assert_eq!(
+            conv("queue_run_delay", "soon"),
+            Err("invalid queue_run_delay: 0 (min 1)".into())
+        );
     }
 
     #[test]

@@ -39,7 +39,7 @@ use crate::effect::{Addr, DestId, DestKey, Effect, Effects, LogLevel, Msg};
 use crate::entry::{DeliveryReport, Dsn, MessageId, RecipientStatus};
 use crate::message::{MessageInfo, Verdict, Warning};
 use crate::name::{FastMap, FastState, Name, SortKey};
-use crate::params::{ConfigWarning, Params, RawParams, TransportParams};
+use crate::params::{ConfigWarning, Params, TransportParams};
 use crate::scan::{QueueName, ScanFlags};
 use crate::time::{Duration, Instant};
 use crate::transport::Transport;
@@ -174,12 +174,10 @@ impl Simulation {
         if let Err(why) = scenario.check() {
             panic!("unchecked scenario: {why}");
         }
-        let raw: RawParams = scenario
-            .params
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_main_cf()))
-            .collect();
-        let (params, warnings) = Params::resolve(&raw);
+        let (params, warnings) = match Params::resolve(&scenario.raw_params()) {
+            Ok(resolved) => resolved,
+            Err(fatals) => panic!("unchecked scenario: {}", fatals[0]),
+        };
         scenario.destinations.entry("*".into()).or_default();
         let seed = options.seed.unwrap_or(scenario.seed);
         let until = Instant::ZERO

@@ -12,6 +12,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
+use crate::params::{Params, RawParams};
 use crate::time::Duration;
 
 /// A duration as a scenario writes it: `"90s"`, `"5m"`, `"250ms"` or a
@@ -315,9 +316,21 @@ pub mod toml_value {
 }
 
 impl Scenario {
+    /// The `[params]` table as main.cf would spell it.
+    pub fn raw_params(&self) -> RawParams {
+        self.params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_main_cf()))
+            .collect()
+    }
+
     /// Checks what the types cannot: every problem is named by its field,
     /// like a parse error, so a bad scenario is refused before it runs.
     pub fn check(&self) -> Result<(), String> {
+        if let Err(fatals) = Params::resolve(&self.raw_params()) {
+            let f = &fatals[0];
+            return Err(format!("field `params.{}`: {}", f.param, f.message));
+        }
         for (i, a) in self.arrivals.iter().enumerate() {
             if a.domains.is_empty() {
                 return Err(format!(

@@ -2,9 +2,10 @@
 //!
 //! `oqmgr simulate [SCENARIO.toml] [--seed N] [--summary-only]` runs the
 //! scheduling core on a virtual clock; `oqmgr bench-scheduler` measures it;
-//! `oqmgr demo` runs it in a private Postfix next to Postfix's oqmgr.
-//! Started by master(8) (any other arguments) it is the queue manager
-//! daemon ([`oqmgr_actors::daemon`]).
+//! `oqmgr demo` runs it in a private Postfix next to Postfix's oqmgr;
+//! `oqmgr check` checks the configuration; `--help` and `--version` say
+//! what it is ([`oqmgr_actors::cli`]). Started by master(8) (any other
+//! arguments) it is the queue manager daemon ([`oqmgr_actors::daemon`]).
 //!
 //! # Allocator
 //! The binary allocates through mimalloc instead of glibc's malloc: the
@@ -22,14 +23,13 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let code = match args.first().map(String::as_str) {
-        Some("simulate") => oqmgr_actors::simulate::main(&args[1..]),
-        Some("demo") => oqmgr_actors::demo::main(&args[1..]),
-        Some("bench-scheduler") => oqmgr_actors::bench::main(&args[1..]),
-        // Anything else is master(8) starting the daemon (its argv starts
-        // with options such as `-l -n qmgr -t unix -u`).
-        _ => oqmgr_actors::daemon::main(),
-    };
-    std::process::exit(code);
+    let argv: Vec<String> = std::env::args().collect();
+    // `--help`, `--version` and the subcommands are for people; anything
+    // else is master(8) starting the daemon (its argv starts with options
+    // such as `-l -n qmgr -t unix -u`), or someone who typed the daemon's
+    // name, whom the daemon tells not to run it by hand.
+    if oqmgr_actors::cli::is_for_people(argv.get(1..).unwrap_or_default()) {
+        std::process::exit(oqmgr_actors::cli::main(&argv));
+    }
+    oqmgr_actors::daemon::main()
 }

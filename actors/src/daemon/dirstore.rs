@@ -403,9 +403,17 @@ impl QueueStore for DirStore {
         if mode & MODE_UNTHROTTLE != 0 {
             let _ = file.set_permissions(fs::Permissions::from_mode(mode & !MODE_UNTHROTTLE));
         }
-        // The soft-bounce log starts empty on every pass through `active/`.
+        // The soft-bounce log starts empty on every pass through `active/`,
+        // except for `postsuper -e` mail that has one: it is returned with
+        // the reasons logged there and no new delivery (as Postfix's oqmgr
+        // does), instead of each recipient's reason becoming "expired".
         let defer_log = self.site.path("defer", id);
-        if let Err(e) = fs::remove_file(&defer_log) {
+        let expire_on_log = file_flags.contains(ScanFlags::FORCE_EXPIRE)
+            && fs::symlink_metadata(&defer_log).is_ok_and(|m| m.is_file() && m.len() > 0);
+        if expire_on_log {
+            file_flags |= ScanFlags::EXPIRE_LOGGED;
+            env.recipients.clear();
+        } else if let Err(e) = fs::remove_file(&defer_log) {
             if e.kind() != io::ErrorKind::NotFound {
                 tracing::warn!("remove {}: {}", defer_log.display(), errno_text(&e));
             }
@@ -433,7 +441,7 @@ impl QueueStore for DirStore {
         let sender = text(env.sender.as_deref().unwrap_or_default());
         let single_rcpt = env.single_rcpt;
         // A second copy only for a file with recipients still to read.
-        let reader = env.has_more_recipients().then(|| env.clone());
+        let reader = (env.has_more_recipients() && !expire_on_log).then(|| env.clone());
         let reading =
             (reader.is_some() || !pending.is_empty()).then_some(Reading { reader, pending });
         let name = Name::from(id);

@@ -56,6 +56,7 @@ use oqmgr::params::Params;
 
 use crate::clock::Clock;
 use crate::config;
+use crate::config::mail_params::flag;
 use crate::postfix::chroot_uid::chroot_uid;
 use crate::postfix::dialect::{self, Dialect};
 use crate::postfix::log::{self, LogConfig, LogParams, Logger};
@@ -90,7 +91,7 @@ fn log_params(raw: &RawParams) -> LogParams {
         myhostname: s("myhostname"),
         queue_directory: s("queue_directory").map(PathBuf::from),
         postlog_service_name: s("postlog_service_name"),
-        smtputf8_enable: s("smtputf8_enable").map(|v| v == "yes"),
+        smtputf8_enable: s("smtputf8_enable").map(|v| v.eq_ignore_ascii_case("yes")),
     }
 }
 
@@ -131,7 +132,10 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
         Ok(kinds) => kinds,
         Err(e) => log::fatal(&e.to_string()),
     };
-    let (params, param_warnings) = Params::resolve(&raw);
+    let (params, param_warnings) = match config::mail_params::resolve(&raw) {
+        Ok(resolved) => resolved,
+        Err(fatal) => log::fatal(&fatal.message),
+    };
     for w in param_warnings {
         tracing::warn!("{}", w.message);
     }
@@ -314,9 +318,9 @@ fn site(raw: &RawParams, params: &Params, queue_dir: PathBuf, dialect: Dialect) 
             .parse()
             .unwrap_or(2),
         disable_verp_bounces: params.global.disable_verp_bounces,
-        smtputf8_enable: get(raw, "smtputf8_enable", "yes") == "yes",
+        smtputf8_enable: flag(raw, "smtputf8_enable", true),
         minimal_backoff: Duration::from_millis(params.global.minimal_backoff_time.as_millis()),
-        soft_bounce: get(raw, "soft_bounce", "no") == "yes",
+        soft_bounce: flag(raw, "soft_bounce", false),
     }
 }
 

@@ -134,11 +134,23 @@ pub struct MasterArgs {
 impl MasterArgs {
     /// Parses `argv` (`argv[0]` first) and the environment switches
     /// `MAIL_VERBOSE`/`MAIL_DEBUG` given as `env` (name → value lookup).
-    /// Also checks `-t`, as Postfix does right after the option loop.
+    /// Also checks `-t` ([`MasterArgs::check_type`]).
     pub fn parse<S: AsRef<str>>(
         argv: &[S],
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<MasterArgs, ArgsError> {
+        let (mut args, type_name) = MasterArgs::parse_options(argv, env)?;
+        args.check_type(type_name)?;
+        Ok(args)
+    }
+
+    /// The option loop alone: the parsed options and the `-t` value, which
+    /// Postfix checks only after the terminal check and its own tables
+    /// ([`MasterArgs::check_type`]).
+    pub fn parse_options<S: AsRef<str>>(
+        argv: &[S],
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<(MasterArgs, Option<String>), ArgsError> {
         let argv0 = argv.first().map(|s| s.as_ref()).unwrap_or("");
         let process_name = basename(argv0).to_string();
         let mut args = MasterArgs {
@@ -202,6 +214,13 @@ impl MasterArgs {
             .iter()
             .map(|s| s.as_ref().to_string())
             .collect();
+        Ok((args, type_name))
+    }
+
+    /// Sets the service type from the `-t` value, refusing a missing or
+    /// unknown one unless stand-alone.
+    pub fn check_type(&mut self, type_name: Option<String>) -> Result<(), ArgsError> {
+        let args = self;
         if !args.stand_alone {
             let name = type_name.ok_or(ArgsError::NoTransport)?;
             args.service_type = Some(match name.to_ascii_lowercase().as_str() {
@@ -219,7 +238,7 @@ impl MasterArgs {
                 _ => None,
             };
         }
-        Ok(args)
+        Ok(())
     }
 
     /// Parses the real process arguments and environment.

@@ -368,28 +368,36 @@ pub fn errno_text(err: &io::Error) -> String {
 /// logged as Postfix's fatal text and ends the process.
 pub fn bootstrap() -> MasterArgs {
     let env = |name: &str| std::env::var(name).ok();
-    let args = match MasterArgs::from_env() {
-        Ok(a) => a,
-        Err(e) => {
-            let argv0 = std::env::args().next().unwrap_or_default();
-            if let Ok(fallback) = MasterArgs::parse(&[argv0.as_str(), "-S"], env) {
-                if let Ok(cfg) = LogConfig::resolve(&fallback, &LogParams::default(), env) {
-                    install(Logger::new(cfg));
-                }
-            }
-            fatal(&e.to_string());
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    // Until argv is known good, log under the program name.
+    let argv0 = argv.first().cloned().unwrap_or_default();
+    if let Ok(fallback) = MasterArgs::parse(&[argv0.as_str(), "-S"], env) {
+        if let Ok(cfg) = LogConfig::resolve(&fallback, &LogParams::default(), env) {
+            install(Logger::new(cfg));
         }
+    }
+    let (mut args, type_name) = match MasterArgs::parse_options(&argv, env) {
+        Ok(parsed) => parsed,
+        Err(e) => fatal(&e.to_string()),
     };
+    // SAFETY: isatty only inspects descriptor 0.
+    let on_tty = unsafe { libc::isatty(0) } == 1;
+    if let Err(e) = args.refuse_terminal(on_tty) {
+        // Postfix says this on the terminal too, under the bare program
+        // name, so that whoever typed the command sees why it stopped;
+        // it checks the terminal before the service type.
+        eprintln!("{}: fatal: {e}", args.process_name);
+        fatal(&e.to_string());
+    }
+    if let Err(e) = args.check_type(type_name) {
+        fatal(&e.to_string());
+    }
     if let Ok(cfg) = LogConfig::resolve(&args, &LogParams::default(), env) {
         install(Logger::new(cfg));
     }
-    // SAFETY: isatty only inspects descriptor 0.
-    let on_tty = unsafe { libc::isatty(0) } == 1;
-    if let Err(e) = args
-        .refuse_terminal(on_tty)
-        .and(args.require_solitary())
-        .and(args.reject_extra_args())
-    {
+    if let Err(e) = args.require_solitary().and(args.reject_extra_args()) {
         fatal(&e.to_string());
     }
     args

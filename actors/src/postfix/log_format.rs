@@ -110,9 +110,20 @@ impl LocalTime {
     /// The current local time (honours `TZ` and /etc/localtime, read once
     /// by [`prepare_time_zone`] so it still works inside a chroot).
     pub fn now() -> LocalTime {
-        // SAFETY: time(NULL) and localtime_r with a zeroed out-parameter.
+        LocalTime::at(LocalTime::epoch_seconds())
+    }
+
+    /// Seconds since the epoch, now (for converting the scheduler's times
+    /// into times of day).
+    pub fn epoch_seconds() -> libc::time_t {
+        // SAFETY: time(NULL) only reads the clock.
+        unsafe { libc::time(std::ptr::null_mut()) }
+    }
+
+    /// The local time of `t` seconds since the epoch.
+    pub fn at(t: libc::time_t) -> LocalTime {
+        // SAFETY: localtime_r with a zeroed out-parameter.
         unsafe {
-            let t = libc::time(std::ptr::null_mut());
             let mut tm: libc::tm = std::mem::zeroed();
             if libc::localtime_r(&t, &mut tm).is_null() {
                 return LocalTime {
@@ -135,6 +146,21 @@ impl LocalTime {
 
     fn month_name(self) -> &'static str {
         MONTHS[usize::from(self.month.min(11))]
+    }
+}
+
+impl std::fmt::Display for LocalTime {
+    /// As a syslog line starts: `Dec  5 19:45:53`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {:>2} {:02}:{:02}:{:02}",
+            self.month_name(),
+            self.day,
+            self.hour,
+            self.minute,
+            self.second
+        )
     }
 }
 
@@ -229,13 +255,8 @@ pub fn syslog_record(
     let mut out = record_buffer(tag.len() + text.len());
     let _ = write!(
         out,
-        "<{}>{} {:>2} {:02}:{:02}:{:02} ",
+        "<{}>{time} ",
         u32::from(facility) | u32::from(severity.syslog_level()),
-        time.month_name(),
-        time.day,
-        time.hour,
-        time.minute,
-        time.second
     );
     append_body(&mut out, tag, pid, severity, text);
     out

@@ -21,3 +21,4 @@ pub mod queue_id;
 pub mod record;
 pub mod rewrite;
 pub mod trigger_server;
+pub mod verbose;

@@ -12,6 +12,7 @@
 use std::fmt;
 use std::io;
 
+use super::log::errno_text;
 use super::record::RecordError;
 
 /// Tunables of the envelope reader (main.cf parameters).
@@ -136,7 +137,7 @@ impl EnvelopeError {
             EnvelopeError::MissingArrivalTime => rejected("missing arrival time record"),
             EnvelopeError::MissingSender => rejected("missing sender record"),
             EnvelopeError::MissingSizeRecord => rejected("missing size record"),
-            EnvelopeError::Io(e) => vec![format!("{path}: {e}")],
+            EnvelopeError::Io(e) => vec![format!("{path}: {}", errno_text(e))],
         }
     }
 

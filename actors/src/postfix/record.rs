@@ -235,7 +235,7 @@ pub enum RecordError {
 impl fmt::Display for RecordError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RecordError::Io(e) => write!(f, "{e}"),
+            RecordError::Io(e) => f.write_str(&crate::postfix::log::errno_text(e)),
             RecordError::TruncatedLength { rtype, .. } => {
                 write!(f, "unexpected EOF reading length, record type {rtype}")
             }

@@ -55,7 +55,11 @@ pub enum ContentError {
 impl std::fmt::Display for ContentError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ContentError::Io(e) => write!(f, "read message content: {e}"),
+            ContentError::Io(e) => write!(
+                f,
+                "read message content: {}",
+                crate::postfix::log::errno_text(e)
+            ),
             ContentError::Record(e) => write!(f, "read message content: {e}"),
             ContentError::Unexpected { rtype, offset } => write!(
                 f,

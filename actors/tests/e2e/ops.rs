@@ -11,7 +11,7 @@ const HALF: usize = 10;
 
 /// A world with one live sink `d1` serving `d1.test`, started with
 /// `sink_args`.
-fn one_sink(q: &Setup, sink_args: &[&str]) -> Env {
+pub fn one_sink(q: &Setup, sink_args: &[&str]) -> Env {
     Env::one_sink(q, &[], sink_args)
 }
 

@@ -12,7 +12,7 @@ use actix::{Actor, ActorFutureExt, Context, Handler, ResponseActFuture, WrapFutu
 use figment::providers::{Format, Toml};
 use figment::Figment;
 use oqmgr::entry::{DeliveryReport, Dsn, RecipientStatus};
-use oqmgr::params::{Params, RawParams};
+use oqmgr::params::Params;
 use oqmgr::sim::report::{self, Stats};
 use oqmgr::sim::rng::Rng;
 use oqmgr::sim::scenario::Scenario;
@@ -247,7 +247,7 @@ pub fn run_one_message(
 ) -> Vec<String> {
     let rcpt = rcpt.to_string();
     paused_system().block_on(async move {
-        let (params, _) = Params::from_pairs(&[]);
+        let (params, _) = Params::from_pairs(&[]).expect("defaults resolve");
         let clock = Clock::starting_at(Instant::ZERO);
         let store = Arc::new(Mutex::new(MemoryStore::new(|a| {
             world::resolve(&Scenario::default(), a)
@@ -285,12 +285,8 @@ pub fn run_one_message(
 }
 
 async fn drive(s: Arc<Scenario>) -> Run {
-    let raw: RawParams = s
-        .params
-        .iter()
-        .map(|(k, v)| (k.clone(), v.to_main_cf()))
-        .collect();
-    let (params, _warnings) = Params::resolve(&raw);
+    let (params, _warnings) =
+        Params::resolve(&s.raw_params()).expect("scenarios are checked as they are read");
     let clock = Clock::starting_at(Instant::ZERO);
     let resolver = Arc::clone(&s);
     let store = Arc::new(Mutex::new(MemoryStore::new(move |a| {

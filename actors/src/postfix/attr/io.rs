@@ -16,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 use super::{check_announcement, take_list, AttrList, DecodeError, EncodeError, Limits};
+use crate::postfix::log::errno_text;
 
 /// Why a conversation with a Postfix service failed.
 #[derive(Debug)]
@@ -43,8 +44,9 @@ pub enum IpcError {
 impl fmt::Display for IpcError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Connect(e) => write!(f, "connect: {e}"),
-            Self::Io(e) => write!(f, "{e}"),
+            // `%m` texts, as Postfix logs them; callers say what was
+            // connected to (`connect to transport private/smtp: ...`).
+            Self::Connect(e) | Self::Io(e) => f.write_str(&errno_text(e)),
             Self::Timeout { op } => write!(f, "timeout during {op}"),
             Self::Eof => write!(f, "premature disconnect"),
             Self::Decode(e) => write!(f, "malformed response: {e}"),
