@@ -106,6 +106,9 @@
 //! - `header_actions` (11c): `header_checks` FILTER (the whole message goes
 //!   to a filter sink, recipients unchanged) and REDIRECT (one delivery to
 //!   the redirect address, with the first recipient as the original one).
+//! - `force_expire`, `clog_warning`, `unknown_transport`, `verbose_log`
+//!   (`e2e/differences.rs`): the differences from oqmgr found side by side
+//!   (`postsuper -e`, the clog warning, the unknown-transport warning, `-v`).
 //! - `mixed_workload` (12): multi-recipient, local, deferred, bounced,
 //!   DSN-success and SMTPUTF8 mail: delivered as by oqmgr, with no warning
 //!   from any delivery agent or the bounce daemon (the dialect check).
