@@ -119,6 +119,19 @@ pub fn expect_mixed_workload(o: &Outcome) {
         .rows_of("utf8")
         .find_map(|r| NO_SMTPUTF8.iter().find(|t| r.status.contains(*t)))
         .unwrap_or(&NO_SMTPUTF8[0]);
+    // Returned by the sink that refuses every RCPT.
+    let rejected_row = |m: &str| {
+        row(
+            m,
+            "x@bad.test",
+            "bounced",
+            "removed",
+            &["bounced"],
+            "127.0.0.1[127.0.0.1]:bad",
+            "dsn=5.3.0 status=bounced (host 127.0.0.1[127.0.0.1] said: 500 5.3.0 Error: \
+             command failed (in reply to RCPT TO command))",
+        )
+    };
     let mut want = Outcome {
         rows: vec![
             sink_row("multi", "u1@d1.test", "d1"),
@@ -126,25 +139,9 @@ pub fn expect_mixed_workload(o: &Outcome) {
             local_row("multi"),
             refused_row("late", "u@dead.test", "dead"),
             notice_row("delay-of:late"),
-            row(
-                "bounce",
-                "x@bad.test",
-                "bounced",
-                "removed",
-                &["bounced"],
-                "127.0.0.1[127.0.0.1]:bad",
-                "dsn=5.3.0 status=bounced (host 127.0.0.1[127.0.0.1] said: 500 5.3.0 Error: command failed (in reply to RCPT TO command))",
-            ),
+            rejected_row("bounce"),
             notice_row("bounce-of:bounce"),
-            row(
-                "verpb",
-                "x@bad.test",
-                "bounced",
-                "removed",
-                &["bounced"],
-                "127.0.0.1[127.0.0.1]:bad",
-                "dsn=5.3.0 status=bounced (host 127.0.0.1[127.0.0.1] said: 500 5.3.0 Error: command failed (in reply to RCPT TO command))",
-            ),
+            rejected_row("verpb"),
             row(
                 "bounce-of:verpb",
                 "root+x=bad.test@local.test",
