@@ -119,4 +119,32 @@ mod tests {
         std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
         assert!(!recorded_any(&s, id, &[237]));
     }
+
+    #[test]
+    fn a_rejection_needs_the_queue_file_in_active() {
+        use crate::daemon::bridge::rejected;
+        use oqmgr::entry::Recipient;
+        let dir = tempfile::tempdir().unwrap();
+        let s = site(dir.path().to_path_buf());
+        let id = "ABCDE12345";
+        let mut r = Recipient::new("u1@d1.test");
+        r.offset = 237;
+        let rcpts = [r];
+        // The file was deleted in flight (postsuper -d): no rejection.
+        assert!(!rejected(&s, id, &rcpts));
+        let active = dir.path().join(s.path("active", id));
+        std::fs::create_dir_all(active.parent().unwrap()).unwrap();
+        std::fs::write(&active, b"queue file").unwrap();
+        assert!(rejected(&s, id, &rcpts), "nothing recorded, file in place");
+        let log = dir.path().join(s.path("defer", id));
+        std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+        std::fs::write(&log, RECORD).unwrap();
+        assert!(!rejected(&s, id, &rcpts), "the agent recorded a deferral");
+        // A symbolic link in active/ is not the queue file.
+        std::fs::remove_file(&log).unwrap();
+        std::fs::remove_file(&active).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), &active).unwrap();
+        std::fs::write(dir.path().join("elsewhere"), b"x").unwrap();
+        assert!(!rejected(&s, id, &rcpts));
+    }
 }

@@ -21,16 +21,18 @@
 //!   too, as the connection was already up.
 //! - "try again" without a hop status, while the agent recorded no
 //!   deferral for any recipient of the request in the defer logfile
-//!   ([`bounce_log::recorded_any`]): the agent rejected the request
-//!   itself (one of another Postfix release: `unexpected attribute
-//!   smtputf8 ... (expecting: sendopts)`). oqmgr defers such mail without
-//!   a word or a reason; here it is `Refused`: a warning naming the
-//!   service ([`rejection_warning`]), the recipients deferred through the
-//!   worker with `4.3.0 mail transport unavailable` (the reason
-//!   `postqueue -p` shows), and the transport dead for
-//!   `transport_retry_time`, as oqmgr treats a request it cannot hand
-//!   over. Address probes are not checked (their deferrals go to the
-//!   verify or trace service).
+//!   ([`bounce_log::recorded_any`]) and the queue file is still in
+//!   `active/` ([`rejected`]): the agent rejected the request itself (one
+//!   of another Postfix release: `unexpected attribute smtputf8 ...
+//!   (expecting: sendopts)`). oqmgr defers such mail without a word or a
+//!   reason; here it is `Refused`: a warning naming the service
+//!   ([`rejection_warning`]), the recipients deferred through the worker
+//!   with `4.3.0 mail transport unavailable` (the reason `postqueue -p`
+//!   shows), and the transport dead for `transport_retry_time`, as oqmgr
+//!   treats a request it cannot hand over. An agent whose own defer or
+//!   bounce service failed answers the same way (after its `defer service
+//!   failure` warning) and is treated the same. Address probes are not
+//!   checked (their deferrals go to the verify or trace service).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -194,7 +196,7 @@ impl Handler<Deliver> for PostfixAgents {
                     if reply.status != 0
                         && reply.hop.status.is_empty()
                         && !probe
-                        && !recorded(&act.site, &message.queue_id, &entry_recipients) =>
+                        && rejected(&act.site, &message.queue_id, &entry_recipients) =>
                 {
                     tracing::warn!(
                         "{}",
@@ -237,10 +239,16 @@ impl Handler<Deliver> for PostfixAgents {
     }
 }
 
-/// True when the defer logfile holds a record for one of `recipients`.
-fn recorded(site: &Site, queue_id: &str, recipients: &[oqmgr::entry::Recipient]) -> bool {
+/// True when an agent that answered "try again" without a hop status
+/// rejected the request for `recipients` of `queue_id`: the defer logfile
+/// holds no record for any of them, while the queue file is still in
+/// `active/` (an agent finding it gone, deleted by `postsuper -d` in
+/// flight, also answers so, and that says nothing of the agent).
+pub fn rejected(site: &Site, queue_id: &str, recipients: &[oqmgr::entry::Recipient]) -> bool {
     let offsets: Vec<u64> = recipients.iter().map(|r| r.offset).collect();
-    bounce_log::recorded_any(site, queue_id, &offsets)
+    !bounce_log::recorded_any(site, queue_id, &offsets)
+        && std::fs::symlink_metadata(site.queue_dir.join(site.path("active", queue_id)))
+            .is_ok_and(|m| m.is_file())
 }
 
 /// The warning for a request the agent of `transport` answered "try

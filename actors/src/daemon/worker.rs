@@ -44,8 +44,7 @@ use oqmgr::message::Verdict;
 use oqmgr::time::{Duration, Instant};
 
 use super::adhoc::{status_line, Times};
-use super::bounce_log;
-use super::bridge::rejection_warning;
+use super::bridge::{rejected, rejection_warning};
 use super::dirstore::{rename_into, system_time};
 use super::message::{timeval, wire_recipient, ActiveMessage, Site};
 use crate::postfix::agent::{deliver, DeliveryRequest, EntryContext};
@@ -270,9 +269,8 @@ async fn defer(
     if let Ok(reply) = &result {
         // The error agent defers every recipient: "try again" with
         // nothing in the defer logfile means it rejected the request.
-        let offsets: Vec<u64> = recipients.iter().map(|r| r.offset).collect();
         let probe = m.env.trace_flags & (TRACE_MTA_VRFY | TRACE_USR_VRFY) != 0;
-        if reply.status == 0 || probe || bounce_log::recorded_any(site, &m.queue_id, &offsets) {
+        if reply.status == 0 || probe || !rejected(site, &m.queue_id, &recipients) {
             return;
         }
         tracing::warn!(
