@@ -128,6 +128,7 @@ mod e2e {
     pub mod flow;
     pub mod ops;
     pub mod outcome;
+    pub mod trust;
 }
 
 use oqmgr_actors::sandbox::QmgrChoice;
@@ -223,6 +224,7 @@ mod scenarios {
     pub use super::e2e::admin::*;
     pub use super::e2e::flow::*;
     pub use super::e2e::ops::*;
+    pub use super::e2e::trust::*;
 }
 
 scenario!(fanout, s::expect_fanout, wired);
@@ -241,3 +243,4 @@ scenario!(reload, s::expect_reload, wired);
 scenario!(kill_qmgr, s::expect_kill_qmgr, wired);
 scenario!(verify_probe, s::expect_verify_probe, wired);
 scenario!(verbose_report, s::expect_verbose_report, wired);
+scenario!(special_files, s::expect_special_files, wired);

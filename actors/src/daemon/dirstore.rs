@@ -15,7 +15,20 @@
 //!
 //! # Compatibility
 //! - A scan lists a whole directory at its start and sorts the names
-//!   (Postfix reads the directory as it goes, in directory order).
+//!   (Postfix reads the directory as it goes, in directory order). A queue
+//!   directory that cannot be opened stops the daemon with Postfix's fatal
+//!   (`scan_dir_push: open directory ...`); hash directories are entered
+//!   only when they are directories, never through a link.
+//! - Only regular files are touched ([`crate::postfix::mail_open_ok`]): a
+//!   FIFO, link, directory or device with a queue-file name is left where
+//!   it is with Postfix's `<queue>/<id>: uid <n>: not a regular file`, and
+//!   every open is `O_NOFOLLOW | O_NONBLOCK` and checked with `fstat`, so
+//!   nothing blocks on a file and nothing outside the queue is read or
+//!   written.
+//! - Where Postfix stops with a fatal because a queue directory cannot be
+//!   changed (the rename into `active/`, the removal of a stale defer
+//!   log, the flush-mode reset), so does the daemon: master starts a new
+//!   one later, which retries the file from `active/`.
 //! - A file not ready (mode without 0700: cleanup is still writing it) is
 //!   skipped; one stamped more than 1 s in the future is skipped unless the
 //!   scan has ALL (`postqueue -f`); mode 0040 adds FLUSH_EACH|FLUSH_DFXP
@@ -23,7 +36,7 @@
 //! - A file another process holds locked is put back into `incoming/`,
 //!   stamped 60 s ahead, with Postfix's `skipped, still being delivered`.
 //! - A malformed envelope sends the file to `corrupt/` with Postfix's
-//!   warnings. An I/O error leaves it in `active/`; the next start of the
+//!   warnings. A read error leaves it in `active/`; the next start of the
 //!   daemon moves it back to `incoming/` ([`recover_active`]).
 //! - `confirm_delay_cleared`: the envelope reader already adds
 //!   `REC_DLY_SENT` to the trace flags, so the completion's trace flush
@@ -34,7 +47,7 @@
 //!   completion job takes it out before the file leaves `active/`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -54,13 +67,14 @@ use super::resolver::Resolver;
 use super::worker::{self, Job, Worker};
 use crate::clock::Clock;
 use crate::postfix::flow::FlowPipe;
-use crate::postfix::log::errno_text;
+use crate::postfix::log::{self, errno_text};
+use crate::postfix::mail_open_ok::{links_warning, mail_open_ok, open_queue_file, Access, Refusal};
 use crate::postfix::queue_file::{
     self, Envelope, Recipient as FileRecipient, TRACE_MTA_VRFY, TRACE_USR_VRFY,
 };
 use crate::postfix::queue_file_parse::ReadLimits;
 use crate::postfix::queue_file_write::{
-    mode_is_ready, set_next_attempt, try_lock_exclusive, MODE_EXPIRE, MODE_UNTHROTTLE,
+    set_next_attempt, try_lock_exclusive, MODE_EXPIRE, MODE_UNTHROTTLE,
 };
 use crate::postfix::queue_id::queue_id_ok;
 use crate::postfix::rewrite::{resolve_flags, ResolveClass};
@@ -294,7 +308,9 @@ impl QueueStore for DirStore {
         } else {
             0
         };
-        walk(Path::new(queue.as_str()), depth, &mut names);
+        if let Err(fatal) = walk(Path::new(queue.as_str()), depth, &mut names, None) {
+            log::fatal(&fatal);
+        }
         names.sort();
         names
     }
@@ -314,32 +330,39 @@ impl QueueStore for DirStore {
         now: Instant,
     ) -> Result<Admitted, StoreError> {
         let from = self.site.path(queue.as_str(), id);
-        let meta = match fs::metadata(&from) {
+        // Never follow a link, never open anything but a complete regular
+        // file; anything else stays where it is (Postfix: `mail_open_ok`).
+        let meta = match mail_open_ok(&from) {
             Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::Gone),
-            Err(e) => {
-                return Err(StoreError::Unusable(format!(
-                    "{}: {}",
-                    from.display(),
-                    errno_text(&e)
-                )))
+            Err(refusal) => {
+                if let Some(w) = refusal.warning(&from) {
+                    tracing::warn!("{w}");
+                }
+                return Err(match refusal {
+                    Refusal::Gone => StoreError::Gone,
+                    _ => StoreError::Skipped,
+                });
             }
         };
-        let mode = meta.mode() & 0o7777;
-        if !mode_is_ready(mode) {
-            return Err(StoreError::Skipped);
+        if let Some(w) = links_warning(&from, &meta, (now.as_millis() / 1000) as i64) {
+            tracing::warn!("{w}");
         }
+        let mode = meta.mode() & 0o7777;
         let mtime = Instant::from_secs(meta.mtime().max(0) as u64);
         if !flags.contains(ScanFlags::ALL) && !oqmgr::scan::is_due(mtime, now) {
             return Err(StoreError::NotDue);
         }
         let active = self.site.path("active", id);
         if let Err(e) = rename_into(&from, &active) {
-            tracing::warn!(
+            let text = format!(
                 "qmgr_active_feed: {id}: rename from {} to active: {}",
                 queue.as_str(),
                 errno_text(&e)
             );
+            if e.kind() != io::ErrorKind::NotFound {
+                log::fatal(&text);
+            }
+            tracing::warn!("{text}");
             return Err(StoreError::Skipped);
         }
         let mut file_flags = ScanFlags::NONE;
@@ -349,14 +372,26 @@ impl QueueStore for DirStore {
         if mode & MODE_EXPIRE != 0 {
             file_flags |= ScanFlags::FORCE_EXPIRE;
         }
-        let file = match OpenOptions::new().read(true).write(true).open(&active) {
+        // The very file checked above, opened without following a link.
+        let file = match open_queue_file(&active, Access::ReadWrite, Some(&meta)) {
             Ok(f) => f,
-            Err(e) => {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 tracing::warn!("open active {id}: {}", errno_text(&e));
-                if e.kind() == io::ErrorKind::NotFound {
-                    return Err(StoreError::Gone);
+                return Err(StoreError::Gone);
+            }
+            Err(e) if !replaced(&e) => log::fatal(&format!("open active {id}: {}", errno_text(&e))),
+            Err(e) => {
+                // Replaced between the check and the rename: put back
+                // whatever is there now; the next scan refuses it there.
+                tracing::warn!("open active {id}: {}", errno_text(&e));
+                if let Err(e) = rename_into(&active, &from) {
+                    tracing::warn!(
+                        "qmgr_move: rename {id} from active to {}: {}",
+                        queue.as_str(),
+                        errno_text(&e)
+                    );
                 }
-                return Err(StoreError::Unusable(errno_text(&e)));
+                return Err(StoreError::Skipped);
             }
         };
         match try_lock_exclusive(&file) {
@@ -400,14 +435,25 @@ impl QueueStore for DirStore {
                 String::from_utf8_lossy(sender)
             );
         }
+        // Postfix stops with a fatal where a queue directory cannot be
+        // changed: master starts a new queue manager later, which finds
+        // the file in `active/` and retries it, so nothing is lost and the
+        // log says what to repair.
         if mode & MODE_UNTHROTTLE != 0 {
-            let _ = file.set_permissions(fs::Permissions::from_mode(mode & !MODE_UNTHROTTLE));
+            if let Err(e) =
+                file.set_permissions(fs::Permissions::from_mode(mode & !MODE_UNTHROTTLE))
+            {
+                log::fatal(&format!("fchmod {}: {}", active.display(), errno_text(&e)));
+            }
         }
         // The soft-bounce log starts empty on every pass through `active/`.
         let defer_log = self.site.path("defer", id);
         if let Err(e) = fs::remove_file(&defer_log) {
             if e.kind() != io::ErrorKind::NotFound {
-                tracing::warn!("remove {}: {}", defer_log.display(), errno_text(&e));
+                log::fatal(&format!(
+                    "qmgr_message_alloc: {id}: remove defer {id}: {}",
+                    errno_text(&e)
+                ));
             }
         }
         drop(file);
@@ -471,7 +517,7 @@ impl QueueStore for DirStore {
             let Some(reader) = reading.reader.as_mut().filter(|r| r.has_more_recipients()) else {
                 break;
             };
-            let file = File::open(&path).map_err(|e| {
+            let file = open_queue_file(&path, Access::Read, None).map_err(|e| {
                 StoreError::Unusable(format!("{}: {}", path.display(), errno_text(&e)))
             })?;
             if let Err(e) = reader.refill(&file, id, &limits) {
@@ -585,73 +631,114 @@ impl QueueStore for DirStore {
 /// Moves every file of `active/` back to `incoming/`, stamped `now`, as
 /// oqmgr does at start: whatever a previous instance left there (a crash, a
 /// `kill -9`) is retried first, and the agents' own locks protect a file an
-/// old agent is still delivering.
+/// old agent is still delivering. The stamp is set on the entry itself,
+/// never through a link; a directory that cannot be read or changed stops
+/// the daemon with Postfix's fatal.
 pub fn recover_active(site: &Site, now: Instant) {
     let mut names = Vec::new();
-    walk(Path::new("active"), 0, &mut names);
     let mut bad = Vec::new();
-    walk_invalid(Path::new("active"), &mut bad);
+    if let Err(fatal) = walk(Path::new("active"), 0, &mut names, Some(&mut bad)) {
+        log::fatal(&fatal);
+    }
     for name in bad {
         tracing::warn!("qmgr_move: ignored: queue active id {name}");
     }
     for id in names {
         let active = site.path("active", &id);
         if let Err(e) = set_next_attempt(&active, system_time(now)) {
+            let text = format!(
+                "qmgr_move: update {} time stamps: {}",
+                active.display(),
+                errno_text(&e)
+            );
             if e.kind() != io::ErrorKind::NotFound {
-                tracing::warn!(
-                    "qmgr_move: update {} time stamps: {}",
-                    active.display(),
-                    errno_text(&e)
-                );
+                log::fatal(&text);
             }
+            tracing::warn!("{text}");
             continue;
         }
         if let Err(e) = rename_into(&active, &site.path("incoming", &id)) {
-            tracing::warn!(
+            let text = format!(
                 "qmgr_move: rename {id} from active to incoming: {}",
                 errno_text(&e)
             );
+            if e.kind() != io::ErrorKind::NotFound {
+                log::fatal(&text);
+            }
+            tracing::warn!("{text}");
         }
     }
 }
 
-/// Collects valid queue IDs below `dir`, descending `depth` levels of
-/// one-character hash directories.
-fn walk(dir: &Path, depth: usize, out: &mut Vec<String>) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if depth > 0 {
-            if name.len() == 1 {
-                walk(&entry.path(), depth - 1, out);
+/// Collects the valid queue IDs below `dir`, descending `depth` levels of
+/// one-character hash directories (Postfix: `mail_scan_dir_next`); names
+/// that are not queue IDs go to `invalid` when given. A hash entry that is
+/// not a directory (a link included: links are never followed) is skipped
+/// with a warning. A directory that cannot be opened is Postfix's fatal
+/// (`scan_dir_push: open directory ...`), returned as its text; an error
+/// while reading one ends that directory with a warning (Postfix ends it
+/// silently).
+pub fn walk(
+    dir: &Path,
+    depth: usize,
+    out: &mut Vec<String>,
+    mut invalid: Option<&mut Vec<String>>,
+) -> Result<(), String> {
+    let entries = fs::read_dir(dir).map_err(|e| {
+        format!(
+            "scan_dir_push: open directory {}: {}",
+            dir.display(),
+            errno_text(&e)
+        )
+    })?;
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                tracing::warn!(
+                    "scan_dir_next: read directory {}: {}",
+                    dir.display(),
+                    errno_text(&e)
+                );
+                break;
             }
-        } else if queue_id_ok(name) {
+        };
+        let name = entry.file_name();
+        let Some(name) = name.to_str().filter(|n| queue_id_ok(n)) else {
+            if let Some(bad) = invalid.as_deref_mut() {
+                bad.push(name.to_string_lossy().into_owned());
+            }
+            continue;
+        };
+        if depth > 0 {
+            if name.len() != 1 {
+                continue;
+            }
+            let path = entry.path();
+            match fs::symlink_metadata(&path) {
+                Ok(m) if m.is_dir() => walk(&path, depth - 1, out, None)?,
+                Ok(m) => tracing::warn!("{}: uid {}: not a directory", path.display(), m.uid()),
+                Err(e) => tracing::warn!("{}: {}", path.display(), errno_text(&e)),
+            }
+        } else {
             out.push(name.to_string());
         }
     }
+    Ok(())
 }
 
-/// Names in `dir` that are not queue IDs (logged at recovery).
-fn walk_invalid(dir: &Path, out: &mut Vec<String>) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !queue_id_ok(&name) {
-            out.push(name);
-        }
-    }
+/// True for an open that failed because the name no longer holds the file
+/// that was checked (a link, a FIFO or another file swapped in).
+fn replaced(e: &io::Error) -> bool {
+    e.raw_os_error()
+        .is_none_or(|code| code == libc::ELOOP || code == libc::ENXIO)
 }
 
 /// `rename`, creating a missing hash subdirectory of the target once (the
 /// queue directories themselves belong to `postfix start`).
 pub fn rename_into(from: &Path, to: &Path) -> io::Result<()> {
     match fs::rename(from, to) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound && from.exists() => {
+        Err(e) if e.kind() == io::ErrorKind::NotFound && fs::symlink_metadata(from).is_ok() => {
             if let Some(parent) = to.parent() {
                 fs::create_dir_all(parent)?;
             }

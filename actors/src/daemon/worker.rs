@@ -28,10 +28,14 @@
 //! # Failure
 //! A failed bounce or trace flush keeps the file (`<id>: status=deferred
 //! (bounce failed)` and a deferral by `minimal_backoff_time`), never
-//! removes mail whose notices were not sent.
+//! removes mail whose notices were not sent. A queue directory or file
+//! that cannot be changed (stamp, rename, removal, in-place record edit)
+//! stops the daemon with Postfix's fatal, as oqmgr does: master starts a
+//! new one later, which retries the file from `active/`. Queue files are
+//! opened only through [`crate::postfix::mail_open_ok::open_queue_file`].
 
 use std::collections::HashMap;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -48,12 +52,13 @@ use super::message::{timeval, wire_recipient, ActiveMessage, Site};
 use crate::postfix::agent::{deliver, DeliveryRequest, EntryContext};
 use crate::postfix::attr::{Dsn as WireDsn, Timeval};
 use crate::postfix::bounce::{self, bounce_flags, BounceRequest, MessageInfo};
-use crate::postfix::log::errno_text;
+use crate::postfix::log::{self, errno_text};
+use crate::postfix::mail_open_ok::{mail_open_ok, open_queue_file, Access};
 use crate::postfix::queue_file::{
     DSN_NOTIFY_SUCCESS, TRACE_FLAGS_MASK, TRACE_RECORD, TRACE_REC_DLY_SENT, TRACE_USR_VRFY,
 };
 use crate::postfix::queue_file_write::{
-    kill_record, mark_recipient_done, mode_is_ready, rewrite_warn_time, set_next_attempt,
+    kill_record, mark_recipient_done, rewrite_warn_time, set_next_attempt,
 };
 
 /// One piece of work.
@@ -225,12 +230,10 @@ fn discard(site: &Site, m: &ActiveMessage, r: &Recipient, now: Instant) {
     let dsn = Dsn::new("2.0.0", "undeliverable postmaster notification discarded");
     log_status(site, m, r, now, &dsn, "sent");
     let path = site.path("active", &m.queue_id);
-    let marked = OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .and_then(|f| mark_recipient_done(&f, r.offset));
+    let marked =
+        open_queue_file(&path, Access::Write, None).and_then(|f| mark_recipient_done(&f, r.offset));
     if let Err(e) = marked {
-        tracing::warn!("{}: mark recipient done: {}", m.queue_id, errno_text(&e));
+        update_failed(&path, &e);
     }
 }
 
@@ -323,7 +326,7 @@ async fn ask(site: &Site, service: &str, request: &BounceRequest) -> bool {
 /// bounce log, no trace flush. Removes the file and returns true; returns
 /// false, having done nothing, when the full pipeline is needed.
 pub fn remove_if_quiet(site: &Site, m: &ActiveMessage) -> bool {
-    if needs_trace(m) || site.path("bounce", &m.queue_id).exists() {
+    if needs_trace(m) || fs::symlink_metadata(site.path("bounce", &m.queue_id)).is_ok() {
         return false;
     }
     remove(site, &m.queue_id);
@@ -343,11 +346,33 @@ fn needs_trace(m: &ActiveMessage) -> bool {
 fn remove(site: &Site, id: &str) {
     match fs::remove_file(site.path("active", id)) {
         Ok(()) => tracing::info!("{id}: removed"),
-        Err(e) => tracing::warn!(
-            "qmgr_active_done_3_generic: remove {id} from active: {}",
-            errno_text(&e)
+        Err(e) => fatal_unless_gone(
+            &e,
+            &format!(
+                "qmgr_active_done_3_generic: remove {id} from active: {}",
+                errno_text(&e)
+            ),
         ),
     }
+}
+
+/// Postfix's answer to a queue directory it cannot change: a fatal (master
+/// starts a new queue manager later, which retries the file from
+/// `active/`), except for a file already gone, which is a warning.
+fn fatal_unless_gone(e: &io::Error, text: &str) {
+    if e.kind() != io::ErrorKind::NotFound {
+        log::fatal(text);
+    }
+    tracing::warn!("{text}");
+}
+
+/// A failed in-place edit of a queue file: Postfix's fatal.
+fn update_failed(path: &std::path::Path, e: &io::Error) {
+    log::fatal(&format!(
+        "update queue file {}: {}",
+        path.display(),
+        errno_text(e)
+    ));
 }
 
 async fn complete(site: &Site, m: &ActiveMessage, verdict: &Verdict, now: Instant) {
@@ -356,9 +381,11 @@ async fn complete(site: &Site, m: &ActiveMessage, verdict: &Verdict, now: Instan
     let mut deferred = !matches!(verdict, Verdict::Remove);
     // 1. Bounce flush: hard failures the agents logged go back to the sender.
     let bounce_log = site.path("bounce", id);
-    if let Ok(meta) = fs::metadata(&bounce_log) {
+    if let Ok(meta) = fs::symlink_metadata(&bounce_log) {
         if meta.len() == 0 {
-            let _ = fs::remove_file(&bounce_log);
+            if let Err(e) = fs::remove_file(&bounce_log) {
+                log::fatal(&format!("remove bounce {id}: {}", errno_text(&e)));
+            }
         } else {
             let request = match (&m.env.verp_delims, site.disable_verp_bounces) {
                 (Some(d), false) => BounceRequest::Verp {
@@ -375,16 +402,21 @@ async fn complete(site: &Site, m: &ActiveMessage, verdict: &Verdict, now: Instan
     }
     // 2. A deferred file an agent made unreadable is corrupt.
     if deferred {
-        match fs::metadata(&active) {
-            Ok(meta) if mode_is_ready(std::os::unix::fs::MetadataExt::mode(&meta)) => {}
-            _ => {
-                if rename_into(&active, &site.path("corrupt", id)).is_ok() {
-                    tracing::warn!(
-                        "saving corrupt file \"{id}\" from queue \"active\" to queue \"corrupt\""
-                    );
-                }
-                return;
+        if let Err(refusal) = mail_open_ok(&active) {
+            if let Some(w) = refusal.warning(&active) {
+                tracing::warn!("{w}");
             }
+            match rename_into(&active, &site.path("corrupt", id)) {
+                Ok(()) => tracing::warn!(
+                    "saving corrupt file \"{id}\" from queue \"active\" to queue \"corrupt\""
+                ),
+                Err(e) if e.kind() != io::ErrorKind::NotFound => log::fatal(&format!(
+                    "qmgr_active_corrupt: save corrupt file queue active id {id}: {}",
+                    errno_text(&e)
+                )),
+                Err(_) => {}
+            }
+            return;
         }
     }
     // 4. Trace flush: success notices, verbose delivery, delay cleared.
@@ -393,12 +425,10 @@ async fn complete(site: &Site, m: &ActiveMessage, verdict: &Verdict, now: Instan
         let request = BounceRequest::Trace(info(m, (trace_flags & TRACE_FLAGS_MASK) as u32));
         if ask(site, "trace", &request).await {
             if m.env.trace_flags_offset > 0 {
-                let killed = OpenOptions::new()
-                    .write(true)
-                    .open(&active)
+                let killed = open_queue_file(&active, Access::Write, None)
                     .and_then(|f| kill_record(&f, m.env.trace_flags_offset));
                 if let Err(e) = killed {
-                    tracing::warn!("{id}: kill trace flags record: {}", errno_text(&e));
+                    update_failed(&active, &e);
                 }
             }
         } else {
@@ -434,12 +464,10 @@ async fn complete(site: &Site, m: &ActiveMessage, verdict: &Verdict, now: Instan
                 )
                 .await;
                 if warned && m.env.warn_offset > 0 {
-                    let rewritten = OpenOptions::new()
-                        .write(true)
-                        .open(&active)
+                    let rewritten = open_queue_file(&active, Access::Write, None)
                         .and_then(|f| rewrite_warn_time(&f, m.env.warn_offset, -1));
                     if let Err(e) = rewritten {
-                        tracing::warn!("{id}: update warning time: {}", errno_text(&e));
+                        update_failed(&active, &e);
                     }
                 } else if !warned {
                     tracing::info!("{id}: status=deferred (delay warning failed)");
@@ -451,15 +479,21 @@ async fn complete(site: &Site, m: &ActiveMessage, verdict: &Verdict, now: Instan
     // 6. Deferred: stamp and move; else remove.
     if deferred {
         if let Err(e) = set_next_attempt(&active, system_time(until)) {
-            tracing::warn!(
-                "qmgr_active_defer: update {id} time stamps: {}",
-                errno_text(&e)
-            );
+            if e.kind() != io::ErrorKind::NotFound {
+                log::fatal(&format!(
+                    "qmgr_active_defer: update {} time stamps: {}",
+                    active.display(),
+                    errno_text(&e)
+                ));
+            }
         }
         if let Err(e) = rename_into(&active, &site.path("deferred", id)) {
-            tracing::warn!(
-                "qmgr_active_defer: rename {id} from active to deferred: {}",
-                errno_text(&e)
+            fatal_unless_gone(
+                &e,
+                &format!(
+                    "qmgr_active_defer: rename {id} from active to deferred: {}",
+                    errno_text(&e)
+                ),
             );
         }
     } else {

@@ -40,7 +40,6 @@
 //! Not done (unlike Postfix agents): the fast-flush notice after a
 //! deferral, `delivery_status_filter`.
 
-use std::fs::OpenOptions;
 use std::sync::Arc;
 
 use actix::{Actor, Context, Handler, ResponseFuture};
@@ -56,6 +55,7 @@ use crate::postfix::agent::dsn_valid;
 use crate::postfix::attr::{Dsn as WireDsn, Timeval};
 use crate::postfix::bounce::{self, BounceRequest, VerifyUpdate};
 use crate::postfix::log::errno_text;
+use crate::postfix::mail_open_ok::{open_queue_file, Access};
 use crate::postfix::queue_file::{
     DSN_NOTIFY_DELAY, DSN_NOTIFY_SUCCESS, TRACE_FLAGS_MASK, TRACE_MTA_VRFY, TRACE_RECORD,
     TRACE_REC_DLY_SENT, TRACE_USR_VRFY,
@@ -425,9 +425,7 @@ impl Recorder<'_> {
     fn mark_done(&self, r: &Recipient) {
         let path = self.fw.site.path("active", &self.m.queue_id);
         let path = self.fw.site.queue_dir.join(path);
-        let marked = OpenOptions::new()
-            .write(true)
-            .open(&path)
+        let marked = open_queue_file(&path, Access::Write, None)
             .and_then(|f| mark_recipient_done(&f, r.offset));
         if let Err(e) = marked {
             tracing::warn!(

@@ -13,7 +13,7 @@ const HALF: usize = 10;
 
 /// A world with one live sink `d1` serving `d1.test`, started with
 /// `sink_args`.
-fn one_sink(q: &QmgrChoice, sink_args: &[&str]) -> Env {
+pub fn one_sink(q: &QmgrChoice, sink_args: &[&str]) -> Env {
     let mut env = Env::start(
         q,
         &Spec {

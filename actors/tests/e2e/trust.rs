@@ -1,0 +1,232 @@
+//! trust - the queue manager meets what it must not trust (issue 13): a
+//! FIFO, a symbolic link and a directory with queue-file names, unwritable
+//! queue directories, addresses that are not UTF-8. Each scenario runs
+//! with Postfix's oqmgr and with ours, judged by the same expectation.
+//!
+//! The `plant_*` helpers are public so that a longer fault campaign can
+//! reuse them: each makes one kind of damaged entry, owned by `postfix`
+//! like a file cleanup left.
+
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use oqmgr_actors::postfix::queue_file_write::{NewRecipient, QueueFileWriter, DEFAULT_LINE_LIMIT};
+use oqmgr_actors::postfix::queue_id::QueueHashing;
+use oqmgr_actors::sandbox::QmgrChoice;
+
+use super::env::{all_done, Env};
+use super::ops::one_sink;
+use super::flow::{assert_outcome, sink_row, SENDER};
+use super::outcome::Outcome;
+
+/// A damaged queue entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Special {
+    /// A FIFO (opening it for reading blocks until a writer comes).
+    Fifo,
+    /// A symbolic link to a deliverable queue file outside the queue.
+    Link,
+    /// A directory.
+    Dir,
+}
+
+/// `chown -h postfix: path` (the link itself, not its target).
+fn chown_postfix(path: &Path) {
+    let ok = Command::new("chown")
+        .args(["-h", "postfix:"])
+        .arg(path)
+        .status()
+        .expect("chown runs")
+        .success();
+    assert!(ok, "chown postfix: {}", path.display());
+}
+
+/// The path of `id` in `queue` below the queue directory, creating a
+/// missing hash folder (owned by postfix, as Postfix makes them).
+pub fn queue_path(env: &Env, queue: &str, id: &str) -> PathBuf {
+    let rel = QueueHashing::default().queue_path(queue, id);
+    let path = env.sb.queue_dir().join(rel);
+    let parent = path.parent().expect("a queue folder");
+    if !parent.exists() {
+        fs::create_dir_all(parent).expect("hash folder");
+        chown_postfix(parent);
+        fs::set_permissions(parent, fs::Permissions::from_mode(0o700)).expect("mode");
+    }
+    path
+}
+
+/// A deliverable queue file (sender [`SENDER`], one recipient `rcpt`,
+/// Message-ID `<tag@e2e.test>`), as cleanup would write it.
+pub fn queue_file_bytes(tag: &str, rcpt: &[u8]) -> Vec<u8> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64;
+    let mut w = QueueFileWriter::new();
+    w.arrival(now, 0)
+        .attr(b"rewrite_context", b"local")
+        .sender(SENDER.as_bytes())
+        .recipient(&NewRecipient {
+            orig_rcpt: Some(rcpt.to_vec()),
+            address: rcpt.to_vec(),
+            ..NewRecipient::default()
+        });
+    w.content_line(
+        format!("Message-ID: <{tag}@e2e.test>").as_bytes(),
+        DEFAULT_LINE_LIMIT,
+    )
+    .content_line(format!("Subject: {tag}").as_bytes(), DEFAULT_LINE_LIMIT)
+    .content_line(b"", DEFAULT_LINE_LIMIT)
+    .content_line(format!("body of {tag}").as_bytes(), DEFAULT_LINE_LIMIT);
+    w.finish()
+}
+
+/// Plants a damaged entry `id` in `queue`; for a link, the target is a
+/// deliverable queue file (to `u9@d1.test`) in `$DIR/outside/`, whose
+/// path is returned.
+pub fn plant(env: &Env, queue: &str, id: &str, kind: Special) -> Option<PathBuf> {
+    let path = queue_path(env, queue, id);
+    let mut target = None;
+    match kind {
+        Special::Fifo => {
+            let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("path");
+            // SAFETY: a valid NUL-terminated path.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o700) }, 0, "mkfifo");
+        }
+        Special::Dir => fs::create_dir(&path).expect("mkdir"),
+        Special::Link => {
+            let outside = env.sb.dir().join("outside");
+            fs::create_dir_all(&outside).expect("outside folder");
+            fs::set_permissions(&outside, fs::Permissions::from_mode(0o755)).expect("mode");
+            let file = outside.join(id);
+            fs::write(&file, queue_file_bytes("linked", b"u9@d1.test")).expect("target");
+            chown_postfix(&file);
+            fs::set_permissions(&file, fs::Permissions::from_mode(0o700)).expect("mode");
+            std::os::unix::fs::symlink(&file, &path).expect("symlink");
+            target = Some(file);
+        }
+    }
+    chown_postfix(&path);
+    if kind != Special::Link {
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o700)).expect("mode");
+    }
+    target
+}
+
+/// What is at `path` now, without following a link.
+pub fn kind_at(path: &Path) -> &'static str {
+    match fs::symlink_metadata(path) {
+        Err(_) => "nothing",
+        Ok(m) if m.file_type().is_symlink() => "link",
+        Ok(m) if m.file_type().is_fifo() => "fifo",
+        Ok(m) if m.is_dir() => "dir",
+        Ok(m) if m.is_file() => "file",
+        Ok(_) => "other",
+    }
+}
+
+/// The distinct warnings logged about `name`, sorted, with the postfix
+/// user's uid written `postfix` (the number depends on the machine).
+fn warnings_about(env: &Env, name: &str) -> Vec<String> {
+    let uid = fs::metadata(env.sb.queue_dir().join("incoming"))
+        .map(|m| m.uid())
+        .unwrap_or(0);
+    let mut lines: Vec<String> = env
+        .log()
+        .grep(name)
+        .into_iter()
+        .filter(|l| l.starts_with("warning:") || l.starts_with("fatal:"))
+        .map(|l| l.replace(&format!(" uid {uid}: "), " uid postfix: "))
+        .collect();
+    lines.sort();
+    lines.dedup();
+    lines
+}
+
+/// The special entries of [`special_files`]: queue, id, kind.
+const SPECIALS: [(&str, &str, Special); 4] = [
+    ("incoming", "ABCDEF12345", Special::Fifo),
+    ("deferred", "ABCDEF12346", Special::Fifo),
+    ("incoming", "ABCDEF12347", Special::Link),
+    ("incoming", "BADDIR12345", Special::Dir),
+];
+/// Messages sent past the special entries.
+const SPECIAL_FLOW: usize = 5;
+
+/// A FIFO in `incoming/` and in `deferred/`, a link in `incoming/` to a
+/// deliverable queue file outside the queue, and a directory with a
+/// queue-file name: each is refused with Postfix's `not a regular file`
+/// warning and left where it is, nothing outside the queue is read or
+/// changed, and the mail sent meanwhile is delivered.
+pub fn special_files(q: &QmgrChoice) -> Outcome {
+    let mut env = one_sink(q, &[]);
+    let mut target = None;
+    for (queue, id, kind) in SPECIALS {
+        target = target.or(plant(&env, queue, id, kind));
+    }
+    let target = target.expect("a link target");
+    let target_bytes = fs::read(&target).expect("target readable");
+    for i in 0..SPECIAL_FLOW {
+        env.send(&format!("s{i}"), SENDER, &["u1@d1.test"]);
+    }
+    let mut o = env.wait_outcome(|o| all_done(o, SPECIAL_FLOW, "sent"));
+    // Every special entry is met by some scan (the deferred one by a
+    // periodic scan, every second here).
+    env.wait(|| {
+        SPECIALS
+            .iter()
+            .all(|(_, id, _)| !warnings_about(&env, id).is_empty())
+    });
+    for (queue, id, _) in SPECIALS {
+        for w in warnings_about(&env, id) {
+            o.fact(format!("log: {w}"));
+        }
+        let path = queue_path(&env, queue, id);
+        o.fact(format!("{queue}/{id} is: {}", kind_at(&path)));
+        o.fact(format!(
+            "{id} in active/: {}",
+            kind_at(&env.sb.queue_dir().join("active").join(id))
+        ));
+    }
+    o.fact(format!(
+        "link target unchanged: {}",
+        fs::read(&target).is_ok_and(|b| b == target_bytes)
+    ));
+    o.fact(format!(
+        "sink d1 messages: {}",
+        env.stop_sink("d1").messages
+    ));
+    o
+}
+
+/// Expectation of [`special_files`].
+pub fn expect_special_files(o: &Outcome) {
+    let mut want = Outcome::default();
+    for i in 0..SPECIAL_FLOW {
+        want.rows
+            .push(sink_row(&format!("s{i}"), "u1@d1.test", "d1"));
+    }
+    let hashed = QueueHashing::default().queue_path("deferred", "ABCDEF12346");
+    for (queue, id, kind) in SPECIALS {
+        let path = if queue == "deferred" {
+            hashed.clone()
+        } else {
+            format!("{queue}/{id}")
+        };
+        want.fact(format!(
+            "log: warning: {path}: uid postfix: not a regular file"
+        ));
+        let what = match kind {
+            Special::Fifo => "fifo",
+            Special::Link => "link",
+            Special::Dir => "dir",
+        };
+        want.fact(format!("{queue}/{id} is: {what}"));
+        want.fact(format!("{id} in active/: nothing"));
+    }
+    want.fact("link target unchanged: true");
+    want.fact(format!("sink d1 messages: {SPECIAL_FLOW}"));
+    assert_outcome(o, &want);
+}
