@@ -244,3 +244,5 @@ scenario!(kill_qmgr, s::expect_kill_qmgr, wired);
 scenario!(verify_probe, s::expect_verify_probe, wired);
 scenario!(verbose_report, s::expect_verbose_report, wired);
 scenario!(special_files, s::expect_special_files, wired);
+scenario!(unwritable_defer, s::expect_unwritable_defer, wired);
+scenario!(unreadable_incoming, s::expect_unreadable_incoming, wired);

@@ -757,3 +757,7 @@ pub fn system_time(at: Instant) -> SystemTime {
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+#[cfg(test)]
+#[path = "dirstore_tests.rs"]
+mod tests;

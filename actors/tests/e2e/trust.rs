@@ -16,9 +16,9 @@ use oqmgr_actors::postfix::queue_file_write::{NewRecipient, QueueFileWriter, DEF
 use oqmgr_actors::postfix::queue_id::QueueHashing;
 use oqmgr_actors::sandbox::QmgrChoice;
 
-use super::env::{all_done, Env};
-use super::ops::one_sink;
+use super::env::{all_done, Env, Spec};
 use super::flow::{assert_outcome, sink_row, SENDER};
+use super::ops::one_sink;
 use super::outcome::Outcome;
 
 /// A damaged queue entry.
@@ -228,5 +228,126 @@ pub fn expect_special_files(o: &Outcome) {
     }
     want.fact("link target unchanged: true");
     want.fact(format!("sink d1 messages: {SPECIAL_FLOW}"));
+    assert_outcome(o, &want);
+}
+
+/// Sets the mode of queue folder `name` (the postfix user is then refused
+/// where the mode says so; the tests run as root, which is not).
+pub fn chmod_queue_dir(env: &Env, name: &str, mode: u32) {
+    fs::set_permissions(
+        env.sb.queue_dir().join(name),
+        fs::Permissions::from_mode(mode),
+    )
+    .expect("chmod queue folder");
+}
+
+/// The distinct `fatal:` lines logged so far, queue IDs masked.
+fn fatals(env: &Env) -> Vec<String> {
+    let log = env.log();
+    let mut lines: Vec<String> = log
+        .grep("fatal: ")
+        .into_iter()
+        .map(|l| env.norm.apply(l, &log))
+        .collect();
+    lines.sort();
+    lines.dedup();
+    lines
+}
+
+/// A world with port `d1` for `d1.test` and no sink yet (connections are
+/// refused, so mail is deferred with a defer log).
+fn no_sink(q: &QmgrChoice) -> Env {
+    Env::start(
+        q,
+        &Spec {
+            ports: &["d1"],
+            smtp_routes: &[("d1.test", "d1")],
+            raw_routes: &[],
+            settings: &[],
+        },
+    )
+}
+
+/// `defer/` unwritable while a deferred message with a defer log is
+/// retried: the queue manager cannot reset the defer log and stops with
+/// Postfix's fatal, leaving the file in `active/`; after the repair and a
+/// flush the message is delivered.
+pub fn unwritable_defer(q: &QmgrChoice) -> Outcome {
+    let mut env = no_sink(q);
+    env.send("w1", SENDER, &["u1@d1.test"]);
+    let mut o = Outcome::default();
+    let deferred = env.wait(|| {
+        env.qid_of("w1")
+            .and_then(|q| env.queue_of(&q))
+            .is_some_and(|q| q == "deferred")
+    });
+    o.fact(format!("deferred first: {deferred}"));
+    chmod_queue_dir(&env, "defer", 0o000);
+    env.start_sink("d1", &[]);
+    let stopped = env.wait(|| !fatals(&env).is_empty());
+    o.fact(format!("stopped with a fatal: {stopped}"));
+    for f in fatals(&env) {
+        o.fact(format!("log: {f}"));
+    }
+    o.fact(format!(
+        "w1 left in: {}",
+        env.qid_of("w1")
+            .and_then(|q| env.queue_of(&q))
+            .unwrap_or_else(|| "none".into())
+    ));
+    chmod_queue_dir(&env, "defer", 0o700);
+    env.admin("postqueue", &["-f"]);
+    o.rows = env.wait_outcome(|o| all_done(o, 1, "sent")).rows;
+    o.fact(format!(
+        "sink d1 messages: {}",
+        env.stop_sink("d1").messages
+    ));
+    o
+}
+
+/// Expectation of [`unwritable_defer`].
+pub fn expect_unwritable_defer(o: &Outcome) {
+    let mut want = Outcome::default();
+    let mut r = sink_row("w1", "u1@d1.test", "d1");
+    r.history = vec!["deferred".into(), "sent".into()];
+    want.rows.push(r);
+    want.fact("deferred first: true");
+    want.fact("stopped with a fatal: true");
+    want.fact("log: fatal: qmgr_message_alloc: QID: remove defer QID: Permission denied");
+    want.fact("w1 left in: active");
+    want.fact("sink d1 messages: 1");
+    assert_outcome(o, &want);
+}
+
+/// `incoming/` unreadable when a scan starts: Postfix's fatal `open
+/// directory`; after the repair, new mail is delivered.
+pub fn unreadable_incoming(q: &QmgrChoice) -> Outcome {
+    let mut env = one_sink(q, &[]);
+    let mut o = Outcome::default();
+    env.wait(|| env.sb.qmgr_pid().is_some());
+    chmod_queue_dir(&env, "incoming", 0o000);
+    env.admin("postqueue", &["-f"]);
+    let stopped = env.wait(|| !fatals(&env).is_empty());
+    o.fact(format!("stopped with a fatal: {stopped}"));
+    for f in fatals(&env) {
+        o.fact(format!("log: {f}"));
+    }
+    chmod_queue_dir(&env, "incoming", 0o700);
+    env.send("i1", SENDER, &["u1@d1.test"]);
+    o.rows = env.wait_outcome(|o| all_done(o, 1, "sent")).rows;
+    o.fact(format!(
+        "sink d1 messages: {}",
+        env.stop_sink("d1").messages
+    ));
+    o
+}
+
+/// Expectation of [`unreadable_incoming`].
+pub fn expect_unreadable_incoming(o: &Outcome) {
+    let mut want = Outcome::default();
+    want.rows.push(sink_row("i1", "u1@d1.test", "d1"));
+    want.fact("stopped with a fatal: true");
+    want.fact("log: fatal: scan_dir_push: open directory incoming: Permission denied");
+    want.fact("sink d1 messages: 1");
     assert_outcome(o, &want);
 }
