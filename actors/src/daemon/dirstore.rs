@@ -196,8 +196,10 @@ impl DirStore {
         self
     }
 
-    /// Puts a file back into `incoming/` stamped `until` (a locked file).
-    fn put_back(&self, id: &str, active: &Path, until: Instant) {
+    /// Puts a file back into `incoming/` stamped `delay` ahead of the wall
+    /// clock (a locked file).
+    fn put_back(&self, id: &str, active: &Path, delay: oqmgr::time::Duration) {
+        let until = self.clock.wall_now() + delay;
         if let Err(e) = set_next_attempt(active, system_time(until)) {
             tracing::warn!(
                 "qmgr_move: update {} time stamps: {}",
@@ -344,12 +346,16 @@ impl QueueStore for DirStore {
                 });
             }
         };
-        if let Some(w) = links_warning(&from, &meta, (now.as_millis() / 1000) as i64) {
+        // File times are wall-clock times: compared with the wall clock as
+        // it reads now, not with core time (which a clock step leaves
+        // behind).
+        let wall = self.clock.wall_now();
+        if let Some(w) = links_warning(&from, &meta, wall.as_secs() as i64) {
             tracing::warn!("{w}");
         }
         let mode = meta.mode() & 0o7777;
         let mtime = Instant::from_secs(meta.mtime().max(0) as u64);
-        if !flags.contains(ScanFlags::ALL) && !oqmgr::scan::is_due(mtime, now) {
+        if !flags.contains(ScanFlags::ALL) && !oqmgr::scan::is_due(mtime, wall) {
             return Err(StoreError::NotDue);
         }
         let active = self.site.path("active", id);
@@ -399,13 +405,13 @@ impl QueueStore for DirStore {
             Ok(false) => {
                 tracing::info!("{id}: skipped, still being delivered");
                 drop(file);
-                self.put_back(id, &active, now + oqmgr::time::Duration::from_secs(60));
+                self.put_back(id, &active, oqmgr::time::Duration::from_secs(60));
                 return Err(StoreError::Skipped);
             }
             Err(e) => {
                 tracing::warn!("{id}: lock active file: {}", errno_text(&e));
                 drop(file);
-                self.put_back(id, &active, now);
+                self.put_back(id, &active, oqmgr::time::Duration::ZERO);
                 return Err(StoreError::Unusable(errno_text(&e)));
             }
         }
@@ -466,13 +472,14 @@ impl QueueStore for DirStore {
         } else {
             env.arrival_sec
         };
+        // The core decides expiry and warnings in core time.
         let create_time = if create_sec > 0 {
-            Instant(create_sec as u64 * 1000)
+            self.clock.from_wall(Instant(create_sec as u64 * 1000))
         } else {
             now
         };
         let warning = match env.warn_time {
-            t if t > 0 => Warning::Due(Instant(t as u64 * 1000)),
+            t if t > 0 => Warning::Due(self.clock.from_wall(Instant(t as u64 * 1000))),
             t if t < 0 => Warning::Sent,
             _ => Warning::None,
         };
@@ -485,7 +492,7 @@ impl QueueStore for DirStore {
         let shared = Arc::new(ActiveMessage {
             queue_id: name.clone(),
             env: env.into(),
-            active_arrival: timeval(now),
+            active_arrival: timeval(wall),
         });
         self.active.insert(name.clone(), shared);
         if let Some(reading) = reading {
@@ -586,7 +593,7 @@ impl QueueStore for DirStore {
             self.worker.send(Job::Discard {
                 message,
                 recipient: recipient.clone(),
-                now: self.clock.now(),
+                now: self.clock.wall_now(),
             });
         }
     }
@@ -628,8 +635,8 @@ impl QueueStore for DirStore {
     fn confirm_delay_cleared(&mut self, _id: &str) {}
 }
 
-/// Moves every file of `active/` back to `incoming/`, stamped `now`, as
-/// oqmgr does at start: whatever a previous instance left there (a crash, a
+/// Moves every file of `active/` back to `incoming/`, stamped `now` (wall
+/// clock), as oqmgr does at start: whatever a previous instance left there (a crash, a
 /// `kill -9`) is retried first, and the agents' own locks protect a file an
 /// old agent is still delivering. The stamp is set on the entry itself,
 /// never through a link; a directory that cannot be read or changed stops
@@ -748,7 +755,7 @@ pub fn rename_into(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
-/// A core instant as a file time.
+/// A wall-clock instant (Unix milliseconds) as a file time.
 pub fn system_time(at: Instant) -> SystemTime {
     UNIX_EPOCH + StdDuration::from_millis(at.as_millis())
 }

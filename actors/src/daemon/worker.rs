@@ -49,6 +49,7 @@ use oqmgr::time::{Duration, Instant};
 use super::adhoc::{status_line, Times};
 use super::dirstore::{rename_into, system_time};
 use super::message::{timeval, wire_recipient, ActiveMessage, Site};
+use crate::clock::Clock;
 use crate::postfix::agent::{deliver, DeliveryRequest, EntryContext};
 use crate::postfix::attr::{Dsn as WireDsn, Timeval};
 use crate::postfix::bounce::{self, bounce_flags, BounceRequest, MessageInfo};
@@ -69,7 +70,7 @@ pub enum Job {
         message: Arc<ActiveMessage>,
         /// The recipient.
         recipient: Recipient,
-        /// When the scheduler decided it.
+        /// When the scheduler decided it (wall clock, for the log line).
         now: Instant,
     },
     /// Defer recipients without an attempt.
@@ -87,7 +88,7 @@ pub enum Job {
         message: Arc<ActiveMessage>,
         /// The scheduler's verdict.
         verdict: Verdict,
-        /// When the last entry finished.
+        /// When the last entry finished (core time, as the verdict's).
         now: Instant,
     },
 }
@@ -109,12 +110,9 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts the worker for `site`. `clock_now` reads the time for log
-    /// lines written after a wait.
-    pub fn start(
-        site: Arc<Site>,
-        clock_now: impl Fn() -> Instant + Send + 'static,
-    ) -> io::Result<Worker> {
+    /// Starts the worker for `site`. `clock` reads the time for log lines
+    /// written after a wait and turns deadlines into file stamps.
+    pub fn start(site: Arc<Site>, clock: Clock) -> io::Result<Worker> {
         let (inbox, mut jobs) = tokio::sync::mpsc::unbounded_channel::<Job>();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -124,7 +122,6 @@ impl Worker {
             .spawn(move || {
                 let local = tokio::task::LocalSet::new();
                 local.block_on(&runtime, async move {
-                    let clock_now: Rc<dyn Fn() -> Instant> = Rc::new(clock_now);
                     let slots = Rc::new(tokio::sync::Semaphore::new(CONCURRENCY));
                     // The last job of each message still running: the next
                     // one for the same file waits for it.
@@ -132,8 +129,7 @@ impl Worker {
                     while let Some(job) = jobs.recv().await {
                         let id = job.queue_id().to_string();
                         let previous = tails.remove(&id);
-                        let (site, clock_now, slots) =
-                            (Arc::clone(&site), Rc::clone(&clock_now), Rc::clone(&slots));
+                        let (site, slots) = (Arc::clone(&site), Rc::clone(&slots));
                         let handle = tokio::task::spawn_local(async move {
                             if let Some(previous) = previous {
                                 let _ = previous.await;
@@ -141,7 +137,7 @@ impl Worker {
                             let Ok(_slot) = slots.acquire().await else {
                                 return;
                             };
-                            run(&site, job, &*clock_now).await;
+                            run(&site, job, &clock).await;
                         });
                         tails.insert(id, handle);
                         if tails.len() > PRUNE_AT {
@@ -175,7 +171,7 @@ impl Job {
 }
 
 /// Runs one job.
-async fn run(site: &Site, job: Job, clock_now: &dyn Fn() -> Instant) {
+async fn run(site: &Site, job: Job, clock: &Clock) {
     match job {
         Job::Discard {
             message,
@@ -186,12 +182,12 @@ async fn run(site: &Site, job: Job, clock_now: &dyn Fn() -> Instant) {
             message,
             recipients,
             dsn,
-        } => defer(site, &message, recipients, &dsn, clock_now).await,
+        } => defer(site, &message, recipients, &dsn, clock).await,
         Job::Complete {
             message,
             verdict,
             now,
-        } => complete(site, &message, &verdict, now).await,
+        } => complete(site, &message, &verdict, now, clock).await,
     }
 }
 
@@ -247,7 +243,7 @@ async fn defer(
     m: &ActiveMessage,
     recipients: Vec<Recipient>,
     dsn: &Dsn,
-    clock_now: &dyn Fn() -> Instant,
+    clock: &Clock,
 ) {
     let nexthop = format!("{} {}", dsn.status, dsn.reason);
     let ctx = EntryContext {
@@ -287,7 +283,7 @@ async fn defer(
         )
         .await;
         match sent {
-            Ok(0) => log_status(site, m, r, clock_now(), dsn, "deferred"),
+            Ok(0) => log_status(site, m, r, clock.wall_now(), dsn, "deferred"),
             _ => tracing::warn!("{}: defer service failure", m.queue_id),
         }
     }
@@ -375,7 +371,7 @@ fn update_failed(path: &std::path::Path, e: &io::Error) {
     ));
 }
 
-async fn complete(site: &Site, m: &ActiveMessage, verdict: &Verdict, now: Instant) {
+async fn complete(site: &Site, m: &ActiveMessage, verdict: &Verdict, now: Instant, clock: &Clock) {
     let id = m.queue_id.as_str();
     let active = site.path("active", id);
     let mut deferred = !matches!(verdict, Verdict::Remove);
@@ -478,7 +474,9 @@ async fn complete(site: &Site, m: &ActiveMessage, verdict: &Verdict, now: Instan
     }
     // 6. Deferred: stamp and move; else remove.
     if deferred {
-        if let Err(e) = set_next_attempt(&active, system_time(until)) {
+        // Stamped as far ahead of the wall clock as the deadline is ahead
+        // of core time.
+        if let Err(e) = set_next_attempt(&active, system_time(clock.to_wall(until))) {
             if e.kind() != io::ErrorKind::NotFound {
                 log::fatal(&format!(
                     "qmgr_active_defer: update {} time stamps: {}",

@@ -160,7 +160,7 @@ impl Handler<Deliver> for Bridge {
         let name = self.name.clone();
         let actor = self.actor.clone();
         Box::pin(async move {
-            let handoff = fw.clock.now();
+            let handoff = fw.clock.wall_now();
             let flags = message.env.trace_flags;
             let reply = if flags & (TRACE_MTA_VRFY | TRACE_USR_VRFY) != 0 {
                 Reply::new(vec![
@@ -405,7 +405,7 @@ impl Recorder<'_> {
             arrival,
             active: self.m.active_arrival,
             handoff: timeval(self.handoff),
-            now: timeval(self.fw.clock.now()),
+            now: timeval(self.fw.clock.wall_now()),
         };
         tracing::info!(
             "{}",

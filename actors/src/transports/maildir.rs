@@ -133,7 +133,7 @@ pub fn deliver_one(
         Ok(d) => d,
         Err(why) => return RcptResult::bounced("5.1.3", why),
     };
-    let tv = timeval(clock.now());
+    let tv = timeval(clock.wall_now());
     let name = format!(
         "{}.M{}P{}Q{}.{host}",
         tv.sec,
