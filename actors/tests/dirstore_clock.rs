@@ -29,7 +29,7 @@ use oqmgr_actors::postfix::queue_file_write::{
 };
 use oqmgr_actors::postfix::queue_id::QueueHashing;
 use oqmgr_actors::postfix::rewrite::ClientConfig;
-use oqmgr_actors::scanner::{QueueStore, StoreError};
+use oqmgr_actors::scanner::{Completion, QueueStore, StoreError};
 
 /// How far the fake wall clock is from the real one, in seconds.
 static STEP: AtomicI64 = AtomicI64::new(0);
@@ -122,14 +122,15 @@ fn mail_keeps_flowing_across_wall_clock_steps() {
         // A deferral for 300 s is stamped 300 s ahead of the wall clock as
         // it reads now, not an hour off.
         let until = clock.now() + oqmgr::time::Duration::from_secs(300);
-        store.complete(id, &Verdict::Defer { until, warn: false });
+        let (tx, rx) = std::sync::mpsc::channel();
+        store.complete(
+            id,
+            &Verdict::Defer { until, warn: false },
+            Completion::new(move || tx.send(()).unwrap()),
+        );
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the completion is reported");
         let deferred = QueueHashing::default().queue_path("deferred", id);
-        for _ in 0..500 {
-            if fs::metadata(&deferred).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
         let ahead = ahead_of_wall(&deferred);
         assert!(
             (295..=305).contains(&ahead),

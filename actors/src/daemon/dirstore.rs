@@ -78,7 +78,7 @@ use crate::postfix::queue_file_write::{
 };
 use crate::postfix::queue_id::queue_id_ok;
 use crate::postfix::rewrite::{resolve_flags, ResolveClass};
-use crate::scanner::{Batch, Envelope as Admitted, QueueStore, StoreError};
+use crate::scanner::{Batch, Completion, Envelope as Admitted, QueueStore, StoreError};
 
 /// A file's reading state while recipients remain to hand to the core.
 #[derive(Default)]
@@ -609,7 +609,7 @@ impl QueueStore for DirStore {
         }
     }
 
-    fn complete(&mut self, id: &str, verdict: &Verdict) {
+    fn complete(&mut self, id: &str, verdict: &Verdict, done: Completion) {
         let Some((_, message)) = self.active.remove(id) else {
             tracing::warn!("{id}: completion of a message that is not open");
             return;
@@ -629,7 +629,12 @@ impl QueueStore for DirStore {
             message,
             verdict: verdict.clone(),
             now: self.clock.now(),
+            done,
         });
+    }
+
+    fn completes_later(&self) -> bool {
+        true
     }
 
     fn confirm_delay_cleared(&mut self, _id: &str) {}

@@ -17,6 +17,12 @@
 //!   sender through `defer`) or a delay warning, then the move to
 //!   `deferred/` with the next-attempt stamp, or removal.
 //!
+//! The inbox needs no bound of its own: each `Complete` job carries the
+//! message's [`Completion`], dropped when the job is over, and the
+//! supervisor counts the message against `qmgr_message_active_limit` until
+//! then, so at most that many completions (and the discards and deferrals
+//! of admitted messages before them) are ever queued here.
+//!
 //! In order per file, because a defer record must reach the defer log
 //! before the message's completion decides whether to return or warn
 //! about it; files in parallel (at most [`CONCURRENCY`] jobs), because one
@@ -61,6 +67,7 @@ use crate::postfix::queue_file::{
 use crate::postfix::queue_file_write::{
     kill_record, mark_recipient_done, rewrite_warn_time, set_next_attempt,
 };
+use crate::scanner::Completion;
 
 /// One piece of work.
 pub enum Job {
@@ -90,6 +97,9 @@ pub enum Job {
         verdict: Verdict,
         /// When the last entry finished (core time, as the verdict's).
         now: Instant,
+        /// Dropped when the job is over (done, failed or lost): the
+        /// supervisor counts the message until then.
+        done: Completion,
     },
 }
 
@@ -187,7 +197,11 @@ async fn run(site: &Site, job: Job, clock: &Clock) {
             message,
             verdict,
             now,
-        } => complete(site, &message, &verdict, now, clock).await,
+            done,
+        } => {
+            complete(site, &message, &verdict, now, clock).await;
+            drop(done);
+        }
     }
 }
 
