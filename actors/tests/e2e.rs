@@ -246,3 +246,4 @@ scenario!(verbose_report, s::expect_verbose_report, wired);
 scenario!(special_files, s::expect_special_files, wired);
 scenario!(unwritable_defer, s::expect_unwritable_defer, wired);
 scenario!(unreadable_incoming, s::expect_unreadable_incoming, wired);
+scenario!(non_utf8_address, s::expect_non_utf8_address, wired);

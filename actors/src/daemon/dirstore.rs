@@ -62,7 +62,9 @@ use oqmgr::route::Routed;
 use oqmgr::scan::{QueueName, ScanFlags};
 use oqmgr::time::Instant;
 
-use super::message::{core_recipient, timeval, ActiveMessage, ActiveTable, HeldEnvelope, Site};
+use super::message::{
+    core_recipient, core_text, loggable, timeval, ActiveMessage, ActiveTable, HeldEnvelope, Site,
+};
 use super::resolver::Resolver;
 use super::worker::{self, Job, Worker};
 use crate::clock::Clock;
@@ -438,7 +440,7 @@ impl QueueStore for DirStore {
         if let (Some((size, nrcpt)), Some(sender)) = (env.opened_log, &env.sender) {
             tracing::info!(
                 "{id}: from=<{}>, size={size}, nrcpt={nrcpt} (queue active)",
-                String::from_utf8_lossy(sender)
+                loggable(sender)
             );
         }
         // Postfix stops with a fatal where a queue directory cannot be
@@ -765,9 +767,10 @@ pub fn system_time(at: Instant) -> SystemTime {
     UNIX_EPOCH + StdDuration::from_millis(at.as_millis())
 }
 
-/// Bytes from a queue file or a daemon as text for the core.
+/// Bytes from a queue file or a daemon as text for the core, losslessly
+/// ([`core_text`]: requests get the same bytes back).
 fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    core_text(bytes.to_vec())
 }
 
 #[cfg(test)]

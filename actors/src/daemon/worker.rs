@@ -54,7 +54,7 @@ use oqmgr::time::{Duration, Instant};
 
 use super::adhoc::{status_line, Times};
 use super::dirstore::{rename_into, system_time};
-use super::message::{timeval, wire_recipient, ActiveMessage, Site};
+use super::message::{loggable, timeval, wire_recipient, ActiveMessage, Site};
 use crate::clock::Clock;
 use crate::postfix::agent::{deliver, DeliveryRequest, EntryContext};
 use crate::postfix::attr::{Dsn as WireDsn, Timeval};
@@ -450,7 +450,7 @@ async fn complete(site: &Site, m: &ActiveMessage, verdict: &Verdict, now: Instan
     let mut until = now + Duration::from_millis(site.minimal_backoff.as_millis() as u64);
     match verdict {
         Verdict::Expire { status } => {
-            let sender = String::from_utf8_lossy(m.env.sender.as_deref().unwrap_or_default());
+            let sender = loggable(m.env.sender.as_deref().unwrap_or_default());
             tracing::info!("{id}: from=<{sender}>, status={status}, returned to sender");
             let request = match (&m.env.verp_delims, site.disable_verp_bounces) {
                 (Some(d), false) => BounceRequest::Verp {

@@ -50,7 +50,9 @@ use super::{Content, Delivery, RcptResult, Reply, TransportActor};
 use crate::agent::{self, Deliver, DeliveryAgent};
 use crate::clock::Clock;
 pub use crate::daemon::adhoc::{status_line, Times};
-use crate::daemon::message::{timeval, wire_recipient, ActiveMessage, ActiveTable, Site};
+use crate::daemon::message::{
+    timeval, wire_bytes, wire_recipient, ActiveMessage, ActiveTable, Site,
+};
 use crate::postfix::agent::dsn_valid;
 use crate::postfix::attr::{Dsn as WireDsn, Timeval};
 use crate::postfix::bounce::{self, BounceRequest, VerifyUpdate};
@@ -345,7 +347,7 @@ impl Recorder<'_> {
         }
         for a in addresses {
             let update = VerifyUpdate {
-                address: a.as_bytes().to_vec(),
+                address: wire_bytes(a).into_owned(),
                 recipient_status: 0,
                 reason: dsn.reason.as_bytes().to_vec(),
             };
