@@ -33,8 +33,13 @@
 //!
 //! # Failure
 //! A failed bounce or trace flush keeps the file (`<id>: status=deferred
-//! (bounce failed)` and a deferral by `minimal_backoff_time`), never
-//! removes mail whose notices were not sent. A queue directory or file
+//! (bounce failed)`, `(verp-bounce failed)`, `(trace failed)`, `(delay
+//! warning failed)` as oqmgr words them, and a deferral by
+//! `minimal_backoff_time`), never removes mail whose notices were not
+//! sent. When the bounce, defer, trace or retry service cannot be reached,
+//! hangs up or answers no status, a warning of ours names it and says what
+//! happened (`<id>: bounce service failure: premature end-of-input on
+//! private/bounce socket`); oqmgr logs only the deferral. A queue directory or file
 //! that cannot be changed (stamp, rename, removal, in-place record edit)
 //! stops the daemon with Postfix's fatal, as oqmgr does: master starts a
 //! new one later, which retries the file from `active/`. Queue files are
@@ -56,8 +61,8 @@ use super::adhoc::{status_line, Times};
 use super::dirstore::{rename_into, system_time};
 use super::message::{loggable, timeval, wire_recipient, ActiveMessage, Site};
 use crate::clock::Clock;
-use crate::postfix::agent::{deliver, DeliveryRequest, EntryContext};
-use crate::postfix::attr::{Dsn as WireDsn, Timeval};
+use crate::postfix::agent::{deliver, DeliveryError, DeliveryRequest, EntryContext};
+use crate::postfix::attr::{Dsn as WireDsn, IpcError, Timeval};
 use crate::postfix::bounce::{self, bounce_flags, BounceRequest, MessageInfo};
 use crate::postfix::log::{self, errno_text};
 use crate::postfix::mail_open_ok::{mail_open_ok, open_queue_file, Access};
@@ -276,9 +281,15 @@ async fn defer(
         site.ipc_timeout,
     )
     .await;
-    if result.is_ok() {
-        return;
-    }
+    let e = match result {
+        Ok(_) => return,
+        Err(DeliveryError::Transport(e) | DeliveryError::Crash(e)) => e,
+    };
+    tracing::warn!(
+        "{}: retry service failure: {}",
+        m.queue_id,
+        ipc_failure("private/retry", &e)
+    );
     // No retry agent: write the defer records and the log lines here.
     let (wdsn, _) = bounce::defer_dsn(wire_dsn(dsn));
     for r in &recipients {
@@ -298,7 +309,12 @@ async fn defer(
         .await;
         match sent {
             Ok(0) => log_status(site, m, r, clock.wall_now(), dsn, "deferred"),
-            _ => tracing::warn!("{}: defer service failure", m.queue_id),
+            Ok(_) => tracing::warn!("{}: defer service failure", m.queue_id),
+            Err(e) => tracing::warn!(
+                "{}: defer service failure: {}",
+                m.queue_id,
+                ipc_failure("private/defer", &e)
+            ),
         }
     }
 }
@@ -317,19 +333,53 @@ fn info(m: &ActiveMessage, flags: u32) -> MessageInfo {
     }
 }
 
-/// Sends one request; true on success (status 0).
-async fn ask(site: &Site, service: &str, request: &BounceRequest) -> bool {
-    matches!(
-        bounce::send(
-            &site.queue_dir,
-            service,
-            request,
-            site.dialect,
-            site.ipc_timeout
-        )
-        .await,
-        Ok(0)
+/// Sends one request for message `id`; true on success (status 0). A
+/// daemon that cannot be reached, hangs up or answers something that is
+/// not a status is named in a warning: oqmgr only logs the deferral that
+/// follows, which cannot tell a dead service from a refusal. (A status
+/// other than 0 is an answer: the bounce daemon logs its own reason.)
+async fn ask(site: &Site, id: &str, service: &str, request: &BounceRequest) -> bool {
+    match bounce::send(
+        &site.queue_dir,
+        service,
+        request,
+        site.dialect,
+        site.ipc_timeout,
     )
+    .await
+    {
+        Ok(status) => status == 0,
+        Err(e) => {
+            tracing::warn!(
+                "{id}: {service} service failure: {}",
+                ipc_failure(&format!("private/{service}"), &e)
+            );
+            false
+        }
+    }
+}
+
+/// What went wrong talking to the service at `endpoint`, in Postfix's
+/// words where it has some (no Rust error text in a log line).
+fn ipc_failure(endpoint: &str, e: &IpcError) -> String {
+    match e {
+        IpcError::Connect(e) => format!("connect to {endpoint}: {}", errno_text(e)),
+        IpcError::Io(e) => format!("{endpoint} socket: {}", errno_text(e)),
+        IpcError::Timeout { .. } => format!("timeout on {endpoint} socket"),
+        IpcError::Eof => format!("premature end-of-input on {endpoint} socket"),
+        IpcError::Decode(e) => format!("malformed response from {endpoint} socket: {e}"),
+        IpcError::Encode(e) => format!("request not sent: {e}"),
+    }
+}
+
+/// What oqmgr calls a failed flush in `status=deferred (<what> failed)`.
+fn flush_name(request: &BounceRequest) -> &'static str {
+    match request {
+        BounceRequest::Verp { .. } => "verp-bounce",
+        BounceRequest::Warn(_) => "delay warning",
+        BounceRequest::Trace(_) => "trace",
+        _ => "bounce",
+    }
 }
 
 /// The completion of a fully delivered message that needs no notice: no
@@ -404,8 +454,8 @@ async fn complete(site: &Site, m: &ActiveMessage, verdict: &Verdict, now: Instan
                 },
                 _ => BounceRequest::Flush(info(m, bounce_flags::NONE)),
             };
-            if !ask(site, "bounce", &request).await {
-                tracing::info!("{id}: status=deferred (bounce failed)");
+            if !ask(site, id, "bounce", &request).await {
+                tracing::info!("{id}: status=deferred ({} failed)", flush_name(&request));
                 deferred = true;
             }
         }
@@ -433,7 +483,7 @@ async fn complete(site: &Site, m: &ActiveMessage, verdict: &Verdict, now: Instan
     let trace_flags = m.env.trace_flags;
     if needs_trace(m) {
         let request = BounceRequest::Trace(info(m, (trace_flags & TRACE_FLAGS_MASK) as u32));
-        if ask(site, "trace", &request).await {
+        if ask(site, id, "trace", &request).await {
             if m.env.trace_flags_offset > 0 {
                 let killed = open_queue_file(&active, Access::Write, None)
                     .and_then(|f| kill_record(&f, m.env.trace_flags_offset));
@@ -459,9 +509,9 @@ async fn complete(site: &Site, m: &ActiveMessage, verdict: &Verdict, now: Instan
                 },
                 _ => BounceRequest::Flush(info(m, bounce_flags::DELRCPT)),
             };
-            deferred = !ask(site, "defer", &request).await;
+            deferred = !ask(site, id, "defer", &request).await;
             if deferred {
-                tracing::info!("{id}: status=deferred (bounce failed)");
+                tracing::info!("{id}: status=deferred ({} failed)", flush_name(&request));
             }
         }
         Verdict::Defer { until: at, warn } => {
@@ -469,6 +519,7 @@ async fn complete(site: &Site, m: &ActiveMessage, verdict: &Verdict, now: Instan
             if *warn {
                 let warned = ask(
                     site,
+                    id,
                     "defer",
                     &BounceRequest::Warn(info(m, bounce_flags::NONE)),
                 )
