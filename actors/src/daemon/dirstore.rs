@@ -742,10 +742,11 @@ pub fn walk(
 }
 
 /// True for an open that failed because the name no longer holds the file
-/// that was checked (a link, a FIFO or another file swapped in).
+/// that was checked (a link, a directory, a FIFO or device, or another
+/// file swapped in); other errors are Postfix's fatal.
 fn replaced(e: &io::Error) -> bool {
     e.raw_os_error()
-        .is_none_or(|code| code == libc::ELOOP || code == libc::ENXIO)
+        .is_none_or(|code| [libc::ELOOP, libc::EISDIR, libc::ENXIO].contains(&code))
 }
 
 /// `rename`, creating a missing hash subdirectory of the target once (the

@@ -51,3 +51,14 @@ fn names_that_are_not_queue_ids_are_reported_apart() {
     assert_eq!(names, ["ABCDE12345"]);
     assert_eq!(bad, [".hidden", "12345.678"]);
 }
+
+#[test]
+fn only_a_swapped_entry_is_put_back_other_open_errors_are_fatal() {
+    for code in [libc::ELOOP, libc::EISDIR, libc::ENXIO] {
+        assert!(replaced(&io::Error::from_raw_os_error(code)), "{code}");
+    }
+    assert!(replaced(&io::Error::other("not a regular file")));
+    for code in [libc::EACCES, libc::EMFILE, libc::EIO] {
+        assert!(!replaced(&io::Error::from_raw_os_error(code)), "{code}");
+    }
+}
