@@ -22,7 +22,6 @@ use oqmgr_actors::daemon::dirstore::{DirStore, Routing};
 use oqmgr_actors::daemon::message::{ActiveTable, Site};
 use oqmgr_actors::daemon::resolver::Resolver;
 use oqmgr_actors::daemon::worker::Worker;
-use oqmgr_actors::postfix::dialect::Dialect;
 use oqmgr_actors::postfix::queue_file_parse::ReadLimits;
 use oqmgr_actors::postfix::queue_file_write::{
     set_next_attempt, NewRecipient, QueueFileWriter, DEFAULT_LINE_LIMIT,
@@ -80,18 +79,7 @@ fn mail_keeps_flowing_across_wall_clock_steps() {
     ] {
         fs::create_dir(q).unwrap();
     }
-    let site = Arc::new(Site {
-        queue_dir: dir.path().to_path_buf(),
-        hashing: QueueHashing::default(),
-        dialect: Dialect::from_mail_version("3.7.11").unwrap(),
-        ipc_timeout: Duration::from_secs(1),
-        agent_reply_timeout: Duration::from_secs(1),
-        delay_resolution: 2,
-        disable_verp_bounces: false,
-        smtputf8_enable: true,
-        minimal_backoff: Duration::from_secs(300),
-        soft_bounce: false,
-    });
+    let site = Arc::new(Site::defaults(dir.path().to_path_buf()));
     let clock = Clock::wall_with(stepped_wall);
     let active: ActiveTable = Arc::default();
     let resolver = Resolver::new(&dir.path().join("private/rewrite"), ClientConfig::default());

@@ -23,7 +23,6 @@ use oqmgr_actors::clock::Clock;
 use oqmgr_actors::daemon::message::{ActiveMessage, Site};
 use oqmgr_actors::daemon::worker::{Job, Worker};
 use oqmgr_actors::postfix::attr::{encode_announcement, protocol, Timeval};
-use oqmgr_actors::postfix::dialect::Dialect;
 use oqmgr_actors::postfix::queue_file::read_envelope;
 use oqmgr_actors::postfix::queue_file_parse::ReadLimits;
 use oqmgr_actors::postfix::queue_file_write::{NewRecipient, QueueFileWriter, DEFAULT_LINE_LIMIT};
@@ -134,16 +133,8 @@ fn a_bounce_or_trace_daemon_that_answers_nothing_is_named_in_a_warning() {
     }
     hangs_up("bounce");
     let site = Arc::new(Site {
-        queue_dir: dir.path().to_path_buf(),
-        hashing: QueueHashing::default(),
-        dialect: Dialect::from_mail_version("3.7.11").unwrap(),
         ipc_timeout: Duration::from_secs(5),
-        agent_reply_timeout: Duration::from_secs(5),
-        delay_resolution: 2,
-        disable_verp_bounces: false,
-        smtputf8_enable: true,
-        minimal_backoff: Duration::from_secs(300),
-        soft_bounce: false,
+        ..Site::defaults(dir.path().to_path_buf())
     });
     let worker = Worker::start(site, Clock::wall()).unwrap();
 

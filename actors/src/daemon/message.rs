@@ -76,6 +76,25 @@ pub struct Site {
 }
 
 impl Site {
+    /// The settings of an unconfigured Postfix 3.7 for the queue directory
+    /// `queue_dir` (main.cf defaults: `ipc_timeout` 3600s,
+    /// `daemon_timeout` 18000s, `minimal_backoff_time` 300s, ...); tools
+    /// and tests start from it.
+    pub fn defaults(queue_dir: PathBuf) -> Site {
+        Site {
+            queue_dir,
+            hashing: QueueHashing::default(),
+            dialect: Dialect::from_mail_version("3.7.11").expect("a fixed version parses"),
+            ipc_timeout: Duration::from_secs(3600),
+            agent_reply_timeout: Duration::from_secs(18000),
+            delay_resolution: 2,
+            disable_verp_bounces: false,
+            smtputf8_enable: true,
+            minimal_backoff: Duration::from_secs(300),
+            soft_bounce: false,
+        }
+    }
+
     /// The path of `id` in `queue`, relative to the queue directory.
     pub fn path(&self, queue: &str, id: &str) -> PathBuf {
         PathBuf::from(self.hashing.queue_path(queue, id))
