@@ -54,6 +54,25 @@ fn assert_no_more_records(master: &mut std::os::unix::net::UnixStream) {
     }
 }
 
+/// Master got exactly `n` busy/idle pairs, in that order, and nothing
+/// else (it panics on two busy reports in a row).
+fn assert_busy_idle_pairs(master: &mut std::os::unix::net::UnixStream, n: usize) {
+    let recs = read_records(master, 2 * n);
+    for pair in recs.chunks(2) {
+        assert_eq!(pair[0], status_record(4242, 3, Availability::Taken));
+        assert_eq!(pair[1], status_record(4242, 3, Availability::Avail));
+    }
+    assert_no_more_records(master);
+}
+
+/// A listening unix endpoint in a private directory.
+fn unix_endpoint(tag: &str) -> (TempDir, PathBuf, std::os::unix::net::UnixListener) {
+    let dir = TempDir::new(tag);
+    let path = dir.0.join("qmgr");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    (dir, path, listener)
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -63,9 +82,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 #[test]
 fn unix_trigger_bytes_arrive_between_busy_and_idle() {
-    let dir = TempDir::new("unix");
-    let path = dir.0.join("qmgr");
-    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let (_dir, path, listener) = unix_endpoint("unix");
     let (status, mut master) = status_pair();
     runtime().block_on(async {
         let mut chan =
@@ -93,12 +110,7 @@ fn unix_trigger_bytes_arrive_between_busy_and_idle() {
         let idle = tokio::time::timeout(Duration::from_millis(50), triggers.next()).await;
         assert!(idle.is_err());
     });
-    let recs = read_records(&mut master, 8);
-    for pair in recs.chunks(2) {
-        assert_eq!(pair[0], status_record(4242, 3, Availability::Taken));
-        assert_eq!(pair[1], status_record(4242, 3, Availability::Avail));
-    }
-    assert_no_more_records(&mut master);
+    assert_busy_idle_pairs(&mut master, 4);
 }
 
 fn paused_runtime() -> tokio::runtime::Runtime {
@@ -111,9 +123,7 @@ fn paused_runtime() -> tokio::runtime::Runtime {
 
 #[test]
 fn a_request_without_its_nul_is_served_at_once() {
-    let dir = TempDir::new("nonul");
-    let path = dir.0.join("qmgr");
-    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let (_dir, path, listener) = unix_endpoint("nonul");
     let (status, _master) = status_pair();
     paused_runtime().block_on(async {
         let mut chan =
@@ -134,9 +144,7 @@ fn a_request_without_its_nul_is_served_at_once() {
 
 #[test]
 fn a_client_that_writes_and_waits_holds_up_nobody() {
-    let dir = TempDir::new("waiter");
-    let path = dir.0.join("qmgr");
-    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let (_dir, path, listener) = unix_endpoint("waiter");
     let (status, mut master) = status_pair();
     paused_runtime().block_on(async {
         let mut chan =
@@ -161,26 +169,14 @@ fn a_client_that_writes_and_waits_holds_up_nobody() {
     });
     // Served side by side, but master still sees one busy/idle pair
     // per request, never two busy reports in a row.
-    let recs = read_records(&mut master, 4);
-    for pair in recs.chunks(2) {
-        assert_eq!(pair[0], status_record(4242, 3, Availability::Taken));
-        assert_eq!(pair[1], status_record(4242, 3, Availability::Avail));
-    }
-    assert_no_more_records(&mut master);
+    assert_busy_idle_pairs(&mut master, 2);
 }
 
 #[test]
 fn silent_client_is_dropped_after_ten_seconds() {
-    let dir = TempDir::new("silent");
-    let path = dir.0.join("qmgr");
-    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let (_dir, path, listener) = unix_endpoint("silent");
     let (status, _master) = status_pair();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    paused_runtime().block_on(async {
         let mut chan =
             MasterChannel::from_parts(status, vec![(ServiceType::Unix, listener.into())], None);
         let mut triggers = chan.triggers().unwrap();
@@ -238,19 +234,12 @@ fn fifo_reads_coalesced_bytes() {
         writer.write_all(b"W").unwrap();
         assert_eq!(triggers.next().await.unwrap(), b"W");
     });
-    let recs = read_records(&mut master, 4);
-    for pair in recs.chunks(2) {
-        assert_eq!(pair[0], status_record(4242, 3, Availability::Taken));
-        assert_eq!(pair[1], status_record(4242, 3, Availability::Avail));
-    }
-    assert_no_more_records(&mut master);
+    assert_busy_idle_pairs(&mut master, 2);
 }
 
 #[test]
 fn request_read_before_master_left_is_delivered_then_stream_ends() {
-    let dir = TempDir::new("gone");
-    let path = dir.0.join("qmgr");
-    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let (_dir, path, listener) = unix_endpoint("gone");
     // Status writes fail (EPIPE) but fd 5 is not readable: master left
     // while the request was being served.
     let (ours, _master) = std::os::unix::net::UnixStream::pair().unwrap();
@@ -273,9 +262,7 @@ fn request_read_before_master_left_is_delivered_then_stream_ends() {
 
 #[test]
 fn request_pending_after_master_left_stays_for_the_next_process() {
-    let dir = TempDir::new("reload");
-    let path = dir.0.join("qmgr");
-    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let (_dir, path, listener) = unix_endpoint("reload");
     // master keeps its own copy of the listener; so does this test.
     let _masters_copy = listener.try_clone().unwrap();
     let (status, master) = status_pair();
