@@ -129,6 +129,7 @@ mod e2e {
     pub mod flow;
     pub mod ops;
     pub mod outcome;
+    pub mod trust;
 }
 
 use oqmgr_actors::sandbox::QmgrChoice;
@@ -225,6 +226,7 @@ mod scenarios {
     pub use super::e2e::differences::*;
     pub use super::e2e::flow::*;
     pub use super::e2e::ops::*;
+    pub use super::e2e::trust::*;
 }
 
 scenario!(fanout, s::expect_fanout, wired);
@@ -247,3 +249,7 @@ scenario!(force_expire, s::expect_force_expire, wired);
 scenario!(clog_warning, s::expect_clog_warning, wired);
 scenario!(unknown_transport, s::expect_unknown_transport, wired);
 scenario!(verbose_log, s::expect_verbose_log, wired);
+scenario!(special_files, s::expect_special_files, wired);
+scenario!(unwritable_defer, s::expect_unwritable_defer, wired);
+scenario!(unreadable_incoming, s::expect_unreadable_incoming, wired);
+scenario!(non_utf8_address, s::expect_non_utf8_address, wired);
