@@ -147,6 +147,9 @@ pub enum Msg {
         /// The queue ID.
         id: Name,
     },
+    /// The host finished carrying out one [`Effect::Complete`] (only to a
+    /// supervisor that counts completions).
+    Completed,
     // ---- to the supervisor, from entities ----
     /// A delivery request finished, or was retired without an attempt.
     EntryDone {

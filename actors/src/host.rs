@@ -30,7 +30,9 @@ use crate::agent::{self, Close, Connect, Deliver, DeliveryAgent};
 use crate::clock::Clock;
 use crate::destination::{DestinationActor, DestinationMsg};
 use crate::registry::Registry;
-use crate::scanner::{Admit, QueueStore, ScanNext, ScanStart, ScannerActor, SharedStore};
+use crate::scanner::{
+    Admit, Completion, QueueStore, ScanNext, ScanStart, ScannerActor, SharedStore,
+};
 use crate::scheduler::TraceLine;
 use crate::supervisor::{SupervisorActor, SupervisorMsg};
 use crate::transport::{TransportActor, TransportMsg};
@@ -59,6 +61,9 @@ pub struct Host {
     supervisor: OnceLock<ActixAddr<SupervisorActor>>,
     /// The incoming and deferred scanners, set once at startup.
     scanners: OnceLock<[ActixAddr<ScannerActor>; 2]>,
+    /// The store finishes completions later, and the supervisor counts
+    /// them until it does ([`QueueStore::completes_later`]).
+    counting_completions: bool,
 }
 
 impl Host {
@@ -71,7 +76,12 @@ impl Host {
         store: SharedStore,
         trace_sink: Option<Recipient<TraceLine>>,
     ) -> Host {
+        let counting_completions = store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .completes_later();
         Host {
+            counting_completions,
             clock,
             global: Arc::new(params.global.clone()),
             params,
@@ -83,6 +93,12 @@ impl Host {
             supervisor: OnceLock::new(),
             scanners: OnceLock::new(),
         }
+    }
+
+    /// True when the supervisor must count completions until the store
+    /// reports them done.
+    pub(crate) fn counts_completions(&self) -> bool {
+        self.counting_completions
     }
 
     /// Records the supervisor and scanners; called once by the builder.
@@ -139,6 +155,18 @@ impl Host {
             }
             tp
         })
+    }
+
+    /// The handle a store drops when it has carried out a completion: it
+    /// tells the supervisor, when the supervisor counts completions.
+    fn completion(&self) -> Completion {
+        match (self.counting_completions, self.supervisor.get()) {
+            (true, Some(s)) => {
+                let s = s.clone();
+                Completion::new(move || s.do_send(SupervisorMsg(Msg::Completed)))
+            }
+            _ => Completion::unobserved(),
+        }
     }
 
     /// Sends a core message to the supervisor.
@@ -361,10 +389,13 @@ pub(crate) fn run<A: Entity>(
                 Some(id) => host.store().confirm_delay_cleared(&id),
                 None => tracing::warn!(%message, "delay notice for an unknown message"),
             },
-            Effect::Complete { message, verdict } => match host.registry.remove_queue_id(message) {
-                Some(id) => host.store().complete(&id, &verdict),
-                None => tracing::warn!(%message, "completion of an unknown message"),
-            },
+            Effect::Complete { message, verdict } => {
+                let done = host.completion();
+                match host.registry.remove_queue_id(message) {
+                    Some(id) => host.store().complete(&id, &verdict, done),
+                    None => tracing::warn!(%message, "completion of an unknown message"),
+                }
+            }
             Effect::Log(LogLevel::Info, text) => tracing::info!("{text}"),
             Effect::Log(LogLevel::Warning, text) => tracing::warn!("{text}"),
             Effect::Trace(event) => host.trace(now, event),

@@ -19,7 +19,7 @@ use oqmgr::scan::{QueueName, ScanFlags};
 use oqmgr::sim::world::{File, Place, Queues};
 use oqmgr::time::{Duration, Instant};
 
-use crate::scanner::{Batch, Envelope, QueueStore, StoreError};
+use crate::scanner::{Batch, Completion, Envelope, QueueStore, StoreError};
 
 /// What happened to files and recipients, for summaries.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -200,7 +200,7 @@ impl QueueStore for MemoryStore {
         self.counters.delay_cleared += 1;
     }
 
-    fn complete(&mut self, id: &str, verdict: &Verdict) {
+    fn complete(&mut self, id: &str, verdict: &Verdict, _done: Completion) {
         match verdict {
             Verdict::Remove => {
                 if self.queues.files.remove(id).is_some() {

@@ -110,11 +110,52 @@ pub trait QueueStore: Send {
     fn defer_recipients(&mut self, id: &str, recipients: &[Recipient], dsn: &Dsn);
     /// Carries out a finished message's verdict: remove, defer until a next
     /// attempt (with a delay warning first when asked), or return to sender.
-    fn complete(&mut self, id: &str, verdict: &Verdict);
+    /// `done` is dropped when that is carried out: at once for a store that
+    /// finishes inside the call, later for one that hands the work on
+    /// (then it travels with the work).
+    fn complete(&mut self, id: &str, verdict: &Verdict, done: Completion);
+    /// True for a store that may finish a completion after `complete`
+    /// returned: the scheduler then counts each message against the
+    /// active-queue limit until its [`Completion`] is dropped.
+    fn completes_later(&self) -> bool {
+        false
+    }
     /// Tells the sender a delayed message's delay has ended (the daemon's
     /// store sends a trace flush with `REC_DLY_SENT`); called just before
     /// `complete` for the same file.
     fn confirm_delay_cleared(&mut self, id: &str);
+}
+
+/// Reports one carried-out completion to the supervisor when dropped
+/// (Postfix keeps a message in its active queue until its completion is
+/// done; this is how the supervisor learns it). Dropping it on every path,
+/// a failure or a lost worker included, is what keeps the count right.
+pub struct Completion(Option<Box<dyn FnOnce() + Send>>);
+
+impl Completion {
+    /// A completion that reports by calling `report`.
+    pub fn new(report: impl FnOnce() + Send + 'static) -> Completion {
+        Completion(Some(Box::new(report)))
+    }
+
+    /// A completion nobody waits for.
+    pub fn unobserved() -> Completion {
+        Completion(None)
+    }
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        if let Some(report) = self.0.take() {
+            report();
+        }
+    }
+}
+
+impl std::fmt::Debug for Completion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Completion")
+    }
 }
 
 /// A queue store shared by the scanners and the supervisor.

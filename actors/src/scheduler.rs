@@ -121,7 +121,6 @@ impl SchedulerBuilder {
                 oqmgr::sim::world::resolve(&Default::default(), a)
             })))
         });
-        let core = Supervisor::new(self.params.clone());
         let host = Arc::new(Host::new(
             clock,
             self.params,
@@ -134,6 +133,10 @@ impl SchedulerBuilder {
         let deferred = ScannerActor::new(QueueName::Deferred, Arc::clone(&host)).start();
         // Wire before the supervisor runs `start`: its first effects are
         // scan requests for these scanners.
+        let mut core = Supervisor::new(host.params().clone());
+        if host.counts_completions() {
+            core = core.counting_completions();
+        }
         let supervisor = SupervisorActor::create(|_| SupervisorActor::new(core, Arc::clone(&host)));
         host.wire(supervisor.clone(), [incoming, deferred]);
         Scheduler { host, supervisor }

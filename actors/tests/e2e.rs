@@ -109,6 +109,9 @@
 //! - `force_expire`, `clog_warning`, `unknown_transport`, `verbose_log`
 //!   (`e2e/differences.rs`): the differences from oqmgr found side by side
 //!   (`postsuper -e`, the clog warning, the unknown-transport warning, `-v`).
+//! - `special_files`, `unwritable_defer`, `unreadable_incoming`,
+//!   `non_utf8_address` (`e2e/trust.rs`): what the queue manager must not
+//!   trust (special files, unwritable queue folders, non-UTF-8 addresses).
 //! - `mixed_workload` (12): multi-recipient, local, deferred, bounced,
 //!   DSN-success and SMTPUTF8 mail: delivered as by oqmgr, with no warning
 //!   from any delivery agent or the bounce daemon (the dialect check).
@@ -173,6 +176,7 @@ mod e2e {
     pub mod ops;
     pub mod outcome;
     pub mod remote;
+    pub mod trust;
     pub mod workload;
 }
 
@@ -403,6 +407,10 @@ macro_rules! on_postfix {
             scenario!(clog_warning, s::expect_clog_warning);
             scenario!(unknown_transport, s::expect_unknown_transport);
             scenario!(verbose_log, s::expect_verbose_log);
+            scenario!(special_files, s::expect_special_files);
+            scenario!(unwritable_defer, s::expect_unwritable_defer);
+            scenario!(unreadable_incoming, s::expect_unreadable_incoming);
+            scenario!(non_utf8_address, s::expect_non_utf8_address);
 
             /// Our daemon learns the dialect from this build's postconf.
             #[test]
@@ -436,6 +444,7 @@ mod scenarios {
     pub use super::e2e::flow::*;
     pub use super::e2e::ops::*;
     pub use super::e2e::remote::*;
+    pub use super::e2e::trust::*;
     pub use super::e2e::workload::*;
 }
 

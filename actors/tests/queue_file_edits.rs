@@ -236,5 +236,10 @@ fn locks_and_time_stamps() {
     assert_eq!(meta.modified().unwrap(), when);
     assert_eq!(meta.accessed().unwrap(), when);
     assert!(set_next_attempt(&dir.join("missing"), SystemTime::now()).is_err());
+    // A link is stamped itself: the file it points to keeps its times.
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    set_next_attempt(&link, UNIX_EPOCH + Duration::from_secs(1_000_000_000)).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), when);
     std::fs::remove_dir_all(&dir).unwrap();
 }

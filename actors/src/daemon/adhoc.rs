@@ -12,6 +12,7 @@
 
 use oqmgr::entry::{Dsn, Recipient};
 
+use super::message::loggable_text;
 use crate::postfix::attr::Timeval;
 
 /// Formats a delay of `micros` microseconds with `resolution` decimals at
@@ -81,9 +82,9 @@ pub fn status_line(
     word: &str,
 ) -> String {
     let f = |m| format_delay(m, resolution);
-    let mut line = format!("{id}: to=<{}>", r.address);
+    let mut line = format!("{id}: to=<{}>", loggable_text(&r.address));
     if !r.orig_address.is_empty() && !r.orig_address.eq_ignore_ascii_case(&r.address) {
-        line.push_str(&format!(", orig_to=<{}>", r.orig_address));
+        line.push_str(&format!(", orig_to=<{}>", loggable_text(&r.orig_address)));
     }
     line.push_str(&format!(
         ", relay={relay}, delay={}, delays={}/{}/0/{}, dsn={}, status={word} ({})",

@@ -69,24 +69,9 @@ fn mentions_offset(log: &[u8], offsets: &[u64]) -> bool {
 mod tests {
     use super::*;
     use std::path::PathBuf;
-    use std::time::Duration;
-
-    use crate::postfix::dialect::Dialect;
-    use crate::postfix::queue_id::QueueHashing;
 
     fn site(dir: PathBuf) -> Site {
-        Site {
-            queue_dir: dir,
-            hashing: QueueHashing::new("deferred, defer", 1),
-            dialect: Dialect::Sendopts,
-            ipc_timeout: Duration::from_secs(1),
-            agent_reply_timeout: Duration::from_secs(1),
-            delay_resolution: 2,
-            disable_verp_bounces: false,
-            smtputf8_enable: true,
-            minimal_backoff: Duration::from_secs(1),
-            soft_bounce: false,
-        }
+        Site::defaults(dir)
     }
 
     /// A record as the bounce daemon appends it.

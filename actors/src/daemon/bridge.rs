@@ -41,7 +41,7 @@ use actix::{Actor, ActorFutureExt, Context, Handler, ResponseActFuture, WrapFutu
 use oqmgr::entry::{AgentId, DeliveryReport, Dsn, Outcome};
 
 use super::bounce_log;
-use super::message::{wire_recipient, ActiveTable, Site};
+use super::message::{wire_bytes, wire_recipient, ActiveTable, Site};
 use super::worker::{Job, Worker};
 use crate::agent::{self, Close, Connect, Deliver, DeliveryAgent};
 use crate::postfix::agent::{AgentConnection, DeliveryError, DeliveryRequest, EntryContext};
@@ -149,7 +149,7 @@ impl Handler<Deliver> for PostfixAgents {
         };
         let ctx = EntryContext {
             queue_id: msg.queue_id.as_bytes(),
-            nexthop: msg.nexthop.as_bytes(),
+            nexthop: &wire_bytes(&msg.nexthop),
             conn_flags: 0,
             active_arrival: message.active_arrival,
             smtputf8_enable: self.site.smtputf8_enable,

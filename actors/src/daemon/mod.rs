@@ -196,7 +196,7 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
     let system = actix_rt::System::new();
     system.block_on(async move {
         let clock = Clock::wall();
-        dirstore::recover_active(&site, clock.now());
+        dirstore::recover_active(&site, clock.wall_now());
         let resolver = resolver::Resolver::new(
             &rewrite_socket,
             ClientConfig {
@@ -206,7 +206,7 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
                 ..ClientConfig::default()
             },
         );
-        let worker = match worker::Worker::start(Arc::clone(&site), move || clock.now()) {
+        let worker = match worker::Worker::start(Arc::clone(&site), clock) {
             Ok(w) => w,
             Err(e) => log::fatal(&format!("start completion worker: {}", log::errno_text(&e))),
         };

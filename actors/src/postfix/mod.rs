@@ -13,6 +13,7 @@ pub mod flow;
 pub mod log;
 pub mod log_format;
 pub mod log_subscriber;
+pub mod mail_open_ok;
 pub mod master;
 pub mod queue_file;
 pub mod queue_file_parse;

@@ -290,7 +290,9 @@ pub fn mtime_due(mtime: SystemTime, now: SystemTime) -> bool {
     mtime <= now + Duration::from_secs(1)
 }
 
-/// Sets atime and mtime of `path` to `when` (qmgr's "next attempt" stamp).
+/// Sets atime and mtime of `path` to `when` (qmgr's "next attempt" stamp),
+/// on the entry itself: a symbolic link is not followed, so no file outside
+/// the queue is touched.
 pub fn set_next_attempt(path: &Path, when: SystemTime) -> io::Result<()> {
     let (secs, nanos) = match when.duration_since(UNIX_EPOCH) {
         Ok(d) => (d.as_secs() as i64, i64::from(d.subsec_nanos())),
@@ -305,7 +307,14 @@ pub fn set_next_attempt(path: &Path, when: SystemTime) -> io::Result<()> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
     // SAFETY: c_path is a valid NUL-terminated string and `times` holds two
     // initialised timespecs, as utimensat(2) requires.
-    let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c_path.as_ptr(), times.as_ptr(), 0) };
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
     if rc == 0 {
         Ok(())
     } else {

@@ -25,6 +25,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek};
 use std::path::Path;
 
+use crate::postfix::mail_open_ok::{open_queue_file, Access};
 use crate::postfix::record::{rec, PointerFollower, RecordError, RecordReader};
 
 /// Why the content could not be read.
@@ -115,13 +116,14 @@ pub struct ContentReader<R> {
 }
 
 impl ContentReader<File> {
-    /// Opens the queue file at `path` and positions the reader at
-    /// `data_offset` (the `C` record's second field).
+    /// Opens the queue file at `path` (never through a link, never a
+    /// FIFO) and positions the reader at `data_offset` (the `C` record's
+    /// second field).
     ///
     /// # Errors
     /// The file cannot be opened, or the offset is not positive.
     pub fn open(path: &Path, data_offset: i64) -> Result<Self, ContentError> {
-        ContentReader::new(File::open(path)?, data_offset)
+        ContentReader::new(open_queue_file(path, Access::Read, None)?, data_offset)
     }
 }
 

@@ -40,7 +40,6 @@
 //! Not done (unlike Postfix agents): the fast-flush notice after a
 //! deferral, `delivery_status_filter`.
 
-use std::fs::OpenOptions;
 use std::sync::Arc;
 
 use actix::{Actor, Context, Handler, ResponseFuture};
@@ -51,11 +50,14 @@ use super::{Content, Delivery, RcptResult, Reply, TransportActor};
 use crate::agent::{self, Deliver, DeliveryAgent};
 use crate::clock::Clock;
 pub use crate::daemon::adhoc::{status_line, Times};
-use crate::daemon::message::{timeval, wire_recipient, ActiveMessage, ActiveTable, Site};
+use crate::daemon::message::{
+    timeval, wire_bytes, wire_recipient, ActiveMessage, ActiveTable, Site,
+};
 use crate::postfix::agent::dsn_valid;
 use crate::postfix::attr::{Dsn as WireDsn, Timeval};
 use crate::postfix::bounce::{self, BounceRequest, VerifyUpdate};
 use crate::postfix::log::errno_text;
+use crate::postfix::mail_open_ok::{open_queue_file, Access};
 use crate::postfix::queue_file::{
     DSN_NOTIFY_DELAY, DSN_NOTIFY_SUCCESS, TRACE_FLAGS_MASK, TRACE_MTA_VRFY, TRACE_RECORD,
     TRACE_REC_DLY_SENT, TRACE_USR_VRFY,
@@ -160,7 +162,7 @@ impl Handler<Deliver> for Bridge {
         let name = self.name.clone();
         let actor = self.actor.clone();
         Box::pin(async move {
-            let handoff = fw.clock.now();
+            let handoff = fw.clock.wall_now();
             let flags = message.env.trace_flags;
             let reply = if flags & (TRACE_MTA_VRFY | TRACE_USR_VRFY) != 0 {
                 Reply::new(vec![
@@ -345,7 +347,7 @@ impl Recorder<'_> {
         }
         for a in addresses {
             let update = VerifyUpdate {
-                address: a.as_bytes().to_vec(),
+                address: wire_bytes(a).into_owned(),
                 recipient_status: 0,
                 reason: dsn.reason.as_bytes().to_vec(),
             };
@@ -405,7 +407,7 @@ impl Recorder<'_> {
             arrival,
             active: self.m.active_arrival,
             handoff: timeval(self.handoff),
-            now: timeval(self.fw.clock.now()),
+            now: timeval(self.fw.clock.wall_now()),
         };
         tracing::info!(
             "{}",
@@ -425,9 +427,7 @@ impl Recorder<'_> {
     fn mark_done(&self, r: &Recipient) {
         let path = self.fw.site.path("active", &self.m.queue_id);
         let path = self.fw.site.queue_dir.join(path);
-        let marked = OpenOptions::new()
-            .write(true)
-            .open(&path)
+        let marked = open_queue_file(&path, Access::Write, None)
             .and_then(|f| mark_recipient_done(&f, r.offset));
         if let Err(e) = marked {
             tracing::warn!(

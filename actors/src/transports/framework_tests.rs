@@ -14,9 +14,7 @@ use crate::agent::Deliver;
 use crate::clock::Clock;
 use crate::daemon::message::{ActiveMessage, ActiveTable, Site};
 use crate::postfix::attr::Timeval;
-use crate::postfix::dialect::Dialect;
 use crate::postfix::queue_file::Envelope;
-use crate::postfix::queue_id::QueueHashing;
 use crate::postfix::record::{decode_all, encode_record, rec};
 use crate::transports::{Delivery, Dsn, RcptResult, Reply};
 
@@ -73,16 +71,9 @@ fn queue_file() -> (Vec<u8>, Vec<u64>, i64) {
 /// Settings for a queue directory at `dir`.
 fn site(dir: &std::path::Path) -> Arc<Site> {
     Arc::new(Site {
-        queue_dir: dir.to_path_buf(),
-        hashing: QueueHashing::new("deferred, defer", 1),
-        dialect: Dialect::from_mail_version("3.7.11").unwrap(),
         ipc_timeout: Duration::from_millis(200),
         agent_reply_timeout: Duration::from_secs(5),
-        delay_resolution: 2,
-        disable_verp_bounces: false,
-        smtputf8_enable: true,
-        minimal_backoff: Duration::from_secs(300),
-        soft_bounce: false,
+        ..Site::defaults(dir.to_path_buf())
     })
 }
 

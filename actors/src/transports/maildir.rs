@@ -42,6 +42,7 @@ use actix::{Actor, Context, Handler, ResponseFuture};
 use super::{Content, Delivery, Dsn, RcptResult, Reply};
 use crate::clock::Clock;
 use crate::daemon::message::timeval;
+use crate::daemon::message::wire_bytes;
 
 /// A maildir transport's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,7 +90,13 @@ impl Handler<Delivery> for Maildir {
                 let results: Vec<RcptResult> = d
                     .recipients
                     .iter()
-                    .map(|r| deliver_one(&root, &d.content, &d.sender, &r.address, &clock, &host))
+                    .map(|r| {
+                        // A folder name is text: an address that is not
+                        // UTF-8 goes lossily.
+                        let bytes = wire_bytes(&r.address);
+                        let address = String::from_utf8_lossy(&bytes);
+                        deliver_one(&root, &d.content, &d.sender, &address, &clock, &host)
+                    })
                     .collect();
                 results
             });
@@ -133,7 +140,7 @@ pub fn deliver_one(
         Ok(d) => d,
         Err(why) => return RcptResult::bounced("5.1.3", why),
     };
-    let tv = timeval(clock.now());
+    let tv = timeval(clock.wall_now());
     let name = format!(
         "{}.M{}P{}Q{}.{host}",
         tv.sec,

@@ -31,6 +31,7 @@ use actix::{Actor, Context, Handler, ResponseFuture};
 
 use super::http::{self, HttpError, Url};
 use super::{Delivery, Dsn, RcptResult, Reply};
+use crate::daemon::message::wire_bytes;
 use crate::postfix::attr::base64;
 
 /// What a 4xx answer means.
@@ -170,9 +171,13 @@ pub fn json_body(d: &Delivery, text: &[u8]) -> String {
             out.push(',');
         }
         out.push_str("{\"address\":");
-        json_string(&mut out, &r.address);
+        // JSON holds text: an address that is not UTF-8 goes lossily.
+        json_string(&mut out, &String::from_utf8_lossy(&wire_bytes(&r.address)));
         out.push_str(",\"original\":");
-        json_string(&mut out, &r.orig_address);
+        json_string(
+            &mut out,
+            &String::from_utf8_lossy(&wire_bytes(&r.orig_address)),
+        );
         out.push('}');
     }
     out.push_str("],\"message_base64\":\"");
