@@ -185,9 +185,9 @@ impl Supervisor {
                 msg.more = more && !read_error;
                 msg.deferred |= read_error;
                 msg.refilling = false;
-                let flags = msg.info.flags;
+                let (flags, single) = (msg.info.flags, msg.info.single_rcpt);
                 let active = self.messages.len();
-                let entries = self.route(message, flags, recipients, active, out);
+                let entries = self.route(message, flags, single, recipients, active, out);
                 let msg = self.messages.get_mut(&message).expect("found above");
                 msg.refcount += entries;
                 if msg.refcount == 0 {
@@ -348,7 +348,7 @@ impl Supervisor {
         out: &mut Effects,
     ) {
         let id = info.message;
-        let flags = info.flags;
+        let (flags, single) = (info.flags, info.single_rcpt);
         {
             let Feed::Admitting(from) = self.feed else {
                 panic!("admission of {id} that was not asked for");
@@ -373,7 +373,7 @@ impl Supervisor {
             // The message counts itself, as in Postfix, where it is in the
             // active queue before its entries are made.
             let active = self.messages.len() + 1;
-            let entries = self.route(id, flags, recipients, active, out);
+            let entries = self.route(id, flags, single, recipients, active, out);
             match self.messages.entry(id) {
                 Slot::Vacant(slot) => slot.insert(Message {
                     info,
@@ -398,12 +398,14 @@ impl Supervisor {
     /// raises the message's reference count (and completes it if none
     /// resulted). Every batch is routed with `flags`, those of the
     /// admission (postqueue -f's FLUSH_DFXP must hold for every batch, not
-    /// just the first); the caller passes them as it has the message at
-    /// hand.
+    /// just the first), and `single` (one recipient per request, for
+    /// VERP) the message's; the caller passes them as it has the message
+    /// at hand.
     fn route(
         &mut self,
         id: MessageId,
         flags: ScanFlags,
+        single: bool,
         recipients: Vec<Routed>,
         active: usize,
         out: &mut Effects,
@@ -412,7 +414,7 @@ impl Supervisor {
         let mut limits = |t: &str| recipient_limit(params, limits, t);
         let planned = self
             .planner
-            .plan(recipients, flags, false, &self.global, &mut limits);
+            .plan(recipients, flags, single, &self.global, &mut limits);
         for recipient in planned.discards.drain(..) {
             out.trace(|| TraceEvent::Discard {
                 message: id,
@@ -595,6 +597,7 @@ mod tests {
             create_time: now,
             warning: crate::message::Warning::None,
             flags,
+            single_rcpt: false,
         };
         let admitted = Msg::Admitted {
             info: Box::new(info),
@@ -693,6 +696,7 @@ mod tests {
             create_time: now,
             warning: crate::message::Warning::None,
             flags: ScanFlags::NONE,
+            single_rcpt: false,
         };
         sup.handle(
             now,

@@ -303,13 +303,25 @@ impl Destination {
         if report.outcome == Outcome::Crash && hop.is_none() {
             hop = Some(Dsn::new("4.3.0", "unknown mail transport error"));
         }
+        if report.outcome == Outcome::Refused && hop.is_none() {
+            hop = Some(Dsn::new("4.3.0", "mail transport unavailable"));
+        }
         out.trace(|| TraceEvent::Done {
             dest: self.key.clone(),
             entry: entry_id,
             outcome: report.outcome,
             hop: hop.as_ref().map(|d| d.to_string()),
         });
-        if report.outcome != Outcome::Done {
+        if report.outcome == Outcome::Refused {
+            // The transport is at fault, not this site: no feedback, and
+            // the transport dies (Postfix: a request that could not be
+            // handed over, `qmgr_transport_throttle`).
+            let dsn = hop.take().expect("set above");
+            out.send(
+                Addr::Transport(self.key.transport.clone()),
+                Msg::Refused(dsn),
+            );
+        } else if report.outcome != Outcome::Done {
             if let Some(hop) = &hop {
                 let status = if valid_status(&hop.status) {
                     hop.status.clone()
@@ -330,7 +342,7 @@ impl Destination {
                 }
             }
         }
-        if report.outcome != Outcome::Crash {
+        if report.outcome != Outcome::Crash && report.outcome != Outcome::Refused {
             out.send(Addr::Transport(self.key.transport.clone()), Msg::Revive);
             if hop.is_none() {
                 self.unthrottle(now, out);
@@ -683,7 +695,75 @@ pub fn fmt_g(v: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::fmt_g;
+    use super::*;
+    use crate::entry::{AgentId, EntryId, Recipient};
+    use crate::params::Params;
+
+    #[test]
+    fn a_refused_request_kills_the_transport_not_the_site() {
+        let (params, _) = Params::from_pairs(&[]).expect("defaults resolve");
+        let (tp, _) = params.transport("smtp");
+        let key = DestKey {
+            transport: "smtp".into(),
+            queue: "d.example".into(),
+        };
+        let id = DestId {
+            transport: 0,
+            slot: 0,
+            epoch: 1,
+        };
+        let mut d = Destination::new(
+            id,
+            key,
+            "d.example".into(),
+            1,
+            Arc::new(tp),
+            Arc::new(params.global.clone()),
+        );
+        let now = Instant::ZERO;
+        let mut out = Effects::new();
+        let entry = |n| Entry {
+            id: EntryId(n),
+            message: MessageId(n),
+            recipients: vec![Recipient::new(format!("u{n}@d.example"))],
+        };
+        let accept = Msg::Accept {
+            entry: entry(1),
+            active: 1,
+        };
+        d.handle(now, accept, &mut out);
+        d.handle(now, Msg::Take(AgentId(1)), &mut out);
+        out.list.clear();
+        let report = DeliveryReport {
+            entry: EntryId(1),
+            outcome: Outcome::Refused,
+            hop: None,
+            recipients: Vec::new(),
+        };
+        d.handle(now, Msg::Report(report), &mut out);
+        let dsn = Dsn::new("4.3.0", "mail transport unavailable");
+        assert!(
+            out.list.contains(&Effect::Send(
+                Addr::Transport("smtp".into()),
+                Msg::Refused(dsn)
+            )),
+            "{:?}",
+            out.list
+        );
+        // The message is told its entry was deferred; the site itself
+        // gets no feedback and stays ready, and the transport is not
+        // revived.
+        assert!(out.list.iter().any(|e| matches!(
+            e,
+            Effect::Send(Addr::Supervisor, Msg::EntryDone { deferred: true, .. })
+        )));
+        assert!(!out
+            .list
+            .iter()
+            .any(|e| matches!(e, Effect::Send(_, Msg::Revive))));
+        assert_eq!(d.status(), &Status::Ready);
+        assert_eq!(d.counts(), (0, 0));
+    }
 
     #[test]
     fn fmt_g_prints_like_c() {

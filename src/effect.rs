@@ -212,6 +212,9 @@ pub enum Msg {
     },
     /// A delivery over this transport completed without a crash.
     Revive,
+    /// A delivery agent refused a request (`Outcome::Refused`): the
+    /// transport is dead for `transport_retry_time` with this reason.
+    Refused(Dsn),
     /// From the host: a connection to the delivery agent is ready.
     AgentReady(AgentId),
     /// From the host: the agent could not be reached (Postfix kills the

@@ -127,6 +127,14 @@ pub enum Outcome {
     Defer,
     /// The agent died or spoke garbage; nothing is known of the recipients.
     Crash,
+    /// The agent could not take the request and acted on no recipient (a
+    /// request it rejects, as an agent of another Postfix release does):
+    /// the host has recorded the recipients as deferred, and the whole
+    /// transport is unusable. Postfix treats a request it cannot hand over
+    /// this way: the transport is dead for `transport_retry_time`, with the
+    /// report's `hop` as the reason (default `4.3.0 mail transport
+    /// unavailable`), and its waiting mail is deferred with it.
+    Refused,
 }
 
 /// What became of one recipient, for traces, summaries and the framework that

@@ -40,6 +40,7 @@ pub fn scenario(recipients: u32, destinations: u32, per_message: u32) -> Scenari
         numbered: true,
         queue: "incoming".into(),
         age: Span::default(),
+        verp: false,
     });
     s.destinations.insert(
         "*".into(),

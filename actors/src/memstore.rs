@@ -97,6 +97,7 @@ impl MemoryStore {
                     .map(|r| (r.as_str().into(), false))
                     .collect(),
                 cursor: 0,
+                single_rcpt: false,
             }),
         );
     }
@@ -171,6 +172,7 @@ impl QueueStore for MemoryStore {
             create_time: file.create_time,
             warning: file.warning,
             flags: ScanFlags::NONE,
+            single_rcpt: file.single_rcpt,
         })
     }
 

@@ -42,6 +42,8 @@ pub struct Envelope {
     pub warning: oqmgr::message::Warning,
     /// Flags from the file itself (mode bits), added to the scan's flags.
     pub flags: ScanFlags,
+    /// VERP: one recipient per delivery request.
+    pub single_rcpt: bool,
 }
 
 /// One batch of recipients read from a file, already resolved.
@@ -267,6 +269,7 @@ impl Handler<Admit> for ScannerActor {
                         create_time: env.create_time,
                         warning: env.warning,
                         flags: msg.flags | env.flags,
+                        single_rcpt: env.single_rcpt,
                     }),
                     recipients: batch.recipients,
                     more: batch.more,

@@ -612,6 +612,7 @@ impl Simulation {
                 },
                 recipients,
                 cursor: 0,
+                single_rcpt: a.verp,
             }),
         );
         self.stats.arrived += 1;
@@ -664,6 +665,7 @@ impl Simulation {
             create_time: file.create_time,
             warning: file.warning,
             flags,
+            single_rcpt: file.single_rcpt,
             id,
         };
         self.ids.insert(message, SortKey::new(&info.id));

@@ -136,6 +136,10 @@ pub struct Arrival {
     /// creation).
     #[serde(default)]
     pub age: Span,
+    /// The messages ask for VERP (`sendmail -V`): one recipient per
+    /// delivery.
+    #[serde(default)]
+    pub verp: bool,
 }
 
 fn yes() -> bool {
@@ -417,6 +421,7 @@ impl Scenario {
                 numbered: true,
                 queue: default_queue(),
                 age: Span::default(),
+                verp: false,
             }],
             triggers: vec![TriggerAt {
                 at: text("11m"),

@@ -46,6 +46,8 @@ pub struct File {
     pub arrival: Instant,
     /// Delay-warning state (`W` record).
     pub warning: Warning,
+    /// VERP: one recipient per delivery.
+    pub single_rcpt: bool,
     /// Recipients and whether each is done (boxed: no spare capacity is
     /// kept for a million addresses).
     pub recipients: Vec<(Box<str>, bool)>,

@@ -19,6 +19,20 @@
 //!   deferred, the transport stays alive). oqmgr throttles the transport
 //!   when the request cannot even be written; here that case is a crash
 //!   too, as the connection was already up.
+//! - "try again" without a hop status, while the agent recorded no
+//!   deferral for any recipient of the request in the defer logfile
+//!   ([`bounce_log::recorded_any`]) and the queue file is still in
+//!   `active/` ([`rejected`]): the agent rejected the request itself (one
+//!   of another Postfix release: `unexpected attribute smtputf8 ...
+//!   (expecting: sendopts)`). oqmgr defers such mail without a word or a
+//!   reason; here it is `Refused`: a warning naming the service
+//!   ([`rejection_warning`]), the recipients deferred through the worker
+//!   with `4.3.0 mail transport unavailable` (the reason `postqueue -p`
+//!   shows), and the transport dead for `transport_retry_time`, as oqmgr
+//!   treats a request it cannot hand over. An agent whose own defer or
+//!   bounce service failed answers the same way (after its `defer service
+//!   failure` warning) and is treated the same. Address probes are not
+//!   checked (their deferrals go to the verify or trace service).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,9 +40,12 @@ use std::sync::Arc;
 use actix::{Actor, ActorFutureExt, Context, Handler, ResponseActFuture, WrapFuture};
 use oqmgr::entry::{AgentId, DeliveryReport, Dsn, Outcome};
 
+use super::bounce_log;
 use super::message::{wire_bytes, wire_recipient, ActiveTable, Site};
+use super::worker::{Job, Worker};
 use crate::agent::{self, Close, Connect, Deliver, DeliveryAgent};
 use crate::postfix::agent::{AgentConnection, DeliveryError, DeliveryRequest, EntryContext};
+use crate::postfix::queue_file::{TRACE_MTA_VRFY, TRACE_USR_VRFY};
 
 /// The bridge to Postfix's delivery agents.
 pub struct PostfixAgents {
@@ -38,6 +55,8 @@ pub struct PostfixAgents {
     active: ActiveTable,
     /// Open connections waiting for a request, by transport and number.
     idle: HashMap<(String, AgentId), AgentConnection>,
+    /// Where the recipients of a rejected request are deferred.
+    worker: Option<Worker>,
 }
 
 impl PostfixAgents {
@@ -47,7 +66,16 @@ impl PostfixAgents {
             site,
             active,
             idle: HashMap::new(),
+            worker: None,
         }
+    }
+
+    /// Defers the recipients of requests an agent rejects through
+    /// `worker` (without one they are only logged and the message
+    /// deferred).
+    pub fn with_worker(mut self, worker: Worker) -> PostfixAgents {
+        self.worker = Some(worker);
+        self
     }
 
     /// Starts the bridge and returns it as a [`DeliveryAgent`] with
@@ -141,6 +169,8 @@ impl Handler<Deliver> for PostfixAgents {
         };
         let reply_timeout = self.site.agent_reply_timeout;
         let transport = msg.dest.transport.clone();
+        let probe = message.env.trace_flags & (TRACE_MTA_VRFY | TRACE_USR_VRFY) != 0;
+        let entry_recipients = msg.entry.recipients;
         Box::pin(
             async move {
                 let mut conn = match link {
@@ -153,7 +183,7 @@ impl Handler<Deliver> for PostfixAgents {
                 conn.deliver_encoded(request).await
             }
             .into_actor(self)
-            .map(move |result, _, _| match result {
+            .map(move |result, act, _| match result {
                 Err(e) => {
                     tracing::warn!(
                         "{}: lost connection with {transport}: {}",
@@ -161,6 +191,31 @@ impl Handler<Deliver> for PostfixAgents {
                         error_text(&e)
                     );
                     crash
+                }
+                Ok(reply)
+                    if reply.status != 0
+                        && reply.hop.status.is_empty()
+                        && !probe
+                        && rejected(&act.site, &message.queue_id, &entry_recipients) =>
+                {
+                    tracing::warn!(
+                        "{}",
+                        rejection_warning(&transport, &message.queue_id, entry_recipients.len())
+                    );
+                    let dsn = agent::unavailable();
+                    if let Some(worker) = &act.worker {
+                        worker.send(Job::Defer {
+                            message: Arc::clone(&message),
+                            recipients: entry_recipients,
+                            dsn: dsn.clone(),
+                        });
+                    }
+                    DeliveryReport {
+                        entry: entry_id,
+                        outcome: Outcome::Refused,
+                        hop: Some(dsn),
+                        recipients: Vec::new(),
+                    }
                 }
                 Ok(reply) => {
                     let defer = reply.status != 0;
@@ -182,6 +237,28 @@ impl Handler<Deliver> for PostfixAgents {
             }),
         )
     }
+}
+
+/// True when an agent that answered "try again" without a hop status
+/// rejected the request for `recipients` of `queue_id`: the defer logfile
+/// holds no record for any of them, while the queue file is still in
+/// `active/` (an agent finding it gone, deleted by `postsuper -d` in
+/// flight, also answers so, and that says nothing of the agent).
+pub fn rejected(site: &Site, queue_id: &str, recipients: &[oqmgr::entry::Recipient]) -> bool {
+    let offsets: Vec<u64> = recipients.iter().map(|r| r.offset).collect();
+    !bounce_log::recorded_any(site, queue_id, &offsets)
+        && std::fs::symlink_metadata(site.queue_dir.join(site.path("active", queue_id)))
+            .is_ok_and(|m| m.is_file())
+}
+
+/// The warning for a request the agent of `transport` answered "try
+/// again" without recording anything for its `n` recipients.
+pub fn rejection_warning(transport: &str, queue_id: &str, n: usize) -> String {
+    let s = if n == 1 { "" } else { "s" };
+    format!(
+        "private/{transport}: request for {queue_id} rejected: no status recorded for its \
+         {n} recipient{s} (see that agent's warning; is mail_version right?)"
+    )
 }
 
 /// A delivery error for a warning line.

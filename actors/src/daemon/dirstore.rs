@@ -494,6 +494,7 @@ impl QueueStore for DirStore {
             _ => Warning::None,
         };
         let sender = text(env.sender.as_deref().unwrap_or_default());
+        let single_rcpt = env.single_rcpt;
         // A second copy only for a file with recipients still to read.
         let reader = (env.has_more_recipients() && !expire_on_log).then(|| env.clone());
         let reading =
@@ -513,6 +514,7 @@ impl QueueStore for DirStore {
             create_time,
             warning,
             flags: file_flags,
+            single_rcpt,
         })
     }
 

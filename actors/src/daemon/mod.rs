@@ -14,7 +14,8 @@
 //!    process limit other than 1 and extra words, with Postfix's texts.
 //! 2. main.cf through figment ([`crate::config::load`]) with the `-o`
 //!    overrides last; logging switches to syslog or postlogd under the
-//!    service's `syslog_name`.
+//!    service's `syslog_name`. The wire dialect is learned from the
+//!    installed Postfix and logged ([`crate::postfix::dialect::learn`]).
 //! 3. chdir to `queue_directory`, take descriptors 3..6 from master, then
 //!    chroot (`-c`) and drop to `mail_owner` (`-u`).
 //! 4. Move whatever is in `active/` back to `incoming/`
@@ -37,6 +38,7 @@
 //! manager and an idle daemon does not poll ([`dirstore::Flow`]).
 
 pub mod adhoc;
+pub mod bounce_log;
 pub mod bridge;
 pub mod dirstore;
 pub mod envelope;
@@ -44,7 +46,7 @@ pub mod message;
 pub mod resolver;
 pub mod worker;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -56,7 +58,7 @@ use crate::clock::Clock;
 use crate::config;
 use crate::config::mail_params::flag;
 use crate::postfix::chroot_uid::chroot_uid;
-use crate::postfix::dialect::Dialect;
+use crate::postfix::dialect::{self, Dialect};
 use crate::postfix::log::{self, LogConfig, LogParams, Logger};
 use crate::postfix::log_subscriber::PostfixSubscriber;
 use crate::postfix::master::MasterChannel;
@@ -138,6 +140,9 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
         tracing::warn!("{}", w.message);
     }
 
+    // Before chdir and chroot: postconf lives outside the queue directory.
+    let dialect = learn_dialect(&raw, &config_dir, &args.overrides);
+
     let queue_dir = PathBuf::from(get(&raw, "queue_directory", "/var/spool/postfix"));
     if let Err(e) = std::env::set_current_dir(&queue_dir) {
         log::fatal(&format!(
@@ -162,7 +167,7 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
     } else {
         queue_dir
     };
-    let site = Arc::new(site(&raw, &params, queue_dir));
+    let site = Arc::new(site(&raw, &params, queue_dir, dialect));
     abort_on_panic();
 
     let process_limit: usize = get(&raw, "default_process_limit", "100")
@@ -205,6 +210,7 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
             Ok(w) => w,
             Err(e) => log::fatal(&format!("start completion worker: {}", log::errno_text(&e))),
         };
+        let agents_worker = worker.clone();
         let active: ActiveTable = Arc::default();
         let flow = channel.flow().map(|pipe| Flow {
             pipe,
@@ -223,7 +229,9 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
         )
         .with_flow(flow);
         let framework = Framework::new(Arc::clone(&site), Arc::clone(&active), clock);
-        let agents = bridge::PostfixAgents::new(Arc::clone(&site), active).start_agent();
+        let agents = bridge::PostfixAgents::new(Arc::clone(&site), active)
+            .with_worker(agents_worker)
+            .start_agent();
         let mut registrations = Registrations::default();
         transports::config::start(&custom, clock, &mut registrations);
         register(&mut registrations);
@@ -273,13 +281,32 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
     std::process::exit(0);
 }
 
+/// The wire dialect of the running Postfix ([`dialect::learn`]), logged:
+/// `mail_version` when main.cf or `-o` sets it, else what
+/// `$command_directory/postconf` says (the value is compiled in, so the
+/// built-in default of the configuration is no answer).
+fn learn_dialect(raw: &RawParams, config_dir: &Path, overrides: &[(String, String)]) -> Dialect {
+    let in_main_cf = config::MainCf::read(&config_dir.join("main.cf"))
+        .map(|cf| cf.entries.iter().any(|e| e.name == "mail_version"))
+        .unwrap_or(false);
+    let configured = (in_main_cf || overrides.iter().any(|(n, _)| n == "mail_version"))
+        .then(|| get(raw, "mail_version", ""));
+    let command_dir = Path::new(get(raw, "command_directory", "/usr/sbin"));
+    let learned = dialect::learn(
+        configured,
+        command_dir,
+        config_dir,
+        dialect::POSTCONF_TIMEOUT,
+    );
+    for w in &learned.warnings {
+        tracing::warn!("{w}");
+    }
+    tracing::info!("{}", learned.info_line());
+    learned.dialect
+}
+
 /// The daemon-wide settings from main.cf.
-fn site(raw: &RawParams, params: &Params, queue_dir: PathBuf) -> Site {
-    let dialect =
-        Dialect::from_mail_version(get(raw, "mail_version", "3.7.11")).unwrap_or_else(|e| {
-            tracing::warn!("mail_version: {e}; assuming Postfix 3.7");
-            Dialect::from_mail_version("3.7.11").expect("a fixed version parses")
-        });
+fn site(raw: &RawParams, params: &Params, queue_dir: PathBuf, dialect: Dialect) -> Site {
     let depth = get(raw, "hash_queue_depth", "1").parse().unwrap_or(1);
     Site {
         queue_dir,

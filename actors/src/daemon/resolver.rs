@@ -18,12 +18,18 @@
 //!   for it (non-zero server flags);
 //! - a one-entry cache of the last answer, valid `cache_ttl` (30 s); empty
 //!   addresses are never cached;
-//! - a failed exchange is logged (`problem talking to service rewrite`),
-//!   the connection dropped, and the request retried after `retry_delay`,
-//!   for ever: mail is never misrouted for want of an answer. While
-//!   trivial-rewrite is down the scheduler waits, as oqmgr does.
+//! - a failed exchange is logged (`problem talking to service rewrite:
+//!   <system error>`), the connection dropped, and the request retried
+//!   after `retry_delay`, for ever: mail is never misrouted for want of an
+//!   answer. While trivial-rewrite is down the scheduler waits, as oqmgr
+//!   does. As Postfix's client, the first attempt stays quiet when the
+//!   server had merely closed a cached connection (end of file, `EPIPE`)
+//!   or its socket is missing (`ENOENT`, a restart): the retry warns if
+//!   that persists ([`Problem::warning`]). An answer without a transport or
+//!   recipient is retried too, with Postfix's `resolve_clnt: null
+//!   transport result for: <address>` warning.
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -142,14 +148,18 @@ impl Client {
             Err(_) => return resolver_failure(address),
         };
         let reply = self.exchange(&request, |list| {
-            let r = ResolveReply::from_list(list).map_err(|e| e.to_string())?;
-            if r.transport.is_empty() {
-                return Err(format!(
-                    "resolve_clnt: null transport result for: <{}>",
-                    String::from_utf8_lossy(address)
-                ));
-            }
-            Ok((r.server_flags, r))
+            let r = ResolveReply::from_list(list).map_err(|e| Problem::Garbled(e.to_string()))?;
+            let null = if r.transport.is_empty() {
+                "transport"
+            } else if r.recipient.is_empty() && !address.is_empty() {
+                "recipient"
+            } else {
+                return Ok((r.server_flags, r));
+            };
+            Err(Problem::Unusable(format!(
+                "resolve_clnt: null {null} result for: <{}>",
+                String::from_utf8_lossy(address)
+            )))
         });
         let expires = io_now() + self.config.cache_ttl;
         match &mut self.cache {
@@ -185,7 +195,7 @@ impl Client {
             return address.to_vec();
         };
         let external = self.exchange(&request, |list| {
-            decode_rewrite_reply(list).map_err(|e| e.to_string())
+            decode_rewrite_reply(list).map_err(|e| Problem::Garbled(e.to_string()))
         });
         unquote_822_local(&external)
     }
@@ -194,9 +204,16 @@ impl Client {
     fn exchange<T>(
         &mut self,
         request: &[u8],
-        parse: impl Fn(&AttrList) -> Result<(u32, T), String>,
+        parse: impl Fn(&AttrList) -> Result<(u32, T), Problem>,
     ) -> T {
+        let service = self
+            .socket
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "rewrite".into());
+        let mut attempt = 0;
         loop {
+            attempt += 1;
             match self.try_exchange(request).and_then(|list| parse(&list)) {
                 Ok((server_flags, value)) => {
                     if server_flags != 0 {
@@ -205,8 +222,10 @@ impl Client {
                     }
                     return value;
                 }
-                Err(why) => {
-                    tracing::warn!("problem talking to service rewrite: {why}");
+                Err(problem) => {
+                    if let Some(line) = problem.warning(&service, attempt) {
+                        tracing::warn!("{line}");
+                    }
                     self.conn = None;
                     std::thread::sleep(self.config.retry_delay);
                 }
@@ -215,7 +234,7 @@ impl Client {
     }
 
     /// One request and its reply on a usable connection.
-    fn try_exchange(&mut self, request: &[u8]) -> Result<AttrList, String> {
+    fn try_exchange(&mut self, request: &[u8]) -> Result<AttrList, Problem> {
         let now = io_now();
         if let Some(c) = &self.conn {
             if now.duration_since(c.used) >= self.config.ipc_idle
@@ -229,23 +248,20 @@ impl Client {
         }
         let limits = self.limits;
         let conn = self.conn.as_mut().expect("connected above");
-        conn.stream
-            .write_all(request)
-            .map_err(|e| format!("write: {}", errno_text(&e)))?;
+        conn.stream.write_all(request).map_err(Problem::Io)?;
         let list = read_list(conn, &limits)?;
         conn.used = io_now();
         Ok(list)
     }
 
     /// Connects and checks the server's announcement.
-    fn connect(&self) -> Result<Conn, String> {
-        let stream = UnixStream::connect(&self.socket)
-            .map_err(|e| format!("connect to {}: {}", self.socket.display(), errno_text(&e)))?;
+    fn connect(&self) -> Result<Conn, Problem> {
+        let stream = UnixStream::connect(&self.socket).map_err(Problem::Io)?;
         let timeout = Some(self.config.ipc_timeout);
         stream
             .set_read_timeout(timeout)
             .and_then(|()| stream.set_write_timeout(timeout))
-            .map_err(|e| errno_text(&e))?;
+            .map_err(Problem::Io)?;
         let now = io_now();
         let mut conn = Conn {
             stream,
@@ -254,13 +270,14 @@ impl Client {
             used: now,
         };
         let hello = read_list(&mut conn, &self.limits)?;
-        check_announcement(&hello, protocol::TRIVIAL_REWRITE).map_err(|e| e.to_string())?;
+        check_announcement(&hello, protocol::TRIVIAL_REWRITE)
+            .map_err(|e| Problem::Garbled(e.to_string()))?;
         Ok(conn)
     }
 }
 
 /// Reads one complete attribute list from the connection.
-fn read_list(conn: &mut Conn, limits: &Limits) -> Result<AttrList, String> {
+fn read_list(conn: &mut Conn, limits: &Limits) -> Result<AttrList, Problem> {
     let mut chunk = [0u8; 4096];
     loop {
         match decode_list(&conn.rbuf, limits) {
@@ -269,19 +286,60 @@ fn read_list(conn: &mut Conn, limits: &Limits) -> Result<AttrList, String> {
                 return Ok(list);
             }
             Err(DecodeError::Truncated) => {}
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(Problem::Garbled(e.to_string())),
         }
         if conn.rbuf.len() > limits.max_list_len {
-            return Err("reply too long".into());
+            return Err(Problem::Garbled("reply too long".into()));
         }
-        let n = conn
-            .stream
-            .read(&mut chunk)
-            .map_err(|e| format!("read: {}", errno_text(&e)))?;
+        let n = conn.stream.read(&mut chunk).map_err(Problem::Io)?;
         if n == 0 {
-            return Err("premature end of input".into());
+            return Err(Problem::Closed);
         }
         conn.rbuf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Why an exchange with trivial-rewrite failed.
+#[derive(Debug)]
+pub enum Problem {
+    /// A system call failed (connect, read, write, a timeout).
+    Io(io::Error),
+    /// The server hung up before answering.
+    Closed,
+    /// The answer could not be decoded.
+    Garbled(String),
+    /// A decoded answer that cannot be used: the whole warning line.
+    Unusable(String),
+}
+
+impl Problem {
+    /// The warning for attempt number `attempt` (from 1) with `service`,
+    /// in Postfix's words, or `None` for the quiet first attempt after a
+    /// cached connection went stale or the socket was missing.
+    pub fn warning(&self, service: &str, attempt: u32) -> Option<String> {
+        let stale = match self {
+            Problem::Closed => true,
+            Problem::Io(e) => matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ENOENT)),
+            _ => false,
+        };
+        if attempt == 1 && stale {
+            return None;
+        }
+        let why = match self {
+            Problem::Unusable(line) => return Some(line.clone()),
+            Problem::Io(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                errno_text(&io::Error::from_raw_os_error(libc::ETIMEDOUT))
+            }
+            Problem::Io(e) => errno_text(e),
+            Problem::Closed => "lost connection".to_string(),
+            Problem::Garbled(why) => why.clone(),
+        };
+        Some(format!("problem talking to service {service}: {why}"))
     }
 }
 
@@ -294,5 +352,86 @@ fn resolver_failure(address: &[u8]) -> ResolveReply {
         nexthop: b"4.3.0 address resolver failure".to_vec(),
         recipient: address.to_vec(),
         flags: crate::postfix::rewrite::resolve_flags::FAIL,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::postfix::attr::encode_announcement;
+    use std::os::unix::net::UnixListener;
+    use std::time::Duration;
+
+    #[test]
+    fn warnings_follow_postfix_and_spare_a_stale_first_attempt() {
+        let enoent = || Problem::Io(io::Error::from_raw_os_error(libc::ENOENT));
+        assert_eq!(enoent().warning("rewrite", 1), None);
+        assert_eq!(Problem::Closed.warning("rewrite", 1), None);
+        assert_eq!(
+            enoent().warning("rewrite", 2).as_deref(),
+            Some("problem talking to service rewrite: No such file or directory")
+        );
+        assert_eq!(
+            Problem::Closed.warning("rewrite", 2).as_deref(),
+            Some("problem talking to service rewrite: lost connection")
+        );
+        let refused = Problem::Io(io::Error::from_raw_os_error(libc::ECONNREFUSED));
+        assert_eq!(
+            refused.warning("rewrite", 1).as_deref(),
+            Some("problem talking to service rewrite: Connection refused")
+        );
+        let timeout = Problem::Io(io::Error::from(io::ErrorKind::WouldBlock));
+        assert_eq!(
+            timeout.warning("rewrite", 1).as_deref(),
+            Some("problem talking to service rewrite: Connection timed out")
+        );
+        let null = Problem::Unusable("resolve_clnt: null transport result for: <a@b>".into());
+        assert_eq!(
+            null.warning("rewrite", 1).as_deref(),
+            Some("resolve_clnt: null transport result for: <a@b>")
+        );
+    }
+
+    #[test]
+    fn a_server_that_hangs_up_or_answers_nothing_usable_is_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("rewrite");
+        let listener = UnixListener::bind(&socket).unwrap();
+        let good = ResolveReply {
+            server_flags: 0,
+            transport: b"smtp".to_vec(),
+            nexthop: b"b.example".to_vec(),
+            recipient: b"a@b.example".to_vec(),
+            flags: 0,
+        };
+        let empty = ResolveReply {
+            transport: Vec::new(),
+            ..good.clone()
+        };
+        let answers = vec![None, Some(empty), Some(good.clone())];
+        let server = std::thread::spawn(move || {
+            for answer in answers {
+                let (mut s, _) = listener.accept().unwrap();
+                s.write_all(&encode_announcement(protocol::TRIVIAL_REWRITE))
+                    .unwrap();
+                let mut buf = [0u8; 512];
+                let _ = s.read(&mut buf).unwrap();
+                // None: hang up without an answer.
+                if let Some(reply) = answer {
+                    s.write_all(&reply.encode().unwrap()).unwrap();
+                }
+            }
+        });
+        let resolver = Resolver::new(
+            &socket,
+            ClientConfig {
+                ipc_timeout: Duration::from_secs(5),
+                retry_delay: Duration::from_millis(10),
+                ..ClientConfig::default()
+            },
+        );
+        let got = resolver.resolve(ResolveClass::Resolve, b"s@x", [&b"a@b.example"[..]]);
+        assert_eq!(got, vec![good]);
+        server.join().unwrap();
     }
 }

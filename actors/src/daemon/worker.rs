@@ -5,13 +5,14 @@
 //! Jobs, in the order the scheduler produced them:
 //! - [`Job::Discard`]: a double-bounce recipient: log it `status=sent
 //!   (undeliverable postmaster notification discarded)` and mark it done.
-//! - [`Job::Defer`]: recipients the scheduler defers without an attempt (a
-//!   dead destination or transport): handed to the `retry` service (the
-//!   error(8) agent) with `"<dsn> <reason>"` as next hop, exactly as oqmgr
-//!   moves them to its `retry` transport, so the log line and the defer
-//!   log are the error agent's own. If `retry` cannot be reached the
-//!   recipients are appended to the defer log here and logged with relay
-//!   `none`.
+//! - [`Job::Defer`]: recipients deferred without an attempt (a dead
+//!   destination or transport, a request an agent rejected): handed to
+//!   the `retry` service (the error(8) agent) with `"<dsn> <reason>"` as
+//!   next hop, exactly as oqmgr moves them to its `retry` transport, so
+//!   the log line and the defer log are the error agent's own. If `retry` cannot be reached, or
+//!   answers without recording anything (it rejected the request: see
+//!   [`super::bridge`]), the recipients are appended to the defer log here
+//!   and logged with relay `none`.
 //! - [`Job::Complete`]: the completion pipeline of a message whose last
 //!   entry finished: bounce flush, trace flush, then expiry (return to
 //!   sender through `defer`) or a delay warning, then the move to
@@ -58,6 +59,7 @@ use oqmgr::message::Verdict;
 use oqmgr::time::{Duration, Instant};
 
 use super::adhoc::{status_line, Times};
+use super::bridge::{rejected, rejection_warning};
 use super::dirstore::{rename_into, system_time};
 use super::message::{loggable, timeval, wire_recipient, ActiveMessage, Site};
 use crate::clock::Clock;
@@ -67,7 +69,8 @@ use crate::postfix::bounce::{self, bounce_flags, BounceRequest, MessageInfo};
 use crate::postfix::log::{self, errno_text};
 use crate::postfix::mail_open_ok::{mail_open_ok, open_queue_file, Access};
 use crate::postfix::queue_file::{
-    DSN_NOTIFY_SUCCESS, TRACE_FLAGS_MASK, TRACE_RECORD, TRACE_REC_DLY_SENT, TRACE_USR_VRFY,
+    DSN_NOTIFY_SUCCESS, TRACE_FLAGS_MASK, TRACE_MTA_VRFY, TRACE_RECORD, TRACE_REC_DLY_SENT,
+    TRACE_USR_VRFY,
 };
 use crate::postfix::queue_file_write::{
     kill_record, mark_recipient_done, rewrite_warn_time, set_next_attempt,
@@ -281,15 +284,25 @@ async fn defer(
         site.ipc_timeout,
     )
     .await;
-    let e = match result {
-        Ok(_) => return,
-        Err(DeliveryError::Transport(e) | DeliveryError::Crash(e)) => e,
-    };
-    tracing::warn!(
-        "{}: retry service failure: {}",
-        m.queue_id,
-        ipc_failure("private/retry", &e)
-    );
+    match result {
+        Ok(reply) => {
+            // The error agent defers every recipient: "try again" with
+            // nothing in the defer logfile means it rejected the request.
+            let probe = m.env.trace_flags & (TRACE_MTA_VRFY | TRACE_USR_VRFY) != 0;
+            if reply.status == 0 || probe || !rejected(site, &m.queue_id, &recipients) {
+                return;
+            }
+            tracing::warn!(
+                "{}",
+                rejection_warning("retry", &m.queue_id, recipients.len())
+            );
+        }
+        Err(DeliveryError::Transport(e) | DeliveryError::Crash(e)) => tracing::warn!(
+            "{}: retry service failure: {}",
+            m.queue_id,
+            ipc_failure("private/retry", &e)
+        ),
+    }
     // No retry agent: write the defer records and the log lines here.
     let (wdsn, _) = bounce::defer_dsn(wire_dsn(dsn));
     for r in &recipients {

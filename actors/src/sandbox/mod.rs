@@ -1,4 +1,4 @@
-//! sandbox - a private, throw-away Postfix 3.7 instance for tests, the demo
+//! sandbox - a private, throw-away Postfix instance for tests, the demo
 //! and benchmarks.
 //!
 //! # Synopsis
@@ -34,6 +34,14 @@
 //! lookups), and `alias_maps`/`local_recipient_maps` empty so that local
 //! delivery never reads the system's /etc/aliases.
 //!
+//! # Which Postfix
+//! The system's Postfix (the one whose `postconf` is on `PATH`) unless
+//! [`SandboxBuilder::postfix`] names another build ([`PostfixInstall`],
+//! e.g. Postfix 3.11 built under a prefix). main.cf then names that
+//! build's `command_directory` and `daemon_directory`, and the sandbox
+//! runs its `postfix`, `sendmail` and admin tools by absolute path, so the
+//! instance never mixes two builds.
+//!
 //! # The qmgr slot
 //! [`QmgrChoice`] selects what runs as `qmgr`: nothing (mail stays in
 //! `incoming/`, useful to inspect queue files written by cleanup), Postfix's
@@ -62,7 +70,9 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub mod host;
+mod install;
 mod sink;
+pub use install::PostfixInstall;
 pub use sink::{SinkCounters, SmtpSink};
 use std::time::{Duration, SystemTime};
 
@@ -91,6 +101,10 @@ pub struct SandboxBuilder {
     master_cf_lines: Vec<String>,
     /// What runs as the `qmgr` service.
     qmgr: QmgrChoice,
+    /// Extra arguments on the `qmgr` line (e.g. `-o name=value`).
+    qmgr_args: Vec<String>,
+    /// The Postfix build; `None`: the system's.
+    postfix: Option<PostfixInstall>,
     /// Whether to run an smtpd on a free loopback port.
     smtpd: bool,
     /// `in_flow_delay`; `None` means the default of the chosen qmgr mode
@@ -108,6 +122,8 @@ pub struct SandboxBuilder {
 pub struct Sandbox {
     /// Root folder of the instance (etc/, spool/, data/, maillog).
     dir: PathBuf,
+    /// The Postfix build it runs.
+    postfix: PostfixInstall,
     /// The loopback port smtpd listens on, if requested.
     smtpd_port: Option<u16>,
     /// Set once master has been stopped, so Drop does not stop it twice.
@@ -124,18 +140,10 @@ pub fn free_port() -> io::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// The real Postfix daemon_directory, asked from `postconf -d` so that the
-/// system main.cf is not involved.
+/// The system Postfix's daemon_directory, asked from `postconf -d` so that
+/// the system main.cf is not involved ([`PostfixInstall::system`]).
 pub fn postfix_daemon_directory() -> io::Result<PathBuf> {
-    let out = Command::new("postconf")
-        .args(["-d", "-h", "daemon_directory"])
-        .output()?;
-    if !out.status.success() {
-        return Err(io::Error::other("postconf -d daemon_directory failed"));
-    }
-    Ok(PathBuf::from(
-        String::from_utf8_lossy(&out.stdout).trim().to_string(),
-    ))
+    Ok(PostfixInstall::system()?.daemon_directory)
 }
 
 impl SandboxBuilder {
@@ -154,6 +162,19 @@ impl SandboxBuilder {
     /// Chooses what runs in the `qmgr` slot (default [`QmgrChoice::None`]).
     pub fn qmgr(mut self, choice: QmgrChoice) -> Self {
         self.qmgr = choice;
+        self
+    }
+
+    /// Adds arguments to the `qmgr` line of master.cf (e.g. `-o`,
+    /// `mail_version=3.7.11`), after the command.
+    pub fn qmgr_args(mut self, args: &[&str]) -> Self {
+        self.qmgr_args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// Runs this Postfix build instead of the system's.
+    pub fn postfix(mut self, install: PostfixInstall) -> Self {
+        self.postfix = Some(install);
         self
     }
 
@@ -188,9 +209,14 @@ impl SandboxBuilder {
     /// the tail of the maillog (where Postfix puts the real reason).
     pub fn start(self) -> io::Result<Sandbox> {
         host::warn_if_postlog_queue_small();
+        let postfix = match &self.postfix {
+            Some(p) => p.clone(),
+            None => PostfixInstall::system()?,
+        };
         let dir = make_temp_dir(self.parent_dir.as_deref())?;
         let mut sandbox = Sandbox {
             dir,
+            postfix,
             smtpd_port: None,
             // Nothing to stop until `postfix start` ran.
             stopped: true,
@@ -200,7 +226,7 @@ impl SandboxBuilder {
         }
         self.write_files(&sandbox)?;
         sandbox.stopped = false;
-        let out = Command::new("postfix")
+        let out = Command::new(sandbox.postfix.command("postfix"))
             .arg("-c")
             .arg(sandbox.config_dir())
             .arg("start")
@@ -233,7 +259,7 @@ impl SandboxBuilder {
         chown_to_postfix(&data)?;
         fs::set_permissions(&data, fs::Permissions::from_mode(0o700))?;
 
-        let real_daemon_dir = postfix_daemon_directory()?;
+        let real_daemon_dir = sb.postfix.daemon_directory.clone();
         let (daemon_dir, qmgr_command) = match &self.qmgr {
             QmgrChoice::None => (real_daemon_dir, None),
             QmgrChoice::PostfixQmgr => (real_daemon_dir, Some("qmgr".to_string())),
@@ -254,11 +280,13 @@ impl SandboxBuilder {
 
         let d = dir.display().to_string();
         let daemon = daemon_dir.display().to_string();
+        let command = sb.postfix.command_directory.display().to_string();
         let mut settings: Vec<(String, String)> = [
             ("compatibility_level", "3.6"),
             ("queue_directory", &format!("{d}/spool")),
             ("data_directory", &format!("{d}/data")),
             ("daemon_directory", &daemon),
+            ("command_directory", &command),
             ("maillog_file", &format!("{d}/maillog")),
             ("maillog_file_prefixes", &d),
             ("myhostname", "sandbox.test"),
@@ -304,7 +332,13 @@ impl SandboxBuilder {
         }
         master_cf.push_str(STANDARD_SERVICES);
         if let Some(cmd) = &qmgr_command {
-            master_cf.push_str(&format!("qmgr unix n - n 300 1 {cmd}\n"));
+            let mut line = format!("qmgr unix n - n 300 1 {cmd}");
+            for arg in &self.qmgr_args {
+                line.push(' ');
+                line.push_str(arg);
+            }
+            master_cf.push_str(&line);
+            master_cf.push('\n');
         }
         for line in &self.master_cf_lines {
             master_cf.push_str(line);
@@ -432,6 +466,8 @@ impl Sandbox {
             main_cf: Vec::new(),
             master_cf_lines: Vec::new(),
             qmgr: QmgrChoice::None,
+            qmgr_args: Vec::new(),
+            postfix: None,
             smtpd: false,
             in_flow_delay: None,
             config_files: Vec::new(),
@@ -442,6 +478,11 @@ impl Sandbox {
     /// Root folder of the instance.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The Postfix build the instance runs.
+    pub fn postfix_install(&self) -> &PostfixInstall {
+        &self.postfix
     }
 
     /// `DIR/etc`: pass as `-c` to Postfix tools.
@@ -503,7 +544,7 @@ impl Sandbox {
 
     /// Runs `sendmail -C DIR/etc ARGS` with `message` on stdin.
     pub fn sendmail(&self, args: &[&str], message: &[u8]) -> io::Result<Output> {
-        let mut child = Command::new("sendmail")
+        let mut child = Command::new(self.postfix.command("sendmail"))
             .arg("-C")
             .arg(self.config_dir())
             .args(args)
@@ -533,9 +574,10 @@ impl Sandbox {
         self.admin_tool("postcat", args)
     }
 
-    /// Runs a Postfix admin tool that takes `-c config_dir`.
-    fn admin_tool(&self, tool: &str, args: &[&str]) -> io::Result<Output> {
-        Command::new(tool)
+    /// Runs a Postfix admin tool of the instance's build that takes `-c
+    /// config_dir`.
+    pub fn admin_tool(&self, tool: &str, args: &[&str]) -> io::Result<Output> {
+        Command::new(self.postfix.command(tool))
             .arg("-c")
             .arg(self.config_dir())
             .args(args)
@@ -592,7 +634,7 @@ impl Sandbox {
 
     /// Runs `postfix -c DIR/etc ARGS` (e.g. `reload`, `flush`).
     pub fn postfix(&self, args: &[&str]) -> io::Result<Output> {
-        Command::new("postfix")
+        Command::new(self.postfix.command("postfix"))
             .arg("-c")
             .arg(self.config_dir())
             .args(args)

@@ -2,10 +2,8 @@
 //! reload`, `kill -9`), and the two sendmail report modes (`-bv` address
 //! verification, `-v` verbose delivery report).
 
-use oqmgr_actors::sandbox::QmgrChoice;
-
-use super::env::{all_done, Env, Spec};
-use super::flow::{assert_outcome, notice_row, row, sink_row, SENDER};
+use super::env::{all_done, Env, Setup};
+use super::flow::{assert_outcome, got, notice_row, row, sink_row, SENDER};
 use super::outcome::Outcome;
 
 /// Messages sent before and again after the disruption.
@@ -13,18 +11,8 @@ const HALF: usize = 10;
 
 /// A world with one live sink `d1` serving `d1.test`, started with
 /// `sink_args`.
-pub fn one_sink(q: &QmgrChoice, sink_args: &[&str]) -> Env {
-    let mut env = Env::start(
-        q,
-        &Spec {
-            ports: &["d1"],
-            smtp_routes: &[("d1.test", "d1")],
-            raw_routes: &[],
-            settings: &[],
-        },
-    );
-    env.start_sink("d1", sink_args);
-    env
+pub fn one_sink(q: &Setup, sink_args: &[&str]) -> Env {
+    Env::one_sink(q, &[], sink_args)
 }
 
 /// After a queue manager restart in mid-flow: waits until all `n`
@@ -61,9 +49,16 @@ fn send_range(env: &Env, prefix: &str, range: std::ops::Range<usize>) {
     }
 }
 
+/// What sink d1 records for messages `{prefix}00..` sent by [`send_range`].
+fn sent_range(prefix: &str) -> Vec<String> {
+    (0..2 * HALF)
+        .map(|i| got("d1", &format!("{prefix}{i:02}"), SENDER, &["u1@d1.test"]))
+        .collect()
+}
+
 /// Scenario 10a: `postfix reload` while mail flows: master replaces the queue
 /// manager; every message is still delivered exactly once.
-pub fn reload(q: &QmgrChoice) -> Outcome {
+pub fn reload(q: &Setup) -> Outcome {
     // A one-second DATA reply keeps deliveries in flight at the reload.
     let mut env = one_sink(q, &["-w", "1"]);
     let mut o = Outcome::default();
@@ -90,7 +85,7 @@ pub fn reload(q: &QmgrChoice) -> Outcome {
         "sink d1 messages: {}",
         env.stop_sink("d1").messages
     ));
-    o
+    env.finish(o)
 }
 
 /// Expectation of [`reload`].
@@ -106,6 +101,7 @@ pub fn expect_reload(o: &Outcome) {
     want.fact("master logged the reload: true");
     want.fact("recipients delivered more than once: 0");
     want.fact(format!("sink d1 messages: {}", 2 * HALF));
+    want.set_received(sent_range("r"));
     assert_outcome(o, &want);
 }
 
@@ -113,7 +109,7 @@ pub fn expect_reload(o: &Outcome) {
 /// new one, which puts `active/` back into `incoming/`; every message is
 /// delivered at least once (a delivery in flight may be repeated, so the
 /// count is not part of the outcome).
-pub fn kill_qmgr(q: &QmgrChoice) -> Outcome {
+pub fn kill_qmgr(q: &Setup) -> Outcome {
     // A one-second DATA reply keeps deliveries in flight at the kill.
     let mut env = one_sink(q, &["-w", "1"]);
     let mut o = Outcome::default();
@@ -139,6 +135,15 @@ pub fn kill_qmgr(q: &QmgrChoice) -> Outcome {
         "sink d1 got every message: {}",
         c.messages >= 2 * HALF as u64
     ));
+    // A delivery in flight at the kill may be repeated: which messages
+    // arrived counts, not how often.
+    let mut o = env.finish(o);
+    let once = o
+        .received
+        .iter()
+        .map(|r| r.split(" (").next().unwrap_or(r).to_string())
+        .collect();
+    o.set_received(once);
     o
 }
 
@@ -153,12 +158,13 @@ pub fn expect_kill_qmgr(o: &Outcome) {
     want.fact("killed with mail in active/: true");
     want.fact("a new qmgr runs: true");
     want.fact("sink d1 got every message: true");
+    want.set_received(sent_range("k"));
     assert_outcome(o, &want);
 }
 
 /// Scenario 10c: `sendmail -bv`: nothing is delivered; each recipient is probed
 /// (`status=deliverable`) and a verification report goes to the sender.
-pub fn verify_probe(q: &QmgrChoice) -> Outcome {
+pub fn verify_probe(q: &Setup) -> Outcome {
     let mut env = one_sink(q, &[]);
     let out = env
         .sb
@@ -180,7 +186,7 @@ pub fn verify_probe(q: &QmgrChoice) -> Outcome {
         "sink d1 messages: {}",
         env.stop_sink("d1").messages
     ));
-    o
+    env.finish(o)
 }
 
 /// Expectation of [`verify_probe`].
@@ -208,6 +214,7 @@ pub fn expect_verify_probe(o: &Outcome) {
             notice_row("dsn-of:untagged"),
         ],
         facts: Vec::new(),
+        received: Vec::new(),
     };
     want.rows.sort();
     want.fact("root mailbox has the report: true");
@@ -218,7 +225,7 @@ pub fn expect_verify_probe(o: &Outcome) {
 
 /// Scenario 10d: `sendmail -v`: the message is delivered and a delivery report goes
 /// to the sender.
-pub fn verbose_report(q: &QmgrChoice) -> Outcome {
+pub fn verbose_report(q: &Setup) -> Outcome {
     let mut env = one_sink(q, &[]);
     env.send_with(&["-v"], "v1", SENDER, &["u1@d1.test"]);
     let mut o = env.wait_outcome(|o| all_done(o, 2, "sent"));
@@ -230,7 +237,7 @@ pub fn verbose_report(q: &QmgrChoice) -> Outcome {
         "sink d1 messages: {}",
         env.stop_sink("d1").messages
     ));
-    o
+    env.finish(o)
 }
 
 /// Expectation of [`verbose_report`].
@@ -238,9 +245,11 @@ pub fn expect_verbose_report(o: &Outcome) {
     let mut want = Outcome {
         rows: vec![sink_row("v1", "u1@d1.test", "d1"), notice_row("dsn-of:v1")],
         facts: Vec::new(),
+        received: Vec::new(),
     };
     want.rows.sort();
     want.fact("root mailbox has the report: true");
     want.fact("sink d1 messages: 1");
+    want.set_received(vec![got("d1", "v1", SENDER, &["u1@d1.test"])]);
     assert_outcome(o, &want);
 }

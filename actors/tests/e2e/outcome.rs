@@ -52,6 +52,10 @@ pub struct Outcome {
     /// Observations a scenario adds (sink counters, files found, log
     /// events), sorted; each a short `name: value` line.
     pub facts: Vec<String>,
+    /// What the sinks received: one line per distinct SMTP/LMTP
+    /// transaction (`SINK TAG: MAIL <sender> RCPT <rcpt> ...`), sorted,
+    /// ending in ` (N times)` when the same one came N > 1 times.
+    pub received: Vec<String>,
 }
 
 impl Outcome {
@@ -59,6 +63,19 @@ impl Outcome {
     pub fn fact(&mut self, text: impl Into<String>) {
         self.facts.push(text.into());
         self.facts.sort();
+    }
+
+    /// Sets [`Outcome::received`] from one line per transaction: sorted,
+    /// repeats counted.
+    pub fn set_received(&mut self, mut lines: Vec<String>) {
+        lines.sort();
+        self.received.clear();
+        for chunk in lines.chunk_by(|a, b| a == b) {
+            self.received.push(match chunk.len() {
+                1 => chunk[0].clone(),
+                n => format!("{} ({n} times)", chunk[0]),
+            });
+        }
     }
 
     /// The rows of message `message`.
@@ -83,6 +100,9 @@ impl Outcome {
         }
         for f in &self.facts {
             out.push_str(&format!("fact {f}\n"));
+        }
+        for r in &self.received {
+            out.push_str(&format!("received {r}\n"));
         }
         out
     }

@@ -12,14 +12,12 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use oqmgr_actors::postfix::queue_file_write::{NewRecipient, QueueFileWriter, DEFAULT_LINE_LIMIT};
-use oqmgr_actors::postfix::queue_id::QueueHashing;
-use oqmgr_actors::sandbox::QmgrChoice;
-
-use super::env::{all_done, Env, Spec};
-use super::flow::{assert_outcome, sink_row, SENDER};
+use super::env::{all_done, Env, Setup, Spec};
+use super::flow::{assert_outcome, got, sink_row, SENDER};
 use super::ops::one_sink;
 use super::outcome::Outcome;
+use oqmgr_actors::postfix::queue_file_write::{NewRecipient, QueueFileWriter, DEFAULT_LINE_LIMIT};
+use oqmgr_actors::postfix::queue_id::QueueHashing;
 
 /// A damaged queue entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,7 +158,7 @@ const SPECIAL_FLOW: usize = 5;
 /// queue-file name: each is refused with Postfix's `not a regular file`
 /// warning and left where it is, nothing outside the queue is read or
 /// changed, and the mail sent meanwhile is delivered.
-pub fn special_files(q: &QmgrChoice) -> Outcome {
+pub fn special_files(q: &Setup) -> Outcome {
     let mut env = one_sink(q, &[]);
     let mut target = None;
     for (queue, id, kind) in SPECIALS {
@@ -198,7 +196,7 @@ pub fn special_files(q: &QmgrChoice) -> Outcome {
         "sink d1 messages: {}",
         env.stop_sink("d1").messages
     ));
-    o
+    env.finish(o)
 }
 
 /// Expectation of [`special_files`].
@@ -228,6 +226,11 @@ pub fn expect_special_files(o: &Outcome) {
     }
     want.fact("link target unchanged: true");
     want.fact(format!("sink d1 messages: {SPECIAL_FLOW}"));
+    want.set_received(
+        (0..SPECIAL_FLOW)
+            .map(|i| got("d1", &format!("s{i}"), SENDER, &["u1@d1.test"]))
+            .collect(),
+    );
     assert_outcome(o, &want);
 }
 
@@ -256,7 +259,7 @@ fn fatals(env: &Env) -> Vec<String> {
 
 /// A world with port `d1` for `d1.test` and no sink yet (connections are
 /// refused, so mail is deferred with a defer log).
-fn no_sink(q: &QmgrChoice) -> Env {
+fn no_sink(q: &Setup) -> Env {
     Env::start(
         q,
         &Spec {
@@ -272,7 +275,7 @@ fn no_sink(q: &QmgrChoice) -> Env {
 /// retried: the queue manager cannot reset the defer log and stops with
 /// Postfix's fatal, leaving the file in `active/`; after the repair and a
 /// flush the message is delivered.
-pub fn unwritable_defer(q: &QmgrChoice) -> Outcome {
+pub fn unwritable_defer(q: &Setup) -> Outcome {
     let mut env = no_sink(q);
     env.send("w1", SENDER, &["u1@d1.test"]);
     let mut o = Outcome::default();
@@ -302,7 +305,7 @@ pub fn unwritable_defer(q: &QmgrChoice) -> Outcome {
         "sink d1 messages: {}",
         env.stop_sink("d1").messages
     ));
-    o
+    env.finish(o)
 }
 
 /// Expectation of [`unwritable_defer`].
@@ -316,12 +319,13 @@ pub fn expect_unwritable_defer(o: &Outcome) {
     want.fact("log: fatal: qmgr_message_alloc: QID: remove defer QID: Permission denied");
     want.fact("w1 left in: active");
     want.fact("sink d1 messages: 1");
+    want.set_received(vec![got("d1", "w1", SENDER, &["u1@d1.test"])]);
     assert_outcome(o, &want);
 }
 
 /// `incoming/` unreadable when a scan starts: Postfix's fatal `open
 /// directory`; after the repair, new mail is delivered.
-pub fn unreadable_incoming(q: &QmgrChoice) -> Outcome {
+pub fn unreadable_incoming(q: &Setup) -> Outcome {
     let mut env = one_sink(q, &[]);
     let mut o = Outcome::default();
     env.wait(|| env.sb.qmgr_pid().is_some());
@@ -339,7 +343,7 @@ pub fn unreadable_incoming(q: &QmgrChoice) -> Outcome {
         "sink d1 messages: {}",
         env.stop_sink("d1").messages
     ));
-    o
+    env.finish(o)
 }
 
 /// Expectation of [`unreadable_incoming`].
@@ -349,6 +353,7 @@ pub fn expect_unreadable_incoming(o: &Outcome) {
     want.fact("stopped with a fatal: true");
     want.fact("log: fatal: scan_dir_push: open directory incoming: Permission denied");
     want.fact("sink d1 messages: 1");
+    want.set_received(vec![got("d1", "i1", SENDER, &["u1@d1.test"])]);
     assert_outcome(o, &want);
 }
 
@@ -361,7 +366,7 @@ pub const LATIN1_RCPT: &[u8] = b"r\xe9mi@d1.test";
 pub fn send_raw(env: &Env, tag: &str, rcpt: &[u8]) {
     use std::io::Write;
     use std::os::unix::ffi::OsStrExt;
-    let mut child = Command::new("sendmail")
+    let mut child = Command::new(env.sb.postfix_install().command("sendmail"))
         .arg("-C")
         .arg(env.sb.config_dir())
         .args(["-f", SENDER])
@@ -379,26 +384,10 @@ pub fn send_raw(env: &Env, tag: &str, rcpt: &[u8]) {
     assert!(child.wait().expect("sendmail ends").success(), "sendmail");
 }
 
-/// The envelope lines smtp-sink dumped into folder `dump` (`X-Mail-Args`,
-/// `X-Rcpt-Args`), bytes shown with `\xNN` escapes.
-fn dumped_envelopes(dump: &Path) -> Vec<String> {
-    let mut lines = Vec::new();
-    for entry in fs::read_dir(dump).into_iter().flatten().flatten() {
-        let bytes = fs::read(entry.path()).unwrap_or_default();
-        lines.extend(
-            bytes
-                .split(|&b| b == b'\n')
-                .filter(|l| l.starts_with(b"X-Mail-Args:") || l.starts_with(b"X-Rcpt-Args:"))
-                .map(|l| l.trim_ascii_end().escape_ascii().to_string()),
-        );
-    }
-    lines
-}
-
 /// A recipient address that is not UTF-8 (Latin-1, as old mail software
 /// still sends): cleanup accepts it, and what reaches the SMTP server is
 /// the same bytes, not U+FFFD.
-pub fn non_utf8_address(q: &QmgrChoice) -> Outcome {
+pub fn non_utf8_address(q: &Setup) -> Outcome {
     // With SMTPUTF8 on, trivial-rewrite refuses such an address ("bad
     // address syntax"); without it, the bytes go through.
     let mut env = Env::start(
@@ -410,11 +399,7 @@ pub fn non_utf8_address(q: &QmgrChoice) -> Outcome {
             settings: &[("smtputf8_enable", "no")],
         },
     );
-    // smtp-sink (as nobody) makes its dump files in this folder.
-    let dump = env.sb.dir().join("sink-dump");
-    fs::create_dir(&dump).expect("dump folder");
-    fs::set_permissions(&dump, fs::Permissions::from_mode(0o777)).expect("mode");
-    env.start_sink("d1", &["-d", &format!("{}/", dump.display())]);
+    env.start_sink("d1", &[]);
     send_raw(&env, "n1", LATIN1_RCPT);
     let mut o =
         env.wait_outcome(|o| !o.rows.is_empty() && o.rows.iter().all(|r| r.queue == "removed"));
@@ -422,10 +407,7 @@ pub fn non_utf8_address(q: &QmgrChoice) -> Outcome {
         "sink d1 messages: {}",
         env.stop_sink("d1").messages
     ));
-    for line in dumped_envelopes(&dump) {
-        o.fact(format!("sink got: {line}"));
-    }
-    o
+    env.finish(o)
 }
 
 /// Expectation of [`non_utf8_address`]. smtp-sink shows the address with
@@ -435,7 +417,8 @@ pub fn expect_non_utf8_address(o: &Outcome) {
     let mut want = Outcome::default();
     want.rows.push(sink_row("n1", "r?mi@d1.test", "d1"));
     want.fact("sink d1 messages: 1");
-    want.fact(format!("sink got: X-Mail-Args: <{SENDER}>"));
-    want.fact("sink got: X-Rcpt-Args: <r?mi@d1.test> ORCPT=rfc822;r+E9mi@d1.test");
+    want.set_received(vec![
+        "d1 n1: MAIL <root@local.test> RCPT <r?mi@d1.test> ORCPT=rfc822;r+E9mi@d1.test".into(),
+    ]);
     assert_outcome(o, &want);
 }

@@ -28,9 +28,16 @@ pub fn sandbox(main_cf: &[(&str, &str)]) -> Sandbox {
     b.start().expect("sandbox starts")
 }
 
-/// The dialect of the installed Postfix, asked the way the daemon will.
+/// The dialect of the sandbox's Postfix, learned the way the daemon does.
 pub fn dialect(sb: &Sandbox) -> Dialect {
-    Dialect::detect(Some(&sb.config_dir())).expect("postconf mail_version")
+    let learned = oqmgr_actors::postfix::dialect::learn(
+        None,
+        &sb.postfix_install().command_directory,
+        &sb.config_dir(),
+        oqmgr_actors::postfix::dialect::POSTCONF_TIMEOUT,
+    );
+    assert!(learned.warnings.is_empty(), "{:?}", learned.warnings);
+    learned.dialect
 }
 
 /// Queue IDs of complete files in `incoming/`.
