@@ -15,7 +15,7 @@
 //! [`ConfigFatal`] with Postfix's text, the one Postfix would stop on
 //! first. Where Postfix accepts a value and then misbehaves without a word
 //! (a negative concurrency limit delivers nothing), we stop too (see
-//! [`table`] for the list). Where Postfix warns and adjusts, we give its
+//! `params::table` for the list). Where Postfix warns and adjusts, we give its
 //! exact warning. [`Params::check`] lists every fatal and every warning at
 //! once, for `oqmgr check`.
 //!

@@ -3,14 +3,14 @@
 //! handling of the `*_server.c` skeletons).
 //!
 //! Three figment providers are merged, later ones winning:
-//! 1. [`Defaults`][Defaults]: built-in defaults for the names a `$reference` or the
+//! 1. [`Defaults`], built-in defaults for the names a `$reference` or the
 //!    daemon may need when main.cf does not set them: every row of
 //!    [`oqmgr::params::DEFINITIONS`], plus `config_directory`,
 //!    `syslog_name`, `multi_instance_name` and the other parameters the
 //!    daemon shell reads (queue and daemon directories, service names,
 //!    flow control, …), all as Postfix 3.7.11's `postconf -d` spells them.
-//! 2. [`MainCf`][MainCf]: `$config_directory/main.cf`.
-//! 3. [`Overrides`][Overrides]: the `-o name=value` options from master.cf.
+//! 2. [`MainCf`], `$config_directory/main.cf`.
+//! 3. [`Overrides`], the `-o name=value` options from master.cf.
 //!
 //! Then `myhostname` and `mydomain`, when still unset, are derived from the
 //! system host name (see [`add_host_defaults`]), and every value is

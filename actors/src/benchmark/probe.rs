@@ -2,7 +2,7 @@
 //!
 //! master(8) starts the `qmgr` service as its child and restarts it when it
 //! exits, so the probe looks for *every* child of master that serves the
-//! qmgr slot and sums their CPU. A child serves the slot when its argv[0]
+//! qmgr slot and sums their CPU. A child serves the slot when its `argv[0]`
 //! basename is `qmgr` (master leaves `-n qmgr` out then) or its arguments
 //! carry `-n qmgr` (any other program, Postfix's oqmgr and ours included).
 //!

@@ -10,7 +10,7 @@
 //! path outside it).
 //!
 //! # Start-up, in Postfix's order
-//! 1. argv as master builds it ([`MasterArgs`]); refuse a terminal, a
+//! 1. argv as master builds it ([`MasterArgs`](crate::postfix::args::MasterArgs)); refuse a terminal, a
 //!    process limit other than 1 and extra words, with Postfix's texts.
 //! 2. main.cf through figment ([`crate::config::load`]) with the `-o`
 //!    overrides last; logging switches to syslog or postlogd under the
