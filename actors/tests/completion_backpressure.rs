@@ -143,9 +143,8 @@ fn slow_completions_hold_back_admission_at_the_active_limit() {
                     .expect("valid");
             let shared: SharedStore = Arc::new(Mutex::new(store));
             let agent = DeliveryAgent::new(Delivers.start().recipient());
-            let scheduler = Scheduler::builder(params)
+            let scheduler = Scheduler::builder(params, shared)
                 .with_clock(Clock::starting_at(Instant::ZERO))
-                .with_store(shared)
                 .with_agent("smtp", agent)
                 .start();
             scheduler.trigger(b"I");

@@ -239,9 +239,11 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
             tracing::info!("transport {name}: served inside the queue manager");
         }
         let scheduler = registrations
-            .register(&framework, Scheduler::builder(params))
+            .register(
+                &framework,
+                Scheduler::builder(params, Arc::new(Mutex::new(store))),
+            )
             .with_default_agent(agents)
-            .with_store(Arc::new(Mutex::new(store)))
             .with_clock(clock)
             .start();
 
