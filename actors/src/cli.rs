@@ -1,6 +1,7 @@
 //! The `oqmgr` command line for people: `--help`, `--version` and the
-//! subcommands that are not the daemon (`simulate`, `demo`,
-//! `bench-scheduler`, `check`), parsed with clap.
+//! subcommands that are not the daemon (`simulate`, `check`), parsed with
+//! clap. (The demo and the benchmarks are tools of their own, in the
+//! `oqmgr-devtools` package: the daemon binary carries none of them.)
 //!
 //! The same binary is the queue manager daemon that master(8) starts with
 //! its own argv (`-l -n qmgr -t unix -u ...`); those options keep
@@ -18,9 +19,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::bench::BenchArgs;
 use crate::config::{self, mail_params};
-use crate::demo::DemoArgs;
 use crate::simulate::SimulateArgs;
 
 /// What `oqmgr --help` says about the daemon after the subcommands.
@@ -35,16 +34,7 @@ master(8) starts it with Postfix's daemon options (-l -n qmgr -t unix -u,
 -v for verbose logging, -o name=value); it does not run by hand.";
 
 /// The words that select the command line for people.
-const PEOPLE_WORDS: [&str; 8] = [
-    "simulate",
-    "demo",
-    "bench-scheduler",
-    "check",
-    "help",
-    "--help",
-    "-h",
-    "--version",
-];
+const PEOPLE_WORDS: [&str; 6] = ["simulate", "check", "help", "--help", "-h", "--version"];
 
 /// `oqmgr`'s command line for people.
 #[derive(Debug, Parser)]
@@ -70,11 +60,6 @@ pub enum Command {
     /// Run a scenario through the scheduling core on a virtual clock and
     /// print its trace and summary.
     Simulate(SimulateArgs),
-    /// Run our queue manager and Postfix's oqmgr in private Postfix
-    /// instances on the same workload and compare.
-    Demo(DemoArgs),
-    /// Measure the scheduling core's own speed, without I/O.
-    BenchScheduler(BenchArgs),
     /// Check the Postfix configuration as the queue manager would read it,
     /// without starting; names every bad setting.
     Check(CheckArgs),
@@ -112,8 +97,6 @@ pub fn main(argv: &[String]) -> i32 {
     };
     match cli.command {
         Command::Simulate(args) => crate::simulate::main(args),
-        Command::Demo(args) => crate::demo::main(args),
-        Command::BenchScheduler(args) => crate::bench::main(args),
         Command::Check(args) => check(&args),
     }
 }

@@ -33,19 +33,14 @@
 //! core on a FIFO bus; `actors/tests/actors.rs` checks both make the same
 //! decisions and documents exactly where their orders may differ.
 pub mod agent;
-pub mod bench;
-pub mod benchmark;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
-pub mod demo;
 pub mod destination;
 pub mod host;
-pub mod memstore;
 pub mod postfix;
 pub mod registry;
-pub mod sandbox;
 pub mod scanner;
 pub mod scheduler;
 pub mod simulate;

@@ -5,8 +5,8 @@
 //! listing: `ScanStart` takes a fresh one, `ScanNext` hands out the next file
 //! still in the queue, and `Admit` moves a file into `active/` and reads its
 //! envelope and first batch of recipients. All file access goes through the
-//! [`QueueStore`] trait, so tests use an in-memory store
-//! ([`crate::memstore::MemoryStore`]) and the daemon real directories.
+//! [`QueueStore`] trait, so tests use an in-memory store (the
+//! `oqmgr-devtools` package's `memstore`) and the daemon real directories.
 //!
 //! # Invariants
 //! - a listing is a snapshot taken at scan start (Postfix reads the

@@ -17,9 +17,9 @@ use oqmgr::scan::{QueueName, ScanFlags};
 use oqmgr::time::Instant;
 use oqmgr_actors::agent::{Deliver, DeliveryAgent};
 use oqmgr_actors::clock::Clock;
-use oqmgr_actors::memstore::MemoryStore;
 use oqmgr_actors::scanner::{Batch, Completion, Envelope, QueueStore, SharedStore, StoreError};
 use oqmgr_actors::scheduler::Scheduler;
+use oqmgr_devtools::memstore::MemoryStore;
 
 /// Messages queued.
 const MESSAGES: usize = 12;

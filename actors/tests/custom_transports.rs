@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use oqmgr_actors::postfix::attr::base64;
-use oqmgr_actors::sandbox::{free_port, QmgrChoice, Sandbox, SmtpSink};
+use oqmgr_devtools::sandbox::{free_port, QmgrChoice, Sandbox, SmtpSink};
 
 /// A tiny HTTP server: answers every POST with `status`, keeps the bodies.
 struct HookServer {

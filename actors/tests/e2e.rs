@@ -6,7 +6,7 @@
 //!
 //! # What and why
 //! Each scenario is a function `fn name(q: &QmgrChoice) -> Outcome` that
-//! starts a private instance (`oqmgr_actors::sandbox`, own folder, ports and
+//! starts a private instance (`oqmgr_devtools::sandbox`, own folder, ports and
 //! maillog) with queue manager `q`, runs a workload with real cleanup,
 //! pickup, smtp, local, error, discard, bounce, flush, smtp-sink and the
 //! admin tools, and returns an [`e2e::outcome::Outcome`]: per (message,
@@ -186,7 +186,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use e2e::env::Setup;
 use e2e::outcome::Outcome;
-use oqmgr_actors::sandbox::{PostfixInstall, QmgrChoice};
+use oqmgr_devtools::sandbox::{PostfixInstall, QmgrChoice};
 
 /// The Postfix builds the suite runs on.
 mod builds {
@@ -308,7 +308,7 @@ fn timed(name: &str, run: impl FnOnce() -> Outcome) -> Outcome {
 /// The flake this was added for (after `postfix reload` the instance
 /// logged and delivered nothing) turned out to be master(8) blocked
 /// writing to a full postlog socket, which hits any queue manager; its
-/// cause and cure are in `oqmgr_actors::sandbox::host`.
+/// cause and cure are in `oqmgr_devtools::sandbox::host`.
 fn reference(
     name: &str,
     postfix: PostfixInstall,

@@ -14,7 +14,7 @@ use oqmgr_actors::postfix::queue_file_write::{
 use oqmgr_actors::postfix::record::{
     decode_logical, encode_record, fixed_width_number, padding_record, rec,
 };
-use oqmgr_actors::sandbox::{QmgrChoice, Sandbox};
+use oqmgr_devtools::sandbox::{QmgrChoice, Sandbox};
 use std::fs::{File, OpenOptions};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};

@@ -7,7 +7,7 @@
 use oqmgr_actors::postfix::queue_file::{read_envelope, ReadLimits};
 use oqmgr_actors::postfix::queue_file_write::{NewRecipient, QueueFileWriter, DEFAULT_LINE_LIMIT};
 use oqmgr_actors::postfix::record::{encode_record, rec};
-use oqmgr_actors::sandbox::{QmgrChoice, Sandbox};
+use oqmgr_devtools::sandbox::{QmgrChoice, Sandbox};
 use std::io::Cursor;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;

@@ -21,7 +21,7 @@ use oqmgr_actors::postfix::queue_file::{
 use oqmgr_actors::postfix::queue_file_parse::{parse_size_fields, SizeFields};
 use oqmgr_actors::postfix::queue_file_write::{mode_is_ready, QueueFileWriter};
 use oqmgr_actors::postfix::record::{decode_all, decode_logical, rec};
-use oqmgr_actors::sandbox::{QmgrChoice, Sandbox};
+use oqmgr_devtools::sandbox::{QmgrChoice, Sandbox};
 use std::io::{BufRead, BufReader, Cursor, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;

@@ -1,5 +1,5 @@
-//! `oqmgr demo`: our queue manager in a real Postfix, on a real workload,
-//! next to Postfix's own oqmgr.
+//! oqmgr-demo - our queue manager in a real Postfix, on a real workload,
+//! next to Postfix's own oqmgr (`actors/scripts/demo`).
 //!
 //! For each queue manager in turn (ours, then Postfix's `oqmgr`) the demo
 //! brings up a private Postfix instance ([`Sandbox`]) with that program in
@@ -10,7 +10,7 @@
 //! deferrals, elapsed time, throughput, and the comparison.
 //!
 //! ```text
-//! oqmgr demo [--messages N] [--recipients R] [--domains D] [--only-ours]
+//! oqmgr-demo [--messages N] [--recipients R] [--domains D] [--only-ours] [--ours PATH]
 //! ```
 //!
 //! Nothing here is a test: the numbers vary with the machine. The
@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use crate::benchmark::logtail::{LogTail, Status};
 use crate::benchmark::probe::QmgrProbe;
-use crate::clock::tooling_now;
 use crate::sandbox::{free_port, QmgrChoice, Sandbox, SmtpSink};
+use oqmgr_actors::clock::tooling_now;
 
 /// The workload.
 #[derive(Clone, Debug)]
@@ -57,8 +57,13 @@ struct RunResult {
     qmgr_cpu: Option<f64>,
 }
 
-/// `oqmgr demo`'s options.
-#[derive(Clone, Debug, clap::Args)]
+/// `oqmgr-demo`'s options.
+#[derive(Clone, Debug, clap::Parser)]
+#[command(
+    name = "oqmgr-demo",
+    about = "Run our queue manager and Postfix's oqmgr in private Postfix \
+             instances on the same workload and compare"
+)]
 pub struct DemoArgs {
     /// Messages in total.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -72,6 +77,9 @@ pub struct DemoArgs {
     /// Run our queue manager only, not Postfix's oqmgr after it.
     #[arg(long)]
     pub only_ours: bool,
+    /// Our daemon (default: `oqmgr` next to this program).
+    #[arg(long, value_name = "PATH")]
+    pub ours: Option<PathBuf>,
 }
 
 /// Set by SIGINT/SIGTERM: the demo stops its runs and tears the sandbox
@@ -101,12 +109,12 @@ pub fn main(args: DemoArgs) -> i32 {
         domains: args.domains as usize,
     };
     let only_ours = args.only_ours;
-    let ours = match std::env::current_exe() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("oqmgr demo: cannot find my own binary: {e}");
-            return 1;
-        }
+    let Some(ours) = args.ours.clone().or_else(crate::ours_next_to_me) else {
+        eprintln!(
+            "oqmgr-demo: our oqmgr binary is not next to this program: build it \
+             (cargo build -p oqmgr-actors --bin oqmgr) or give --ours PATH"
+        );
+        return 1;
     };
     println!(
         "workload: {} messages x {} recipient(s) over {} domain(s), injected over SMTP, relayed to smtp-sink",

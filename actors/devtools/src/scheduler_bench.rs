@@ -1,4 +1,4 @@
-//! `oqmgr bench-scheduler`: the scheduling core's own speed, with no I/O.
+//! oqmgr-bench-scheduler - the scheduling core's own speed, with no I/O.
 //!
 //! Runs the simulator with instant agents (fixed latency, so every
 //! recipient is in core before the first delivery ends) and reports
@@ -68,8 +68,12 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// `oqmgr bench-scheduler`'s options.
-#[derive(Clone, Debug, clap::Args)]
+/// `oqmgr-bench-scheduler`'s options.
+#[derive(Clone, Debug, clap::Parser)]
+#[command(
+    name = "oqmgr-bench-scheduler",
+    about = "Measure the scheduling core's own speed, without I/O"
+)]
 pub struct BenchArgs {
     /// Recipients in core for one run; repeat for several runs (default
     /// 1000000). List sizes in increasing order: peak RSS is per process.
@@ -87,7 +91,7 @@ pub struct BenchArgs {
     pub summary_totals: bool,
 }
 
-/// Runs `oqmgr bench-scheduler`; returns the exit code.
+/// Runs the scheduler benchmark; returns the exit code.
 pub fn main(args: BenchArgs) -> i32 {
     let BenchArgs {
         mut sizes,

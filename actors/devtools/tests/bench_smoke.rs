@@ -12,7 +12,8 @@ use std::process::Command;
 fn bench_rows(args: &[&str], rows: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_oqmgr-bench"))
         .args(args)
-        .args(["--ours", env!("CARGO_BIN_EXE_oqmgr")])
+        .arg("--ours")
+        .arg(oqmgr_devtools::ours_for_test())
         .output()
         .expect("oqmgr-bench runs");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -4,7 +4,7 @@
 //! the sandbox configuration (ports, postlog, no chroot, no DNS) works end to
 //! end.
 
-use oqmgr_actors::sandbox::{QmgrChoice, Sandbox};
+use oqmgr_devtools::sandbox::{QmgrChoice, Sandbox};
 use std::time::Duration;
 
 #[test]
@@ -36,7 +36,7 @@ fn postfix_oqmgr_delivers_to_discard() {
 /// for ours.
 #[test]
 fn command_qmgr_runs_through_relative_path() {
-    let real = oqmgr_actors::sandbox::postfix_daemon_directory()
+    let real = oqmgr_devtools::sandbox::postfix_daemon_directory()
         .expect("postconf")
         .join("oqmgr");
     let sb = Sandbox::builder()
@@ -60,8 +60,8 @@ fn command_qmgr_runs_through_relative_path() {
 /// the relay is a bracketed literal).
 #[test]
 fn smtp_delivery_to_smtp_sink() {
-    let port = oqmgr_actors::sandbox::free_port().expect("free port");
-    let sink = oqmgr_actors::sandbox::SmtpSink::start(port, &[]).expect("smtp-sink starts");
+    let port = oqmgr_devtools::sandbox::free_port().expect("free port");
+    let sink = oqmgr_devtools::sandbox::SmtpSink::start(port, &[]).expect("smtp-sink starts");
     let sb = Sandbox::builder()
         .qmgr(QmgrChoice::PostfixOqmgr)
         .main_cf("relayhost", format!("[127.0.0.1]:{port}"))
@@ -84,7 +84,7 @@ fn smtp_delivery_to_smtp_sink() {
     let printed = sink.stop().expect("sink stops");
     // stop() reaped the process: not even a zombie is left.
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
-    let counters = oqmgr_actors::sandbox::SinkCounters::parse_last(&printed.stdout)
+    let counters = oqmgr_devtools::sandbox::SinkCounters::parse_last(&printed.stdout)
         .expect("smtp-sink -c printed counters");
     assert_eq!(counters.messages, 1, "{printed:?}");
 }

@@ -211,6 +211,13 @@ mod tests {
     use std::io::{Read, Write};
     use std::net::TcpListener;
 
+    /// A loopback port nothing listens on (bound a moment ago, then
+    /// released).
+    fn closed_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
     /// A queue file with `text` as content, and a delivery of it to two
     /// recipients.
     fn delivery(dir: &std::path::Path, text: &str) -> Delivery {
@@ -361,11 +368,7 @@ mod tests {
             Duration::ZERO,
         );
         // The default URL is down; hook.example has its own.
-        let mut c = config(
-            crate::sandbox::free_port().unwrap(),
-            Duration::from_secs(5),
-            On4xx::Bounce,
-        );
+        let mut c = config(closed_port(), Duration::from_secs(5), On4xx::Bounce);
         let own = Url::parse(&format!("http://127.0.0.1:{port}/vip")).unwrap();
         c.nexthop_urls.insert("hook.example".into(), own);
         let mut d = delivery(t.path(), "x\n");
@@ -378,7 +381,7 @@ mod tests {
     #[test]
     fn down_and_slow_servers_are_site_failures() {
         let t = tempfile::tempdir().unwrap();
-        let port = crate::sandbox::free_port().unwrap();
+        let port = closed_port();
         let c = config(port, Duration::from_secs(5), On4xx::Bounce);
         let r = run(&c, delivery(t.path(), "x\n"));
         assert_eq!(statuses(&r), [(RecipientStatus::Deferred, "4.4.1"); 2]);

@@ -5,7 +5,7 @@
 //! forced into the wrong dialect must say so itself.
 
 use oqmgr_actors::postfix::dialect::Dialect;
-use oqmgr_actors::sandbox::PostfixInstall;
+use oqmgr_devtools::sandbox::PostfixInstall;
 
 use super::env::{all_settled, Env, Setup, Spec, LONG_BACKOFF};
 use super::flow::{assert_outcome, got, local_row, notice_row, refused_row, row, sink_row, SENDER};

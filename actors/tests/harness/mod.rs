@@ -21,9 +21,9 @@ use oqmgr::time::{Duration, Instant};
 use oqmgr::trace::TraceEvent;
 use oqmgr_actors::agent::{Connect, Deliver, DeliveryAgent};
 use oqmgr_actors::clock::Clock;
-use oqmgr_actors::memstore::MemoryStore;
 use oqmgr_actors::scanner::SharedStore;
 use oqmgr_actors::scheduler::{Scheduler, TraceLine};
+use oqmgr_devtools::memstore::MemoryStore;
 
 /// Parses a scenario written in TOML, as `oqmgr simulate` reads one.
 pub fn scenario(text: &str) -> Scenario {

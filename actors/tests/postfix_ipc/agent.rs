@@ -8,7 +8,7 @@ use oqmgr_actors::postfix::agent::{
     classify, deliver, AgentConnection, Feedback, Outcome, STATUS_DEFER,
 };
 use oqmgr_actors::postfix::dialect::Dialect;
-use oqmgr_actors::sandbox::{free_port, SmtpSink};
+use oqmgr_devtools::sandbox::{free_port, SmtpSink};
 
 use super::support::{
     activate, dialect, enqueue, envelope, log_lines, private, record_type_at, request, sandbox,

@@ -12,7 +12,7 @@ use oqmgr_actors::postfix::bounce::{
     bounce_flags, defer_dsn, flush_add, send, verify_update, BounceRequest, FlushAdd, MessageInfo,
     VerifyUpdate,
 };
-use oqmgr_actors::sandbox::Sandbox;
+use oqmgr_devtools::sandbox::Sandbox;
 
 use super::support::{
     activate, dialect, enqueue, envelope, private, record_type_at, request, sandbox, wait_ready,

@@ -12,7 +12,7 @@ use oqmgr_actors::postfix::attr::{Recipient, Timeval};
 use oqmgr_actors::postfix::dialect::Dialect;
 use oqmgr_actors::postfix::queue_file::{self, read_envelope, Envelope, ReadLimits};
 use oqmgr_actors::postfix::queue_file_write::mode_is_ready;
-use oqmgr_actors::sandbox::{QmgrChoice, Sandbox};
+use oqmgr_devtools::sandbox::{QmgrChoice, Sandbox};
 
 /// Per-operation IPC timeout for tests: generous, but a hang still fails.
 pub const IPC_TIMEOUT: Duration = Duration::from_secs(20);

@@ -45,7 +45,7 @@ pub struct Instance {
 
 /// The current time, from the clock sanctioned for tooling.
 pub fn now() -> Instant {
-    crate::clock::tooling_now()
+    oqmgr_actors::clock::tooling_now()
 }
 
 impl Instance {

@@ -3,7 +3,7 @@
 //!
 //! # Synopsis
 //! ```no_run
-//! use oqmgr_actors::sandbox::{QmgrChoice, Sandbox};
+//! use oqmgr_devtools::sandbox::{QmgrChoice, Sandbox};
 //! let sb = Sandbox::builder()
 //!     .qmgr(QmgrChoice::PostfixOqmgr)
 //!     .main_cf("default_transport", "discard")
@@ -530,12 +530,12 @@ impl Sandbox {
 
     /// Polls `cond` every 50 ms until it holds or `timeout` passes.
     pub fn wait_for(&self, timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-        let deadline = crate::clock::tooling_now() + timeout;
+        let deadline = oqmgr_actors::clock::tooling_now() + timeout;
         loop {
             if cond() {
                 return true;
             }
-            if crate::clock::tooling_now() >= deadline {
+            if oqmgr_actors::clock::tooling_now() >= deadline {
                 return false;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -706,9 +706,9 @@ impl Sandbox {
             // Already gone (ESRCH): nothing to wait for.
             return Ok(());
         }
-        let deadline = crate::clock::tooling_now() + Duration::from_secs(10);
+        let deadline = oqmgr_actors::clock::tooling_now() + Duration::from_secs(10);
         while process_alive(pid) {
-            if crate::clock::tooling_now() >= deadline {
+            if oqmgr_actors::clock::tooling_now() >= deadline {
                 // SAFETY: as above.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
                 return Err(io::Error::other(format!(

@@ -54,13 +54,13 @@ impl SmtpSink {
             child: Some(child),
             port,
         };
-        let deadline = crate::clock::tooling_now() + Duration::from_secs(5);
+        let deadline = oqmgr_actors::clock::tooling_now() + Duration::from_secs(5);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             let exited = match sink.child.as_mut() {
                 Some(c) => c.try_wait()?.is_some(),
                 None => true,
             };
-            if crate::clock::tooling_now() >= deadline || exited {
+            if oqmgr_actors::clock::tooling_now() >= deadline || exited {
                 return Err(io::Error::other(format!(
                     "smtp-sink on port {port} did not start"
                 )));
