@@ -308,7 +308,7 @@ fn timed(name: &str, run: impl FnOnce() -> Outcome) -> Outcome {
 /// The flake this was added for (after `postfix reload` the instance
 /// logged and delivered nothing) turned out to be master(8) blocked
 /// writing to a full postlog socket, which hits any queue manager; its
-/// cause and cure are in `oqmgr_devtools::sandbox::host`.
+/// cause and cure are in `oqmgr_devtools::sandbox::processes`.
 fn reference(
     name: &str,
     postfix: PostfixInstall,

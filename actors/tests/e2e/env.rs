@@ -150,7 +150,7 @@ impl Env {
         // `postfix start` can succeed while master never gets going (seen
         // in full parallel runs: the maillog held only "starting the
         // Postfix mail system"; master was blocked writing to the postlog
-        // socket, see `oqmgr_devtools::sandbox::host`). A scenario must begin
+        // socket, see `oqmgr_devtools::sandbox::processes`). A scenario must begin
         // on a running instance, so wait for master's own "daemon started"
         // line (which also proves postlogd runs) and start a fresh instance
         // once if it never comes; dropping the first kills what it left.

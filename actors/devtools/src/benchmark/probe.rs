@@ -47,7 +47,7 @@ impl QmgrProbe {
     /// one's sample. Unreadable entries (processes that just exited) are
     /// skipped.
     pub fn sample(&mut self) {
-        for pid in crate::sandbox::host::process_ids() {
+        for pid in crate::sandbox::processes::process_ids() {
             let Some(stat) = read_stat(pid) else { continue };
             if stat.ppid != self.master || !serves_qmgr_slot(pid) {
                 continue;

@@ -69,7 +69,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-pub mod host;
+pub mod processes;
 mod install;
 mod sink;
 pub use install::PostfixInstall;
@@ -208,7 +208,7 @@ impl SandboxBuilder {
     /// On failure the partial instance is torn down and the error carries
     /// the tail of the maillog (where Postfix puts the real reason).
     pub fn start(self) -> io::Result<Sandbox> {
-        host::warn_if_postlog_queue_small();
+        processes::warn_if_postlog_queue_small();
         let postfix = match &self.postfix {
             Some(p) => p.clone(),
             None => PostfixInstall::system()?,
@@ -410,7 +410,7 @@ fn make_temp_dir(parent: Option<&Path>) -> io::Result<PathBuf> {
     fs::create_dir(&dir)?;
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
     // Absolute and free of symlinks, as /proc shows the working folders
-    // that `host::kill_leftovers` compares with it.
+    // that `processes::kill_leftovers` compares with it.
     dir.canonicalize()
 }
 
@@ -649,7 +649,7 @@ impl Sandbox {
     /// queue manager of another instance is never picked.
     pub fn qmgr_pid(&self) -> Option<i32> {
         let master = self.master_pid()?;
-        for pid in host::process_ids() {
+        for pid in processes::process_ids() {
             if parent_pid(pid) != Some(master) || !process_alive(pid) {
                 continue;
             }
@@ -692,7 +692,7 @@ impl Sandbox {
         }
         self.stopped = true;
         let result = self.stop_master();
-        host::kill_leftovers(&self.dir);
+        processes::kill_leftovers(&self.dir);
         result
     }
 

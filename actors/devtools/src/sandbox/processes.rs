@@ -1,5 +1,5 @@
-//! Host conditions a private Postfix instance depends on, and clean-up of
-//! processes an instance leaves behind.
+//! processes - the processes of private Postfix instances: clean-up of
+//! those an instance leaves behind, and the host condition they depend on.
 //!
 //! # The postlog queue trap
 //! With `maillog_file` set, every Postfix program logs by sending one
