@@ -43,7 +43,6 @@ pub mod postfix;
 pub mod registry;
 pub mod scanner;
 pub mod scheduler;
-pub mod simulate;
 pub mod supervisor;
 pub mod transport;
 pub mod transports;

@@ -69,8 +69,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-pub mod processes;
 mod install;
+pub mod processes;
 mod sink;
 pub use install::PostfixInstall;
 pub use sink::{SinkCounters, SmtpSink};

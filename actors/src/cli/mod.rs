@@ -15,12 +15,14 @@
 //! the fatal text it would log) and every warning it would log, one line
 //! each naming the parameter; the exit status is 1 when any would stop it.
 
+pub mod simulate_command;
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, mail_params};
-use crate::simulate::SimulateArgs;
+use simulate_command::SimulateArgs;
 
 /// What `oqmgr --help` says about the daemon after the subcommands.
 const DAEMON_HELP: &str = "\
@@ -96,7 +98,7 @@ pub fn main(argv: &[String]) -> i32 {
         }
     };
     match cli.command {
-        Command::Simulate(args) => crate::simulate::main(args),
+        Command::Simulate(args) => simulate_command::main(args),
         Command::Check(args) => check(&args),
     }
 }
