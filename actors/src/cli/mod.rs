@@ -10,18 +10,15 @@
 //! `--help`/`-h` or `--version` go to clap, anything else to the daemon.
 //! `-V` stays master's "log to stderr" and `-v` its verbose switch.
 //!
-//! `oqmgr check [-c DIR] [-o name=value]...` reads main.cf as the daemon
-//! does and reports every setting that would stop the queue manager (with
-//! the fatal text it would log) and every warning it would log, one line
-//! each naming the parameter; the exit status is 1 when any would stop it.
+//! One module per subcommand: [`simulate_command`] (`oqmgr simulate`, the
+//! simulator, `docs/simulator.md`) and [`check_command`] (`oqmgr check`).
 
+pub mod check_command;
 pub mod simulate_command;
-
-use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{self, mail_params};
+use check_command::CheckArgs;
 use simulate_command::SimulateArgs;
 
 /// What `oqmgr --help` says about the daemon after the subcommands.
@@ -67,18 +64,6 @@ pub enum Command {
     Check(CheckArgs),
 }
 
-/// `oqmgr check`'s options.
-#[derive(Clone, Debug, clap::Args)]
-pub struct CheckArgs {
-    /// Configuration directory (default: $MAIL_CONFIG, else what
-    /// `postconf -h config_directory` says, else /etc/postfix).
-    #[arg(short = 'c', value_name = "config_dir")]
-    pub config_dir: Option<PathBuf>,
-    /// A parameter setting as master.cf would give it, after main.cf.
-    #[arg(short = 'o', value_name = "name=value")]
-    pub overrides: Vec<String>,
-}
-
 /// True when `args` (without the program name) are for the command line
 /// for people rather than master(8)'s argv for the daemon.
 pub fn is_for_people(args: &[String]) -> bool {
@@ -99,55 +84,7 @@ pub fn main(argv: &[String]) -> i32 {
     };
     match cli.command {
         Command::Simulate(args) => simulate_command::main(args),
-        Command::Check(args) => check(&args),
-    }
-}
-
-/// Runs `oqmgr check`: prints one line per problem and a summary; 1 when
-/// some setting would stop the queue manager, else 0.
-pub fn check(args: &CheckArgs) -> i32 {
-    let dir = config::config_directory(args.config_dir.as_deref());
-    let (raw, load_warnings) = match config::load(&dir, &args.overrides) {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            println!("fatal: {e}");
-            return 1;
-        }
-    };
-    let report = mail_params::check(&raw);
-    let mut fatals: Vec<(String, String)> = report
-        .fatals
-        .into_iter()
-        .map(|f| (f.param, f.message))
-        .collect();
-    if let Err(e) = crate::transports::config::load(&dir) {
-        fatals.push(("oqmgr.toml".into(), e.to_string()));
-    }
-    let warnings: Vec<_> = load_warnings.into_iter().chain(report.warnings).collect();
-    for (param, message) in &fatals {
-        println!("{param}: fatal: {message}");
-    }
-    for w in &warnings {
-        println!("{}: warning: {}", w.param, w.message);
-    }
-    let main_cf = dir.join("main.cf");
-    if fatals.is_empty() {
-        println!(
-            "{}: ok ({} warning{})",
-            main_cf.display(),
-            warnings.len(),
-            if warnings.len() == 1 { "" } else { "s" }
-        );
-        0
-    } else {
-        println!(
-            "{}: {} bad setting{}: the queue manager stops with \"fatal: {}\"",
-            main_cf.display(),
-            fatals.len(),
-            if fatals.len() == 1 { "" } else { "s" },
-            fatals[0].1
-        );
-        1
+        Command::Check(args) => check_command::main(&args),
     }
 }
 
@@ -186,7 +123,7 @@ mod tests {
         let cli = Cli::try_parse_from(["oqmgr", "check", "-c", "/etc/p", "-o", "a=b"]).unwrap();
         match cli.command {
             Command::Check(c) => {
-                assert_eq!(c.config_dir, Some(PathBuf::from("/etc/p")));
+                assert_eq!(c.config_dir, Some(std::path::PathBuf::from("/etc/p")));
                 assert_eq!(c.overrides, ["a=b"]);
             }
             other => panic!("{other:?}"),
