@@ -29,10 +29,9 @@ use oqmgr::time::Instant;
 use crate::agent::{self, Close, Connect, Deliver, DeliveryAgent};
 use crate::clock::Clock;
 use crate::destination::{DestinationActor, DestinationMsg};
+use crate::queue_store::{Completion, QueueStore, SharedStore};
 use crate::registry::Registry;
-use crate::scanner::{
-    Admit, Completion, QueueStore, ScanNext, ScanStart, ScannerActor, SharedStore,
-};
+use crate::scanner::{Admit, ScanNext, ScanStart, ScannerActor};
 use crate::scheduler::TraceLine;
 use crate::supervisor::{SupervisorActor, SupervisorMsg};
 use crate::transport::{TransportActor, TransportMsg};

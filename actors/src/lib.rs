@@ -21,7 +21,7 @@
 //! effects, and one function, `host::run`, carries them out for every actor
 //! alike (`do_send` for messages, `run_later` for timers, the registered
 //! [`agent::DeliveryAgent`] for deliveries, the
-//! [`scanner::QueueStore`] for files). [`registry::Registry`] maps core names
+//! [`queue_store::QueueStore`] for files). [`registry::Registry`] maps core names
 //! to mailboxes; [`clock::Clock`] is the only reader of time.
 //! [`scheduler::Scheduler::builder`] wires it all on the current actix
 //! System.
@@ -40,6 +40,7 @@ pub mod daemon;
 pub mod destination;
 pub mod host;
 pub mod postfix;
+pub mod queue_store;
 pub mod registry;
 pub mod scanner;
 pub mod scheduler;

@@ -1,7 +1,7 @@
 //! Starting a scheduler (Postfix: `qmgr.c` `main()` and `qmgr_post_init`).
 //!
 //! [`Scheduler::builder`] collects what the actors need (parameters and
-//! a [`QueueStore`](crate::scanner::QueueStore), always given: the daemon's
+//! a [`QueueStore`](crate::queue_store::QueueStore), always given: the daemon's
 //! is the queue directory, tests bring their own; then one
 //! [`DeliveryAgent`] per transport and an optional trace sink) and
 //! [`SchedulerBuilder::start`] starts the scanners and the supervisor on
@@ -12,7 +12,7 @@
 //! ```no_run
 //! # use oqmgr_actors::scheduler::Scheduler;
 //! # fn agent() -> actix::Recipient<oqmgr_actors::agent::Deliver> { unimplemented!() }
-//! # fn queue_store() -> oqmgr_actors::scanner::SharedStore { unimplemented!() }
+//! # fn queue_store() -> oqmgr_actors::queue_store::SharedStore { unimplemented!() }
 //! # actix::System::new().block_on(async {
 //! let (params, _warnings) = oqmgr::params::Params::from_pairs(&[]).unwrap();
 //! let scheduler = Scheduler::builder(params, queue_store())
@@ -35,7 +35,8 @@ use oqmgr::trace::TraceEvent;
 use crate::agent::{Deliver, DeliveryAgent};
 use crate::clock::Clock;
 use crate::host::Host;
-use crate::scanner::{ScannerActor, SharedStore};
+use crate::queue_store::SharedStore;
+use crate::scanner::ScannerActor;
 use crate::supervisor::{SupervisorActor, Trigger};
 
 /// One scheduling event for a trace sink: when, and what.

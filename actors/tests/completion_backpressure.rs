@@ -17,7 +17,7 @@ use oqmgr::scan::{QueueName, ScanFlags};
 use oqmgr::time::Instant;
 use oqmgr_actors::agent::{Deliver, DeliveryAgent};
 use oqmgr_actors::clock::Clock;
-use oqmgr_actors::scanner::{Batch, Completion, Envelope, QueueStore, SharedStore, StoreError};
+use oqmgr_actors::queue_store::{Batch, Completion, Envelope, QueueStore, SharedStore, StoreError};
 use oqmgr_actors::scheduler::Scheduler;
 use oqmgr_devtools::memstore::MemoryStore;
 

@@ -28,7 +28,7 @@ use oqmgr_actors::postfix::queue_file_write::{
 };
 use oqmgr_actors::postfix::queue_id::QueueHashing;
 use oqmgr_actors::postfix::rewrite::ClientConfig;
-use oqmgr_actors::scanner::{Completion, QueueStore, StoreError};
+use oqmgr_actors::queue_store::{Completion, QueueStore, StoreError};
 
 /// How far the fake wall clock is from the real one, in seconds.
 static STEP: AtomicI64 = AtomicI64::new(0);

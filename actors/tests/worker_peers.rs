@@ -27,7 +27,7 @@ use oqmgr_actors::postfix::queue_file::read_envelope;
 use oqmgr_actors::postfix::queue_file_parse::ReadLimits;
 use oqmgr_actors::postfix::queue_file_write::{NewRecipient, QueueFileWriter, DEFAULT_LINE_LIMIT};
 use oqmgr_actors::postfix::queue_id::QueueHashing;
-use oqmgr_actors::scanner::Completion;
+use oqmgr_actors::queue_store::Completion;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};

@@ -19,7 +19,7 @@ use oqmgr::scan::{QueueName, ScanFlags};
 use oqmgr::sim::world::{File, Place, Queues};
 use oqmgr::time::{Duration, Instant};
 
-use oqmgr_actors::scanner::{Batch, Completion, Envelope, QueueStore, StoreError};
+use oqmgr_actors::queue_store::{Batch, Completion, Envelope, QueueStore, StoreError};
 
 /// What happened to files and recipients, for summaries.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -80,7 +80,7 @@ use crate::postfix::queue_file_write::{
 };
 use crate::postfix::queue_id::queue_id_ok;
 use crate::postfix::rewrite::{resolve_flags, ResolveClass};
-use crate::scanner::{Batch, Completion, Envelope as Admitted, QueueStore, StoreError};
+use crate::queue_store::{Batch, Completion, Envelope as Admitted, QueueStore, StoreError};
 
 /// A file's reading state while recipients remain to hand to the core.
 #[derive(Default)]

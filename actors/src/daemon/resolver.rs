@@ -4,7 +4,7 @@
 //! blocks on the answer).
 //!
 //! The queue store runs on the actors' thread and its
-//! [`QueueStore`](crate::scanner::QueueStore) calls are synchronous, like
+//! [`QueueStore`](crate::queue_store::QueueStore) calls are synchronous, like
 //! oqmgr's own: a lookup on `private/rewrite` is a local round trip of a few
 //! microseconds, and doing it in place costs far less than handing it to
 //! another thread (two context switches per batch, measured as about a

@@ -75,7 +75,7 @@ use crate::postfix::queue_file::{
 use crate::postfix::queue_file_write::{
     kill_record, mark_recipient_done, rewrite_warn_time, set_next_attempt,
 };
-use crate::scanner::Completion;
+use crate::queue_store::Completion;
 
 /// One piece of work.
 pub enum Job {

@@ -21,7 +21,7 @@ use oqmgr::time::{Duration, Instant};
 use oqmgr::trace::TraceEvent;
 use oqmgr_actors::agent::{Connect, Deliver, DeliveryAgent};
 use oqmgr_actors::clock::Clock;
-use oqmgr_actors::scanner::SharedStore;
+use oqmgr_actors::queue_store::SharedStore;
 use oqmgr_actors::scheduler::{Scheduler, TraceLine};
 use oqmgr_devtools::memstore::MemoryStore;
 
