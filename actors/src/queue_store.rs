@@ -81,10 +81,15 @@ impl std::fmt::Display for StoreError {
 /// Calls are short and synchronous (Postfix's queue manager does them
 /// inline too); they run under a mutex, never across an await.
 pub trait QueueStore: Send {
-    /// The queue IDs now in `queue`, in the order a scan visits them.
-    fn list(&mut self, queue: QueueName) -> Vec<String>;
-    /// True while `id` is still in `queue`.
-    fn contains(&self, queue: QueueName, id: &str) -> bool;
+    /// Starts a new walk of `queue`: takes the list of the files now in
+    /// it, in the order the walk visits them, and returns how many there
+    /// are. A walk already under way for `queue` is dropped.
+    fn scan_start(&mut self, queue: QueueName) -> usize;
+    /// The next file of the current walk of `queue`, or `None` at its end.
+    /// A file that left the queue since the walk started may be handed out
+    /// all the same (`admit` then answers `Gone`), or skipped, if the
+    /// store can tell cheaply.
+    fn scan_next(&mut self, queue: QueueName) -> Option<String>;
     /// Moves `id` from `queue` into `active/` and reads its envelope; the
     /// store logs any problem itself, in Postfix's words. A
     /// deferred file not due at `now` is refused with `NotDue` unless

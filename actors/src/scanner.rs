@@ -1,10 +1,10 @@
 //! Queue directory scans and queue-file access (Postfix: `qmgr_scan.c`, the
 //! file half of `qmgr_active.c` and `qmgr_message.c`).
 //!
-//! One [`ScannerActor`] per queue (`incoming`, `deferred`) owns that queue's
-//! listing: `ScanStart` takes a fresh one, `ScanNext` hands out the next file
-//! still in the queue, and `Admit` moves a file into `active/` and reads its
-//! envelope and first batch of recipients. All file access goes through the
+//! One [`ScannerActor`] per queue (`incoming`, `deferred`) serves that
+//! queue's walk: `ScanStart` has the store take a fresh listing, `ScanNext`
+//! hands out the store's next file, and `Admit` moves a file into
+//! `active/` and reads its envelope and first batch of recipients. All file access goes through the
 //! [`QueueStore`] contract ([`crate::queue_store`]), so tests use an
 //! in-memory store (the `oqmgr-devtools` package's `memstore`) and the
 //! daemon real directories.
@@ -12,13 +12,12 @@
 //! # Invariants
 //! - a listing is a snapshot taken at scan start (Postfix reads the
 //!   directory as it goes; a snapshot is the deterministic equivalent); a
-//!   listed file that left the queue meanwhile is skipped, never admitted
-//!   twice;
+//!   listed file that left the queue meanwhile is never admitted twice
+//!   (the store skips it, or its admission fails);
 //! - every `ScanNext` and `Admit` is answered (`ScanResult`,
 //!   `Admitted`/`AdmitFailed`): the supervisor keeps one admission in
 //!   flight and would stall forever on a lost answer.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use actix::{Actor, Context, Handler, Message};
@@ -61,8 +60,6 @@ pub struct Admit {
 pub struct ScannerActor {
     /// Which queue.
     queue: QueueName,
-    /// Files of the current walk not yet handed out.
-    listing: VecDeque<String>,
     /// The scheduler's shared state.
     host: Arc<Host>,
 }
@@ -70,11 +67,7 @@ pub struct ScannerActor {
 impl ScannerActor {
     /// A scanner of `queue` with no walk in progress.
     pub fn new(queue: QueueName, host: Arc<Host>) -> ScannerActor {
-        ScannerActor {
-            queue,
-            listing: VecDeque::new(),
-            host,
-        }
+        ScannerActor { queue, host }
     }
 
     fn answer(&self, msg: Msg) {
@@ -89,24 +82,15 @@ impl Actor for ScannerActor {
 impl Handler<ScanStart> for ScannerActor {
     type Result = ();
     fn handle(&mut self, msg: ScanStart, _ctx: &mut Context<Self>) {
-        self.listing = self.host.store().list(self.queue).into();
-        tracing::debug!(queue = %self.queue, flags = %msg.flags, files = self.listing.len(), "scan start");
+        let files = self.host.store().scan_start(self.queue);
+        tracing::debug!(queue = %self.queue, flags = %msg.flags, files, "scan start");
     }
 }
 
 impl Handler<ScanNext> for ScannerActor {
     type Result = ();
     fn handle(&mut self, _msg: ScanNext, _ctx: &mut Context<Self>) {
-        let mut found = None;
-        {
-            let store = self.host.store();
-            while let Some(id) = self.listing.pop_front() {
-                if store.contains(self.queue, &id) {
-                    found = Some(id);
-                    break;
-                }
-            }
-        }
+        let found = self.host.store().scan_next(self.queue);
         self.answer(Msg::ScanResult {
             queue: self.queue,
             id: found.map(Into::into),

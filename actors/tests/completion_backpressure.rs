@@ -38,11 +38,11 @@ struct SlowStore {
 }
 
 impl QueueStore for SlowStore {
-    fn list(&mut self, queue: QueueName) -> Vec<String> {
-        self.inner.list(queue)
+    fn scan_start(&mut self, queue: QueueName) -> usize {
+        self.inner.scan_start(queue)
     }
-    fn contains(&self, queue: QueueName, id: &str) -> bool {
-        self.inner.contains(queue, id)
+    fn scan_next(&mut self, queue: QueueName) -> Option<String> {
+        self.inner.scan_next(queue)
     }
     fn admit(
         &mut self,

@@ -127,21 +127,14 @@ fn place(queue: QueueName) -> Place {
 }
 
 impl QueueStore for MemoryStore {
-    fn list(&mut self, queue: QueueName) -> Vec<String> {
-        let want = place(queue);
-        self.queues
-            .files
-            .values()
-            .filter(|f| f.place == want)
-            .map(|f| f.id.to_string())
-            .collect()
+    fn scan_start(&mut self, queue: QueueName) -> usize {
+        // The simulator's own walk, so both hosts see the same files.
+        self.queues.start_scan(queue);
+        self.queues.listing.get(&queue).map_or(0, |l| l.len())
     }
 
-    fn contains(&self, queue: QueueName, id: &str) -> bool {
-        self.queues
-            .files
-            .get(id)
-            .is_some_and(|f| f.place == place(queue))
+    fn scan_next(&mut self, queue: QueueName) -> Option<String> {
+        self.queues.next(queue).map(|id| id.to_string())
     }
 
     fn admit(

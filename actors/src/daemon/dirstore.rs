@@ -164,6 +164,17 @@ pub struct DirStore {
     worker: Worker,
     /// master's flow-control pipe, when master passed one.
     flow: Option<Flow>,
+    /// The files of the current walk of `incoming/` and of `deferred/` not
+    /// yet handed out ([`walk_index`]).
+    walks: [VecDeque<String>; 2],
+}
+
+/// The slot of `queue`'s walk in [`DirStore`]'s `walks`.
+fn walk_index(queue: QueueName) -> usize {
+    match queue {
+        QueueName::Incoming => 0,
+        QueueName::Deferred => 1,
+    }
 }
 
 impl DirStore {
@@ -188,6 +199,7 @@ impl DirStore {
             queued_work: HashSet::new(),
             worker,
             flow: None,
+            walks: Default::default(),
         }
     }
 
@@ -305,7 +317,7 @@ impl DirStore {
 }
 
 impl QueueStore for DirStore {
-    fn list(&mut self, queue: QueueName) -> Vec<String> {
+    fn scan_start(&mut self, queue: QueueName) -> usize {
         let mut names = Vec::new();
         let depth = if self.site.hashing.is_hashed(queue.as_str()) {
             self.site.hashing.depth
@@ -316,14 +328,16 @@ impl QueueStore for DirStore {
             log::fatal(&fatal);
         }
         names.sort();
-        names
+        let walk = &mut self.walks[walk_index(queue)];
+        *walk = names.into();
+        walk.len()
     }
 
-    fn contains(&self, _queue: QueueName, _id: &str) -> bool {
+    fn scan_next(&mut self, queue: QueueName) -> Option<String> {
         // No stat here: `admit` meets a file that left the queue as a failed
         // rename and skips it, as oqmgr does, so a stat per file would only
         // cost a system call per message.
-        true
+        self.walks[walk_index(queue)].pop_front()
     }
 
     fn admit(
