@@ -384,10 +384,9 @@ pub(crate) fn run<A: Entity>(
                     host.store().defer_recipients(&id, &recipients, &dsn);
                 }
             }
-            Effect::DelayCleared(message) => match host.registry.queue_id(message) {
-                Some(id) => host.store().confirm_delay_cleared(&id),
-                None => tracing::warn!(%message, "delay notice for an unknown message"),
-            },
+            // Carried by the message's trace flags, as in Postfix: nothing
+            // for the host to do (see `crate::queue_store`).
+            Effect::DelayCleared(_) => {}
             Effect::Complete { message, verdict } => {
                 let done = host.completion();
                 match host.registry.remove_queue_id(message) {

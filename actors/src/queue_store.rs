@@ -16,6 +16,13 @@
 //!   completion through its [`Completion`]);
 //! - a store logs whatever Postfix logs about a file it cannot admit or
 //!   read; callers add nothing.
+//!
+//! # Compatibility
+//! The core's `DelayCleared` effect (`confirm_delay_cleared`) asks nothing
+//! of a store. As in Postfix, the notice is carried by the message's trace
+//! flags: the envelope reader adds `REC_DLY_SENT` to a warned message's
+//! flags at admission, the agents record each recipient they finish, and
+//! the completion's trace flush has the bounce daemon send the notice.
 
 use std::sync::{Arc, Mutex};
 
@@ -119,10 +126,6 @@ pub trait QueueStore: Send {
     fn completes_later(&self) -> bool {
         false
     }
-    /// Tells the sender a delayed message's delay has ended (the daemon's
-    /// store sends a trace flush with `REC_DLY_SENT`); called just before
-    /// `complete` for the same file.
-    fn confirm_delay_cleared(&mut self, id: &str);
 }
 
 /// Reports one carried-out completion to the supervisor when dropped

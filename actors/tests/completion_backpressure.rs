@@ -73,9 +73,6 @@ impl QueueStore for SlowStore {
             drop(done);
         }));
     }
-    fn confirm_delay_cleared(&mut self, id: &str) {
-        self.inner.confirm_delay_cleared(id)
-    }
     fn completes_later(&self) -> bool {
         true
     }

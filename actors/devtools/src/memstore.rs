@@ -30,8 +30,6 @@ pub struct Counters {
     pub deferred_files: u64,
     /// Delay warnings sent.
     pub warned: u64,
-    /// Delay-cleared notices sent.
-    pub delay_cleared: u64,
     /// Files returned to sender.
     pub expired: u64,
     /// Recipients returned with them.
@@ -187,10 +185,6 @@ impl QueueStore for MemoryStore {
 
     fn defer_recipients(&mut self, _id: &str, recipients: &[Recipient], _dsn: &Dsn) {
         self.counters.deferred_by_qmgr += recipients.len() as u64;
-    }
-
-    fn confirm_delay_cleared(&mut self, _id: &str) {
-        self.counters.delay_cleared += 1;
     }
 
     fn complete(&mut self, id: &str, verdict: &Verdict, _done: Completion) {

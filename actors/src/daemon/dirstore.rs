@@ -38,9 +38,11 @@
 //! - A malformed envelope sends the file to `corrupt/` with Postfix's
 //!   warnings. A read error leaves it in `active/`; the next start of the
 //!   daemon moves it back to `incoming/` ([`recover_active`]).
-//! - `confirm_delay_cleared`: the envelope reader already adds
-//!   `REC_DLY_SENT` to the trace flags, so the completion's trace flush
-//!   carries it; the store's own hook has nothing left to do.
+//! - `confirm_delay_cleared`: the envelope reader adds `REC_DLY_SENT` to
+//!   the trace flags of a message whose delay warning was sent, so the
+//!   agents record what they deliver and the completion's trace flush
+//!   carries the notice ([`crate::queue_store`] says why the core's
+//!   `DelayCleared` effect needs nothing more).
 //!
 //! # Invariants
 //! - a queue ID is in `open` exactly while its file is admitted; the
@@ -662,8 +664,6 @@ impl QueueStore for DirStore {
     fn completes_later(&self) -> bool {
         true
     }
-
-    fn confirm_delay_cleared(&mut self, _id: &str) {}
 }
 
 /// Moves every file of `active/` back to `incoming/`, stamped `now` (wall
