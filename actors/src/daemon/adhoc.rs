@@ -5,7 +5,7 @@
 //! delays=a/b/0/d, dsn=X.Y.Z, status=WORD (text)`: `a` is arrival →
 //! admission, `b` admission → hand-off, `d` hand-off → now. The queue
 //! manager's own lines (relay `none`) hand off at `now`; custom transports
-//! ([`crate::transports`]) log through the same function. Times are
+//! ([`crate::custom_transports`]) log through the same function. Times are
 //! printed with at most two significant digits and at most
 //! `delay_logging_resolution_limit` decimals, never with trailing zeros, so
 //! log parsers (pflogsumm, qshape users' scripts) see Postfix's numbers.

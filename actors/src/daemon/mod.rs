@@ -31,7 +31,7 @@
 //! (trivial-rewrite, blocking, as oqmgr's), [`bridge::PostfixAgents`] (delivery agents),
 //! [`worker::Worker`] (bounce, defer and trace daemons; file moves),
 //! [`adhoc`] (status lines), custom transports from `oqmgr.toml` or
-//! [`main_with`] ([`crate::transports`]). Flow control: the daemon puts one
+//! [`main_with`] ([`crate::custom_transports`]). Flow control: the daemon puts one
 //! token in master's flow pipe for each file it takes from `incoming/`, as
 //! it takes it, and tops the pipe up to `default_process_limit` after a
 //! second without any, so cleanup(8) is never throttled by a silent queue
@@ -57,6 +57,7 @@ use oqmgr::params::Params;
 use crate::clock::Clock;
 use crate::config;
 use crate::config::mail_params::flag;
+use crate::custom_transports::{self, Framework, Registrations};
 use crate::postfix::chroot_uid::chroot_uid;
 use crate::postfix::dialect::{self, Dialect};
 use crate::postfix::log::{self, LogConfig, LogParams, Logger};
@@ -66,7 +67,6 @@ use crate::postfix::queue_file_parse::ReadLimits;
 use crate::postfix::queue_id::QueueHashing;
 use crate::postfix::rewrite::ClientConfig;
 use crate::scheduler::{abort_on_panic, Scheduler};
-use crate::transports::{self, Framework, Registrations};
 use oqmgr::params::RawParams;
 
 use dirstore::{DirStore, Flow, Routing};
@@ -102,7 +102,7 @@ pub fn main() -> ! {
 
 /// Runs the daemon with custom transports: `register` is called once,
 /// inside the actix System, to add transport actors
-/// ([`crate::transports`]) beside those of `oqmgr.toml`; never returns.
+/// ([`crate::custom_transports`]) beside those of `oqmgr.toml`; never returns.
 pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
     let env = |name: &str| std::env::var(name).ok();
     let args = log::bootstrap();
@@ -128,7 +128,7 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
         tracing::warn!("{}", w.message);
     }
     // Read before chroot: the file lives in the config directory.
-    let custom = match transports::config::load(&config_dir) {
+    let custom = match custom_transports::config::load(&config_dir) {
         Ok(kinds) => kinds,
         Err(e) => log::fatal(&e.to_string()),
     };
@@ -233,7 +233,7 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
             .with_worker(agents_worker)
             .start_agent();
         let mut registrations = Registrations::default();
-        transports::config::start(&custom, clock, &mut registrations);
+        custom_transports::config::start(&custom, clock, &mut registrations);
         register(&mut registrations);
         for name in registrations.names() {
             tracing::info!("transport {name}: served inside the queue manager");

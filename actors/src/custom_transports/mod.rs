@@ -1,4 +1,4 @@
-//! transports - custom delivery transports written in Rust, run inside the
+//! custom_transports - custom delivery transports written in Rust, run inside the
 //! queue manager beside Postfix's delivery agents (Postfix: the delivery
 //! agent side of `global/deliver_request.c`, `deliver_completed.c`,
 //! `bounce.c`, `defer.c`, `sent.c`, `trace.c`, `log_adhoc.c`).
@@ -51,7 +51,7 @@
 //! A transport that accepts mail for `ok` local parts and bounces the rest:
 //! ```no_run
 //! use actix::{Actor, Context, Handler};
-//! use oqmgr_actors::transports::{Delivery, RcptResult, Reply};
+//! use oqmgr_actors::custom_transports::{Delivery, RcptResult, Reply};
 //!
 //! struct Picky;
 //!

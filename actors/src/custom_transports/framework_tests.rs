@@ -12,11 +12,11 @@ use oqmgr::entry::{AgentId, Entry, EntryId, MessageId, Outcome, Recipient, Recip
 use super::Framework;
 use crate::agent::Deliver;
 use crate::clock::Clock;
+use crate::custom_transports::{Delivery, Dsn, RcptResult, Reply};
 use crate::daemon::message::{ActiveMessage, ActiveTable, Site};
 use crate::postfix::attr::Timeval;
 use crate::postfix::queue_file::Envelope;
 use crate::postfix::record::{decode_all, encode_record, rec};
-use crate::transports::{Delivery, Dsn, RcptResult, Reply};
 
 /// Answers by local part: `ok` sent, `no` bounced, `later` deferred with
 /// a hop status; checks what it was given.

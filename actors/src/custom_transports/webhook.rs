@@ -206,8 +206,8 @@ fn json_string(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::custom_transports::{Content, Rcpt, RecipientStatus};
     use crate::postfix::record::{encode_record, rec};
-    use crate::transports::{Content, Rcpt, RecipientStatus};
     use std::io::{Read, Write};
     use std::net::TcpListener;
 
