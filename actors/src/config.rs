@@ -52,7 +52,7 @@ use std::process::Command;
 
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
-pub use main_cf::{Entry, MainCf};
+pub use main_cf::{MainCf, MainCfEntry};
 use oqmgr::params::{ConfigWarning, RawParams, DEFINITIONS};
 
 /// Where main.cf lives when nothing else says (Postfix's compiled-in

@@ -34,7 +34,7 @@ use oqmgr::time::Instant;
 
 /// What a store read from a queue file's envelope at admission.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Envelope {
+pub struct AdmittedEnvelope {
     /// The envelope sender; empty for the null sender.
     pub sender: String,
     /// When the message was first queued.
@@ -107,7 +107,7 @@ pub trait QueueStore: Send {
         id: &str,
         flags: ScanFlags,
         now: Instant,
-    ) -> Result<Envelope, StoreError>;
+    ) -> Result<AdmittedEnvelope, StoreError>;
     /// Reads the next at most `batch` undone recipients of an admitted file.
     fn read(&mut self, id: &str, batch: u32) -> Result<Batch, StoreError>;
     /// Logs a recipient as discarded and marks it done.

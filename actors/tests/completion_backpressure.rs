@@ -17,7 +17,9 @@ use oqmgr::scan::{QueueName, ScanFlags};
 use oqmgr::time::Instant;
 use oqmgr_actors::agent::{Deliver, DeliveryAgent};
 use oqmgr_actors::clock::Clock;
-use oqmgr_actors::queue_store::{Batch, Completion, Envelope, QueueStore, SharedStore, StoreError};
+use oqmgr_actors::queue_store::{
+    AdmittedEnvelope, Batch, Completion, QueueStore, SharedStore, StoreError,
+};
 use oqmgr_actors::scheduler::Scheduler;
 use oqmgr_devtools::memstore::MemoryStore;
 
@@ -50,7 +52,7 @@ impl QueueStore for SlowStore {
         id: &str,
         flags: ScanFlags,
         now: Instant,
-    ) -> Result<Envelope, StoreError> {
+    ) -> Result<AdmittedEnvelope, StoreError> {
         let admitted = self.inner.admit(queue, id, flags, now)?;
         let now_holding = self.holding.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(now_holding, Ordering::SeqCst);

@@ -5,11 +5,11 @@
 //! the same expectations.
 //!
 //! # What and why
-//! Each scenario is a function `fn name(q: &QmgrChoice) -> Outcome` that
+//! Each scenario is a function `fn name(q: &QmgrChoice) -> ScenarioOutcome` that
 //! starts a private instance (`oqmgr_devtools::sandbox`, own folder, ports and
 //! maillog) with queue manager `q`, runs a workload with real cleanup,
 //! pickup, smtp, local, error, discard, bounce, flush, smtp-sink and the
-//! admin tools, and returns an [`e2e::outcome::Outcome`]: per (message,
+//! admin tools, and returns an [`e2e::outcome::ScenarioOutcome`]: per (message,
 //! recipient) the final result, the queue the file ends in, the collapsed
 //! history of `status=` words and the last relay/dsn/status text, all taken
 //! from the maillog with queue IDs, ports, paths and timing removed, plus
@@ -185,7 +185,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use e2e::env::Setup;
-use e2e::outcome::Outcome;
+use e2e::outcome::ScenarioOutcome;
 use oqmgr_devtools::sandbox::{PostfixInstall, QmgrChoice};
 
 /// The Postfix builds the suite runs on.
@@ -275,9 +275,9 @@ fn theirs(postfix: PostfixInstall) -> Setup {
 /// Runs `run` once per process for `key`; every caller gets its outcome
 /// (the `postfix` and `side_by_side` tests share one reference run, `ours`
 /// and `side_by_side` one run of ours). A run that panics is not kept.
-fn once(key: &'static str, run: impl FnOnce() -> Outcome) -> Outcome {
+fn once(key: &'static str, run: impl FnOnce() -> ScenarioOutcome) -> ScenarioOutcome {
     /// One slot per run, filled by the first test that needs it.
-    type Runs = HashMap<&'static str, Arc<OnceLock<Outcome>>>;
+    type Runs = HashMap<&'static str, Arc<OnceLock<ScenarioOutcome>>>;
     static RUNS: OnceLock<Mutex<Runs>> = OnceLock::new();
     let cell = {
         let mut runs = RUNS
@@ -292,7 +292,7 @@ fn once(key: &'static str, run: impl FnOnce() -> Outcome) -> Outcome {
 /// Runs one scenario and reports its wall time on stderr (shown with
 /// `--nocapture`), to keep an eye on the suite's time budget; with
 /// `OQMGR_E2E_PRINT` set, also the rendered outcome.
-fn timed(name: &str, run: impl FnOnce() -> Outcome) -> Outcome {
+fn timed(name: &str, run: impl FnOnce() -> ScenarioOutcome) -> ScenarioOutcome {
     let start = std::time::Instant::now();
     let o = run();
     eprintln!("scenario {name}: {:.1} s", start.elapsed().as_secs_f64());
@@ -312,13 +312,14 @@ fn timed(name: &str, run: impl FnOnce() -> Outcome) -> Outcome {
 fn reference(
     name: &str,
     postfix: PostfixInstall,
-    scenario: fn(&Setup) -> Outcome,
-    expect: fn(&Outcome),
-) -> Outcome {
+    scenario: fn(&Setup) -> ScenarioOutcome,
+    expect: fn(&ScenarioOutcome),
+) -> ScenarioOutcome {
     let setup = theirs(postfix);
     let first = timed(name, || scenario(&setup));
-    let meets =
-        |o: &Outcome| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| expect(o))).is_ok();
+    let meets = |o: &ScenarioOutcome| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| expect(o))).is_ok()
+    };
     if meets(&first) {
         return first;
     }
@@ -335,7 +336,7 @@ macro_rules! scenario {
         mod $name {
             use super::*;
 
-            fn reference_run() -> Outcome {
+            fn reference_run() -> ScenarioOutcome {
                 once(concat!(module_path!(), "::theirs"), || {
                     crate::reference(
                         concat!(module_path!()),
@@ -346,7 +347,7 @@ macro_rules! scenario {
                 })
             }
 
-            fn our_run() -> Outcome {
+            fn our_run() -> ScenarioOutcome {
                 once(concat!(module_path!(), "::ours"), || {
                     crate::timed(concat!(module_path!(), " (ours)"), || {
                         crate::scenarios::$name(&crate::ours(super::postfix()))

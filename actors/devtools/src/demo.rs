@@ -22,7 +22,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::benchmark::logtail::{LogTail, Status};
+use crate::benchmark::logtail::{LogStatus, LogTail};
 use crate::benchmark::probe::QmgrProbe;
 use crate::sandbox::{free_port, QmgrChoice, Sandbox, SmtpSink};
 use oqmgr_actors::clock::tooling_now;
@@ -219,9 +219,9 @@ fn run(name: &str, choice: QmgrChoice, w: &Workload) -> std::io::Result<RunResul
             p.sample();
         }
         let now = (
-            tail.total(Status::Sent) as usize,
-            tail.total(Status::Deferred) as usize,
-            tail.total(Status::Bounced) as usize,
+            tail.total(LogStatus::Sent) as usize,
+            tail.total(LogStatus::Deferred) as usize,
+            tail.total(LogStatus::Bounced) as usize,
         );
         let elapsed = started.elapsed();
         print!(

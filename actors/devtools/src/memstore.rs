@@ -19,7 +19,7 @@ use oqmgr::scan::{QueueName, ScanFlags};
 use oqmgr::sim::world::{File, Place, Queues};
 use oqmgr::time::{Duration, Instant};
 
-use oqmgr_actors::queue_store::{Batch, Completion, Envelope, QueueStore, StoreError};
+use oqmgr_actors::queue_store::{AdmittedEnvelope, Batch, Completion, QueueStore, StoreError};
 
 /// What happened to files and recipients, for summaries.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -41,14 +41,14 @@ pub struct Counters {
 }
 
 /// Resolves an address to transport and next hop (trivial-rewrite's job).
-pub type Resolver = Box<dyn Fn(&str) -> Routed + Send>;
+pub type RouteFn = Box<dyn Fn(&str) -> Routed + Send>;
 
 /// Queue files in memory.
 pub struct MemoryStore {
     /// The files and their places (the simulator's structure).
     pub queues: Queues,
     /// Address resolution.
-    resolve: Resolver,
+    resolve: RouteFn,
     /// Outcome counters.
     pub counters: Counters,
 }
@@ -141,7 +141,7 @@ impl QueueStore for MemoryStore {
         id: &str,
         flags: ScanFlags,
         now: Instant,
-    ) -> Result<Envelope, StoreError> {
+    ) -> Result<AdmittedEnvelope, StoreError> {
         let file = self
             .queues
             .files
@@ -158,7 +158,7 @@ impl QueueStore for MemoryStore {
         }
         file.place = Place::Active;
         file.cursor = 0;
-        Ok(Envelope {
+        Ok(AdmittedEnvelope {
             sender: file.sender.to_string(),
             create_time: file.create_time,
             warning: file.warning,

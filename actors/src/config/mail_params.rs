@@ -33,7 +33,7 @@ const fn str1(name: &'static str, default: &'static str) -> ParamDef {
 /// One row of [`MAIL_PARAMS`]: a definition of its own, or a row of the
 /// core's table, checked at this point of Postfix's order.
 #[derive(Clone, Copy, Debug)]
-pub enum Row {
+pub enum MailParamRow {
     /// Read by the daemon shell only.
     Own(ParamDef),
     /// A row of [`oqmgr::params::DEFINITIONS`] that `mail_params_init`
@@ -45,42 +45,44 @@ pub enum Row {
 /// oqmgr would stop on, in the order `mail_params_init` reads them: its
 /// "first" boolean table, string table, integer table, boolean table and
 /// time table.
-pub const MAIL_PARAMS: &[Row] = &[
-    Row::Own(ParamDef::boolean("smtputf8_enable", "yes")),
-    Row::Own(str1("mail_owner", "postfix")),
-    Row::Own(str1("daemon_directory", "/usr/lib/postfix/sbin")),
-    Row::Own(str1("queue_directory", "/var/spool/postfix")),
-    Row::Core("double_bounce_sender"),
-    Row::Own(str1("hash_queue_names", "deferred, defer")),
-    Row::Core("recipient_delimiter"),
-    Row::Own(str1("verp_delimiter_filter", "-=+")),
-    Row::Own(str1("bounce_service_name", "bounce")),
-    Row::Own(str1("defer_service_name", "defer")),
-    Row::Own(str1("queue_service_name", "qmgr")),
-    Row::Own(str1("rewrite_service_name", "rewrite")),
-    Row::Own(str1("flush_service_name", "flush")),
-    Row::Own(str1("address_verify_service_name", "verify")),
-    Row::Own(str1("trace_service_name", "trace")),
-    Row::Own(ParamDef::int("default_process_limit", "100", 1, NONE)),
-    Row::Own(ParamDef::int("hash_queue_depth", "1", 1, NONE)),
-    Row::Own(ParamDef::int("delay_logging_resolution_limit", "2", 0, 6)),
-    Row::Own(ParamDef::boolean("soft_bounce", "no")),
-    Row::Core("owner_request_special"),
-    Row::Own(ParamDef::boolean("address_verify_negative_cache", "yes")),
-    Row::Core("helpful_warnings"),
-    Row::Own(ParamDef::time("ipc_timeout", "3600s", 1, NONE)),
-    Row::Own(ParamDef::time("ipc_idle", "5s", 1, NONE)),
-    Row::Own(ParamDef::time("ipc_ttl", "1000s", 1, NONE)),
-    Row::Own(ParamDef::time("daemon_timeout", "18000s", 1, NONE)),
-    Row::Own(ParamDef::time("in_flow_delay", "1s", 0, 10)),
+pub const MAIL_PARAMS: &[MailParamRow] = &[
+    MailParamRow::Own(ParamDef::boolean("smtputf8_enable", "yes")),
+    MailParamRow::Own(str1("mail_owner", "postfix")),
+    MailParamRow::Own(str1("daemon_directory", "/usr/lib/postfix/sbin")),
+    MailParamRow::Own(str1("queue_directory", "/var/spool/postfix")),
+    MailParamRow::Core("double_bounce_sender"),
+    MailParamRow::Own(str1("hash_queue_names", "deferred, defer")),
+    MailParamRow::Core("recipient_delimiter"),
+    MailParamRow::Own(str1("verp_delimiter_filter", "-=+")),
+    MailParamRow::Own(str1("bounce_service_name", "bounce")),
+    MailParamRow::Own(str1("defer_service_name", "defer")),
+    MailParamRow::Own(str1("queue_service_name", "qmgr")),
+    MailParamRow::Own(str1("rewrite_service_name", "rewrite")),
+    MailParamRow::Own(str1("flush_service_name", "flush")),
+    MailParamRow::Own(str1("address_verify_service_name", "verify")),
+    MailParamRow::Own(str1("trace_service_name", "trace")),
+    MailParamRow::Own(ParamDef::int("default_process_limit", "100", 1, NONE)),
+    MailParamRow::Own(ParamDef::int("hash_queue_depth", "1", 1, NONE)),
+    MailParamRow::Own(ParamDef::int("delay_logging_resolution_limit", "2", 0, 6)),
+    MailParamRow::Own(ParamDef::boolean("soft_bounce", "no")),
+    MailParamRow::Core("owner_request_special"),
+    MailParamRow::Own(ParamDef::boolean("address_verify_negative_cache", "yes")),
+    MailParamRow::Core("helpful_warnings"),
+    MailParamRow::Own(ParamDef::time("ipc_timeout", "3600s", 1, NONE)),
+    MailParamRow::Own(ParamDef::time("ipc_idle", "5s", 1, NONE)),
+    MailParamRow::Own(ParamDef::time("ipc_ttl", "1000s", 1, NONE)),
+    MailParamRow::Own(ParamDef::time("daemon_timeout", "18000s", 1, NONE)),
+    MailParamRow::Own(ParamDef::time("in_flow_delay", "1s", 0, 10)),
 ];
 
-impl Row {
+impl MailParamRow {
     /// The definition this row checks against.
     pub fn def(&self) -> &ParamDef {
         match self {
-            Row::Own(def) => def,
-            Row::Core(name) => definition(name).expect("MAIL_PARAMS core rows are table rows"),
+            MailParamRow::Own(def) => def,
+            MailParamRow::Core(name) => {
+                definition(name).expect("MAIL_PARAMS core rows are table rows")
+            }
         }
     }
 }
@@ -99,7 +101,7 @@ pub fn check(raw: &RawParams) -> ConfigReport {
     let checked = |f: &ConfigFatal| {
         MAIL_PARAMS
             .iter()
-            .any(|row| matches!(row, Row::Core(n) if *n == f.param))
+            .any(|row| matches!(row, MailParamRow::Core(n) if *n == f.param))
     };
     fatals.extend(own.fatals.into_iter().filter(|f| !checked(f)));
     ConfigReport {

@@ -46,7 +46,7 @@ use actix::{Actor, Context, Handler, ResponseFuture};
 use oqmgr::entry::{DeliveryReport, Dsn, Outcome, Recipient, RecipientStatus};
 use oqmgr::time::Instant;
 
-use super::{Content, Delivery, RcptResult, Reply, TransportActor};
+use super::{Content, CustomTransport, Delivery, RcptResult, Reply};
 use crate::agent::{self, Deliver, DeliveryAgent};
 use crate::clock::Clock;
 pub use crate::daemon::adhoc::{status_line, Times};
@@ -54,7 +54,7 @@ use crate::daemon::message::{
     timeval, wire_bytes, wire_recipient, ActiveMessage, ActiveTable, Site,
 };
 use crate::postfix::agent::dsn_valid;
-use crate::postfix::attr::{Dsn as WireDsn, Timeval};
+use crate::postfix::attr::{Timeval, WireDsn};
 use crate::postfix::bounce::{self, BounceRequest, VerifyUpdate};
 use crate::postfix::log::errno_text;
 use crate::postfix::mail_open_ok::{open_queue_file, Access};
@@ -87,7 +87,7 @@ impl Framework {
     }
 
     /// The scheduler agent that serves transport `name` with `actor`.
-    pub fn agent(&self, name: &str, actor: TransportActor) -> DeliveryAgent {
+    pub fn agent(&self, name: &str, actor: CustomTransport) -> DeliveryAgent {
         let addr = Bridge {
             name: name.to_string(),
             fw: self.clone(),
@@ -103,12 +103,12 @@ impl Framework {
 #[derive(Default)]
 pub struct Registrations {
     /// Name and actor, in registration order (a later one wins).
-    entries: Vec<(String, TransportActor)>,
+    entries: Vec<(String, CustomTransport)>,
 }
 
 impl Registrations {
     /// Registers `actor` as transport `name`.
-    pub fn add(&mut self, name: &str, actor: TransportActor) -> &mut Self {
+    pub fn add(&mut self, name: &str, actor: CustomTransport) -> &mut Self {
         self.entries.push((name.to_string(), actor));
         self
     }
@@ -134,7 +134,7 @@ struct Bridge {
     /// Shared settings.
     fw: Framework,
     /// The user's actor.
-    actor: TransportActor,
+    actor: CustomTransport,
 }
 
 impl Actor for Bridge {

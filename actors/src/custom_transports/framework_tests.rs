@@ -15,7 +15,7 @@ use crate::clock::Clock;
 use crate::custom_transports::{Delivery, Dsn, RcptResult, Reply};
 use crate::daemon::message::{ActiveMessage, ActiveTable, Site};
 use crate::postfix::attr::Timeval;
-use crate::postfix::queue_file::Envelope;
+use crate::postfix::queue_file::FileEnvelope;
 use crate::postfix::record::{decode_all, encode_record, rec};
 
 /// Answers by local part: `ok` sent, `no` bounced, `later` deferred with
@@ -105,11 +105,11 @@ fn results_are_recorded_and_reported() {
     std::fs::write(&path, bytes).unwrap();
     let site = site(dir.path());
     let active: ActiveTable = Arc::default();
-    let env = Envelope {
+    let env = FileEnvelope {
         sender: Some(b"s@x.example".to_vec()),
         data_offset,
         arrival_sec: 1,
-        ..Envelope::default()
+        ..FileEnvelope::default()
     };
     active.insert(
         "ABC".into(),
@@ -180,7 +180,7 @@ fn a_missing_message_or_a_dead_actor_is_a_crash() {
         "GONE".into(),
         Arc::new(ActiveMessage {
             queue_id: "GONE".into(),
-            env: Envelope::default().into(),
+            env: FileEnvelope::default().into(),
             active_arrival: Timeval::default(),
         }),
     );

@@ -248,4 +248,4 @@ impl Reply {
 }
 
 /// A transport actor's mailbox, as registered.
-pub type TransportActor = Recipient<Delivery>;
+pub type CustomTransport = Recipient<Delivery>;

@@ -74,7 +74,7 @@ use crate::postfix::flow::FlowPipe;
 use crate::postfix::log::{self, errno_text};
 use crate::postfix::mail_open_ok::{links_warning, mail_open_ok, open_queue_file, Access, Refusal};
 use crate::postfix::queue_file::{
-    self, Envelope, Recipient as FileRecipient, TRACE_MTA_VRFY, TRACE_USR_VRFY,
+    self, FileEnvelope, FileRecipient, TRACE_MTA_VRFY, TRACE_USR_VRFY,
 };
 use crate::postfix::queue_file_parse::ReadLimits;
 use crate::postfix::queue_file_write::{
@@ -82,7 +82,7 @@ use crate::postfix::queue_file_write::{
 };
 use crate::postfix::queue_id::queue_id_ok;
 use crate::postfix::rewrite::{resolve_flags, ResolveClass};
-use crate::queue_store::{Batch, Completion, Envelope as Admitted, QueueStore, StoreError};
+use crate::queue_store::{AdmittedEnvelope, Batch, Completion, QueueStore, StoreError};
 
 /// A file's reading state while recipients remain to hand to the core.
 #[derive(Default)]
@@ -93,7 +93,7 @@ struct Reading {
     /// into `pending` after every read. `None` once the file has no more:
     /// the message-level fields then live only in `shared`, so an admitted
     /// message holds its envelope once, not twice.
-    reader: Option<Envelope>,
+    reader: Option<FileEnvelope>,
     /// Recipients read from the file and not yet handed to the core.
     pending: VecDeque<FileRecipient>,
 }
@@ -348,7 +348,7 @@ impl QueueStore for DirStore {
         id: &str,
         flags: ScanFlags,
         now: Instant,
-    ) -> Result<Admitted, StoreError> {
+    ) -> Result<AdmittedEnvelope, StoreError> {
         let from = self.site.path(queue.as_str(), id);
         // Never follow a link, never open anything but a complete regular
         // file; anything else stays where it is (Postfix: `mail_open_ok`).
@@ -525,7 +525,7 @@ impl QueueStore for DirStore {
         if let Some(reading) = reading {
             self.reading.insert(name, reading);
         }
-        Ok(Admitted {
+        Ok(AdmittedEnvelope {
             sender,
             create_time,
             warning,

@@ -22,9 +22,9 @@ use dashmap::DashMap;
 use oqmgr::name::Name;
 use oqmgr::time::Instant;
 
-use crate::postfix::attr::{Recipient as WireRecipient, Timeval};
+use crate::postfix::attr::{Timeval, WireRecipient};
 use crate::postfix::dialect::Dialect;
-use crate::postfix::queue_file::Recipient as FileRecipient;
+use crate::postfix::queue_file::FileRecipient;
 
 pub use super::envelope::HeldEnvelope;
 use crate::postfix::queue_id::QueueHashing;

@@ -64,8 +64,8 @@ use super::dirstore::{rename_into, system_time};
 use super::message::{loggable, timeval, wire_recipient, ActiveMessage, Site};
 use crate::clock::Clock;
 use crate::postfix::agent::{deliver, DeliveryError, DeliveryRequest, EntryContext};
-use crate::postfix::attr::{Dsn as WireDsn, IpcError, Timeval};
-use crate::postfix::bounce::{self, bounce_flags, BounceRequest, MessageInfo};
+use crate::postfix::attr::{IpcError, Timeval, WireDsn};
+use crate::postfix::bounce::{self, bounce_flags, BounceMessage, BounceRequest};
 use crate::postfix::log::{self, errno_text};
 use crate::postfix::mail_open_ok::{mail_open_ok, open_queue_file, Access};
 use crate::postfix::queue_file::{
@@ -333,8 +333,8 @@ async fn defer(
 }
 
 /// The message-level fields of a bounce-daemon request.
-fn info(m: &ActiveMessage, flags: u32) -> MessageInfo {
-    MessageInfo {
+fn info(m: &ActiveMessage, flags: u32) -> BounceMessage {
+    BounceMessage {
         flags,
         queue_name: b"active".to_vec(),
         queue_id: m.queue_id.as_bytes().to_vec(),

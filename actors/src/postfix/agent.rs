@@ -3,7 +3,7 @@
 //!
 //! The queue manager connects, waits for `delivery_request_protocol`,
 //! writes one 23-attribute request list followed by one list per
-//! recipient, reads a reply of hop status ([`Dsn`]) plus an integer status,
+//! recipient, reads a reply of hop status ([`WireDsn`]) plus an integer status,
 //! and closes at once: the agent blocks until that close, so a slow close
 //! keeps an agent process busy for nothing.
 //!
@@ -11,7 +11,7 @@
 //! allocation: connect and wait for the announcement, then pick the entry);
 //! [`AgentConnection::deliver`] the second; [`deliver`] does both.
 //! [`DeliveryRequest::for_entry`] builds a request from a queue-file
-//! [`Envelope`] the way `qmgr_deliver_send_request` does.
+//! [`FileEnvelope`] the way `qmgr_deliver_send_request` does.
 //!
 //! [`classify`] turns the result into what the scheduler needs (§7.5):
 //! whether the transport is alive, whether the destination gets positive or
@@ -32,11 +32,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::postfix::attr::{
-    decode_list, protocol, AttrList, AttrStream, AttrWriter, DecodeError, Dsn, EncodeError,
-    IpcError, Limits, MsgStats, Recipient, Timeval,
+    decode_list, protocol, AttrList, AttrStream, AttrWriter, DecodeError, EncodeError, IpcError,
+    Limits, MsgStats, Timeval, WireDsn, WireRecipient,
 };
 use crate::postfix::dialect::Dialect;
-use crate::postfix::queue_file::{self, Envelope};
+use crate::postfix::queue_file::{self, FileEnvelope};
 
 /// Delivery request flag bits (`DEL_REQ_FLAG_*`, §7.4).
 pub mod flags {
@@ -122,7 +122,7 @@ pub struct DeliveryRequest {
     /// Address rewriting context: `local` or `remote`.
     pub rewrite_context: Vec<u8>,
     /// The recipients (at least one; exactly one with VERP).
-    pub recipients: Vec<Recipient>,
+    pub recipients: Vec<WireRecipient>,
 }
 
 impl DeliveryRequest {
@@ -187,7 +187,7 @@ struct Fields<'a> {
     sasl_sender: &'a [u8],
     log_ident: &'a [u8],
     rewrite_context: &'a [u8],
-    recipients: &'a [Recipient],
+    recipients: &'a [WireRecipient],
 }
 
 impl Fields<'_> {
@@ -259,8 +259,8 @@ impl Fields<'_> {
     }
 }
 
-impl From<&queue_file::Recipient> for Recipient {
-    fn from(r: &queue_file::Recipient) -> Self {
+impl From<&queue_file::FileRecipient> for WireRecipient {
+    fn from(r: &queue_file::FileRecipient) -> Self {
         Self {
             original: r.orig_rcpt.clone(),
             address: r.address.clone(),
@@ -293,7 +293,11 @@ impl DeliveryRequest {
     /// as `qmgr_deliver_send_request` does: trace flags plus connection
     /// flags plus the default (or BOUNCE alone with an `I` record),
     /// per-request send options, and the VERP sender when VERP is on.
-    pub fn for_entry(env: &Envelope, ctx: &EntryContext<'_>, recipients: Vec<Recipient>) -> Self {
+    pub fn for_entry(
+        env: &FileEnvelope,
+        ctx: &EntryContext<'_>,
+        recipients: Vec<WireRecipient>,
+    ) -> Self {
         let p = Prepared::new(env, ctx, &recipients);
         Self {
             flags: p.flags,
@@ -330,9 +334,9 @@ impl DeliveryRequest {
     /// # Errors
     /// As [`DeliveryRequest::encode`].
     pub fn encode_for_entry(
-        env: &Envelope,
+        env: &FileEnvelope,
         ctx: &EntryContext<'_>,
-        recipients: &[Recipient],
+        recipients: &[WireRecipient],
         dialect: Dialect,
     ) -> Result<Vec<u8>, EncodeError> {
         let p = Prepared::new(env, ctx, recipients);
@@ -381,7 +385,7 @@ struct Prepared<'a> {
 }
 
 impl<'a> Prepared<'a> {
-    fn new(env: &'a Envelope, ctx: &EntryContext<'_>, recipients: &[Recipient]) -> Self {
+    fn new(env: &'a FileEnvelope, ctx: &EntryContext<'_>, recipients: &[WireRecipient]) -> Self {
         let sender = env.sender.as_deref().unwrap_or_default();
         let verp = env.verp_delims.as_deref().filter(|d| d.len() == 2);
         let sender = match (verp, recipients.first()) {
@@ -479,7 +483,7 @@ pub fn decode_delivery_request(
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DeliveryReply {
     /// Hop status: empty unless the next hop should be avoided for a while.
-    pub hop: Dsn,
+    pub hop: WireDsn,
     /// 0 = every recipient finished; anything else (agents send −1 as
     /// `4294967295`) = at least one recipient still needs delivery.
     pub status: u32,
@@ -682,7 +686,7 @@ pub enum Feedback {
     /// The site should be avoided: negative feedback with this sanitised
     /// DSN (`qmgr_queue_throttle`); if the destination is then dead its
     /// todo entries go to `retry` with `"<status> <reason>"` as next hop.
-    Negative(Dsn),
+    Negative(WireDsn),
     /// A hop reason came with status 0 (or without a code): neither.
     None,
 }
@@ -748,7 +752,7 @@ pub fn classify(result: &Result<DeliveryReply, DeliveryError>) -> Outcome {
 /// The VERP sender for one recipient (Postfix `verp_sender`):
 /// `s_local d1 r_local d2 r_domain @ s_domain`, from the recipient's
 /// original address when it has one. `delims` must be two bytes.
-pub fn verp_sender(delims: [u8; 2], sender: &[u8], rcpt: &Recipient) -> Vec<u8> {
+pub fn verp_sender(delims: [u8; 2], sender: &[u8], rcpt: &WireRecipient) -> Vec<u8> {
     let split = |a: &[u8]| match a.iter().rposition(|&b| b == b'@') {
         Some(i) => (a[..i].to_vec(), Some(a[i + 1..].to_vec())),
         None => (a.to_vec(), None),
@@ -780,7 +784,7 @@ pub fn verp_sender(delims: [u8; 2], sender: &[u8], rcpt: &Recipient) -> Vec<u8> 
 /// that case when VERP is on (the sender then embeds the recipient).
 pub fn request_sendopts(
     base: u32,
-    recipients: &[Recipient],
+    recipients: &[WireRecipient],
     smtputf8_enable: bool,
     verp: bool,
 ) -> u32 {

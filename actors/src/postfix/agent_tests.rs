@@ -12,7 +12,7 @@ use super::*;
 use crate::postfix::attr::encode_announcement;
 use crate::postfix::attr::tests::{arb_dsn, arb_recipient, arb_stats, strace};
 use crate::postfix::attr::{Limits, Timeval};
-use crate::postfix::queue_file::Envelope;
+use crate::postfix::queue_file::FileEnvelope;
 
 /// The delivery request of §13.1 (stock oqmgr, Postfix 3.7.11).
 const TRACE_13_1: &str = r"flags\0003\0queue_name\0active\0queue_id\0B147AB402B\0offset\000292\0size\000283\0nexthop\0[127.0.0.1]:2526\0encoding\0\0smtputf8\0000\0sender\0sender@test.example.com\0envelope_id\0\0ret_flags\0000\0time\0/BULawAAAABj5QoAAAAAAPwVC2sAAAAA6FkLAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==\0log_client_name\0\0log_client_address\0\0log_client_port\0\0log_protocol_name\0\0log_helo_name\0\0sasl_method\0\0sasl_username\0\0sasl_sender\0\0log_ident\0\0rewrite_context\0local\0recipient_count\0001\0\0original_recipient\0user@remote.example.org\0recipient\0user@remote.example.org\0offset\000265\0dsn_orig_rcpt\0rfc822;user@remote.example.org\0notify_flags\0000\0\0";
@@ -38,7 +38,7 @@ fn request_13_1() -> DeliveryRequest {
             ..MsgStats::default()
         },
         rewrite_context: b"local".to_vec(),
-        recipients: vec![Recipient {
+        recipients: vec![WireRecipient {
             original: b"user@remote.example.org".to_vec(),
             address: b"user@remote.example.org".to_vec(),
             offset: 265,
@@ -112,7 +112,7 @@ fn replies_from_spec_traces() {
     assert_eq!(
         ok,
         DeliveryReply {
-            hop: Dsn::default(),
+            hop: WireDsn::default(),
             status: 0
         }
     );
@@ -136,7 +136,7 @@ fn replies_from_spec_traces() {
 
 fn reply(status: u32, hop_status: &str, reason: &str) -> Result<DeliveryReply, DeliveryError> {
     Ok(DeliveryReply {
-        hop: Dsn::simple(hop_status, reason),
+        hop: WireDsn::simple(hop_status, reason),
         status,
     })
 }
@@ -165,7 +165,7 @@ fn outcomes_follow_qmgr_deliver_update() {
         )),
         Outcome::Replied {
             defer: true,
-            feedback: Feedback::Negative(Dsn::simple(
+            feedback: Feedback::Negative(WireDsn::simple(
                 "4.4.1",
                 "delivery temporarily suspended: connect to x: Connection refused"
             ))
@@ -176,7 +176,7 @@ fn outcomes_follow_qmgr_deliver_update() {
         classify(&reply(1, "9.9", "")),
         Outcome::Replied {
             defer: true,
-            feedback: Feedback::Negative(Dsn::simple(
+            feedback: Feedback::Negative(WireDsn::simple(
                 "4.0.0",
                 "delivery temporarily suspended: unknown error"
             ))
@@ -228,11 +228,11 @@ fn dsn_codes_are_validated_like_dsn_valid() {
     }
 }
 
-fn rcpt(orig: &str, addr: &str) -> Recipient {
-    Recipient {
+fn rcpt(orig: &str, addr: &str) -> WireRecipient {
+    WireRecipient {
         original: orig.into(),
         address: addr.into(),
-        ..Recipient::default()
+        ..WireRecipient::default()
     }
 }
 
@@ -257,9 +257,9 @@ fn verp_sender_follows_verp_sender_c() {
 fn sendopts_gain_recipient_bits_for_utf8_recipients() {
     let ascii = rcpt("", "a@b");
     let utf8 = rcpt("", "j\u{f6}rg@b");
-    let latin1 = Recipient {
+    let latin1 = WireRecipient {
         address: b"j\xf6rg@b".to_vec(),
-        ..Recipient::default()
+        ..WireRecipient::default()
     };
     assert_eq!(
         request_sendopts(1, std::slice::from_ref(&ascii), true, true),
@@ -438,7 +438,7 @@ async fn deliver_against_fake_agents() {
 
 #[test]
 fn for_entry_follows_qmgr_deliver_send_request() {
-    let env = Envelope {
+    let env = FileEnvelope {
         data_offset: 292,
         cont_length: 283,
         smtputf8: 1,
@@ -448,7 +448,7 @@ fn for_entry_follows_qmgr_deliver_send_request() {
         rewrite_context: b"local".to_vec(),
         trace_flags: (flags::RECORD | flags::MTA_VRFY) as i32,
         verp_delims: Some(b"+=".to_vec()),
-        ..Envelope::default()
+        ..FileEnvelope::default()
     };
     let ctx = EntryContext {
         queue_id: b"QID",
@@ -469,7 +469,7 @@ fn for_entry_follows_qmgr_deliver_send_request() {
     assert_eq!(r.stats.active_arrival, Timeval { sec: 11, usec: 0 });
     assert_eq!(r.queue_name, b"active");
     // An `I` record: BOUNCE alone instead of the default; no VERP, plain sender.
-    let env = Envelope {
+    let env = FileEnvelope {
         inspect_xport: Some(b"x".to_vec()),
         verp_delims: None,
         trace_flags: 0,
@@ -490,7 +490,7 @@ fn for_entry_follows_qmgr_deliver_send_request() {
 
 #[test]
 fn encode_for_entry_writes_what_for_entry_encodes() {
-    let base = Envelope {
+    let base = FileEnvelope {
         data_offset: 292,
         cont_length: 283,
         smtputf8: 1,
@@ -511,7 +511,7 @@ fn encode_for_entry_writes_what_for_entry_encodes() {
         rewrite_context: b"local".to_vec(),
         trace_flags: (flags::RECORD | flags::MTA_VRFY) as i32,
         verp_delims: Some(b"+=".to_vec()),
-        ..Envelope::default()
+        ..FileEnvelope::default()
     };
     let ctx = EntryContext {
         queue_id: b"QID",
@@ -520,7 +520,7 @@ fn encode_for_entry_writes_what_for_entry_encodes() {
         active_arrival: Timeval { sec: 11, usec: 5 },
         smtputf8_enable: true,
     };
-    let plain = Envelope {
+    let plain = FileEnvelope {
         verp_delims: None,
         inspect_xport: Some(b"x".to_vec()),
         sender: None,

@@ -7,10 +7,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use oqmgr_actors::postfix::agent::{classify, deliver, flags, Feedback, Outcome};
-use oqmgr_actors::postfix::attr::Dsn;
+use oqmgr_actors::postfix::attr::WireDsn;
 use oqmgr_actors::postfix::bounce::{
-    bounce_flags, defer_dsn, flush_add, send, verify_update, BounceRequest, FlushAdd, MessageInfo,
-    VerifyUpdate,
+    bounce_flags, defer_dsn, flush_add, send, verify_update, BounceMessage, BounceRequest,
+    FlushAdd, VerifyUpdate,
 };
 use oqmgr_devtools::sandbox::Sandbox;
 
@@ -40,13 +40,13 @@ fn mailbox_dir() -> tempfile::TempDir {
     d
 }
 
-fn info(env_sender: &[u8], id: &str, flags: u32) -> MessageInfo {
-    MessageInfo {
+fn info(env_sender: &[u8], id: &str, flags: u32) -> BounceMessage {
+    BounceMessage {
         flags,
         queue_name: b"active".to_vec(),
         queue_id: id.into(),
         sender: env_sender.to_vec(),
-        ..MessageInfo::default()
+        ..BounceMessage::default()
     }
 }
 
@@ -103,7 +103,7 @@ async fn defer_append_then_expiry_flush_returns_the_mail() {
     let rcpt = wire_recipient(&env.recipients[0]);
 
     // qmgr defers the recipient itself (e.g. the retry transport is dead).
-    let (dsn, replaced) = defer_dsn(Dsn::simple("4.3.0", "mail transport unavailable"));
+    let (dsn, replaced) = defer_dsn(WireDsn::simple("4.3.0", "mail transport unavailable"));
     assert!(!replaced);
     let append = BounceRequest::Append {
         flags: 0,
@@ -239,7 +239,7 @@ async fn bounce_flush_after_error_agent_and_delay_warning() {
     let path = activate(&sb, &id);
     let env = envelope(&path, &id);
     let rcpt = wire_recipient(&env.recipients[0]);
-    let (dsn, _) = defer_dsn(Dsn::simple(
+    let (dsn, _) = defer_dsn(WireDsn::simple(
         "4.4.1",
         "connect to slow.example: Connection timed out",
     ));

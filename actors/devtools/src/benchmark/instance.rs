@@ -9,7 +9,7 @@
 //! and master's "bad command startup -- throttling", come back as an error
 //! text, which the runner records as "did not finish" before moving on.
 
-use super::logtail::{LogTail, Status};
+use super::logtail::{LogStatus, LogTail};
 use super::probe::QmgrProbe;
 use crate::sandbox::{Sandbox, SandboxBuilder};
 use std::fs::File;
@@ -148,9 +148,9 @@ impl Instance {
         mut done: impl FnMut(&LogTail, &Sandbox) -> bool,
     ) -> Result<(), String> {
         self.wait_on(what, "delivery", |tail, sb| {
-            let progress = tail.total(Status::Sent)
-                + tail.total(Status::Deferred)
-                + tail.total(Status::Bounced);
+            let progress = tail.total(LogStatus::Sent)
+                + tail.total(LogStatus::Deferred)
+                + tail.total(LogStatus::Bounced);
             (done(tail, sb), progress)
         })
     }

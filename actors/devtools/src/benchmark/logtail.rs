@@ -21,7 +21,7 @@ use std::path::PathBuf;
 
 /// The outcome a delivery line reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Status {
+pub enum LogStatus {
     /// `status=sent`: delivered (or discarded).
     Sent,
     /// `status=deferred`: will be retried.
@@ -32,17 +32,17 @@ pub enum Status {
 
 /// One parsed delivery line.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Delivery {
+pub struct LoggedDelivery {
     /// Domain of the recipient (`to=<user@domain>`), lower case as logged.
     pub domain: String,
     /// The reported status.
-    pub status: Status,
+    pub status: LogStatus,
     /// `delay=`: seconds from queue entry to this result.
     pub delay: f64,
 }
 
 /// Parses a delivery line; `None` for any other log line.
-pub fn parse_delivery(line: &str) -> Option<Delivery> {
+pub fn parse_delivery(line: &str) -> Option<LoggedDelivery> {
     let to_at = line.find(": to=<")? + ": to=<".len();
     let rest = &line[to_at..];
     let address = &rest[..rest.find('>')?];
@@ -52,12 +52,12 @@ pub fn parse_delivery(line: &str) -> Option<Delivery> {
     let delay: f64 = delay_text[..delay_text.find(',')?].parse().ok()?;
     let status_at = rest.find(" status=")? + " status=".len();
     let status = match rest[status_at..].split([' ', ',']).next()? {
-        "sent" => Status::Sent,
-        "deferred" => Status::Deferred,
-        "bounced" => Status::Bounced,
+        "sent" => LogStatus::Sent,
+        "deferred" => LogStatus::Deferred,
+        "bounced" => LogStatus::Bounced,
         _ => return None,
     };
-    Some(Delivery {
+    Some(LoggedDelivery {
         domain,
         status,
         delay,
@@ -74,9 +74,9 @@ pub struct LogTail {
     /// An incomplete last line, kept until its newline arrives.
     partial: Vec<u8>,
     /// Result counts per (status, domain).
-    counts: HashMap<(Status, String), u64>,
+    counts: HashMap<(LogStatus, String), u64>,
     /// Result counts per status, all domains.
-    totals: HashMap<Status, u64>,
+    totals: HashMap<LogStatus, u64>,
     /// (domain, delay) of every `sent` line, in log order.
     sent_delays: Vec<(String, f64)>,
     /// The first line that says master throttled a service (a queue
@@ -131,14 +131,14 @@ impl LogTail {
             return;
         };
         *self.totals.entry(d.status).or_default() += 1;
-        if d.status == Status::Sent {
+        if d.status == LogStatus::Sent {
             self.sent_delays.push((d.domain.clone(), d.delay));
         }
         *self.counts.entry((d.status, d.domain)).or_default() += 1;
     }
 
     /// Results with `status` for recipients in `domain`.
-    pub fn count(&self, status: Status, domain: &str) -> u64 {
+    pub fn count(&self, status: LogStatus, domain: &str) -> u64 {
         self.counts
             .get(&(status, domain.to_string()))
             .copied()
@@ -146,7 +146,7 @@ impl LogTail {
     }
 
     /// Results with `status`, all domains.
-    pub fn total(&self, status: Status) -> u64 {
+    pub fn total(&self, status: LogStatus) -> u64 {
         self.totals.get(&status).copied().unwrap_or(0)
     }
 
@@ -171,9 +171,9 @@ impl LogTail {
     pub fn summary(&self) -> String {
         format!(
             "sent={} deferred={} bounced={}",
-            self.total(Status::Sent),
-            self.total(Status::Deferred),
-            self.total(Status::Bounced)
+            self.total(LogStatus::Sent),
+            self.total(LogStatus::Deferred),
+            self.total(LogStatus::Bounced)
         )
     }
 }
@@ -189,9 +189,9 @@ mod tests {
                     delays=0.01/0/0.05/0.06, dsn=2.0.0, status=sent (250 2.0.0 Ok)";
         assert_eq!(
             parse_delivery(line),
-            Some(Delivery {
+            Some(LoggedDelivery {
                 domain: "d1.example".into(),
-                status: Status::Sent,
+                status: LogStatus::Sent,
                 delay: 0.12
             })
         );
@@ -199,7 +199,7 @@ mod tests {
                         delays=1/0/30/0, dsn=4.4.1, status=deferred (connect refused)";
         assert_eq!(
             parse_delivery(deferred).map(|d| (d.status, d.delay)),
-            Some((Status::Deferred, 31.0))
+            Some((LogStatus::Deferred, 31.0))
         );
         assert_eq!(
             parse_delivery("x postfix/qmgr[1]: AB: from=<a@b>, size=3"),
@@ -218,7 +218,7 @@ mod tests {
         let sent = "a: to=<x@d.example>, delay=1.5, status=sent (ok)\n";
         std::fs::write(&path, format!("{sent}{}", &sent[..20])).expect("write");
         tail.update().expect("update");
-        assert_eq!(tail.count(Status::Sent, "d.example"), 1);
+        assert_eq!(tail.count(LogStatus::Sent, "d.example"), 1);
         // Finish the partial line and add a throttling notice.
         let mut f = std::fs::OpenOptions::new()
             .append(true)
@@ -231,8 +231,8 @@ mod tests {
         .expect("append");
         tail.update().expect("update");
         tail.update().expect("update again");
-        assert_eq!(tail.count(Status::Sent, "d.example"), 2);
-        assert_eq!(tail.total(Status::Sent), 2);
+        assert_eq!(tail.count(LogStatus::Sent, "d.example"), 2);
+        assert_eq!(tail.total(LogStatus::Sent), 2);
         assert_eq!(tail.sent_delays_since(1, "d.example"), vec![1.5]);
         assert!(tail.throttled.is_some());
     }

@@ -47,7 +47,9 @@
 use super::instance::{now, Instance};
 use super::probe::{resident, Resident};
 use super::report::{Better, Metric};
-use super::workloads::{builder, fanout_alias, transport_map, Measured, Params, FANOUT_DOMAINS};
+use super::workloads::{
+    builder, fanout_alias, transport_map, Measured, WorkloadParams, FANOUT_DOMAINS,
+};
 use crate::sandbox::{QmgrChoice, Sandbox};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -97,13 +99,13 @@ const IDLE_RSS: Metric = Metric {
 };
 
 /// Messages held in the fan-out phase: 2N/5 (at least 1).
-pub fn fanout_messages(p: &Params) -> u64 {
+pub fn fanout_messages(p: &WorkloadParams) -> u64 {
     (p.in_core * 2 / 5).max(1)
 }
 
 /// The workload: both phases, then the per-message and per-recipient
 /// figures.
-pub fn memory(qmgr: &QmgrChoice, p: &Params) -> Result<Measured, String> {
+pub fn memory(qmgr: &QmgrChoice, p: &WorkloadParams) -> Result<Measured, String> {
     let n1 = p.in_core;
     let one = hold(qmgr, p, n1, "r@d1.example", &FANOUT_DOMAINS[..1])?;
     let n5 = fanout_messages(p);
@@ -140,7 +142,7 @@ impl Held {
 /// messages to `rcpt` held in core.
 fn hold(
     qmgr: &QmgrChoice,
-    p: &Params,
+    p: &WorkloadParams,
     count: u64,
     rcpt: &str,
     domains: &[&str],
@@ -280,7 +282,7 @@ mod tests {
 
     #[test]
     fn fanout_holds_two_fifths() {
-        let mut p = Params {
+        let mut p = WorkloadParams {
             messages: 1,
             backlog: 1,
             live: 1,

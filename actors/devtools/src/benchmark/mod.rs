@@ -50,11 +50,11 @@ pub mod report;
 pub mod workloads;
 
 use crate::sandbox::QmgrChoice;
-use report::{Column, Metric, Row, RunOutcome};
+use report::{Column, Metric, ReportRow, RunOutcome};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
-use workloads::{Params, Workload};
+use workloads::{Workload, WorkloadParams};
 
 /// A queue manager under test.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,7 +89,7 @@ impl Contender {
 
 /// Everything the command line sets.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub struct BenchOptions {
     /// Workloads, in running order.
     pub workloads: Vec<Workload>,
     /// Runs per queue manager per workload.
@@ -97,7 +97,7 @@ pub struct Options {
     /// Queue managers, in column order.
     pub contenders: Vec<Contender>,
     /// Sizes and limits.
-    pub params: Params,
+    pub params: WorkloadParams,
 }
 
 /// The usage text.
@@ -106,12 +106,12 @@ pub const USAGE: &str = "usage: oqmgr-bench [--workloads all|relay,relay-fanout,
 
 /// Parses the command line (without the program name). `default_ours` is
 /// used when `--ours` is absent.
-pub fn parse_args(args: &[String], default_ours: PathBuf) -> Result<Options, String> {
+pub fn parse_args(args: &[String], default_ours: PathBuf) -> Result<BenchOptions, String> {
     let mut workloads = Workload::ALL.to_vec();
     let mut runs = 3;
     let mut qmgrs = vec!["ours".to_string(), "oqmgr".into(), "qmgr".into()];
     let mut ours = default_ours;
-    let mut params = Params {
+    let mut params = WorkloadParams {
         messages: 10_000,
         backlog: 10_000,
         live: 200,
@@ -195,7 +195,7 @@ pub fn parse_args(args: &[String], default_ours: PathBuf) -> Result<Options, Str
     if workloads.is_empty() || contenders.is_empty() {
         return Err(format!("nothing to run\n{USAGE}"));
     }
-    Ok(Options {
+    Ok(BenchOptions {
         workloads,
         runs,
         contenders,
@@ -214,7 +214,7 @@ pub struct WorkloadResult {
 
 /// Runs one workload once with one contender, turning every failure into
 /// "did not finish".
-fn run_once(workload: Workload, contender: &Contender, params: &Params) -> RunOutcome {
+fn run_once(workload: Workload, contender: &Contender, params: &WorkloadParams) -> RunOutcome {
     if let Contender::Ours(path) = contender {
         if !path.is_file() {
             return RunOutcome::DidNotFinish(format!("{} not found", path.display()));
@@ -228,7 +228,7 @@ fn run_once(workload: Workload, contender: &Contender, params: &Params) -> RunOu
 
 /// Runs everything, interleaving contenders run by run; progress lines go
 /// to `progress`.
-pub fn run_all(opts: &Options, progress: &mut dyn Write) -> Vec<WorkloadResult> {
+pub fn run_all(opts: &BenchOptions, progress: &mut dyn Write) -> Vec<WorkloadResult> {
     let mut results = Vec::new();
     for &workload in &opts.workloads {
         let mut outcomes: Vec<Vec<RunOutcome>> = vec![Vec::new(); opts.contenders.len()];
@@ -272,7 +272,7 @@ fn describe(outcome: &RunOutcome) -> String {
 
 /// Table rows: one per (workload, metric), metrics in the order runs
 /// reported them, cells in contender order.
-pub fn rows(results: &[WorkloadResult]) -> Vec<Row> {
+pub fn rows(results: &[WorkloadResult]) -> Vec<ReportRow> {
     let mut rows = Vec::new();
     for r in results {
         let mut metrics: Vec<Metric> = Vec::new();
@@ -306,7 +306,7 @@ pub fn rows(results: &[WorkloadResult]) -> Vec<Row> {
                     (values, dnf)
                 })
                 .collect();
-            rows.push(Row {
+            rows.push(ReportRow {
                 workload: r.workload.name().to_string(),
                 metric,
                 cells,
@@ -318,7 +318,7 @@ pub fn rows(results: &[WorkloadResult]) -> Vec<Row> {
             .all(|o| matches!(o, RunOutcome::DidNotFinish(_)))
         {
             // Nothing measured at all: still show the workload.
-            rows.push(Row {
+            rows.push(ReportRow {
                 workload: r.workload.name().to_string(),
                 metric: Metric {
                     name: "(no measurement)",
@@ -357,7 +357,7 @@ pub fn machine_line() -> String {
 
 /// The full report: per-workload summaries with ratios, failure reasons,
 /// then the markdown table with machine line and `command`.
-pub fn render(opts: &Options, results: &[WorkloadResult], command: &str) -> String {
+pub fn render(opts: &BenchOptions, results: &[WorkloadResult], command: &str) -> String {
     let columns: Vec<Column> = opts
         .contenders
         .iter()
@@ -374,7 +374,7 @@ pub fn render(opts: &Options, results: &[WorkloadResult], command: &str) -> Stri
             row.workload, row.metric.name, row.metric.unit
         ));
         for (column, (values, dnf)) in columns.iter().zip(&row.cells) {
-            let text = match report::Stats::of(values) {
+            let text = match report::RunStats::of(values) {
                 Some(s) => format!(
                     "median {} (min {} – max {}, {} runs{})",
                     report::fmt_num(s.median),

@@ -39,7 +39,7 @@ pub enum RunOutcome {
 
 /// Median, minimum and maximum of a set of runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Stats {
+pub struct RunStats {
     /// Median (mean of the middle two for an even count).
     pub median: f64,
     /// Smallest value.
@@ -50,9 +50,9 @@ pub struct Stats {
     pub count: usize,
 }
 
-impl Stats {
+impl RunStats {
     /// Statistics of `values`; `None` when empty or any value is NaN.
-    pub fn of(values: &[f64]) -> Option<Stats> {
+    pub fn of(values: &[f64]) -> Option<RunStats> {
         if values.is_empty() || values.iter().any(|v| v.is_nan()) {
             return None;
         }
@@ -64,7 +64,7 @@ impl Stats {
         } else {
             (v[n / 2 - 1] + v[n / 2]) / 2.0
         };
-        Some(Stats {
+        Some(RunStats {
             median,
             min: v[0],
             max: v[n - 1],
@@ -100,7 +100,7 @@ pub fn fmt_num(x: f64) -> String {
 
 /// All results of one (workload, metric) row, by queue manager column.
 #[derive(Debug, Clone)]
-pub struct Row {
+pub struct ReportRow {
     /// Workload label.
     pub workload: String,
     /// The metric.
@@ -121,7 +121,7 @@ pub struct Column {
 
 /// Renders one cell: "median (min–max)", "did not finish", or a mix.
 fn cell_text(values: &[f64], dnf: usize) -> String {
-    match Stats::of(values) {
+    match RunStats::of(values) {
         None if dnf > 0 => "did not finish".into(),
         None => "–".into(),
         Some(s) => {
@@ -146,11 +146,11 @@ fn cell_text(values: &[f64], dnf: usize) -> String {
 /// Ratio of the first non-Postfix column's median to the best Postfix
 /// median (by the metric's direction); `None` if either is missing or the
 /// best is zero.
-pub fn ratio(row: &Row, columns: &[Column]) -> Option<f64> {
+pub fn ratio(row: &ReportRow, columns: &[Column]) -> Option<f64> {
     let medians: Vec<Option<f64>> = row
         .cells
         .iter()
-        .map(|(v, _)| Stats::of(v).map(|s| s.median))
+        .map(|(v, _)| RunStats::of(v).map(|s| s.median))
         .collect();
     let ours = columns
         .iter()
@@ -171,7 +171,7 @@ pub fn ratio(row: &Row, columns: &[Column]) -> Option<f64> {
 
 /// The markdown table of all rows: one column per queue manager, then the
 /// ratio column when a non-Postfix column exists.
-pub fn markdown_table(rows: &[Row], columns: &[Column]) -> String {
+pub fn markdown_table(rows: &[ReportRow], columns: &[Column]) -> String {
     let with_ratio = columns.iter().any(|c| !c.postfix);
     let mut out = String::from("| workload | metric |");
     for c in columns {
@@ -224,10 +224,10 @@ mod tests {
 
     #[test]
     fn stats_and_percentiles() {
-        let s = Stats::of(&[3.0, 1.0, 2.0]).expect("stats");
+        let s = RunStats::of(&[3.0, 1.0, 2.0]).expect("stats");
         assert_eq!((s.median, s.min, s.max, s.count), (2.0, 1.0, 3.0, 3));
-        assert_eq!(Stats::of(&[4.0, 1.0]).map(|s| s.median), Some(2.5));
-        assert_eq!(Stats::of(&[]), None);
+        assert_eq!(RunStats::of(&[4.0, 1.0]).map(|s| s.median), Some(2.5));
+        assert_eq!(RunStats::of(&[]), None);
         let v: Vec<f64> = (1..=100).map(f64::from).collect();
         assert_eq!(percentile(&v, 0.5), Some(50.0));
         assert_eq!(percentile(&v, 0.99), Some(99.0));
@@ -252,7 +252,7 @@ mod tests {
             },
         ];
         let rows = vec![
-            Row {
+            ReportRow {
                 workload: "relay".into(),
                 metric: TPUT,
                 cells: vec![
@@ -261,7 +261,7 @@ mod tests {
                     (vec![400.0], 0),
                 ],
             },
-            Row {
+            ReportRow {
                 workload: "intrinsic".into(),
                 metric: TPUT,
                 cells: vec![(vec![], 3), (vec![380.0], 0), (vec![], 0)],

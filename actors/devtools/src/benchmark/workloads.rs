@@ -29,7 +29,7 @@
 //! measured (user + system, all qmgr processes master ran).
 
 use super::instance::{now, Instance};
-use super::logtail::Status;
+use super::logtail::LogStatus;
 use super::report::{percentile, Better, Metric};
 use crate::sandbox::{free_port, QmgrChoice, Sandbox, SandboxBuilder, SmtpSink};
 use std::time::{Duration, Instant};
@@ -98,7 +98,7 @@ impl Workload {
 
 /// Sizes and limits shared by all workloads.
 #[derive(Debug, Clone)]
-pub struct Params {
+pub struct WorkloadParams {
     /// N: messages per throughput run.
     pub messages: u64,
     /// M: deferred messages in the backlog workload.
@@ -114,7 +114,7 @@ pub struct Params {
     pub timeout: Option<Duration>,
 }
 
-impl Params {
+impl WorkloadParams {
     /// The deadline for a run handling about `units` deliveries: the
     /// fixed timeout, or one minute plus 20 ms per unit.
     pub(super) fn deadline(&self, units: u64) -> Instant {
@@ -154,7 +154,7 @@ const PEAK_RSS: Metric = Metric {
 pub type Measured = Vec<(Metric, f64)>;
 
 /// Runs `workload` once with `qmgr` in the qmgr slot.
-pub fn run(workload: Workload, qmgr: &QmgrChoice, p: &Params) -> Result<Measured, String> {
+pub fn run(workload: Workload, qmgr: &QmgrChoice, p: &WorkloadParams) -> Result<Measured, String> {
     match workload {
         Workload::Relay => throughput(qmgr, p, false, false),
         Workload::RelayFanout => throughput(qmgr, p, true, false),
@@ -211,7 +211,7 @@ fn sink() -> Result<SmtpSink, String> {
 /// or (`intrinsic`) discarded with the queue on tmpfs.
 fn throughput(
     qmgr: &QmgrChoice,
-    p: &Params,
+    p: &WorkloadParams,
     fanout: bool,
     intrinsic: bool,
 ) -> Result<Measured, String> {
@@ -250,11 +250,13 @@ fn throughput(
             "r@d1.example"
         },
     )?;
-    inst.wait("all deliveries", |t, _| t.total(Status::Sent) >= deliveries)?;
+    inst.wait("all deliveries", |t, _| {
+        t.total(LogStatus::Sent) >= deliveries
+    })?;
     let elapsed = now().duration_since(t0).as_secs_f64();
     let cpu = inst.qmgr_cpu() - cpu0;
     let rss = inst.qmgr_peak_rss_mib();
-    let undelivered = inst.tail.total(Status::Deferred) + inst.tail.total(Status::Bounced);
+    let undelivered = inst.tail.total(LogStatus::Deferred) + inst.tail.total(LogStatus::Bounced);
     if undelivered > 0 {
         return Err(format!(
             "{undelivered} recipients deferred or bounced ({})",
@@ -283,7 +285,7 @@ fn live_and_dead(
     qmgr: &QmgrChoice,
     extra: &[(&str, String)],
     deadline: Instant,
-    p: &Params,
+    p: &WorkloadParams,
 ) -> Result<(Instance, SmtpSink, u16), String> {
     let live = sink()?;
     let dead_port = free_port().map_err(|e| format!("no free port: {e}"))?;
@@ -299,10 +301,10 @@ fn live_and_dead(
 /// Loads `count` messages for the dead destination and waits until each
 /// was deferred once and incoming/active are empty.
 fn preload_deferred(inst: &mut Instance, count: u64) -> Result<(), String> {
-    let base = inst.tail.count(Status::Deferred, DEAD);
+    let base = inst.tail.count(LogStatus::Deferred, DEAD);
     inst.inject(count, &format!("r@{DEAD}"))?;
     inst.wait("backlog deferred", |t, _| {
-        t.count(Status::Deferred, DEAD) >= base + count
+        t.count(LogStatus::Deferred, DEAD) >= base + count
     })?;
     inst.wait("incoming and active empty", queues_drained)
 }
@@ -322,7 +324,7 @@ fn latency_metrics(delays: &[f64], p50: Metric, p99: Metric) -> Result<Measured,
 }
 
 /// Workload 4: deferred backlog.
-fn backlog(qmgr: &QmgrChoice, p: &Params) -> Result<Measured, String> {
+fn backlog(qmgr: &QmgrChoice, p: &WorkloadParams) -> Result<Measured, String> {
     let m = p.backlog;
     let (mut inst, _live, _) = live_and_dead(qmgr, &[], p.deadline(m * 4 + p.live), p)?;
     preload_deferred(&mut inst, m)?;
@@ -332,7 +334,7 @@ fn backlog(qmgr: &QmgrChoice, p: &Params) -> Result<Measured, String> {
     let t0 = now();
     inst.flush()?;
     inst.wait("deferred scan", |t, _| {
-        t.count(Status::Deferred, DEAD) >= 2 * m
+        t.count(LogStatus::Deferred, DEAD) >= 2 * m
     })?;
     let scan_time = now().duration_since(t0).as_secs_f64();
     let scan_cpu = inst.qmgr_cpu() - cpu0;
@@ -344,7 +346,7 @@ fn backlog(qmgr: &QmgrChoice, p: &Params) -> Result<Measured, String> {
     inst.inject(p.live, &format!("r@{LIVE}"))?;
     let live = p.live;
     inst.wait("live mail during a scan", |t, _| {
-        t.count(Status::Sent, LIVE) >= live && t.count(Status::Deferred, DEAD) >= 3 * m
+        t.count(LogStatus::Sent, LIVE) >= live && t.count(LogStatus::Deferred, DEAD) >= 3 * m
     })?;
     let delays = inst.tail.sent_delays_since(mark, LIVE);
     let mut out = vec![
@@ -382,7 +384,7 @@ fn backlog(qmgr: &QmgrChoice, p: &Params) -> Result<Measured, String> {
 }
 
 /// Workload 5: half the traffic to a dead destination.
-fn dead(qmgr: &QmgrChoice, p: &Params) -> Result<Measured, String> {
+fn dead(qmgr: &QmgrChoice, p: &WorkloadParams) -> Result<Measured, String> {
     let half = (p.messages / 2).max(1);
     let (mut inst, _live, _) = live_and_dead(qmgr, &[], p.deadline(half * 3), p)?;
 
@@ -390,7 +392,7 @@ fn dead(qmgr: &QmgrChoice, p: &Params) -> Result<Measured, String> {
     let mark = inst.tail.sent_mark();
     inst.inject(half, &format!("r@{LIVE}"))?;
     inst.wait("live mail alone", |t, _| {
-        t.count(Status::Sent, LIVE) >= half
+        t.count(LogStatus::Sent, LIVE) >= half
     })?;
     let alone = inst.tail.sent_delays_since(mark, LIVE);
 
@@ -399,7 +401,7 @@ fn dead(qmgr: &QmgrChoice, p: &Params) -> Result<Measured, String> {
     inst.inject(half, &format!("r@{DEAD}"))?;
     inst.inject(half, &format!("r@{LIVE}"))?;
     inst.wait("live and dead mail", |t, _| {
-        t.count(Status::Sent, LIVE) >= 2 * half && t.count(Status::Deferred, DEAD) >= half
+        t.count(LogStatus::Sent, LIVE) >= 2 * half && t.count(LogStatus::Deferred, DEAD) >= half
     })?;
     let mixed = inst.tail.sent_delays_since(mark, LIVE);
     let mut out = latency_metrics(
@@ -432,14 +434,14 @@ fn dead(qmgr: &QmgrChoice, p: &Params) -> Result<Measured, String> {
 }
 
 /// Messages deferred in the recovery workload: N/10, within 10..=500.
-pub fn recovery_messages(p: &Params) -> u64 {
+pub fn recovery_messages(p: &WorkloadParams) -> u64 {
     (p.messages / 10).clamp(10, 500)
 }
 
 /// Workload 6: a dead destination comes back, with retry timers short
 /// enough to measure (queue_run_delay and minimal_backoff_time 5 s,
 /// maximal_backoff_time 10 s).
-fn recovery(qmgr: &QmgrChoice, p: &Params) -> Result<Measured, String> {
+fn recovery(qmgr: &QmgrChoice, p: &WorkloadParams) -> Result<Measured, String> {
     let k = recovery_messages(p);
     let timers = [
         ("queue_run_delay", "5s".to_string()),
@@ -455,9 +457,9 @@ fn recovery(qmgr: &QmgrChoice, p: &Params) -> Result<Measured, String> {
         if flush {
             inst.flush()?;
         }
-        inst.wait("first delivery", |t, _| t.count(Status::Sent, DEAD) >= 1)?;
+        inst.wait("first delivery", |t, _| t.count(LogStatus::Sent, DEAD) >= 1)?;
         let first = now().duration_since(t0).as_secs_f64();
-        inst.wait("all delivered", |t, _| t.count(Status::Sent, DEAD) >= k)?;
+        inst.wait("all delivered", |t, _| t.count(LogStatus::Sent, DEAD) >= k)?;
         let all = now().duration_since(t0).as_secs_f64();
         drop(back);
         let (first_name, all_name) = if flush {

@@ -4,7 +4,7 @@
 //! A message is one or more *lists*; a list is `name NUL value NUL` pairs
 //! followed by a single NUL. Numbers travel as unsigned decimal text
 //! (−1 arrives as `4294967295`), binary data as base64, nested structures
-//! ([`Recipient`], [`Dsn`], [`MsgStats`]) inline with no grouping.
+//! ([`WireRecipient`], [`WireDsn`], [`MsgStats`]) inline with no grouping.
 //!
 //! Every internal server speaks first: right after `accept` it sends the
 //! list `protocol NUL <name> NUL NUL`, and a client checks the name before
@@ -13,7 +13,7 @@
 //! # Layout
 //! - `codec`: [`AttrWriter`] (encoder), [`decode_list`] (bounded tokenizer),
 //!   [`AttrScan`] (strict in-order reader), [`AttrFunc`] (nested structures).
-//! - `structs`: [`Recipient`], [`Dsn`], [`MsgStats`].
+//! - `structs`: [`WireRecipient`], [`WireDsn`], [`MsgStats`].
 //! - `io`: [`AttrStream`], the same over a `tokio::net::UnixStream` with a
 //!   per-operation timeout (`qmgr_ipc_timeout`).
 //!
@@ -41,7 +41,7 @@ pub use codec::{
     decode_list, decode_one_list, take_list, AttrFunc, AttrList, AttrScan, AttrWriter, Table,
 };
 pub use io::{AttrStream, IpcError};
-pub use structs::{Dsn, MsgStats, Recipient, Timeval, MSG_STATS_SIZE};
+pub use structs::{MsgStats, Timeval, WireDsn, WireRecipient, MSG_STATS_SIZE};
 
 /// Bounds applied while decoding, so that no peer can make us allocate
 /// without limit.
@@ -277,8 +277,8 @@ pub fn fuzz_decode(data: &[u8]) {
     let mut rest = data;
     // Consume as many lists as the input holds, as a stream reader would.
     while let Ok((list, used)) = decode_list(rest, &limits) {
-        let _ = list.scan().func::<Recipient>();
-        let _ = list.scan().func::<Dsn>();
+        let _ = list.scan().func::<WireRecipient>();
+        let _ = list.scan().func::<WireDsn>();
         let _ = list.scan().func::<MsgStats>();
         let _ = check_announcement(&list, protocol::DELIVERY_REQUEST);
         let _ = crate::postfix::agent::DeliveryReply::from_list(&list);

@@ -311,7 +311,7 @@ fn item() -> impl Strategy<Value = Item> {
     ]
 }
 
-pub(crate) fn arb_recipient() -> impl Strategy<Value = Recipient> {
+pub(crate) fn arb_recipient() -> impl Strategy<Value = WireRecipient> {
     (
         bytes_no_nul(30),
         bytes_no_nul(30),
@@ -320,7 +320,7 @@ pub(crate) fn arb_recipient() -> impl Strategy<Value = Recipient> {
         any::<u32>(),
     )
         .prop_map(
-            |(original, address, offset, dsn_orcpt, dsn_notify)| Recipient {
+            |(original, address, offset, dsn_orcpt, dsn_notify)| WireRecipient {
                 original,
                 address,
                 offset,
@@ -330,8 +330,8 @@ pub(crate) fn arb_recipient() -> impl Strategy<Value = Recipient> {
         )
 }
 
-pub(crate) fn arb_dsn() -> impl Strategy<Value = Dsn> {
-    proptest::collection::vec(bytes_no_nul(20), 7).prop_map(|f| Dsn {
+pub(crate) fn arb_dsn() -> impl Strategy<Value = WireDsn> {
+    proptest::collection::vec(bytes_no_nul(20), 7).prop_map(|f| WireDsn {
         status: f[0].clone(),
         diag_type: f[1].clone(),
         diag_text: f[2].clone(),
@@ -437,7 +437,7 @@ proptest! {
         bytes[i] = byte;
         fuzz_decode(&bytes);
         if let Ok(list) = decode_one_list(&bytes, &Limits::default()) {
-            let _ = list.scan().func::<Recipient>();
+            let _ = list.scan().func::<WireRecipient>();
         }
     }
 }
