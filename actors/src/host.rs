@@ -28,13 +28,13 @@ use oqmgr::time::Instant;
 
 use crate::agent::{self, Close, Connect, Deliver, DeliveryAgent};
 use crate::clock::Clock;
-use crate::destination::{DestinationActor, DestinationMsg};
+use crate::destination_actor::{DestinationActor, DestinationMsg};
 use crate::queue_store::{Completion, QueueStore, SharedStore};
 use crate::registry::Registry;
-use crate::scanner::{Admit, ScanNext, ScanStart, ScannerActor};
+use crate::scanner_actor::{Admit, ScanNext, ScanStart, ScannerActor};
 use crate::scheduler::TraceLine;
-use crate::supervisor::{SupervisorActor, SupervisorMsg};
-use crate::transport::{TransportActor, TransportMsg};
+use crate::supervisor_actor::{SupervisorActor, SupervisorMsg};
+use crate::transport_actor::{TransportActor, TransportMsg};
 
 /// What every actor of one scheduler shares.
 pub struct Host {

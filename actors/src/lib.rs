@@ -13,10 +13,10 @@
 //!                       Connect ──┘ (AgentReady/AgentFailed)            ▼
 //!                                          DeliveryAgent (Recipient<Deliver>) ──DeliveryReport──▶ Report
 //! ```
-//! Every core entity is an actor: one [`supervisor::SupervisorActor`], one
-//! [`transport::TransportActor`] per transport, one
-//! [`destination::DestinationActor`] per destination, and one
-//! [`scanner::ScannerActor`] per queue directory. Each owns one core value
+//! Every core entity is an actor: one [`supervisor_actor::SupervisorActor`], one
+//! [`transport_actor::TransportActor`] per transport, one
+//! [`destination_actor::DestinationActor`] per destination, and one
+//! [`scanner_actor::ScannerActor`] per queue directory. Each owns one core value
 //! and is a thin shell around it: a message comes in, the core returns
 //! effects, and one function, `host::run`, carries them out for every actor
 //! alike (`do_send` for messages, `run_later` for timers, the registered
@@ -38,12 +38,12 @@ pub mod clock;
 pub mod config;
 pub mod custom_transports;
 pub mod daemon;
-pub mod destination;
+pub mod destination_actor;
 pub mod host;
 pub mod postfix;
 pub mod queue_store;
 pub mod registry;
-pub mod scanner;
+pub mod scanner_actor;
 pub mod scheduler;
-pub mod supervisor;
-pub mod transport;
+pub mod supervisor_actor;
+pub mod transport_actor;

@@ -29,8 +29,8 @@ use oqmgr::entry::MessageId;
 use oqmgr::name::Name;
 use oqmgr::params::TransportParams;
 
-use crate::destination::DestinationActor;
-use crate::transport::TransportActor;
+use crate::destination_actor::DestinationActor;
+use crate::transport_actor::TransportActor;
 
 /// The lookup tables of one scheduler.
 #[derive(Default)]

@@ -36,8 +36,8 @@ use crate::agent::{Deliver, DeliveryAgent};
 use crate::clock::Clock;
 use crate::host::Host;
 use crate::queue_store::SharedStore;
-use crate::scanner::ScannerActor;
-use crate::supervisor::{SupervisorActor, Trigger};
+use crate::scanner_actor::ScannerActor;
+use crate::supervisor_actor::{SupervisorActor, Trigger};
 
 /// One scheduling event for a trace sink: when, and what.
 #[derive(Clone, Debug, Message)]

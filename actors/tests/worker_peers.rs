@@ -20,7 +20,7 @@ use oqmgr::message::Verdict;
 use oqmgr::name::Name;
 use oqmgr::time::Instant;
 use oqmgr_actors::clock::Clock;
-use oqmgr_actors::daemon::message::{ActiveMessage, Site};
+use oqmgr_actors::daemon::active_table::{ActiveMessage, Site};
 use oqmgr_actors::daemon::worker::{Job, Worker};
 use oqmgr_actors::postfix::attr::{encode_announcement, protocol, Timeval};
 use oqmgr_actors::postfix::queue_file::read_envelope;

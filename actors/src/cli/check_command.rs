@@ -40,7 +40,7 @@ pub fn main(args: &CheckArgs) -> i32 {
         .into_iter()
         .map(|f| (f.param, f.message))
         .collect();
-    if let Err(e) = crate::custom_transports::config::load(&dir) {
+    if let Err(e) = crate::custom_transports::oqmgr_toml::load(&dir) {
         fatals.push(("oqmgr.toml".into(), e.to_string()));
     }
     let warnings: Vec<_> = load_warnings.into_iter().chain(report.warnings).collect();

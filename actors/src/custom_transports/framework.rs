@@ -49,13 +49,13 @@ use oqmgr::time::Instant;
 use super::{Content, CustomTransport, Delivery, RcptResult, Reply};
 use crate::agent::{self, Deliver, DeliveryAgent};
 use crate::clock::Clock;
-pub use crate::daemon::adhoc::{status_line, Times};
-use crate::daemon::message::{
+use crate::daemon::active_table::{
     timeval, wire_bytes, wire_recipient, ActiveMessage, ActiveTable, Site,
 };
-use crate::postfix::agent::dsn_valid;
+pub use crate::daemon::adhoc::{status_line, Times};
 use crate::postfix::attr::{Timeval, WireDsn};
 use crate::postfix::bounce::{self, BounceRequest, VerifyUpdate};
+use crate::postfix::deliver_request::dsn_valid;
 use crate::postfix::log::errno_text;
 use crate::postfix::mail_open_ok::{open_queue_file, Access};
 use crate::postfix::queue_file::{

@@ -13,7 +13,7 @@ use super::Framework;
 use crate::agent::Deliver;
 use crate::clock::Clock;
 use crate::custom_transports::{Delivery, Dsn, RcptResult, Reply};
-use crate::daemon::message::{ActiveMessage, ActiveTable, Site};
+use crate::daemon::active_table::{ActiveMessage, ActiveTable, Site};
 use crate::postfix::attr::Timeval;
 use crate::postfix::queue_file::FileEnvelope;
 use crate::postfix::record::{decode_all, encode_record, rec};

@@ -41,8 +41,8 @@ use actix::{Actor, Context, Handler, ResponseFuture};
 
 use super::{Content, Delivery, Dsn, RcptResult, Reply};
 use crate::clock::Clock;
-use crate::daemon::message::timeval;
-use crate::daemon::message::wire_bytes;
+use crate::daemon::active_table::timeval;
+use crate::daemon::active_table::wire_bytes;
 
 /// A maildir transport's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -35,7 +35,7 @@
 //! [`crate::daemon::main_with`] (or [`Framework::agent`] with
 //! [`SchedulerBuilder::with_agent`](crate::scheduler::SchedulerBuilder::with_agent)
 //! for a scheduler of your own), or in `$config_directory/oqmgr.toml` for
-//! the built-in kinds ([`config`]):
+//! the built-in kinds ([`oqmgr_toml`]):
 //! ```toml
 //! [transport.hooks]
 //! kind = "webhook"
@@ -93,11 +93,11 @@
 //! the mail is deferred, never lost. A reply with fewer results than
 //! recipients defers the missing ones (`4.3.0`).
 
-pub mod config;
 pub mod content;
 pub mod framework;
 pub mod http;
 pub mod maildir;
+pub mod oqmgr_toml;
 pub mod webhook;
 
 use std::fs::File;

@@ -31,7 +31,7 @@ use actix::{Actor, Context, Handler, ResponseFuture};
 
 use super::http::{self, HttpError, Url};
 use super::{Delivery, Dsn, RcptResult, Reply};
-use crate::daemon::message::wire_bytes;
+use crate::daemon::active_table::wire_bytes;
 use crate::postfix::attr::base64;
 
 /// What a 4xx answer means.

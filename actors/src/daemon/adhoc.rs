@@ -12,7 +12,7 @@
 
 use oqmgr::entry::{Dsn, Recipient};
 
-use super::message::loggable_text;
+use super::active_table::loggable_text;
 use crate::postfix::attr::Timeval;
 
 /// Formats a delay of `micros` microseconds with `resolution` decimals at

@@ -40,11 +40,13 @@ use std::sync::Arc;
 use actix::{Actor, ActorFutureExt, Context, Handler, ResponseActFuture, WrapFuture};
 use oqmgr::entry::{AgentId, DeliveryReport, Dsn, Outcome};
 
+use super::active_table::{wire_bytes, wire_recipient, ActiveTable, Site};
 use super::bounce_log;
-use super::message::{wire_bytes, wire_recipient, ActiveTable, Site};
 use super::worker::{Job, Worker};
 use crate::agent::{self, Close, Connect, Deliver, DeliveryAgent};
-use crate::postfix::agent::{AgentConnection, DeliveryError, DeliveryRequest, EntryContext};
+use crate::postfix::deliver_request::{
+    AgentConnection, DeliveryError, DeliveryRequest, EntryContext,
+};
 use crate::postfix::queue_file::{TRACE_MTA_VRFY, TRACE_USR_VRFY};
 
 /// The bridge to Postfix's delivery agents.

@@ -7,7 +7,7 @@
 //! chdir-ed there, so every path is relative, as in Postfix, and works the
 //! same inside a chroot). Admission renames a file into `active/`, locks
 //! it, reads its envelope with [`crate::postfix::queue_file`] and keeps it
-//! in memory ([`super::message::ActiveTable`]); recipient batches are read
+//! in memory ([`super::active_table::ActiveTable`]); recipient batches are read
 //! on demand and resolved through trivial-rewrite ([`Resolver`]).
 //! Everything that may wait on another daemon (the `retry` agent, the bounce
 //! daemon) goes to the [`Worker`] thread, in order, so the actors never
@@ -64,7 +64,7 @@ use oqmgr::route::Routed;
 use oqmgr::scan::{QueueName, ScanFlags};
 use oqmgr::time::Instant;
 
-use super::message::{
+use super::active_table::{
     core_recipient, core_text, loggable, timeval, ActiveMessage, ActiveTable, HeldEnvelope, Site,
 };
 use super::resolver::Resolver;

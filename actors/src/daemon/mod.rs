@@ -37,12 +37,12 @@
 //! second without any, so cleanup(8) is never throttled by a silent queue
 //! manager and an idle daemon does not poll ([`dirstore::Flow`]).
 
+pub mod active_table;
 pub mod adhoc;
 pub mod bounce_log;
 pub mod bridge;
 pub mod dirstore;
 pub mod envelope;
-pub mod message;
 pub mod resolver;
 pub mod worker;
 
@@ -69,8 +69,8 @@ use crate::postfix::rewrite::ClientConfig;
 use crate::scheduler::{abort_on_panic, Scheduler};
 use oqmgr::params::RawParams;
 
+use active_table::{ActiveTable, Site};
 use dirstore::{DirStore, Flow, Routing};
-use message::{ActiveTable, Site};
 
 /// How often an idle daemon tops the flow-control pipe up.
 const FLOW_IDLE: Duration = Duration::from_secs(1);
@@ -128,7 +128,7 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
         tracing::warn!("{}", w.message);
     }
     // Read before chroot: the file lives in the config directory.
-    let custom = match custom_transports::config::load(&config_dir) {
+    let custom = match custom_transports::oqmgr_toml::load(&config_dir) {
         Ok(kinds) => kinds,
         Err(e) => log::fatal(&e.to_string()),
     };
@@ -233,7 +233,7 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
             .with_worker(agents_worker)
             .start_agent();
         let mut registrations = Registrations::default();
-        custom_transports::config::start(&custom, clock, &mut registrations);
+        custom_transports::oqmgr_toml::start(&custom, clock, &mut registrations);
         register(&mut registrations);
         for name in registrations.names() {
             tracing::info!("transport {name}: served inside the queue manager");

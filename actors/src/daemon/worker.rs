@@ -58,14 +58,14 @@ use oqmgr::entry::{Dsn, Recipient};
 use oqmgr::message::Verdict;
 use oqmgr::time::{Duration, Instant};
 
+use super::active_table::{loggable, timeval, wire_recipient, ActiveMessage, Site};
 use super::adhoc::{status_line, Times};
 use super::bridge::{rejected, rejection_warning};
 use super::dirstore::{rename_into, system_time};
-use super::message::{loggable, timeval, wire_recipient, ActiveMessage, Site};
 use crate::clock::Clock;
-use crate::postfix::agent::{deliver, DeliveryError, DeliveryRequest, EntryContext};
 use crate::postfix::attr::{IpcError, Timeval, WireDsn};
 use crate::postfix::bounce::{self, bounce_flags, BounceMessage, BounceRequest};
+use crate::postfix::deliver_request::{deliver, DeliveryError, DeliveryRequest, EntryContext};
 use crate::postfix::log::{self, errno_text};
 use crate::postfix::mail_open_ok::{mail_open_ok, open_queue_file, Access};
 use crate::postfix::queue_file::{

@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use oqmgr_actors::postfix::agent::{
+use oqmgr_actors::postfix::deliver_request::{
     classify, deliver, AgentConnection, Feedback, Outcome, STATUS_DEFER,
 };
 use oqmgr_actors::postfix::dialect::Dialect;

@@ -6,12 +6,12 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use oqmgr_actors::postfix::agent::{classify, deliver, flags, Feedback, Outcome};
 use oqmgr_actors::postfix::attr::WireDsn;
 use oqmgr_actors::postfix::bounce::{
     bounce_flags, defer_dsn, flush_add, send, verify_update, BounceMessage, BounceRequest,
     FlushAdd, VerifyUpdate,
 };
+use oqmgr_actors::postfix::deliver_request::{classify, deliver, flags, Feedback, Outcome};
 use oqmgr_devtools::sandbox::Sandbox;
 
 use super::support::{

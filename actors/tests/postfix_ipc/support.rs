@@ -7,8 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use oqmgr_actors::postfix::agent::{DeliveryRequest, EntryContext};
 use oqmgr_actors::postfix::attr::{Timeval, WireRecipient};
+use oqmgr_actors::postfix::deliver_request::{DeliveryRequest, EntryContext};
 use oqmgr_actors::postfix::dialect::Dialect;
 use oqmgr_actors::postfix::queue_file::{self, read_envelope, FileEnvelope, ReadLimits};
 use oqmgr_actors::postfix::queue_file_write::mode_is_ready;

@@ -46,7 +46,7 @@
 
 use super::instance::{now, Instance};
 use super::probe::{resident, Resident};
-use super::report::{Better, Metric};
+use super::summary::{Better, Metric};
 use super::workloads::{
     builder, fanout_alias, transport_map, Measured, WorkloadParams, FANOUT_DOMAINS,
 };

@@ -46,14 +46,14 @@ pub mod instance;
 pub mod logtail;
 pub mod memory;
 pub mod probe;
-pub mod report;
+pub mod summary;
 pub mod workloads;
 
 use crate::sandbox::QmgrChoice;
-use report::{Column, Metric, ReportRow, RunOutcome};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
+use summary::{Column, Metric, ReportRow, RunOutcome};
 use workloads::{Workload, WorkloadParams};
 
 /// A queue manager under test.
@@ -264,7 +264,7 @@ fn describe(outcome: &RunOutcome) -> String {
         RunOutcome::DidNotFinish(why) => format!("did not finish: {why}"),
         RunOutcome::Done(m) => m
             .iter()
-            .map(|(metric, v)| format!("{} {} {}", metric.name, report::fmt_num(*v), metric.unit))
+            .map(|(metric, v)| format!("{} {} {}", metric.name, summary::fmt_num(*v), metric.unit))
             .collect::<Vec<_>>()
             .join("; "),
     }
@@ -323,7 +323,7 @@ pub fn rows(results: &[WorkloadResult]) -> Vec<ReportRow> {
                 metric: Metric {
                     name: "(no measurement)",
                     unit: "-",
-                    better: report::Better::Higher,
+                    better: summary::Better::Higher,
                 },
                 cells: r
                     .outcomes
@@ -374,12 +374,12 @@ pub fn render(opts: &BenchOptions, results: &[WorkloadResult], command: &str) ->
             row.workload, row.metric.name, row.metric.unit
         ));
         for (column, (values, dnf)) in columns.iter().zip(&row.cells) {
-            let text = match report::RunStats::of(values) {
+            let text = match summary::RunStats::of(values) {
                 Some(s) => format!(
                     "median {} (min {} – max {}, {} runs{})",
-                    report::fmt_num(s.median),
-                    report::fmt_num(s.min),
-                    report::fmt_num(s.max),
+                    summary::fmt_num(s.median),
+                    summary::fmt_num(s.min),
+                    summary::fmt_num(s.max),
                     s.count,
                     if *dnf > 0 {
                         format!(", {dnf} did not finish")
@@ -391,7 +391,7 @@ pub fn render(opts: &BenchOptions, results: &[WorkloadResult], command: &str) ->
             };
             out.push_str(&format!("  {:<14} {text}\n", column.label));
         }
-        if let Some(r) = report::ratio(row, &columns) {
+        if let Some(r) = summary::ratio(row, &columns) {
             out.push_str(&format!("  ours / best Postfix: {r:.2}\n"));
         }
     }
@@ -425,7 +425,7 @@ pub fn render(opts: &BenchOptions, results: &[WorkloadResult], command: &str) ->
         opts.params.messages,
         opts.runs
     ));
-    out.push_str(&report::markdown_table(&rows, &columns));
+    out.push_str(&summary::markdown_table(&rows, &columns));
     out.push_str(&format!("\nCommand: `{command}`\n"));
     out
 }

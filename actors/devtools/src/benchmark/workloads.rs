@@ -30,7 +30,7 @@
 
 use super::instance::{now, Instance};
 use super::logtail::LogStatus;
-use super::report::{percentile, Better, Metric};
+use super::summary::{percentile, Better, Metric};
 use crate::sandbox::{free_port, QmgrChoice, Sandbox, SandboxBuilder, SmtpSink};
 use std::time::{Duration, Instant};
 

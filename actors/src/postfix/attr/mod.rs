@@ -281,7 +281,7 @@ pub fn fuzz_decode(data: &[u8]) {
         let _ = list.scan().func::<WireDsn>();
         let _ = list.scan().func::<MsgStats>();
         let _ = check_announcement(&list, protocol::DELIVERY_REQUEST);
-        let _ = crate::postfix::agent::DeliveryReply::from_list(&list);
+        let _ = crate::postfix::deliver_request::DeliveryReply::from_list(&list);
         let _ = crate::postfix::rewrite::ResolveReply::from_list(&list);
         let _ = crate::postfix::bounce::decode_status_reply(&list);
         let _ = crate::postfix::bounce::VerifyUpdate::from_list(&list);
@@ -294,10 +294,10 @@ pub fn fuzz_decode(data: &[u8]) {
         crate::postfix::dialect::Dialect::Smtputf8,
         crate::postfix::dialect::Dialect::Sendopts,
     ] {
-        let _ = crate::postfix::agent::decode_delivery_request(data, dialect, &limits);
+        let _ = crate::postfix::deliver_request::decode_delivery_request(data, dialect, &limits);
         let _ = crate::postfix::bounce::BounceRequest::decode(data, dialect, &limits);
     }
-    let _ = crate::postfix::agent::decode_delivery_reply(data);
+    let _ = crate::postfix::deliver_request::decode_delivery_reply(data);
     let _ = crate::postfix::rewrite::decode_resolve_reply(data);
     let _ = crate::postfix::bounce::decode_status(data);
 }

@@ -1,4 +1,4 @@
-//! config - `$config_directory/oqmgr.toml`: transport names served by the
+//! oqmgr_toml - `$config_directory/oqmgr.toml`: transport names served by the
 //! built-in transports (no Postfix counterpart: master.cf names Postfix's
 //! agents; this file names ours).
 //!

@@ -1,4 +1,4 @@
-//! message - what the daemon keeps about each message in `active/`
+//! active_table - what the daemon keeps about each message in `active/`
 //! (Postfix: the I/O half of `QMGR_MESSAGE` in `postfix/src/oqmgr/qmgr.h`).
 //!
 //! The scheduling core keeps only accounting; the envelope details that the

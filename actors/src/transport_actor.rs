@@ -3,7 +3,7 @@
 //! One [`TransportActor`] per transport name hosts the core [`Transport`]:
 //! it asks for delivery agents, enforces the transport rate delay (its
 //! timers run here), keeps the round-robin ring of its destinations and
-//! starts a [`DestinationActor`](crate::destination::DestinationActor) for
+//! starts a [`DestinationActor`](crate::destination_actor::DestinationActor) for
 //! each new destination (the core's `Spawn` effect). It is started on the
 //! first message for its name.
 //!

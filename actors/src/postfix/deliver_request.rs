@@ -801,5 +801,5 @@ pub fn request_sendopts(
 }
 
 #[cfg(test)]
-#[path = "agent_tests.rs"]
+#[path = "deliver_request_tests.rs"]
 mod tests;
