@@ -55,7 +55,6 @@ use crate::daemon::active_table::{
 pub use crate::daemon::adhoc::{status_line, Times};
 use crate::postfix::attr::{Timeval, WireDsn};
 use crate::postfix::bounce::{self, BounceRequest, VerifyUpdate};
-use crate::postfix::deliver_request::dsn_valid;
 use crate::postfix::log::errno_text;
 use crate::postfix::mail_open_ok::{open_queue_file, Access};
 use crate::postfix::queue_file::{
@@ -456,7 +455,7 @@ pub fn sanitize(status: RecipientStatus, mut dsn: Dsn) -> Dsn {
         RecipientStatus::Bounced => b'5',
     };
     let code = dsn.status.as_bytes();
-    if code.first() != Some(&class) || !dsn_valid(code) {
+    if code.first() != Some(&class) || !Dsn::valid_status(code) {
         tracing::warn!("ignoring dsn code \"{}\"", dsn.status);
         dsn.status = format!("{}.0.0", char::from(class));
     }

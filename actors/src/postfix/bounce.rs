@@ -387,8 +387,7 @@ pub async fn flush_add(
 /// Returns the DSN and whether the code was replaced (Postfix then warns
 /// `defer_append: ignoring dsn code "<c>"`).
 pub fn defer_dsn(mut dsn: WireDsn) -> (WireDsn, bool) {
-    let ok = dsn.status.first() == Some(&b'4')
-        && crate::postfix::deliver_request::dsn_valid(&dsn.status);
+    let ok = dsn.status.first() == Some(&b'4') && oqmgr::entry::Dsn::valid_status(&dsn.status);
     if !ok {
         dsn.status = b"4.0.0".to_vec();
     }

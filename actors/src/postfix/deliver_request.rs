@@ -13,9 +13,8 @@
 //! [`DeliveryRequest::for_entry`] builds a request from a queue-file
 //! [`FileEnvelope`] the way `qmgr_deliver_send_request` does.
 //!
-//! [`classify`] turns the result into what the scheduler needs (§7.5):
-//! whether the transport is alive, whether the destination gets positive or
-//! negative feedback, and whether the message must be deferred.
+//! What the reply means for the scheduler (docs/postfix-protocol.md §7.5)
+//! is the agent bridge's to say (`crate::daemon::bridge`).
 //!
 //! # Invariants
 //! - Requests are byte-exact in attribute order and count; agents read
@@ -638,7 +637,7 @@ impl AgentConnection {
 /// it wants one.
 ///
 /// # Errors
-/// [`DeliveryError`], split by phase so that [`classify`] can tell a dead
+/// [`DeliveryError`], split by phase so that a caller can tell a dead
 /// transport from a crashed agent.
 pub async fn deliver(
     socket: &Path,
@@ -650,103 +649,6 @@ pub async fn deliver(
         .await?
         .deliver(request, dialect)
         .await
-}
-
-/// What one finished delivery means for the scheduler (§7.5).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Connect/announcement/write failed: throttle the whole transport with
-    /// `4.3.0 mail transport unavailable` and move its todo entries to
-    /// `retry`. No destination feedback.
-    TransportFailed {
-        /// The failure, for the warning line.
-        reason: String,
-    },
-    /// The agent crashed after taking the request: defer the message, no
-    /// feedback, transport state unchanged.
-    Crashed {
-        /// The failure, for the warning line.
-        reason: String,
-    },
-    /// A reply arrived. Revive the transport (and release its rate lock).
-    Replied {
-        /// True when some recipient still needs delivery (status ≠ 0):
-        /// mark the message deferred.
-        defer: bool,
-        /// Destination feedback to apply.
-        feedback: Feedback,
-    },
-}
-
-/// Destination feedback derived from a reply.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Feedback {
-    /// Hop status empty: positive feedback (`qmgr_queue_unthrottle`).
-    Positive,
-    /// The site should be avoided: negative feedback with this sanitised
-    /// DSN (`qmgr_queue_throttle`); if the destination is then dead its
-    /// todo entries go to `retry` with `"<status> <reason>"` as next hop.
-    Negative(WireDsn),
-    /// A hop reason came with status 0 (or without a code): neither.
-    None,
-}
-
-/// Prefix qmgr puts before a hop status reason.
-pub const SUSPENDED: &str = "delivery temporarily suspended: ";
-
-/// True for an RFC 3463 code `[245].d{1,3}.d{1,3}` optionally followed by
-/// white space (Postfix's `dsn_valid`).
-pub fn dsn_valid(code: &[u8]) -> bool {
-    let digits = |s: &[u8]| s.iter().take_while(|b| b.is_ascii_digit()).count();
-    if code.len() < 2 || !matches!(code[0], b'2' | b'4' | b'5') || code[1] != b'.' {
-        return false;
-    }
-    let rest = &code[2..];
-    let n = digits(rest);
-    if !(1..=3).contains(&n) || rest.get(n) != Some(&b'.') {
-        return false;
-    }
-    let rest = &rest[n + 1..];
-    let m = digits(rest);
-    (1..=3).contains(&m) && !matches!(rest.get(m), Some(b) if !b.is_ascii_whitespace())
-}
-
-/// Classifies the result of [`deliver`] the way `qmgr_deliver_update` does.
-pub fn classify(result: &Result<DeliveryReply, DeliveryError>) -> Outcome {
-    let reply = match result {
-        Err(DeliveryError::Transport(e)) => {
-            return Outcome::TransportFailed {
-                reason: e.to_string(),
-            }
-        }
-        Err(DeliveryError::Crash(e)) => {
-            return Outcome::Crashed {
-                reason: e.to_string(),
-            }
-        }
-        Ok(r) => r,
-    };
-    let defer = reply.status != 0;
-    let mut hop = reply.hop.clone();
-    let feedback = if defer && !hop.status.is_empty() {
-        // Sanitise what the agent said before it reaches logs and the
-        // retry transport's next hop (which must start with a valid code).
-        if !dsn_valid(&hop.status) {
-            hop.status = b"4.0.0".to_vec();
-        }
-        if hop.reason.is_empty() {
-            hop.reason = b"unknown error".to_vec();
-        }
-        let mut reason = SUSPENDED.as_bytes().to_vec();
-        reason.extend_from_slice(&hop.reason);
-        hop.reason = reason;
-        Feedback::Negative(hop)
-    } else if hop.reason.is_empty() {
-        Feedback::Positive
-    } else {
-        Feedback::None
-    };
-    Outcome::Replied { defer, feedback }
 }
 
 /// The VERP sender for one recipient (Postfix `verp_sender`):

@@ -1,6 +1,5 @@
 //! Delivery agent protocol tests: the §13.1 trace byte for byte in both
-//! dialects, reply parsing, outcome classification, round trips and a fake
-//! agent on a real socket.
+//! dialects, reply parsing, round trips and a fake agent on a real socket.
 
 use std::time::Duration;
 
@@ -132,100 +131,6 @@ fn replies_from_spec_traces() {
     ))
     .is_err());
     assert!(decode_delivery_reply(&strace(r"status\0000\0\0")).is_err());
-}
-
-fn reply(status: u32, hop_status: &str, reason: &str) -> Result<DeliveryReply, DeliveryError> {
-    Ok(DeliveryReply {
-        hop: WireDsn::simple(hop_status, reason),
-        status,
-    })
-}
-
-#[test]
-fn outcomes_follow_qmgr_deliver_update() {
-    assert_eq!(
-        classify(&reply(0, "", "")),
-        Outcome::Replied {
-            defer: false,
-            feedback: Feedback::Positive
-        }
-    );
-    assert_eq!(
-        classify(&reply(STATUS_DEFER, "", "")),
-        Outcome::Replied {
-            defer: true,
-            feedback: Feedback::Positive
-        }
-    );
-    assert_eq!(
-        classify(&reply(
-            STATUS_DEFER,
-            "4.4.1",
-            "connect to x: Connection refused"
-        )),
-        Outcome::Replied {
-            defer: true,
-            feedback: Feedback::Negative(WireDsn::simple(
-                "4.4.1",
-                "delivery temporarily suspended: connect to x: Connection refused"
-            ))
-        }
-    );
-    // Sanitising: a bad code becomes 4.0.0, an empty reason "unknown error".
-    assert_eq!(
-        classify(&reply(1, "9.9", "")),
-        Outcome::Replied {
-            defer: true,
-            feedback: Feedback::Negative(WireDsn::simple(
-                "4.0.0",
-                "delivery temporarily suspended: unknown error"
-            ))
-        }
-    );
-    // Status 0 with a hop reason: transport revived, no destination feedback.
-    assert_eq!(
-        classify(&reply(0, "4.4.1", "odd")),
-        Outcome::Replied {
-            defer: false,
-            feedback: Feedback::None
-        }
-    );
-    assert_eq!(
-        classify(&reply(STATUS_DEFER, "", "why")),
-        Outcome::Replied {
-            defer: true,
-            feedback: Feedback::None
-        }
-    );
-    assert!(matches!(
-        classify(&Err(DeliveryError::Crash(IpcError::Eof))),
-        Outcome::Crashed { .. }
-    ));
-    assert!(matches!(
-        classify(&Err(DeliveryError::Transport(IpcError::Timeout {
-            op: "connect"
-        }))),
-        Outcome::TransportFailed { .. }
-    ));
-}
-
-#[test]
-fn dsn_codes_are_validated_like_dsn_valid() {
-    for good in [
-        "2.0.0",
-        "4.4.1",
-        "5.1.1",
-        "4.123.456",
-        "5.0.0 text",
-        "4.3.0\t",
-    ] {
-        assert!(dsn_valid(good.as_bytes()), "{good}");
-    }
-    for bad in [
-        "", "4", "4.", "4.4", "4.4.", "3.0.0", "4.1234.1", "4.1.1234", "4.a.1", "4.1.1x", "44.1.1",
-    ] {
-        assert!(!dsn_valid(bad.as_bytes()), "{bad}");
-    }
 }
 
 fn rcpt(orig: &str, addr: &str) -> WireRecipient {
@@ -387,13 +292,7 @@ async fn deliver_against_fake_agents() {
         Some(ok),
     ));
     let r = deliver(&path, &request_13_1(), Dialect::Smtputf8, timeout).await;
-    assert_eq!(
-        classify(&r),
-        Outcome::Replied {
-            defer: false,
-            feedback: Feedback::Positive
-        }
-    );
+    assert_eq!(r.unwrap(), DeliveryReply::default());
     assert_eq!(agent.await.unwrap(), strace(TRACE_13_1));
     std::fs::remove_file(&path).unwrap();
 

@@ -6,17 +6,18 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use oqmgr::entry::Outcome;
 use oqmgr_actors::postfix::attr::WireDsn;
 use oqmgr_actors::postfix::bounce::{
     bounce_flags, defer_dsn, flush_add, send, verify_update, BounceMessage, BounceRequest,
     FlushAdd, VerifyUpdate,
 };
-use oqmgr_actors::postfix::deliver_request::{classify, deliver, flags, Feedback, Outcome};
+use oqmgr_actors::postfix::deliver_request::{deliver, flags};
 use oqmgr_devtools::sandbox::Sandbox;
 
 use super::support::{
-    activate, dialect, enqueue, envelope, private, record_type_at, request, sandbox, wait_ready,
-    wire_recipient, IPC_TIMEOUT, WAIT,
+    activate, dialect, enqueue, envelope, outcome, private, record_type_at, request, sandbox,
+    wait_ready, wire_recipient, IPC_TIMEOUT, WAIT,
 };
 
 const MESSAGE: &[u8] = b"Subject: bounce test\n\nbody MARKER-5678\n";
@@ -77,14 +78,7 @@ async fn deliver_notice(sb: &Sandbox, notice: &str, mailbox: &Path) -> String {
     assert_eq!(env.recipients[0].address, b"sender@sandbox.test");
     let req = request(&env, notice, "sandbox.test", 0);
     let r = deliver(&private(sb, "local"), &req, dialect(sb), IPC_TIMEOUT).await;
-    assert_eq!(
-        classify(&r),
-        Outcome::Replied {
-            defer: false,
-            feedback: Feedback::Positive
-        },
-        "{r:?}"
-    );
+    assert_eq!(outcome(&r), (Outcome::Done, None), "{r:?}");
     fs::read_to_string(mailbox).unwrap()
 }
 
@@ -307,13 +301,7 @@ async fn trace_flush_reports_recorded_delivery() {
     let req = request(&env, &id, "discard traced", 0);
     assert_eq!(req.flags, flags::DEFAULT | flags::RECORD);
     let r = deliver(&private(&sb, "discard"), &req, d, IPC_TIMEOUT).await;
-    assert_eq!(
-        classify(&r),
-        Outcome::Replied {
-            defer: false,
-            feedback: Feedback::Positive
-        }
-    );
+    assert_eq!(outcome(&r), (Outcome::Done, None));
     assert!(
         sb.queue_dir().join("trace").join(&id).exists(),
         "agent wrote a trace log"

@@ -7,7 +7,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use oqmgr::entry::{Dsn, EntryId, Outcome};
+use oqmgr_actors::daemon::bridge::reply_report;
 use oqmgr_actors::postfix::attr::{Timeval, WireRecipient};
+use oqmgr_actors::postfix::deliver_request::{DeliveryError, DeliveryReply};
 use oqmgr_actors::postfix::deliver_request::{DeliveryRequest, EntryContext};
 use oqmgr_actors::postfix::dialect::Dialect;
 use oqmgr_actors::postfix::queue_file::{self, read_envelope, FileEnvelope, ReadLimits};
@@ -148,4 +151,13 @@ pub fn log_lines(sb: &Sandbox, needle: &str) -> Vec<String> {
         .filter(|l| l.contains(needle))
         .map(str::to_owned)
         .collect()
+}
+
+/// What the daemon's agent bridge makes of a delivery's result: the
+/// report's outcome and hop status (`daemon::bridge::reply_report`, the
+/// mapping the daemon runs). A failed exchange is a test failure here.
+pub fn outcome(r: &Result<DeliveryReply, DeliveryError>) -> (Outcome, Option<Dsn>) {
+    let reply = r.as_ref().expect("the agent answers");
+    let report = reply_report(EntryId(1), reply);
+    (report.outcome, report.hop)
 }
