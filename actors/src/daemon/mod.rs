@@ -65,7 +65,6 @@ use crate::postfix::log_subscriber::PostfixSubscriber;
 use crate::postfix::master::MasterChannel;
 use crate::postfix::queue_file_parse::ReadLimits;
 use crate::postfix::queue_id::QueueHashing;
-use crate::postfix::rewrite::ClientConfig;
 use crate::scheduler::{abort_on_panic, Scheduler};
 use oqmgr::params::RawParams;
 
@@ -199,11 +198,11 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
         dirstore::recover_active(&site, clock.wall_now());
         let resolver = resolver::Resolver::new(
             &rewrite_socket,
-            ClientConfig {
+            resolver::ResolverConfig {
                 ipc_timeout: site.ipc_timeout,
                 ipc_idle: seconds(&raw_times.0, 5),
                 ipc_ttl: seconds(&raw_times.1, 1000),
-                ..ClientConfig::default()
+                ..resolver::ResolverConfig::default()
             },
         );
         let worker = match worker::Worker::start(Arc::clone(&site), clock) {
