@@ -47,3 +47,6 @@ pub mod scanner_actor;
 pub mod scheduler;
 pub mod supervisor_actor;
 pub mod transport_actor;
+
+#[cfg(test)]
+mod testing;

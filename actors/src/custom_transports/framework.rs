@@ -7,7 +7,9 @@
 //! [`Framework`] is the scheduler's [`DeliveryAgent`] for one transport
 //! name. Per [`Deliver`] it builds a [`Delivery`] from the admitted
 //! envelope, hands it to the transport actor, and then, per recipient, in
-//! Postfix's order:
+//! Postfix's order (records, status lines and `D` marks are written by
+//! [`RecipientLog`], as for the recipients the queue manager settles
+//! itself):
 //! - **sent**: `trace` APPEND when `sendmail -v` (RECORD), a delay-cleared
 //!   confirmation (REC_DLY_SENT with NOTIFY unset or DELAY) or NOTIFY=SUCCESS
 //!   asks for it; then the `status=sent` line; then `D`. A failed trace
@@ -44,24 +46,19 @@ use std::sync::Arc;
 
 use actix::{Actor, Context, Handler, ResponseFuture};
 use oqmgr::entry::{DeliveryReport, Dsn, Outcome, Recipient, RecipientStatus};
-use oqmgr::time::Instant;
 
 use super::{Content, CustomTransport, Delivery, RcptResult, Reply};
 use crate::agent::{self, Deliver, DeliveryAgent};
 use crate::clock::Clock;
-use crate::daemon::active_table::{
-    timeval, wire_bytes, wire_recipient, ActiveMessage, ActiveTable, Site,
-};
-pub use crate::daemon::adhoc::{status_line, Times};
-use crate::postfix::attr::{Timeval, WireDsn};
-use crate::postfix::bounce::{self, BounceRequest, VerifyUpdate};
+use crate::daemon::active_table::{wire_bytes, ActiveMessage, ActiveTable, Site};
+use crate::daemon::recipient_log::RecipientLog;
+use crate::postfix::attr::WireDsn;
+use crate::postfix::bounce::{self, VerifyUpdate};
 use crate::postfix::log::errno_text;
-use crate::postfix::mail_open_ok::{open_queue_file, Access};
 use crate::postfix::queue_file::{
-    DSN_NOTIFY_DELAY, DSN_NOTIFY_SUCCESS, TRACE_FLAGS_MASK, TRACE_MTA_VRFY, TRACE_RECORD,
-    TRACE_REC_DLY_SENT, TRACE_USR_VRFY,
+    DSN_NOTIFY_DELAY, DSN_NOTIFY_SUCCESS, TRACE_MTA_VRFY, TRACE_RECORD, TRACE_REC_DLY_SENT,
+    TRACE_USR_VRFY,
 };
-use crate::postfix::queue_file_write::mark_recipient_done;
 use crate::scheduler::SchedulerBuilder;
 
 /// What every custom transport of one daemon shares.
@@ -193,11 +190,11 @@ impl Handler<Deliver> for Bridge {
                     }
                 }
             };
+            let relay = reply.relay.clone().unwrap_or_else(|| name.clone());
             let rec = Recorder {
                 fw: &fw,
                 m: &message,
-                relay: reply.relay.clone().unwrap_or_else(|| name.clone()),
-                handoff,
+                record: RecipientLog::new(&fw.site, &message, &relay, handoff),
             };
             rec.finish(&msg, reply).await
         })
@@ -210,10 +207,9 @@ struct Recorder<'a> {
     fw: &'a Framework,
     /// The message.
     m: &'a ActiveMessage,
-    /// `relay=` text.
-    relay: String,
-    /// When the actor got the request.
-    handoff: Instant,
+    /// Records, status lines and `D` marks, with this delivery's `relay=`
+    /// and hand-off time.
+    record: RecipientLog<'a>,
 }
 
 impl Recorder<'_> {
@@ -253,11 +249,6 @@ impl Recorder<'_> {
             hop: if deferred { reply.hop } else { None },
             recipients: statuses,
         }
-    }
-
-    /// The message's request flags for bounce-daemon APPENDs.
-    fn flags(&self) -> u32 {
-        (self.m.env.trace_flags & TRACE_FLAGS_MASK) as u32
     }
 
     /// One recipient; returns its final status.
@@ -320,16 +311,13 @@ impl Recorder<'_> {
         }
     }
 
-    /// `defer_append`: log entry, status line, trace with RECORD.
+    /// `defer_append`: log entry, status line, trace with RECORD (a failed
+    /// record is warned about by [`RecipientLog::append`]).
     async fn defer(&self, r: &Recipient, dsn: &Dsn) -> RecipientStatus {
-        if !self.append("defer", r, dsn, "delayed").await {
-            tracing::warn!("{}: defer service failure", self.m.queue_id);
-        }
+        self.append("defer", r, dsn, "delayed").await;
         self.log(r, dsn, "deferred");
-        if self.m.env.trace_flags & TRACE_RECORD != 0
-            && !self.append("trace", r, dsn, "delayed").await
-        {
-            tracing::warn!("{}: trace service failure", self.m.queue_id);
+        if self.m.env.trace_flags & TRACE_RECORD != 0 {
+            self.append("trace", r, dsn, "delayed").await;
         }
         RecipientStatus::Deferred
     }
@@ -365,70 +353,20 @@ impl Recorder<'_> {
 
     /// One APPEND to `service` with `action`; true on success.
     async fn append(&self, service: &str, r: &Recipient, dsn: &Dsn, action: &str) -> bool {
-        let site = &self.fw.site;
         let mut wire = WireDsn::simple(&dsn.status, &dsn.reason);
         wire.action = action.as_bytes().to_vec();
-        // Reports name the agent, as `trace_append` does.
-        if service == "trace" && self.relay != "none" {
-            wire.reason = format!("delivery via {}: {}", self.relay, dsn.reason).into_bytes();
-        }
-        let request = BounceRequest::Append {
-            flags: self.flags(),
-            queue_id: self.m.queue_id.as_bytes().to_vec(),
-            recipient: wire_recipient(r),
-            dsn: wire,
-        };
-        let sent = bounce::send(
-            &site.queue_dir,
-            service,
-            &request,
-            site.dialect,
-            site.ipc_timeout,
-        )
-        .await;
-        match sent {
-            Ok(0) => true,
-            Ok(_) => false,
-            Err(e) => {
-                tracing::warn!("{}: {service} service: {e}", self.m.queue_id);
-                false
-            }
-        }
+        self.record.append(service, r, wire).await
     }
 
-    /// The status line.
+    /// The status line, with the result known now.
     fn log(&self, r: &Recipient, dsn: &Dsn, word: &str) {
-        let arrival = Timeval {
-            sec: self.m.env.arrival_sec,
-            usec: self.m.env.arrival_usec,
-        };
-        let times = Times {
-            arrival,
-            active: self.m.active_arrival,
-            handoff: timeval(self.handoff),
-            now: timeval(self.fw.clock.wall_now()),
-        };
-        tracing::info!(
-            "{}",
-            status_line(
-                &self.m.queue_id,
-                r,
-                &self.relay,
-                &times,
-                self.fw.site.delay_resolution,
-                dsn,
-                word
-            )
-        );
+        self.record.log(r, dsn, word, self.fw.clock.wall_now());
     }
 
-    /// Marks `r` done in the queue file (`D`).
+    /// Marks `r` done in the queue file (`D`); a failure is a warning: the
+    /// scheduler still counts the recipient as finished.
     fn mark_done(&self, r: &Recipient) {
-        let path = self.fw.site.path("active", &self.m.queue_id);
-        let path = self.fw.site.queue_dir.join(path);
-        let marked = open_queue_file(&path, Access::Write, None)
-            .and_then(|f| mark_recipient_done(&f, r.offset));
-        if let Err(e) = marked {
+        if let Err(e) = self.record.mark_done(r) {
             tracing::warn!(
                 "{}: mark recipient done: {}",
                 self.m.queue_id,
@@ -474,34 +412,6 @@ mod framework_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn status_lines_look_like_postfix_agents() {
-        let tv = |sec, usec| Timeval { sec, usec };
-        let t = Times {
-            arrival: tv(100, 0),
-            active: tv(100, 500_000),
-            handoff: tv(101, 0),
-            now: tv(101, 250_000),
-        };
-        let mut r = Recipient::new("u@hook.example");
-        let line = status_line(
-            "4AB2C",
-            &r,
-            "hooks",
-            &t,
-            2,
-            &Dsn::new("2.0.0", "ok"),
-            "sent",
-        );
-        assert_eq!(
-            line,
-            "4AB2C: to=<u@hook.example>, relay=hooks, delay=1.3, delays=0.5/0.5/0/0.25, dsn=2.0.0, status=sent (ok)"
-        );
-        r.orig_address = "alias@x".into();
-        let line = status_line("A", &r, "h", &t, 2, &Dsn::new("5.1.1", "no"), "bounced");
-        assert!(line.starts_with("A: to=<u@hook.example>, orig_to=<alias@x>, relay=h,"));
-    }
 
     #[test]
     fn dsn_classes_are_enforced() {

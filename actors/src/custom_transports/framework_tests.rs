@@ -98,12 +98,12 @@ impl Handler<Delivery> for Quitter {
 
 #[test]
 fn results_are_recorded_and_reported() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("active")).unwrap();
+    // Queue files are named relative to the queue directory.
+    let dir = crate::testing::queue_dir();
     let (bytes, offsets, data_offset) = queue_file();
-    let path = dir.path().join("active/ABC");
+    let path = dir.join("active/FWREC");
     std::fs::write(&path, bytes).unwrap();
-    let site = site(dir.path());
+    let site = site(dir);
     let active: ActiveTable = Arc::default();
     let env = FileEnvelope {
         sender: Some(b"s@x.example".to_vec()),
@@ -112,9 +112,9 @@ fn results_are_recorded_and_reported() {
         ..FileEnvelope::default()
     };
     active.insert(
-        "ABC".into(),
+        "FWREC".into(),
         Arc::new(ActiveMessage {
-            queue_id: "ABC".into(),
+            queue_id: "FWREC".into(),
             env: env.into(),
             active_arrival: Timeval { sec: 2, usec: 0 },
         }),
@@ -140,7 +140,7 @@ fn results_are_recorded_and_reported() {
                     queue: "hop.example".into(),
                 },
                 nexthop: "hop.example".into(),
-                queue_id: "ABC".into(),
+                queue_id: "FWREC".into(),
                 entry: Entry {
                     id: EntryId(7),
                     message: MessageId(1),

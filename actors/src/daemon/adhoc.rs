@@ -103,6 +103,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn status_lines_look_like_postfix_agents() {
+        let tv = |sec, usec| Timeval { sec, usec };
+        let t = Times {
+            arrival: tv(100, 0),
+            active: tv(100, 500_000),
+            handoff: tv(101, 0),
+            now: tv(101, 250_000),
+        };
+        let mut r = Recipient::new("u@hook.example");
+        let line = status_line(
+            "4AB2C",
+            &r,
+            "hooks",
+            &t,
+            2,
+            &Dsn::new("2.0.0", "ok"),
+            "sent",
+        );
+        assert_eq!(
+            line,
+            "4AB2C: to=<u@hook.example>, relay=hooks, delay=1.3, delays=0.5/0.5/0/0.25, dsn=2.0.0, status=sent (ok)"
+        );
+        r.orig_address = "alias@x".into();
+        let line = status_line("A", &r, "h", &t, 2, &Dsn::new("5.1.1", "no"), "bounced");
+        assert!(line.starts_with("A: to=<u@hook.example>, orig_to=<alias@x>, relay=h,"));
+    }
+
+    #[test]
     fn delays_print_like_postfix() {
         // The examples of the spec's section 10.3 (resolution 2 unless said).
         let cases: &[(u64, u32, &str)] = &[

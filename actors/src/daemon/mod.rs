@@ -43,6 +43,7 @@ pub mod bounce_log;
 pub mod bridge;
 pub mod dirstore;
 pub mod envelope;
+pub mod recipient_log;
 pub mod resolver;
 pub mod worker;
 
