@@ -4,9 +4,10 @@
 //! One [`ScannerActor`] per queue (`incoming`, `deferred`) serves that
 //! queue's walk: `ScanStart` has the store take a fresh listing, `ScanNext`
 //! hands out the store's next file, and `Admit` moves a file into
-//! `active/` and reads its envelope and first batch of recipients. All file access goes through the
-//! [`QueueStore`] contract ([`crate::queue_store`]), so tests use an
-//! in-memory store (the `oqmgr-devtools` package's `memstore`) and the
+//! `active/` and reads its envelope and first batch of recipients. All
+//! file access goes through the
+//! [`QueueStore`](crate::queue_store::QueueStore) contract, so tests use
+//! an in-memory store (the `oqmgr-devtools` package's `memstore`) and the
 //! daemon real directories.
 //!
 //! # Invariants

@@ -18,7 +18,7 @@
 //!   and five numbers), which only a delivery request needs:
 //!   [`HeldEnvelope::envelope`] rebuilds the full `FileEnvelope` for it.
 //!
-//! [`queue_file::FileEnvelope`]: crate::postfix::queue_file::Envelope
+//! [`queue_file::FileEnvelope`]: crate::postfix::queue_file::FileEnvelope
 //!
 //! # Invariants
 //! - `HeldEnvelope::from(env).envelope()` equals `env` with the reading

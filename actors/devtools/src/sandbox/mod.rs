@@ -685,7 +685,7 @@ impl Sandbox {
     /// passes it on to its children), waits up to 10 s for it to go, then
     /// SIGKILL; then kills whatever still works inside the instance's
     /// folder (a master that hung before writing its pid file, see
-    /// [`host`]). Idempotent.
+    /// [`processes`]). Idempotent.
     pub fn stop(&mut self) -> io::Result<()> {
         if self.stopped {
             return Ok(());
