@@ -18,9 +18,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use oqmgr::message::Verdict;
 use oqmgr::scan::{QueueName, ScanFlags};
 use oqmgr_actors::clock::Clock;
-use oqmgr_actors::daemon::active_table::{ActiveTable, Site};
+use oqmgr_actors::daemon::active_table::ActiveTable;
 use oqmgr_actors::daemon::dirstore::{DirStore, Routing};
 use oqmgr_actors::daemon::resolver::{Resolver, ResolverConfig};
+use oqmgr_actors::daemon::site::Site;
 use oqmgr_actors::daemon::worker::Worker;
 use oqmgr_actors::postfix::queue_file_parse::ReadLimits;
 use oqmgr_actors::postfix::queue_file_write::{

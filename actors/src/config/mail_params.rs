@@ -9,12 +9,13 @@
 //! rounds in Postfix's order over the parameters the daemon reads or
 //! Postfix checks: [`MAIL_PARAMS`] (those below, and four rows of the
 //! core's table), then [`oqmgr::params::Params::check`]. [`resolve`] is
-//! what the daemon calls: the first fatal, or the resolved parameters.
+//! the daemon's start-up check: the first fatal, or the core's resolved
+//! parameters ([`super::settings::Settings::resolve`] builds the rest).
 //!
 //! # Invariants
 //! - Defaults and bounds are Postfix 3.7.11's (`postconf -d`, and the
 //!   tables of `mail_params_init`); the rows say them once.
-//! - Booleans are read case-insensitively ([`flag`]), as Postfix does.
+//! - Booleans are read case-insensitively, as Postfix does.
 //! - A fatal names its parameter; the first in the list is the one Postfix
 //!   would stop on.
 
@@ -120,16 +121,6 @@ pub fn resolve(raw: &RawParams) -> Result<(Params, Vec<ConfigWarning>), ConfigFa
     Params::resolve(raw).map_err(|mut fatals| fatals.swap_remove(0))
 }
 
-/// A boolean parameter, read as Postfix does (`yes`/`no` in any case);
-/// `default` when absent. Call after [`resolve`], which refuses other
-/// values.
-pub fn flag(raw: &RawParams, name: &str, default: bool) -> bool {
-    match raw.get(name) {
-        Some(v) => v.eq_ignore_ascii_case("yes"),
-        None => default,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,9 +179,8 @@ mod tests {
     #[test]
     fn flags_ignore_case() {
         let r = raw(&[("soft_bounce", "YES"), ("smtputf8_enable", "No")]);
-        assert!(resolve(&r).is_ok());
-        assert!(flag(&r, "soft_bounce", false));
-        assert!(!flag(&r, "smtputf8_enable", true));
-        assert!(flag(&r, "absent", true));
+        let (s, _) = crate::config::settings::Settings::resolve(&r).unwrap();
+        assert!(s.soft_bounce);
+        assert!(!s.smtputf8_enable);
     }
 }

@@ -14,20 +14,16 @@
 //!   reported as a crashed delivery (mail deferred, not lost).
 
 use std::borrow::Cow;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use dashmap::DashMap;
 use oqmgr::name::Name;
 use oqmgr::time::Instant;
 
 use crate::postfix::attr::{Timeval, WireRecipient};
-use crate::postfix::dialect::Dialect;
 use crate::postfix::queue_file::FileRecipient;
 
 pub use super::envelope::HeldEnvelope;
-use crate::postfix::queue_id::QueueHashing;
 
 /// One admitted message, as the agent bridge and the completion worker see
 /// it.
@@ -46,72 +42,6 @@ pub struct ActiveMessage {
 
 /// Admitted messages by queue ID.
 pub type ActiveTable = Arc<DashMap<Name, Arc<ActiveMessage>>>;
-
-/// Settings every daemon part needs, read once from main.cf.
-#[derive(Clone, Debug)]
-pub struct Site {
-    /// `queue_directory` (the daemon has chdir-ed there; kept absolute for
-    /// sockets and logs).
-    pub queue_dir: PathBuf,
-    /// `hash_queue_names`, `hash_queue_depth`.
-    pub hashing: QueueHashing,
-    /// Wire dialect of this Postfix version.
-    pub dialect: Dialect,
-    /// `qmgr_ipc_timeout`: bound on each IPC connect, read and write.
-    pub ipc_timeout: Duration,
-    /// How long to wait for a delivery agent's reply: the agents' own
-    /// watchdog, `daemon_timeout` (a slow SMTP delivery is not a crash).
-    pub agent_reply_timeout: Duration,
-    /// `delay_logging_resolution_limit`.
-    pub delay_resolution: u32,
-    /// `disable_verp_bounces`.
-    pub disable_verp_bounces: bool,
-    /// `smtputf8_enable`.
-    pub smtputf8_enable: bool,
-    /// `minimal_backoff_time`: the retry delay when the bounce daemon
-    /// fails, so a file whose bounces were not sent is kept.
-    pub minimal_backoff: Duration,
-    /// `soft_bounce`: custom transports defer what they would bounce.
-    pub soft_bounce: bool,
-}
-
-impl Site {
-    /// The settings of an unconfigured Postfix 3.7 for the queue directory
-    /// `queue_dir` (main.cf defaults: `ipc_timeout` 3600s,
-    /// `daemon_timeout` 18000s, `minimal_backoff_time` 300s, ...); tools
-    /// and tests start from it.
-    pub fn defaults(queue_dir: PathBuf) -> Site {
-        Site {
-            queue_dir,
-            hashing: QueueHashing::default(),
-            dialect: Dialect::from_mail_version("3.7.11").expect("a fixed version parses"),
-            ipc_timeout: Duration::from_secs(3600),
-            agent_reply_timeout: Duration::from_secs(18000),
-            delay_resolution: 2,
-            disable_verp_bounces: false,
-            smtputf8_enable: true,
-            minimal_backoff: Duration::from_secs(300),
-            soft_bounce: false,
-        }
-    }
-
-    /// The path of `id` in `queue`, relative to the queue directory.
-    pub fn path(&self, queue: &str, id: &str) -> PathBuf {
-        PathBuf::from(self.hashing.queue_path(queue, id))
-    }
-
-    /// The socket of a `private/` service.
-    pub fn private(&self, service: &str) -> PathBuf {
-        // Built in one allocation: this runs for every agent connection.
-        let mut path = PathBuf::with_capacity(
-            self.queue_dir.as_os_str().len() + "/private/".len() + service.len(),
-        );
-        path.push(&self.queue_dir);
-        path.push("private");
-        path.push(service);
-        path
-    }
-}
 
 /// A core recipient for a file recipient, after resolving.
 pub fn core_recipient(r: &FileRecipient, address: Vec<u8>) -> oqmgr::entry::Recipient {

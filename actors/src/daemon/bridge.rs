@@ -40,8 +40,9 @@ use std::sync::Arc;
 use actix::{Actor, ActorFutureExt, Context, Handler, ResponseActFuture, WrapFuture};
 use oqmgr::entry::{AgentId, DeliveryReport, Dsn, EntryId, Outcome};
 
-use super::active_table::{wire_bytes, wire_recipient, ActiveTable, Site};
+use super::active_table::{wire_bytes, wire_recipient, ActiveTable};
 use super::bounce_log;
+use super::site::Site;
 use super::worker::{Job, Worker};
 use crate::agent::{self, Close, Connect, Deliver, DeliveryAgent};
 use crate::postfix::deliver_request::{

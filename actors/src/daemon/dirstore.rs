@@ -65,9 +65,10 @@ use oqmgr::scan::{QueueName, ScanFlags};
 use oqmgr::time::Instant;
 
 use super::active_table::{
-    core_recipient, core_text, loggable, timeval, ActiveMessage, ActiveTable, HeldEnvelope, Site,
+    core_recipient, core_text, loggable, timeval, ActiveMessage, ActiveTable, HeldEnvelope,
 };
 use super::resolver::Resolver;
+use super::site::Site;
 use super::worker::{self, Job, Worker};
 use crate::clock::Clock;
 use crate::postfix::flow::FlowPipe;

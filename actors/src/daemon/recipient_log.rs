@@ -33,8 +33,9 @@ use std::io;
 use oqmgr::entry::{Dsn, Recipient};
 use oqmgr::time::Instant;
 
-use super::active_table::{timeval, wire_recipient, ActiveMessage, Site};
+use super::active_table::{timeval, wire_recipient, ActiveMessage};
 use super::adhoc::{status_line, Times};
+use super::site::Site;
 use crate::postfix::attr::{IpcError, Timeval, WireDsn};
 use crate::postfix::bounce::{self, BounceRequest};
 use crate::postfix::log::errno_text;

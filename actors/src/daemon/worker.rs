@@ -58,10 +58,11 @@ use oqmgr::entry::{Dsn, Recipient};
 use oqmgr::message::Verdict;
 use oqmgr::time::{Duration, Instant};
 
-use super::active_table::{loggable, wire_recipient, ActiveMessage, Site};
+use super::active_table::{loggable, wire_recipient, ActiveMessage};
 use super::bridge::{rejected, rejection_warning};
 use super::dirstore::{rename_into, system_time};
 use super::recipient_log::{ipc_failure, RecipientLog};
+use super::site::Site;
 use crate::clock::Clock;
 use crate::postfix::attr::WireDsn;
 use crate::postfix::bounce::{self, bounce_flags, BounceMessage, BounceRequest};
