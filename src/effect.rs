@@ -277,7 +277,8 @@ pub enum Effect {
     },
     /// Deliver `Msg::Timer(timer)` to `owner` at `at`.
     Arm {
-        /// Who armed it.
+        /// Who armed it: always the entity whose step produced the effect
+        /// (the actors' host runs the timer on that entity's actor).
         owner: Addr,
         /// When it fires.
         at: Instant,

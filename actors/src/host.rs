@@ -13,6 +13,8 @@
 //! # Invariants
 //! - effects are carried out in the order the core produced them; a `Spawn`
 //!   registers the destination before the `Send` that follows it;
+//! - an entity's timers run on its own actor (`run_later`): the core arms
+//!   only the stepping entity's timers, and the host insists on it;
 //! - a message for a destination that no longer exists is logged and
 //!   dropped, never a panic (the simulator panics: there it is a core bug,
 //!   here the daemon must keep running).
@@ -289,17 +291,11 @@ pub(crate) fn run<A: Entity>(
                 host.registry.insert_destination(id, addr);
             }
             Effect::Arm { owner, at, timer } => {
+                // The core arms only the stepping entity's own timers; a
+                // broken invariant ends the daemon (`abort_on_panic`).
+                assert_eq!(owner, *me, "a core entity armed another's timer");
                 let delay = host.clock.until(at);
-                if owner == *me {
-                    ctx.run_later(delay, move |act, ctx| handle(act, Msg::Timer(timer), ctx));
-                } else {
-                    // No entity arms another's timer today; honour it anyway.
-                    let host = Arc::clone(host);
-                    actix::spawn(async move {
-                        actix::clock::sleep(delay).await;
-                        host.send(owner, Msg::Timer(timer));
-                    });
-                }
+                ctx.run_later(delay, move |act, ctx| handle(act, Msg::Timer(timer), ctx));
             }
             Effect::AllocAgent { transport, agent } => alloc(host, transport, agent),
             Effect::CloseAgent { transport, agent } => {

@@ -135,11 +135,6 @@ impl Registry {
         self.destinations.remove(key).map(|(_, a)| a)
     }
 
-    /// Number of live destinations (for introspection and tests).
-    pub fn destination_count(&self) -> usize {
-        self.destinations.len()
-    }
-
     /// One transport's parameters, resolved by `resolve` on first use.
     pub fn transport_params(
         &self,

@@ -24,11 +24,10 @@ use oqmgr_actors::daemon::resolver::{Resolver, ResolverConfig};
 use oqmgr_actors::daemon::site::Site;
 use oqmgr_actors::daemon::worker::Worker;
 use oqmgr_actors::postfix::queue_file_parse::ReadLimits;
-use oqmgr_actors::postfix::queue_file_write::{
-    set_next_attempt, NewRecipient, QueueFileWriter, DEFAULT_LINE_LIMIT,
-};
+use oqmgr_actors::postfix::queue_file_write::set_next_attempt;
 use oqmgr_actors::postfix::queue_id::QueueHashing;
 use oqmgr_actors::queue_store::{Completion, QueueStore, StoreError};
+use oqmgr_devtools::queue_file_writer::{NewRecipient, QueueFileWriter, DEFAULT_LINE_LIMIT};
 
 /// How far the fake wall clock is from the real one, in seconds.
 static STEP: AtomicI64 = AtomicI64::new(0);

@@ -20,8 +20,9 @@ use oqmgr_actors::postfix::queue_file::{
     TRACE_RECORD,
 };
 use oqmgr_actors::postfix::queue_file_parse::{parse_size_fields, SizeFields};
-use oqmgr_actors::postfix::queue_file_write::{mode_is_ready, QueueFileWriter};
+use oqmgr_actors::postfix::queue_file_write::mode_is_ready;
 use oqmgr_actors::postfix::record::{decode_all, decode_logical, rec};
+use oqmgr_devtools::queue_file_writer::QueueFileWriter;
 use oqmgr_devtools::sandbox::{QmgrChoice, Sandbox};
 use std::io::{BufRead, BufReader, Cursor, Write};
 use std::net::TcpStream;

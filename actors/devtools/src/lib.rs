@@ -14,10 +14,13 @@
 //! - [`scheduler_bench`]: the scheduling core's own speed (binary
 //!   `oqmgr-bench-scheduler`).
 //! - [`memstore`]: an in-memory queue store for actor tests.
+//! - [`queue_file_writer`]: queue files as cleanup(8) writes them, for
+//!   tests and tools.
 
 pub mod benchmark;
 pub mod demo;
 pub mod memstore;
+pub mod queue_file_writer;
 pub mod sandbox;
 pub mod scheduler_bench;
 

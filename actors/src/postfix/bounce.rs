@@ -7,7 +7,8 @@
 //! write one list, read `status <int>`, close. Which service receives a
 //! request matters (the bounce daemon picks its log directory, `bounce/`,
 //! `defer/` or `trace/`, from the service name), so [`send`] takes it
-//! explicitly; [`BounceRequest::usual_service`] names the usual one.
+//! explicitly (FLUSH goes to `bounce` for hard failures but to `defer` for
+//! expiry).
 //!
 //! qmgr sends FLUSH, WARN, VERP and TRACE "asynchronously" with a 1000 s
 //! limit per step, and APPEND synchronously with `ipc_timeout`; here both
@@ -107,16 +108,6 @@ pub enum BounceRequest {
 }
 
 impl BounceRequest {
-    /// The service this request normally goes to. FLUSH goes to `bounce`
-    /// for hard failures but to `defer` for expiry, which the caller knows.
-    pub fn usual_service(&self) -> &'static str {
-        match self {
-            Self::Flush(_) | Self::Verp { .. } => "bounce",
-            Self::Warn(_) | Self::Append { .. } => "defer",
-            Self::Trace(_) => "trace",
-        }
-    }
-
     /// Encodes the request list.
     ///
     /// # Errors

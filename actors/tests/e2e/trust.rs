@@ -16,8 +16,8 @@ use super::env::{all_done, Env, Setup, Spec};
 use super::flow::{assert_outcome, got, sink_row, SENDER};
 use super::ops::one_sink;
 use super::outcome::ScenarioOutcome;
-use oqmgr_actors::postfix::queue_file_write::{NewRecipient, QueueFileWriter, DEFAULT_LINE_LIMIT};
 use oqmgr_actors::postfix::queue_id::QueueHashing;
+use oqmgr_devtools::queue_file_writer::{NewRecipient, QueueFileWriter, DEFAULT_LINE_LIMIT};
 
 /// A damaged queue entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -69,12 +69,6 @@ impl QmgrProbe {
     pub fn peak_rss_kib(&self) -> u64 {
         self.seen.values().map(|s| s.hwm_kib).max().unwrap_or(0)
     }
-
-    /// How many distinct qmgr processes were seen (more than one means
-    /// master restarted the service).
-    pub fn processes_seen(&self) -> usize {
-        self.seen.len()
-    }
 }
 
 /// The fields of `/proc/PID/stat` the probe uses.
