@@ -165,3 +165,111 @@ pub fn ipc_failure(endpoint: &str, e: &IpcError) -> String {
         IpcError::Encode(e) => format!("request not sent: {e}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::postfix::queue_file::TRACE_RECORD;
+    use crate::postfix::record::rec;
+    use crate::testing::{active_message, block_on, bounce_service, logged, record_type};
+
+    /// A site whose services' sockets are in `sockets`.
+    fn site(sockets: &std::path::Path) -> Site {
+        Site {
+            ipc_timeout: std::time::Duration::from_secs(5),
+            ..Site::defaults(sockets.to_path_buf())
+        }
+    }
+
+    #[test]
+    fn a_failed_append_names_the_service_and_what_happened() {
+        let sockets = tempfile::tempdir().unwrap();
+        let site = site(sockets.path());
+        let (m, r) = active_message("RLOG1", &["a@x.example"], 0, 0);
+        let record = RecipientLog::new(&site, &m, "none", Instant::ZERO);
+        let dsn = || WireDsn::simple("4.4.1", "down");
+        // No service at all.
+        let (ok, lines) = logged(|| block_on(record.append("defer", &r[0], dsn())));
+        assert!(!ok);
+        assert_eq!(
+            lines,
+            ["warning: RLOG1: defer service failure: connect to private/defer: No such file or directory"]
+        );
+        // A service that hangs up, then one that answers a failure.
+        bounce_service(sockets.path(), "defer", vec![None, Some(1)]);
+        let (ok, lines) = logged(|| block_on(record.append("defer", &r[0], dsn())));
+        assert!(!ok);
+        assert_eq!(
+            lines,
+            ["warning: RLOG1: defer service failure: premature end-of-input on private/defer socket"]
+        );
+        let (ok, lines) = logged(|| block_on(record.append("defer", &r[0], dsn())));
+        assert!(!ok);
+        assert_eq!(lines, ["warning: RLOG1: defer service failure"]);
+        // A bounce daemon's failure is the caller's to report (it defers).
+        bounce_service(sockets.path(), "bounce", vec![Some(1)]);
+        let (ok, lines) = logged(|| block_on(record.append("bounce", &r[0], dsn())));
+        assert!(!ok);
+        assert!(lines.is_empty(), "{lines:?}");
+    }
+
+    #[test]
+    fn a_trace_record_names_the_agent_and_carries_the_message_flags() {
+        let sockets = tempfile::tempdir().unwrap();
+        let site = site(sockets.path());
+        let seen = bounce_service(sockets.path(), "trace", vec![Some(0), Some(0)]);
+        let (m, r) = active_message("RLOG2", &["a@x.example"], TRACE_RECORD, 0);
+        let hooks = RecipientLog::new(&site, &m, "hooks", Instant::ZERO);
+        assert!(block_on(hooks.append(
+            "trace",
+            &r[0],
+            WireDsn::simple("2.0.0", "ok")
+        )));
+        let qmgr = RecipientLog::new(&site, &m, "none", Instant::ZERO);
+        assert!(block_on(qmgr.append(
+            "trace",
+            &r[0],
+            WireDsn::simple("2.0.0", "ok")
+        )));
+        let requests = seen.lock().unwrap().clone();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        assert!(text(&requests[0]).contains("reason\0delivery via hooks: ok\0"));
+        assert!(text(&requests[1]).contains("reason\0ok\0"));
+        let flags = format!("flags\0{}\0", TRACE_RECORD);
+        assert!(
+            text(&requests[0]).contains(&flags),
+            "{:?}",
+            text(&requests[0])
+        );
+    }
+
+    #[test]
+    fn status_lines_and_done_marks() {
+        let sockets = tempfile::tempdir().unwrap();
+        let site = site(sockets.path());
+        let (m, r) = active_message("RLOG3", &["a@x.example", "b@x.example"], 0, 0);
+        let handoff = Instant::from_secs(1_700_000_002);
+        let record = RecipientLog::new(&site, &m, "hooks", handoff);
+        let ((), lines) = logged(|| {
+            record.log(
+                &r[1],
+                &Dsn::new("2.0.0", "fine"),
+                "sent",
+                Instant::from_secs(1_700_000_003),
+            )
+        });
+        assert_eq!(
+            lines,
+            ["RLOG3: to=<b@x.example>, relay=hooks, delay=3, delays=1/1/0/1, dsn=2.0.0, status=sent (fine)"]
+        );
+        record.mark_done(&r[1]).unwrap();
+        assert_eq!(record_type("RLOG3", r[0].offset), rec::RCPT);
+        assert_eq!(record_type("RLOG3", r[1].offset), rec::DONE);
+        // A file that is gone: the caller learns why.
+        std::fs::remove_file("active/RLOG3").unwrap();
+        assert_eq!(
+            record.mark_done(&r[0]).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+    }
+}

@@ -513,3 +513,7 @@ async fn complete(site: &Site, m: &ActiveMessage, verdict: &Verdict, now: Instan
         remove(site, id);
     }
 }
+
+#[cfg(test)]
+#[path = "worker_tests.rs"]
+mod tests;
