@@ -84,7 +84,7 @@
 //!   local delivery of the same message.
 //! - `corrupt_file` (9): a hand-made `incoming/ABCDE12345` (`C\x05hello`,
 //!   mode 0700, owner postfix) ends in `corrupt/` with the two warnings of
-//!   the spec (§13.9) while five other messages are delivered.
+//!   docs/postfix-protocol.md §13.9 while five other messages are delivered.
 //! - `reload` (10a) and `kill_qmgr` (10b): `postfix reload` / `kill -9` of
 //!   the queue manager while deliveries are in flight (sink `-w 1`): master
 //!   runs a new queue manager, every message is delivered (reload: exactly
@@ -129,7 +129,9 @@
 //! reason in `postqueue -p`) and asks the agent again at every retry (5
 //! rejected requests within the test's wait).
 //!
-//! # Real Postfix 3.7.11 versus the spec (docs/postfix-internals.md)
+//! # Real Postfix 3.7.11 versus the earlier notes
+//! Where the notes this project started from were wrong (section numbers of
+//! docs/postfix-protocol.md, which now has the corrected text):
 //! - §2.3 says mail released with `postsuper -H` is "picked up by the next
 //!   periodic deferred scan". It keeps the time stamps of its last
 //!   deferral, so periodic scans skip it until its backoff has passed;
@@ -150,7 +152,7 @@
 //!   still locked by the error agent that had just deferred it (the agent
 //!   replies before it closes the file): "skipped, still being delivered"
 //!   and 60 s in `incoming/` (§4.3 step 5). Hence 2 s minimal backoff here.
-//! - The rest matched the spec exactly where it gives text: double-bounce
+//! - The rest matched the notes exactly where they give text: double-bounce
 //!   line (§10.2), corrupt-file warnings (§13.9), `deferred transport` with
 //!   dsn 4.3.2 (§13.6), `delivery temporarily suspended` via `retry`
 //!   (§13.7), delay warning at the first deferral with

@@ -132,7 +132,8 @@ mod tests {
 
     #[test]
     fn delays_print_like_postfix() {
-        // The examples of the spec's section 10.3 (resolution 2 unless said).
+        // The examples of docs/postfix-protocol.md §10.3 (resolution 2 unless
+        // said).
         let cases: &[(u64, u32, &str)] = &[
             (3_000, 2, "0"),
             (5_000, 2, "0.01"),

@@ -1,5 +1,6 @@
-//! Bounce/defer/trace/verify/flush request tests: spec traces (§8.2, §13.2,
-//! §13.4) in both dialects, round trips, and a fake server.
+//! Bounce/defer/trace/verify/flush request tests: the traces of
+//! docs/postfix-protocol.md (§8.2, §13.2, §13.4) in both dialects, round trips, and
+//! a fake server.
 
 use std::time::Duration;
 
@@ -21,7 +22,8 @@ fn info(flags: u32, id: &str, sender: &str) -> BounceMessage {
     }
 }
 
-/// §8.2 (delay warning), §13.2 (bounce flush), §13.4 (trace flush).
+/// docs/postfix-protocol.md: §8.2 (delay warning), §13.2 (bounce flush), §13.4
+/// (trace flush).
 fn spec_cases() -> Vec<(BounceRequest, &'static str)> {
     vec![
         (

@@ -161,7 +161,8 @@ async fn bounce_flush_after_error_agent_and_delay_warning() {
     let sb = bounce_sandbox(boxes.path());
     let d = dialect(&sb);
 
-    // A hard failure by the error agent, then FLUSH to `bounce` (§13.2).
+    // A hard failure by the error agent, then FLUSH to `bounce`
+    // (docs/postfix-protocol.md §13.2).
     let id = enqueue(
         &sb,
         &["-f", "sender@sandbox.test", "x@remote.example"],
