@@ -1,5 +1,6 @@
-//! Queue directory scans and queue-file access (Postfix: `qmgr_scan.c`, the
-//! file half of `qmgr_active.c` and `qmgr_message.c`).
+//! Scanner actors: the walk of one queue directory and the admission of
+//! its files (Postfix: `qmgr_scan.c`, and the calls of `qmgr_active.c`
+//! `qmgr_active_feed` and `qmgr_message.c` into the queue files).
 //!
 //! One [`ScannerActor`] per queue (`incoming`, `deferred`) serves that
 //! queue's walk: `ScanStart` has the store take a fresh listing, `ScanNext`
