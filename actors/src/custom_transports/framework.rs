@@ -50,7 +50,7 @@ use oqmgr::entry::{DeliveryReport, Dsn, Outcome, Recipient, RecipientStatus};
 use super::{Content, CustomTransport, Delivery, RcptResult, Reply};
 use crate::agent::{self, Deliver, DeliveryAgent};
 use crate::clock::Clock;
-use crate::daemon::active_table::{wire_bytes, ActiveMessage, ActiveTable};
+use crate::daemon::active_table::{message_for, wire_bytes, ActiveMessage, ActiveTable};
 use crate::daemon::recipient_log::RecipientLog;
 use crate::daemon::site::Site;
 use crate::postfix::attr::WireDsn;
@@ -143,16 +143,7 @@ impl Handler<Deliver> for Bridge {
 
     fn handle(&mut self, msg: Deliver, _ctx: &mut Context<Self>) -> Self::Result {
         let crash = agent::crashed(&msg.entry);
-        let Some(message) = self
-            .fw
-            .active
-            .get(msg.queue_id.as_str())
-            .map(|m| Arc::clone(&m))
-        else {
-            tracing::warn!(
-                "{}: delivery request for a message not in the active queue",
-                msg.queue_id
-            );
+        let Some(message) = message_for(&self.fw.active, &msg.queue_id) else {
             return Box::pin(async move { crash });
         };
         let fw = self.fw.clone();

@@ -43,6 +43,17 @@ pub struct ActiveMessage {
 /// Admitted messages by queue ID.
 pub type ActiveTable = Arc<DashMap<Name, Arc<ActiveMessage>>>;
 
+/// The admitted message a delivery request for `queue_id` is about; when
+/// there is none (a bug, see the invariant above) a warning says so and
+/// the caller reports the delivery as crashed.
+pub fn message_for(active: &ActiveTable, queue_id: &str) -> Option<Arc<ActiveMessage>> {
+    let found = active.get(queue_id).map(|m| Arc::clone(&m));
+    if found.is_none() {
+        tracing::warn!("{queue_id}: delivery request for a message not in the active queue");
+    }
+    found
+}
+
 /// A core recipient for a file recipient, after resolving.
 pub fn core_recipient(r: &FileRecipient, address: Vec<u8>) -> oqmgr::entry::Recipient {
     oqmgr::entry::Recipient {

@@ -40,7 +40,7 @@ use std::sync::Arc;
 use actix::{Actor, ActorFutureExt, Context, Handler, ResponseActFuture, WrapFuture};
 use oqmgr::entry::{AgentId, DeliveryReport, Dsn, EntryId, Outcome};
 
-use super::active_table::{wire_bytes, wire_recipient, ActiveTable};
+use super::active_table::{message_for, wire_bytes, wire_recipient, ActiveTable};
 use super::bounce_log;
 use super::site::Site;
 use super::worker::{Job, Worker};
@@ -139,15 +139,7 @@ impl Handler<Deliver> for PostfixAgents {
         let conn = self
             .idle
             .remove(&(msg.dest.transport.to_string(), msg.agent));
-        let Some(message) = self
-            .active
-            .get(msg.queue_id.as_str())
-            .map(|m| Arc::clone(&m))
-        else {
-            tracing::warn!(
-                "{}: delivery request for a message not in the active queue",
-                msg.queue_id
-            );
+        let Some(message) = message_for(&self.active, &msg.queue_id) else {
             return Box::pin(async move { crash }.into_actor(self));
         };
         let ctx = EntryContext {

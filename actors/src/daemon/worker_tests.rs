@@ -165,3 +165,66 @@ fn an_expired_message_whose_notice_fails_is_kept() {
     );
     assert!(std::fs::metadata(site.path("deferred", "WEX1")).is_ok());
 }
+
+/// The bounce daemon hangs up, or the trace daemon is not there: as
+/// oqmgr, the file is kept and deferred with `<id>: status=deferred
+/// (<what> failed)`, and a warning of ours names the service and what
+/// went wrong (oqmgr logs nothing more, so an operator could not tell a
+/// dead bounce daemon from a refusal).
+#[test]
+fn a_bounce_or_trace_daemon_that_answers_nothing_is_named_in_a_warning() {
+    let sockets = tempfile::tempdir().unwrap();
+    let site = site(sockets.path());
+    bounce_service(sockets.path(), "bounce", vec![None]);
+    let clock = clock_at(1_700_000_000);
+    let remove = Verdict::Remove;
+    // A bounce log to flush; the bounce daemon hangs up.
+    let (flushed, _) = active_message("WPR1", &["a@x.example"], 0, 0);
+    std::fs::write("bounce/WPR1", b"recipient=a@x.example\n").unwrap();
+    let ((), lines) = logged(|| block_on(complete(&site, &flushed, &remove, clock.now(), &clock)));
+    assert_eq!(
+        lines,
+        [
+            "warning: WPR1: bounce service failure: premature end-of-input on private/bounce \
+             socket",
+            "WPR1: status=deferred (bounce failed)",
+        ]
+    );
+    // A delivery report to send; there is no trace daemon at all.
+    let (traced, _) = active_message("WPR2", &["a@x.example"], TRACE_RECORD, 0);
+    let ((), lines) = logged(|| block_on(complete(&site, &traced, &remove, clock.now(), &clock)));
+    assert_eq!(
+        lines,
+        [
+            "warning: WPR2: trace service failure: connect to private/trace: No such file or \
+             directory",
+            "WPR2: status=deferred (trace failed)",
+        ]
+    );
+    // Both kept, for a later attempt.
+    for id in ["WPR1", "WPR2"] {
+        assert!(
+            std::fs::metadata(site.path("deferred", id)).is_ok(),
+            "{id} in deferred/"
+        );
+    }
+}
+
+/// A job sent to the worker thread runs, and its completion is reported
+/// when it is over (the supervisor counts the message until then).
+#[test]
+fn the_worker_thread_reports_each_completion() {
+    let site = Arc::new(site(std::path::Path::new("/nonexistent")));
+    let worker = Worker::start(site, clock_at(1_700_000_000)).unwrap();
+    let (message, _) = active_message("WTH1", &["a@x.example"], 0, 0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    worker.send(Job::Complete {
+        message,
+        verdict: Verdict::Remove,
+        now: Instant::from_secs(1_700_000_000),
+        done: Completion::new(move || tx.send(()).unwrap()),
+    });
+    rx.recv_timeout(StdDuration::from_secs(20))
+        .expect("the completion is reported");
+    assert!(std::fs::symlink_metadata("active/WTH1").is_err());
+}
