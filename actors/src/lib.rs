@@ -1,6 +1,8 @@
 //! actix actors that carry out the scheduling core's decisions, the Postfix
 //! I/O around them (queue files, sockets, master(8) protocol), and the
-//! `oqmgr` daemon.
+//! `oqmgr` daemon. Test and benchmark tooling (Postfix sandbox, in-memory
+//! queue store, queue-file writer, benchmarks, demo) is in the
+//! `oqmgr-devtools` package, which the daemon never links.
 //!
 //! # Actor topology
 //! ```text
