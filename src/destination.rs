@@ -323,7 +323,7 @@ impl Destination {
             );
         } else if report.outcome != Outcome::Done {
             if let Some(hop) = &hop {
-                let status = if valid_status(&hop.status) {
+                let status = if Dsn::valid_status(&hop.status) {
                     hop.status.clone()
                 } else {
                     "4.0.0".into()
@@ -662,16 +662,6 @@ pub(crate) fn reroute(key: &DestKey, entry: Entry, dsn: &Dsn, active: u32, out: 
             active,
         },
     );
-}
-
-/// A syntactically valid enhanced status code `c.s.d` with class 2, 4 or 5.
-fn valid_status(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('.').collect();
-    parts.len() == 3
-        && matches!(parts[0], "2" | "4" | "5")
-        && parts[1..]
-            .iter()
-            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Formats like C's `%g`: six significant digits, no trailing zeros, so the

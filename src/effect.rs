@@ -277,7 +277,8 @@ pub enum Effect {
     },
     /// Deliver `Msg::Timer(timer)` to `owner` at `at`.
     Arm {
-        /// Who armed it.
+        /// Who armed it: always the entity whose step produced the effect
+        /// (the actors' host runs the timer on that entity's actor).
         owner: Addr,
         /// When it fires.
         at: Instant,
@@ -364,8 +365,11 @@ pub enum Effect {
         /// The reason.
         dsn: Dsn,
     },
-    /// Tell the sender the delay is over (a trace flush with
-    /// `REC_DLY_SENT`), before the verdict of the same message.
+    /// The sender is told the delay is over, before the verdict of the
+    /// same message. A record for the simulator's count and trace: a host
+    /// on real queue files has nothing to do for it, as the notice rides
+    /// on the message's `REC_DLY_SENT` trace flag, set when the file is
+    /// read, and goes out with the completion's trace flush.
     DelayCleared(MessageId),
     /// The message's last entry finished: carry out the verdict (bounce
     /// flush, warning, expiry, backoff and move, or removal).

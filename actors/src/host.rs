@@ -13,6 +13,8 @@
 //! # Invariants
 //! - effects are carried out in the order the core produced them; a `Spawn`
 //!   registers the destination before the `Send` that follows it;
+//! - an entity's timers run on its own actor (`run_later`): the core arms
+//!   only the stepping entity's timers, and the host insists on it;
 //! - a message for a destination that no longer exists is logged and
 //!   dropped, never a panic (the simulator panics: there it is a core bug,
 //!   here the daemon must keep running).
@@ -28,14 +30,13 @@ use oqmgr::time::Instant;
 
 use crate::agent::{self, Close, Connect, Deliver, DeliveryAgent};
 use crate::clock::Clock;
-use crate::destination::{DestinationActor, DestinationMsg};
+use crate::destination_actor::{DestinationActor, DestinationMsg};
+use crate::queue_store::{Completion, QueueStore, SharedStore};
 use crate::registry::Registry;
-use crate::scanner::{
-    Admit, Completion, QueueStore, ScanNext, ScanStart, ScannerActor, SharedStore,
-};
+use crate::scanner_actor::{Admit, ScanNext, ScanStart, ScannerActor};
 use crate::scheduler::TraceLine;
-use crate::supervisor::{SupervisorActor, SupervisorMsg};
-use crate::transport::{TransportActor, TransportMsg};
+use crate::supervisor_actor::{SupervisorActor, SupervisorMsg};
+use crate::transport_actor::{TransportActor, TransportMsg};
 
 /// What every actor of one scheduler shares.
 pub struct Host {
@@ -290,17 +291,11 @@ pub(crate) fn run<A: Entity>(
                 host.registry.insert_destination(id, addr);
             }
             Effect::Arm { owner, at, timer } => {
+                // The core arms only the stepping entity's own timers; a
+                // broken invariant ends the daemon (`abort_on_panic`).
+                assert_eq!(owner, *me, "a core entity armed another's timer");
                 let delay = host.clock.until(at);
-                if owner == *me {
-                    ctx.run_later(delay, move |act, ctx| handle(act, Msg::Timer(timer), ctx));
-                } else {
-                    // No entity arms another's timer today; honour it anyway.
-                    let host = Arc::clone(host);
-                    actix::spawn(async move {
-                        actix::clock::sleep(delay).await;
-                        host.send(owner, Msg::Timer(timer));
-                    });
-                }
+                ctx.run_later(delay, move |act, ctx| handle(act, Msg::Timer(timer), ctx));
             }
             Effect::AllocAgent { transport, agent } => alloc(host, transport, agent),
             Effect::CloseAgent { transport, agent } => {
@@ -385,10 +380,9 @@ pub(crate) fn run<A: Entity>(
                     host.store().defer_recipients(&id, &recipients, &dsn);
                 }
             }
-            Effect::DelayCleared(message) => match host.registry.queue_id(message) {
-                Some(id) => host.store().confirm_delay_cleared(&id),
-                None => tracing::warn!(%message, "delay notice for an unknown message"),
-            },
+            // Carried by the message's trace flags, as in Postfix: nothing
+            // for the host to do (see `crate::queue_store`).
+            Effect::DelayCleared(_) => {}
             Effect::Complete { message, verdict } => {
                 let done = host.completion();
                 match host.registry.remove_queue_id(message) {

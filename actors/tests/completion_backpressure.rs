@@ -17,9 +17,11 @@ use oqmgr::scan::{QueueName, ScanFlags};
 use oqmgr::time::Instant;
 use oqmgr_actors::agent::{Deliver, DeliveryAgent};
 use oqmgr_actors::clock::Clock;
-use oqmgr_actors::memstore::MemoryStore;
-use oqmgr_actors::scanner::{Batch, Completion, Envelope, QueueStore, SharedStore, StoreError};
+use oqmgr_actors::queue_store::{
+    AdmittedEnvelope, Batch, Completion, QueueStore, SharedStore, StoreError,
+};
 use oqmgr_actors::scheduler::Scheduler;
+use oqmgr_devtools::memstore::MemoryStore;
 
 /// Messages queued.
 const MESSAGES: usize = 12;
@@ -38,11 +40,11 @@ struct SlowStore {
 }
 
 impl QueueStore for SlowStore {
-    fn list(&mut self, queue: QueueName) -> Vec<String> {
-        self.inner.list(queue)
+    fn scan_start(&mut self, queue: QueueName) -> usize {
+        self.inner.scan_start(queue)
     }
-    fn contains(&self, queue: QueueName, id: &str) -> bool {
-        self.inner.contains(queue, id)
+    fn scan_next(&mut self, queue: QueueName) -> Option<String> {
+        self.inner.scan_next(queue)
     }
     fn admit(
         &mut self,
@@ -50,7 +52,7 @@ impl QueueStore for SlowStore {
         id: &str,
         flags: ScanFlags,
         now: Instant,
-    ) -> Result<Envelope, StoreError> {
+    ) -> Result<AdmittedEnvelope, StoreError> {
         let admitted = self.inner.admit(queue, id, flags, now)?;
         let now_holding = self.holding.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(now_holding, Ordering::SeqCst);
@@ -72,9 +74,6 @@ impl QueueStore for SlowStore {
             holding.fetch_sub(1, Ordering::SeqCst);
             drop(done);
         }));
-    }
-    fn confirm_delay_cleared(&mut self, id: &str) {
-        self.inner.confirm_delay_cleared(id)
     }
     fn completes_later(&self) -> bool {
         true
@@ -143,9 +142,8 @@ fn slow_completions_hold_back_admission_at_the_active_limit() {
                     .expect("valid");
             let shared: SharedStore = Arc::new(Mutex::new(store));
             let agent = DeliveryAgent::new(Delivers.start().recipient());
-            let scheduler = Scheduler::builder(params)
+            let scheduler = Scheduler::builder(params, shared)
                 .with_clock(Clock::starting_at(Instant::ZERO))
-                .with_store(shared)
                 .with_agent("smtp", agent)
                 .start();
             scheduler.trigger(b"I");

@@ -18,17 +18,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use oqmgr::message::Verdict;
 use oqmgr::scan::{QueueName, ScanFlags};
 use oqmgr_actors::clock::Clock;
+use oqmgr_actors::daemon::active_table::ActiveTable;
 use oqmgr_actors::daemon::dirstore::{DirStore, Routing};
-use oqmgr_actors::daemon::message::{ActiveTable, Site};
-use oqmgr_actors::daemon::resolver::Resolver;
+use oqmgr_actors::daemon::resolver::{Resolver, ResolverConfig};
+use oqmgr_actors::daemon::site::Site;
 use oqmgr_actors::daemon::worker::Worker;
 use oqmgr_actors::postfix::queue_file_parse::ReadLimits;
-use oqmgr_actors::postfix::queue_file_write::{
-    set_next_attempt, NewRecipient, QueueFileWriter, DEFAULT_LINE_LIMIT,
-};
+use oqmgr_actors::postfix::queue_file_write::set_next_attempt;
 use oqmgr_actors::postfix::queue_id::QueueHashing;
-use oqmgr_actors::postfix::rewrite::ClientConfig;
-use oqmgr_actors::scanner::{Completion, QueueStore, StoreError};
+use oqmgr_actors::queue_store::{Completion, QueueStore, StoreError};
+use oqmgr_devtools::queue_file_writer::{NewRecipient, QueueFileWriter, DEFAULT_LINE_LIMIT};
 
 /// How far the fake wall clock is from the real one, in seconds.
 static STEP: AtomicI64 = AtomicI64::new(0);
@@ -82,7 +81,10 @@ fn mail_keeps_flowing_across_wall_clock_steps() {
     let site = Arc::new(Site::defaults(dir.path().to_path_buf()));
     let clock = Clock::wall_with(stepped_wall);
     let active: ActiveTable = Arc::default();
-    let resolver = Resolver::new(&dir.path().join("private/rewrite"), ClientConfig::default());
+    let resolver = Resolver::new(
+        &dir.path().join("private/rewrite"),
+        ResolverConfig::default(),
+    );
     let worker = Worker::start(Arc::clone(&site), clock).unwrap();
     let routing = Routing {
         default_filter_nexthop: String::new(),

@@ -5,11 +5,11 @@
 //! the same expectations.
 //!
 //! # What and why
-//! Each scenario is a function `fn name(q: &QmgrChoice) -> Outcome` that
-//! starts a private instance (`oqmgr_actors::sandbox`, own folder, ports and
+//! Each scenario is a function `fn name(q: &QmgrChoice) -> ScenarioOutcome` that
+//! starts a private instance (`oqmgr_devtools::sandbox`, own folder, ports and
 //! maillog) with queue manager `q`, runs a workload with real cleanup,
 //! pickup, smtp, local, error, discard, bounce, flush, smtp-sink and the
-//! admin tools, and returns an [`e2e::outcome::Outcome`]: per (message,
+//! admin tools, and returns an [`e2e::outcome::ScenarioOutcome`]: per (message,
 //! recipient) the final result, the queue the file ends in, the collapsed
 //! history of `status=` words and the last relay/dsn/status text, all taken
 //! from the maillog with queue IDs, ports, paths and timing removed, plus
@@ -84,7 +84,7 @@
 //!   local delivery of the same message.
 //! - `corrupt_file` (9): a hand-made `incoming/ABCDE12345` (`C\x05hello`,
 //!   mode 0700, owner postfix) ends in `corrupt/` with the two warnings of
-//!   the spec (§13.9) while five other messages are delivered.
+//!   docs/postfix-protocol.md §13.9 while five other messages are delivered.
 //! - `reload` (10a) and `kill_qmgr` (10b): `postfix reload` / `kill -9` of
 //!   the queue manager while deliveries are in flight (sink `-w 1`): master
 //!   runs a new queue manager, every message is delivered (reload: exactly
@@ -129,7 +129,9 @@
 //! reason in `postqueue -p`) and asks the agent again at every retry (5
 //! rejected requests within the test's wait).
 //!
-//! # Real Postfix 3.7.11 versus the spec (docs/postfix-internals.md)
+//! # Real Postfix 3.7.11 versus the earlier notes
+//! Where the notes this project started from were wrong (section numbers of
+//! docs/postfix-protocol.md, which now has the corrected text):
 //! - §2.3 says mail released with `postsuper -H` is "picked up by the next
 //!   periodic deferred scan". It keeps the time stamps of its last
 //!   deferral, so periodic scans skip it until its backoff has passed;
@@ -150,7 +152,7 @@
 //!   still locked by the error agent that had just deferred it (the agent
 //!   replies before it closes the file): "skipped, still being delivered"
 //!   and 60 s in `incoming/` (§4.3 step 5). Hence 2 s minimal backoff here.
-//! - The rest matched the spec exactly where it gives text: double-bounce
+//! - The rest matched the notes exactly where they give text: double-bounce
 //!   line (§10.2), corrupt-file warnings (§13.9), `deferred transport` with
 //!   dsn 4.3.2 (§13.6), `delivery temporarily suspended` via `retry`
 //!   (§13.7), delay warning at the first deferral with
@@ -185,8 +187,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use e2e::env::Setup;
-use e2e::outcome::Outcome;
-use oqmgr_actors::sandbox::{PostfixInstall, QmgrChoice};
+use e2e::outcome::ScenarioOutcome;
+use oqmgr_devtools::sandbox::{PostfixInstall, QmgrChoice};
 
 /// The Postfix builds the suite runs on.
 mod builds {
@@ -275,9 +277,9 @@ fn theirs(postfix: PostfixInstall) -> Setup {
 /// Runs `run` once per process for `key`; every caller gets its outcome
 /// (the `postfix` and `side_by_side` tests share one reference run, `ours`
 /// and `side_by_side` one run of ours). A run that panics is not kept.
-fn once(key: &'static str, run: impl FnOnce() -> Outcome) -> Outcome {
+fn once(key: &'static str, run: impl FnOnce() -> ScenarioOutcome) -> ScenarioOutcome {
     /// One slot per run, filled by the first test that needs it.
-    type Runs = HashMap<&'static str, Arc<OnceLock<Outcome>>>;
+    type Runs = HashMap<&'static str, Arc<OnceLock<ScenarioOutcome>>>;
     static RUNS: OnceLock<Mutex<Runs>> = OnceLock::new();
     let cell = {
         let mut runs = RUNS
@@ -292,7 +294,7 @@ fn once(key: &'static str, run: impl FnOnce() -> Outcome) -> Outcome {
 /// Runs one scenario and reports its wall time on stderr (shown with
 /// `--nocapture`), to keep an eye on the suite's time budget; with
 /// `OQMGR_E2E_PRINT` set, also the rendered outcome.
-fn timed(name: &str, run: impl FnOnce() -> Outcome) -> Outcome {
+fn timed(name: &str, run: impl FnOnce() -> ScenarioOutcome) -> ScenarioOutcome {
     let start = std::time::Instant::now();
     let o = run();
     eprintln!("scenario {name}: {:.1} s", start.elapsed().as_secs_f64());
@@ -308,17 +310,18 @@ fn timed(name: &str, run: impl FnOnce() -> Outcome) -> Outcome {
 /// The flake this was added for (after `postfix reload` the instance
 /// logged and delivered nothing) turned out to be master(8) blocked
 /// writing to a full postlog socket, which hits any queue manager; its
-/// cause and cure are in `oqmgr_actors::sandbox::host`.
+/// cause and cure are in `oqmgr_devtools::sandbox::processes`.
 fn reference(
     name: &str,
     postfix: PostfixInstall,
-    scenario: fn(&Setup) -> Outcome,
-    expect: fn(&Outcome),
-) -> Outcome {
+    scenario: fn(&Setup) -> ScenarioOutcome,
+    expect: fn(&ScenarioOutcome),
+) -> ScenarioOutcome {
     let setup = theirs(postfix);
     let first = timed(name, || scenario(&setup));
-    let meets =
-        |o: &Outcome| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| expect(o))).is_ok();
+    let meets = |o: &ScenarioOutcome| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| expect(o))).is_ok()
+    };
     if meets(&first) {
         return first;
     }
@@ -335,7 +338,7 @@ macro_rules! scenario {
         mod $name {
             use super::*;
 
-            fn reference_run() -> Outcome {
+            fn reference_run() -> ScenarioOutcome {
                 once(concat!(module_path!(), "::theirs"), || {
                     crate::reference(
                         concat!(module_path!()),
@@ -346,7 +349,7 @@ macro_rules! scenario {
                 })
             }
 
-            fn our_run() -> Outcome {
+            fn our_run() -> ScenarioOutcome {
                 once(concat!(module_path!(), "::ours"), || {
                     crate::timed(concat!(module_path!(), " (ours)"), || {
                         crate::scenarios::$name(&crate::ours(super::postfix()))

@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use oqmgr_actors::sandbox::{postfix_daemon_directory, QmgrChoice, Sandbox};
+use oqmgr_devtools::sandbox::{postfix_daemon_directory, QmgrChoice, Sandbox};
 
 /// The probe example. `cargo test` builds examples, but a filtered run
 /// (`cargo test --test master_probe`) does not, and a stale probe would test

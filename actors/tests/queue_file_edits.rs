@@ -9,12 +9,13 @@ mod support;
 use oqmgr_actors::postfix::queue_file::{read_envelope, ReadLimits, TRACE_RECORD};
 use oqmgr_actors::postfix::queue_file_write::{
     kill_record, mark_recipient_done, rewrite_warn_time, set_next_attempt, try_lock_exclusive,
-    try_lock_shared, unlock, NewRecipient, QueueFileWriter, DEFAULT_LINE_LIMIT,
+    try_lock_shared, unlock,
 };
 use oqmgr_actors::postfix::record::{
     decode_logical, encode_record, fixed_width_number, padding_record, rec,
 };
-use oqmgr_actors::sandbox::{QmgrChoice, Sandbox};
+use oqmgr_devtools::queue_file_writer::{NewRecipient, QueueFileWriter, DEFAULT_LINE_LIMIT};
+use oqmgr_devtools::sandbox::{QmgrChoice, Sandbox};
 use std::fs::{File, OpenOptions};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};

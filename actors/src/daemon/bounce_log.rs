@@ -20,7 +20,7 @@ use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
 
-use super::message::Site;
+use super::site::Site;
 
 /// How much of the end of a defer logfile is read: the records of the
 /// request just answered are the last ones appended.

@@ -7,7 +7,7 @@
 //! chdir-ed there, so every path is relative, as in Postfix, and works the
 //! same inside a chroot). Admission renames a file into `active/`, locks
 //! it, reads its envelope with [`crate::postfix::queue_file`] and keeps it
-//! in memory ([`super::message::ActiveTable`]); recipient batches are read
+//! in memory ([`super::active_table::ActiveTable`]); recipient batches are read
 //! on demand and resolved through trivial-rewrite ([`Resolver`]).
 //! Everything that may wait on another daemon (the `retry` agent, the bounce
 //! daemon) goes to the [`Worker`] thread, in order, so the actors never
@@ -38,9 +38,11 @@
 //! - A malformed envelope sends the file to `corrupt/` with Postfix's
 //!   warnings. A read error leaves it in `active/`; the next start of the
 //!   daemon moves it back to `incoming/` ([`recover_active`]).
-//! - `confirm_delay_cleared`: the envelope reader already adds
-//!   `REC_DLY_SENT` to the trace flags, so the completion's trace flush
-//!   carries it; the store's own hook has nothing left to do.
+//! - `confirm_delay_cleared`: the envelope reader adds `REC_DLY_SENT` to
+//!   the trace flags of a message whose delay warning was sent, so the
+//!   agents record what they deliver and the completion's trace flush
+//!   carries the notice ([`crate::queue_store`] says why the core's
+//!   `DelayCleared` effect needs nothing more).
 //!
 //! # Invariants
 //! - a queue ID is in `open` exactly while its file is admitted; the
@@ -62,17 +64,18 @@ use oqmgr::route::Routed;
 use oqmgr::scan::{QueueName, ScanFlags};
 use oqmgr::time::Instant;
 
-use super::message::{
-    core_recipient, core_text, loggable, timeval, ActiveMessage, ActiveTable, HeldEnvelope, Site,
+use super::active_table::{
+    core_recipient, core_text, loggable, timeval, ActiveMessage, ActiveTable, HeldEnvelope,
 };
 use super::resolver::Resolver;
+use super::site::Site;
 use super::worker::{self, Job, Worker};
 use crate::clock::Clock;
 use crate::postfix::flow::FlowPipe;
 use crate::postfix::log::{self, errno_text};
 use crate::postfix::mail_open_ok::{links_warning, mail_open_ok, open_queue_file, Access, Refusal};
 use crate::postfix::queue_file::{
-    self, Envelope, Recipient as FileRecipient, TRACE_MTA_VRFY, TRACE_USR_VRFY,
+    self, FileEnvelope, FileRecipient, TRACE_MTA_VRFY, TRACE_USR_VRFY,
 };
 use crate::postfix::queue_file_parse::ReadLimits;
 use crate::postfix::queue_file_write::{
@@ -80,7 +83,7 @@ use crate::postfix::queue_file_write::{
 };
 use crate::postfix::queue_id::queue_id_ok;
 use crate::postfix::rewrite::{resolve_flags, ResolveClass};
-use crate::scanner::{Batch, Completion, Envelope as Admitted, QueueStore, StoreError};
+use crate::queue_store::{AdmittedEnvelope, Batch, Completion, QueueStore, StoreError};
 
 /// A file's reading state while recipients remain to hand to the core.
 #[derive(Default)]
@@ -91,7 +94,7 @@ struct Reading {
     /// into `pending` after every read. `None` once the file has no more:
     /// the message-level fields then live only in `shared`, so an admitted
     /// message holds its envelope once, not twice.
-    reader: Option<Envelope>,
+    reader: Option<FileEnvelope>,
     /// Recipients read from the file and not yet handed to the core.
     pending: VecDeque<FileRecipient>,
 }
@@ -164,6 +167,17 @@ pub struct DirStore {
     worker: Worker,
     /// master's flow-control pipe, when master passed one.
     flow: Option<Flow>,
+    /// The files of the current walk of `incoming/` and of `deferred/` not
+    /// yet handed out ([`walk_index`]).
+    walks: [VecDeque<String>; 2],
+}
+
+/// The slot of `queue`'s walk in [`DirStore`]'s `walks`.
+fn walk_index(queue: QueueName) -> usize {
+    match queue {
+        QueueName::Incoming => 0,
+        QueueName::Deferred => 1,
+    }
 }
 
 impl DirStore {
@@ -188,6 +202,7 @@ impl DirStore {
             queued_work: HashSet::new(),
             worker,
             flow: None,
+            walks: Default::default(),
         }
     }
 
@@ -305,7 +320,7 @@ impl DirStore {
 }
 
 impl QueueStore for DirStore {
-    fn list(&mut self, queue: QueueName) -> Vec<String> {
+    fn scan_start(&mut self, queue: QueueName) -> usize {
         let mut names = Vec::new();
         let depth = if self.site.hashing.is_hashed(queue.as_str()) {
             self.site.hashing.depth
@@ -316,14 +331,16 @@ impl QueueStore for DirStore {
             log::fatal(&fatal);
         }
         names.sort();
-        names
+        let walk = &mut self.walks[walk_index(queue)];
+        *walk = names.into();
+        walk.len()
     }
 
-    fn contains(&self, _queue: QueueName, _id: &str) -> bool {
+    fn scan_next(&mut self, queue: QueueName) -> Option<String> {
         // No stat here: `admit` meets a file that left the queue as a failed
         // rename and skips it, as oqmgr does, so a stat per file would only
         // cost a system call per message.
-        true
+        self.walks[walk_index(queue)].pop_front()
     }
 
     fn admit(
@@ -332,7 +349,7 @@ impl QueueStore for DirStore {
         id: &str,
         flags: ScanFlags,
         now: Instant,
-    ) -> Result<Admitted, StoreError> {
+    ) -> Result<AdmittedEnvelope, StoreError> {
         let from = self.site.path(queue.as_str(), id);
         // Never follow a link, never open anything but a complete regular
         // file; anything else stays where it is (Postfix: `mail_open_ok`).
@@ -509,7 +526,7 @@ impl QueueStore for DirStore {
         if let Some(reading) = reading {
             self.reading.insert(name, reading);
         }
-        Ok(Admitted {
+        Ok(AdmittedEnvelope {
             sender,
             create_time,
             warning,
@@ -648,8 +665,6 @@ impl QueueStore for DirStore {
     fn completes_later(&self) -> bool {
         true
     }
-
-    fn confirm_delay_cleared(&mut self, _id: &str) {}
 }
 
 /// Moves every file of `active/` back to `incoming/`, stamped `now` (wall

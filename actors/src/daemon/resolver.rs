@@ -4,13 +4,13 @@
 //! blocks on the answer).
 //!
 //! The queue store runs on the actors' thread and its
-//! [`QueueStore`](crate::scanner::QueueStore) calls are synchronous, like
+//! [`QueueStore`](crate::queue_store::QueueStore) calls are synchronous, like
 //! oqmgr's own: a lookup on `private/rewrite` is a local round trip of a few
 //! microseconds, and doing it in place costs far less than handing it to
 //! another thread (two context switches per batch, measured as about a
-//! tenth of the daemon's CPU). The wire format is the async client's
-//! ([`crate::postfix::rewrite`]); only the transport here is a blocking
-//! `UnixStream` with read and write timeouts.
+//! tenth of the daemon's CPU). The wire format is in
+//! [`crate::postfix::rewrite`]; the transport is a blocking `UnixStream`
+//! with read and write timeouts.
 //!
 //! # Behaviour, as Postfix's client
 //! - one connection, reused; closed after `ipc_idle` (5 s) without use or
@@ -33,6 +33,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -42,8 +43,35 @@ use crate::postfix::attr::{check_announcement, decode_list, AttrList, DecodeErro
 use crate::postfix::log::errno_text;
 use crate::postfix::rewrite::{
     decode_rewrite_reply, encode_resolve_request, encode_rewrite_request, quote_822_local,
-    unquote_822_local, ClientConfig, ResolveClass, ResolveReply, RewriteRule,
+    unquote_822_local, ResolveClass, ResolveReply, RewriteRule,
 };
+
+/// The client's settings; the defaults are Postfix's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolverConfig {
+    /// Bound on each connect, read and write (`ipc_timeout`).
+    pub ipc_timeout: Duration,
+    /// Close the connection after this long without requests (`ipc_idle`, 5 s).
+    pub ipc_idle: Duration,
+    /// Close the connection this long after connecting (`ipc_ttl`, 1000 s).
+    pub ipc_ttl: Duration,
+    /// Pause between failed attempts (Postfix: 1 s).
+    pub retry_delay: Duration,
+    /// Lifetime of the last answer in the cache (Postfix: 30 s).
+    pub cache_ttl: Duration,
+}
+
+impl Default for ResolverConfig {
+    fn default() -> Self {
+        Self {
+            ipc_timeout: Duration::from_secs(60),
+            ipc_idle: Duration::from_secs(5),
+            ipc_ttl: Duration::from_secs(1000),
+            retry_delay: Duration::from_secs(1),
+            cache_ttl: Duration::from_secs(30),
+        }
+    }
+}
 
 /// An open connection.
 struct Conn {
@@ -78,7 +106,7 @@ struct Client {
     /// `<queue_directory>/private/<rewrite_service_name>`.
     socket: PathBuf,
     /// Timeouts, idle and TTL limits, cache lifetime.
-    config: ClientConfig,
+    config: ResolverConfig,
     /// Decoding limits.
     limits: Limits,
     /// The connection, if open.
@@ -96,7 +124,7 @@ pub struct Resolver {
 
 impl Resolver {
     /// A client for the service at `socket`; nothing is connected yet.
-    pub fn new(socket: &Path, config: ClientConfig) -> Resolver {
+    pub fn new(socket: &Path, config: ResolverConfig) -> Resolver {
         Resolver {
             client: Mutex::new(Client {
                 socket: socket.to_path_buf(),
@@ -356,82 +384,5 @@ fn resolver_failure(address: &[u8]) -> ResolveReply {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::postfix::attr::encode_announcement;
-    use std::os::unix::net::UnixListener;
-    use std::time::Duration;
-
-    #[test]
-    fn warnings_follow_postfix_and_spare_a_stale_first_attempt() {
-        let enoent = || Problem::Io(io::Error::from_raw_os_error(libc::ENOENT));
-        assert_eq!(enoent().warning("rewrite", 1), None);
-        assert_eq!(Problem::Closed.warning("rewrite", 1), None);
-        assert_eq!(
-            enoent().warning("rewrite", 2).as_deref(),
-            Some("problem talking to service rewrite: No such file or directory")
-        );
-        assert_eq!(
-            Problem::Closed.warning("rewrite", 2).as_deref(),
-            Some("problem talking to service rewrite: lost connection")
-        );
-        let refused = Problem::Io(io::Error::from_raw_os_error(libc::ECONNREFUSED));
-        assert_eq!(
-            refused.warning("rewrite", 1).as_deref(),
-            Some("problem talking to service rewrite: Connection refused")
-        );
-        let timeout = Problem::Io(io::Error::from(io::ErrorKind::WouldBlock));
-        assert_eq!(
-            timeout.warning("rewrite", 1).as_deref(),
-            Some("problem talking to service rewrite: Connection timed out")
-        );
-        let null = Problem::Unusable("resolve_clnt: null transport result for: <a@b>".into());
-        assert_eq!(
-            null.warning("rewrite", 1).as_deref(),
-            Some("resolve_clnt: null transport result for: <a@b>")
-        );
-    }
-
-    #[test]
-    fn a_server_that_hangs_up_or_answers_nothing_usable_is_retried() {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("rewrite");
-        let listener = UnixListener::bind(&socket).unwrap();
-        let good = ResolveReply {
-            server_flags: 0,
-            transport: b"smtp".to_vec(),
-            nexthop: b"b.example".to_vec(),
-            recipient: b"a@b.example".to_vec(),
-            flags: 0,
-        };
-        let empty = ResolveReply {
-            transport: Vec::new(),
-            ..good.clone()
-        };
-        let answers = vec![None, Some(empty), Some(good.clone())];
-        let server = std::thread::spawn(move || {
-            for answer in answers {
-                let (mut s, _) = listener.accept().unwrap();
-                s.write_all(&encode_announcement(protocol::TRIVIAL_REWRITE))
-                    .unwrap();
-                let mut buf = [0u8; 512];
-                let _ = s.read(&mut buf).unwrap();
-                // None: hang up without an answer.
-                if let Some(reply) = answer {
-                    s.write_all(&reply.encode().unwrap()).unwrap();
-                }
-            }
-        });
-        let resolver = Resolver::new(
-            &socket,
-            ClientConfig {
-                ipc_timeout: Duration::from_secs(5),
-                retry_delay: Duration::from_millis(10),
-                ..ClientConfig::default()
-            },
-        );
-        let got = resolver.resolve(ResolveClass::Resolve, b"s@x", [&b"a@b.example"[..]]);
-        assert_eq!(got, vec![good]);
-        server.join().unwrap();
-    }
-}
+#[path = "resolver_tests.rs"]
+mod tests;

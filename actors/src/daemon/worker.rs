@@ -58,24 +58,23 @@ use oqmgr::entry::{Dsn, Recipient};
 use oqmgr::message::Verdict;
 use oqmgr::time::{Duration, Instant};
 
-use super::adhoc::{status_line, Times};
+use super::active_table::{loggable, wire_recipient, ActiveMessage};
 use super::bridge::{rejected, rejection_warning};
 use super::dirstore::{rename_into, system_time};
-use super::message::{loggable, timeval, wire_recipient, ActiveMessage, Site};
+use super::recipient_log::{ipc_failure, RecipientLog};
+use super::site::Site;
 use crate::clock::Clock;
-use crate::postfix::agent::{deliver, DeliveryError, DeliveryRequest, EntryContext};
-use crate::postfix::attr::{Dsn as WireDsn, IpcError, Timeval};
-use crate::postfix::bounce::{self, bounce_flags, BounceRequest, MessageInfo};
+use crate::postfix::attr::WireDsn;
+use crate::postfix::bounce::{self, bounce_flags, BounceMessage, BounceRequest};
+use crate::postfix::deliver_request::{deliver, DeliveryError, DeliveryRequest, EntryContext};
 use crate::postfix::log::{self, errno_text};
 use crate::postfix::mail_open_ok::{mail_open_ok, open_queue_file, Access};
 use crate::postfix::queue_file::{
     DSN_NOTIFY_SUCCESS, TRACE_FLAGS_MASK, TRACE_MTA_VRFY, TRACE_RECORD, TRACE_REC_DLY_SENT,
     TRACE_USR_VRFY,
 };
-use crate::postfix::queue_file_write::{
-    kill_record, mark_recipient_done, rewrite_warn_time, set_next_attempt,
-};
-use crate::scanner::Completion;
+use crate::postfix::queue_file_write::{kill_record, rewrite_warn_time, set_next_attempt};
+use crate::queue_store::Completion;
 
 /// One piece of work.
 pub enum Job {
@@ -213,45 +212,14 @@ async fn run(site: &Site, job: Job, clock: &Clock) {
     }
 }
 
-/// The message's `T` time.
-fn arrival(m: &ActiveMessage) -> Timeval {
-    Timeval {
-        sec: m.env.arrival_sec,
-        usec: m.env.arrival_usec,
-    }
-}
-
-/// Logs one recipient the queue manager settled itself.
-fn log_status(site: &Site, m: &ActiveMessage, r: &Recipient, now: Instant, dsn: &Dsn, word: &str) {
-    let now = timeval(now);
-    let times = Times {
-        arrival: arrival(m),
-        active: m.active_arrival,
-        handoff: now,
-        now,
-    };
-    tracing::info!(
-        "{}",
-        status_line(
-            &m.queue_id,
-            r,
-            "none",
-            &times,
-            site.delay_resolution,
-            dsn,
-            word
-        )
-    );
-}
-
+/// A double-bounce recipient: logged as sent ("undeliverable postmaster
+/// notification discarded") and marked done, by the queue manager itself.
 fn discard(site: &Site, m: &ActiveMessage, r: &Recipient, now: Instant) {
     let dsn = Dsn::new("2.0.0", "undeliverable postmaster notification discarded");
-    log_status(site, m, r, now, &dsn, "sent");
-    let path = site.path("active", &m.queue_id);
-    let marked =
-        open_queue_file(&path, Access::Write, None).and_then(|f| mark_recipient_done(&f, r.offset));
-    if let Err(e) = marked {
-        update_failed(&path, &e);
+    let record = RecipientLog::new(site, m, "none", now);
+    record.log(r, &dsn, "sent", now);
+    if let Err(e) = record.mark_done(r) {
+        update_failed(&site.path("active", &m.queue_id), &e);
     }
 }
 
@@ -305,36 +273,18 @@ async fn defer(
     }
     // No retry agent: write the defer records and the log lines here.
     let (wdsn, _) = bounce::defer_dsn(wire_dsn(dsn));
+    let now = clock.wall_now();
+    let record = RecipientLog::new(site, m, "none", now);
     for r in &recipients {
-        let append = BounceRequest::Append {
-            flags: (m.env.trace_flags & TRACE_FLAGS_MASK) as u32,
-            queue_id: m.queue_id.as_bytes().to_vec(),
-            recipient: wire_recipient(r),
-            dsn: wdsn.clone(),
-        };
-        let sent = bounce::send(
-            &site.queue_dir,
-            "defer",
-            &append,
-            site.dialect,
-            site.ipc_timeout,
-        )
-        .await;
-        match sent {
-            Ok(0) => log_status(site, m, r, clock.wall_now(), dsn, "deferred"),
-            Ok(_) => tracing::warn!("{}: defer service failure", m.queue_id),
-            Err(e) => tracing::warn!(
-                "{}: defer service failure: {}",
-                m.queue_id,
-                ipc_failure("private/defer", &e)
-            ),
+        if record.append("defer", r, wdsn.clone()).await {
+            record.log(r, dsn, "deferred", now);
         }
     }
 }
 
 /// The message-level fields of a bounce-daemon request.
-fn info(m: &ActiveMessage, flags: u32) -> MessageInfo {
-    MessageInfo {
+fn info(m: &ActiveMessage, flags: u32) -> BounceMessage {
+    BounceMessage {
         flags,
         queue_name: b"active".to_vec(),
         queue_id: m.queue_id.as_bytes().to_vec(),
@@ -369,19 +319,6 @@ async fn ask(site: &Site, id: &str, service: &str, request: &BounceRequest) -> b
             );
             false
         }
-    }
-}
-
-/// What went wrong talking to the service at `endpoint`, in Postfix's
-/// words where it has some (no Rust error text in a log line).
-fn ipc_failure(endpoint: &str, e: &IpcError) -> String {
-    match e {
-        IpcError::Connect(e) => format!("connect to {endpoint}: {}", errno_text(e)),
-        IpcError::Io(e) => format!("{endpoint} socket: {}", errno_text(e)),
-        IpcError::Timeout { .. } => format!("timeout on {endpoint} socket"),
-        IpcError::Eof => format!("premature end-of-input on {endpoint} socket"),
-        IpcError::Decode(e) => format!("malformed response from {endpoint} socket: {e}"),
-        IpcError::Encode(e) => format!("request not sent: {e}"),
     }
 }
 
@@ -576,3 +513,7 @@ async fn complete(site: &Site, m: &ActiveMessage, verdict: &Verdict, now: Instan
         remove(site, id);
     }
 }
+
+#[cfg(test)]
+#[path = "worker_tests.rs"]
+mod tests;

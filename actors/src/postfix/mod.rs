@@ -3,11 +3,11 @@
 //! bounce/defer/trace), and life under master(8) (arguments, status,
 //! triggers, flow control, logging).
 
-pub mod agent;
 pub mod args;
 pub mod attr;
 pub mod bounce;
 pub mod chroot_uid;
+pub mod deliver_request;
 pub mod dialect;
 pub mod flow;
 pub mod log;

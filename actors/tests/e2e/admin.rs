@@ -4,7 +4,7 @@
 
 use super::env::{all_done, Env, Setup, Spec};
 use super::flow::{assert_outcome, got, refused, row, sink_row, SENDER};
-use super::outcome::Outcome;
+use super::outcome::ScenarioOutcome;
 
 /// Tag, recipient and port of each scenario-7 message.
 const ADMIN_MESSAGES: [(&str, &str, &str); 5] = [
@@ -48,7 +48,7 @@ fn where_is(env: &Env, tag: &str) -> String {
 /// (to maildrop/; once pickup is kicked, requeued under a new queue ID
 /// and delivered), `postsuper -H` (back to
 /// deferred/; delivered only by the following `postqueue -f`).
-pub fn admin_tools(q: &Setup) -> Outcome {
+pub fn admin_tools(q: &Setup) -> ScenarioOutcome {
     let routes: Vec<(&str, &str)> = ADMIN_MESSAGES
         .iter()
         .map(|(_, r, p)| (r.trim_start_matches("u@"), *p))
@@ -70,7 +70,7 @@ pub fn admin_tools(q: &Setup) -> Outcome {
     for (tag, rcpt, _) in ADMIN_MESSAGES {
         env.send(tag, SENDER, &[rcpt]);
     }
-    let mut o = Outcome::default();
+    let mut o = ScenarioOutcome::default();
     let all_deferred = env.wait(|| {
         ADMIN_MESSAGES
             .iter()
@@ -144,8 +144,8 @@ pub fn admin_tools(q: &Setup) -> Outcome {
 }
 
 /// Expectation of [`admin_tools`].
-pub fn expect_admin_tools(o: &Outcome) {
-    let mut want = Outcome::default();
+pub fn expect_admin_tools(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome::default();
     for (tag, rcpt, port) in ADMIN_MESSAGES {
         if tag == "deleted" {
             want.rows.push(row(
@@ -196,7 +196,7 @@ pub fn expect_admin_tools(o: &Outcome) {
 /// Scenario 8a: `defer_transports = smtp`: mail for smtp is deferred by the `retry`
 /// transport ("deferred transport") on every periodic retry; `postqueue
 /// -f` (its `F` request) overrides defer_transports and delivers it.
-pub fn defer_transports(q: &Setup) -> Outcome {
+pub fn defer_transports(q: &Setup) -> ScenarioOutcome {
     let mut env = Env::start(
         q,
         &Spec {
@@ -208,7 +208,7 @@ pub fn defer_transports(q: &Setup) -> Outcome {
     );
     env.start_sink("d1", &[]);
     env.send("dt1", SENDER, &["u1@d1.test"]);
-    let mut o = Outcome::default();
+    let mut o = ScenarioOutcome::default();
     // A periodic retry (backoff 2-3 s) must stay deferred too.
     let retried = env.wait(|| env.log().grep("(deferred transport)").len() >= 2);
     o.fact(format!("deferred again by periodic retries: {retried}"));
@@ -228,8 +228,8 @@ pub fn defer_transports(q: &Setup) -> Outcome {
 }
 
 /// Expectation of [`defer_transports`].
-pub fn expect_defer_transports(o: &Outcome) {
-    let mut want = Outcome::default();
+pub fn expect_defer_transports(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome::default();
     let mut r = sink_row("dt1", "u1@d1.test", "d1");
     r.history = vec!["deferred".into(), "sent".into()];
     want.rows.push(r);
@@ -243,7 +243,7 @@ pub fn expect_defer_transports(o: &Outcome) {
 
 /// Scenario 8b: Mail to the local `double-bounce` address is discarded by the queue
 /// manager itself, next to an ordinary local delivery in the same message.
-pub fn double_bounce(q: &Setup) -> Outcome {
+pub fn double_bounce(q: &Setup) -> ScenarioOutcome {
     let env = Env::start(
         q,
         &Spec {
@@ -271,8 +271,8 @@ pub fn double_bounce(q: &Setup) -> Outcome {
 }
 
 /// Expectation of [`double_bounce`].
-pub fn expect_double_bounce(o: &Outcome) {
-    let mut want = Outcome {
+pub fn expect_double_bounce(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome {
         rows: vec![
             row(
                 "db1",
@@ -309,7 +309,7 @@ const CORRUPT_FLOW: usize = 5;
 
 /// Scenario 9: A garbage file with a valid queue-ID name and mode 0700 in
 /// `incoming/` is moved to `corrupt/` while other mail is delivered.
-pub fn corrupt_file(q: &Setup) -> Outcome {
+pub fn corrupt_file(q: &Setup) -> ScenarioOutcome {
     let mut env = Env::start(
         q,
         &Spec {
@@ -342,8 +342,8 @@ pub fn corrupt_file(q: &Setup) -> Outcome {
 }
 
 /// Expectation of [`corrupt_file`].
-pub fn expect_corrupt_file(o: &Outcome) {
-    let mut want = Outcome::default();
+pub fn expect_corrupt_file(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome::default();
     for i in 0..CORRUPT_FLOW {
         want.rows
             .push(sink_row(&format!("c{i}"), "u1@d1.test", "d1"));

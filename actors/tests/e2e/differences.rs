@@ -7,7 +7,7 @@ use std::fs;
 use super::env::{Env, Setup, Spec, LONG_BACKOFF};
 use super::flow::{assert_outcome, got, notice_row, refused, row, sink_row, SENDER};
 use super::ops::one_sink;
-use super::outcome::Outcome;
+use super::outcome::ScenarioOutcome;
 
 /// Where message `tag`'s latest file is (`none` when gone).
 fn where_is(env: &Env, tag: &str) -> String {
@@ -28,7 +28,7 @@ fn lines_with(env: &Env, needle: &str) -> Vec<String> {
 /// `postsuper -e` on a message deferred by a refused connection: returned
 /// to the sender with that reason (the defer log's), without a new
 /// delivery attempt or an "administratively expired" deferral.
-pub fn force_expire(q: &Setup) -> Outcome {
+pub fn force_expire(q: &Setup) -> ScenarioOutcome {
     let env = Env::start(
         q,
         &Spec {
@@ -40,7 +40,7 @@ pub fn force_expire(q: &Setup) -> Outcome {
         },
     );
     env.send("x1", SENDER, &["u1@dead.test"]);
-    let mut o = Outcome::default();
+    let mut o = ScenarioOutcome::default();
     let deferred = env.wait(|| where_is(&env, "x1") == "deferred");
     o.fact(format!("deferred first: {deferred}"));
     let qid = env.qid_of("x1").expect("x1 was logged");
@@ -71,8 +71,8 @@ pub fn force_expire(q: &Setup) -> Outcome {
 }
 
 /// Expectation of [`force_expire`].
-pub fn expect_force_expire(o: &Outcome) {
-    let mut want = Outcome {
+pub fn expect_force_expire(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome {
         rows: vec![
             row(
                 "x1",
@@ -85,7 +85,7 @@ pub fn expect_force_expire(o: &Outcome) {
             ),
             notice_row("bounce-of:x1"),
         ],
-        ..Outcome::default()
+        ..ScenarioOutcome::default()
     };
     want.rows.sort();
     for f in [
@@ -106,7 +106,7 @@ const CLOG_MESSAGES: usize = 8;
 /// 10`, so more than 2 entries clog it): one warning block, whose "N of M"
 /// counts the messages active then (all of them for this destination, so
 /// no "this may slow down other mail deliveries").
-pub fn clog_warning(q: &Setup) -> Outcome {
+pub fn clog_warning(q: &Setup) -> ScenarioOutcome {
     let mut env = Env::start(
         q,
         &Spec {
@@ -167,12 +167,12 @@ fn is_clog_advice(line: &str) -> bool {
 }
 
 /// Expectation of [`clog_warning`].
-pub fn expect_clog_warning(o: &Outcome) {
-    let mut want = Outcome {
+pub fn expect_clog_warning(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome {
         rows: (0..CLOG_MESSAGES)
             .map(|i| sink_row(&format!("c{i}"), "u@slow.test", "slow"))
             .collect(),
-        ..Outcome::default()
+        ..ScenarioOutcome::default()
     };
     want.rows.sort();
     want.set_received(
@@ -197,7 +197,7 @@ pub fn expect_clog_warning(o: &Outcome) {
 
 /// Mail for a transport master.cf does not define: the queue manager
 /// warns in Postfix's words and the mail waits.
-pub fn unknown_transport(q: &Setup) -> Outcome {
+pub fn unknown_transport(q: &Setup) -> ScenarioOutcome {
     let env = Env::start(
         q,
         &Spec {
@@ -226,8 +226,8 @@ pub fn unknown_transport(q: &Setup) -> Outcome {
 }
 
 /// Expectation of [`unknown_transport`].
-pub fn expect_unknown_transport(o: &Outcome) {
-    let mut want = Outcome {
+pub fn expect_unknown_transport(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome {
         rows: vec![row(
             "n1",
             "u@nowhere.test",
@@ -237,7 +237,7 @@ pub fn expect_unknown_transport(o: &Outcome) {
             "none",
             "dsn=4.3.0 status=deferred (mail transport unavailable)",
         )],
-        ..Outcome::default()
+        ..ScenarioOutcome::default()
     };
     want.fact(
         "warnings: Some(\"warning: connect to transport private/nosuch: No such file or directory\")",
@@ -249,7 +249,7 @@ pub fn expect_unknown_transport(o: &Outcome) {
 /// The queue manager run with `-v` (master.cf edited, then `postfix
 /// reload`): trigger requests logged as oqmgr logs them, and no line with
 /// seconds since the epoch or doubled escapes.
-pub fn verbose_log(q: &Setup) -> Outcome {
+pub fn verbose_log(q: &Setup) -> ScenarioOutcome {
     let env = one_sink(q, &[]);
     let master_cf = env.sb.config_dir().join("master.cf");
     let text = fs::read_to_string(&master_cf).expect("master.cf");
@@ -266,7 +266,7 @@ pub fn verbose_log(q: &Setup) -> Outcome {
     fs::write(&master_cf, text).expect("master.cf written");
     let before = env.sb.qmgr_pid();
     env.admin("postfix", &["reload"]);
-    let mut o = Outcome::default();
+    let mut o = ScenarioOutcome::default();
     let restarted = env.wait(|| env.sb.qmgr_pid().is_some_and(|p| Some(p) != before));
     o.fact(format!("restarted with -v: {restarted}"));
     env.send("v1", SENDER, &["u@d1.test"]);
@@ -317,10 +317,10 @@ fn has_epoch_seconds(m: &str) -> bool {
 }
 
 /// Expectation of [`verbose_log`].
-pub fn expect_verbose_log(o: &Outcome) {
-    let mut want = Outcome {
+pub fn expect_verbose_log(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome {
         rows: vec![sink_row("v1", "u@d1.test", "d1")],
-        ..Outcome::default()
+        ..ScenarioOutcome::default()
     };
     want.set_received(vec![got("d1", "v1", SENDER, &["u@d1.test"])]);
     for f in [

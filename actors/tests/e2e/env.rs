@@ -1,6 +1,6 @@
 //! env - one scenario's world: a private Postfix instance with the chosen
 //! queue manager, named smtp-sink ports, a local mail spool, and helpers to
-//! send tagged mail and wait for a normalised [`Outcome`].
+//! send tagged mail and wait for a normalised [`ScenarioOutcome`].
 //!
 //! Every instance is configured the same way apart from the scenario's own
 //! settings: `in_flow_delay = 0s` (no intake throttling), `mydestination =
@@ -14,7 +14,7 @@
 //!
 //! Each sink dumps every transaction that reaches DATA (`smtp-sink -d`) into
 //! a folder of its own; [`Env::finish`] reads them into
-//! [`Outcome::received`]: per transaction, the message's tag, the MAIL FROM
+//! [`ScenarioOutcome::received`]: per transaction, the message's tag, the MAIL FROM
 //! and every RCPT TO with their parameters (what the remote side saw,
 //! compared side by side). smtp-sink dumps nothing for a transaction that
 //! ends before DATA.
@@ -25,11 +25,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use oqmgr_actors::sandbox::{
+use oqmgr_devtools::sandbox::{
     free_port, PostfixInstall, QmgrChoice, Sandbox, SandboxBuilder, SinkCounters, SmtpSink,
 };
 
-use super::outcome::{rows, Log, Normaliser, Outcome, Row};
+use super::outcome::{rows, Log, Normaliser, RecipientRow, ScenarioOutcome};
 
 /// Queues a file can rest in, in the order they are listed.
 const QUEUES: [&str; 6] = [
@@ -150,7 +150,7 @@ impl Env {
         // `postfix start` can succeed while master never gets going (seen
         // in full parallel runs: the maillog held only "starting the
         // Postfix mail system"; master was blocked writing to the postlog
-        // socket, see `oqmgr_actors::sandbox::host`). A scenario must begin
+        // socket, see `oqmgr_devtools::sandbox::processes`). A scenario must begin
         // on a running instance, so wait for master's own "daemon started"
         // line (which also proves postlogd runs) and start a fresh instance
         // once if it never comes; dropping the first kills what it left.
@@ -234,8 +234,8 @@ impl Env {
 
     /// Ends the scenario: stops the sinks still running and puts every
     /// transaction the sinks received into `o`
-    /// ([`Outcome::set_received`]).
-    pub fn finish(mut self, mut o: Outcome) -> Outcome {
+    /// ([`ScenarioOutcome::set_received`]).
+    pub fn finish(mut self, mut o: ScenarioOutcome) -> ScenarioOutcome {
         let running: Vec<String> = self.sinks.keys().cloned().collect();
         for name in running {
             self.stop_sink(&name);
@@ -334,9 +334,9 @@ impl Env {
     }
 
     /// The rows as of now (no facts).
-    pub fn outcome(&self) -> Outcome {
+    pub fn outcome(&self) -> ScenarioOutcome {
         let log = self.log();
-        Outcome {
+        ScenarioOutcome {
             rows: rows(&log, &self.present(), &self.norm),
             facts: Vec::new(),
             received: Vec::new(),
@@ -346,7 +346,7 @@ impl Env {
     /// Polls [`Env::outcome`] until `done` holds or [`WAIT`] passes;
     /// returns the last outcome either way (the caller's expectation then
     /// shows what was missing).
-    pub fn wait_outcome(&self, done: impl Fn(&Outcome) -> bool) -> Outcome {
+    pub fn wait_outcome(&self, done: impl Fn(&ScenarioOutcome) -> bool) -> ScenarioOutcome {
         let mut last = self.outcome();
         self.sb.wait_for(WAIT, || {
             last = self.outcome();
@@ -422,7 +422,11 @@ pub fn transaction(sink: &str, dump: &str) -> String {
 
 /// True when there are `n` rows, each in `deferred/` if `deferred(row)`,
 /// else with its file gone.
-pub fn all_settled(o: &Outcome, n: usize, deferred: impl Fn(&Row) -> bool) -> bool {
+pub fn all_settled(
+    o: &ScenarioOutcome,
+    n: usize,
+    deferred: impl Fn(&RecipientRow) -> bool,
+) -> bool {
     o.rows.len() == n
         && o.rows
             .iter()
@@ -430,7 +434,7 @@ pub fn all_settled(o: &Outcome, n: usize, deferred: impl Fn(&Row) -> bool) -> bo
 }
 
 /// True when every row is `result` and its file is gone.
-pub fn all_done(o: &Outcome, n: usize, result: &str) -> bool {
+pub fn all_done(o: &ScenarioOutcome, n: usize, result: &str) -> bool {
     o.rows.len() == n
         && o.rows
             .iter()

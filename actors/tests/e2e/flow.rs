@@ -2,11 +2,11 @@
 //! own (fan-out, local and mixed transports, temporary and permanent
 //! failures, expiry, delay warnings, dead destinations).
 //!
-//! Each `fn name(q) -> Outcome` runs the scenario against queue manager `q`;
+//! Each `fn name(q) -> ScenarioOutcome` runs the scenario against queue manager `q`;
 //! each `fn expect_name(o)` states what Postfix 3.7.11's oqmgr produces.
 
 use super::env::{all_done, all_settled, Env, Setup, Spec};
-use super::outcome::{Outcome, Row};
+use super::outcome::{RecipientRow, ScenarioOutcome};
 
 /// The sender of every scenario message: a local user, so notices land in a
 /// mailbox we can read (root's mail is delivered as `default_privs`).
@@ -21,8 +21,8 @@ pub fn row(
     history: &[&str],
     relay: &str,
     status: &str,
-) -> Row {
-    Row {
+) -> RecipientRow {
+    RecipientRow {
         message: message.into(),
         recipient: recipient.into(),
         result: result.into(),
@@ -34,7 +34,7 @@ pub fn row(
 }
 
 /// The row of a message delivered once to smtp-sink port `port`.
-pub fn sink_row(message: &str, recipient: &str, port: &str) -> Row {
+pub fn sink_row(message: &str, recipient: &str, port: &str) -> RecipientRow {
     row(
         message,
         recipient,
@@ -48,7 +48,7 @@ pub fn sink_row(message: &str, recipient: &str, port: &str) -> Row {
 
 /// The row of message `message` delivered by local(8) into root's
 /// mailbox (`root@local.test`, the [`SENDER`] too).
-pub fn local_row(message: &str) -> Row {
+pub fn local_row(message: &str) -> RecipientRow {
     row(
         message,
         SENDER,
@@ -61,7 +61,7 @@ pub fn local_row(message: &str) -> Row {
 }
 
 /// The row of a notice delivered into root's mailbox.
-pub fn notice_row(message: &str) -> Row {
+pub fn notice_row(message: &str) -> RecipientRow {
     local_row(message)
 }
 
@@ -76,7 +76,7 @@ pub fn got(sink: &str, tag: &str, from: &str, rcpts: &[&str]) -> String {
 }
 
 /// Compares an outcome with the expected one, showing both in full.
-pub fn assert_outcome(got: &Outcome, want: &Outcome) {
+pub fn assert_outcome(got: &ScenarioOutcome, want: &ScenarioOutcome) {
     assert!(
         got == want,
         "outcomes differ\n--- got ---\n{}--- want ---\n{}",
@@ -96,7 +96,7 @@ const FANOUT_RCPTS: [(&str, &str); 3] = [
 
 /// Scenario 1: Twenty messages, each to three recipients in three domains served by
 /// three smtp-sinks: every recipient delivered exactly once.
-pub fn fanout(q: &Setup) -> Outcome {
+pub fn fanout(q: &Setup) -> ScenarioOutcome {
     let mut env = Env::start(
         q,
         &Spec {
@@ -125,8 +125,8 @@ pub fn fanout(q: &Setup) -> Outcome {
 }
 
 /// Expectation of [`fanout`].
-pub fn expect_fanout(o: &Outcome) {
-    let mut want = Outcome::default();
+pub fn expect_fanout(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome::default();
     for i in 0..FANOUT_MESSAGES {
         for (r, p) in FANOUT_RCPTS {
             want.rows.push(sink_row(&format!("m{i:02}"), r, p));
@@ -147,7 +147,7 @@ pub fn expect_fanout(o: &Outcome) {
 
 /// Scenario 2: Local delivery into a mailbox, and one message whose recipients span
 /// three transports (smtp, local, discard).
-pub fn local_and_mixed(q: &Setup) -> Outcome {
+pub fn local_and_mixed(q: &Setup) -> ScenarioOutcome {
     let mut env = Env::start(
         q,
         &Spec {
@@ -178,8 +178,8 @@ pub fn local_and_mixed(q: &Setup) -> Outcome {
 }
 
 /// Expectation of [`local_and_mixed`].
-pub fn expect_local_and_mixed(o: &Outcome) {
-    let mut want = Outcome {
+pub fn expect_local_and_mixed(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome {
         rows: vec![
             local_row("local1"),
             local_row("mixed1"),
@@ -208,7 +208,7 @@ pub fn expect_local_and_mixed(o: &Outcome) {
 /// Scenario 3: A 4xx reply to RCPT: the message is deferred with the minimal
 /// backoff (30 s here, so periodic deferred scans every second leave it
 /// alone), and `postqueue -f` delivers it once the sink accepts mail.
-pub fn temporary_failure(q: &Setup) -> Outcome {
+pub fn temporary_failure(q: &Setup) -> ScenarioOutcome {
     let mut env = Env::start(
         q,
         &Spec {
@@ -223,7 +223,7 @@ pub fn temporary_failure(q: &Setup) -> Outcome {
     );
     env.start_sink("d1", &["-r", "RCPT"]);
     env.send("t1", SENDER, &["u1@d1.test"]);
-    let mut o = Outcome::default();
+    let mut o = ScenarioOutcome::default();
     let deferred = env.wait(|| {
         env.qid_of("t1")
             .and_then(|q| env.queue_of(&q))
@@ -267,8 +267,8 @@ pub fn temporary_failure(q: &Setup) -> Outcome {
 }
 
 /// Expectation of [`temporary_failure`].
-pub fn expect_temporary_failure(o: &Outcome) {
-    let mut want = Outcome::default();
+pub fn expect_temporary_failure(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome::default();
     let mut r = sink_row("t1", "u1@d1.test", "d1");
     r.history = vec!["deferred".into(), "sent".into()];
     want.rows.push(r);
@@ -284,7 +284,7 @@ pub fn expect_temporary_failure(o: &Outcome) {
 
 /// Scenario 4: A 5xx reply to RCPT: the recipient bounces and the non-delivery
 /// notice reaches the (local) sender's mailbox.
-pub fn permanent_failure(q: &Setup) -> Outcome {
+pub fn permanent_failure(q: &Setup) -> ScenarioOutcome {
     let mut env = Env::start(
         q,
         &Spec {
@@ -307,8 +307,8 @@ pub fn permanent_failure(q: &Setup) -> Outcome {
 }
 
 /// Expectation of [`permanent_failure`].
-pub fn expect_permanent_failure(o: &Outcome) {
-    let mut want = Outcome {
+pub fn expect_permanent_failure(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome {
         rows: vec![
             row(
                 "p1",
@@ -338,7 +338,7 @@ pub fn refused(port: &str) -> String {
 
 /// The row of a message deferred once to the closed port `port` and still
 /// in `deferred/`.
-pub fn refused_row(message: &str, recipient: &str, port: &str) -> Row {
+pub fn refused_row(message: &str, recipient: &str, port: &str) -> RecipientRow {
     row(
         message,
         recipient,
@@ -352,7 +352,7 @@ pub fn refused_row(message: &str, recipient: &str, port: &str) -> Row {
 
 /// Scenario 5a: `maximal_queue_lifetime = 0`: after the first failed attempt the
 /// message is returned to the sender as expired.
-pub fn expiry(q: &Setup) -> Outcome {
+pub fn expiry(q: &Setup) -> ScenarioOutcome {
     let env = Env::start(
         q,
         &Spec {
@@ -374,8 +374,8 @@ pub fn expiry(q: &Setup) -> Outcome {
 }
 
 /// Expectation of [`expiry`].
-pub fn expect_expiry(o: &Outcome) {
-    let mut want = Outcome {
+pub fn expect_expiry(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome {
         rows: vec![
             row(
                 "e1",
@@ -398,7 +398,7 @@ pub fn expect_expiry(o: &Outcome) {
 
 /// Scenario 5b: `delay_warning_time = 1s`: the first deferral already sends one
 /// delay warning; the message is delivered once the destination answers.
-pub fn delay_warning(q: &Setup) -> Outcome {
+pub fn delay_warning(q: &Setup) -> ScenarioOutcome {
     let mut env = Env::start(
         q,
         &Spec {
@@ -432,10 +432,10 @@ pub fn delay_warning(q: &Setup) -> Outcome {
 }
 
 /// Expectation of [`delay_warning`].
-pub fn expect_delay_warning(o: &Outcome) {
+pub fn expect_delay_warning(o: &ScenarioOutcome) {
     let mut w = sink_row("w1", "u1@d1.test", "d1");
     w.history = vec!["deferred".into(), "sent".into()];
-    let mut want = Outcome {
+    let mut want = ScenarioOutcome {
         rows: vec![w, notice_row("delay-of:w1")],
         facts: Vec::new(),
         received: Vec::new(),
@@ -455,7 +455,7 @@ pub fn expect_delay_warning(o: &Outcome) {
 /// queue manager's trace flush with `REC_DLY_SENT`, answered by the bounce
 /// daemon with a "Successful Mail Delivery Report", logged as a delivery
 /// status notification).
-pub fn delay_cleared(q: &Setup) -> Outcome {
+pub fn delay_cleared(q: &Setup) -> ScenarioOutcome {
     let mut env = Env::start(
         q,
         &Spec {
@@ -493,10 +493,10 @@ pub fn delay_cleared(q: &Setup) -> Outcome {
 }
 
 /// Expectation of [`delay_cleared`].
-pub fn expect_delay_cleared(o: &Outcome) {
+pub fn expect_delay_cleared(o: &ScenarioOutcome) {
     let mut c = sink_row("c1", "u1@d1.test", "d1");
     c.history = vec!["deferred".into(), "sent".into()];
-    let mut want = Outcome {
+    let mut want = ScenarioOutcome {
         rows: vec![c, notice_row("delay-of:c1"), notice_row("dsn-of:c1")],
         facts: Vec::new(),
         received: Vec::new(),
@@ -518,7 +518,7 @@ const DEAD_MESSAGES: usize = 4;
 /// destination dead (deterministically); later mail for it is deferred by
 /// the `retry` transport with "delivery temporarily suspended", while mail
 /// for the live destination is delivered.
-pub fn dead_destination(q: &Setup) -> Outcome {
+pub fn dead_destination(q: &Setup) -> ScenarioOutcome {
     let mut env = Env::start(
         q,
         &Spec {
@@ -549,8 +549,8 @@ pub fn dead_destination(q: &Setup) -> Outcome {
 }
 
 /// Expectation of [`dead_destination`].
-pub fn expect_dead_destination(o: &Outcome) {
-    let mut want = Outcome::default();
+pub fn expect_dead_destination(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome::default();
     want.rows.push(refused_row("x0", "u@dead.test", "dead"));
     for i in 1..=DEAD_MESSAGES {
         want.rows.push(row(

@@ -4,7 +4,7 @@
 
 use super::env::{all_done, Env, Setup};
 use super::flow::{assert_outcome, got, notice_row, row, sink_row, SENDER};
-use super::outcome::Outcome;
+use super::outcome::ScenarioOutcome;
 
 /// Messages sent before and again after the disruption.
 const HALF: usize = 10;
@@ -23,8 +23,9 @@ pub fn one_sink(q: &Setup, sink_args: &[&str]) -> Env {
 /// resets the 60 s park stamp, so the file waits for the next incoming scan
 /// trigger, which may or may not come from later mail), then runs
 /// `postqueue -f` and waits until every file is gone.
-fn settle_after_restart(env: &Env, o: &mut Outcome, n: usize) {
-    let all_sent = |o: &Outcome| o.rows.len() == n && o.rows.iter().all(|r| r.result == "sent");
+fn settle_after_restart(env: &Env, o: &mut ScenarioOutcome, n: usize) {
+    let all_sent =
+        |o: &ScenarioOutcome| o.rows.len() == n && o.rows.iter().all(|r| r.result == "sent");
     env.wait_outcome(all_sent);
     // Files delivered by the running queue manager leave active/ a moment
     // after their `sent` line; wait for that.
@@ -58,10 +59,10 @@ fn sent_range(prefix: &str) -> Vec<String> {
 
 /// Scenario 10a: `postfix reload` while mail flows: master replaces the queue
 /// manager; every message is still delivered exactly once.
-pub fn reload(q: &Setup) -> Outcome {
+pub fn reload(q: &Setup) -> ScenarioOutcome {
     // A one-second DATA reply keeps deliveries in flight at the reload.
     let mut env = one_sink(q, &["-w", "1"]);
-    let mut o = Outcome::default();
+    let mut o = ScenarioOutcome::default();
     let first = env.wait(|| env.sb.qmgr_pid().is_some());
     let before = env.sb.qmgr_pid();
     o.fact(format!("qmgr running before reload: {first}"));
@@ -89,8 +90,8 @@ pub fn reload(q: &Setup) -> Outcome {
 }
 
 /// Expectation of [`reload`].
-pub fn expect_reload(o: &Outcome) {
-    let mut want = Outcome::default();
+pub fn expect_reload(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome::default();
     for i in 0..2 * HALF {
         want.rows
             .push(sink_row(&format!("r{i:02}"), "u1@d1.test", "d1"));
@@ -109,10 +110,10 @@ pub fn expect_reload(o: &Outcome) {
 /// new one, which puts `active/` back into `incoming/`; every message is
 /// delivered at least once (a delivery in flight may be repeated, so the
 /// count is not part of the outcome).
-pub fn kill_qmgr(q: &Setup) -> Outcome {
+pub fn kill_qmgr(q: &Setup) -> ScenarioOutcome {
     // A one-second DATA reply keeps deliveries in flight at the kill.
     let mut env = one_sink(q, &["-w", "1"]);
-    let mut o = Outcome::default();
+    let mut o = ScenarioOutcome::default();
     let first = env.wait(|| env.sb.qmgr_pid().is_some());
     o.fact(format!("qmgr running before kill: {first}"));
     send_range(&env, "k", 0..HALF);
@@ -148,8 +149,8 @@ pub fn kill_qmgr(q: &Setup) -> Outcome {
 }
 
 /// Expectation of [`kill_qmgr`].
-pub fn expect_kill_qmgr(o: &Outcome) {
-    let mut want = Outcome::default();
+pub fn expect_kill_qmgr(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome::default();
     for i in 0..2 * HALF {
         want.rows
             .push(sink_row(&format!("k{i:02}"), "u1@d1.test", "d1"));
@@ -164,7 +165,7 @@ pub fn expect_kill_qmgr(o: &Outcome) {
 
 /// Scenario 10c: `sendmail -bv`: nothing is delivered; each recipient is probed
 /// (`status=deliverable`) and a verification report goes to the sender.
-pub fn verify_probe(q: &Setup) -> Outcome {
+pub fn verify_probe(q: &Setup) -> ScenarioOutcome {
     let mut env = one_sink(q, &[]);
     let out = env
         .sb
@@ -190,8 +191,8 @@ pub fn verify_probe(q: &Setup) -> Outcome {
 }
 
 /// Expectation of [`verify_probe`].
-pub fn expect_verify_probe(o: &Outcome) {
-    let mut want = Outcome {
+pub fn expect_verify_probe(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome {
         rows: vec![
             row(
                 "untagged",
@@ -225,7 +226,7 @@ pub fn expect_verify_probe(o: &Outcome) {
 
 /// Scenario 10d: `sendmail -v`: the message is delivered and a delivery report goes
 /// to the sender.
-pub fn verbose_report(q: &Setup) -> Outcome {
+pub fn verbose_report(q: &Setup) -> ScenarioOutcome {
     let mut env = one_sink(q, &[]);
     env.send_with(&["-v"], "v1", SENDER, &["u1@d1.test"]);
     let mut o = env.wait_outcome(|o| all_done(o, 2, "sent"));
@@ -241,8 +242,8 @@ pub fn verbose_report(q: &Setup) -> Outcome {
 }
 
 /// Expectation of [`verbose_report`].
-pub fn expect_verbose_report(o: &Outcome) {
-    let mut want = Outcome {
+pub fn expect_verbose_report(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome {
         rows: vec![sink_row("v1", "u1@d1.test", "d1"), notice_row("dsn-of:v1")],
         facts: Vec::new(),
         received: Vec::new(),

@@ -5,7 +5,7 @@
 
 use super::env::{all_done, Env, Setup, Spec};
 use super::flow::{assert_outcome, got, local_row, sink_row, SENDER};
-use super::outcome::Outcome;
+use super::outcome::ScenarioOutcome;
 
 /// The VERP list sender of scenario 11a.
 const LIST: &str = "list@src.test";
@@ -15,7 +15,7 @@ const VERP_RCPTS: [&str; 3] = ["v1@d0.test", "v2@d0.test", "v3@d0.test"];
 /// Scenario 11a: `sendmail -XV -f list@src.test v1 v2 v3`: the message
 /// asks for VERP, so each recipient gets a transaction of its own whose
 /// sender names it (`list+v1=d0.test@src.test`).
-pub fn verp(q: &Setup) -> Outcome {
+pub fn verp(q: &Setup) -> ScenarioOutcome {
     let mut env = Env::start(
         q,
         &Spec {
@@ -32,8 +32,8 @@ pub fn verp(q: &Setup) -> Outcome {
 }
 
 /// Expectation of [`verp`].
-pub fn expect_verp(o: &Outcome) {
-    let mut want = Outcome::default();
+pub fn expect_verp(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome::default();
     let mut received = Vec::new();
     for r in VERP_RCPTS {
         want.rows.push(sink_row("verp1", r, "d0"));
@@ -66,7 +66,7 @@ const LIMIT_RCPTS: [(&str, &str); 10] = [
 /// (`dc.test`) over a transport `one` taking one recipient per delivery
 /// (which also gives each of its recipients a queue of its own): the
 /// sinks see transactions of 2+2, 2+1 and 1+1 recipients.
-pub fn recipient_limits(q: &Setup) -> Outcome {
+pub fn recipient_limits(q: &Setup) -> ScenarioOutcome {
     let mut env = Env::start_with(
         q,
         &Spec {
@@ -90,8 +90,8 @@ pub fn recipient_limits(q: &Setup) -> Outcome {
 }
 
 /// Expectation of [`recipient_limits`].
-pub fn expect_recipient_limits(o: &Outcome) {
-    let mut want = Outcome::default();
+pub fn expect_recipient_limits(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome::default();
     for (r, p) in LIMIT_RCPTS {
         want.rows.push(if p == "local" {
             local_row("lim1")
@@ -115,7 +115,7 @@ pub fn expect_recipient_limits(o: &Outcome) {
 /// `FILTER smtp:[127.0.0.1]:<f>`: the message goes to the filter sink with
 /// all its recipients, whatever their domains. `Subject: redirect-me`
 /// gets `REDIRECT boss@dr.test`: one delivery, to that address only.
-pub fn header_actions(q: &Setup) -> Outcome {
+pub fn header_actions(q: &Setup) -> ScenarioOutcome {
     let mut env = Env::start_with(
         q,
         &Spec {
@@ -146,14 +146,14 @@ pub fn header_actions(q: &Setup) -> Outcome {
 }
 
 /// Expectation of [`header_actions`].
-pub fn expect_header_actions(o: &Outcome) {
-    let mut want = Outcome {
+pub fn expect_header_actions(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome {
         rows: vec![
             sink_row("filt1", "u1@d1.test", "f"),
             sink_row("filt1", "u2@d2.test", "f"),
             sink_row("redir1", "boss@dr.test", "r"),
         ],
-        ..Outcome::default()
+        ..ScenarioOutcome::default()
     };
     want.rows.sort();
     want.set_received(vec![

@@ -15,9 +15,9 @@ use std::process::Command;
 use super::env::{all_done, Env, Setup, Spec};
 use super::flow::{assert_outcome, got, sink_row, SENDER};
 use super::ops::one_sink;
-use super::outcome::Outcome;
-use oqmgr_actors::postfix::queue_file_write::{NewRecipient, QueueFileWriter, DEFAULT_LINE_LIMIT};
+use super::outcome::ScenarioOutcome;
 use oqmgr_actors::postfix::queue_id::QueueHashing;
+use oqmgr_devtools::queue_file_writer::{NewRecipient, QueueFileWriter, DEFAULT_LINE_LIMIT};
 
 /// A damaged queue entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,7 +158,7 @@ const SPECIAL_FLOW: usize = 5;
 /// queue-file name: each is refused with Postfix's `not a regular file`
 /// warning and left where it is, nothing outside the queue is read or
 /// changed, and the mail sent meanwhile is delivered.
-pub fn special_files(q: &Setup) -> Outcome {
+pub fn special_files(q: &Setup) -> ScenarioOutcome {
     let mut env = one_sink(q, &[]);
     let mut target = None;
     for (queue, id, kind) in SPECIALS {
@@ -200,8 +200,8 @@ pub fn special_files(q: &Setup) -> Outcome {
 }
 
 /// Expectation of [`special_files`].
-pub fn expect_special_files(o: &Outcome) {
-    let mut want = Outcome::default();
+pub fn expect_special_files(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome::default();
     for i in 0..SPECIAL_FLOW {
         want.rows
             .push(sink_row(&format!("s{i}"), "u1@d1.test", "d1"));
@@ -275,10 +275,10 @@ fn no_sink(q: &Setup) -> Env {
 /// retried: the queue manager cannot reset the defer log and stops with
 /// Postfix's fatal, leaving the file in `active/`; after the repair and a
 /// flush the message is delivered.
-pub fn unwritable_defer(q: &Setup) -> Outcome {
+pub fn unwritable_defer(q: &Setup) -> ScenarioOutcome {
     let mut env = no_sink(q);
     env.send("w1", SENDER, &["u1@d1.test"]);
-    let mut o = Outcome::default();
+    let mut o = ScenarioOutcome::default();
     let deferred = env.wait(|| {
         env.qid_of("w1")
             .and_then(|q| env.queue_of(&q))
@@ -309,8 +309,8 @@ pub fn unwritable_defer(q: &Setup) -> Outcome {
 }
 
 /// Expectation of [`unwritable_defer`].
-pub fn expect_unwritable_defer(o: &Outcome) {
-    let mut want = Outcome::default();
+pub fn expect_unwritable_defer(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome::default();
     let mut r = sink_row("w1", "u1@d1.test", "d1");
     r.history = vec!["deferred".into(), "sent".into()];
     want.rows.push(r);
@@ -325,9 +325,9 @@ pub fn expect_unwritable_defer(o: &Outcome) {
 
 /// `incoming/` unreadable when a scan starts: Postfix's fatal `open
 /// directory`; after the repair, new mail is delivered.
-pub fn unreadable_incoming(q: &Setup) -> Outcome {
+pub fn unreadable_incoming(q: &Setup) -> ScenarioOutcome {
     let mut env = one_sink(q, &[]);
-    let mut o = Outcome::default();
+    let mut o = ScenarioOutcome::default();
     env.wait(|| env.sb.qmgr_pid().is_some());
     chmod_queue_dir(&env, "incoming", 0o000);
     env.admin("postqueue", &["-f"]);
@@ -347,8 +347,8 @@ pub fn unreadable_incoming(q: &Setup) -> Outcome {
 }
 
 /// Expectation of [`unreadable_incoming`].
-pub fn expect_unreadable_incoming(o: &Outcome) {
-    let mut want = Outcome::default();
+pub fn expect_unreadable_incoming(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome::default();
     want.rows.push(sink_row("i1", "u1@d1.test", "d1"));
     want.fact("stopped with a fatal: true");
     want.fact("log: fatal: scan_dir_push: open directory incoming: Permission denied");
@@ -387,7 +387,7 @@ pub fn send_raw(env: &Env, tag: &str, rcpt: &[u8]) {
 /// A recipient address that is not UTF-8 (Latin-1, as old mail software
 /// still sends): cleanup accepts it, and what reaches the SMTP server is
 /// the same bytes, not U+FFFD.
-pub fn non_utf8_address(q: &Setup) -> Outcome {
+pub fn non_utf8_address(q: &Setup) -> ScenarioOutcome {
     // With SMTPUTF8 on, trivial-rewrite refuses such an address ("bad
     // address syntax"); without it, the bytes go through.
     let mut env = Env::start(
@@ -413,8 +413,8 @@ pub fn non_utf8_address(q: &Setup) -> Outcome {
 /// Expectation of [`non_utf8_address`]. smtp-sink shows the address with
 /// `?` for the byte it does not print; the DSN original recipient, which
 /// the SMTP client xtext-encodes, shows the byte itself (`+E9`).
-pub fn expect_non_utf8_address(o: &Outcome) {
-    let mut want = Outcome::default();
+pub fn expect_non_utf8_address(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome::default();
     want.rows.push(sink_row("n1", "r?mi@d1.test", "d1"));
     want.fact("sink d1 messages: 1");
     want.set_received(vec![

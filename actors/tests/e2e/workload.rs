@@ -5,16 +5,16 @@
 //! forced into the wrong dialect must say so itself.
 
 use oqmgr_actors::postfix::dialect::Dialect;
-use oqmgr_actors::sandbox::PostfixInstall;
+use oqmgr_devtools::sandbox::PostfixInstall;
 
 use super::env::{all_settled, Env, Setup, Spec, LONG_BACKOFF};
 use super::flow::{assert_outcome, got, local_row, notice_row, refused_row, row, sink_row, SENDER};
-use super::outcome::{Log, Outcome};
+use super::outcome::{Log, ScenarioOutcome};
 
 /// A delay notice that names no time (see [`mixed_workload`]).
 const DELAY_TEMPLATE: &str = "delay_template = <<EOF
 Charset: us-ascii
-From: MAILER-DAEMON (Mail Delivery System)
+From: MAILER-DAEMON (Mail RecipientLine System)
 Subject: Delayed Mail (still being retried)
 Postmaster-Subject: Postmaster Warning: Delayed Mail
 
@@ -49,7 +49,7 @@ fn warnings(env: &Env, log: &Log) -> Vec<String> {
 /// program. An agent or bounce daemon that gets a request in another
 /// release's dialect warns (`unexpected attribute ...`), so this is the
 /// dialect check with real peers.
-pub fn mixed_workload(q: &Setup) -> Outcome {
+pub fn mixed_workload(q: &Setup) -> ScenarioOutcome {
     let mut env = Env::start_with(
         q,
         &Spec {
@@ -113,7 +113,7 @@ const NO_SMTPUTF8: [&str; 2] = [
 ];
 
 /// Expectation of [`mixed_workload`].
-pub fn expect_mixed_workload(o: &Outcome) {
+pub fn expect_mixed_workload(o: &ScenarioOutcome) {
     // The release's own wording, whichever of the known ones it is.
     let no_smtputf8 = o
         .rows_of("utf8")
@@ -132,7 +132,7 @@ pub fn expect_mixed_workload(o: &Outcome) {
              command failed (in reply to RCPT TO command))",
         )
     };
-    let mut want = Outcome {
+    let mut want = ScenarioOutcome {
         rows: vec![
             sink_row("multi", "u1@d1.test", "d1"),
             sink_row("multi", "u2@d1.test", "d1"),
@@ -165,7 +165,7 @@ pub fn expect_mixed_workload(o: &Outcome) {
             ),
             notice_row("bounce-of:utf8"),
         ],
-        ..Outcome::default()
+        ..ScenarioOutcome::default()
     };
     want.rows.sort();
     want.fact("warnings: 0");
@@ -223,10 +223,10 @@ pub fn other_release(postfix: &PostfixInstall) -> &'static str {
 /// must warn naming the service, defer both recipients with a reason
 /// `postqueue -p` shows, and take the transport out of service: a second
 /// message is deferred without asking the agent again.
-pub fn rejected_request(q: &Setup) -> Outcome {
+pub fn rejected_request(q: &Setup) -> ScenarioOutcome {
     let env = Env::one_sink(q, &LONG_BACKOFF, &[]);
     let all_deferred = |n: usize| {
-        move |o: &Outcome| {
+        move |o: &ScenarioOutcome| {
             o.rows.len() == n
                 && o.rows
                     .iter()
@@ -264,7 +264,7 @@ pub fn rejected_request(q: &Setup) -> Outcome {
 
 /// Expectation of [`rejected_request`], our daemon forced to speak as
 /// Postfix `forced`.
-pub fn expect_rejected_request(o: &Outcome, forced: &str) {
+pub fn expect_rejected_request(o: &ScenarioOutcome, forced: &str) {
     let deferred = |m: &str, r: &str| {
         row(
             m,
@@ -276,13 +276,13 @@ pub fn expect_rejected_request(o: &Outcome, forced: &str) {
             "dsn=4.3.0 status=deferred (mail transport unavailable)",
         )
     };
-    let mut want = Outcome {
+    let mut want = ScenarioOutcome {
         rows: vec![
             deferred("rj1", "u1@d1.test"),
             deferred("rj1", "u2@d1.test"),
             deferred("rj2", "u3@d1.test"),
         ],
-        ..Outcome::default()
+        ..ScenarioOutcome::default()
     };
     want.rows.sort();
     want.fact("requests the smtp agent rejected: 1");
