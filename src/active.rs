@@ -210,6 +210,7 @@ impl Supervisor {
                 deferred,
             } => self.entry_done(now, message, recipients, deferred, out),
             Msg::Completed => self.completing = self.completing.saturating_sub(1),
+            Msg::SiteStatus { .. } => {}
             Msg::DeferNow { entry, dsn } => {
                 out.trace(|| TraceEvent::DeferNow {
                     message: entry.message,

@@ -36,9 +36,13 @@
 //! `destination_concurrency_feedback_debug` (the log lines of
 //! `qmgr_queue_throttle`/`qmgr_queue_unthrottle`).
 
+#[path = "destination_adaptive.rs"]
+mod adaptive;
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use crate::adaptive::{DestinationState, SchedulingPolicy};
 use crate::effect::{Addr, DestId, DestKey, Effect, Effects, LogLevel, Msg, Timer};
 use crate::entry::{AgentId, DeliveryReport, Dsn, Entry, EntryId, MessageId, Outcome};
 use crate::name::Name;
@@ -68,6 +72,11 @@ struct Busy {
     message: MessageId,
     /// How many recipients it holds.
     recipients: u32,
+    /// Deliveries in flight when it started, itself included (the
+    /// adaptive window learns from it).
+    started: u32,
+    /// It started above the adaptive ceiling (`crate::adaptive::window`).
+    probe: bool,
 }
 
 /// One destination queue (Postfix: `QMGR_QUEUE`).
@@ -120,6 +129,12 @@ pub struct Destination {
     /// When a dead destination's unthrottle timer fires (meaningless
     /// while ready).
     dead_until: Instant,
+    /// The adaptive policy's state (`None` under oqmgr's, and for the
+    /// `retry` and `error` pseudo-destinations).
+    adaptive: Option<Box<DestinationState>>,
+    /// `started` and `probe` of the delivery whose report is being
+    /// applied, for the adaptive window.
+    reporting: (u32, bool),
 }
 
 impl Destination {
@@ -135,6 +150,9 @@ impl Destination {
         global: Arc<GlobalParams>,
     ) -> Destination {
         let window = params.init_dest_concurrency.max(1);
+        let pseudo = key.transport == RETRY || key.transport == ERROR;
+        let adaptive = (global.scheduling_policy == SchedulingPolicy::Adaptive && !pseudo)
+            .then(|| Box::new(DestinationState::new(epoch)));
         Destination {
             id,
             key,
@@ -156,6 +174,8 @@ impl Destination {
             next_clog: Instant::ZERO,
             active: 0,
             dead_until: Instant::ZERO,
+            adaptive,
+            reporting: (0, false),
         }
     }
 
@@ -180,17 +200,23 @@ impl Destination {
             Msg::Accept { entry, active } => self.accept(now, entry, active, out),
             Msg::Take(agent) => self.take(agent, out),
             Msg::Report(report) => self.report(now, report, out),
-            Msg::DeferTodo(dsn) => self.defer_todo(&dsn, out),
+            Msg::DeferTodo(dsn) => self.defer_todo(now, &dsn, out),
             Msg::Flush => {
                 if matches!(self.status, Status::Dead(_)) {
                     self.unthrottle(now, out);
                 }
+                self.site_alive(out);
             }
             Msg::Timer(Timer::Unthrottle(generation)) => {
-                if generation == self.generation && matches!(self.status, Status::Dead(_)) {
+                if generation == self.generation
+                    && matches!(self.status, Status::Dead(_))
+                    && !self.probing()
+                {
                     self.unthrottle(now, out);
                 }
             }
+            Msg::Timer(Timer::Probe(generation)) => self.probe_timer(now, generation, out),
+            Msg::Learned { learned, .. } => self.remember(learned),
             Msg::Timer(Timer::Resume(generation)) => {
                 if generation == self.generation && self.status == Status::Suspended {
                     self.status = Status::Ready;
@@ -221,12 +247,17 @@ impl Destination {
         // timers do, saves them a detour through `retry` and a whole extra
         // backoff cycle (the recovery benchmark measured 9.7 s against
         // Postfix's 5.0 s before this).
-        if matches!(self.status, Status::Dead(_)) && crate::scan::is_due(self.dead_until, now) {
+        if matches!(self.status, Status::Dead(_))
+            && crate::scan::is_due(self.dead_until, now)
+            && !self.probing()
+        {
             self.unthrottle(now, out);
         }
         if let Status::Dead(dsn) = &self.status {
             let dsn = dsn.clone();
-            reroute(&self.key, entry, &dsn, active, out);
+            if let Some(entry) = self.hold_probe(now, entry, out) {
+                reroute(&self.key, entry, &dsn, active, out);
+            }
             return;
         }
         out.trace(|| TraceEvent::Enqueue {
@@ -242,6 +273,9 @@ impl Destination {
     /// Starts the oldest waiting entry on `agent` (Postfix:
     /// `qmgr_queue_select` + `qmgr_entry_select`), or declines.
     fn take(&mut self, agent: AgentId, out: &mut Effects) {
+        if self.take_probe(agent, out) {
+            return;
+        }
         let can = self.status == Status::Ready && (self.busy.len() as u32) < self.window;
         // Popped only when it can start: an entry taken from `todo` and
         // then declined would be lost, never delivered nor deferred.
@@ -254,18 +288,9 @@ impl Destination {
                     busy: self.busy.len() as u32 + 1,
                     window: self.window,
                 });
-                self.busy.push(Busy {
-                    id: entry.id,
-                    message: entry.message,
-                    recipients: entry.recipients.len() as u32,
-                });
-                out.push(Effect::Deliver {
-                    agent,
-                    id: self.id,
-                    dest: self.key.clone(),
-                    nexthop: self.nexthop.clone(),
-                    entry,
-                });
+                let started = self.busy.len() as u32 + 1;
+                let probe = self.adaptive_start(started);
+                self.start(agent, entry, probe, out);
             }
             None => {
                 out.send(
@@ -279,6 +304,25 @@ impl Destination {
                 self.announced = u32::MAX;
             }
         }
+    }
+
+    /// Sends `entry` to `agent` and counts it busy (`probe`: it started
+    /// above the adaptive ceiling).
+    fn start(&mut self, agent: AgentId, entry: Entry, probe: bool, out: &mut Effects) {
+        self.busy.push(Busy {
+            id: entry.id,
+            message: entry.message,
+            recipients: entry.recipients.len() as u32,
+            started: self.busy.len() as u32 + 1,
+            probe,
+        });
+        out.push(Effect::Deliver {
+            agent,
+            id: self.id,
+            dest: self.key.clone(),
+            nexthop: self.nexthop.clone(),
+            entry,
+        });
     }
 
     /// Applies an agent's answer (Postfix: `qmgr_deliver_update`).
@@ -300,7 +344,14 @@ impl Destination {
             id: entry_id,
             message,
             recipients,
+            started,
+            probe,
         } = self.busy[at];
+        self.reporting = (started, probe);
+        let dead_probe = self
+            .adaptive
+            .as_ref()
+            .is_some_and(|a| a.probe.out_entry() == Some(entry_id));
         let mut hop = report.hop.clone();
         if report.outcome == Outcome::Crash && hop.is_none() {
             hop = Some(Dsn::new("4.3.0", "unknown mail transport error"));
@@ -339,7 +390,7 @@ impl Destination {
                 if self.status == Status::Ready {
                     self.throttle(now, &dsn, out);
                     if matches!(self.status, Status::Dead(_)) {
-                        self.defer_todo(&dsn, out);
+                        self.defer_todo(now, &dsn, out);
                     }
                 }
             }
@@ -348,6 +399,7 @@ impl Destination {
             out.send(Addr::Transport(self.key.transport.clone()), Msg::Revive);
             if hop.is_none() {
                 self.unthrottle(now, out);
+                self.site_alive(out);
             }
         }
         let at = self
@@ -356,6 +408,11 @@ impl Destination {
             .position(|e| e.id == entry_id)
             .expect("still busy");
         self.busy.swap_remove(at);
+        if dead_probe && matches!(self.status, Status::Dead(_)) {
+            // A probe that failed keeps its entry for the next one.
+            self.probe_failed(now, out);
+            return;
+        }
         self.done(
             now,
             message,
@@ -419,10 +476,14 @@ impl Destination {
             };
             self.success = 0.0;
             self.failure = 0.0;
+            self.adaptive_revive();
             self.trace_window(WindowCause::Revive, 0.0, out);
             return;
         }
         if self.status != Status::Ready {
+            return;
+        }
+        if self.adaptive_success(out) {
             return;
         }
         let limit = self.params.dest_concurrency_limit;
@@ -466,6 +527,7 @@ impl Destination {
                 self.failure += 1.0;
             }
             self.window = self.window.max(1);
+            self.adaptive_failure();
             self.trace_window(WindowCause::Failure, feedback, out);
             return;
         }
@@ -485,11 +547,20 @@ impl Destination {
             until,
             reason: dsn.to_string(),
         });
+        self.site_dead(out);
     }
 
     /// Moves every waiting entry to the `retry` transport (Postfix:
     /// `qmgr_defer_todo`); busy entries finish on their own.
-    fn defer_todo(&mut self, dsn: &Dsn, out: &mut Effects) {
+    fn defer_todo(&mut self, now: Instant, dsn: &Dsn, out: &mut Effects) {
+        if matches!(self.status, Status::Dead(_)) && self.adaptive.is_some() {
+            // The adaptive policy keeps the oldest entry to probe with.
+            if let Some(entry) = self.todo.pop_front() {
+                if let Some(entry) = self.hold_probe(now, entry, out) {
+                    self.todo.push_front(entry);
+                }
+            }
+        }
         if self.todo.is_empty() {
             return;
         }
@@ -510,7 +581,8 @@ impl Destination {
             Status::Ready => {
                 (self.window.saturating_sub(self.busy.len() as u32)).min(self.todo.len() as u32)
             }
-            _ => 0,
+            Status::Dead(_) => self.adaptive.as_ref().map_or(0, |a| a.probe.wants()),
+            Status::Suspended => 0,
         };
         if slots != self.announced {
             self.announced = slots;
@@ -528,9 +600,17 @@ impl Destination {
             // Suspended: wait for the resume, then announce as ready.
             Status::Suspended => None,
         };
-        if idle.is_some() && self.todo.is_empty() && self.busy.is_empty() && self.idle_sent != idle
+        let holds = self.adaptive.as_ref().is_some_and(|a| a.probe.holds());
+        if idle.is_some()
+            && self.todo.is_empty()
+            && self.busy.is_empty()
+            && !holds
+            && self.idle_sent != idle
         {
             self.idle_sent = idle;
+            if idle == Some(false) {
+                self.tell_learned(out);
+            }
             out.send(
                 Addr::Transport(self.key.transport.clone()),
                 Msg::Idle {

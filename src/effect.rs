@@ -100,6 +100,9 @@ pub enum Timer {
     Unthrottle(u64),
     /// Destination: `_destination_rate_delay` elapsed, resume delivery.
     Resume(u64),
+    /// Destination, adaptive policy: try the held entry of a dead site
+    /// (`crate::adaptive::probe`).
+    Probe(u64),
 }
 
 /// Messages to entities, from other entities or from the host.
@@ -160,6 +163,14 @@ pub enum Msg {
         /// True when the message must be retried later.
         deferred: bool,
     },
+    /// Adaptive policy: a destination died or came back
+    /// (`crate::adaptive::backlog` holds or releases its deferred files).
+    SiteStatus {
+        /// The destination.
+        dest: DestKey,
+        /// It is dead now (else it came back).
+        dead: bool,
+    },
     /// Recipients the queue manager itself deferred because even the
     /// `retry` path is dead (Postfix writes their defer log records).
     DeferNow {
@@ -202,6 +213,16 @@ pub enum Msg {
         /// It is dead: it stays in memory to remember that, unless the
         /// cache is full.
         dead: bool,
+    },
+    /// Adaptive policy: the concurrency ceiling a destination learned
+    /// (`crate::adaptive::window`), sent by a destination about to be
+    /// forgotten to its transport, and by the transport to the next
+    /// destination of the same name.
+    Learned {
+        /// The destination.
+        dest: DestId,
+        /// What it learned.
+        learned: crate::adaptive::window::Learned,
     },
     /// A destination had no work for the agent it was offered.
     NoWork {

@@ -145,6 +145,19 @@ pub struct Entry {
     pub recipients: Vec<Recipient>,
 }
 
+#[cfg(test)]
+impl Entry {
+    /// Entry `n` of message `n`, one recipient `u<n>@<domain>` (unit
+    /// tests).
+    pub(crate) fn numbered(n: u64, domain: &str) -> Entry {
+        Entry {
+            id: EntryId(n),
+            message: MessageId(n),
+            recipients: vec![Recipient::new(format!("u{n}@{domain}"))],
+        }
+    }
+}
+
 /// How a delivery ended, from the scheduler's point of view (Postfix:
 /// `qmgr_deliver_update`): the agent's overall status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

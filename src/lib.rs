@@ -17,6 +17,7 @@
 //! - [`message`]: message accounting, backoff, expiry.
 //! - [`scan`], [`trigger`]: queue scans and trigger requests.
 //! - [`feedback`], [`params`]: configuration.
+//! - [`adaptive`]: the opt-in `oqmgr_scheduling_policy = adaptive`.
 //! - [`effect`], [`entry`], [`name`], [`trace`], [`time`]: the vocabulary.
 //! - [`sim`]: the simulator, its scenarios and reports.
 //!
@@ -32,6 +33,7 @@
 #![deny(clippy::iter_over_hash_type)]
 
 pub mod active;
+pub mod adaptive;
 pub mod destination;
 pub mod effect;
 pub mod entry;

@@ -54,12 +54,13 @@ use std::fmt;
 
 use serde::Serialize;
 use table::{convert, ConvertedValue};
-pub use table::{definition, parse_time, ParamDef, ParamKind, DEFINITIONS};
+pub use table::{definition, parse_time, ParamDef, ParamKind, DEFINITIONS, OQMGR_ONLY};
 
 /// Parameters in [`DEFINITIONS`] that Postfix's oqmgr does not read (so a
 /// bad value there never stops it).
 const NOT_READ_BY_QMGR: [&str; 1] = ["delay_warning_time"];
 
+use crate::adaptive::SchedulingPolicy;
 use crate::feedback::Feedback;
 use crate::time::Duration;
 
@@ -156,6 +157,12 @@ pub struct GlobalParams {
     /// `qmgr_ipc_timeout`: I/O timeout on the daemon's own IPC
     /// (trivial-rewrite, bounce, verify).
     pub ipc_timeout: Duration,
+    /// `oqmgr_scheduling_policy` (ours): oqmgr's decisions, or the
+    /// adaptive policy of [`crate::adaptive`]. Left out of serialized
+    /// forms while it is the default, so resolved-parameter snapshots of
+    /// configurations without it read as before.
+    #[serde(skip_serializing_if = "SchedulingPolicy::is_oqmgr")]
+    pub scheduling_policy: SchedulingPolicy,
 }
 
 /// Per-transport parameters, `<transport>_...` falling back to `default_...`.
@@ -528,6 +535,7 @@ fn build_global(values: &Values) -> GlobalParams {
         default_filter_nexthop: text("default_filter_nexthop"),
         daemon_timeout: time("qmgr_daemon_timeout"),
         ipc_timeout: time("qmgr_ipc_timeout"),
+        scheduling_policy: SchedulingPolicy::from_word(&text("oqmgr_scheduling_policy")),
     }
 }
 

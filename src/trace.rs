@@ -93,6 +93,16 @@ pub enum TraceEvent {
         /// Window at the time.
         window: u32,
     },
+    /// Adaptive policy: the held entry of a dead destination was sent to
+    /// an agent alone, to find out whether the site is back.
+    Probe {
+        /// Destination.
+        dest: DestKey,
+        /// Entry.
+        entry: EntryId,
+        /// Agent.
+        agent: AgentId,
+    },
     /// A delivery ended.
     Done {
         /// Destination.
@@ -273,6 +283,7 @@ impl fmt::Display for TraceEvent {
             Select { dest, entry, agent, busy, window } => {
                 write!(f, "select {dest} {entry} {agent} busy={busy} window={window}")
             }
+            Probe { dest, entry, agent } => write!(f, "probe {dest} {entry} {agent}"),
             Done { dest, entry, outcome, hop } => {
                 write!(f, "done {dest} {entry} {outcome}")?;
                 if let Some(hop) = hop {

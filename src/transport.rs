@@ -60,6 +60,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::adaptive::window::CeilingMemory;
 use crate::destination::reroute;
 use crate::effect::{Addr, DestId, DestKey, Effect, Effects, Msg, Timer};
 use crate::entry::{AgentId, Dsn, Entry};
@@ -127,6 +128,9 @@ pub struct Transport {
     /// Most destinations kept in memory while dead and empty (the
     /// dead-destination cache), `2 × qmgr_message_recipient_limit`.
     dead_cache_limit: usize,
+    /// Adaptive policy: ceilings of forgotten destinations (empty under
+    /// oqmgr's, whose destinations send none).
+    learned: CeilingMemory,
 }
 
 impl Transport {
@@ -158,6 +162,7 @@ impl Transport {
             total_slots: 0,
             spawned: 0,
             dead_cache_limit,
+            learned: CeilingMemory::default(),
         }
     }
 
@@ -255,6 +260,12 @@ impl Transport {
                 active,
             } => self.enqueue(queue, nexthop, entry, active, out),
             Msg::Capacity { dest, slots } => self.set_slots(dest, slots),
+            Msg::Learned { dest, learned } => {
+                if let Some(view) = self.view_mut(dest) {
+                    let queue = view.queue.clone();
+                    self.learned.store(&queue, learned);
+                }
+            }
             Msg::Idle {
                 dest,
                 received,
@@ -401,6 +412,15 @@ impl Transport {
             nexthop,
             epoch: self.spawned,
         });
+        if let Some(learned) = self.learned.recall(queue) {
+            out.send(
+                Addr::Destination(self.id(slot)),
+                Msg::Learned {
+                    dest: self.id(slot),
+                    learned,
+                },
+            );
+        }
         slot
     }
 
@@ -499,15 +519,10 @@ impl Transport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entry::{EntryId, MessageId, Recipient};
     use crate::params::Params;
 
     fn entry(n: u64) -> Entry {
-        Entry {
-            id: EntryId(n),
-            message: MessageId(n),
-            recipients: vec![Recipient::new(format!("u{n}@x.example"))],
-        }
+        Entry::numbered(n, "x.example")
     }
 
     /// The id in the `Spawn` among `out`'s effects.

@@ -203,6 +203,12 @@ const ROWS: &[(&str, Expect)] = &[
     ),
     // cleanup(8)'s parameter: Postfix's oqmgr never reads it.
     ("delay_warning_time=-4h", Accepts),
+    // Ours: Postfix's oqmgr does not read it.
+    (
+        "oqmgr_scheduling_policy=fastest",
+        OursStops("bad oqmgr_scheduling_policy value: fastest; specify oqmgr or adaptive"),
+    ),
+    ("oqmgr_scheduling_policy=adaptive", Accepts),
 ];
 
 /// What one start produced: the warnings, and the fatal it stopped on

@@ -77,6 +77,12 @@ pub enum ParamKind {
     /// A concurrency feedback value of at least one character, parsed per
     /// transport by [`crate::feedback::Feedback::parse`].
     Feedback,
+    /// One word out of a fixed list (our own settings; Postfix has no
+    /// parameter of this kind among those its oqmgr reads).
+    Choice {
+        /// The accepted words, the first being the default.
+        values: &'static [&'static str],
+    },
 }
 
 /// One parameter: name, kind and bounds, and default.
@@ -192,7 +198,20 @@ pub const DEFINITIONS: &[ParamDef] = &[
     ParamDef::time("qmgr_ipc_timeout", "60s", 1, NONE),
     // cleanup(8)'s; the simulator uses it to stamp arrivals.
     ParamDef::time("delay_warning_time", "0h", 0, NONE),
+    // Ours, not Postfix's (OQMGR_ONLY): read last.
+    ParamDef {
+        name: "oqmgr_scheduling_policy",
+        kind: ParamKind::Choice {
+            values: &["oqmgr", "adaptive"],
+        },
+        default: "oqmgr",
+    },
 ];
+
+/// The rows of [`DEFINITIONS`] that are this queue manager's own: Postfix
+/// does not know them (`postconf -d` prints nothing for them), so their
+/// defaults are ours and Postfix's oqmgr ignores them.
+pub const OQMGR_ONLY: &[&str] = &["oqmgr_scheduling_policy"];
 
 /// The definition of `name`, if the scheduler reads that parameter.
 pub fn definition(name: &str) -> Option<&'static ParamDef> {
@@ -332,6 +351,18 @@ fn convert_text(
             // qmgr_feedback_init reads the text with a minimum length of 1.
             check_length(name, text, 1).map_err(fatal)?;
             Ok(ConvertedValue::Text(text.to_string()))
+        }
+        ParamKind::Choice { values } => {
+            // Worded like Postfix's fatal for a bad enumerated value
+            // (`bad %s value: %s`), with the words that would do.
+            let word = text.trim();
+            match values.iter().find(|v| v.eq_ignore_ascii_case(word)) {
+                Some(v) => Ok(ConvertedValue::Text((*v).to_string())),
+                None => Err(fatal(format!(
+                    "bad {name} value: {text}; specify {}",
+                    values.join(" or ")
+                ))),
+            }
         }
     }
 }
@@ -533,6 +564,23 @@ mod tests {
         assert_eq!(
             conv("queue_run_delay", "soon"),
             Err("invalid queue_run_delay: 0 (min 1)".into())
+        );
+    }
+
+    #[test]
+    fn a_choice_takes_one_of_its_words() {
+        let def = definition("oqmgr_scheduling_policy").unwrap();
+        let conv = |text: &str| {
+            convert_text(def.name, def.kind, def.time_unit(), text).map_err(|f| f.message)
+        };
+        assert_eq!(
+            conv("adaptive"),
+            Ok(ConvertedValue::Text("adaptive".into()))
+        );
+        assert_eq!(conv(" Oqmgr "), Ok(ConvertedValue::Text("oqmgr".into())));
+        assert_eq!(
+            conv("fast"),
+            Err("bad oqmgr_scheduling_policy value: fast; specify oqmgr or adaptive".into())
         );
     }
 

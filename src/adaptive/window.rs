@@ -1,0 +1,299 @@
+//! The adaptive concurrency window (the counterpart of oqmgr's feedback in
+//! `qmgr_queue.c` `qmgr_queue_throttle`/`qmgr_queue_unthrottle`, under
+//! `oqmgr_scheduling_policy = adaptive`).
+//!
+//! oqmgr's window forgets: after a failure it climbs again at the speed of
+//! its positive feedback, meets the same limit, and fails again. At a
+//! server that answers 421 above five sessions this defers a third of all
+//! deliveries with the default feedback (docs/scheduler-readme-reproduction.md).
+//! [`Concurrency`] remembers instead. Until the first site failure it
+//! leaves the window to oqmgr's slow start. A site failure of a delivery
+//! that started as the `n`-th in flight teaches a *ceiling* of `n - 1`:
+//! the window stays at the ceiling, and only one delivery at a time may
+//! go above it, a *probe*, allowed after a run of successes at the
+//! ceiling. A probe that succeeds raises the ceiling to the concurrency it
+//! proved; one that fails doubles the run of successes the next one
+//! waits for. At a fixed limit this costs one failed delivery per
+//! doubling run, not one per few successes.
+//!
+//! A destination that empties is forgotten, as in oqmgr, but its
+//! transport keeps what it learned in a [`CeilingMemory`] and hands it to
+//! the next destination of the same name, so a site that receives mail in
+//! bursts does not meet its connection limit anew with each burst.
+//!
+//! # Invariants
+//! - at most one probe (a delivery started above the ceiling) is in
+//!   flight: [`Concurrency::window`] leaves no room above the ceiling
+//!   while one is;
+//! - the ceiling, once known, is at least 1;
+//! - `PROBE_BASE <= probe_after <= PROBE_MAX`.
+//!
+//! # Parameters
+//! The transport's `_destination_concurrency_limit` caps the window as in
+//! oqmgr; the feedback parameters apply only before a ceiling is known.
+
+use std::collections::BTreeMap;
+
+use crate::name::{FastMap, Name};
+
+/// Successes at the ceiling before the first probe, and again after a
+/// probe that succeeded.
+pub const PROBE_BASE: u32 = 4;
+
+/// Most successes a probe waits for, however many failed before it.
+pub const PROBE_MAX: u32 = 256;
+
+/// What one destination has learned of its site's concurrency.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Concurrency {
+    /// Deliveries in flight that the site is known to bear; `None` until
+    /// the first site failure (oqmgr's window rules until then).
+    ceiling: Option<u32>,
+    /// Successes at the ceiling the next probe waits for.
+    probe_after: u32,
+    /// Successes since the last probe or failure.
+    streak: u32,
+    /// A probe is in flight.
+    probing: bool,
+}
+
+impl Default for Concurrency {
+    fn default() -> Concurrency {
+        Concurrency::new()
+    }
+}
+
+impl Concurrency {
+    /// Nothing learned yet.
+    pub fn new() -> Concurrency {
+        Concurrency {
+            ceiling: None,
+            probe_after: PROBE_BASE,
+            streak: 0,
+            probing: false,
+        }
+    }
+
+    /// The ceiling learned so far, if any.
+    pub fn ceiling(&self) -> Option<u32> {
+        self.ceiling
+    }
+
+    /// What a later destination of the same name should start from, once
+    /// a ceiling is known.
+    pub fn learned(&self) -> Option<Learned> {
+        self.ceiling.map(|ceiling| Learned {
+            ceiling,
+            probe_after: self.probe_after,
+        })
+    }
+
+    /// The window to use: oqmgr's (`oqmgr_window`) while no ceiling is
+    /// known, else the ceiling, plus one when a probe may start; never
+    /// above the transport's `limit` (0: none).
+    pub fn window(&self, oqmgr_window: u32, limit: u32) -> u32 {
+        let window = match self.ceiling {
+            None => oqmgr_window,
+            Some(c) => c + u32::from(!self.probing && self.streak >= self.probe_after),
+        };
+        if limit > 0 {
+            window.min(limit)
+        } else {
+            window
+        }
+    }
+
+    /// A delivery starts as the `started`-th in flight; true when it is a
+    /// probe (above the ceiling).
+    pub fn start(&mut self, started: u32) -> bool {
+        let probe = self.ceiling.is_some_and(|c| started > c);
+        self.probing |= probe;
+        probe
+    }
+
+    /// A delivery that started as the `started`-th in flight ended without
+    /// a site failure.
+    pub fn success(&mut self, started: u32, probe: bool) {
+        if probe {
+            self.probing = false;
+            self.ceiling = Some(self.ceiling.map_or(started, |c| c.max(started)));
+            self.probe_after = PROBE_BASE;
+            self.streak = 0;
+        } else if self.ceiling.is_some() {
+            self.streak = self.streak.saturating_add(1);
+        }
+    }
+
+    /// A delivery that started as the `started`-th in flight met a site
+    /// failure (a 421, a refused or timed-out connection).
+    pub fn failure(&mut self, started: u32, probe: bool) {
+        self.streak = 0;
+        if probe {
+            // The ceiling held: wait twice as long before the next try.
+            self.probing = false;
+            self.probe_after = (self.probe_after * 2).min(PROBE_MAX);
+            return;
+        }
+        // The site failed with `started - 1` others in flight: that many
+        // is at most what it bears.
+        let bound = started.saturating_sub(1).max(1);
+        self.ceiling = Some(self.ceiling.map_or(bound, |c| c.min(bound)));
+    }
+
+    /// Starts from what an earlier destination of the same name learned
+    /// (the transport's [`CeilingMemory`]).
+    pub fn remember(&mut self, learned: Learned) {
+        self.ceiling = Some(learned.ceiling.max(1));
+        self.probe_after = learned.probe_after.clamp(PROBE_BASE, PROBE_MAX);
+        self.streak = 0;
+        self.probing = false;
+    }
+
+    /// The site came back from the dead with `busy` deliveries in flight
+    /// (the probe that proved it, usually): start from there and climb one
+    /// probe at a time, so a backlog does not meet a connection limit all
+    /// at once.
+    pub fn revive(&mut self, busy: u32) {
+        self.ceiling = Some(busy.max(1));
+        self.probe_after = PROBE_BASE;
+        self.streak = 0;
+        self.probing = false;
+    }
+}
+
+/// What a destination learned of its site: the ceiling, and how many
+/// successes its next probe waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Learned {
+    /// Deliveries in flight the site bears.
+    pub ceiling: u32,
+    /// Successes at the ceiling before the next probe.
+    pub probe_after: u32,
+}
+
+/// What destinations that were forgotten learned, by queue name,
+/// for the next destination of the same name (a transport keeps one).
+///
+/// # Invariants
+/// - at most [`CeilingMemory::LIMIT`] names are kept; the one stored
+///   longest ago goes first;
+/// - `by_age` and `by_name` hold the same names.
+#[derive(Debug, Default)]
+pub struct CeilingMemory {
+    /// What was learned and its storage stamp, by queue name (looked up,
+    /// never walked).
+    by_name: FastMap<Name, (Learned, u64)>,
+    /// Names by storage stamp, oldest first.
+    by_age: BTreeMap<u64, Name>,
+    /// The next storage stamp.
+    next: u64,
+}
+
+impl CeilingMemory {
+    /// Most names remembered.
+    pub const LIMIT: usize = 10_000;
+
+    /// Remembers what the destination `queue` learned.
+    pub fn store(&mut self, queue: &Name, learned: Learned) {
+        self.next += 1;
+        if let Some((_, stamp)) = self.by_name.insert(queue.clone(), (learned, self.next)) {
+            self.by_age.remove(&stamp);
+        }
+        self.by_age.insert(self.next, queue.clone());
+        while self.by_age.len() > Self::LIMIT {
+            if let Some((_, name)) = self.by_age.pop_first() {
+                self.by_name.remove(&name);
+            }
+        }
+    }
+
+    /// What is remembered for `queue`, if anything.
+    pub fn recall(&self, queue: &Name) -> Option<Learned> {
+        self.by_name.get(queue).map(|(l, _)| *l)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oqmgr_rules_until_the_first_failure() {
+        let mut c = Concurrency::new();
+        let p = c.start(5);
+        c.success(5, p);
+        assert_eq!(c.window(9, 20), 9);
+        assert_eq!(c.window(30, 20), 20, "the transport limit still caps");
+    }
+
+    #[test]
+    fn a_failure_teaches_a_ceiling_and_probes_wait_longer_each_time() {
+        let mut c = Concurrency::new();
+        let p = c.start(6);
+        c.failure(6, p);
+        assert_eq!(c.ceiling(), Some(5));
+        assert_eq!(c.window(9, 20), 5);
+        for _ in 0..PROBE_BASE {
+            let p = c.start(5);
+            c.success(5, p);
+        }
+        assert_eq!(c.window(9, 20), 6, "room for one probe");
+        assert!(c.start(6));
+        assert_eq!(c.window(9, 20), 5, "one probe at a time");
+        c.failure(6, true);
+        assert_eq!(c.ceiling(), Some(5));
+        for _ in 0..PROBE_BASE {
+            c.success(5, false);
+        }
+        assert_eq!(c.window(9, 20), 5, "the next probe waits twice as long");
+        for _ in 0..PROBE_BASE {
+            c.success(5, false);
+        }
+        assert_eq!(c.window(9, 20), 6);
+    }
+
+    #[test]
+    fn a_probe_that_succeeds_raises_the_ceiling() {
+        let mut c = Concurrency::new();
+        c.failure(3, false);
+        for _ in 0..PROBE_BASE {
+            c.success(2, false);
+        }
+        assert!(c.start(3));
+        c.success(3, true);
+        assert_eq!(c.ceiling(), Some(3));
+        assert_eq!(c.window(9, 20), 3);
+    }
+
+    #[test]
+    fn the_memory_keeps_the_latest_names() {
+        let mut m = CeilingMemory::default();
+        let learned = |ceiling| Learned {
+            ceiling,
+            probe_after: PROBE_BASE,
+        };
+        for n in 0..CeilingMemory::LIMIT + 2 {
+            m.store(&Name::from(format!("d{n}").as_str()), learned(5));
+        }
+        m.store(&Name::from("d2"), learned(3));
+        assert_eq!(m.recall(&Name::from("d0")), None, "the oldest went first");
+        assert_eq!(m.recall(&Name::from("d2")), Some(learned(3)));
+        m.store(&Name::from("new"), learned(4));
+        assert_eq!(
+            m.recall(&Name::from("d2")),
+            Some(learned(3)),
+            "stored again, so kept"
+        );
+        assert_eq!(m.recall(&Name::from("d3")), None);
+    }
+
+    #[test]
+    fn a_failure_below_the_ceiling_lowers_it() {
+        let mut c = Concurrency::new();
+        c.failure(9, false);
+        c.failure(4, false);
+        assert_eq!(c.ceiling(), Some(3));
+        c.failure(1, false);
+        assert_eq!(c.ceiling(), Some(1), "never below one");
+    }
+}
