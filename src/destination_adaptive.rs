@@ -112,22 +112,21 @@ impl Destination {
         self.adaptive.as_ref().is_some_and(|a| a.probe.holds())
     }
 
-    /// Tells the supervisor that this site died (adaptive policy only:
-    /// `crate::adaptive::backlog` then holds its deferred files back).
+    /// Tells the supervisor that this site died or failed a probe
+    /// (adaptive policy only: `crate::adaptive::backlog` then holds its
+    /// deferred files back for a while).
     pub(super) fn site_dead(&mut self, out: &mut Effects) {
         let Some(a) = self.adaptive.as_mut() else {
             return;
         };
-        if !a.told_dead {
-            a.told_dead = true;
-            out.send(
-                Addr::Supervisor,
-                Msg::SiteStatus {
-                    dest: self.key.clone(),
-                    dead: true,
-                },
-            );
-        }
+        a.told_dead = true;
+        out.send(
+            Addr::Supervisor,
+            Msg::SiteStatus {
+                dest: self.key.clone(),
+                dead: true,
+            },
+        );
     }
 
     /// A delivery succeeded, or a flush revived the site: if the
@@ -219,11 +218,13 @@ impl Destination {
         true
     }
 
-    /// The probe of a dead site failed: its entry is held for the next.
+    /// The probe of a dead site failed: its entry is held for the next,
+    /// and the supervisor hears the site is still dead.
     pub(super) fn probe_failed(&mut self, now: Instant, out: &mut Effects) {
         if let Some(a) = self.adaptive.as_mut() {
             a.probe.failed();
         }
         self.arm_probe(now, out);
+        self.site_dead(out);
     }
 }

@@ -9,11 +9,16 @@
 //! with the message's age, so a long-failing message is tried ever less
 //! often and cannot crowd out new mail.
 //!
+//! Under `oqmgr_scheduling_policy = adaptive` the wait is stretched by a
+//! deterministic jitter (`crate::adaptive::retry_delay`), and a postponed
+//! message is due at once.
+//!
 //! # Compatibility
 //! `minimal_backoff_time`, `maximal_backoff_time`, `maximal_queue_lifetime`,
 //! `bounce_queue_lifetime` (null sender), the `W` warning stamp
 //! (`delay_warning_time`), FORCE_EXPIRE (`postsuper -e`).
 
+use crate::adaptive::{retry_delay, SchedulingPolicy};
 use crate::entry::MessageId;
 use crate::name::Name;
 use crate::params::GlobalParams;
@@ -97,6 +102,9 @@ pub struct Message {
     /// Some entry finished without deferral in this pass: there is
     /// something to report in a delay-cleared notice.
     pub finished_some: bool,
+    /// Adaptive policy: sent back to `deferred/` untried, due at once
+    /// (`crate::adaptive::backlog`).
+    pub postponed: bool,
 }
 
 impl Message {
@@ -128,10 +136,15 @@ impl Message {
         // against `W - 1` so a scan landing just before the stamp still warns.
         let warn = matches!(self.info.warning,
             Warning::Due(at) if now + Duration::from_secs(1) >= at);
-        Verdict::Defer {
-            until: now + backoff(now, self.info.create_time, p),
-            warn,
-        }
+        let wait = backoff(now, self.info.create_time, p);
+        let until = if self.postponed {
+            now
+        } else if p.scheduling_policy == SchedulingPolicy::Adaptive {
+            now + retry_delay(wait, &self.info.id, now)
+        } else {
+            now + wait
+        };
+        Verdict::Defer { until, warn }
     }
 }
 

@@ -195,6 +195,27 @@ pub enum TraceEvent {
     },
     /// A destination asked to be forgotten and was.
     Forget(DestKey),
+    /// Adaptive policy: a newly admitted message goes back to `deferred/`
+    /// untried, due at once, as its one destination holds more than its
+    /// share of the active queue.
+    Postpone {
+        /// Message.
+        message: MessageId,
+        /// Queue ID.
+        id: String,
+        /// Its destination.
+        dest: DestKey,
+        /// Messages that destination holds in memory.
+        held: u32,
+    },
+    /// Adaptive policy: the supervisor admits a deferred file it
+    /// remembered, for a destination with room.
+    Release {
+        /// The file's destination.
+        dest: DestKey,
+        /// Queue ID.
+        id: String,
+    },
     /// A message was deferred until its next attempt.
     Defer {
         /// Message.
@@ -321,6 +342,10 @@ impl fmt::Display for TraceEvent {
             }
             Discard { message, address } => write!(f, "discard {message} to=<{address}>"),
             Forget(dest) => write!(f, "forget {dest}"),
+            Postpone { message, id, dest, held } => {
+                write!(f, "postpone {message} id={id} dest={dest} held={held}")
+            }
+            Release { dest, id } => write!(f, "release {dest} id={id}"),
             Defer { message, id, until } => write!(f, "defer {message} id={id} until={until}"),
             Warn { message, id } => write!(f, "warn {message} id={id}"),
             DelayCleared { message, id } => write!(f, "delay-cleared {message} id={id}"),

@@ -14,7 +14,10 @@
 //! ceiling. A probe that succeeds raises the ceiling to the concurrency it
 //! proved; one that fails doubles the run of successes the next one
 //! waits for. At a fixed limit this costs one failed delivery per
-//! doubling run, not one per few successes.
+//! doubling run, not one per few successes. The highest ceiling held (the
+//! *peak*) and the patience there survive a failure that lowers the
+//! ceiling and the site's death: back below the peak, probes climb again
+//! after a short run.
 //!
 //! A destination that empties is forgotten, as in oqmgr, but its
 //! transport keeps what it learned in a [`CeilingMemory`] and hands it to
@@ -26,7 +29,7 @@
 //!   flight: [`Concurrency::window`] leaves no room above the ceiling
 //!   while one is;
 //! - the ceiling, once known, is at least 1;
-//! - `PROBE_BASE <= probe_after <= PROBE_MAX`.
+//! - `PROBE_BASE <= patience <= PROBE_MAX`.
 //!
 //! # Parameters
 //! The transport's `_destination_concurrency_limit` caps the window as in
@@ -36,8 +39,8 @@ use std::collections::BTreeMap;
 
 use crate::name::{FastMap, Name};
 
-/// Successes at the ceiling before the first probe, and again after a
-/// probe that succeeded.
+/// Successes at the ceiling before the first probe, before each probe
+/// below the peak, and before one above a new peak.
 pub const PROBE_BASE: u32 = 4;
 
 /// Most successes a probe waits for, however many failed before it.
@@ -49,8 +52,11 @@ pub struct Concurrency {
     /// Deliveries in flight that the site is known to bear; `None` until
     /// the first site failure (oqmgr's window rules until then).
     ceiling: Option<u32>,
-    /// Successes at the ceiling the next probe waits for.
-    probe_after: u32,
+    /// The highest ceiling held without a failed probe above it (0 while
+    /// none is known): below it, probes climb back quickly.
+    peak: u32,
+    /// Successes a probe at or above the peak waits for.
+    patience: u32,
     /// Successes since the last probe or failure.
     streak: u32,
     /// A probe is in flight.
@@ -68,7 +74,8 @@ impl Concurrency {
     pub fn new() -> Concurrency {
         Concurrency {
             ceiling: None,
-            probe_after: PROBE_BASE,
+            peak: 0,
+            patience: PROBE_BASE,
             streak: 0,
             probing: false,
         }
@@ -84,8 +91,18 @@ impl Concurrency {
     pub fn learned(&self) -> Option<Learned> {
         self.ceiling.map(|ceiling| Learned {
             ceiling,
-            probe_after: self.probe_after,
+            peak: self.peak,
+            patience: self.patience,
         })
+    }
+
+    /// Successes the next probe waits for: few while climbing back to the
+    /// peak, the patience at it.
+    fn probe_after(&self) -> u32 {
+        match self.ceiling {
+            Some(c) if c < self.peak => PROBE_BASE,
+            _ => self.patience,
+        }
     }
 
     /// The window to use: oqmgr's (`oqmgr_window`) while no ceiling is
@@ -94,7 +111,7 @@ impl Concurrency {
     pub fn window(&self, oqmgr_window: u32, limit: u32) -> u32 {
         let window = match self.ceiling {
             None => oqmgr_window,
-            Some(c) => c + u32::from(!self.probing && self.streak >= self.probe_after),
+            Some(c) => c + u32::from(!self.probing && self.streak >= self.probe_after()),
         };
         if limit > 0 {
             window.min(limit)
@@ -116,9 +133,13 @@ impl Concurrency {
     pub fn success(&mut self, started: u32, probe: bool) {
         if probe {
             self.probing = false;
-            self.ceiling = Some(self.ceiling.map_or(started, |c| c.max(started)));
-            self.probe_after = PROBE_BASE;
             self.streak = 0;
+            let c = self.ceiling.map_or(started, |c| c.max(started));
+            self.ceiling = Some(c);
+            if c > self.peak {
+                self.peak = c;
+                self.patience = PROBE_BASE;
+            }
         } else if self.ceiling.is_some() {
             self.streak = self.streak.saturating_add(1);
         }
@@ -129,46 +150,54 @@ impl Concurrency {
     pub fn failure(&mut self, started: u32, probe: bool) {
         self.streak = 0;
         if probe {
-            // The ceiling held: wait twice as long before the next try.
+            // The ceiling held: it is the peak now, and the next probe
+            // above it waits twice as long.
             self.probing = false;
-            self.probe_after = (self.probe_after * 2).min(PROBE_MAX);
+            self.peak = self.ceiling.unwrap_or(1);
+            self.patience = (self.patience * 2).min(PROBE_MAX);
             return;
         }
         // The site failed with `started - 1` others in flight: that many
         // is at most what it bears.
         let bound = started.saturating_sub(1).max(1);
-        self.ceiling = Some(self.ceiling.map_or(bound, |c| c.min(bound)));
+        let ceiling = self.ceiling.map_or(bound, |c| c.min(bound));
+        self.ceiling = Some(ceiling);
+        if self.peak == 0 {
+            self.peak = ceiling;
+        }
     }
 
     /// Starts from what an earlier destination of the same name learned
     /// (the transport's [`CeilingMemory`]).
     pub fn remember(&mut self, learned: Learned) {
         self.ceiling = Some(learned.ceiling.max(1));
-        self.probe_after = learned.probe_after.clamp(PROBE_BASE, PROBE_MAX);
+        self.peak = learned.peak;
+        self.patience = learned.patience.clamp(PROBE_BASE, PROBE_MAX);
         self.streak = 0;
         self.probing = false;
     }
 
     /// The site came back from the dead with `busy` deliveries in flight
-    /// (the probe that proved it, usually): start from there and climb one
-    /// probe at a time, so a backlog does not meet a connection limit all
-    /// at once.
+    /// (the probe that proved it, usually): start from there and climb
+    /// one probe at a time, quickly up to the peak and patiently above
+    /// it, so a backlog does not meet a connection limit all at once.
     pub fn revive(&mut self, busy: u32) {
         self.ceiling = Some(busy.max(1));
-        self.probe_after = PROBE_BASE;
         self.streak = 0;
         self.probing = false;
     }
 }
 
-/// What a destination learned of its site: the ceiling, and how many
-/// successes its next probe waits for.
+/// What a destination learned of its site ([`Concurrency`]'s state
+/// without its deliveries in flight).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Learned {
     /// Deliveries in flight the site bears.
     pub ceiling: u32,
-    /// Successes at the ceiling before the next probe.
-    pub probe_after: u32,
+    /// The highest ceiling held without a failed probe above it.
+    pub peak: u32,
+    /// Successes a probe at or above the peak waits for.
+    pub patience: u32,
 }
 
 /// What destinations that were forgotten learned, by queue name,
@@ -270,7 +299,8 @@ mod tests {
         let mut m = CeilingMemory::default();
         let learned = |ceiling| Learned {
             ceiling,
-            probe_after: PROBE_BASE,
+            peak: ceiling,
+            patience: PROBE_BASE,
         };
         for n in 0..CeilingMemory::LIMIT + 2 {
             m.store(&Name::from(format!("d{n}").as_str()), learned(5));
