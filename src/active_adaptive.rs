@@ -15,11 +15,14 @@
 //!   `ALL` flag (it may be stamped later than now: its site came back, or
 //!   it was postponed).
 
+use std::collections::BTreeMap;
+
 use super::{Feed, Supervisor};
 use crate::effect::{DestKey, Effect, Effects, LogLevel};
 use crate::entry::MessageId;
 use crate::message::{Message, Verdict};
 use crate::name::Name;
+use crate::params::Params;
 use crate::route::{PlannedEntry, ERROR, RETRY};
 use crate::scan::{QueueName, ScanFlags};
 use crate::time::Instant;
@@ -84,16 +87,9 @@ impl Supervisor {
             return false;
         }
         let hold = self.global.minimal_backoff_time;
-        let limit = self.global.message_active_limit;
-        let (params, bounds) = (&self.params, &mut self.bounds);
+        let mut bound =
+            |dest: &DestKey| pacing_bound(concurrency_limit(&self.params, &mut self.bounds, dest));
         let b = self.backlog.as_mut().expect("checked above");
-        let holding = b.holding();
-        let mut bound = |dest: &DestKey| {
-            let concurrency = *bounds
-                .entry(dest.transport.clone())
-                .or_insert_with(|| params.transport(&dest.transport).0.dest_concurrency_limit);
-            pacing_bound(concurrency, limit, holding)
-        };
         let Some((id, dest)) = b.release(now, hold, &mut bound) else {
             return false;
         };
@@ -128,13 +124,14 @@ impl Supervisor {
     ) -> bool {
         let limit = self.global.message_active_limit;
         let active = self.messages.len() as u64 + 1;
-        let Some(b) = self.backlog.as_mut() else {
-            return false;
-        };
         let Some(first) = planned.first() else {
             return false;
         };
         let dest = &first.dest;
+        let pace = pacing_bound(concurrency_limit(&self.params, &mut self.bounds, dest));
+        let Some(b) = self.backlog.as_mut() else {
+            return false;
+        };
         if !flags.is_empty()
             || dest.transport == RETRY
             || dest.transport == ERROR
@@ -145,7 +142,7 @@ impl Supervisor {
             return false;
         }
         let (held, holding) = b.load(dest);
-        if held < fair_share(limit, holding) {
+        if held < fair_share(limit, holding).max(pace) {
             return false;
         }
         b.routed(id, dest);
@@ -175,10 +172,17 @@ fn fair_share(limit: u32, holding: usize) -> u32 {
 }
 
 /// How many messages a destination may hold in memory before its
-/// remembered files wait: twice its concurrency limit (`concurrency`, 0
-/// for none: then 2 x 20, Postfix's default limit), and never more than
-/// its fair share.
-fn pacing_bound(concurrency: u32, limit: u32, holding: usize) -> u32 {
-    let pace = 2 * if concurrency == 0 { 20 } else { concurrency };
-    pace.min(fair_share(limit, holding)).max(1)
+/// remembered files wait, and below which none of its mail is postponed:
+/// twice its concurrency limit (`concurrency`, 0 for none: then 2 x 20,
+/// Postfix's default limit), enough to keep its window full.
+fn pacing_bound(concurrency: u32) -> u32 {
+    2 * if concurrency == 0 { 20 } else { concurrency }
+}
+
+/// The concurrency limit of `dest`'s transport, resolved once per
+/// transport into `cache`.
+fn concurrency_limit(params: &Params, cache: &mut BTreeMap<Name, u32>, dest: &DestKey) -> u32 {
+    *cache
+        .entry(dest.transport.clone())
+        .or_insert_with(|| params.transport(&dest.transport).0.dest_concurrency_limit)
 }

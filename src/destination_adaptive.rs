@@ -82,19 +82,28 @@ impl Destination {
         }
     }
 
-    /// Starts from the ceiling an earlier destination of this name learned.
+    /// Starts from what an earlier destination of this name learned: its
+    /// ceiling, and its failed cohorts since its last success.
     pub(super) fn remember(&mut self, learned: Learned) {
         let limit = self.params.dest_concurrency_limit;
         if let Some(a) = self.adaptive.as_mut() {
+            self.fail_cohorts = learned.fail_cohorts;
             a.window.remember(learned);
             self.window = a.window.window(self.window, limit).max(1);
         }
     }
 
-    /// About to ask to be forgotten: the transport keeps the ceiling
+    /// About to ask to be forgotten: the transport keeps what was
     /// learned, for the next destination of this name.
     pub(super) fn tell_learned(&self, out: &mut Effects) {
-        if let Some(learned) = self.adaptive.as_ref().and_then(|a| a.window.learned()) {
+        let Some(a) = self.adaptive.as_ref() else {
+            return;
+        };
+        let learned = Learned {
+            fail_cohorts: self.fail_cohorts,
+            ..a.window.learned()
+        };
+        if learned.is_news() {
             out.send(
                 Addr::Transport(self.key.transport.clone()),
                 Msg::Learned {

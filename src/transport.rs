@@ -60,7 +60,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::adaptive::window::CeilingMemory;
+use crate::adaptive::window::SiteMemory;
 use crate::destination::reroute;
 use crate::effect::{Addr, DestId, DestKey, Effect, Effects, Msg, Timer};
 use crate::entry::{AgentId, Dsn, Entry};
@@ -128,9 +128,9 @@ pub struct Transport {
     /// Most destinations kept in memory while dead and empty (the
     /// dead-destination cache), `2 × qmgr_message_recipient_limit`.
     dead_cache_limit: usize,
-    /// Adaptive policy: ceilings of forgotten destinations (empty under
+    /// Adaptive policy: what forgotten destinations learned (empty under
     /// oqmgr's, whose destinations send none).
-    learned: CeilingMemory,
+    learned: SiteMemory,
 }
 
 impl Transport {
@@ -162,7 +162,7 @@ impl Transport {
             total_slots: 0,
             spawned: 0,
             dead_cache_limit,
-            learned: CeilingMemory::default(),
+            learned: SiteMemory::default(),
         }
     }
 

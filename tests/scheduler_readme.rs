@@ -10,7 +10,7 @@
 use oqmgr::sim::first_pass::FirstPass;
 use oqmgr::sim::{simulate, Options};
 
-use crate::support::{load, settings};
+use crate::support::{first_comment, load, settings};
 
 /// The number after `# {label}: deferred ` in the scenario's comment,
 /// if it has that line.
@@ -43,13 +43,7 @@ fn rows() {
         );
         let mut s = settings();
         s.set_input_file(path);
-        s.set_description(
-            text.lines()
-                .take_while(|l| l.starts_with('#'))
-                .map(|l| l.trim_start_matches('#').trim())
-                .collect::<Vec<_>>()
-                .join(" "),
-        );
+        s.set_description(first_comment(path));
         s.bind(|| insta::assert_snapshot!(format!("first pass: {pass}\n\n{summary}")));
     });
 }

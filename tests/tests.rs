@@ -1,5 +1,6 @@
 //! The one integration-test binary of the core (ripgrep's layout).
 
+mod adaptive;
 mod doc_citations;
 mod feedback;
 mod params;

@@ -4,7 +4,7 @@
 
 use oqmgr::sim::{simulate, Options};
 
-use crate::support::{load, settings};
+use crate::support::{first_comment, load, settings};
 
 #[test]
 fn scenarios() {
@@ -16,17 +16,6 @@ fn scenarios() {
         s.set_description(first_comment(path));
         s.bind(|| insta::assert_snapshot!(format!("{trace}\n{summary}")));
     });
-}
-
-/// The scenario's goal, from its opening comment, for the snapshot header.
-fn first_comment(path: &std::path::Path) -> String {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .take_while(|l| l.starts_with('#'))
-        .map(|l| l.trim_start_matches('#').trim())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[test]

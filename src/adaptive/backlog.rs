@@ -213,11 +213,6 @@ impl Backlog {
         (held, self.holding)
     }
 
-    /// Destinations holding at least one message in memory.
-    pub fn holding(&self) -> usize {
-        self.holding
-    }
-
     /// True when another file can be remembered.
     pub fn has_room(&self) -> bool {
         self.files.len() < Self::LIMIT

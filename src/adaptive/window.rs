@@ -20,7 +20,7 @@
 //! after a short run.
 //!
 //! A destination that empties is forgotten, as in oqmgr, but its
-//! transport keeps what it learned in a [`CeilingMemory`] and hands it to
+//! transport keeps what it learned in a [`SiteMemory`] and hands it to
 //! the next destination of the same name, so a site that receives mail in
 //! bursts does not meet its connection limit anew with each burst.
 //!
@@ -86,14 +86,15 @@ impl Concurrency {
         self.ceiling
     }
 
-    /// What a later destination of the same name should start from, once
-    /// a ceiling is known.
-    pub fn learned(&self) -> Option<Learned> {
-        self.ceiling.map(|ceiling| Learned {
-            ceiling,
+    /// What a later destination of the same name should start from (the
+    /// destination adds its failed cohorts).
+    pub fn learned(&self) -> Learned {
+        Learned {
+            ceiling: self.ceiling,
             peak: self.peak,
             patience: self.patience,
-        })
+            fail_cohorts: 0.0,
+        }
     }
 
     /// Successes the next probe waits for: few while climbing back to the
@@ -157,9 +158,14 @@ impl Concurrency {
             self.patience = (self.patience * 2).min(PROBE_MAX);
             return;
         }
+        if started <= 1 {
+            // A delivery that failed alone says the site is unwell, not
+            // how many sessions it bears.
+            return;
+        }
         // The site failed with `started - 1` others in flight: that many
         // is at most what it bears.
-        let bound = started.saturating_sub(1).max(1);
+        let bound = started - 1;
         let ceiling = self.ceiling.map_or(bound, |c| c.min(bound));
         self.ceiling = Some(ceiling);
         if self.peak == 0 {
@@ -168,9 +174,9 @@ impl Concurrency {
     }
 
     /// Starts from what an earlier destination of the same name learned
-    /// (the transport's [`CeilingMemory`]).
+    /// (the transport's [`SiteMemory`]).
     pub fn remember(&mut self, learned: Learned) {
-        self.ceiling = Some(learned.ceiling.max(1));
+        self.ceiling = learned.ceiling.map(|c| c.max(1));
         self.peak = learned.peak;
         self.patience = learned.patience.clamp(PROBE_BASE, PROBE_MAX);
         self.streak = 0;
@@ -188,27 +194,40 @@ impl Concurrency {
     }
 }
 
-/// What a destination learned of its site ([`Concurrency`]'s state
-/// without its deliveries in flight).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a destination learned of its site: [`Concurrency`]'s state
+/// without its deliveries in flight, and the failed pseudo-cohorts since
+/// its last success, so that a site whose every delivery fails is
+/// declared dead even when each of them is tried by a destination of its
+/// own (one that emptied and was forgotten in between).
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Learned {
-    /// Deliveries in flight the site bears.
-    pub ceiling: u32,
+    /// Deliveries in flight the site bears, if known.
+    pub ceiling: Option<u32>,
     /// The highest ceiling held without a failed probe above it.
     pub peak: u32,
     /// Successes a probe at or above the peak waits for.
     pub patience: u32,
+    /// Failed pseudo-cohorts since the last success (oqmgr's count,
+    /// `crate::destination`).
+    pub fail_cohorts: f64,
+}
+
+impl Learned {
+    /// True when it says something a new destination would not know.
+    pub fn is_news(&self) -> bool {
+        self.ceiling.is_some() || self.fail_cohorts > 0.0
+    }
 }
 
 /// What destinations that were forgotten learned, by queue name,
 /// for the next destination of the same name (a transport keeps one).
 ///
 /// # Invariants
-/// - at most [`CeilingMemory::LIMIT`] names are kept; the one stored
+/// - at most [`SiteMemory::LIMIT`] names are kept; the one stored
 ///   longest ago goes first;
 /// - `by_age` and `by_name` hold the same names.
 #[derive(Debug, Default)]
-pub struct CeilingMemory {
+pub struct SiteMemory {
     /// What was learned and its storage stamp, by queue name (looked up,
     /// never walked).
     by_name: FastMap<Name, (Learned, u64)>,
@@ -218,7 +237,7 @@ pub struct CeilingMemory {
     next: u64,
 }
 
-impl CeilingMemory {
+impl SiteMemory {
     /// Most names remembered.
     pub const LIMIT: usize = 10_000;
 
@@ -296,13 +315,14 @@ mod tests {
 
     #[test]
     fn the_memory_keeps_the_latest_names() {
-        let mut m = CeilingMemory::default();
+        let mut m = SiteMemory::default();
         let learned = |ceiling| Learned {
-            ceiling,
+            ceiling: Some(ceiling),
             peak: ceiling,
             patience: PROBE_BASE,
+            fail_cohorts: 0.0,
         };
-        for n in 0..CeilingMemory::LIMIT + 2 {
+        for n in 0..SiteMemory::LIMIT + 2 {
             m.store(&Name::from(format!("d{n}").as_str()), learned(5));
         }
         m.store(&Name::from("d2"), learned(3));
@@ -323,7 +343,12 @@ mod tests {
         c.failure(9, false);
         c.failure(4, false);
         assert_eq!(c.ceiling(), Some(3));
+        c.failure(2, false);
+        assert_eq!(c.ceiling(), Some(1));
         c.failure(1, false);
-        assert_eq!(c.ceiling(), Some(1), "never below one");
+        assert_eq!(c.ceiling(), Some(1), "a lone failure teaches nothing");
+        let mut fresh = Concurrency::new();
+        fresh.failure(1, false);
+        assert_eq!(fresh.ceiling(), None);
     }
 }

@@ -23,6 +23,7 @@
 //! scenario's `until` (7 days by default), or after `max_steps` events.
 
 pub mod first_pass;
+pub mod measure;
 pub mod report;
 pub mod rng;
 pub mod scenario;

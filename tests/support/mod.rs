@@ -30,3 +30,15 @@ pub fn load(path: &Path) -> Scenario {
     }
     scenario
 }
+
+/// A scenario's opening `#` comment (its goal and method) as one line, for
+/// a snapshot's description.
+pub fn first_comment(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| l.trim_start_matches('#').trim())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
