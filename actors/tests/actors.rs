@@ -51,6 +51,20 @@ fn compare(name: &str, toml: &str, kinds: &[&str]) -> String {
     let s = scenario(toml);
     let sim = simulate(&s);
     let act = run_actors(&s);
+    // The supervisor's releases (adaptive policy), in its own order: at
+    // one instant they may interleave with destinations' lines differently.
+    let releases = |trace: &[String]| -> Vec<String> {
+        trace
+            .iter()
+            .filter(|l| l.split_whitespace().nth(1) == Some("release"))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        releases(&act.trace),
+        releases(&sim.trace),
+        "{name}: releases differ (left: actors, right: simulator)"
+    );
     if std::env::var_os("DUMP_TRACES").is_some() {
         std::fs::write(format!("/tmp/{name}.sim"), sim.trace.join("\n")).unwrap();
         std::fs::write(format!("/tmp/{name}.act"), act.trace.join("\n")).unwrap();
@@ -202,8 +216,9 @@ fn round_robin_across_unequal_backlogs() {
 /// agent cannot be reached (the transport dies, mail goes to `retry`), a
 /// flush trigger reviving a dead destination early, a destination rate
 /// delay (suspend/resume timers in the destination actor), a forgotten
-/// destination's timer outliving it, and a tiny
-/// active queue (admission limits in the supervisor).
+/// destination's timer outliving it, a tiny
+/// active queue (admission limits in the supervisor), and the adaptive
+/// policy's probes, releases and postponements.
 #[test]
 fn other_scenarios_agree() {
     let cases = [
@@ -304,6 +319,68 @@ fn other_scenarios_agree() {
             latency = { dist = "fixed", value = "700ms" }
             "#,
         ),
+        (
+            // The adaptive policy: a learned 421 limit and probes above it.
+            "adaptive_limiter",
+            r#"
+            seed = 9
+            [params]
+            oqmgr_scheduling_policy = "adaptive"
+            [[arrivals]]
+            count = 30
+            domains = ["limited.example"]
+            [transports.smtp]
+            connect = "1ms"
+            [destinations."limited.example"]
+            latency = { dist = "fixed", value = "1s" }
+            connection_limit = 5
+            "#,
+        ),
+        (
+            // The adaptive policy: a dead site probed with a held entry
+            // (destination timers), told dead and back to the supervisor,
+            // its deferred files released through the deferred scanner.
+            "adaptive_probe",
+            r#"
+            seed = 10
+            [params]
+            oqmgr_scheduling_policy = "adaptive"
+            [[arrivals]]
+            count = 12
+            every = "50ms"
+            domains = ["flaky.example"]
+            [transports.smtp]
+            connect = "1ms"
+            [transports.retry]
+            connect = "1ms"
+            [destinations."flaky.example"]
+            latency = { dist = "fixed", value = "1s" }
+            outages = [{ from = "0s", to = "40s" }]
+            "#,
+        ),
+        (
+            // The adaptive policy: postponement from a full active queue
+            // and releases taking turns.
+            "adaptive_postpone",
+            r#"
+            seed = 11
+            [params]
+            oqmgr_scheduling_policy = "adaptive"
+            qmgr_message_active_limit = 8
+            default_destination_concurrency_limit = 2
+            initial_destination_concurrency = 2
+            [[arrivals]]
+            count = 16
+            domains = ["big.example"]
+            [[arrivals]]
+            count = 4
+            domains = ["small.example"]
+            [transports.smtp]
+            connect = "1ms"
+            [destinations."*"]
+            latency = { dist = "fixed", value = "1s" }
+            "#,
+        ),
     ];
     for (name, toml) in cases {
         let text = compare(
@@ -318,6 +395,7 @@ fn other_scenarios_agree() {
                 "reroute",
                 "suspend",
                 "resume",
+                "probe",
             ],
         );
         assert!(text.contains("select"), "{name}: {text}");

@@ -50,7 +50,7 @@
 //! `maximal_backoff_time` (how long a dead site's files wait), the
 //! transports' `_destination_concurrency_limit` (the pacing bound).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound::{Excluded, Unbounded};
 
 use crate::effect::DestKey;
@@ -74,8 +74,9 @@ struct Memo {
 /// One destination's remembered files and what it holds in memory.
 #[derive(Clone, Debug, Default)]
 struct Site {
-    /// Remembered queue IDs, in the order they were deferred.
-    ids: VecDeque<Name>,
+    /// Remembered queue IDs, in the order they were deferred, those of one
+    /// instant by queue ID (two hosts may finish them in another order).
+    ids: BTreeSet<(Instant, Name)>,
     /// Messages in the active queue with an entry for it.
     in_memory: u32,
     /// It came back from the dead at this time: every file remembered
@@ -173,7 +174,7 @@ impl Backlog {
             .entry(dest.clone())
             .or_default()
             .ids
-            .push_back(id.clone());
+            .insert((now, id.clone()));
         true
     }
 
@@ -188,7 +189,7 @@ impl Backlog {
     pub fn forget(&mut self, id: &Name) {
         if let Some(memo) = self.files.remove(id) {
             if let Some(site) = self.sites.get_mut(&memo.dest) {
-                site.ids.retain(|i| i != id);
+                site.ids.remove(&(memo.since, id.clone()));
             }
             self.forget_idle(&[memo.dest]);
         }
@@ -242,7 +243,7 @@ impl Backlog {
         let found = after
             .chain(upto.take(take))
             .find(|(dest, site)| {
-                let Some(id) = site.ids.front() else {
+                let Some((_, id)) = site.ids.first() else {
                     return false;
                 };
                 let memo = &self.files[id];
@@ -263,7 +264,7 @@ impl Backlog {
             }
         }
         let site = self.sites.get_mut(&found).expect("found above");
-        let id = site.ids.pop_front().expect("found above");
+        let (_, id) = site.ids.pop_first().expect("found above");
         self.files.remove(&id);
         self.cursor = Some(found.clone());
         self.forget_idle(std::slice::from_ref(&found));

@@ -95,7 +95,9 @@ impl Handler<TraceLine> for Sink {
         // The same concurrency figures the simulator keeps, from the same
         // decisions as seen in the trace.
         match &line.event {
-            TraceEvent::Select { dest, .. } => self.stats.lock().unwrap().select(line.at, dest),
+            TraceEvent::Select { dest, .. } | TraceEvent::Probe { dest, .. } => {
+                self.stats.lock().unwrap().select(line.at, dest)
+            }
             TraceEvent::Done { dest, .. } => self.stats.lock().unwrap().done(line.at, dest),
             _ => {}
         }
@@ -425,7 +427,7 @@ pub fn per_destination(trace: &[String], kinds: &[&str]) -> BTreeMap<String, Vec
             // transport's bookkeeping and may differ (see tests/actors.rs).
             let text: Vec<&str> = line
                 .split_whitespace()
-                .filter(|w| !(kind == "select" && is_agent(w)))
+                .filter(|w| !(matches!(kind, "select" | "probe") && is_agent(w)))
                 .collect();
             out.entry(dest.to_string())
                 .or_default()
