@@ -5,5 +5,6 @@ mod doc_citations;
 mod feedback;
 mod params;
 mod scheduler_readme;
+mod series;
 mod support;
 mod trace;

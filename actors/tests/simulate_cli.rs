@@ -74,3 +74,55 @@ fn the_binary_runs_the_builtin_scenario_and_refuses_bad_options() {
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("`bogus`"));
 }
+
+#[test]
+fn plot_draws_an_svg_and_o_sets_a_parameter() {
+    let bin = env!("CARGO_BIN_EXE_oqmgr");
+    let file = scenario_file(
+        "plot.toml",
+        "[[arrivals]]\ncount = 30\ndomains = [\"limited.example\"]\n\
+         [destinations.\"limited.example\"]\nconnection_limit = 5\n",
+    );
+    let svg = file.with_extension("svg");
+    let out = Command::new(bin)
+        .arg("simulate")
+        .arg(&file)
+        .args([
+            "--summary-only",
+            "-o",
+            "oqmgr_scheduling_policy=adaptive",
+            "--plot",
+        ])
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !stdout.contains(" select "),
+        "--summary-only prints no trace"
+    );
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        picture.starts_with("<svg"),
+        "{}",
+        &picture[..60.min(picture.len())]
+    );
+    assert!(picture.contains("smtp:limited.example: window and deliveries in flight"));
+    let bad = Command::new(bin)
+        .arg("simulate")
+        .arg(&file)
+        .args(["-o", "oqmgr_scheduling_policy=fast"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("bad oqmgr_scheduling_policy value: fast"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

@@ -27,6 +27,7 @@ pub mod measure;
 pub mod report;
 pub mod rng;
 pub mod scenario;
+pub mod series;
 pub mod world;
 
 mod attempt;

@@ -11,9 +11,11 @@
 //! `-V` stays master's "log to stderr" and `-v` its verbose switch.
 //!
 //! One module per subcommand: [`simulate_command`] (`oqmgr simulate`, the
-//! simulator, `docs/simulator.md`) and [`check_command`] (`oqmgr check`).
+//! simulator, `docs/simulator.md`, with [`plot`] for `--plot`) and
+//! [`check_command`] (`oqmgr check`).
 
 pub mod check_command;
+pub mod plot;
 pub mod simulate_command;
 
 use clap::{Parser, Subcommand};

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use figment::providers::{Format, Toml};
 use figment::Figment;
-use oqmgr::sim::scenario::Scenario;
+use oqmgr::sim::scenario::{toml_value::Value, Scenario};
+use oqmgr::sim::series::Series;
 use oqmgr::sim::{simulate, Options};
 
 /// Reads a scenario file.
@@ -44,6 +45,21 @@ pub fn load_scenario(path: &Path) -> Result<Scenario, String> {
     Ok(scenario)
 }
 
+/// `scenario` with each `name=value` of `overrides` set in its `[params]`,
+/// checked again.
+fn with_overrides(mut scenario: Scenario, overrides: &[String]) -> Result<Scenario, String> {
+    for o in overrides {
+        let (name, value) = o
+            .split_once('=')
+            .ok_or_else(|| format!("-o {o}: expected name=value"))?;
+        scenario
+            .params
+            .insert(name.trim().into(), Value::Text(value.trim().into()));
+    }
+    scenario.check().map_err(|why| format!("-o: {why}"))?;
+    Ok(scenario)
+}
+
 /// `oqmgr simulate`'s options.
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct SimulateArgs {
@@ -56,6 +72,15 @@ pub struct SimulateArgs {
     /// Print the summary only, not the trace.
     #[arg(long)]
     pub summary_only: bool,
+    /// A main.cf parameter over the scenario's `[params]` (such as
+    /// `oqmgr_scheduling_policy=adaptive`); repeatable.
+    #[arg(short = 'o', value_name = "name=value")]
+    pub overrides: Vec<String>,
+    /// Draw the schedule (per destination: window, deliveries in flight,
+    /// deliveries and deferrals so far, window cuts and raises, probes,
+    /// dead periods) into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
 }
 
 /// Runs `oqmgr simulate`; returns the exit code.
@@ -70,15 +95,38 @@ pub fn main(args: SimulateArgs) -> i32 {
         },
         None => Scenario::builtin(),
     };
+    let scenario = match with_overrides(scenario, &args.overrides) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("oqmgr simulate: {e}");
+            return 2;
+        }
+    };
     let options = Options {
         seed: args.seed,
-        trace: !args.summary_only,
+        // The picture is drawn from the trace.
+        trace: !args.summary_only || args.plot.is_some(),
         ..Options::default()
     };
     let (trace, summary) = simulate(scenario, options);
-    print!("{trace}");
-    if !trace.is_empty() {
-        println!();
+    if let Some(path) = &args.plot {
+        let mut title = match &args.file {
+            Some(file) => format!("oqmgr simulate {}", file.display()),
+            None => "oqmgr simulate (built-in scenario)".to_string(),
+        };
+        for o in &args.overrides {
+            title.push_str(&format!(" -o {o}"));
+        }
+        if let Err(e) = super::plot::draw(&Series::from_trace(&trace), &title, path) {
+            eprintln!("oqmgr simulate: {e}");
+            return 1;
+        }
+    }
+    if !args.summary_only {
+        print!("{trace}");
+        if !trace.is_empty() {
+            println!();
+        }
     }
     print!("{summary}");
     0
