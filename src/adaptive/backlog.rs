@@ -285,3 +285,116 @@ impl Backlog {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dest(name: &str) -> DestKey {
+        DestKey {
+            transport: "smtp".into(),
+            queue: name.into(),
+        }
+    }
+
+    fn at(secs: u64) -> Instant {
+        Instant::from_secs(secs)
+    }
+
+    /// Files `ids` remembered for `d`, deferred at `now` until `due`.
+    fn remember(b: &mut Backlog, d: &DestKey, ids: &[&str], due: u64, now: u64) {
+        for id in ids {
+            let expires = at(5 * 86400);
+            assert!(b.remember(&Name::from(*id), d, (at(due), expires), at(now)));
+        }
+    }
+
+    fn release(b: &mut Backlog, now: u64, bound: u32) -> Option<String> {
+        b.release(at(now), Duration::from_secs(300), &mut |_| bound)
+            .map(|(id, _)| id.to_string())
+    }
+
+    #[test]
+    fn due_files_come_back_in_deferral_order_and_scans_pass_them_by() {
+        let mut b = Backlog::default();
+        let a = dest("a.example");
+        remember(&mut b, &a, &["Q3", "Q1"], 100, 10);
+        remember(&mut b, &a, &["Q2"], 100, 20);
+        assert!(b.skips(&Name::from("Q1")));
+        assert_eq!(release(&mut b, 50, 10), None, "not due yet");
+        let order: Vec<_> = std::iter::from_fn(|| release(&mut b, 100, 10)).collect();
+        assert_eq!(order, ["Q1", "Q3", "Q2"], "one instant by queue ID");
+        assert!(!b.skips(&Name::from("Q1")));
+    }
+
+    #[test]
+    fn a_dead_site_keeps_its_files_but_one_probe_after_the_hold() {
+        let mut b = Backlog::default();
+        let a = dest("a.example");
+        remember(&mut b, &a, &["Q1", "Q2", "Q3"], 100, 10);
+        b.site_status(&a, true, at(90), Duration::from_secs(300));
+        assert_eq!(release(&mut b, 200, 10), None, "dead: held past due");
+        assert_eq!(release(&mut b, 390, 10).as_deref(), Some("Q1"), "one probe");
+        assert_eq!(release(&mut b, 391, 10), None, "and the hold starts again");
+        b.site_status(&a, false, at(400), Duration::from_secs(300));
+        assert_eq!(release(&mut b, 400, 10).as_deref(), Some("Q2"));
+    }
+
+    #[test]
+    fn a_site_back_gets_its_files_at_once_but_paced() {
+        let mut b = Backlog::default();
+        let a = dest("a.example");
+        remember(&mut b, &a, &["Q1", "Q2", "Q3"], 5000, 10);
+        b.site_status(&a, true, at(10), Duration::from_secs(300));
+        b.site_status(&a, false, at(60), Duration::from_secs(300));
+        let m = MessageId(1);
+        assert_eq!(
+            release(&mut b, 60, 1).as_deref(),
+            Some("Q1"),
+            "due at revival"
+        );
+        b.routed(m, &a);
+        assert_eq!(release(&mut b, 60, 1), None, "holds its bound");
+        assert_eq!(b.finished(at(61), m, true), Some(a.clone()));
+        assert_eq!(release(&mut b, 61, 1).as_deref(), Some("Q2"));
+    }
+
+    #[test]
+    fn destinations_take_turns() {
+        let mut b = Backlog::default();
+        let (a, c) = (dest("a.example"), dest("c.example"));
+        remember(&mut b, &a, &["A1", "A2"], 0, 1);
+        remember(&mut b, &c, &["C1", "C2"], 0, 1);
+        let order: Vec<_> = std::iter::from_fn(|| release(&mut b, 10, 10)).collect();
+        assert_eq!(order, ["A1", "C1", "A2", "C2"]);
+    }
+
+    #[test]
+    fn an_expired_message_is_not_held_for_a_dead_site() {
+        let mut b = Backlog::default();
+        let a = dest("a.example");
+        let expires = at(1000);
+        assert!(b.remember(&Name::from("Q1"), &a, (at(100), expires), at(10)));
+        b.site_status(&a, true, at(999), Duration::from_secs(300));
+        assert_eq!(release(&mut b, 999, 10), None);
+        assert_eq!(release(&mut b, 1000, 10).as_deref(), Some("Q1"));
+    }
+
+    #[test]
+    fn loads_count_messages_per_destination() {
+        let mut b = Backlog::default();
+        let (a, c) = (dest("a.example"), dest("c.example"));
+        b.routed(MessageId(1), &a);
+        b.routed(MessageId(1), &a);
+        b.routed(MessageId(2), &a);
+        b.routed(MessageId(2), &c);
+        assert_eq!(b.load(&a), (2, 2));
+        assert_eq!(
+            b.finished(at(1), MessageId(2), false),
+            None,
+            "two destinations"
+        );
+        assert_eq!(b.load(&a), (1, 1));
+        assert_eq!(b.load(&c), (0, 1));
+    }
+}

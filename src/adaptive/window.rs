@@ -314,6 +314,31 @@ mod tests {
     }
 
     #[test]
+    fn back_from_the_dead_it_climbs_fast_to_the_peak_then_patiently() {
+        let mut c = Concurrency::new();
+        c.failure(6, false);
+        for _ in 0..PROBE_BASE {
+            c.success(5, false);
+        }
+        assert!(c.start(6));
+        c.failure(6, true);
+        assert_eq!(c.learned().patience, 2 * PROBE_BASE);
+        c.revive(1);
+        for level in 2..=5 {
+            for _ in 0..PROBE_BASE {
+                c.success(level - 1, false);
+            }
+            assert_eq!(c.window(9, 20), level, "below the peak: after {PROBE_BASE}");
+            assert!(c.start(level));
+            c.success(level, true);
+        }
+        for _ in 0..PROBE_BASE {
+            c.success(5, false);
+        }
+        assert_eq!(c.window(9, 20), 5, "at the peak the old patience holds");
+    }
+
+    #[test]
     fn the_memory_keeps_the_latest_names() {
         let mut m = SiteMemory::default();
         let learned = |ceiling| Learned {

@@ -17,6 +17,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::settings::Settings;
+use oqmgr::adaptive::SchedulingPolicy;
+
 use crate::postfix::dialect::Dialect;
 use crate::postfix::queue_id::QueueHashing;
 
@@ -47,6 +49,10 @@ pub struct Site {
     pub minimal_backoff: Duration,
     /// `soft_bounce`: custom transports defer what they would bounce.
     pub soft_bounce: bool,
+    /// `oqmgr_scheduling_policy = adaptive`: a dead site's probe may be
+    /// deferred and then delivered in one stay in `active/`, so a file
+    /// removed as done may leave a defer log behind, which goes with it.
+    pub adaptive: bool,
 }
 
 impl Site {
@@ -66,6 +72,7 @@ impl Site {
             smtputf8_enable: settings.smtputf8_enable,
             minimal_backoff: Duration::from_millis(global.minimal_backoff_time.as_millis()),
             soft_bounce: settings.soft_bounce,
+            adaptive: global.scheduling_policy == SchedulingPolicy::Adaptive,
         }
     }
 

@@ -364,6 +364,15 @@ fn remove(site: &Site, id: &str) {
             ),
         ),
     }
+    if site.adaptive {
+        // The records of probes that failed before one got through.
+        match fs::remove_file(site.path("defer", id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                tracing::warn!("{id}: remove defer log: {}", errno_text(&e));
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Postfix's answer to a queue directory it cannot change: a fatal (master

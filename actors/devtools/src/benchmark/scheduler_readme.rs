@@ -28,7 +28,9 @@
 //!
 //! # Running it
 //! `oqmgr-scheduler-readme [--recipients N] [--runs R] [--feedback LIST]
-//! [--cohort-limit L] [--ours PATH] [--parent DIR]` ([`Args`]); about five
+//! [--cohort-limit L] [--ours PATH] [--parent DIR] [--adaptive]`
+//! ([`Args`]; `--adaptive` adds ours under `oqmgr_scheduling_policy =
+//! adaptive`, whose row is reported, not held to oqmgr's); about five
 //! minutes per run with 2,000 recipients. Needs root. Results and their
 //! reading: docs/scheduler-readme-reproduction.md.
 //!
@@ -89,8 +91,14 @@ fn receiver(setup: &Setup) -> Result<Sandbox, String> {
         .map_err(|e| format!("receiving instance: {e}"))
 }
 
-/// The sending instance with `qmgr`, relaying to `port`.
-fn sender(qmgr: &QmgrChoice, port: u16, setup: &Setup) -> Result<Sandbox, String> {
+/// The sending instance with `qmgr` under `policy` (ours only: Postfix
+/// ignores the parameter), relaying to `port`.
+fn sender(
+    qmgr: &QmgrChoice,
+    policy: Option<&str>,
+    port: u16,
+    setup: &Setup,
+) -> Result<Sandbox, String> {
     let mut b = builder(setup)
         .qmgr(qmgr.clone())
         .main_cf("relayhost", format!("[127.0.0.1]:{port}"))
@@ -112,6 +120,9 @@ fn sender(qmgr: &QmgrChoice, port: u16, setup: &Setup) -> Result<Sandbox, String
             "default_destination_concurrency_failed_cohort_limit",
             limit.to_string(),
         );
+    }
+    if let Some(policy) = policy {
+        b = b.main_cf("oqmgr_scheduling_policy", policy);
     }
     b.start().map_err(|e| format!("sending instance: {e}"))
 }
@@ -158,13 +169,13 @@ fn number_after(line: &str, name: &str) -> Option<u32> {
     line[at..].split(' ').next()?.parse().ok()
 }
 
-/// Runs the experiment once with `qmgr` and returns its first pass.
-pub fn run(qmgr: &QmgrChoice, setup: &Setup) -> Result<FirstPass, String> {
+/// Runs the experiment once with `contender` and returns its first pass.
+pub fn run(contender: &Contender, setup: &Setup) -> Result<FirstPass, String> {
     let recv = receiver(setup)?;
     let port = recv
         .smtpd_port()
         .ok_or("the receiving instance has no smtpd")?;
-    let send = sender(qmgr, port, setup)?;
+    let send = sender(&contender.qmgr, contender.policy, port, setup)?;
     let recipients: Vec<String> = (1..=setup.recipients)
         .map(|i| format!("user{i}@{DOMAIN}"))
         .collect();
@@ -200,12 +211,40 @@ pub fn run(qmgr: &QmgrChoice, setup: &Setup) -> Result<FirstPass, String> {
     Ok(pass)
 }
 
-/// The queue managers compared, by label.
-pub fn contenders(ours: PathBuf) -> Vec<(&'static str, QmgrChoice)> {
-    vec![
-        ("Postfix oqmgr", QmgrChoice::PostfixOqmgr),
-        ("ours", QmgrChoice::Command(ours)),
-    ]
+/// A queue manager under test.
+#[derive(Clone, Debug)]
+pub struct Contender {
+    /// How the results name it.
+    pub label: &'static str,
+    /// Which one.
+    pub qmgr: QmgrChoice,
+    /// `oqmgr_scheduling_policy` in the sending main.cf, if set.
+    pub policy: Option<&'static str>,
+}
+
+/// The queue managers compared: Postfix's oqmgr and ours, and ours under
+/// the adaptive policy when `adaptive`.
+pub fn contenders(ours: PathBuf, adaptive: bool) -> Vec<Contender> {
+    let mut all = vec![
+        Contender {
+            label: "Postfix oqmgr",
+            qmgr: QmgrChoice::PostfixOqmgr,
+            policy: None,
+        },
+        Contender {
+            label: "ours",
+            qmgr: QmgrChoice::Command(ours.clone()),
+            policy: None,
+        },
+    ];
+    if adaptive {
+        all.push(Contender {
+            label: "ours, adaptive",
+            qmgr: QmgrChoice::Command(ours),
+            policy: Some("adaptive"),
+        });
+    }
+    all
 }
 
 /// `oqmgr-scheduler-readme`'s options.
@@ -243,6 +282,10 @@ pub struct Args {
     /// must exist and the `postfix` user must be able to traverse it).
     #[arg(long, value_name = "DIR")]
     pub parent: Option<PathBuf>,
+    /// Also run ours with `oqmgr_scheduling_policy = adaptive`
+    /// (docs/adaptive-policy.md); its row is not held to oqmgr's figure.
+    #[arg(long)]
+    pub adaptive: bool,
 }
 
 /// The runs of one queue manager with one feedback setting.
@@ -253,6 +296,8 @@ struct Row {
     label: &'static str,
     /// Its first passes.
     passes: Vec<FirstPass>,
+    /// Recipients sent per second of each first pass.
+    sent_per_second: Vec<f64>,
 }
 
 /// Runs every feedback setting with every queue manager, interleaved,
@@ -264,7 +309,7 @@ pub fn main(args: Args) -> i32 {
         .ours
         .or_else(crate::ours_next_to_me)
         .unwrap_or_else(|| PathBuf::from("oqmgr"));
-    let contenders = contenders(ours);
+    let contenders = contenders(ours, args.adaptive);
     let mut rows: Vec<Row> = Vec::new();
     for fb in &args.feedback {
         let (positive, negative) = fb.split_once(':').unwrap_or((fb, fb));
@@ -277,31 +322,36 @@ pub fn main(args: Args) -> i32 {
             parent: args.parent.clone(),
         };
         let first = rows.len();
-        for (label, _) in &contenders {
+        for c in &contenders {
             rows.push(Row {
                 feedback: fb.clone(),
-                label,
+                label: c.label,
                 passes: Vec::new(),
+                sent_per_second: Vec::new(),
             });
         }
         for r in 1..=args.runs {
-            for (i, (label, choice)) in contenders.iter().enumerate() {
+            for (i, c) in contenders.iter().enumerate() {
+                let label = c.label;
                 let started = now();
-                match run(choice, &setup) {
+                match run(c, &setup) {
                     Ok(pass) => {
+                        let secs = started.elapsed().as_secs_f64();
+                        let rate = (pass.recipients - pass.deferred) as f64 / secs;
                         println!(
-                            "feedback {fb}, {label}, run {r}: {pass} in {:.0} s",
-                            started.elapsed().as_secs_f64()
+                            "feedback {fb}, {label}, run {r}: {pass} in {secs:.0} s, \
+                             {rate:.2} recipients sent per second"
                         );
                         rows[first + i].passes.push(pass);
+                        rows[first + i].sent_per_second.push(rate);
                     }
                     Err(e) => println!("feedback {fb}, {label}, run {r}: did not finish: {e}"),
                 }
             }
         }
     }
-    println!("\n| feedback | queue manager | runs | deferred % | concurrency mean | sd |");
-    println!("|---|---|---|---|---|---|");
+    println!("\n| feedback | queue manager | runs | deferred % | concurrency mean | sd | sent/s |");
+    println!("|---|---|---|---|---|---|---|");
     let mut ok = true;
     for chunk in rows.chunks(contenders.len()) {
         let deferred = |v: &[FirstPass]| mean(v, FirstPass::deferred_percent);
@@ -312,7 +362,7 @@ pub fn main(args: Args) -> i32 {
                 .map(|p| format!("{:.1}", p.deferred_percent()))
                 .collect();
             println!(
-                "| {} | {} | {} | {} ({}) | {} | {} |",
+                "| {} | {} | {} | {} ({}) | {} | {} | {} |",
                 r.feedback,
                 r.label,
                 v.len(),
@@ -320,6 +370,7 @@ pub fn main(args: Args) -> i32 {
                 each.join(", "),
                 fmt(mean(v, |p| p.window_mean_sd().0), 2),
                 fmt(mean(v, |p| p.window_mean_sd().1), 2),
+                fmt(mean(&r.sent_per_second, |x| *x), 2),
             );
             ok &= v.len() == args.runs as usize;
         }
