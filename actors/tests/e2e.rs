@@ -116,6 +116,12 @@
 //!   DSN-success and SMTPUTF8 mail: delivered as by oqmgr, with no warning
 //!   from any delivery agent or the bounce daemon (the dialect check).
 //!
+//! - `adaptive_dead_site_probed` (`e2e/adaptive.rs`, ours only): under
+//!   `oqmgr_scheduling_policy = adaptive` a dead site is probed and gets
+//!   all its mail within 45 s of its sink starting, without a flush,
+//!   where oqmgr waits `minimal_backoff_time` (300 s here); no defer log
+//!   is left.
+//!
 //! Besides the scenarios, `learned_dialect` checks the line our daemon
 //! logs at start about the dialect it learned from that build's
 //! `postconf`, and `rejected_request` runs our daemon forced into the
@@ -171,6 +177,7 @@
 //! `pending`, queue `incoming`) instead of hanging.
 
 mod e2e {
+    pub mod adaptive;
     pub mod admin;
     pub mod differences;
     pub mod env;
@@ -423,6 +430,21 @@ macro_rules! on_postfix {
                 s::expect_learned_dialect(&postfix, &line);
             }
 
+            /// Our daemon under the adaptive policy probes a dead site and
+            /// delivers its mail soon after it comes back.
+            #[test]
+            fn adaptive_dead_site_probed() {
+                let mut setup = crate::ours(postfix());
+                setup.qmgr_args = vec!["-o".into(), "oqmgr_scheduling_policy=adaptive".into()];
+                let p = s::dead_site_probed(&setup);
+                eprintln!(
+                    "{}::adaptive_dead_site_probed: delivered {:.1} s after the sink started",
+                    module_path!(),
+                    p.after_sink
+                );
+                s::expect_dead_site_probed(&p);
+            }
+
             /// Our daemon forced into the other release's dialect: every
             /// request is rejected, and we say so.
             #[test]
@@ -442,6 +464,7 @@ macro_rules! on_postfix {
 
 /// Every scenario function, under one name the macros can reach.
 mod scenarios {
+    pub use super::e2e::adaptive::*;
     pub use super::e2e::admin::*;
     pub use super::e2e::differences::*;
     pub use super::e2e::flow::*;
