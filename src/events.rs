@@ -219,7 +219,10 @@ mod tests {
         lp.at(t, Event::World("armed first"));
         let reserved = lp.reserve(1);
         lp.at(t, Event::World("armed third"));
-        lp.at(Instant::from_secs(1), Event::Send(Addr::Supervisor, Msg::Flush));
+        lp.at(
+            Instant::from_secs(1),
+            Event::Send(Addr::Supervisor, Msg::Flush),
+        );
         lp.at_numbered(t, reserved, "reserved second");
         lp.send(Addr::Supervisor, Msg::Timer(Timer::QueueRun));
         assert_eq!(lp.next_timer(), Some(Instant::from_secs(1)));

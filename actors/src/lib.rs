@@ -42,6 +42,7 @@ pub mod custom_transports;
 pub mod daemon;
 pub mod destination_actor;
 pub mod host;
+pub mod outside;
 pub mod postfix;
 pub mod queue_store;
 pub mod registry;

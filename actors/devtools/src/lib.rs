@@ -15,6 +15,8 @@
 //! - [`scheduler_bench`]: the scheduling core's own speed (binary
 //!   `oqmgr-bench-scheduler`).
 //! - [`memstore`]: an in-memory queue store for actor tests.
+//! - [`simworld`]: the simulator's world under the actors, so that the
+//!   actor tests run every scenario as the simulator does.
 //! - [`queue_file_writer`]: queue files as cleanup(8) writes them, for
 //!   tests and tools.
 
@@ -24,6 +26,7 @@ pub mod memstore;
 pub mod queue_file_writer;
 pub mod sandbox;
 pub mod scheduler_bench;
+pub mod simworld;
 
 use std::path::PathBuf;
 
