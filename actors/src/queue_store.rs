@@ -2,13 +2,13 @@
 //! (Postfix: the file side of `qmgr_scan.c`, `qmgr_active.c` and
 //! `qmgr_message.c`, which oqmgr calls inline from its event loop).
 //!
-//! The scanners, the supervisor and the effect host reach queue files only
+//! The scanners and the event loop reach queue files only
 //! through [`QueueStore`]: directory listings, admission into `active/`,
 //! recipient batches (already resolved), the scheduler's own discards and
 //! deferrals, and the final disposition of a finished message. The
 //! daemon's store is [`crate::daemon::dirstore::DirStore`] on a real queue
-//! directory; tests use an in-memory one (the `oqmgr-devtools` package's
-//! `memstore`).
+//! directory; tests use the simulator's queue files (the `oqmgr-devtools`
+//! package's `simworld`).
 //!
 //! # Invariants
 //! - calls are short and synchronous and never wait on another daemon (a

@@ -10,8 +10,8 @@
 //! supervisor, where the effect that asked for it was. All
 //! file access goes through the
 //! [`QueueStore`](crate::queue_store::QueueStore) contract, so tests use
-//! an in-memory store (the `oqmgr-devtools` package's `memstore`) and the
-//! daemon real directories.
+//! the simulator's queue files (the `oqmgr-devtools` package's `simworld`)
+//! and the daemon real directories.
 //!
 //! # Invariants
 //! - a listing is a snapshot taken at scan start (Postfix reads the

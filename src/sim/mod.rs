@@ -3,7 +3,7 @@
 //!
 //! The simulator is the second host of the core's entities: it keeps them
 //! in memory and carries out their effects through the same
-//! [`EventLoop`](crate::events::EventLoop) as the daemon's actors (one FIFO
+//! [`crate::events::EventLoop`] as the daemon's actors (one FIFO
 //! bus, timers by time and arming order), with a simulated [`World`] for
 //! the I/O the daemon does: queue directories and delivery agents with the
 //! remote servers behind them. The actor tests run the same world under

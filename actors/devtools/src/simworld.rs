@@ -1,7 +1,8 @@
 //! The simulator's world under the actors: its queue files behind the
 //! [`QueueStore`] contract ([`SimStore`], which the scanner actors use),
 //! and its agents, servers and arrivals as the event loop's [`Outside`]
-//! ([`Simulated`]).
+//! ([`Simulated`]). A [`SimStore`] of an empty world, with files added by
+//! hand, is also the in-memory store of the other actor tests.
 //!
 //! Both share one [`World`], the value the simulator itself runs. With
 //! them the actor scheduler on a paused tokio clock runs a scenario the
@@ -19,11 +20,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use oqmgr::effect::DestId;
 use oqmgr::entry::{AgentId, Dsn, Recipient};
 use oqmgr::events::EventLoop;
-use oqmgr::message::Verdict;
+use oqmgr::message::{Verdict, Warning};
 use oqmgr::name::{Name, SortKey};
 use oqmgr::scan::{QueueName, ScanFlags};
-use oqmgr::sim::world::{Happening, World};
-use oqmgr::time::Instant;
+use oqmgr::sim::scenario::Scenario;
+use oqmgr::sim::world::{File, Happening, Place, World};
+use oqmgr::time::{Duration, Instant};
 use oqmgr_actors::agent::Deliver;
 use oqmgr_actors::host::Host;
 use oqmgr_actors::outside::Outside;
@@ -40,6 +42,53 @@ fn lock(world: &SharedWorld) -> MutexGuard<'_, World> {
 
 /// The world's queue files as a [`QueueStore`].
 pub struct SimStore(pub SharedWorld);
+
+impl SimStore {
+    /// The store of an empty world: no scenario, so every recipient goes
+    /// to `smtp:<domain>`, and no delay warnings.
+    pub fn empty() -> SimStore {
+        let world = World::new(Scenario::default(), 0, Duration::ZERO);
+        SimStore(Arc::new(Mutex::new(world)))
+    }
+
+    /// Adds a file to `incoming/` or `deferred/`, as cleanup or an earlier
+    /// run would have left it; `now` is its arrival and next-attempt stamp.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add(
+        &self,
+        id: &str,
+        deferred: bool,
+        sender: &str,
+        recipients: &[String],
+        now: Instant,
+        create_time: Instant,
+        warning: Warning,
+    ) {
+        let file = File {
+            id: id.into(),
+            place: if deferred {
+                Place::Deferred
+            } else {
+                Place::Incoming
+            },
+            mtime: now,
+            sender: sender.into(),
+            create_time,
+            arrival: now,
+            warning,
+            recipients: recipients
+                .iter()
+                .map(|r| (r.as_str().into(), false))
+                .collect(),
+            cursor: 0,
+            single_rcpt: false,
+        };
+        lock(&self.0)
+            .queues
+            .files
+            .insert(SortKey::from(id), Box::new(file));
+    }
+}
 
 impl QueueStore for SimStore {
     fn scan_start(&mut self, queue: QueueName) -> usize {
@@ -70,7 +119,12 @@ impl QueueStore for SimStore {
     }
 
     fn read(&mut self, id: &str, batch: u32) -> Result<Batch, StoreError> {
-        let (recipients, more) = lock(&self.0).read(&SortKey::from(id), batch);
+        let mut world = lock(&self.0);
+        let key = SortKey::from(id);
+        if !world.queues.files.contains_key(&key) {
+            return Err(StoreError::Gone);
+        }
+        let (recipients, more) = world.read(&key, batch);
         Ok(Batch { recipients, more })
     }
 

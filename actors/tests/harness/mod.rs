@@ -13,7 +13,7 @@ use figment::providers::{Format, Toml};
 use figment::Figment;
 use oqmgr::params::Params;
 use oqmgr::sim::scenario::Scenario;
-use oqmgr::sim::world::{self, World};
+use oqmgr::sim::world::World;
 use oqmgr::sim::Options;
 use oqmgr::time::{Duration, Instant};
 use oqmgr::trace::Line;
@@ -21,7 +21,6 @@ use oqmgr_actors::agent::DeliveryAgent;
 use oqmgr_actors::clock::Clock;
 use oqmgr_actors::queue_store::SharedStore;
 use oqmgr_actors::scheduler::{Scheduler, TraceLine};
-use oqmgr_devtools::memstore::MemoryStore;
 use oqmgr_devtools::simworld::{SimStore, Simulated};
 
 /// Every scenario file under `tests/scenarios/`, its subfolders included,
@@ -168,9 +167,9 @@ pub fn run_one_message(
     paused_system().block_on(async move {
         let (params, _) = Params::from_pairs(&[]).expect("defaults resolve");
         let clock = Clock::starting_at(Instant::ZERO);
-        let store = Arc::new(Mutex::new(MemoryStore::new(|a| {
-            world::resolve(&Scenario::default(), a)
-        })));
+        let files = SimStore::empty();
+        let world = Arc::clone(&files.0);
+        let store = Arc::new(Mutex::new(files));
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = Sink(Arc::clone(&lines)).start();
         let shared: SharedStore = store.clone();
@@ -181,7 +180,7 @@ pub fn run_one_message(
             builder = builder.with_agent(&name, agent);
         }
         let scheduler = builder.start();
-        store.lock().unwrap().add(
+        SimStore(world).add(
             "Q000001",
             false,
             "sender@origin.example",
