@@ -286,6 +286,11 @@ pub(crate) async fn run<O: Outside>(
             queue_input(&mut lp, clock.now(), input);
         }
         let Some(at) = lp.next_timer() else {
+            // A bounded run with nothing left to wait for ends, as the
+            // simulator's does; the daemon waits for input.
+            if outside.limits().is_some() {
+                break;
+            }
             match inputs.recv().await {
                 Some(input) => queue_input(&mut lp, clock.now(), input),
                 None => break,
