@@ -126,6 +126,9 @@ pub struct Destination {
     /// Messages in the active queue when the latest entry was made (the
     /// clog warning's "of M").
     active: u32,
+    /// Whether the transport had other destinations when the latest entry
+    /// was made (the clog warning's "separate master.cf transport" advice).
+    peers: bool,
     /// When a dead destination's unthrottle timer fires (meaningless
     /// while ready).
     dead_until: Instant,
@@ -173,6 +176,7 @@ impl Destination {
             generation: epoch << 32,
             next_clog: Instant::ZERO,
             active: 0,
+            peers: false,
             dead_until: Instant::ZERO,
             adaptive,
             reporting: (0, false),
@@ -197,7 +201,11 @@ impl Destination {
     /// Handles one message.
     pub fn handle(&mut self, now: Instant, msg: Msg, out: &mut Effects) {
         match msg {
-            Msg::Accept { entry, active } => self.accept(now, entry, active, out),
+            Msg::Accept {
+                entry,
+                active,
+                peers,
+            } => self.accept(now, entry, (active, peers), out),
             Msg::Take(agent) => self.take(agent, out),
             Msg::Report(report) => self.report(now, report, out),
             Msg::DeferTodo(dsn) => self.defer_todo(now, &dsn, out),
@@ -237,9 +245,16 @@ impl Destination {
         self.announce(out);
     }
 
-    fn accept(&mut self, now: Instant, entry: Entry, active: u32, out: &mut Effects) {
+    fn accept(
+        &mut self,
+        now: Instant,
+        entry: Entry,
+        (active, peers): (u32, bool),
+        out: &mut Effects,
+    ) {
         self.received += 1;
         self.active = active;
+        self.peers = peers;
         self.idle_sent = None;
         // A scan admits files stamped up to ADMIT_EARLY ahead, so the
         // files deferred when this site died come back just before its
@@ -352,10 +367,11 @@ impl Destination {
             .adaptive
             .as_ref()
             .is_some_and(|a| a.probe.out_entry() == Some(entry_id));
+        // A crashed agent (no usable reply) defers its message and gives
+        // no feedback either way: the site is not to blame, and Postfix
+        // 3.7.11 and later leave both the site and the transport alone
+        // (docs/postfix-protocol.md §7.5).
         let mut hop = report.hop.clone();
-        if report.outcome == Outcome::Crash && hop.is_none() {
-            hop = Some(Dsn::new("4.3.0", "unknown mail transport error"));
-        }
         if report.outcome == Outcome::Refused && hop.is_none() {
             hop = Some(Dsn::new("4.3.0", "mail transport unavailable"));
         }
@@ -656,6 +672,11 @@ impl Destination {
             lines.push(format!(
                 "you may need to increase the main.cf qmgr_message_active_limit from {}",
                 g.message_active_limit
+            ));
+        } else if self.peers {
+            lines.push(format!(
+                "you may need a separate master.cf transport for {}",
+                self.nexthop
             ));
         } else {
             lines.push(format!(

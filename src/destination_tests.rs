@@ -1,4 +1,5 @@
-//! Unit tests of `src/destination.rs` (kept apart to keep that file short).
+//! Unit tests of `destination.rs`: a declined offer, a refused request, a
+//! crashed agent, and the `%g` formatting of the feedback debug lines.
 
 use super::*;
 use crate::entry::{AgentId, EntryId, Recipient};
@@ -36,6 +37,7 @@ fn accept(n: u64) -> Msg {
             recipients: vec![Recipient::new(format!("u{n}@d.example"))],
         },
         active: 1,
+        peers: false,
     }
 }
 
@@ -48,6 +50,19 @@ fn started(effects: &mut Effects) -> Vec<u64> {
             _ => None,
         })
         .collect()
+}
+
+/// The entry's message was told it was deferred, and the transport
+/// was not revived.
+fn assert_deferred_without_revival(out: &Effects) {
+    assert!(out.list.iter().any(|e| matches!(
+        e,
+        Effect::Send(Addr::Supervisor, Msg::EntryDone { deferred: true, .. })
+    )));
+    assert!(!out
+        .list
+        .iter()
+        .any(|e| matches!(e, Effect::Send(_, Msg::Revive))));
 }
 
 #[test]
@@ -91,15 +106,33 @@ fn a_refused_request_kills_the_transport_not_the_site() {
     // The message is told its entry was deferred; the site itself
     // gets no feedback and stays ready, and the transport is not
     // revived.
-    assert!(out.list.iter().any(|e| matches!(
-        e,
-        Effect::Send(Addr::Supervisor, Msg::EntryDone { deferred: true, .. })
-    )));
-    assert!(!out
-        .list
-        .iter()
-        .any(|e| matches!(e, Effect::Send(_, Msg::Revive))));
+    assert_deferred_without_revival(&out);
     assert_eq!(d.status(), &Status::Ready);
+    assert_eq!(d.counts(), (0, 0));
+}
+
+#[test]
+fn a_crashed_agent_defers_without_feedback() {
+    // One failed cohort would kill the site if a crash counted as one.
+    let mut d = site(&[("smtp_destination_concurrency_failed_cohort_limit", "1")]);
+    let now = Instant::ZERO;
+    let mut out = Effects::new();
+    for n in 1..=3 {
+        d.handle(now, accept(n), &mut out);
+        d.handle(now, Msg::Take(AgentId(n)), &mut out);
+        out.list.clear();
+        let window = d.window();
+        let report = DeliveryReport {
+            entry: EntryId(n),
+            outcome: Outcome::Crash,
+            hop: None,
+            recipients: Vec::new(),
+        };
+        d.handle(now, Msg::Report(report), &mut out);
+        assert_deferred_without_revival(&out);
+        assert_eq!(d.status(), &Status::Ready, "crash {n}");
+        assert_eq!(d.window(), window, "crash {n}: no feedback");
+    }
     assert_eq!(d.counts(), (0, 0));
 }
 

@@ -14,16 +14,18 @@
 //!   `oqmgr-demo`, `actors/scripts/demo`).
 //! - [`scheduler_bench`]: the scheduling core's own speed (binary
 //!   `oqmgr-bench-scheduler`).
-//! - [`memstore`]: an in-memory queue store for actor tests.
+//! - [`simworld`]: the simulator's world under the actors, so that the
+//!   actor tests run every scenario as the simulator does; its store is
+//!   also the in-memory queue store of the other actor tests.
 //! - [`queue_file_writer`]: queue files as cleanup(8) writes them, for
 //!   tests and tools.
 
 pub mod benchmark;
 pub mod demo;
-pub mod memstore;
 pub mod queue_file_writer;
 pub mod sandbox;
 pub mod scheduler_bench;
+pub mod simworld;
 
 use std::path::PathBuf;
 
