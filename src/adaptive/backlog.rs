@@ -43,7 +43,10 @@
 //! - at most [`Backlog::LIMIT`] files are remembered; past that, files are
 //!   deferred and found by scans exactly as under oqmgr;
 //! - nothing here walks a hash map: every map is ordered, and the round
-//!   robin walks destinations in name order from a cursor.
+//!   robin walks destinations in name order from a cursor;
+//! - `with_files` holds exactly the destinations with remembered files, so
+//!   a release costs the number of those, not of all destinations with
+//!   mail in memory.
 //!
 //! # Parameters
 //! `qmgr_message_active_limit` (fair share, congestion),
@@ -91,6 +94,9 @@ pub struct Backlog {
     files: BTreeMap<Name, Memo>,
     /// Per destination: its remembered files and load.
     sites: BTreeMap<DestKey, Site>,
+    /// The destinations with remembered files: the only ones a release
+    /// looks at, however many destinations hold mail.
+    with_files: BTreeSet<DestKey>,
     /// Destinations that said they are dead, until when the word holds.
     dead: BTreeMap<DestKey, Instant>,
     /// The destinations of each message in memory (adaptive policy only).
@@ -175,6 +181,7 @@ impl Backlog {
             .or_default()
             .ids
             .insert((now, id.clone()));
+        self.with_files.insert(dest.clone());
         true
     }
 
@@ -200,6 +207,10 @@ impl Backlog {
     pub fn site_status(&mut self, dest: &DestKey, dead: bool, now: Instant, hold: Duration) {
         if dead {
             self.dead.insert(dest.clone(), now + hold);
+            if self.dead.len() > Self::LIMIT {
+                // Sites that died and were never heard of again.
+                self.dead.retain(|_, until| *until > now);
+            }
             return;
         }
         self.dead.remove(dest);
@@ -231,18 +242,21 @@ impl Backlog {
         bound: &mut dyn FnMut(&DestKey) -> u32,
     ) -> Option<(Name, DestKey)> {
         // The destinations after the cursor, then those up to it: the
-        // ordered map walked once around.
+        // ordered set walked once around.
         let (after, upto) = match &self.cursor {
             Some(c) => (
-                self.sites.range((Excluded(c), Unbounded)),
-                self.sites.range(..=c),
+                self.with_files.range((Excluded(c), Unbounded)),
+                self.with_files.range(..=c),
             ),
-            None => (self.sites.range(..), self.sites.range(..)),
+            None => (self.with_files.range(..), self.with_files.range(..)),
         };
         let take = if self.cursor.is_some() { usize::MAX } else { 0 };
         let found = after
             .chain(upto.take(take))
-            .find(|(dest, site)| {
+            .find(|dest| {
+                let Some(site) = self.sites.get(*dest) else {
+                    return false;
+                };
                 let Some((_, id)) = site.ids.first() else {
                     return false;
                 };
@@ -255,7 +269,7 @@ impl Backlog {
                     }
                 }
             })
-            .map(|(dest, _)| dest.clone())?;
+            .cloned()?;
         if let Some(until) = self.dead.get_mut(&found) {
             if now >= *until {
                 // No news for a while: this file goes as a probe, and the
@@ -272,15 +286,19 @@ impl Backlog {
     }
 
     /// Drops the records of destinations that hold nothing and remember
-    /// nothing (and are not dead).
+    /// nothing, and takes those that remember nothing off the release
+    /// walk.
     fn forget_idle(&mut self, dests: &[DestKey]) {
         for dest in dests {
-            let idle = self
-                .sites
-                .get(dest)
-                .is_some_and(|s| s.in_memory == 0 && s.ids.is_empty());
-            if idle {
-                self.sites.remove(dest);
+            let Some(site) = self.sites.get(dest) else {
+                self.with_files.remove(dest);
+                continue;
+            };
+            if site.ids.is_empty() {
+                self.with_files.remove(dest);
+                if site.in_memory == 0 {
+                    self.sites.remove(dest);
+                }
             }
         }
     }
