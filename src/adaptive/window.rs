@@ -8,16 +8,23 @@
 //! deliveries with the default feedback (docs/scheduler-readme-reproduction.md).
 //! [`Concurrency`] remembers instead. Until the first site failure it
 //! leaves the window to oqmgr's slow start. A site failure of a delivery
-//! that started as the `n`-th in flight teaches a *ceiling* of `n - 1`:
+//! that started as the `n`-th in flight (with others in flight: a lone
+//! failure says nothing of concurrency) teaches a *ceiling* of `n - 1`:
 //! the window stays at the ceiling, and only one delivery at a time may
 //! go above it, a *probe*, allowed after a run of successes at the
 //! ceiling. A probe that succeeds raises the ceiling to the concurrency it
 //! proved; one that fails doubles the run of successes the next one
 //! waits for. At a fixed limit this costs one failed delivery per
-//! doubling run, not one per few successes. The highest ceiling held (the
-//! *peak*) and the patience there survive a failure that lowers the
-//! ceiling and the site's death: back below the peak, probes climb again
-//! after a short run.
+//! doubling run, not one per few successes.
+//!
+//! The highest ceiling held (the *peak*) and the patience there survive a
+//! failure that lowers the ceiling and the site's death: back below the
+//! peak, probes climb again after a short run (doubled by each failed
+//! climb; three in a row and the peak is given up). A failure below the
+//! ceiling lowers it at once, one at the ceiling itself only the second
+//! time without a success between: a real server counts a session that
+//! just ended a moment longer (Postfix's anvil), so a delivery started
+//! right after another ended may meet a 421 at the limit itself.
 //!
 //! A destination that empties is forgotten, as in oqmgr, but its
 //! transport keeps what it learned in a [`SiteMemory`] and hands it to
@@ -39,8 +46,8 @@ use std::collections::BTreeMap;
 
 use crate::name::{FastMap, Name};
 
-/// Successes at the ceiling before the first probe, before each probe
-/// below the peak, and before one above a new peak.
+/// Successes at the ceiling before the first probe, before a probe below
+/// the peak (until one fails), and before one above a new peak.
 pub const PROBE_BASE: u32 = 4;
 
 /// Most successes a probe waits for, however many failed before it.
@@ -57,10 +64,15 @@ pub struct Concurrency {
     peak: u32,
     /// Successes a probe at or above the peak waits for.
     patience: u32,
+    /// Successes a probe below the peak waits for.
+    climb: u32,
     /// Successes since the last probe or failure.
     streak: u32,
     /// A probe is in flight.
     probing: bool,
+    /// A failure at or below the ceiling was forgiven, and no delivery
+    /// has succeeded since: the next one lowers the ceiling.
+    strike: bool,
 }
 
 impl Default for Concurrency {
@@ -76,8 +88,10 @@ impl Concurrency {
             ceiling: None,
             peak: 0,
             patience: PROBE_BASE,
+            climb: PROBE_BASE,
             streak: 0,
             probing: false,
+            strike: false,
         }
     }
 
@@ -101,7 +115,7 @@ impl Concurrency {
     /// peak, the patience at it.
     fn probe_after(&self) -> u32 {
         match self.ceiling {
-            Some(c) if c < self.peak => PROBE_BASE,
+            Some(c) if c < self.peak => self.climb,
             _ => self.patience,
         }
     }
@@ -132,9 +146,11 @@ impl Concurrency {
     /// A delivery that started as the `started`-th in flight ended without
     /// a site failure.
     pub fn success(&mut self, started: u32, probe: bool) {
+        self.strike = false;
         if probe {
             self.probing = false;
             self.streak = 0;
+            self.climb = PROBE_BASE;
             let c = self.ceiling.map_or(started, |c| c.max(started));
             self.ceiling = Some(c);
             if c > self.peak {
@@ -151,11 +167,23 @@ impl Concurrency {
     pub fn failure(&mut self, started: u32, probe: bool) {
         self.streak = 0;
         if probe {
-            // The ceiling held: it is the peak now, and the next probe
-            // above it waits twice as long.
             self.probing = false;
-            self.peak = self.ceiling.unwrap_or(1);
-            self.patience = (self.patience * 2).min(PROBE_MAX);
+            let ceiling = self.ceiling.unwrap_or(1);
+            if ceiling >= self.peak {
+                // The ceiling held: it is the peak, and the next probe
+                // above it waits twice as long.
+                self.peak = ceiling;
+                self.patience = (self.patience * 2).min(PROBE_MAX);
+            } else {
+                // Below the peak: climb again later; after three failed
+                // climbs in a row the peak no longer holds.
+                self.climb = (self.climb * 2).min(PROBE_MAX);
+                if self.climb >= 8 * PROBE_BASE {
+                    self.peak = ceiling;
+                    self.patience = self.climb;
+                    self.climb = PROBE_BASE;
+                }
+            }
             return;
         }
         if started <= 1 {
@@ -166,10 +194,23 @@ impl Concurrency {
         // The site failed with `started - 1` others in flight: that many
         // is at most what it bears.
         let bound = started - 1;
-        let ceiling = self.ceiling.map_or(bound, |c| c.min(bound));
-        self.ceiling = Some(ceiling);
-        if self.peak == 0 {
-            self.peak = ceiling;
+        match self.ceiling {
+            None => {
+                self.ceiling = Some(bound);
+                self.peak = self.peak.max(bound);
+            }
+            Some(c) if bound + 1 == c => {
+                // At the ceiling itself: once may be the server's
+                // bookkeeping lagging behind a session that just ended
+                // (anvil after a disconnect); twice without a success
+                // between is the site bearing one less.
+                if self.strike {
+                    self.ceiling = Some(bound);
+                }
+                self.strike = !self.strike;
+            }
+            Some(c) if bound < c => self.ceiling = Some(bound),
+            Some(_) => {}
         }
     }
 
@@ -179,8 +220,10 @@ impl Concurrency {
         self.ceiling = learned.ceiling.map(|c| c.max(1));
         self.peak = learned.peak;
         self.patience = learned.patience.clamp(PROBE_BASE, PROBE_MAX);
+        self.climb = PROBE_BASE;
         self.streak = 0;
         self.probing = false;
+        self.strike = false;
     }
 
     /// The site came back from the dead with `busy` deliveries in flight
@@ -191,6 +234,8 @@ impl Concurrency {
         self.ceiling = Some(busy.max(1));
         self.streak = 0;
         self.probing = false;
+        self.climb = PROBE_BASE;
+        self.strike = false;
     }
 }
 
@@ -363,11 +408,19 @@ mod tests {
     }
 
     #[test]
-    fn a_failure_below_the_ceiling_lowers_it() {
+    fn a_failure_below_the_ceiling_lowers_it_one_at_it_the_second_time() {
         let mut c = Concurrency::new();
         c.failure(9, false);
         c.failure(4, false);
-        assert_eq!(c.ceiling(), Some(3));
+        assert_eq!(c.ceiling(), Some(3), "below: at once");
+        c.failure(3, false);
+        assert_eq!(c.ceiling(), Some(3), "at the ceiling: once is forgiven");
+        c.success(3, false);
+        c.failure(3, false);
+        assert_eq!(c.ceiling(), Some(3), "a success between: forgiven again");
+        c.failure(3, false);
+        assert_eq!(c.ceiling(), Some(2));
+        c.failure(2, false);
         c.failure(2, false);
         assert_eq!(c.ceiling(), Some(1));
         c.failure(1, false);
