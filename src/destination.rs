@@ -23,7 +23,17 @@
 //! # States
 //! `Ready` (window ≥ 1), `Dead` (Postfix window 0, until revived),
 //! `Suspended` (Postfix window -1, during the destination rate delay). Dead
-//! and suspended return only to ready.
+//! and suspended return only to ready. `AdminSuspended` (no Postfix
+//! counterpart): an operator's suspension ([`crate::control`]) holds
+//! deliveries back; the destination hands its waiting entries to the
+//! supervisor to be deferred, and returns to ready when resumed.
+//!
+//! # What it tells the operator
+//! [`Destination::live`] describes it ([`crate::live_state`]): its state,
+//! window and counters, the recipients' outcomes since it came into memory,
+//! the recent delivery times (entry queued here to reply, the last
+//! [`RECENT_DELAYS`]) and the age of the oldest waiting entry. It also
+//! remembers the messages it deferred lately (for `flush`).
 //!
 //! # Invariants
 //! - `1 <= window` and, with a limit, `window <= limit` while ready;
@@ -39,8 +49,10 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use crate::control::Target;
 use crate::effect::{Addr, DestId, DestKey, Effect, Effects, LogLevel, Msg, Timer};
 use crate::entry::{AgentId, DeliveryReport, Dsn, Entry, EntryId, MessageId, Outcome};
+use crate::live_state::{LiveDestState, LiveDestination, Tally};
 use crate::name::Name;
 use crate::params::{GlobalParams, TransportParams};
 use crate::route::{ERROR, RETRY};
@@ -57,7 +69,15 @@ pub enum Status {
     Dead(Dsn),
     /// Waiting out the destination rate delay.
     Suspended,
+    /// Held back by an operator's suspension (`crate::control`).
+    AdminSuspended,
 }
+
+/// Delivery times kept per destination for `ctl destinations`' p50/p99.
+pub const RECENT_DELAYS: usize = 256;
+
+/// Most message numbers a destination remembers having deferred.
+const DEFERRED_MEMORY: usize = 10_000;
 
 /// What a destination remembers of an entry at an agent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +88,8 @@ struct Busy {
     message: MessageId,
     /// How many recipients it holds.
     recipients: u32,
+    /// When it was queued here.
+    since: Instant,
 }
 
 /// One destination queue (Postfix: `QMGR_QUEUE`).
@@ -120,6 +142,18 @@ pub struct Destination {
     /// When a dead destination's unthrottle timer fires (meaningless
     /// while ready).
     dead_until: Instant,
+    /// When it was declared dead (meaningless while not dead).
+    dead_since: Instant,
+    /// When a rate delay ends (meaningless while not suspended).
+    rate_until: Instant,
+    /// When each waiting entry was queued, in `todo`'s order.
+    todo_since: VecDeque<Instant>,
+    /// Recipient outcomes since it was created.
+    tally: Tally,
+    /// The last [`RECENT_DELAYS`] delivery times, in ms.
+    delays: VecDeque<u64>,
+    /// Messages it deferred or rerouted lately, for `flush`.
+    deferred_messages: Vec<MessageId>,
 }
 
 impl Destination {
@@ -156,6 +190,12 @@ impl Destination {
             next_clog: Instant::ZERO,
             active: 0,
             dead_until: Instant::ZERO,
+            dead_since: Instant::ZERO,
+            rate_until: Instant::ZERO,
+            todo_since: VecDeque::new(),
+            tally: Tally::default(),
+            delays: VecDeque::new(),
+            deferred_messages: Vec::new(),
         }
     }
 
@@ -181,6 +221,29 @@ impl Destination {
             Msg::Take(agent) => self.take(agent, out),
             Msg::Report(report) => self.report(now, report, out),
             Msg::DeferTodo(dsn) => self.defer_todo(&dsn, out),
+            Msg::AdminSuspend(target) => self.admin_suspend(&target, out),
+            Msg::AdminResume(target) => {
+                if self.status == Status::AdminSuspended && target.matches(&self.key) {
+                    self.status = Status::Ready;
+                    self.window = self.params.init_dest_concurrency.max(1);
+                    self.success = 0.0;
+                    self.failure = 0.0;
+                    self.trace_window(WindowCause::Revive, 0.0, out);
+                }
+            }
+            Msg::FlushOne(_) => {
+                if matches!(self.status, Status::Dead(_)) {
+                    self.unthrottle(now, out);
+                }
+                out.send(
+                    Addr::Supervisor,
+                    Msg::FlushReport {
+                        dest: self.key.clone(),
+                        found: true,
+                        messages: std::mem::take(&mut self.deferred_messages),
+                    },
+                );
+            }
             Msg::Flush => {
                 if matches!(self.status, Status::Dead(_)) {
                     self.unthrottle(now, out);
@@ -226,7 +289,20 @@ impl Destination {
         }
         if let Status::Dead(dsn) = &self.status {
             let dsn = dsn.clone();
+            self.remember_deferred(entry.message);
             reroute(&self.key, entry, &dsn, active, out);
+            return;
+        }
+        if self.status == Status::AdminSuspended {
+            // Routed before the supervisor heard of the suspension.
+            out.send(
+                Addr::Supervisor,
+                Msg::Withdrawn {
+                    dest: self.key.clone(),
+                    nexthop: self.nexthop.clone(),
+                    entries: vec![entry],
+                },
+            );
             return;
         }
         out.trace(|| TraceEvent::Enqueue {
@@ -236,6 +312,7 @@ impl Destination {
             recipients: entry.recipients.len(),
         });
         self.todo.push_back(entry);
+        self.todo_since.push_back(now);
         self.clog_warning(now, out);
     }
 
@@ -243,8 +320,10 @@ impl Destination {
     /// `qmgr_queue_select` + `qmgr_entry_select`), or declines.
     fn take(&mut self, agent: AgentId, out: &mut Effects) {
         let can = self.status == Status::Ready && (self.busy.len() as u32) < self.window;
-        match self.todo.pop_front().filter(|_| can) {
+        let next = if can { self.todo.pop_front() } else { None };
+        match next {
             Some(entry) => {
+                let since = self.todo_since.pop_front().unwrap_or_default();
                 out.trace(|| TraceEvent::Select {
                     dest: self.key.clone(),
                     entry: entry.id,
@@ -256,6 +335,7 @@ impl Destination {
                     id: entry.id,
                     message: entry.message,
                     recipients: entry.recipients.len() as u32,
+                    since,
                 });
                 out.push(Effect::Deliver {
                     agent,
@@ -298,7 +378,17 @@ impl Destination {
             id: entry_id,
             message,
             recipients,
+            since,
         } = self.busy[at];
+        self.tally.count(&report.recipients);
+        if self.delays.len() == RECENT_DELAYS {
+            self.delays.pop_front();
+        }
+        self.delays
+            .push_back(now.saturating_since(since).as_millis());
+        if report.outcome != Outcome::Done {
+            self.remember_deferred(message);
+        }
         let mut hop = report.hop.clone();
         if report.outcome == Outcome::Crash && hop.is_none() {
             hop = Some(Dsn::new("4.3.0", "unknown mail transport error"));
@@ -381,6 +471,7 @@ impl Destination {
                 self.status = Status::Suspended;
                 self.generation += 1;
                 let until = now + self.params.dest_rate_delay;
+                self.rate_until = until;
                 out.push(Effect::Arm {
                     owner: Addr::Destination(self.id),
                     at: until,
@@ -473,6 +564,7 @@ impl Destination {
         self.generation += 1;
         let until = now + self.global.minimal_backoff_time;
         self.dead_until = until;
+        self.dead_since = now;
         out.push(Effect::Arm {
             owner: Addr::Destination(self.id),
             at: until,
@@ -496,8 +588,103 @@ impl Destination {
             entries: self.todo.len(),
             to: dsn.retry_nexthop(),
         });
+        self.todo_since.clear();
         for entry in std::mem::take(&mut self.todo) {
+            self.remember_deferred(entry.message);
             reroute(&self.key, entry, dsn, self.active, out);
+        }
+    }
+
+    /// Holds deliveries back if `target` covers this destination, and
+    /// hands the waiting entries to the supervisor; deliveries in flight
+    /// finish.
+    fn admin_suspend(&mut self, target: &Target, out: &mut Effects) {
+        if !target.matches(&self.key) {
+            return;
+        }
+        self.status = Status::AdminSuspended;
+        self.todo_since.clear();
+        let entries: Vec<Entry> = std::mem::take(&mut self.todo).into();
+        out.trace(|| TraceEvent::Withdraw {
+            dest: self.key.clone(),
+            entries: entries.len(),
+        });
+        if !entries.is_empty() {
+            out.send(
+                Addr::Supervisor,
+                Msg::Withdrawn {
+                    dest: self.key.clone(),
+                    nexthop: self.nexthop.clone(),
+                    entries,
+                },
+            );
+        }
+    }
+
+    /// Remembers a message this destination deferred, for `flush`.
+    fn remember_deferred(&mut self, message: MessageId) {
+        if self.deferred_messages.last() != Some(&message) {
+            if self.deferred_messages.len() == DEFERRED_MEMORY {
+                self.deferred_messages.remove(0);
+            }
+            self.deferred_messages.push(message);
+        }
+    }
+
+    /// Describes this destination for the operator (`ctl destinations`);
+    /// `detail` adds every entry's message and recipient count.
+    pub fn live(&self, detail: bool) -> LiveDestination {
+        let state = match &self.status {
+            Status::Ready => LiveDestState::Ready,
+            Status::Suspended => LiveDestState::RateDelayed {
+                until_ms: self.rate_until.as_millis(),
+            },
+            Status::Dead(dsn) => LiveDestState::Dead {
+                since_ms: self.dead_since.as_millis(),
+                until_ms: self.dead_until.as_millis(),
+                reason: dsn.to_string(),
+            },
+            Status::AdminSuspended => LiveDestState::Suspended,
+        };
+        let mut delays: Vec<u64> = self.delays.iter().copied().collect();
+        delays.sort_unstable();
+        let pct = |p: usize| {
+            (!delays.is_empty()).then(|| {
+                let rank = (delays.len() * p).div_ceil(100).max(1);
+                delays[rank.min(delays.len()) - 1]
+            })
+        };
+        let entries = if detail {
+            self.todo
+                .iter()
+                .map(|e| (e.message.0, e.recipients.len() as u32))
+                .chain(self.busy.iter().map(|b| (b.message.0, b.recipients)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        LiveDestination {
+            transport: self.key.transport.to_string(),
+            queue: self.key.queue.to_string(),
+            nexthop: self.nexthop.to_string(),
+            state,
+            window: if matches!(self.status, Status::Dead(_)) {
+                0
+            } else {
+                self.window
+            },
+            limit: self.params.dest_concurrency_limit,
+            busy: self.busy.len() as u32,
+            todo: self.todo.len() as u32,
+            todo_recipients: self.todo.iter().map(|e| e.recipients.len() as u64).sum(),
+            success: self.success,
+            failure: self.failure,
+            fail_cohorts: self.fail_cohorts,
+            tally: self.tally,
+            delay_p50_ms: pct(50),
+            delay_p99_ms: pct(99),
+            oldest_waiting_ms: self.todo_since.front().map(|t| t.as_millis()),
+            entries,
         }
     }
 
@@ -521,7 +708,9 @@ impl Destination {
             );
         }
         let idle = match self.status {
-            Status::Ready => Some(false),
+            // Suspended by the operator: forgotten like a ready one (the
+            // supervisor keeps the suspension).
+            Status::Ready | Status::AdminSuspended => Some(false),
             Status::Dead(_) => Some(true),
             // Suspended: wait for the resume, then announce as ready.
             Status::Suspended => None,

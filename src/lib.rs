@@ -17,6 +17,8 @@
 //! - [`message`]: message accounting, backoff, expiry.
 //! - [`scan`], [`trigger`]: queue scans and trigger requests.
 //! - [`feedback`], [`params`]: configuration.
+//! - [`control`], [`live_state`]: the operator's commands (suspend, resume,
+//!   flush) and view of the running scheduler.
 //! - [`effect`], [`entry`], [`name`], [`trace`], [`time`]: the vocabulary.
 //! - [`sim`]: the simulator, its scenarios and reports.
 //!
@@ -32,10 +34,12 @@
 #![deny(clippy::iter_over_hash_type)]
 
 pub mod active;
+pub mod control;
 pub mod destination;
 pub mod effect;
 pub mod entry;
 pub mod feedback;
+pub mod live_state;
 pub mod message;
 pub mod name;
 pub mod params;

@@ -226,6 +226,15 @@ pub enum TraceEvent {
     },
     /// The `F` trigger revived dead transports and destinations.
     Flush,
+    /// An operator's command took effect (`crate::control`), in words.
+    Control(String),
+    /// A suspended destination handed its waiting entries back.
+    Withdraw {
+        /// Destination.
+        dest: DestKey,
+        /// Entries handed back.
+        entries: usize,
+    },
     /// A clog warning was logged for a destination.
     Clog {
         /// Destination.
@@ -317,6 +326,8 @@ impl fmt::Display for TraceEvent {
             Remove { message, id } => write!(f, "remove {message} id={id}"),
             Flush => write!(f, "flush dead"),
             Clog { dest, entries } => write!(f, "clog {dest} entries={entries}"),
+            Control(text) => write!(f, "ctl {text}"),
+            Withdraw { dest, entries } => write!(f, "withdraw {dest} entries={entries}"),
         }
     }
 }

@@ -366,6 +366,7 @@ pub(crate) fn run<A: Entity>(
                 }
             }
             Effect::Refill { message, batch } => refill(host, message, batch),
+            Effect::Retry(ids) => host.store().retry(&ids),
             Effect::Discard { message, recipient } => {
                 if let Some(id) = host.registry.queue_id(message) {
                     host.store().discard(&id, &recipient);

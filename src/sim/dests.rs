@@ -86,6 +86,16 @@ impl Dests {
             .filter(|d| d.core.id == id)
     }
 
+    /// Every live destination, described (for `destinations` commands).
+    pub(super) fn live(&self) -> Vec<crate::live_state::LiveDestination> {
+        self.tables
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|d| d.core.live(false))
+            .collect()
+    }
+
     /// Takes out the stopping destination `id`, whose `Stop` has come.
     pub(super) fn take_stopping(&mut self, id: DestId) -> Option<SimDest> {
         if self.stopping.is_empty() {

@@ -60,6 +60,8 @@ enum Event {
     Arrive { group: usize, index: u32 },
     /// A connection to the server of that number closes.
     Release(u32),
+    /// The scenario's command of that number runs.
+    Command(usize),
 }
 
 /// Where an arrival group stands: only its next message sits among the
@@ -230,6 +232,10 @@ impl Simulation {
             sim.groups.push(g);
             sim.queue_arrival(group, 0);
         }
+        for i in 0..sim.scenario.commands.len() {
+            let at = Instant::ZERO + sim.scenario.commands[i].at.0;
+            sim.schedule(at, Event::Command(i));
+        }
         for t in sim.scenario.triggers.clone() {
             let at = Instant::ZERO + t.at.0;
             sim.schedule(
@@ -285,10 +291,51 @@ impl Simulation {
                     }
                 }
                 Event::Release(server) => self.servers[server as usize].active -= 1,
+                Event::Command(i) => self.command(i),
             }
         }
         let summary = report::summary(&self.stats, &self.queues, self.now, self.steps);
         (self.trace, summary)
+    }
+
+    /// Runs the scenario's command `i`: an operator command goes to the
+    /// supervisor, `destinations` prints its table into the trace.
+    fn command(&mut self, i: usize) {
+        let run = self.scenario.commands[i].run.clone();
+        match self.scenario.commands[i].command() {
+            Ok(Some(command)) => {
+                self.line(&format!("command: {run}"));
+                self.bus
+                    .push_back((Addr::Supervisor, Msg::Control(command)));
+            }
+            Ok(None) => {
+                let words: Vec<&str> = run.split_whitespace().skip(1).collect();
+                let filter =
+                    crate::live_state::DestinationFilter::parse(&words).expect("checked scenario");
+                let state = self.live_state();
+                let rows = filter.apply(&state);
+                let table = crate::live_state::render_destinations(&state, &rows, &|ms| {
+                    Instant(ms).to_string()
+                });
+                self.line(&format!("command: {run}"));
+                for l in table.lines() {
+                    self.line(&format!("  {l}"));
+                }
+            }
+            Err(why) => panic!("unchecked scenario command {run:?}: {why}"),
+        }
+    }
+
+    /// The scheduler's live state now, as `oqmgr ctl` would see it.
+    pub fn live_state(&self) -> crate::live_state::LiveState {
+        let mut state = crate::live_state::LiveState {
+            now_ms: self.now.as_millis(),
+            supervisor: self.supervisor.live(false),
+            transports: self.transports.iter().map(Transport::live).collect(),
+            destinations: self.dests.live(),
+        };
+        state.sort();
+        state
     }
 
     /// Nothing left to do: every arrival happened and every file is gone.
@@ -541,6 +588,15 @@ impl Simulation {
             }
             Effect::DelayCleared(_) => self.stats.delay_cleared += 1,
             Effect::Complete { message, verdict } => self.complete(message, verdict),
+            Effect::Retry(ids) => {
+                for id in ids {
+                    if let Some(file) = self.queues.files.get_mut(&SortKey::new(&id)) {
+                        if file.place == Place::Deferred {
+                            file.mtime = self.now;
+                        }
+                    }
+                }
+            }
             Effect::FlushAll => {
                 let names: Vec<Name> = self.transport_numbers.keys().cloned().collect();
                 for name in names {

@@ -665,6 +665,26 @@ impl QueueStore for DirStore {
     fn completes_later(&self) -> bool {
         true
     }
+
+    fn retry(&mut self, ids: &[oqmgr::name::Name]) {
+        let now = system_time(self.clock.wall_now());
+        for id in ids {
+            // The names come from the scheduler's memory or the state
+            // file: only plain queue IDs make a path.
+            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                continue;
+            }
+            let path = self.site.path("deferred", id);
+            match fs::symlink_metadata(&path) {
+                Ok(m) if m.file_type().is_file() => {
+                    if let Err(e) = set_next_attempt(&path, now) {
+                        tracing::warn!("{id}: retry: update time stamps: {}", errno_text(&e));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 /// Moves every file of `active/` back to `incoming/`, stamped `now` (wall
