@@ -12,12 +12,13 @@
 
 use std::sync::Arc;
 
-use actix::{Actor, ActorContext, Context, Handler, Message};
+use actix::{Actor, ActorContext, Context, Handler, Message, MessageResult};
 use oqmgr::destination::Destination;
 use oqmgr::effect::{Addr, DestId, DestKey, Effects, Msg};
 use oqmgr::params::TransportParams;
 use oqmgr::time::Instant;
 
+use crate::control::live_query::InspectDestination;
 use crate::host::{handle, Entity, Host};
 
 /// A core message for a destination.
@@ -75,5 +76,12 @@ impl Handler<DestinationMsg> for DestinationActor {
         if stop {
             ctx.stop();
         }
+    }
+}
+
+impl Handler<InspectDestination> for DestinationActor {
+    type Result = MessageResult<InspectDestination>;
+    fn handle(&mut self, msg: InspectDestination, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.core.live(msg.detail))
     }
 }

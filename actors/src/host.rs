@@ -20,10 +20,11 @@
 //!   here the daemon must keep running).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use actix::{Actor, Addr as ActixAddr, AsyncContext, Context, Recipient};
 use oqmgr::effect::{Addr, Effect, Effects, LogLevel, Msg};
+use oqmgr::live_state::Tally;
 use oqmgr::params::{GlobalParams, Params, TransportParams};
 use oqmgr::scan::QueueName;
 use oqmgr::time::Instant;
@@ -65,6 +66,9 @@ pub struct Host {
     /// The store finishes completions later, and the supervisor counts
     /// them until it does ([`QueueStore::completes_later`]).
     counting_completions: bool,
+    /// Recipient outcomes per transport since start, for the operator
+    /// (`crate::control::live_query`).
+    tally: Mutex<BTreeMap<String, Tally>>,
 }
 
 impl Host {
@@ -93,6 +97,25 @@ impl Host {
             trace_sink,
             supervisor: OnceLock::new(),
             scanners: OnceLock::new(),
+            tally: Mutex::default(),
+        }
+    }
+
+    /// Recipient outcomes per transport since start.
+    pub fn tally(&self) -> BTreeMap<String, Tally> {
+        self.tally.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Counts the outcomes of one delivery report of `transport`.
+    fn count(&self, transport: &str, report: &oqmgr::entry::DeliveryReport) {
+        let mut tally = self.tally.lock().unwrap_or_else(|e| e.into_inner());
+        match tally.get_mut(transport) {
+            Some(t) => t.count(&report.recipients),
+            None => {
+                let mut t = Tally::default();
+                t.count(&report.recipients);
+                tally.insert(transport.to_string(), t);
+            }
         }
     }
 
@@ -321,6 +344,7 @@ pub(crate) fn run<A: Entity>(
                     continue;
                 };
                 let crash = agent::crashed(&entry);
+                let transport = dest.transport.clone();
                 let request = a.deliver.send(Deliver {
                     agent,
                     dest,
@@ -331,6 +355,7 @@ pub(crate) fn run<A: Entity>(
                 let host = Arc::clone(host);
                 actix::spawn(async move {
                     let report = request.await.unwrap_or(crash);
+                    host.count(&transport, &report);
                     host.send(to, Msg::Report(report));
                 });
             }

@@ -38,6 +38,7 @@ pub mod agent;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod custom_transports;
 pub mod daemon;
 pub mod destination_actor;

@@ -17,6 +17,7 @@ use oqmgr::active::Supervisor;
 use oqmgr::effect::{Addr, Effects, Msg};
 use oqmgr::time::Instant;
 
+use crate::control::live_query::{InspectSupervisor, InspectSuspensions, RunCommand};
 use crate::host::{handle, run, Entity, Host};
 
 /// A core message for the supervisor.
@@ -85,6 +86,42 @@ impl Handler<Trigger> for SupervisorActor {
     type Result = ();
     fn handle(&mut self, msg: Trigger, ctx: &mut Context<Self>) {
         handle(self, Msg::Trigger(msg.0), ctx);
+    }
+}
+
+impl Handler<InspectSupervisor> for SupervisorActor {
+    type Result = MessageResult<InspectSupervisor>;
+    fn handle(&mut self, msg: InspectSupervisor, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.core.live(msg.detail))
+    }
+}
+
+impl Handler<InspectSuspensions> for SupervisorActor {
+    type Result = MessageResult<InspectSuspensions>;
+    fn handle(&mut self, _msg: InspectSuspensions, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.core.suspensions())
+    }
+}
+
+impl Handler<RunCommand> for SupervisorActor {
+    type Result = MessageResult<RunCommand>;
+    /// Runs the command as any core step, and answers the log lines it
+    /// produced (what was done, in words).
+    fn handle(&mut self, msg: RunCommand, ctx: &mut Context<Self>) -> Self::Result {
+        let now = self.host.clock().now();
+        let mut out = self.host.effects();
+        self.core.handle(now, Msg::Control(msg.0), &mut out);
+        let done = out
+            .list
+            .iter()
+            .filter_map(|e| match e {
+                oqmgr::effect::Effect::Log(_, text) => Some(text.clone()),
+                _ => None,
+            })
+            .collect();
+        let host = Arc::clone(&self.host);
+        run(&host, &Addr::Supervisor, now, out, ctx);
+        MessageResult(done)
     }
 }
 

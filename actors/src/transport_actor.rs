@@ -13,11 +13,12 @@
 
 use std::sync::Arc;
 
-use actix::{Actor, Context, Handler, Message};
+use actix::{Actor, Context, Handler, Message, MessageResult};
 use oqmgr::effect::{Addr, Effects, Msg};
 use oqmgr::time::Instant;
 use oqmgr::transport::Transport;
 
+use crate::control::live_query::InspectTransport;
 use crate::host::{handle, Entity, Host};
 
 /// A core message for a transport.
@@ -67,5 +68,12 @@ impl Handler<TransportMsg> for TransportActor {
     type Result = ();
     fn handle(&mut self, msg: TransportMsg, ctx: &mut Context<Self>) {
         handle(self, msg.0, ctx);
+    }
+}
+
+impl Handler<InspectTransport> for TransportActor {
+    type Result = MessageResult<InspectTransport>;
+    fn handle(&mut self, _msg: InspectTransport, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.core.live())
     }
 }

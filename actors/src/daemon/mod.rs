@@ -29,6 +29,12 @@
 //!    goes away (reload or stop): then exit 0, leaving files in `active/`
 //!    for the next instance, as oqmgr does.
 //!
+//! Beside them, the control socket `private/oqmgr-ctl` for `oqmgr ctl`
+//! ([`crate::control`]): `data_directory` is opened before chroot for the
+//! suspensions' state file, the socket is made after the switch to
+//! `mail_owner`, the saved suspensions are put back in force as the
+//! scheduler starts, and saved once more at exit.
+//!
 //! # Parts
 //! [`dirstore::DirStore`] (queue files), [`resolver::Resolver`]
 //! (trivial-rewrite, blocking, as oqmgr's), [`bridge::PostfixAgents`] (delivery agents),
@@ -61,6 +67,7 @@ use futures::StreamExt;
 use crate::clock::Clock;
 use crate::config;
 use crate::config::settings::Settings;
+use crate::control;
 use crate::custom_transports::{self, Framework, Registrations};
 use crate::postfix::chroot_uid::chroot_uid;
 use crate::postfix::dialect::{self, Dialect};
@@ -138,7 +145,20 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
     }
 
     // Before chdir and chroot: postconf lives outside the queue directory.
-    let dialect = learn_dialect(&settings, &config_dir, &args.overrides);
+    let (dialect, dialect_line) = learn_dialect(&settings, &config_dir, &args.overrides);
+    // Before chroot: data_directory lies outside the queue directory.
+    let state_file = raw.get("data_directory").and_then(|dir| {
+        match control::state_file::StateFile::open(Path::new(dir)) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                tracing::warn!(
+                    "control: open data_directory {dir}: {}; suspensions will not survive a restart",
+                    log::errno_text(&e)
+                );
+                None
+            }
+        }
+    });
 
     let queue_dir = settings.queue_directory.clone();
     if let Err(e) = std::env::set_current_dir(&queue_dir) {
@@ -157,6 +177,18 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
     if let Err(e) = chroot_uid(root, user) {
         log::fatal(&e.to_string());
     }
+    // After chroot and the switch to mail_owner, so the socket is theirs.
+    let ctl_listener = match control::server::bind(Path::new("private")) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::warn!(
+                "control: cannot make private/{}: {}; oqmgr ctl will not reach this instance",
+                control::protocol::SOCKET,
+                log::errno_text(&e)
+            );
+            None
+        }
+    };
     // Inside a chroot the queue directory is "/": sockets are found there.
     let queue_dir = if args.chroot {
         PathBuf::from("/")
@@ -228,6 +260,23 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
             .with_clock(clock)
             .start();
 
+        let info = control::live_query::DaemonInfo {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            started_ms: clock.wall_now().as_millis(),
+            postfix: dialect_line,
+            tally: Default::default(),
+        };
+        let ctl = Arc::new(control::server::ControlServer::new(
+            scheduler.clone(),
+            info,
+            state_file,
+        ));
+        ctl.restore().await;
+        if let Some(listener) = ctl_listener {
+            Arc::clone(&ctl).start(listener);
+        }
+
         if let (Some(flow), Some(taken)) = (channel.flow(), taken) {
             // The store puts a token per file as it takes it; this tops the
             // pipe up to the process limit after a quiet second.
@@ -260,6 +309,7 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
                 _ = &mut gone => break,
             }
         }
+        ctl.save_now().await;
     });
     std::process::exit(0);
 }
@@ -272,7 +322,7 @@ fn learn_dialect(
     settings: &Settings,
     config_dir: &Path,
     overrides: &[(String, String)],
-) -> Dialect {
+) -> (Dialect, String) {
     let in_main_cf = config::MainCf::read(&config_dir.join("main.cf"))
         .map(|cf| cf.entries.iter().any(|e| e.name == "mail_version"))
         .unwrap_or(false);
@@ -287,6 +337,7 @@ fn learn_dialect(
     for w in &learned.warnings {
         tracing::warn!("{w}");
     }
-    tracing::info!("{}", learned.info_line());
-    learned.dialect
+    let line = learned.info_line();
+    tracing::info!("{line}");
+    (learned.dialect, line)
 }
