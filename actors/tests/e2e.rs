@@ -116,6 +116,13 @@
 //!   DSN-success and SMTPUTF8 mail: delivered as by oqmgr, with no warning
 //!   from any delivery agent or the bounce daemon (the dialect check).
 //!
+//! `control_suspend_resume` (`e2e/control.rs`, ours only): `oqmgr ctl`
+//! suspends one of five destinations (its sink gets no transaction, its
+//! mail is deferred with the reason `postqueue -p` shows, the others
+//! deliver), the suspension survives `postfix reload` and `kill -9`,
+//! `resume` delivers its mail within 2 s without `postqueue -f`, and
+//! `why` explains a dead destination and a deferred queue ID.
+//!
 //! Besides the scenarios, `learned_dialect` checks the line our daemon
 //! logs at start about the dialect it learned from that build's
 //! `postconf`, and `rejected_request` runs our daemon forced into the
@@ -172,6 +179,7 @@
 
 mod e2e {
     pub mod admin;
+    pub mod control;
     pub mod differences;
     pub mod env;
     pub mod flow;
@@ -415,6 +423,16 @@ macro_rules! on_postfix {
             scenario!(unreadable_incoming, s::expect_unreadable_incoming);
             scenario!(non_utf8_address, s::expect_non_utf8_address);
 
+            /// `oqmgr ctl` suspend, reload, kill -9, resume, why (ours
+            /// only: Postfix's oqmgr has no control socket).
+            #[test]
+            fn control_suspend_resume() {
+                let o = crate::timed(concat!(module_path!(), "::control_suspend_resume"), || {
+                    s::control_suspend_resume(&crate::ours(postfix()))
+                });
+                s::expect_control_suspend_resume(&o);
+            }
+
             /// Our daemon learns the dialect from this build's postconf.
             #[test]
             fn learned_dialect() {
@@ -443,6 +461,7 @@ macro_rules! on_postfix {
 /// Every scenario function, under one name the macros can reach.
 mod scenarios {
     pub use super::e2e::admin::*;
+    pub use super::e2e::control::*;
     pub use super::e2e::differences::*;
     pub use super::e2e::flow::*;
     pub use super::e2e::ops::*;
