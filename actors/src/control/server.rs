@@ -213,6 +213,20 @@ impl ControlServer {
             Ok(Err(why)) => {
                 tracing::warn!("control: rejected request from {who}: {why}");
                 self.reply(&mut stream, &Reply::error(why)).await;
+                // Take (a bounded part of) what the client still sends, so
+                // closing does not reset the connection before it has read
+                // the reply.
+                let mut sink = [0u8; 4096];
+                let mut left = 4 * MAX_REQUEST;
+                let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                    while left > 0 {
+                        match stream.read(&mut sink).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => left = left.saturating_sub(n),
+                        }
+                    }
+                })
+                .await;
                 return;
             }
             Ok(Ok(line)) => line,
