@@ -94,14 +94,15 @@ pub fn control_suspend_resume(q: &Setup) -> ScenarioOutcome {
     };
     // Round 1: everything flows.
     send_round(&env, "r1");
-    let flowed = env.wait(|| DOMAINS.iter().all(|d| count(&env.outcome(), d, "sent") == 1));
+    let flowed = env.wait(|| {
+        DOMAINS
+            .iter()
+            .all(|d| count(&env.outcome(), d, "sent") == 1)
+    });
     o.fact(format!("round 1 delivered to all five: {flowed}"));
 
     // Suspend d3.
-    let (ok, text) = ctl(
-        &env,
-        &["suspend", &dest3, "--reason", "e2e maintenance"],
-    );
+    let (ok, text) = ctl(&env, &["suspend", &dest3, "--reason", "e2e maintenance"]);
     o.fact(format!("suspend ok: {ok}"));
     o.fact(format!(
         "suspend says what it did: {}",
@@ -147,7 +148,8 @@ pub fn control_suspend_resume(q: &Setup) -> ScenarioOutcome {
     let (_, status) = ctl_when_up(&env, &["status"]);
     o.fact(format!(
         "after reload ({replaced}): status lists the suspension: {}",
-        status.contains(&format!("{dest3}: since")) && status.contains("until resumed: e2e maintenance")
+        status.contains(&format!("{dest3}: since"))
+            && status.contains("until resumed: e2e maintenance")
     ));
     if let Some(pid) = env.sb.qmgr_pid() {
         // SAFETY: kill(2) has no memory-safety preconditions; the pid is a
@@ -196,7 +198,8 @@ pub fn control_suspend_resume(q: &Setup) -> ScenarioOutcome {
     o.fact(format!(
         "why names it dead with its last error and next attempt: {}",
         why.contains("dead since")
-            && why.contains("last error: 4.4.1 delivery temporarily suspended: connect to 127.0.0.1")
+            && why
+                .contains("last error: 4.4.1 delivery temporarily suspended: connect to 127.0.0.1")
             && why.contains("Connection refused")
             && why.contains("next attempt at")
     ));
@@ -245,4 +248,3 @@ pub fn expect_control_suspend_resume(o: &ScenarioOutcome) {
     }
     assert_eq!(o.facts, want.facts, "{}", o.render());
 }
-
