@@ -380,7 +380,7 @@ impl Destination {
             recipients,
             since,
         } = self.busy[at];
-        self.tally.count(&report.recipients);
+        self.tally.count(&report);
         if self.delays.len() == RECENT_DELAYS {
             self.delays.pop_front();
         }

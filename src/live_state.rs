@@ -10,7 +10,7 @@
 //! are made here, once, from a `LiveState`, so the daemon and the simulator
 //! print the same tables: [`render_destinations`] and [`why_destination`].
 //!
-//! Times are core [`Instant`]s in milliseconds (the daemon's are since the
+//! Times are core [`Instant`](crate::time::Instant)s in milliseconds (the daemon's are since the
 //! Unix epoch, the simulator's since the start of the run); the renderers
 //! take the host's way of printing one.
 //!
@@ -25,12 +25,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::control::{Suspension, Target};
 use crate::effect::DestKey;
-use crate::entry::RecipientStatus;
+use crate::entry::{DeliveryReport, Outcome, RecipientStatus};
 
-/// Recipient outcomes counted since some start.
+/// Delivery outcomes counted since some start: per delivery (every agent
+/// answers one), and per recipient where the agent says (custom transports
+/// and the simulator do; Postfix's own agents answer per delivery only and
+/// log each recipient themselves).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tally {
-    /// Delivered.
+    /// Deliveries answered.
+    pub deliveries: u64,
+    /// Of those, answered other than done (a recipient or the site
+    /// deferred, the agent crashed or refused).
+    pub deferred_deliveries: u64,
+    /// Recipients delivered.
     pub sent: u64,
     /// Deferred (a recipient may count several times).
     pub deferred: u64,
@@ -39,9 +47,13 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// Counts the recipients of one delivery report.
-    pub fn count(&mut self, statuses: &[RecipientStatus]) {
-        for s in statuses {
+    /// Counts one delivery report.
+    pub fn count(&mut self, report: &DeliveryReport) {
+        self.deliveries += 1;
+        if report.outcome != Outcome::Done {
+            self.deferred_deliveries += 1;
+        }
+        for s in &report.recipients {
             match s {
                 RecipientStatus::Sent => self.sent += 1,
                 RecipientStatus::Deferred => self.deferred += 1,
@@ -52,6 +64,8 @@ impl Tally {
 
     /// Adds another tally.
     pub fn add(&mut self, other: &Tally) {
+        self.deliveries += other.deliveries;
+        self.deferred_deliveries += other.deferred_deliveries;
         self.sent += other.sent;
         self.deferred += other.deferred;
         self.bounced += other.bounced;
@@ -121,7 +135,7 @@ pub struct LiveDestination {
     pub failure: f64,
     /// Failed pseudo-cohorts since the last success.
     pub fail_cohorts: f64,
-    /// Recipient outcomes since the destination came into memory.
+    /// Delivery outcomes since the destination came into memory.
     pub tally: Tally,
     /// Median of the recent delivery times (entry queued to reply), ms.
     pub delay_p50_ms: Option<u64>,
@@ -378,16 +392,15 @@ pub fn render_destinations(
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<width$} {:<12} {:>6} {:>5} {:>4} {:>5} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7}  detail",
+        "{:<width$} {:<12} {:>6} {:>5} {:>4} {:>5} {:>6} {:>6} {:>6} {:>6} {:>7}  detail",
         "destination",
         "state",
         "window",
         "limit",
         "busy",
         "todo",
-        "sent",
+        "done",
         "defer",
-        "bounce",
         "p50",
         "p99",
         "oldest",
@@ -416,7 +429,7 @@ pub fn render_destinations(
             .map_or("-".into(), |t| span(state.now_ms.saturating_sub(t)));
         let _ = writeln!(
             out,
-            "{:<width$} {:<12} {:>6} {:>5} {:>4} {:>5} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7}  {}",
+            "{:<width$} {:<12} {:>6} {:>5} {:>4} {:>5} {:>6} {:>6} {:>6} {:>6} {:>7}  {}",
             d.name(),
             d.state.word(),
             d.window,
@@ -427,18 +440,22 @@ pub fn render_destinations(
             },
             d.busy,
             d.todo,
-            d.tally.sent,
-            d.tally.deferred,
-            d.tally.bounced,
+            d.tally.deliveries - d.tally.deferred_deliveries,
+            d.tally.deferred_deliveries,
             secs(d.delay_p50_ms),
             secs(d.delay_p99_ms),
             oldest,
             detail
         );
     }
-    out.truncate(out.trim_end().len());
-    out.push('\n');
-    out
+    let mut trimmed: String = out
+        .lines()
+        .map(|l| l.trim_end().to_string() + "\n")
+        .collect();
+    if trimmed.is_empty() {
+        trimmed.push('\n');
+    }
+    trimmed
 }
 
 /// `until T (reason)` / `until resumed (reason)` for a suspension.
@@ -474,12 +491,12 @@ pub fn why_destination(
         let reason = s
             .reason
             .as_deref()
-            .map_or(String::new(), |r| format!(" ({r})"));
+            .map_or(String::new(), |r| format!(": {r}"));
         why.push(format!(
-            "{name}: suspended by the administrator since {}{reason} ({}); its mail is deferred \
+            "{name}: suspended by the administrator ({}) since {}{reason}; its mail is deferred \
              without a delivery attempt and retried at once when the suspension ends; {ends}",
-            time(s.since.as_millis()),
-            s.target
+            s.target,
+            time(s.since.as_millis())
         ));
     }
     let transport = key.transport.as_str();
@@ -674,7 +691,7 @@ mod tests {
         });
         let w = why(&s, "b.example");
         assert!(
-            w.contains("suspended by the administrator since t2 (maintenance) (domain *.example)"),
+            w.contains("suspended by the administrator (domain *.example) since t2: maintenance"),
             "{w}"
         );
         assert!(w.contains("it ends by itself at t302"), "{w}");

@@ -66,7 +66,7 @@ pub struct Host {
     /// The store finishes completions later, and the supervisor counts
     /// them until it does ([`QueueStore::completes_later`]).
     counting_completions: bool,
-    /// Recipient outcomes per transport since start, for the operator
+    /// Delivery outcomes per transport since start, for the operator
     /// (`crate::control::live_query`).
     tally: Mutex<BTreeMap<String, Tally>>,
 }
@@ -101,7 +101,7 @@ impl Host {
         }
     }
 
-    /// Recipient outcomes per transport since start.
+    /// Delivery outcomes per transport since start.
     pub fn tally(&self) -> BTreeMap<String, Tally> {
         self.tally.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -110,10 +110,10 @@ impl Host {
     fn count(&self, transport: &str, report: &oqmgr::entry::DeliveryReport) {
         let mut tally = self.tally.lock().unwrap_or_else(|e| e.into_inner());
         match tally.get_mut(transport) {
-            Some(t) => t.count(&report.recipients),
+            Some(t) => t.count(report),
             None => {
                 let mut t = Tally::default();
-                t.count(&report.recipients);
+                t.count(report);
                 tally.insert(transport.to_string(), t);
             }
         }

@@ -433,6 +433,14 @@ macro_rules! on_postfix {
                 s::expect_control_suspend_resume(&o);
             }
 
+            /// Prints every `oqmgr ctl` command's real output (the examples
+            /// of docs/control.md).
+            #[test]
+            #[ignore = "prints examples: run with --ignored --nocapture"]
+            fn control_outputs() {
+                s::control_outputs(&crate::ours(postfix()));
+            }
+
             /// Our daemon learns the dialect from this build's postconf.
             #[test]
             fn learned_dialect() {

@@ -422,9 +422,19 @@ fn render_status(state: &LiveState, daemon: &DaemonInfo) -> String {
         total.add(t);
     }
     out.push_str(&format!(
-        "since start: recipients {} sent, {} deferred, {} bounced; messages {} removed, {} deferred, {} expired\n",
-        total.sent, total.deferred, total.bounced, s.removed, s.deferred, s.expired
+        "since start: deliveries {} done, {} deferred; messages {} removed, {} deferred, {} expired\n",
+        total.deliveries - total.deferred_deliveries,
+        total.deferred_deliveries,
+        s.removed,
+        s.deferred,
+        s.expired
     ));
+    if total.sent + total.deferred + total.bounced > 0 {
+        out.push_str(&format!(
+            "recipients reported by in-process transports: {} sent, {} deferred, {} bounced\n",
+            total.sent, total.deferred, total.bounced
+        ));
+    }
     if s.suspensions.is_empty() {
         out.push_str("suspensions: none\n");
     } else {

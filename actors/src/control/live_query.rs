@@ -13,7 +13,7 @@
 //! is as big as the active queue, so the cheap form leaves it out.
 //!
 //! [`DaemonInfo`] adds what only the daemon knows: pid, start time, the
-//! Postfix release and dialect, and the recipients' outcomes per transport
+//! Postfix release and dialect, and the delivery outcomes per transport
 //! since start (counted by the host as reports arrive, so destinations
 //! forgotten since still count).
 //!
@@ -76,7 +76,7 @@ pub struct DaemonInfo {
     pub started_ms: u64,
     /// The Postfix release and wire dialect it learned at start.
     pub postfix: String,
-    /// Recipient outcomes per transport since start.
+    /// Delivery outcomes per transport since start.
     pub tally: BTreeMap<String, Tally>,
 }
 

@@ -248,3 +248,76 @@ pub fn expect_control_suspend_resume(o: &ScenarioOutcome) {
     }
     assert_eq!(o.facts, want.facts, "{}", o.render());
 }
+
+/// Prints the real output of every `oqmgr ctl` command on a small
+/// workload: the examples of docs/control.md come from here (run with
+/// `--ignored --nocapture`).
+pub fn control_outputs(q: &Setup) {
+    let mut env = Env::start(
+        q,
+        &Spec {
+            ports: &["d1", "d2", "dead"],
+            smtp_routes: &[("d1.test", "d1"), ("d2.test", "d2"), ("dead.test", "dead")],
+            raw_routes: &[],
+            settings: &[
+                ("minimal_backoff_time", "300s"),
+                ("maximal_backoff_time", "600s"),
+                ("smtp_initial_destination_concurrency", "1"),
+            ],
+        },
+    );
+    env.start_sink("d1", &[]);
+    env.start_sink("d2", &["-w", "3"]);
+    let show = |env: &Env, args: &[&str]| {
+        let (_, text) = ctl(env, args);
+        println!("# oqmgr ctl {}\n{text}", args.join(" "));
+    };
+    for i in 0..6 {
+        env.send(&format!("a{i}"), SENDER, &["u@d1.test", "v@d2.test"]);
+    }
+    env.send("x1", SENDER, &["u@dead.test"]);
+    env.wait(|| env.outcome().rows_of("x1").any(|r| r.queue == "deferred"));
+    env.send("x2", SENDER, &["u@dead.test", "w@d1.test"]);
+    env.wait(|| env.outcome().rows_of("x2").any(|r| r.queue == "deferred"));
+    for i in 6..9 {
+        env.send(&format!("a{i}"), SENDER, &["u@d1.test", "v@d2.test"]);
+    }
+    let dead = format!("smtp:[127.0.0.1]:{}", env.ports["dead"]);
+    let d2 = format!("smtp:[127.0.0.1]:{}", env.ports["d2"]);
+    show(&env, &["status"]);
+    show(&env, &["destinations"]);
+    show(&env, &["destinations", "--state", "dead"]);
+    show(&env, &["why", &dead]);
+    show(&env, &["why", &d2]);
+    show(&env, &["why", &env.qid_of("x2").unwrap_or_default()]);
+    show(&env, &["why", "u@dead.test"]);
+    show(&env, &["shape", "--queue", "deferred"]);
+    show(&env, &["shape", "--queue", "active", "--by", "destination"]);
+    show(
+        &env,
+        &[
+            "suspend",
+            &d2,
+            "--for",
+            "10m",
+            "--reason",
+            "provider maintenance",
+        ],
+    );
+    env.send("s1", SENDER, &["v@d2.test"]);
+    env.wait(|| env.outcome().rows_of("s1").any(|r| r.queue == "deferred"));
+    show(&env, &["destinations", "--state", "suspended"]);
+    show(&env, &["why", &d2]);
+    show(&env, &["status"]);
+    println!("# postqueue -p\n{}", env.admin("postqueue", &["-p"]));
+    show(&env, &["resume", &d2]);
+    show(&env, &["flush", &dead]);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let log = env.sb.maillog();
+    println!("# maillog, the control lines");
+    for line in log.lines().filter(|l| l.contains("control: ")) {
+        println!("{line}");
+    }
+    show(&env, &["status", "--json"]);
+    drop(env);
+}
