@@ -86,6 +86,8 @@ pub fn control_suspend_resume(q: &Setup) -> ScenarioOutcome {
         env.start_sink(d, &[]);
     }
     let mut o = ScenarioOutcome::default();
+    let t0 = oqmgr_actors::clock::tooling_now();
+    let phase = |name: &str| eprintln!("control: {name} at {:.1} s", t0.elapsed().as_secs_f64());
     let dest3 = format!("smtp:[127.0.0.1]:{}", env.ports["d3"]);
     let send_round = |env: &Env, round: &str| {
         for d in DOMAINS {
@@ -101,6 +103,7 @@ pub fn control_suspend_resume(q: &Setup) -> ScenarioOutcome {
     });
     o.fact(format!("round 1 delivered to all five: {flowed}"));
 
+    phase("round 1 delivered");
     // Suspend d3.
     let (ok, text) = ctl(&env, &["suspend", &dest3, "--reason", "e2e maintenance"]);
     o.fact(format!("suspend ok: {ok}"));
@@ -141,10 +144,12 @@ pub fn control_suspend_resume(q: &Setup) -> ScenarioOutcome {
         .is_empty();
     o.fact(format!("the suspend is logged: {logged}"));
 
+    phase("d3 suspended, others delivered");
     // Reload, then kill -9: the suspension survives both.
     let pid = env.sb.qmgr_pid();
     env.admin("postfix", &["reload"]);
     let replaced = env.wait(|| env.sb.qmgr_pid().is_some_and(|p| Some(p) != pid));
+    phase("new qmgr after reload");
     let (_, status) = ctl_when_up(&env, &["status"]);
     o.fact(format!(
         "after reload ({replaced}): status lists the suspension: {}",
@@ -155,9 +160,13 @@ pub fn control_suspend_resume(q: &Setup) -> ScenarioOutcome {
         // SAFETY: kill(2) has no memory-safety preconditions; the pid is a
         // child of this sandbox's master, found through /proc.
         unsafe { libc::kill(pid, libc::SIGKILL) };
+        // master(8) starts the next queue manager on demand: new mail's
+        // trigger does it.
+        env.send("r4-d3", SENDER, &["u@d3.test"]);
         env.wait(|| env.sb.qmgr_pid().is_some_and(|p| p != pid));
+        phase("new qmgr after kill -9");
     }
-    env.send("r4-d3", SENDER, &["u@d3.test"]);
+    phase("reloaded and killed");
     let still = env.wait(|| count(&env.outcome(), "d3", "deferred") == 3);
     let (_, status) = ctl_when_up(&env, &["status"]);
     o.fact(format!(
@@ -169,6 +178,7 @@ pub fn control_suspend_resume(q: &Setup) -> ScenarioOutcome {
         sink_transactions(&env, "d3") == before
     ));
 
+    phase("still suspended");
     // Resume: the three deferred messages go out at once.
     let start = oqmgr_actors::clock::tooling_now();
     let (ok, text) = ctl(&env, &["resume", &dest3]);
@@ -187,6 +197,7 @@ pub fn control_suspend_resume(q: &Setup) -> ScenarioOutcome {
         took <= Duration::from_secs(2)
     ));
 
+    phase("resumed");
     // why on a dead destination.
     env.send("x1", SENDER, &["u@dead.test"]);
     env.wait(|| env.outcome().rows_of("x1").any(|r| r.queue == "deferred"));
