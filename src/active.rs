@@ -257,7 +257,7 @@ impl Supervisor {
                         .suspensions
                         .remove(&target.expect("found above"))
                         .expect("found above");
-                    self.end_suspension(now, s, "ended", out);
+                    self.end_suspension(s, "ended", out);
                 }
             }
             Msg::Withdrawn {
@@ -316,9 +316,9 @@ impl Supervisor {
                     reason,
                     deferred,
                 };
-                let how = match (duration, &s.reason) {
-                    (Some(ms), _) => format!(" for {}s", ms / 1000),
-                    (None, _) => " until resumed".into(),
+                let how = match duration {
+                    Some(ms) => format!(" for {}s", ms / 1000),
+                    None => " until resumed".into(),
                 };
                 let why = s
                     .reason
@@ -328,7 +328,7 @@ impl Supervisor {
                 self.start_suspension(s, out);
             }
             Command::Resume { target } => match self.control.suspensions.remove(&target) {
-                Some(s) => self.end_suspension(now, s, "resumed", out),
+                Some(s) => self.end_suspension(s, "resumed", out),
                 None => out.push(Effect::Log(
                     LogLevel::Warning,
                     format!("control: resume {target}: it is not suspended"),
@@ -349,12 +349,9 @@ impl Supervisor {
             Command::Restore { suspensions } => {
                 for s in suspensions {
                     match s.until {
-                        Some(until) if until <= now => self.end_suspension(
-                            now,
-                            s,
-                            "ended while the queue manager was stopped",
-                            out,
-                        ),
+                        Some(until) if until <= now => {
+                            self.end_suspension(s, "ended while the queue manager was stopped", out)
+                        }
                         _ => {
                             log(out, format!("control: suspension of {} restored", s.target));
                             self.start_suspension(s, out);
@@ -394,7 +391,7 @@ impl Supervisor {
 
     /// Ends suspension `s` (already out of the table): tells the
     /// transports, and retries the files it deferred.
-    fn end_suspension(&mut self, _now: Instant, s: Suspension, how: &str, out: &mut Effects) {
+    fn end_suspension(&mut self, s: Suspension, how: &str, out: &mut Effects) {
         self.control.version += 1;
         let ids: Vec<Name> = s
             .deferred

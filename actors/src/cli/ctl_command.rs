@@ -681,3 +681,75 @@ fn shape(instance: &Instance, queues: &[QueueWord], by: ByWord) -> Result<String
     }
     Ok(shape.render())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use queue_shape::QueuedFile;
+
+    fn file(id: &str, mtime: i64) -> QueuedFile {
+        QueuedFile {
+            id: id.into(),
+            mtime,
+            ..QueuedFile::default()
+        }
+    }
+
+    #[test]
+    fn why_names_the_disk_causes() {
+        let dir = tempfile::tempdir().unwrap();
+        let instance = Instance {
+            queue_dir: dir.path().to_path_buf(),
+        };
+        let mut state = LiveState::default();
+        let now = 1_000_000;
+
+        let held = file_words(&instance, "hold", &file("ABCDEF1234", 0), now, &state);
+        assert!(held.contains("ABCDEF1234: in hold/"), "{held}");
+        assert!(held.contains("`postsuper -H ABCDEF1234`"), "{held}");
+
+        let defer_log = dir.path().join("defer/A");
+        std::fs::create_dir_all(&defer_log).unwrap();
+        std::fs::write(
+            defer_log.join("ABCDEF1234"),
+            "recipient=u@x.example\nreason=connect to x.example: Connection refused\n\n",
+        )
+        .unwrap();
+        let waiting = file_words(
+            &instance,
+            "deferred",
+            &file("ABCDEF1234", now + 600),
+            now,
+            &state,
+        );
+        assert!(
+            waiting.contains("in deferred/ until its next attempt at"),
+            "{waiting}"
+        );
+        assert!(
+            waiting.contains("last reason: connect to x.example: Connection refused"),
+            "{waiting}"
+        );
+        assert!(
+            waiting.contains("`postqueue -i ABCDEF1234` retries it now"),
+            "{waiting}"
+        );
+
+        state.supervisor.full = true;
+        let due = file_words(
+            &instance,
+            "deferred",
+            &file("ABCDEF1234", now - 5),
+            now,
+            &state,
+        );
+        assert!(due.contains("due since"), "{due}");
+        assert!(due.contains("the active queue is full"), "{due}");
+        let new = file_words(&instance, "incoming", &file("ABCDEF9999", now), now, &state);
+        assert!(
+            new.contains("in incoming/, waiting to enter the active queue"),
+            "{new}"
+        );
+        assert!(new.contains("the active queue is full"), "{new}");
+    }
+}
