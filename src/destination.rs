@@ -320,8 +320,9 @@ impl Destination {
     /// `qmgr_queue_select` + `qmgr_entry_select`), or declines.
     fn take(&mut self, agent: AgentId, out: &mut Effects) {
         let can = self.status == Status::Ready && (self.busy.len() as u32) < self.window;
-        let next = if can { self.todo.pop_front() } else { None };
-        match next {
+        // Popped only when it can start: an entry taken from `todo` and
+        // then declined would be lost, never delivered nor deferred.
+        match if can { self.todo.pop_front() } else { None } {
             Some(entry) => {
                 let since = self.todo_since.pop_front().unwrap_or_default();
                 out.trace(|| TraceEvent::Select {
@@ -878,9 +879,9 @@ mod tests {
     use crate::entry::{AgentId, EntryId, Recipient};
     use crate::params::Params;
 
-    #[test]
-    fn a_refused_request_kills_the_transport_not_the_site() {
-        let (params, _) = Params::from_pairs(&[]).expect("defaults resolve");
+    /// The smtp destination `d.example` under `settings`.
+    fn site(settings: &[(&str, &str)]) -> Destination {
+        let (params, _) = Params::from_pairs(settings).expect("settings resolve");
         let (tp, _) = params.transport("smtp");
         let key = DestKey {
             transport: "smtp".into(),
@@ -891,26 +892,59 @@ mod tests {
             slot: 0,
             epoch: 1,
         };
-        let mut d = Destination::new(
+        Destination::new(
             id,
             key,
             "d.example".into(),
             1,
             Arc::new(tp),
             Arc::new(params.global.clone()),
-        );
+        )
+    }
+
+    /// A one-recipient entry of its own message, numbered `n`.
+    fn accept(n: u64) -> Msg {
+        Msg::Accept {
+            entry: Entry {
+                id: EntryId(n),
+                message: MessageId(n),
+                recipients: vec![Recipient::new(format!("u{n}@d.example"))],
+            },
+            active: 1,
+        }
+    }
+
+    /// Entries `effects` starts, by number.
+    fn started(effects: &mut Effects) -> Vec<u64> {
+        effects
+            .drain()
+            .filter_map(|e| match e {
+                Effect::Deliver { entry, .. } => Some(entry.id.0),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_declined_take_keeps_the_entry() {
+        let mut d = site(&[("smtp_initial_destination_concurrency", "1")]);
+        let mut out = Effects::new();
+        d.handle(Instant::ZERO, accept(1), &mut out);
+        d.handle(Instant::ZERO, accept(2), &mut out);
+        d.handle(Instant::ZERO, Msg::Take(AgentId(1)), &mut out);
+        assert_eq!(started(&mut out), vec![1]);
+        // The window (1) is full: the offer is declined, e2 waits on.
+        d.handle(Instant::ZERO, Msg::Take(AgentId(2)), &mut out);
+        assert_eq!(started(&mut out), Vec::<u64>::new());
+        assert_eq!(d.counts(), (1, 1), "e2 must still be waiting");
+    }
+
+    #[test]
+    fn a_refused_request_kills_the_transport_not_the_site() {
+        let mut d = site(&[]);
         let now = Instant::ZERO;
         let mut out = Effects::new();
-        let entry = |n| Entry {
-            id: EntryId(n),
-            message: MessageId(n),
-            recipients: vec![Recipient::new(format!("u{n}@d.example"))],
-        };
-        let accept = Msg::Accept {
-            entry: entry(1),
-            active: 1,
-        };
-        d.handle(now, accept, &mut out);
+        d.handle(now, accept(1), &mut out);
         d.handle(now, Msg::Take(AgentId(1)), &mut out);
         out.list.clear();
         let report = DeliveryReport {

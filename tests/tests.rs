@@ -3,5 +3,6 @@
 mod doc_citations;
 mod feedback;
 mod params;
+mod scheduler_readme;
 mod support;
 mod trace;

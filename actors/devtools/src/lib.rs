@@ -8,7 +8,8 @@
 //! - [`sandbox`]: private, throw-away Postfix instances (tests, demo,
 //!   benchmarks).
 //! - [`benchmark`]: queue managers compared in a real Postfix (binary
-//!   `oqmgr-bench`, `actors/scripts/bench`).
+//!   `oqmgr-bench`, `actors/scripts/bench`), and SCHEDULER_README's 421
+//!   experiment (binary `oqmgr-scheduler-readme`).
 //! - [`demo`]: ours and Postfix's oqmgr on one workload (binary
 //!   `oqmgr-demo`, `actors/scripts/demo`).
 //! - [`scheduler_bench`]: the scheduling core's own speed (binary

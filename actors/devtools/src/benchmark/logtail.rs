@@ -101,6 +101,12 @@ impl LogTail {
     /// Reads what was appended since the last call and tallies complete
     /// lines. A missing file is not an error (postlogd has not written yet).
     pub fn update(&mut self) -> io::Result<()> {
+        self.update_with(|_| {})
+    }
+
+    /// Like [`LogTail::update`], and hands each complete line to `seen`
+    /// after tallying it.
+    pub fn update_with(&mut self, mut seen: impl FnMut(&str)) -> io::Result<()> {
         let mut file = match File::open(&self.path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -118,6 +124,7 @@ impl LogTail {
         let complete = std::mem::replace(&mut self.partial, rest);
         for line in String::from_utf8_lossy(&complete).lines() {
             self.tally(line);
+            seen(line);
         }
         Ok(())
     }

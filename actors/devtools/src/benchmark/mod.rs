@@ -46,6 +46,7 @@ pub mod instance;
 pub mod logtail;
 pub mod memory;
 pub mod probe;
+pub mod scheduler_readme;
 pub mod summary;
 pub mod workloads;
 
