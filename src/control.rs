@@ -276,14 +276,15 @@ impl Suspension {
     /// `postqueue -p`).
     pub fn dsn(&self) -> Dsn {
         match &self.reason {
-            Some(r) => Dsn::new(
-                "4.3.2",
-                format!("delivery suspended by the administrator: {r}"),
-            ),
-            None => Dsn::new("4.3.2", "delivery suspended by the administrator"),
+            Some(r) => Dsn::new("4.3.2", format!("{SUSPENDED}: {r}")),
+            None => Dsn::new("4.3.2", SUSPENDED),
         }
     }
 }
+
+/// The reason of mail a suspension defers (before the operator's own
+/// words, if any).
+pub const SUSPENDED: &str = "delivery suspended by the administrator";
 
 /// Most queue IDs remembered per suspension, and of recently deferred
 /// files for `flush`: bounds memory whatever the queue holds (the rest is

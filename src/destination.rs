@@ -76,6 +76,10 @@ pub enum Status {
 /// Delivery times kept per destination for `ctl destinations`' p50/p99.
 pub const RECENT_DELAYS: usize = 256;
 
+/// The reason prefix of mail deferred because its destination is dead
+/// (Postfix: `qmgr_deliver_update`'s wording).
+pub const DEAD_SITE: &str = "delivery temporarily suspended";
+
 /// Most message numbers a destination remembers having deferred.
 const DEFERRED_MEMORY: usize = 10_000;
 
@@ -424,7 +428,7 @@ impl Destination {
                 } else {
                     &hop.reason
                 };
-                let dsn = Dsn::new(status, format!("delivery temporarily suspended: {reason}"));
+                let dsn = Dsn::new(status, format!("{DEAD_SITE}: {reason}"));
                 if self.status == Status::Ready {
                     self.throttle(now, &dsn, out);
                     if matches!(self.status, Status::Dead(_)) {

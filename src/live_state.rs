@@ -150,6 +150,30 @@ pub struct LiveDestination {
 }
 
 impl LiveDestination {
+    /// A destination of that name with nothing in it: ready, no window,
+    /// no limit, no counts.
+    pub fn new(transport: &str, queue: &str) -> LiveDestination {
+        LiveDestination {
+            transport: transport.into(),
+            queue: queue.into(),
+            nexthop: queue.into(),
+            state: LiveDestState::Ready,
+            window: 0,
+            limit: 0,
+            busy: 0,
+            todo: 0,
+            todo_recipients: 0,
+            success: 0.0,
+            failure: 0.0,
+            fail_cohorts: 0.0,
+            tally: Tally::default(),
+            delay_p50_ms: None,
+            delay_p99_ms: None,
+            oldest_waiting_ms: None,
+            entries: Vec::new(),
+        }
+    }
+
     /// `transport:queue`.
     pub fn name(&self) -> String {
         format!("{}:{}", self.transport, self.queue)
@@ -276,23 +300,8 @@ impl LiveState {
                 let (t, q) = name.split_once(':').unwrap_or((name, ""));
                 if !rows.iter().any(|d| d.transport == t && d.queue == q) {
                     rows.push(LiveDestination {
-                        transport: t.into(),
-                        queue: q.into(),
-                        nexthop: q.into(),
                         state: LiveDestState::Suspended,
-                        window: 0,
-                        limit: 0,
-                        busy: 0,
-                        todo: 0,
-                        todo_recipients: 0,
-                        success: 0.0,
-                        failure: 0.0,
-                        fail_cohorts: 0.0,
-                        tally: Tally::default(),
-                        delay_p50_ms: None,
-                        delay_p99_ms: None,
-                        oldest_waiting_ms: None,
-                        entries: Vec::new(),
+                        ..LiveDestination::new(t, q)
                     });
                 }
             }
@@ -406,24 +415,7 @@ pub fn render_destinations(
         "oldest",
     );
     for d in rows {
-        let detail = match &d.state {
-            LiveDestState::Ready => String::new(),
-            LiveDestState::RateDelayed { until_ms } => format!("until {}", time(*until_ms)),
-            LiveDestState::Dead {
-                since_ms,
-                until_ms,
-                reason,
-            } => format!(
-                "since {}, retry {}, cohorts {:.1}: {reason}",
-                time(*since_ms),
-                time(*until_ms),
-                d.fail_cohorts
-            ),
-            LiveDestState::Suspended => match state.suspension(&d.key()) {
-                Some(s) => suspension_words(s, time),
-                None => String::new(),
-            },
-        };
+        let detail = destination_detail(state, d, time);
         let oldest = d
             .oldest_waiting_ms
             .map_or("-".into(), |t| span(state.now_ms.saturating_sub(t)));
@@ -456,6 +448,34 @@ pub fn render_destinations(
         trimmed.push('\n');
     }
     trimmed
+}
+
+/// The `detail` column of a destination: when a rate delay ends; since
+/// when a dead one is dead, when it is retried, its failed cohorts and
+/// last error; a suspension's end and reason; empty when ready.
+pub fn destination_detail(
+    state: &LiveState,
+    d: &LiveDestination,
+    time: &dyn Fn(u64) -> String,
+) -> String {
+    match &d.state {
+        LiveDestState::Ready => String::new(),
+        LiveDestState::RateDelayed { until_ms } => format!("until {}", time(*until_ms)),
+        LiveDestState::Dead {
+            since_ms,
+            until_ms,
+            reason,
+        } => format!(
+            "since {}, retry {}, cohorts {:.1}: {reason}",
+            time(*since_ms),
+            time(*until_ms),
+            d.fail_cohorts
+        ),
+        LiveDestState::Suspended => match state.suspension(&d.key()) {
+            Some(s) => suspension_words(s, time),
+            None => String::new(),
+        },
+    }
 }
 
 /// `until T (reason)` / `until resumed (reason)` for a suspension.
@@ -596,23 +616,9 @@ mod tests {
 
     fn ready(queue: &str) -> LiveDestination {
         LiveDestination {
-            transport: "smtp".into(),
-            queue: queue.into(),
-            nexthop: queue.into(),
-            state: LiveDestState::Ready,
             window: 5,
             limit: 20,
-            busy: 0,
-            todo: 0,
-            todo_recipients: 0,
-            success: 0.0,
-            failure: 0.0,
-            fail_cohorts: 0.0,
-            tally: Tally::default(),
-            delay_p50_ms: None,
-            delay_p99_ms: None,
-            oldest_waiting_ms: None,
-            entries: Vec::new(),
+            ..LiveDestination::new("smtp", queue)
         }
     }
 

@@ -32,6 +32,7 @@ use oqmgr::time::Instant;
 use crate::agent::{self, Close, Connect, Deliver, DeliveryAgent};
 use crate::clock::Clock;
 use crate::destination_actor::{DestinationActor, DestinationMsg};
+use crate::metrics::Metrics;
 use crate::queue_store::{Completion, QueueStore, SharedStore};
 use crate::registry::Registry;
 use crate::scanner_actor::{Admit, ScanNext, ScanStart, ScannerActor};
@@ -69,6 +70,8 @@ pub struct Host {
     /// Delivery outcomes per transport since start, for the operator
     /// (`crate::control::live_query`).
     tally: Mutex<BTreeMap<String, Tally>>,
+    /// What the metrics count as it happens, when they are on.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Host {
@@ -80,6 +83,7 @@ impl Host {
         default_agent: Option<DeliveryAgent>,
         store: SharedStore,
         trace_sink: Option<Recipient<TraceLine>>,
+        metrics: Option<Arc<Metrics>>,
     ) -> Host {
         let counting_completions = store
             .lock()
@@ -98,7 +102,13 @@ impl Host {
             supervisor: OnceLock::new(),
             scanners: OnceLock::new(),
             tally: Mutex::default(),
+            metrics,
         }
+    }
+
+    /// The metrics, when they are on.
+    pub fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.metrics.as_ref()
     }
 
     /// Delivery outcomes per transport since start.
@@ -345,6 +355,15 @@ pub(crate) fn run<A: Entity>(
                 };
                 let crash = agent::crashed(&entry);
                 let transport = dest.transport.clone();
+                if let Some(m) = &host.metrics {
+                    m.handed_off(
+                        &transport,
+                        &nexthop,
+                        &queue_id,
+                        entry.recipients.len(),
+                        host.clock.wall_now().as_millis(),
+                    );
+                }
                 let request = a.deliver.send(Deliver {
                     agent,
                     dest,
@@ -356,6 +375,11 @@ pub(crate) fn run<A: Entity>(
                 actix::spawn(async move {
                     let report = request.await.unwrap_or(crash);
                     host.count(&transport, &report);
+                    if let Some(m) = &host.metrics {
+                        let took = host.clock.now().saturating_since(now);
+                        let took = std::time::Duration::from_millis(took.as_millis());
+                        m.delivered(&transport, &report, took);
+                    }
                     host.send(to, Msg::Report(report));
                 });
             }
@@ -402,6 +426,10 @@ pub(crate) fn run<A: Entity>(
                 recipients,
                 dsn,
             } => {
+                if let Some(m) = &host.metrics {
+                    let cause = oqmgr::route::QmgrDeferral::of_reason(&dsn.reason);
+                    m.qmgr_deferred(cause, recipients.len());
+                }
                 if let Some(id) = host.registry.queue_id(message) {
                     host.store().defer_recipients(&id, &recipients, &dsn);
                 }
@@ -427,7 +455,12 @@ pub(crate) fn run<A: Entity>(
 /// transport as `AgentReady` or `AgentFailed`.
 fn alloc(host: &Arc<Host>, transport: oqmgr::name::Name, agent: oqmgr::entry::AgentId) {
     let to = Addr::Transport(transport.clone());
-    let failed = |dsn| Msg::AgentFailed { agent, dsn };
+    let failed = |dsn| {
+        if let Some(m) = &host.metrics {
+            m.connect_error(&transport);
+        }
+        Msg::AgentFailed { agent, dsn }
+    };
     match host.agent(&transport) {
         Some(DeliveryAgent {
             connect: Some(connect),
@@ -437,6 +470,7 @@ fn alloc(host: &Arc<Host>, transport: oqmgr::name::Name, agent: oqmgr::entry::Ag
                 transport: transport.to_string(),
                 agent,
             });
+            let name = transport.clone();
             let host = Arc::clone(host);
             actix::spawn(async move {
                 let msg = match request.await {
@@ -447,6 +481,9 @@ fn alloc(host: &Arc<Host>, transport: oqmgr::name::Name, agent: oqmgr::entry::Ag
                         dsn: agent::unavailable(),
                     },
                 };
+                if let (Msg::AgentFailed { .. }, Some(m)) = (&msg, &host.metrics) {
+                    m.connect_error(&name);
+                }
                 host.send(to, msg);
             });
         }

@@ -43,6 +43,7 @@ pub mod custom_transports;
 pub mod daemon;
 pub mod destination_actor;
 pub mod host;
+pub mod metrics;
 pub mod postfix;
 pub mod queue_store;
 pub mod registry;

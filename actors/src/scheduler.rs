@@ -35,6 +35,7 @@ use oqmgr::trace::TraceEvent;
 use crate::agent::{Deliver, DeliveryAgent};
 use crate::clock::Clock;
 use crate::host::Host;
+use crate::metrics::Metrics;
 use crate::queue_store::SharedStore;
 use crate::scanner_actor::ScannerActor;
 use crate::supervisor_actor::{SupervisorActor, Trigger};
@@ -70,6 +71,8 @@ pub struct SchedulerBuilder {
     trace_sink: Option<Recipient<TraceLine>>,
     /// The clock (default: Unix-epoch wall clock).
     clock: Option<Clock>,
+    /// What the metrics count, when they are on.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl SchedulerBuilder {
@@ -104,6 +107,12 @@ impl SchedulerBuilder {
         self
     }
 
+    /// Counts what the metrics need as it happens ([`crate::metrics`]).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> SchedulerBuilder {
+        self.metrics = Some(metrics);
+        self
+    }
+
     /// Starts the scanners and the supervisor on the current actix System.
     /// Must be called from within a running System.
     pub fn start(self) -> Scheduler {
@@ -116,6 +125,7 @@ impl SchedulerBuilder {
             self.default_agent,
             store,
             self.trace_sink,
+            self.metrics,
         ));
         let incoming = ScannerActor::new(QueueName::Incoming, Arc::clone(&host)).start();
         let deferred = ScannerActor::new(QueueName::Deferred, Arc::clone(&host)).start();
@@ -151,11 +161,15 @@ impl Scheduler {
             store,
             trace_sink: None,
             clock: None,
+            metrics: None,
         }
     }
 
     /// Delivers trigger bytes, as a `public/qmgr` client would.
     pub fn trigger(&self, bytes: &[u8]) {
+        if let Some(m) = self.host.metrics() {
+            m.triggered(bytes);
+        }
         self.supervisor.do_send(Trigger(bytes.to_vec()));
     }
 

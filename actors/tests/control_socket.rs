@@ -10,38 +10,19 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix::{Actor, Context, Handler, MessageResult};
-use oqmgr::entry::{DeliveryReport, Outcome, RecipientStatus};
+use actix::Actor;
 use oqmgr::params::Params;
 use oqmgr::sim::scenario::Scenario;
 use oqmgr::sim::world;
 use oqmgr::time::Instant;
-use oqmgr_actors::agent::Deliver;
 use oqmgr_actors::clock::Clock;
 use oqmgr_actors::control::live_query::{live_state, DaemonInfo};
 use oqmgr_actors::control::protocol::{Reply, SOCKET};
 use oqmgr_actors::control::server::{bind, ControlServer, READ_TIMEOUT};
 use oqmgr_actors::scheduler::Scheduler;
-use oqmgr_devtools::memstore::MemoryStore;
+use oqmgr_devtools::memstore::{InstantAgent, MemoryStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
-
-/// Delivers everything at once.
-struct Sink;
-impl Actor for Sink {
-    type Context = Context<Self>;
-}
-impl Handler<Deliver> for Sink {
-    type Result = MessageResult<Deliver>;
-    fn handle(&mut self, m: Deliver, _c: &mut Context<Self>) -> Self::Result {
-        MessageResult(DeliveryReport {
-            entry: m.entry.id,
-            outcome: Outcome::Done,
-            hop: None,
-            recipients: vec![RecipientStatus::Sent; m.entry.recipients.len()],
-        })
-    }
-}
 
 /// Sends `bytes` on a new connection and reads the reply (empty when the
 /// server dropped the connection).
@@ -68,7 +49,7 @@ fn bad_requests_never_block_or_change_scheduling() {
         })));
         let clock = Clock::wall();
         let scheduler = Scheduler::builder(params, store.clone())
-            .with_transport("smtp", Sink.start().recipient())
+            .with_transport("smtp", InstantAgent.start().recipient())
             .with_clock(clock)
             .start();
         let server = Arc::new(ControlServer::new(

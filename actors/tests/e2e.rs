@@ -116,6 +116,13 @@
 //!   DSN-success and SMTPUTF8 mail: delivered as by oqmgr, with no warning
 //!   from any delivery agent or the bounce daemon (the dialect check).
 //!
+//! `metrics_and_status_page` (`e2e/metrics.rs`, ours only, Postfix 3.7):
+//! Prometheus scrapes our metrics every second and its query API returns
+//! the delivered count the maillog shows; the scrape passes `promtool
+//! check metrics`; headless Chromium loads the status page while a
+//! destination is busy, sees it and a dead one, charts, updates, and no
+//! console message.
+//!
 //! `control_suspend_resume` (`e2e/control.rs`, ours only): `oqmgr ctl`
 //! suspends one of five destinations (its sink gets no transaction, its
 //! mail is deferred with the reason `postqueue -p` shows, the others
@@ -183,6 +190,7 @@ mod e2e {
     pub mod differences;
     pub mod env;
     pub mod flow;
+    pub mod metrics;
     pub mod ops;
     pub mod outcome;
     pub mod remote;
@@ -472,6 +480,7 @@ mod scenarios {
     pub use super::e2e::control::*;
     pub use super::e2e::differences::*;
     pub use super::e2e::flow::*;
+    pub use super::e2e::metrics::*;
     pub use super::e2e::ops::*;
     pub use super::e2e::remote::*;
     pub use super::e2e::trust::*;
@@ -480,3 +489,24 @@ mod scenarios {
 
 on_postfix!(postfix37, builds::system);
 on_postfix!(postfix311, builds::newer);
+
+/// The metrics listener and the status page, on Postfix 3.7 only (they
+/// touch no Postfix protocol; the dialects are covered above): a real
+/// Prometheus and headless Chromium read them (ours only).
+mod metrics_postfix37 {
+    #[test]
+    fn metrics_and_status_page() {
+        let o = crate::timed("metrics_postfix37::metrics_and_status_page", || {
+            crate::scenarios::metrics_and_status_page(&crate::ours(crate::builds::system()))
+        });
+        crate::scenarios::expect_metrics_and_status_page(&o);
+    }
+
+    /// Prints the real exposition and status JSON (the examples of
+    /// docs/control.md).
+    #[test]
+    #[ignore = "prints examples: run with --ignored --nocapture"]
+    fn metrics_outputs() {
+        crate::scenarios::metrics_outputs(&crate::ours(crate::builds::system()));
+    }
+}

@@ -7,6 +7,9 @@
 //! simulator's own [`Queues`], scans, admissions and batches behave exactly
 //! as in a simulation of the same files.
 //!
+//! [`InstantAgent`] is the delivery agent such tests need when only the
+//! flow matters: it delivers every recipient at once.
+//!
 //! # Invariants
 //! - a file is in exactly one place; only `admit` moves it into `active`,
 //!   only `complete` moves it out.
@@ -19,7 +22,27 @@ use oqmgr::scan::{QueueName, ScanFlags};
 use oqmgr::sim::world::{File, Place, Queues};
 use oqmgr::time::{Duration, Instant};
 
+use oqmgr_actors::agent::Deliver;
 use oqmgr_actors::queue_store::{AdmittedEnvelope, Batch, Completion, QueueStore, StoreError};
+
+/// A delivery agent that delivers every recipient at once.
+pub struct InstantAgent;
+
+impl actix::Actor for InstantAgent {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<Deliver> for InstantAgent {
+    type Result = actix::MessageResult<Deliver>;
+    fn handle(&mut self, m: Deliver, _c: &mut actix::Context<Self>) -> Self::Result {
+        actix::MessageResult(oqmgr::entry::DeliveryReport {
+            entry: m.entry.id,
+            outcome: oqmgr::entry::Outcome::Done,
+            hop: None,
+            recipients: vec![oqmgr::entry::RecipientStatus::Sent; m.entry.recipients.len()],
+        })
+    }
+}
 
 /// What happened to files and recipients, for summaries.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -33,6 +33,10 @@ use crate::postfix::log_format::LocalTime;
 
 /// `oqmgr ctl`'s options.
 #[derive(Clone, Debug, Args)]
+#[command(
+    after_help = "Prometheus metrics and a live status page over HTTP: a [metrics] table \
+in $config_directory/oqmgr.toml (listen = \"127.0.0.1:9165\"); see docs/control.md."
+)]
 pub struct CtlArgs {
     /// Configuration directory of the instance (default: $MAIL_CONFIG,
     /// else what `postconf -h config_directory` says, else /etc/postfix).
@@ -434,6 +438,9 @@ fn render_status(state: &LiveState, daemon: &DaemonInfo) -> String {
             "recipients reported by in-process transports: {} sent, {} deferred, {} bounced\n",
             total.sent, total.deferred, total.bounced
         ));
+    }
+    if let Some(url) = &daemon.metrics {
+        out.push_str(&format!("metrics: {url}metrics, status page {url}\n"));
     }
     if s.suspensions.is_empty() {
         out.push_str("suspensions: none\n");

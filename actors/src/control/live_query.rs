@@ -78,6 +78,9 @@ pub struct DaemonInfo {
     pub postfix: String,
     /// Delivery outcomes per transport since start.
     pub tally: BTreeMap<String, Tally>,
+    /// The metrics and status page's URL, when they are served.
+    #[serde(default)]
+    pub metrics: Option<String>,
 }
 
 /// The scheduler's live state now (`None` when the supervisor is gone,
