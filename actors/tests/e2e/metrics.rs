@@ -11,7 +11,8 @@
 //! recipients the queue manager deferred itself because their destination
 //! is dead), and Prometheus, scraping every second, returns the delivered
 //! count the maillog shows through its query API. `oqmgr ctl status`
-//! names the listener.
+//! names the listener, and after `postfix reload` the next queue manager
+//! serves the same port.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -381,6 +382,21 @@ pub fn metrics_and_status_page(q: &Setup) -> ScenarioOutcome {
             "metrics: http://{listen}/metrics, status page http://{listen}/"
         ))
     ));
+
+    // After postfix reload the next queue manager serves the same port.
+    let pid = env.sb.qmgr_pid();
+    env.admin("postfix", &["reload"]);
+    let replaced = env.wait(|| env.sb.qmgr_pid().is_some_and(|p| Some(p) != pid));
+    let new_pid = env.sb.qmgr_pid().unwrap_or(0);
+    let serves = wait_until(WAIT, || {
+        http_get(listen, "/status.json")
+            .1
+            .contains(&format!("(pid {new_pid})"))
+    });
+    phase("reloaded");
+    o.fact(format!(
+        "after postfix reload ({replaced}) the new queue manager serves the port: {serves}"
+    ));
     drop(prometheus);
     env.finish(o)
 }
@@ -401,6 +417,7 @@ pub fn expect_metrics_and_status_page(o: &ScenarioOutcome) {
         "prometheus (true) returns the maillog's delivered count: true",
         "the maillog did not change meanwhile: true",
         "ctl status names the listener: true",
+        "after postfix reload (true) the new queue manager serves the port: true",
     ] {
         want.fact(fact);
     }
