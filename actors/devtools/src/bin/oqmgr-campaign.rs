@@ -7,6 +7,7 @@
 //! Markdown tables go to stdout and, with `--out`, to a file.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
@@ -83,8 +84,40 @@ struct Cli {
     list: bool,
 }
 
+/// Set by SIGINT or SIGTERM.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// The signal handler: only records the signal.
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// On SIGINT or SIGTERM, stops every instance and sink the campaign
+/// started (their `Drop` never runs when the process is cut short) and
+/// exits 130.
+fn clean_up_on_signals() {
+    let handler = on_signal as extern "C" fn(libc::c_int);
+    // SAFETY: the handler only stores to an atomic (async-signal-safe).
+    unsafe {
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
+    }
+    std::thread::spawn(|| loop {
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            let killed = campaign::rig::abandon_all();
+            eprintln!(
+                "oqmgr-campaign: interrupted; stopped {} process(es)",
+                killed.len()
+            );
+            std::process::exit(130);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    });
+}
+
 fn main() {
     let cli = Cli::parse();
+    clean_up_on_signals();
     if cli.list {
         for c in campaign::cases() {
             println!("{:<48} {}", c.name, c.about);

@@ -27,12 +27,12 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use oqmgr_actors::clock::tooling_now;
-use oqmgr_actors::sandbox::{free_port, QmgrChoice, Sandbox, SmtpSink};
+use oqmgr_actors::sandbox::{free_port, host, QmgrChoice, Sandbox, SmtpSink};
 
 use super::dumps::{count_dumps, read_dumps, SinkRecord};
 use super::inject::{tags_in, InjectPlan, Injector};
@@ -193,6 +193,32 @@ pub struct Rig {
 /// Makes rig work folders unique within one process.
 static WORK_SEQ: AtomicU32 = AtomicU32::new(0);
 
+/// Instance and work folders of the rigs alive now (for
+/// [`abandon_all`]).
+static LIVE: Mutex<Vec<(PathBuf, PathBuf)>> = Mutex::new(Vec::new());
+
+/// Stops every process of every live rig and every child of this process
+/// (smtp-sinks), without the orderly shutdown, and removes their folders
+/// (unless `OQMGR_KEEP_SANDBOX` is set): for a campaign interrupted by a
+/// signal, whose rigs will never be dropped. Returns the pids killed.
+pub fn abandon_all() -> Vec<i32> {
+    let mut killed = Vec::new();
+    let me = std::process::id() as i32;
+    for pid in host::process_ids() {
+        if procs::parent_of(pid) == Some(me) && procs::signal(pid, libc::SIGKILL) {
+            killed.push(pid);
+        }
+    }
+    for (dir, work) in LIVE.lock().map(|l| l.clone()).unwrap_or_default() {
+        killed.extend(host::kill_leftovers(&dir));
+        if std::env::var_os("OQMGR_KEEP_SANDBOX").is_none() {
+            let _ = fs::remove_dir_all(&dir);
+            let _ = fs::remove_dir_all(&work);
+        }
+    }
+    killed
+}
+
 impl Rig {
     /// Writes and starts an instance for `side`.
     pub fn start(side: &Side, spec: &RigSpec) -> Result<Rig, String> {
@@ -247,6 +273,9 @@ impl Rig {
             });
             if up {
                 ports.insert("smtpd", sb.smtpd_port().unwrap_or(0));
+                if let Ok(mut live) = LIVE.lock() {
+                    live.push((sb.dir().to_path_buf(), work.clone()));
+                }
                 return Ok(Rig {
                     sb,
                     side: side.clone(),
@@ -497,6 +526,9 @@ impl Rig {
 impl Drop for Rig {
     fn drop(&mut self) {
         self.listeners.clear();
+        if let Ok(mut live) = LIVE.lock() {
+            live.retain(|(d, _)| d != self.sb.dir());
+        }
         if self.keep() {
             eprintln!("campaign work folder kept at {}", self.work.display());
         } else {
