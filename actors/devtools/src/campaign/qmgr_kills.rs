@@ -1,9 +1,12 @@
 //! qmgr_kills - SIGKILL of the queue manager at random moments under load.
 //!
 //! Each round starts a fresh instance and two sources: the main one (two
-//! `ok.test` recipients per message) and a tenth as much mail that also
-//! has a recipient the `fault` sink refuses with 5xx, so bounce notices
-//! and mixed outcomes are in flight too. Then, `kills_per_round` times:
+//! `ok.test` recipients per message, half the campaign's rate) and a
+//! twentieth as much mail that also has a recipient the `fault` sink
+//! refuses with 5xx, so bounce notices and mixed outcomes are in flight
+//! too. The `ok.test` sink waits a second before answering DATA, so at
+//! any moment a few dozen messages sit in `active/` with agents holding
+//! their locks: a kill interrupts real work. Then, `kills_per_round` times:
 //! wait until master has a queue manager running (kicking `public/qmgr`
 //! if none shows up), wait a random 0–`kill_max_delay`, SIGKILL it. A kill
 //! right after start-up makes master throttle the service
@@ -16,7 +19,7 @@ use rand::RngExt;
 
 use oqmgr_actors::clock::tooling_now;
 
-use super::rig::{Rig, RigSpec, Side};
+use super::rig::{walk, Rig, RigSpec, Side};
 use super::{merge, procs, Case, CaseKind, CaseResult, Ctx};
 
 /// The case list of this group.
@@ -53,49 +56,72 @@ pub fn wait_for_qmgr(rig: &Rig, limit: Duration, not: Option<i32>) -> Option<i32
     }
 }
 
+/// Entries in the rig's `active/` now.
+fn active_files(rig: &Rig) -> usize {
+    let mut n = 0;
+    walk(&rig.sb.queue_dir().join("active"), &mut |_, _| n += 1);
+    n
+}
+
 /// Runs every round with `side`.
 pub fn run(ctx: &mut Ctx, case: &Case, side: &Side) -> CaseResult {
     let opts = ctx.opts;
     let per_round = opts.kills_per_round.max(1);
     let rounds = opts.qmgr_kills.div_ceil(per_round);
     let mut total = CaseResult::new(&case.name, case.group, side);
-    let mut kills = 0u32;
+    let (mut kills, mut seen) = (0u32, 0usize);
     for round in 0..rounds {
         let want = per_round.min(opts.qmgr_kills - kills);
-        let (row, done) = run_round(ctx, case, side, round, want);
+        let (row, done, reaped) = run_round(ctx, case, side, round, want);
         kills += done;
+        seen += reaped;
         total = if round == 0 { row } else { merge(total, row) };
     }
-    total
-        .notes
-        .insert(0, format!("{kills} kills in {rounds} rounds"));
+    total.notes.insert(
+        0,
+        format!("{kills} kills in {rounds} rounds ({seen} reaped by master as killed by signal 9)"),
+    );
     total
 }
 
-/// One round: a fresh instance, `want` kills, a drain.
-fn run_round(ctx: &mut Ctx, case: &Case, side: &Side, round: u32, want: u32) -> (CaseResult, u32) {
+/// One round: a fresh instance, `want` kills, a drain. Returns the row,
+/// the kills sent and the kills master logged.
+fn run_round(
+    ctx: &mut Ctx,
+    case: &Case,
+    side: &Side,
+    round: u32,
+    want: u32,
+) -> (CaseResult, u32, usize) {
     let opts = ctx.opts;
     let row = CaseResult::new(&case.name, case.group, side);
-    let rig = match Rig::start_with_sinks(side, &RigSpec::default(), &["-f", "RCPT"]) {
+    let mut rig = match Rig::start_with_sinks(side, &RigSpec::default(), &["-f", "RCPT"]) {
         Ok(r) => r,
-        Err(e) => return (row.failed(e), 0),
+        Err(e) => return (row.failed(e), 0, 0),
     };
+    // A second at DATA keeps deliveries in flight (files in active/,
+    // agents holding locks) when the kill comes.
+    if let Err(e) = rig.sink("ok", &["-w", "1"]) {
+        return (row.failed(e), 0, 0);
+    }
     let mark = rig.log_mark();
     let main = rig.inject(
         &format!("k{round}"),
         &["u1@ok.test", "u2@ok.test"],
-        opts.rate,
+        opts.rate / 2.0,
         None,
     );
     let side_mail = rig.inject(
         &format!("b{round}"),
         &["u3@ok.test", "x@fault.test"],
-        opts.rate / 10.0,
+        opts.rate / 20.0,
         None,
     );
     let mut done = 0;
     let mut misses = 0;
     let mut last = None;
+    // Files in active/ at each kill: the work a kill interrupts.
+    let mut in_active = Vec::new();
     while done < want && misses < 5 {
         let Some(pid) = wait_for_qmgr(&rig, Duration::from_secs(10), last) else {
             misses += 1;
@@ -105,9 +131,11 @@ fn run_round(ctx: &mut Ctx, case: &Case, side: &Side, round: u32, want: u32) -> 
             .rng
             .random_range(0..=opts.kill_max_delay.as_millis() as u64);
         std::thread::sleep(Duration::from_millis(delay));
+        let active = active_files(&rig);
         if procs::signal(pid, libc::SIGKILL) {
             done += 1;
             last = Some(pid);
+            in_active.push(active);
         }
     }
     let mut injected = main.stop();
@@ -121,5 +149,23 @@ fn run_round(ctx: &mut Ctx, case: &Case, side: &Side, round: u32, want: u32) -> 
             "no queue manager appeared {misses} time(s) in 10 s"
         ));
     }
-    (row, done)
+    if !in_active.is_empty() {
+        in_active.sort_unstable();
+        row.notes.push(format!(
+            "active/ at kill: median {}, max {}, none {} time(s)",
+            in_active[in_active.len() / 2],
+            in_active[in_active.len() - 1],
+            in_active.iter().filter(|&&n| n == 0).count()
+        ));
+    }
+    let reaped = rig
+        .log_from(mark)
+        .lines()
+        .filter(|l| {
+            l.contains("postfix/master[")
+                && l.contains("qmgr pid")
+                && l.contains("killed by signal 9")
+        })
+        .count();
+    (row, done, reaped)
 }
