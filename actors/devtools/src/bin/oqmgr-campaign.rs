@@ -120,7 +120,24 @@ fn main() {
     clean_up_on_signals();
     if cli.list {
         for c in campaign::cases() {
-            println!("{:<48} {}", c.name, c.about);
+            let expect = match c.kind {
+                campaign::CaseKind::Damaged(i) => {
+                    let e = campaign::damaged_files::expectation(i);
+                    let copies = if e.copies.0 == e.copies.1 {
+                        e.copies.0.to_string()
+                    } else {
+                        format!("{}-{}", e.copies.0, e.copies.1)
+                    };
+                    format!(
+                        " [oqmgr: {}, {copies} copies, warning {}{}]",
+                        e.fate,
+                        if e.logs { "yes" } else { "no" },
+                        if e.stops { ", stops" } else { "" }
+                    )
+                }
+                _ => String::new(),
+            };
+            println!("{:<48} {}{expect}", c.name, c.about);
         }
         return;
     }

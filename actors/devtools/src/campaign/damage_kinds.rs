@@ -469,7 +469,46 @@ fn envelope_kinds() -> Vec<DamageKind> {
                 }))
             },
         },
+        DamageKind {
+            name: "pointer-loop-recipient",
+            about: "a p record jumping back to the R record before it",
+            isolate: false,
+            oqmgr: ex("corrupt", 0, true),
+            make: |m| m.file(m.edit(|recs, old| loop_back_over_recipients(recs, old, 0))),
+        },
+        DamageKind {
+            name: "pointer-loop-3-recipients",
+            about: "a p record jumping back over three R records",
+            isolate: false,
+            // Three recipients a pass: a 20,000-recipient batch fills
+            // before the 10,000-jump limit. oqmgr delivers each batch,
+            // panics ("recipient list not empty on recipient reload") on
+            // the refill, and after a few restarts moves the file to
+            // corrupt/: hundreds to 40,000 copies, depending on timing.
+            oqmgr: Expect {
+                copies: (1, 40_000),
+                ..ex("corrupt", 0, true)
+            },
+            make: |m| m.file(m.edit(|recs, old| loop_back_over_recipients(recs, old, 2))),
+        },
     ]
+}
+
+/// Adds `more` recipients after the template's R record, then a p record
+/// jumping back to that R record: every pass over the loop reads the same
+/// recipients again, until a reader's reverse-jump limit stops it.
+fn loop_back_over_recipients(recs: &mut Vec<(u8, Vec<u8>)>, old: &mut Vec<u64>, more: usize) {
+    let r = envelope_index(recs, rec::RCPT).expect("R");
+    for n in 0..more {
+        recs.insert(r + 1 + n, (rec::RCPT, format!("r{n}@ok.test").into_bytes()));
+        old.insert(r + 1 + n, u64::MAX);
+    }
+    let target = old[r];
+    recs.insert(
+        r + 1 + more,
+        (rec::PTR, fixed_width_number(target as i64).into_bytes()),
+    );
+    old.insert(r + 1 + more, u64::MAX);
 }
 
 /// State carried by the file system.

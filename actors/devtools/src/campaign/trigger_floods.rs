@@ -56,7 +56,7 @@ pub fn cases() -> Vec<Case> {
             (
                 Flood::NulLess,
                 "nul-less",
-                "20 clients writing `I` without NUL and holding on",
+                "20 clients writing `I` without NUL, then holding the connection,",
             ),
             (
                 Flood::SlowWriter,
