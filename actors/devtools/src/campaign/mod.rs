@@ -430,6 +430,13 @@ pub fn judge(rig: &Rig, row: &mut CaseResult, injected: &Injected, mark: u64, dr
         row.notes
             .push(format!("left: {}", census.odd_entries.join(", ")));
     }
+    if !census.orphan_logs.is_empty() {
+        row.notes.push(format!(
+            "{} log(s) without a queue file, e.g. {}",
+            census.orphan_logs.len(),
+            census.orphan_logs[0]
+        ));
+    }
     let active = census.per_queue.get("active").copied().unwrap_or(0);
     if active > 0 {
         row.notes.push(format!("{active} file(s) left in active/"));

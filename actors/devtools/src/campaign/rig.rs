@@ -147,6 +147,9 @@ pub struct Census {
     pub odd_entries: Vec<String>,
     /// Files in `defer/`, `bounce/`, `trace/` (logs).
     pub logs: usize,
+    /// Logs whose message file is in no queue (`defer/ID`, ...): left
+    /// behind when a message was removed.
+    pub orphan_logs: Vec<String>,
 }
 
 impl Census {
@@ -404,10 +407,12 @@ impl Rig {
     /// Files and odd entries in every queue, plus logs.
     pub fn census(&self) -> Census {
         let mut c = Census::default();
+        let mut names = std::collections::BTreeSet::new();
         for q in ALL_QUEUES {
             let mut n = 0;
             walk(&self.sb.queue_dir().join(q), &mut |path, kind| {
                 n += 1;
+                names.insert(file_name(path));
                 if kind != "file" {
                     c.odd_entries
                         .push(format!("{q}/{}: {kind}", file_name(path)));
@@ -427,7 +432,12 @@ impl Rig {
             c.per_queue.insert(q.to_string(), n);
         }
         for q in ["defer", "bounce", "trace"] {
-            walk(&self.sb.queue_dir().join(q), &mut |_, _| c.logs += 1);
+            walk(&self.sb.queue_dir().join(q), &mut |path, _| {
+                c.logs += 1;
+                if !names.contains(&file_name(path)) {
+                    c.orphan_logs.push(format!("{q}/{}", file_name(path)));
+                }
+            });
         }
         c
     }
