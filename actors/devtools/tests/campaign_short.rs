@@ -59,11 +59,6 @@ const KNOWN_FAILURES: &[(&str, &str)] = &[
         "damaged/directory",
         "issue 13 item 3: renamed into active/ instead of left in place",
     ),
-    (
-        "damaged/pointer-loop-3-recipients",
-        "campaign finding: after the jump limit the file goes to deferred/ (oqmgr: corrupt/), \
-         and stays there",
-    ),
 ];
 
 /// Cases where oqmgr also delivers some recipient twice.

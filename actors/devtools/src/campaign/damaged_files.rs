@@ -232,16 +232,17 @@ fn fate_of(rig: &Rig, path: &Path) -> String {
     "gone".into()
 }
 
-/// After the drain: gives planted entries that oqmgr delivers (catalogue
-/// fate `gone`) up to `limit` to leave the live queues, with a
-/// `postqueue -f` every 3 s (a locked file waits 60 s otherwise, a file
-/// stamped in the future for good).
+/// After the drain: gives planted entries that oqmgr takes out of the live
+/// queues (catalogue fate `gone` or `corrupt`) up to `limit` to leave
+/// them, with a `postqueue -f` every 3 s (a locked file waits 60 s
+/// otherwise, a file stamped in the future for good, a deferred one its
+/// backoff), so a fate is compared once it is final.
 fn settle(rig: &Rig, plantings: &[Planting], limit: Duration) {
     let kinds = catalogue();
     let pending = || {
         plantings
             .iter()
-            .filter(|p| kinds[p.index].oqmgr.fate == "gone")
+            .filter(|p| matches!(kinds[p.index].oqmgr.fate, "gone" | "corrupt"))
             .flat_map(|p| p.paths.iter())
             .any(|path| {
                 matches!(

@@ -69,18 +69,31 @@ pub fn run(ctx: &mut Ctx, case: &Case, side: &Side) -> CaseResult {
     let per_round = opts.kills_per_round.max(1);
     let rounds = opts.qmgr_kills.div_ceil(per_round);
     let mut total = CaseResult::new(&case.name, case.group, side);
-    let (mut kills, mut seen) = (0u32, 0usize);
+    let (mut kills, mut seen, mut in_active) = (0u32, 0usize, Vec::new());
     for round in 0..rounds {
         let want = per_round.min(opts.qmgr_kills - kills);
-        let (row, done, reaped) = run_round(ctx, case, side, round, want);
+        let (row, done, reaped, active) = run_round(ctx, case, side, round, want);
         kills += done;
         seen += reaped;
+        in_active.extend(active);
         total = if round == 0 { row } else { merge(total, row) };
     }
     total.notes.insert(
         0,
         format!("{kills} kills in {rounds} rounds ({seen} reaped by master as killed by signal 9)"),
     );
+    if !in_active.is_empty() {
+        in_active.sort_unstable();
+        total.notes.insert(
+            1,
+            format!(
+                "files in active/ at the kills: median {}, max {}, none at {}",
+                in_active[in_active.len() / 2],
+                in_active[in_active.len() - 1],
+                in_active.iter().filter(|&&n| n == 0).count()
+            ),
+        );
+    }
     total
 }
 
@@ -92,17 +105,17 @@ fn run_round(
     side: &Side,
     round: u32,
     want: u32,
-) -> (CaseResult, u32, usize) {
+) -> (CaseResult, u32, usize, Vec<usize>) {
     let opts = ctx.opts;
     let row = CaseResult::new(&case.name, case.group, side);
     let mut rig = match Rig::start_with_sinks(side, &RigSpec::default(), &["-f", "RCPT"]) {
         Ok(r) => r,
-        Err(e) => return (row.failed(e), 0, 0),
+        Err(e) => return (row.failed(e), 0, 0, Vec::new()),
     };
     // A second at DATA keeps deliveries in flight (files in active/,
     // agents holding locks) when the kill comes.
     if let Err(e) = rig.sink("ok", &["-w", "1"]) {
-        return (row.failed(e), 0, 0);
+        return (row.failed(e), 0, 0, Vec::new());
     }
     let mark = rig.log_mark();
     let main = rig.inject(
@@ -149,15 +162,6 @@ fn run_round(
             "no queue manager appeared {misses} time(s) in 10 s"
         ));
     }
-    if !in_active.is_empty() {
-        in_active.sort_unstable();
-        row.notes.push(format!(
-            "active/ at kill: median {}, max {}, none {} time(s)",
-            in_active[in_active.len() / 2],
-            in_active[in_active.len() - 1],
-            in_active.iter().filter(|&&n| n == 0).count()
-        ));
-    }
     let reaped = rig
         .log_from(mark)
         .lines()
@@ -167,5 +171,5 @@ fn run_round(
                 && l.contains("killed by signal 9")
         })
         .count();
-    (row, done, reaped)
+    (row, done, reaped, in_active)
 }

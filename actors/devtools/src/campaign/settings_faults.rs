@@ -73,10 +73,13 @@ pub fn run(ctx: &mut Ctx, case: &Case, side: &Side, name: &str, value: &str) -> 
         super::Stop::Logged(l) => Some(l.clone()),
         _ => None,
     };
+    // The text after `program[pid]: `, so restarts do not count as news.
+    let text = |l: &str| l.split_once("]: ").map_or(l, |(_, t)| t).to_string();
+    let shown = shown.map(|l| text(&l));
     if let Some(line) = rig
         .qmgr_warnings(mark)
         .into_iter()
-        .find(|l| l.contains(name) && Some(l) != shown.as_ref())
+        .find(|l| l.contains(name) && Some(text(l)) != shown)
     {
         row.notes.insert(0, line);
     }
