@@ -13,9 +13,22 @@
 //! cannot starve new mail nor the reverse; when the active queue is full the
 //! next turn goes to incoming (Postfix: `qmgr_loop`).
 //!
+//! # Completion
+//! A finished message leaves the core with [`Effect::Complete`]; carrying
+//! that out (bounce and trace flushes, the move to `deferred/` or the
+//! removal) is the host's, and may take long. A supervisor made
+//! [`Supervisor::counting_completions`] keeps counting such a message
+//! against `qmgr_message_active_limit` until the host reports it done with
+//! [`Msg::Completed`], so the limit bounds what is held in memory and in
+//! `active/` however slow the completions are (Postfix does them in its
+//! own loop, so its limit bounds them too). The simulator's store
+//! completes at once and does not report.
+//!
 //! # Invariants
 //! - at most one admission (scan request, admit or refill answer) in flight;
-//! - `recipient_count` equals the recipients held in unfinished entries.
+//! - `recipient_count` equals the recipients held in unfinished entries;
+//! - `completing` counts `Complete` effects not yet reported done (always 0
+//!   when not counting).
 //!
 //! # Compatibility
 //! `qmgr_message_active_limit`, `qmgr_message_recipient_limit`,
@@ -84,6 +97,10 @@ pub struct Supervisor {
     limits: BTreeMap<Name, u32>,
     /// Routing buffers, kept between batches.
     planner: Planner,
+    /// The host reports completions ([`Msg::Completed`]).
+    counting_completions: bool,
+    /// Completions handed to the host and not reported done yet.
+    completing: u64,
 }
 
 impl Supervisor {
@@ -103,7 +120,17 @@ impl Supervisor {
             feed: Feed::Idle,
             limits: BTreeMap::new(),
             planner: Planner::default(),
+            counting_completions: false,
+            completing: 0,
         }
+    }
+
+    /// A supervisor whose host reports every carried-out completion with
+    /// [`Msg::Completed`]: until then the message counts against the
+    /// active-queue limit.
+    pub fn counting_completions(mut self) -> Supervisor {
+        self.counting_completions = true;
+        self
     }
 
     /// The shared global parameters.
@@ -158,9 +185,9 @@ impl Supervisor {
                 msg.more = more && !read_error;
                 msg.deferred |= read_error;
                 msg.refilling = false;
-                let flags = msg.info.flags;
+                let (flags, single) = (msg.info.flags, msg.info.single_rcpt);
                 let active = self.messages.len();
-                let entries = self.route(message, flags, recipients, active, out);
+                let entries = self.route(message, flags, single, recipients, active, out);
                 let msg = self.messages.get_mut(&message).expect("found above");
                 msg.refcount += entries;
                 if msg.refcount == 0 {
@@ -182,6 +209,7 @@ impl Supervisor {
                 recipients,
                 deferred,
             } => self.entry_done(now, message, recipients, deferred, out),
+            Msg::Completed => self.completing = self.completing.saturating_sub(1),
             Msg::DeferNow { entry, dsn } => {
                 out.trace(|| TraceEvent::DeferNow {
                     message: entry.message,
@@ -240,7 +268,7 @@ impl Supervisor {
     }
 
     fn has_room(&self) -> bool {
-        (self.messages.len() as u64) < u64::from(self.global.message_active_limit)
+        (self.messages.len() as u64 + self.completing) < u64::from(self.global.message_active_limit)
             && self.recipient_count < u64::from(self.global.message_recipient_limit)
     }
 
@@ -320,7 +348,7 @@ impl Supervisor {
         out: &mut Effects,
     ) {
         let id = info.message;
-        let flags = info.flags;
+        let (flags, single) = (info.flags, info.single_rcpt);
         {
             let Feed::Admitting(from) = self.feed else {
                 panic!("admission of {id} that was not asked for");
@@ -345,7 +373,7 @@ impl Supervisor {
             // The message counts itself, as in Postfix, where it is in the
             // active queue before its entries are made.
             let active = self.messages.len() + 1;
-            let entries = self.route(id, flags, recipients, active, out);
+            let entries = self.route(id, flags, single, recipients, active, out);
             match self.messages.entry(id) {
                 Slot::Vacant(slot) => slot.insert(Message {
                     info,
@@ -370,12 +398,14 @@ impl Supervisor {
     /// raises the message's reference count (and completes it if none
     /// resulted). Every batch is routed with `flags`, those of the
     /// admission (postqueue -f's FLUSH_DFXP must hold for every batch, not
-    /// just the first); the caller passes them as it has the message at
-    /// hand.
+    /// just the first), and `single` (one recipient per request, for
+    /// VERP) the message's; the caller passes them as it has the message
+    /// at hand.
     fn route(
         &mut self,
         id: MessageId,
         flags: ScanFlags,
+        single: bool,
         recipients: Vec<Routed>,
         active: usize,
         out: &mut Effects,
@@ -384,7 +414,7 @@ impl Supervisor {
         let mut limits = |t: &str| recipient_limit(params, limits, t);
         let planned = self
             .planner
-            .plan(recipients, flags, false, &self.global, &mut limits);
+            .plan(recipients, flags, single, &self.global, &mut limits);
         for recipient in planned.discards.drain(..) {
             out.trace(|| TraceEvent::Discard {
                 message: id,
@@ -470,7 +500,10 @@ impl Supervisor {
 
     /// Decides the fate of a complete message taken out of the active
     /// queue (Postfix: the tail of `qmgr_active_done`).
-    fn finish(&self, now: Instant, id: MessageId, msg: &Message, out: &mut Effects) {
+    fn finish(&mut self, now: Instant, id: MessageId, msg: &Message, out: &mut Effects) {
+        if self.counting_completions {
+            self.completing += 1;
+        }
         let verdict = msg.verdict(now, &self.global);
         let qid = &msg.info.id;
         if msg.confirm_delay_cleared(&self.global) {
@@ -564,6 +597,7 @@ mod tests {
             create_time: now,
             warning: crate::message::Warning::None,
             flags,
+            single_rcpt: false,
         };
         let admitted = Msg::Admitted {
             info: Box::new(info),
@@ -642,5 +676,88 @@ mod tests {
                 status: "force-expired"
             })
         );
+    }
+
+    /// Admits `id` as message `n` with one recipient (`more` on file).
+    fn admit_one(sup: &mut Supervisor, now: Instant, id: &str, n: u64, more: bool) {
+        let mut out = Effects::new();
+        sup.handle(
+            now,
+            Msg::ScanResult {
+                queue: QueueName::Incoming,
+                id: Some(id.into()),
+            },
+            &mut out,
+        );
+        let info = MessageInfo {
+            message: MessageId(n),
+            id: id.into(),
+            sender: "s@x".into(),
+            create_time: now,
+            warning: crate::message::Warning::None,
+            flags: ScanFlags::NONE,
+            single_rcpt: false,
+        };
+        sup.handle(
+            now,
+            Msg::Admitted {
+                info: Box::new(info),
+                recipients: vec![routed("u1@a.example")],
+                more,
+            },
+            &mut out,
+        );
+    }
+
+    /// Admits `id` as message `n` with one recipient and finishes its one
+    /// entry; returns the effects of the finish.
+    fn admit_and_finish(sup: &mut Supervisor, now: Instant, id: &str, n: u64) -> Effects {
+        admit_one(sup, now, id, n, false);
+        let mut out = Effects::new();
+        sup.handle(
+            now,
+            Msg::EntryDone {
+                message: MessageId(n),
+                recipients: 1,
+                deferred: false,
+            },
+            &mut out,
+        );
+        out
+    }
+
+    fn asks_for_a_file(out: &Effects) -> bool {
+        out.list.iter().any(|e| matches!(e, Effect::ScanNext(_)))
+    }
+
+    #[test]
+    fn a_message_counts_against_the_limit_until_its_completion_is_done() {
+        let (params, _) = Params::from_pairs(&[("qmgr_message_active_limit", "1")]).expect("valid");
+        let mut sup = Supervisor::new(params).counting_completions();
+        let now = Instant::from_secs(10);
+        let mut out = Effects::new();
+        sup.start(now, &mut out);
+        let out = admit_and_finish(&mut sup, now, "Q1", 1);
+        assert!(out
+            .list
+            .iter()
+            .any(|e| matches!(e, Effect::Complete { .. })));
+        assert!(
+            !asks_for_a_file(&out),
+            "the active queue is still full while Q1's completion runs"
+        );
+        let mut out = Effects::new();
+        sup.handle(now, Msg::Completed, &mut out);
+        assert!(asks_for_a_file(&out), "room again once it is done");
+    }
+
+    #[test]
+    fn without_completion_reports_a_completed_message_frees_its_slot_at_once() {
+        let (params, _) = Params::from_pairs(&[("qmgr_message_active_limit", "1")]).expect("valid");
+        let mut sup = Supervisor::new(params);
+        let now = Instant::from_secs(10);
+        let mut out = Effects::new();
+        sup.start(now, &mut out);
+        assert!(asks_for_a_file(&admit_and_finish(&mut sup, now, "Q1", 1)));
     }
 }

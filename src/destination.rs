@@ -243,7 +243,9 @@ impl Destination {
     /// `qmgr_queue_select` + `qmgr_entry_select`), or declines.
     fn take(&mut self, agent: AgentId, out: &mut Effects) {
         let can = self.status == Status::Ready && (self.busy.len() as u32) < self.window;
-        match self.todo.pop_front().filter(|_| can) {
+        // Popped only when it can start: an entry taken from `todo` and
+        // then declined would be lost, never delivered nor deferred.
+        match if can { self.todo.pop_front() } else { None } {
             Some(entry) => {
                 out.trace(|| TraceEvent::Select {
                     dest: self.key.clone(),
@@ -303,15 +305,27 @@ impl Destination {
         if report.outcome == Outcome::Crash && hop.is_none() {
             hop = Some(Dsn::new("4.3.0", "unknown mail transport error"));
         }
+        if report.outcome == Outcome::Refused && hop.is_none() {
+            hop = Some(Dsn::new("4.3.0", "mail transport unavailable"));
+        }
         out.trace(|| TraceEvent::Done {
             dest: self.key.clone(),
             entry: entry_id,
             outcome: report.outcome,
             hop: hop.as_ref().map(|d| d.to_string()),
         });
-        if report.outcome != Outcome::Done {
+        if report.outcome == Outcome::Refused {
+            // The transport is at fault, not this site: no feedback, and
+            // the transport dies (Postfix: a request that could not be
+            // handed over, `qmgr_transport_throttle`).
+            let dsn = hop.take().expect("set above");
+            out.send(
+                Addr::Transport(self.key.transport.clone()),
+                Msg::Refused(dsn),
+            );
+        } else if report.outcome != Outcome::Done {
             if let Some(hop) = &hop {
-                let status = if valid_status(&hop.status) {
+                let status = if Dsn::valid_status(&hop.status) {
                     hop.status.clone()
                 } else {
                     "4.0.0".into()
@@ -330,7 +344,7 @@ impl Destination {
                 }
             }
         }
-        if report.outcome != Outcome::Crash {
+        if report.outcome != Outcome::Crash && report.outcome != Outcome::Refused {
             out.send(Addr::Transport(self.key.transport.clone()), Msg::Revive);
             if hop.is_none() {
                 self.unthrottle(now, out);
@@ -652,16 +666,6 @@ pub(crate) fn reroute(key: &DestKey, entry: Entry, dsn: &Dsn, active: u32, out: 
     );
 }
 
-/// A syntactically valid enhanced status code `c.s.d` with class 2, 4 or 5.
-fn valid_status(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('.').collect();
-    parts.len() == 3
-        && matches!(parts[0], "2" | "4" | "5")
-        && parts[1..]
-            .iter()
-            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
-}
-
 /// Formats like C's `%g`: six significant digits, no trailing zeros, so the
 /// feedback debug lines read as Postfix's do.
 pub fn fmt_g(v: f64) -> String {
@@ -683,7 +687,108 @@ pub fn fmt_g(v: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::fmt_g;
+    use super::*;
+    use crate::entry::{AgentId, EntryId, Recipient};
+    use crate::params::Params;
+
+    /// The smtp destination `d.example` under `settings`.
+    fn site(settings: &[(&str, &str)]) -> Destination {
+        let (params, _) = Params::from_pairs(settings).expect("settings resolve");
+        let (tp, _) = params.transport("smtp");
+        let key = DestKey {
+            transport: "smtp".into(),
+            queue: "d.example".into(),
+        };
+        let id = DestId {
+            transport: 0,
+            slot: 0,
+            epoch: 1,
+        };
+        Destination::new(
+            id,
+            key,
+            "d.example".into(),
+            1,
+            Arc::new(tp),
+            Arc::new(params.global.clone()),
+        )
+    }
+
+    /// A one-recipient entry of its own message, numbered `n`.
+    fn accept(n: u64) -> Msg {
+        Msg::Accept {
+            entry: Entry {
+                id: EntryId(n),
+                message: MessageId(n),
+                recipients: vec![Recipient::new(format!("u{n}@d.example"))],
+            },
+            active: 1,
+        }
+    }
+
+    /// Entries `effects` starts, by number.
+    fn started(effects: &mut Effects) -> Vec<u64> {
+        effects
+            .drain()
+            .filter_map(|e| match e {
+                Effect::Deliver { entry, .. } => Some(entry.id.0),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_declined_take_keeps_the_entry() {
+        let mut d = site(&[("smtp_initial_destination_concurrency", "1")]);
+        let mut out = Effects::new();
+        d.handle(Instant::ZERO, accept(1), &mut out);
+        d.handle(Instant::ZERO, accept(2), &mut out);
+        d.handle(Instant::ZERO, Msg::Take(AgentId(1)), &mut out);
+        assert_eq!(started(&mut out), vec![1]);
+        // The window (1) is full: the offer is declined, e2 waits on.
+        d.handle(Instant::ZERO, Msg::Take(AgentId(2)), &mut out);
+        assert_eq!(started(&mut out), Vec::<u64>::new());
+        assert_eq!(d.counts(), (1, 1), "e2 must still be waiting");
+    }
+
+    #[test]
+    fn a_refused_request_kills_the_transport_not_the_site() {
+        let mut d = site(&[]);
+        let now = Instant::ZERO;
+        let mut out = Effects::new();
+        d.handle(now, accept(1), &mut out);
+        d.handle(now, Msg::Take(AgentId(1)), &mut out);
+        out.list.clear();
+        let report = DeliveryReport {
+            entry: EntryId(1),
+            outcome: Outcome::Refused,
+            hop: None,
+            recipients: Vec::new(),
+        };
+        d.handle(now, Msg::Report(report), &mut out);
+        let dsn = Dsn::new("4.3.0", "mail transport unavailable");
+        assert!(
+            out.list.contains(&Effect::Send(
+                Addr::Transport("smtp".into()),
+                Msg::Refused(dsn)
+            )),
+            "{:?}",
+            out.list
+        );
+        // The message is told its entry was deferred; the site itself
+        // gets no feedback and stays ready, and the transport is not
+        // revived.
+        assert!(out.list.iter().any(|e| matches!(
+            e,
+            Effect::Send(Addr::Supervisor, Msg::EntryDone { deferred: true, .. })
+        )));
+        assert!(!out
+            .list
+            .iter()
+            .any(|e| matches!(e, Effect::Send(_, Msg::Revive))));
+        assert_eq!(d.status(), &Status::Ready);
+        assert_eq!(d.counts(), (0, 0));
+    }
 
     #[test]
     fn fmt_g_prints_like_c() {

@@ -147,6 +147,9 @@ pub enum Msg {
         /// The queue ID.
         id: Name,
     },
+    /// The host finished carrying out one [`Effect::Complete`] (only to a
+    /// supervisor that counts completions).
+    Completed,
     // ---- to the supervisor, from entities ----
     /// A delivery request finished, or was retired without an attempt.
     EntryDone {
@@ -209,6 +212,9 @@ pub enum Msg {
     },
     /// A delivery over this transport completed without a crash.
     Revive,
+    /// A delivery agent refused a request (`Outcome::Refused`): the
+    /// transport is dead for `transport_retry_time` with this reason.
+    Refused(Dsn),
     /// From the host: a connection to the delivery agent is ready.
     AgentReady(AgentId),
     /// From the host: the agent could not be reached (Postfix kills the
@@ -271,7 +277,8 @@ pub enum Effect {
     },
     /// Deliver `Msg::Timer(timer)` to `owner` at `at`.
     Arm {
-        /// Who armed it.
+        /// Who armed it: always the entity whose step produced the effect
+        /// (the actors' host runs the timer on that entity's actor).
         owner: Addr,
         /// When it fires.
         at: Instant,
@@ -358,8 +365,11 @@ pub enum Effect {
         /// The reason.
         dsn: Dsn,
     },
-    /// Tell the sender the delay is over (a trace flush with
-    /// `REC_DLY_SENT`), before the verdict of the same message.
+    /// The sender is told the delay is over, before the verdict of the
+    /// same message. A record for the simulator's count and trace: a host
+    /// on real queue files has nothing to do for it, as the notice rides
+    /// on the message's `REC_DLY_SENT` trace flag, set when the file is
+    /// read, and goes out with the completion's trace flush.
     DelayCleared(MessageId),
     /// The message's last entry finished: carry out the verdict (bounce
     /// flush, warning, expiry, backoff and move, or removal).

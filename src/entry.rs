@@ -93,6 +93,34 @@ impl Dsn {
         }
     }
 
+    /// True when `status` is an RFC 3463 enhanced status code as Postfix
+    /// accepts one (`dsn_util.c` `dsn_valid`): a class digit 2, 4 or 5, a
+    /// dot, one to three digits, a dot, one to three digits, then the end
+    /// or white space (text may follow it). The one check of a status code
+    /// in the project: the core's hop status, the custom transports'
+    /// results, the queue manager's own defer records.
+    pub fn valid_status(status: impl AsRef<[u8]>) -> bool {
+        let digits = |s: &[u8]| s.iter().take_while(|b| b.is_ascii_digit()).count();
+        let code = status.as_ref();
+        let Some((&class, rest)) = code.split_first() else {
+            return false;
+        };
+        let Some(rest) = rest.strip_prefix(b".").filter(|_| b"245".contains(&class)) else {
+            return false;
+        };
+        let subject = digits(rest);
+        let Some(rest) = rest[subject..]
+            .strip_prefix(b".")
+            .filter(|_| (1..=3).contains(&subject))
+        else {
+            return false;
+        };
+        let detail = digits(rest);
+        // C's isspace(), vertical tab included.
+        let space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r');
+        (1..=3).contains(&detail) && rest.get(detail).map_or(true, space)
+    }
+
     /// The `retry` queue name Postfix builds from a dead site's status:
     /// `"<status> <reason>"`; the error agent turns it back into a DSN.
     pub fn retry_nexthop(&self) -> String {
@@ -127,6 +155,14 @@ pub enum Outcome {
     Defer,
     /// The agent died or spoke garbage; nothing is known of the recipients.
     Crash,
+    /// The agent could not take the request and acted on no recipient (a
+    /// request it rejects, as an agent of another Postfix release does):
+    /// the host has recorded the recipients as deferred, and the whole
+    /// transport is unusable. Postfix treats a request it cannot hand over
+    /// this way: the transport is dead for `transport_retry_time`, with the
+    /// report's `hop` as the reason (default `4.3.0 mail transport
+    /// unavailable`), and its waiting mail is deferred with it.
+    Refused,
 }
 
 /// What became of one recipient, for traces, summaries and the framework that
@@ -154,4 +190,30 @@ pub struct DeliveryReport {
     pub hop: Option<Dsn>,
     /// Per-recipient results, in the entry's order (may be empty for a crash).
     pub recipients: Vec<RecipientStatus>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dsn;
+
+    #[test]
+    fn status_codes_are_checked_as_postfix_dsn_valid_does() {
+        for good in [
+            "2.0.0",
+            "4.4.1",
+            "5.1.1",
+            "4.123.456",
+            "5.0.0 text",
+            "4.3.0\t",
+            "4.3.0\x0b",
+        ] {
+            assert!(Dsn::valid_status(good), "{good:?}");
+        }
+        for bad in [
+            "", "4", "4.", "4.4", "4.4.", "3.0.0", "4.1234.1", "4.1.1234", "4.a.1", "4.1.1x",
+            "44.1.1", "4..1", "4.1.", ".4.1",
+        ] {
+            assert!(!Dsn::valid_status(bad), "{bad:?}");
+        }
+    }
 }

@@ -28,6 +28,9 @@
 //! - Entities talk only through [`effect::Msg`]; a host delivers them in
 //!   send order.
 
+// Determinism: no decision may depend on a hash map's iteration order.
+#![deny(clippy::iter_over_hash_type)]
+
 pub mod active;
 pub mod destination;
 pub mod effect;

@@ -51,6 +51,10 @@ pub struct MessageInfo {
     pub warning: Warning,
     /// Scan flags plus those from the file's mode bits.
     pub flags: ScanFlags,
+    /// One recipient per delivery request, whatever the transport's
+    /// recipient limit (Postfix: `single_rcpt`, set by a VERP request:
+    /// each delivery carries a sender made from its one recipient).
+    pub single_rcpt: bool,
 }
 
 /// What to do with a message file whose last entry finished.

@@ -15,7 +15,7 @@
 //! [`ConfigFatal`] with Postfix's text, the one Postfix would stop on
 //! first. Where Postfix accepts a value and then misbehaves without a word
 //! (a negative concurrency limit delivers nothing), we stop too (see
-//! [`table`] for the list). Where Postfix warns and adjusts, we give its
+//! `params::table` for the list). Where Postfix warns and adjusts, we give its
 //! exact warning. [`Params::check`] lists every fatal and every warning at
 //! once, for `oqmgr check`.
 //!
@@ -53,7 +53,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
-use table::{convert, Value};
+use table::{convert, ConvertedValue};
 pub use table::{definition, parse_time, ParamDef, ParamKind, DEFINITIONS};
 
 /// Parameters in [`DEFINITIONS`] that Postfix's oqmgr does not read (so a
@@ -301,8 +301,14 @@ impl Params {
         let mut values = BTreeMap::new();
         for def in DEFINITIONS {
             let unit = def.time_unit();
-            let default = convert(def.name, def.kind, unit, Some(def.default), &Value::Int(0))
-                .unwrap_or_else(|e| panic!("table default of {} is invalid: {e}", def.name));
+            let default = convert(
+                def.name,
+                def.kind,
+                unit,
+                Some(def.default),
+                &ConvertedValue::Int(0),
+            )
+            .unwrap_or_else(|e| panic!("table default of {} is invalid: {e}", def.name));
             let text = raw.get(def.name).map(String::as_str);
             let value = match convert(def.name, def.kind, unit, text, &default) {
                 Ok(value) => value,
@@ -326,7 +332,7 @@ impl Params {
             let text = raw.get(own_name).map(String::as_str);
             // Per-transport times are in seconds without a suffix
             // (get_mail_conf_time2 with unit 's').
-            if let Err(fatal) = convert(own_name, def.kind, 's', text, &Value::Int(0)) {
+            if let Err(fatal) = convert(own_name, def.kind, 's', text, &ConvertedValue::Int(0)) {
                 fatals.push(fatal);
             }
         }
@@ -365,7 +371,7 @@ impl Params {
     /// callers resolve each transport once, when it is first used.
     pub fn transport(&self, name: &str) -> (TransportParams, Vec<ConfigWarning>) {
         let mut warnings = Vec::new();
-        let get = |index: usize| -> Value {
+        let get = |index: usize| -> ConvertedValue {
             let (suffix, fallback_name) = PER_TRANSPORT[index];
             let own_name = format!("{name}{suffix}");
             if let Some(value) = self.values.get(own_name.as_str()) {
@@ -429,7 +435,7 @@ impl Params {
     }
 
     /// The resolved value of table parameter `name`.
-    fn value(&self, name: &str) -> &Value {
+    fn value(&self, name: &str) -> &ConvertedValue {
         lookup(&self.values, name)
     }
 }
@@ -456,10 +462,10 @@ fn per_transport_settings(raw: &RawParams) -> Vec<(&str, &str, &'static str)> {
 }
 
 /// Resolved table values by parameter name.
-type Values = BTreeMap<&'static str, Value>;
+type Values = BTreeMap<&'static str, ConvertedValue>;
 
 /// The resolved value of table parameter `name`.
-fn lookup<'a>(values: &'a Values, name: &str) -> &'a Value {
+fn lookup<'a>(values: &'a Values, name: &str) -> &'a ConvertedValue {
     values
         .get(name)
         .unwrap_or_else(|| panic!("{name} is not in DEFINITIONS"))
@@ -510,7 +516,7 @@ fn build_global(values: &Values) -> GlobalParams {
         helpful_warnings: flag("helpful_warnings"),
         confirm_delay_cleared: flag("confirm_delay_cleared"),
         defer_transports: match lookup(values, "defer_transports") {
-            Value::List(items) => items.clone(),
+            ConvertedValue::List(items) => items.clone(),
             other => panic!("defer_transports resolved to {other:?}"),
         },
         feedback_debug: flag("destination_concurrency_feedback_debug"),
@@ -528,30 +534,30 @@ fn build_global(values: &Values) -> GlobalParams {
 // The kind of every row is fixed by the table, so a mismatch below is a bug
 // in this module, never bad input.
 
-fn as_int(v: &Value) -> u32 {
+fn as_int(v: &ConvertedValue) -> u32 {
     match v {
-        Value::Int(n) => *n,
+        ConvertedValue::Int(n) => *n,
         other => panic!("expected a count, table gave {other:?}"),
     }
 }
 
-fn as_time(v: &Value) -> Duration {
+fn as_time(v: &ConvertedValue) -> Duration {
     match v {
-        Value::Time(d) => *d,
+        ConvertedValue::Time(d) => *d,
         other => panic!("expected a time, table gave {other:?}"),
     }
 }
 
-fn as_bool(v: &Value) -> bool {
+fn as_bool(v: &ConvertedValue) -> bool {
     match v {
-        Value::Bool(b) => *b,
+        ConvertedValue::Bool(b) => *b,
         other => panic!("expected a boolean, table gave {other:?}"),
     }
 }
 
-fn as_text(v: &Value) -> String {
+fn as_text(v: &ConvertedValue) -> String {
     match v {
-        Value::Text(s) => s.clone(),
+        ConvertedValue::Text(s) => s.clone(),
         other => panic!("expected text, table gave {other:?}"),
     }
 }

@@ -63,16 +63,16 @@ pub struct Plan {
 
 /// Applies the queue manager's routing rules to resolved recipients.
 /// `recipient_limit` gives each transport's recipients-per-delivery limit;
-/// `verp` forces one recipient per delivery.
+/// `single_rcpt` forces one recipient per delivery (a VERP message).
 pub fn plan(
     routed: Vec<Routed>,
     flags: ScanFlags,
-    verp: bool,
+    single_rcpt: bool,
     g: &GlobalParams,
     recipient_limit: &mut dyn FnMut(&str) -> u32,
 ) -> Plan {
     let mut planner = Planner::default();
-    planner.plan(routed, flags, verp, g, recipient_limit);
+    planner.plan(routed, flags, single_rcpt, g, recipient_limit);
     planner.out
 }
 
@@ -94,7 +94,7 @@ impl Planner {
         &mut self,
         routed: Vec<Routed>,
         flags: ScanFlags,
-        verp: bool,
+        single_rcpt: bool,
         g: &GlobalParams,
         recipient_limit: &mut dyn FnMut(&str) -> u32,
     ) -> &mut Plan {
@@ -106,7 +106,7 @@ impl Planner {
             &mut self.bound,
             routed,
             flags,
-            verp,
+            single_rcpt,
             g,
             recipient_limit,
         );
@@ -120,7 +120,7 @@ fn plan_into(
     bound: &mut Vec<(DestKey, Name, Recipient)>,
     routed: Vec<Routed>,
     flags: ScanFlags,
-    verp: bool,
+    single_rcpt: bool,
     g: &GlobalParams,
     recipient_limit: &mut dyn FnMut(&str) -> u32,
 ) {
@@ -194,7 +194,7 @@ fn plan_into(
     // At most one entry per recipient; sized once instead of grown.
     out.entries.reserve(bound.len());
     for (dest, nexthop, recipient) in bound.drain(..) {
-        let limit = if verp {
+        let limit = if single_rcpt {
             1
         } else {
             recipient_limit(&dest.transport)
@@ -345,6 +345,40 @@ mod tests {
         // With FLUSH_DFXP (postqueue -f) the deferred transport is used.
         let plan2 = plan_one("x@slow.example", "slow", ScanFlags::FLUSH_DFXP, &g);
         assert_eq!(plan2, "slow:slow.example");
+    }
+
+    #[test]
+    fn single_rcpt_makes_one_entry_per_recipient_in_the_same_queue() {
+        let g = test_params();
+        let rcpts = vec![
+            routed("v2@d.example", "smtp", "d.example"),
+            routed("v1@d.example", "smtp", "d.example"),
+            routed("v3@d.example", "smtp", "d.example"),
+        ];
+        let shape = |single| {
+            plan(rcpts.clone(), ScanFlags::NONE, single, &g, &mut |_| 50)
+                .entries
+                .iter()
+                .map(|e| {
+                    let r: Vec<&str> = e.recipients.iter().map(|r| r.address.as_str()).collect();
+                    format!("{} {}", e.dest, r.join(","))
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            shape(false),
+            ["smtp:d.example v1@d.example,v2@d.example,v3@d.example"]
+        );
+        // VERP: one request each, still one destination queue (the
+        // concurrency limit is per site, not per recipient).
+        assert_eq!(
+            shape(true),
+            [
+                "smtp:d.example v1@d.example",
+                "smtp:d.example v2@d.example",
+                "smtp:d.example v3@d.example"
+            ]
+        );
     }
 
     fn plan_one(addr: &str, t: &str, flags: ScanFlags, g: &GlobalParams) -> String {

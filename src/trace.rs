@@ -241,6 +241,7 @@ impl fmt::Display for Outcome {
             Outcome::Done => "done",
             Outcome::Defer => "defer",
             Outcome::Crash => "crash",
+            Outcome::Refused => "refused",
         })
     }
 }

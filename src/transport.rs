@@ -324,6 +324,7 @@ impl Transport {
                 self.throttle(now, dsn, out);
             }
             Msg::Revive => self.unthrottle(out),
+            Msg::Refused(dsn) => self.throttle(now, dsn, out),
             Msg::Timer(Timer::TransportRetry(generation)) => {
                 if generation == self.generation {
                     self.unthrottle(out);
@@ -567,5 +568,37 @@ mod tests {
             .list
             .iter()
             .any(|e| matches!(e, Effect::AllocAgent { .. })));
+    }
+
+    #[test]
+    fn a_refused_request_kills_the_transport_and_defers_its_mail() {
+        let (params, _) = Params::from_pairs(&[]).expect("defaults resolve");
+        let (tp, _) = params.transport("smtp");
+        let mut t = Transport::new(7, Arc::new(tp), Duration::from_secs(60), 100);
+        let now = Instant::ZERO;
+        let mut out = Effects::new();
+        let msg = Msg::Enqueue {
+            queue: "a.example".into(),
+            nexthop: "a.example".into(),
+            entry: entry(1),
+            active: 1,
+        };
+        t.handle(now, msg, &mut out);
+        let dest = spawned(&out);
+        out.list.clear();
+        let dsn = Dsn::new("4.3.0", "mail transport unavailable");
+        t.handle(now, Msg::Refused(dsn.clone()), &mut out);
+        assert_eq!(t.dead(), Some(&dsn));
+        assert!(out.list.contains(&Effect::Send(
+            Addr::Destination(dest),
+            Msg::DeferTodo(dsn.clone())
+        )));
+        assert!(out.list.iter().any(|e| matches!(
+            e,
+            Effect::Arm {
+                timer: Timer::TransportRetry(_),
+                ..
+            }
+        )));
     }
 }

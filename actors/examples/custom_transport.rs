@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix::{Actor, Context, Handler, ResponseFuture};
-use oqmgr_actors::transports::{Delivery, RcptResult, Reply};
+use oqmgr_actors::custom_transports::{Delivery, RcptResult, Reply};
 
 /// Writes messages into a folder.
 struct Archive {

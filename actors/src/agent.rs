@@ -34,6 +34,13 @@
 //! destination as `Outcome::Crash`: the core treats it like a crashed Postfix
 //! agent (`4.3.0 unknown mail transport error`), so mail is deferred, never
 //! lost.
+//!
+//! An agent that took the request but can act on none of it (the Postfix
+//! agent of another release rejecting its dialect) answers
+//! `Outcome::Refused`, after recording the recipients as deferred (step 3):
+//! the core then declares the whole transport dead for
+//! `transport_retry_time`, with `hop` as the reason (default `4.3.0 mail
+//! transport unavailable`), as for a refused [`Connect`].
 
 use actix::{Message, Recipient};
 use oqmgr::effect::DestKey;

@@ -3,14 +3,14 @@
 //! handling of the `*_server.c` skeletons).
 //!
 //! Three figment providers are merged, later ones winning:
-//! 1. [`Defaults`][Defaults]: built-in defaults for the names a `$reference` or the
+//! 1. [`Defaults`], built-in defaults for the names a `$reference` or the
 //!    daemon may need when main.cf does not set them: every row of
 //!    [`oqmgr::params::DEFINITIONS`], plus `config_directory`,
 //!    `syslog_name`, `multi_instance_name` and the other parameters the
 //!    daemon shell reads (queue and daemon directories, service names,
 //!    flow control, …), all as Postfix 3.7.11's `postconf -d` spells them.
-//! 2. [`MainCf`][MainCf]: `$config_directory/main.cf`.
-//! 3. [`Overrides`][Overrides]: the `-o name=value` options from master.cf.
+//! 2. [`MainCf`], `$config_directory/main.cf`.
+//! 3. [`Overrides`], the `-o name=value` options from master.cf.
 //!
 //! Then `myhostname` and `mydomain`, when still unset, are derived from the
 //! system host name (see [`add_host_defaults`]), and every value is
@@ -43,6 +43,7 @@
 pub mod expand;
 pub mod mail_params;
 pub mod main_cf;
+pub mod settings;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -52,7 +53,7 @@ use std::process::Command;
 
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
-pub use main_cf::{Entry, MainCf};
+pub use main_cf::{MainCf, MainCfEntry};
 use oqmgr::params::{ConfigWarning, RawParams, DEFINITIONS};
 
 /// Where main.cf lives when nothing else says (Postfix's compiled-in
@@ -243,53 +244,38 @@ pub fn add_host_defaults(merged: &mut BTreeMap<String, String>, host: &str) {
     merged.entry("mydomain".to_string()).or_insert(domain);
 }
 
-/// Parameters the daemon shell reads, beyond the scheduler's table, with
-/// Postfix 3.7.11's `postconf -d` text (Debian build for the directories).
+/// Parameters the daemon reads, or a `$name` of another default may
+/// need, that neither the scheduler's table nor `mail_params_init`'s
+/// ([`mail_params::MAIL_PARAMS`]) defines, with Postfix 3.7.11's
+/// `postconf -d` text (Debian build for the directories). One exception:
+/// `smtputf8_enable` is a row of `mail_params_init`'s table too, checked
+/// there as a boolean, but its built-in text depends on
+/// `compatibility_level`, as here.
 const SHELL_DEFAULTS: &[(&str, &str)] = &[
-    ("address_verify_negative_cache", "yes"),
-    ("address_verify_service_name", "verify"),
-    ("bounce_service_name", "bounce"),
+    ("command_directory", "/usr/sbin"),
     ("compatibility_level", "0"),
-    ("daemon_directory", "/usr/lib/postfix/sbin"),
-    ("daemon_timeout", "18000s"),
-    ("default_process_limit", "100"),
-    ("defer_service_name", "defer"),
-    ("delay_logging_resolution_limit", "2"),
     ("fast_flush_domains", "$relay_domains"),
-    ("flush_service_name", "flush"),
-    ("hash_queue_depth", "1"),
-    ("hash_queue_names", "deferred, defer"),
-    ("in_flow_delay", "1s"),
     ("info_log_address_format", "external"),
-    ("ipc_idle", "5s"),
-    ("ipc_ttl", "1000s"),
     ("mail_name", "Postfix"),
-    ("mail_owner", "postfix"),
     ("mail_version", "3.7.11"),
     (
         "mydestination",
         "$myhostname, localhost.$mydomain, localhost",
     ),
     ("multi_instance_name", ""),
-    ("queue_directory", "/var/spool/postfix"),
-    ("queue_service_name", "qmgr"),
     (
         "relay_domains",
         "${{$compatibility_level} <level {2} ? {$mydestination} : {}}",
     ),
-    ("rewrite_service_name", "rewrite"),
     (
         "smtputf8_enable",
         "${{$compatibility_level} <level {1} ? {no} : {yes}}",
     ),
-    ("soft_bounce", "no"),
     ("syslog_facility", "mail"),
     (
         "syslog_name",
         "${multi_instance_name?{$multi_instance_name}:{postfix}}",
     ),
-    ("trace_service_name", "trace"),
-    ("verp_delimiter_filter", "-=+"),
 ];
 
 /// The built-in defaults provider (lowest precedence).
@@ -300,14 +286,15 @@ pub struct Defaults {
 }
 
 impl Defaults {
-    /// The scheduler's table defaults, [`SHELL_DEFAULTS`], and
+    /// The scheduler's table defaults, `mail_params_init`'s
+    /// ([`mail_params::MAIL_PARAMS`]), [`SHELL_DEFAULTS`], and
     /// `config_directory = config_dir`.
     pub fn builtin(config_dir: &Path) -> Defaults {
         let mut entries: BTreeMap<String, String> = DEFINITIONS
             .iter()
             .map(|d| (d.name.to_string(), d.default.to_string()))
             .collect();
-        for (name, value) in SHELL_DEFAULTS {
+        for (name, value) in Defaults::shell_defaults() {
             entries.insert(name.to_string(), value.to_string());
         }
         entries.insert(
@@ -317,10 +304,30 @@ impl Defaults {
         Defaults { entries }
     }
 
-    /// The names and texts of [`SHELL_DEFAULTS`] (for checks against
-    /// `postconf -d`).
-    pub fn shell_defaults() -> &'static [(&'static str, &'static str)] {
+    /// The daemon shell's defaults, names and texts: the rows of
+    /// `mail_params_init`'s table the scheduler's table does not have, then
+    /// [`SHELL_DEFAULTS`] (whose text wins for a name in both). Each is the
+    /// text `postconf -d` prints, which a test checks.
+    pub fn shell_defaults() -> Vec<(&'static str, &'static str)> {
+        let mut out: Vec<(&str, &str)> = mail_params::MAIL_PARAMS
+            .iter()
+            .filter_map(|row| match row {
+                mail_params::MailParamRow::Own(def) => Some((def.name, def.default)),
+                mail_params::MailParamRow::Core(_) => None,
+            })
+            .filter(|(name, _)| !SHELL_DEFAULTS.iter().any(|(n, _)| n == name))
+            .collect();
+        out.extend_from_slice(SHELL_DEFAULTS);
+        out
+    }
+
+    /// The built-in text of daemon-shell parameter `name` outside
+    /// `mail_params_init`'s table ([`SHELL_DEFAULTS`]).
+    pub fn shell_default(name: &str) -> Option<&'static str> {
         SHELL_DEFAULTS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
     }
 }
 

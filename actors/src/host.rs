@@ -13,6 +13,8 @@
 //! # Invariants
 //! - effects are carried out in the order the core produced them; a `Spawn`
 //!   registers the destination before the `Send` that follows it;
+//! - an entity's timers run on its own actor (`run_later`): the core arms
+//!   only the stepping entity's timers, and the host insists on it;
 //! - a message for a destination that no longer exists is logged and
 //!   dropped, never a panic (the simulator panics: there it is a core bug,
 //!   here the daemon must keep running).
@@ -28,12 +30,13 @@ use oqmgr::time::Instant;
 
 use crate::agent::{self, Close, Connect, Deliver, DeliveryAgent};
 use crate::clock::Clock;
-use crate::destination::{DestinationActor, DestinationMsg};
+use crate::destination_actor::{DestinationActor, DestinationMsg};
+use crate::queue_store::{Completion, QueueStore, SharedStore};
 use crate::registry::Registry;
-use crate::scanner::{Admit, QueueStore, ScanNext, ScanStart, ScannerActor, SharedStore};
+use crate::scanner_actor::{Admit, ScanNext, ScanStart, ScannerActor};
 use crate::scheduler::TraceLine;
-use crate::supervisor::{SupervisorActor, SupervisorMsg};
-use crate::transport::{TransportActor, TransportMsg};
+use crate::supervisor_actor::{SupervisorActor, SupervisorMsg};
+use crate::transport_actor::{TransportActor, TransportMsg};
 
 /// What every actor of one scheduler shares.
 pub struct Host {
@@ -59,6 +62,9 @@ pub struct Host {
     supervisor: OnceLock<ActixAddr<SupervisorActor>>,
     /// The incoming and deferred scanners, set once at startup.
     scanners: OnceLock<[ActixAddr<ScannerActor>; 2]>,
+    /// The store finishes completions later, and the supervisor counts
+    /// them until it does ([`QueueStore::completes_later`]).
+    counting_completions: bool,
 }
 
 impl Host {
@@ -71,7 +77,12 @@ impl Host {
         store: SharedStore,
         trace_sink: Option<Recipient<TraceLine>>,
     ) -> Host {
+        let counting_completions = store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .completes_later();
         Host {
+            counting_completions,
             clock,
             global: Arc::new(params.global.clone()),
             params,
@@ -83,6 +94,12 @@ impl Host {
             supervisor: OnceLock::new(),
             scanners: OnceLock::new(),
         }
+    }
+
+    /// True when the supervisor must count completions until the store
+    /// reports them done.
+    pub(crate) fn counts_completions(&self) -> bool {
+        self.counting_completions
     }
 
     /// Records the supervisor and scanners; called once by the builder.
@@ -139,6 +156,18 @@ impl Host {
             }
             tp
         })
+    }
+
+    /// The handle a store drops when it has carried out a completion: it
+    /// tells the supervisor, when the supervisor counts completions.
+    fn completion(&self) -> Completion {
+        match (self.counting_completions, self.supervisor.get()) {
+            (true, Some(s)) => {
+                let s = s.clone();
+                Completion::new(move || s.do_send(SupervisorMsg(Msg::Completed)))
+            }
+            _ => Completion::unobserved(),
+        }
     }
 
     /// Sends a core message to the supervisor.
@@ -262,17 +291,11 @@ pub(crate) fn run<A: Entity>(
                 host.registry.insert_destination(id, addr);
             }
             Effect::Arm { owner, at, timer } => {
+                // The core arms only the stepping entity's own timers; a
+                // broken invariant ends the daemon (`abort_on_panic`).
+                assert_eq!(owner, *me, "a core entity armed another's timer");
                 let delay = host.clock.until(at);
-                if owner == *me {
-                    ctx.run_later(delay, move |act, ctx| handle(act, Msg::Timer(timer), ctx));
-                } else {
-                    // No entity arms another's timer today; honour it anyway.
-                    let host = Arc::clone(host);
-                    actix::spawn(async move {
-                        actix::clock::sleep(delay).await;
-                        host.send(owner, Msg::Timer(timer));
-                    });
-                }
+                ctx.run_later(delay, move |act, ctx| handle(act, Msg::Timer(timer), ctx));
             }
             Effect::AllocAgent { transport, agent } => alloc(host, transport, agent),
             Effect::CloseAgent { transport, agent } => {
@@ -357,14 +380,16 @@ pub(crate) fn run<A: Entity>(
                     host.store().defer_recipients(&id, &recipients, &dsn);
                 }
             }
-            Effect::DelayCleared(message) => match host.registry.queue_id(message) {
-                Some(id) => host.store().confirm_delay_cleared(&id),
-                None => tracing::warn!(%message, "delay notice for an unknown message"),
-            },
-            Effect::Complete { message, verdict } => match host.registry.remove_queue_id(message) {
-                Some(id) => host.store().complete(&id, &verdict),
-                None => tracing::warn!(%message, "completion of an unknown message"),
-            },
+            // Carried by the message's trace flags, as in Postfix: nothing
+            // for the host to do (see `crate::queue_store`).
+            Effect::DelayCleared(_) => {}
+            Effect::Complete { message, verdict } => {
+                let done = host.completion();
+                match host.registry.remove_queue_id(message) {
+                    Some(id) => host.store().complete(&id, &verdict, done),
+                    None => tracing::warn!(%message, "completion of an unknown message"),
+                }
+            }
             Effect::Log(LogLevel::Info, text) => tracing::info!("{text}"),
             Effect::Log(LogLevel::Warning, text) => tracing::warn!("{text}"),
             Effect::Trace(event) => host.trace(now, event),

@@ -29,8 +29,8 @@ use oqmgr::entry::MessageId;
 use oqmgr::name::Name;
 use oqmgr::params::TransportParams;
 
-use crate::destination::DestinationActor;
-use crate::transport::TransportActor;
+use crate::destination_actor::DestinationActor;
+use crate::transport_actor::TransportActor;
 
 /// The lookup tables of one scheduler.
 #[derive(Default)]
@@ -133,11 +133,6 @@ impl Registry {
     /// Forgets a destination and returns its address (for its `Stop`).
     pub fn remove_destination(&self, key: &DestId) -> Option<Addr<DestinationActor>> {
         self.destinations.remove(key).map(|(_, a)| a)
-    }
-
-    /// Number of live destinations (for introspection and tests).
-    pub fn destination_count(&self) -> usize {
-        self.destinations.len()
     }
 
     /// One transport's parameters, resolved by `resolve` on first use.

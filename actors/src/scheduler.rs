@@ -1,31 +1,29 @@
 //! Starting a scheduler (Postfix: `qmgr.c` `main()` and `qmgr_post_init`).
 //!
-//! [`Scheduler::builder`] collects what the actors need (parameters, one
-//! [`DeliveryAgent`] per transport, a [`QueueStore`](crate::scanner::QueueStore), an optional trace
-//! sink) and [`SchedulerBuilder::start`] starts the scanners and the
-//! supervisor on the current actix `System`; transports and destinations
-//! start on demand. The returned [`Scheduler`] is the handle for triggers.
+//! [`Scheduler::builder`] collects what the actors need (parameters and
+//! a [`QueueStore`](crate::queue_store::QueueStore), always given: the daemon's
+//! is the queue directory, tests bring their own; then one
+//! [`DeliveryAgent`] per transport and an optional trace sink) and
+//! [`SchedulerBuilder::start`] starts the scanners and the supervisor on
+//! the current actix `System`; transports and destinations start on
+//! demand. The returned [`Scheduler`] is the handle for triggers.
 //!
 //! # Example
 //! ```no_run
 //! # use oqmgr_actors::scheduler::Scheduler;
-//! # use oqmgr_actors::memstore::MemoryStore;
 //! # fn agent() -> actix::Recipient<oqmgr_actors::agent::Deliver> { unimplemented!() }
+//! # fn queue_store() -> oqmgr_actors::queue_store::SharedStore { unimplemented!() }
 //! # actix::System::new().block_on(async {
 //! let (params, _warnings) = oqmgr::params::Params::from_pairs(&[]).unwrap();
-//! let store = std::sync::Arc::new(std::sync::Mutex::new(MemoryStore::new(|a| {
-//!     oqmgr::sim::world::resolve(&Default::default(), a)
-//! })));
-//! let scheduler = Scheduler::builder(params)
+//! let scheduler = Scheduler::builder(params, queue_store())
 //!     .with_transport("smtp", agent())
-//!     .with_store(store)
 //!     .start();
 //! scheduler.trigger(b"I");
 //! # });
 //! ```
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use actix::{Actor, Addr, Message, Recipient};
 use oqmgr::active::Supervisor;
@@ -37,9 +35,9 @@ use oqmgr::trace::TraceEvent;
 use crate::agent::{Deliver, DeliveryAgent};
 use crate::clock::Clock;
 use crate::host::Host;
-use crate::memstore::MemoryStore;
-use crate::scanner::{ScannerActor, SharedStore};
-use crate::supervisor::{SupervisorActor, Trigger};
+use crate::queue_store::SharedStore;
+use crate::scanner_actor::ScannerActor;
+use crate::supervisor_actor::{SupervisorActor, Trigger};
 
 /// One scheduling event for a trace sink: when, and what.
 #[derive(Clone, Debug, Message)]
@@ -66,8 +64,8 @@ pub struct SchedulerBuilder {
     agents: BTreeMap<String, DeliveryAgent>,
     /// The agent for every other transport name.
     default_agent: Option<DeliveryAgent>,
-    /// The queue store (default: an empty in-memory store).
-    store: Option<SharedStore>,
+    /// The queue store.
+    store: SharedStore,
     /// The trace sink, if any.
     trace_sink: Option<Recipient<TraceLine>>,
     /// The clock (default: Unix-epoch wall clock).
@@ -94,12 +92,6 @@ impl SchedulerBuilder {
         self
     }
 
-    /// Uses this queue store.
-    pub fn with_store(mut self, store: SharedStore) -> SchedulerBuilder {
-        self.store = Some(store);
-        self
-    }
-
     /// Sends every trace event to `sink` as well as to `tracing`.
     pub fn with_trace_sink(mut self, sink: Recipient<TraceLine>) -> SchedulerBuilder {
         self.trace_sink = Some(sink);
@@ -116,12 +108,7 @@ impl SchedulerBuilder {
     /// Must be called from within a running System.
     pub fn start(self) -> Scheduler {
         let clock = self.clock.unwrap_or_else(Clock::wall);
-        let store = self.store.unwrap_or_else(|| {
-            Arc::new(Mutex::new(MemoryStore::new(|a| {
-                oqmgr::sim::world::resolve(&Default::default(), a)
-            })))
-        });
-        let core = Supervisor::new(self.params.clone());
+        let store = self.store;
         let host = Arc::new(Host::new(
             clock,
             self.params,
@@ -134,6 +121,10 @@ impl SchedulerBuilder {
         let deferred = ScannerActor::new(QueueName::Deferred, Arc::clone(&host)).start();
         // Wire before the supervisor runs `start`: its first effects are
         // scan requests for these scanners.
+        let mut core = Supervisor::new(host.params().clone());
+        if host.counts_completions() {
+            core = core.counting_completions();
+        }
         let supervisor = SupervisorActor::create(|_| SupervisorActor::new(core, Arc::clone(&host)));
         host.wire(supervisor.clone(), [incoming, deferred]);
         Scheduler { host, supervisor }
@@ -150,13 +141,14 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Starts configuring a scheduler with these parameters.
-    pub fn builder(params: Params) -> SchedulerBuilder {
+    /// Starts configuring a scheduler with these parameters on this queue
+    /// store.
+    pub fn builder(params: Params, store: SharedStore) -> SchedulerBuilder {
         SchedulerBuilder {
             params,
             agents: BTreeMap::new(),
             default_agent: None,
-            store: None,
+            store,
             trace_sink: None,
             clock: None,
         }

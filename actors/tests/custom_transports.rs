@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use oqmgr_actors::postfix::attr::base64;
-use oqmgr_actors::sandbox::{free_port, QmgrChoice, Sandbox, SmtpSink};
+use oqmgr_devtools::sandbox::{free_port, QmgrChoice, Sandbox, SmtpSink};
 
 /// A tiny HTTP server: answers every POST with `status`, keeps the bodies.
 struct HookServer {
@@ -339,8 +339,8 @@ fn webhook_maildir_and_smtp_side_by_side() {
 /// fragments) included.
 #[test]
 fn content_reader_matches_postcat_on_cleanup_files() {
+    use oqmgr_actors::custom_transports::content::read_content;
     use oqmgr_actors::postfix::queue_file::{read_envelope, ReadLimits};
-    use oqmgr_actors::transports::content::read_content;
 
     let sb = Sandbox::builder()
         .qmgr(QmgrChoice::None)

@@ -2,7 +2,7 @@
 //! Our daemon in the qmgr slot of a private Postfix: the smallest end-to-end
 //! checks (the full suite is `e2e.rs`).
 
-use oqmgr_actors::sandbox::{QmgrChoice, Sandbox};
+use oqmgr_devtools::sandbox::{QmgrChoice, Sandbox};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -49,39 +49,12 @@ fn delivers_to_discard_and_removes_the_file() {
     assert!(sb.queue_files("incoming").is_empty());
 }
 
-/// The README's main job, small: `oqmgr demo` runs both queue managers on a
-/// relay workload and prints the comparison table.
-#[test]
-fn demo_runs_both_queue_managers() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_oqmgr"))
-        .args([
-            "demo",
-            "--messages",
-            "20",
-            "--recipients",
-            "2",
-            "--domains",
-            "2",
-        ])
-        .output()
-        .expect("oqmgr demo runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "demo failed: {text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(text.contains("| ours | 40 | 0 | 0 |"), "{text}");
-    assert!(text.contains("| postfix oqmgr | 40 | 0 | 0 |"), "{text}");
-    assert!(text.contains("throughput ours/postfix oqmgr"), "{text}");
-}
-
 /// With `y` in master.cf's chroot column the daemon chroots to the queue
 /// directory after reading main.cf, as Postfix's queue managers do, and
 /// still finds the agents' sockets and the log service.
 #[test]
 fn runs_chrooted() {
-    let daemon_dir = oqmgr_actors::sandbox::postfix_daemon_directory()
+    let daemon_dir = oqmgr_devtools::sandbox::postfix_daemon_directory()
         .expect("postconf")
         .canonicalize()
         .expect("canonical daemon_directory");
@@ -118,8 +91,8 @@ fn runs_chrooted() {
 /// server) is waited for, not mistaken for a crashed agent.
 #[test]
 fn slow_delivery_is_not_a_crash() {
-    let port = oqmgr_actors::sandbox::free_port().expect("free port");
-    let sink = oqmgr_actors::sandbox::SmtpSink::start(port, &["-w", "3"]).expect("smtp-sink");
+    let port = oqmgr_devtools::sandbox::free_port().expect("free port");
+    let sink = oqmgr_devtools::sandbox::SmtpSink::start(port, &["-w", "3"]).expect("smtp-sink");
     let sb = Sandbox::builder()
         .qmgr(ours())
         .main_cf("relayhost", format!("[127.0.0.1]:{port}"))

@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use oqmgr_actors::sandbox::{postfix_daemon_directory, QmgrChoice, Sandbox};
+use oqmgr_devtools::sandbox::{postfix_daemon_directory, QmgrChoice, Sandbox};
 
 /// The probe example. `cargo test` builds examples, but a filtered run
 /// (`cargo test --test master_probe`) does not, and a stale probe would test
@@ -203,25 +203,26 @@ fn unix_service_under_real_master() {
         "{text}"
     );
     assert!(text.contains("flow Put(100, 100)"), "{text}");
-    assert!(
-        text.contains(&format!("trigger pid={pid} W\\x00")),
-        "{text}"
-    );
+    assert!(text.contains(&format!("trigger pid={pid} W")), "{text}");
 
+    // Postfix's trigger clients write the request and its NUL in two
+    // writes, and the trigger server hands a request on as soon as bytes
+    // arrive (as Postfix's reads once), so the NUL may or may not be part
+    // of what the probe records: match the request bytes only.
     run("postqueue", &sb, &["-f"]);
     assert!(
-        wait_record(&sb, &format!("trigger pid={pid} FADI\\x00")),
+        wait_record(&sb, &format!("trigger pid={pid} FADI")),
         "{}",
         record(&sb)
     );
     run("postkick", &sb, &["public", "qmgr", "I"]);
     assert!(
-        wait_record(&sb, &format!("trigger pid={pid} I\\x00")),
+        wait_record(&sb, &format!("trigger pid={pid} I")),
         "{}",
         record(&sb)
     );
     assert!(
-        sb.wait_for_log("trigger I\\x00", Duration::from_secs(5)),
+        sb.wait_for_log("trigger I", Duration::from_secs(5)),
         "{}",
         sb.maillog()
     );
@@ -241,7 +242,7 @@ fn unix_service_under_real_master() {
     );
     let new_pid = last_start_pid(&record(&sb)).unwrap();
     assert!(
-        wait_record(&sb, &format!("trigger pid={new_pid} W\\x00")),
+        wait_record(&sb, &format!("trigger pid={new_pid} W")),
         "{}",
         record(&sb)
     );

@@ -9,12 +9,13 @@ mod support;
 use oqmgr_actors::postfix::queue_file::{read_envelope, ReadLimits, TRACE_RECORD};
 use oqmgr_actors::postfix::queue_file_write::{
     kill_record, mark_recipient_done, rewrite_warn_time, set_next_attempt, try_lock_exclusive,
-    try_lock_shared, unlock, NewRecipient, QueueFileWriter, DEFAULT_LINE_LIMIT,
+    try_lock_shared, unlock,
 };
 use oqmgr_actors::postfix::record::{
     decode_logical, encode_record, fixed_width_number, padding_record, rec,
 };
-use oqmgr_actors::sandbox::{QmgrChoice, Sandbox};
+use oqmgr_devtools::queue_file_writer::{NewRecipient, QueueFileWriter, DEFAULT_LINE_LIMIT};
+use oqmgr_devtools::sandbox::{QmgrChoice, Sandbox};
 use std::fs::{File, OpenOptions};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -236,5 +237,10 @@ fn locks_and_time_stamps() {
     assert_eq!(meta.modified().unwrap(), when);
     assert_eq!(meta.accessed().unwrap(), when);
     assert!(set_next_attempt(&dir.join("missing"), SystemTime::now()).is_err());
+    // A link is stamped itself: the file it points to keeps its times.
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    set_next_attempt(&link, UNIX_EPOCH + Duration::from_secs(1_000_000_000)).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), when);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -5,9 +5,9 @@
 //! warnings our reader produces for them.
 
 use oqmgr_actors::postfix::queue_file::{read_envelope, ReadLimits};
-use oqmgr_actors::postfix::queue_file_write::{NewRecipient, QueueFileWriter, DEFAULT_LINE_LIMIT};
 use oqmgr_actors::postfix::record::{encode_record, rec};
-use oqmgr_actors::sandbox::{QmgrChoice, Sandbox};
+use oqmgr_devtools::queue_file_writer::{NewRecipient, QueueFileWriter, DEFAULT_LINE_LIMIT};
+use oqmgr_devtools::sandbox::{QmgrChoice, Sandbox};
 use std::io::Cursor;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;

@@ -15,13 +15,15 @@
 mod support;
 
 use oqmgr_actors::postfix::queue_file::{
-    read_envelope, Envelope, ReadLimits, DSN_NOTIFY_DELAY, DSN_NOTIFY_FAILURE, DSN_NOTIFY_NEVER,
-    DSN_NOTIFY_SUCCESS, DSN_RET_FULL, DSN_RET_HDRS, READ_FLAG_MIXED_RCPT_OTHER, TRACE_RECORD,
+    read_envelope, FileEnvelope, ReadLimits, DSN_NOTIFY_DELAY, DSN_NOTIFY_FAILURE,
+    DSN_NOTIFY_NEVER, DSN_NOTIFY_SUCCESS, DSN_RET_FULL, DSN_RET_HDRS, READ_FLAG_MIXED_RCPT_OTHER,
+    TRACE_RECORD,
 };
 use oqmgr_actors::postfix::queue_file_parse::{parse_size_fields, SizeFields};
-use oqmgr_actors::postfix::queue_file_write::{mode_is_ready, QueueFileWriter};
+use oqmgr_actors::postfix::queue_file_write::mode_is_ready;
 use oqmgr_actors::postfix::record::{decode_all, decode_logical, rec};
-use oqmgr_actors::sandbox::{QmgrChoice, Sandbox};
+use oqmgr_devtools::queue_file_writer::QueueFileWriter;
+use oqmgr_devtools::sandbox::{QmgrChoice, Sandbox};
 use std::io::{BufRead, BufReader, Cursor, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
@@ -83,7 +85,7 @@ fn newest(sb: &Sandbox, before: &[String]) -> (String, PathBuf, Vec<u8>) {
 }
 
 /// All checks every real file must pass; returns the envelope.
-fn cross_check(sb: &Sandbox, id: &str, path: &Path, bytes: &[u8]) -> Envelope {
+fn cross_check(sb: &Sandbox, id: &str, path: &Path, bytes: &[u8]) -> FileEnvelope {
     // 1. Record decoding equals postcat.
     let records = decode_logical(bytes, 1_000_000).expect("decodes");
     let ours = expected_postcat(&records, &path.display().to_string());

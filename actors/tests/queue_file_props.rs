@@ -3,10 +3,10 @@
 //! input) and bad-input tests with Postfix's warning texts.
 
 use oqmgr_actors::postfix::queue_file::{read_envelope, EnvelopeError, ReadLimits};
-use oqmgr_actors::postfix::queue_file_write::{NewRecipient, QueueFileWriter, DEFAULT_LINE_LIMIT};
 use oqmgr_actors::postfix::record::{
     decode_all, encode_length, encode_record, encoded_len, rec, RecordError,
 };
+use oqmgr_devtools::queue_file_writer::{NewRecipient, QueueFileWriter, DEFAULT_LINE_LIMIT};
 use proptest::prelude::*;
 use std::io::Cursor;
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use oqmgr_actors::simulate::load_scenario;
+use oqmgr_actors::cli::simulate_command::load_scenario;
 
 /// Writes `text` to a scenario file of its own and returns its path.
 fn scenario_file(name: &str, text: &str) -> PathBuf {

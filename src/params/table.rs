@@ -212,7 +212,7 @@ impl ParamDef {
 
 /// A converted value, before it is placed into a struct field.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Value {
+pub(crate) enum ConvertedValue {
     /// A count.
     Int(u32),
     /// A time.
@@ -225,15 +225,15 @@ pub(crate) enum Value {
     List(Vec<String>),
 }
 
-impl Value {
+impl ConvertedValue {
     /// How the value reads in a warning's "using ..." part.
     pub(crate) fn describe(&self) -> String {
         match self {
-            Value::Int(n) => n.to_string(),
-            Value::Time(d) => format!("{}s", d.as_secs()),
-            Value::Bool(b) => if *b { "yes" } else { "no" }.to_string(),
-            Value::Text(s) => s.clone(),
-            Value::List(items) => items.join(", "),
+            ConvertedValue::Int(n) => n.to_string(),
+            ConvertedValue::Time(d) => format!("{}s", d.as_secs()),
+            ConvertedValue::Bool(b) => if *b { "yes" } else { "no" }.to_string(),
+            ConvertedValue::Text(s) => s.clone(),
+            ConvertedValue::List(items) => items.join(", "),
         }
     }
 }
@@ -261,8 +261,8 @@ pub(crate) fn convert(
     kind: ParamKind,
     unit: char,
     text: Option<&str>,
-    fallback: &Value,
-) -> Result<Value, ConfigFatal> {
+    fallback: &ConvertedValue,
+) -> Result<ConvertedValue, ConfigFatal> {
     match text {
         Some(text) => convert_text(name, kind, unit, text),
         None => Ok(fallback.clone()),
@@ -270,7 +270,12 @@ pub(crate) fn convert(
 }
 
 /// Converts one value, or says why Postfix would stop on it (or why we do).
-fn convert_text(name: &str, kind: ParamKind, unit: char, text: &str) -> Result<Value, ConfigFatal> {
+fn convert_text(
+    name: &str,
+    kind: ParamKind,
+    unit: char,
+    text: &str,
+) -> Result<ConvertedValue, ConfigFatal> {
     let fatal = |message: String| ConfigFatal {
         param: name.to_string(),
         message,
@@ -289,7 +294,7 @@ fn convert_text(name: &str, kind: ParamKind, unit: char, text: &str) -> Result<V
             if n > i64::from(max) {
                 return Err(fatal(format!("invalid {name} parameter value {n} > {max}")));
             }
-            Ok(Value::Int(
+            Ok(ConvertedValue::Int(
                 u32::try_from(n).expect("bounded by u32 min/max"),
             ))
         }
@@ -307,26 +312,26 @@ fn convert_text(name: &str, kind: ParamKind, unit: char, text: &str) -> Result<V
             if misleading_time(text) {
                 return Err(bad_time());
             }
-            Ok(Value::Time(Duration::from_secs(u64::from(secs))))
+            Ok(ConvertedValue::Time(Duration::from_secs(u64::from(secs))))
         }
         ParamKind::Bool => {
             if text.eq_ignore_ascii_case("yes") {
-                Ok(Value::Bool(true))
+                Ok(ConvertedValue::Bool(true))
             } else if text.eq_ignore_ascii_case("no") {
-                Ok(Value::Bool(false))
+                Ok(ConvertedValue::Bool(false))
             } else {
                 Err(fatal(format!("bad boolean configuration: {name} = {text}")))
             }
         }
         ParamKind::Str { min_len } => {
             check_length(name, text, min_len).map_err(fatal)?;
-            Ok(Value::Text(text.to_string()))
+            Ok(ConvertedValue::Text(text.to_string()))
         }
-        ParamKind::List => Ok(Value::List(split_list(text))),
+        ParamKind::List => Ok(ConvertedValue::List(split_list(text))),
         ParamKind::Feedback => {
             // qmgr_feedback_init reads the text with a minimum length of 1.
             check_length(name, text, 1).map_err(fatal)?;
-            Ok(Value::Text(text.to_string()))
+            Ok(ConvertedValue::Text(text.to_string()))
         }
     }
 }

@@ -4,13 +4,14 @@
 //! The simulator is the second host of the core's entities: it delivers
 //! `Msg`s in send order from one FIFO bus, fires timers from a heap ordered
 //! by (time, arming order), and stands in for the I/O the daemon does: queue
-//! directories ([`world::Queues`]) and remote servers ([`world::attempt`]).
+//! directories ([`world::Queues`]) and remote servers ([`world::attempt`],
+//! their listen queues in `attempt`).
 //! The same scenario and seed give a byte-identical trace: no clock is read,
 //! no hash order is used, randomness comes from one seeded generator.
 //!
 //! # Lookups
 //! Entities are found by number: transports by the number the simulator
-//! gave each when it created it, destinations by their [`DestId`] (a
+//! gave each when it created it, destinations by their [`DestId`](crate::effect::DestId) (a
 //! transport's number and a slot in its table), and each live destination
 //! keeps the numbers of its server and of its summary row, found by name
 //! once when it is created. Only names that come from outside the core
@@ -21,11 +22,13 @@
 //! A run stops when the queue is empty and no arrival remains, at the
 //! scenario's `until` (7 days by default), or after `max_steps` events.
 
+pub mod first_pass;
 pub mod report;
 pub mod rng;
 pub mod scenario;
 pub mod world;
 
+mod attempt;
 mod dests;
 mod ids;
 mod timers;
@@ -35,8 +38,8 @@ use std::sync::Arc;
 
 use crate::active::Supervisor;
 use crate::destination::Destination;
-use crate::effect::{Addr, DestId, DestKey, Effect, Effects, LogLevel, Msg};
-use crate::entry::{DeliveryReport, Dsn, MessageId, RecipientStatus};
+use crate::effect::{Addr, Effect, Effects, LogLevel, Msg};
+use crate::entry::{Dsn, MessageId};
 use crate::message::{MessageInfo, Verdict, Warning};
 use crate::name::{FastMap, FastState, Name, SortKey};
 use crate::params::{ConfigWarning, Params, TransportParams};
@@ -60,6 +63,16 @@ enum Event {
     Arrive { group: usize, index: u32 },
     /// A connection to the server of that number closes.
     Release(u32),
+    /// The next defer log append of a delivery of that message.
+    Append(MessageId, Box<attempt::Appending>),
+    /// The greeting timeout of a connection waiting in the listen queue
+    /// of a server.
+    Greeting {
+        /// The server's number.
+        server: u32,
+        /// The connection's number.
+        conn: u64,
+    },
 }
 
 /// Where an arrival group stands: only its next message sits among the
@@ -142,6 +155,8 @@ pub struct Simulation {
     queues: Queues,
     /// Remote servers, by number.
     servers: Vec<Server>,
+    /// Their listen queues, and the senders' defer log locks.
+    attempts: attempt::AttemptState,
     /// Server numbers by next hop (lookups only).
     server_numbers: FastMap<Name, u32>,
     /// The one random source.
@@ -204,6 +219,7 @@ impl Simulation {
             seq: 0,
             queues: Queues::default(),
             servers: Vec::new(),
+            attempts: attempt::AttemptState::default(),
             server_numbers: FastMap::default(),
             rng: Rng::new(seed),
             ids: Ids::default(),
@@ -284,7 +300,9 @@ impl Simulation {
                         self.arrive(group, index);
                     }
                 }
-                Event::Release(server) => self.servers[server as usize].active -= 1,
+                Event::Release(server) => self.release(server),
+                Event::Greeting { server, conn } => self.greeting_timeout(server, conn),
+                Event::Append(message, appending) => self.append(message, appending),
             }
         }
         let summary = report::summary(&self.stats, &self.queues, self.now, self.steps);
@@ -612,6 +630,7 @@ impl Simulation {
                 },
                 recipients,
                 cursor: 0,
+                single_rcpt: a.verp,
             }),
         );
         self.stats.arrived += 1;
@@ -664,6 +683,7 @@ impl Simulation {
             create_time: file.create_time,
             warning: file.warning,
             flags,
+            single_rcpt: file.single_rcpt,
             id,
         };
         self.ids.insert(message, SortKey::new(&info.id));
@@ -677,61 +697,8 @@ impl Simulation {
         ));
     }
 
-    fn attempt(&mut self, id: DestId, dest: &DestKey, nexthop: &Name, entry: crate::entry::Entry) {
-        // The destination that asked is live (in its slot, or stopping
-        // only in a host that lets it): its server and summary row are
-        // kept with it.
-        let d = self
-            .dests
-            .get_mut(id)
-            .expect("delivery for a live destination");
-        if d.stats == u32::MAX {
-            d.stats = self.stats.row(dest);
-        }
-        let (row, server_no) = (d.stats, d.server);
-        let server = &mut self.servers[server_no as usize];
-        let attempt = world::attempt(
-            &self.scenario,
-            &mut self.rng,
-            server,
-            &dest.transport,
-            nexthop,
-            entry.recipients.len(),
-            self.now,
-        );
-        let done = self.now + attempt.latency;
-        if attempt.connected {
-            server.active += 1;
-            self.schedule(done, Event::Release(server_no));
-        }
-        let mut file = self.queues.files.get_mut(self.ids.get(entry.message));
-        let arrival = file.as_ref().map_or(self.now, |f| f.arrival);
-        self.stats.attempt_at(
-            self.now,
-            row,
-            &attempt.recipients,
-            done.saturating_since(arrival),
-        );
-        if let Some(file) = &mut file {
-            for (r, status) in entry.recipients.iter().zip(&attempt.recipients) {
-                if *status != RecipientStatus::Deferred {
-                    file.mark_done(&r.address);
-                }
-            }
-        }
-        let report = DeliveryReport {
-            entry: entry.id,
-            outcome: attempt.outcome,
-            hop: attempt.hop,
-            recipients: attempt.recipients,
-        };
-        self.schedule(
-            done,
-            Event::Send(Addr::Destination(id), Msg::Report(report)),
-        );
-    }
-
     fn complete(&mut self, message: MessageId, verdict: Verdict) {
+        self.attempts.forget(message);
         let id = self.ids.remove(message);
         match verdict {
             Verdict::Remove => {

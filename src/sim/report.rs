@@ -101,19 +101,18 @@ impl Stats {
         self.dests[row as usize].1.busy_change(now, -1);
     }
 
-    /// A delivery to the destination of row `row` started at `now` and its
-    /// recipients will come to `statuses` after `delay`:
-    /// [`Stats::select`] and [`Stats::recipient`] for each, by row.
-    pub fn attempt_at(
-        &mut self,
-        now: Instant,
-        row: u32,
-        statuses: &[RecipientStatus],
-        delay: Duration,
-    ) {
+    /// A delivery to the destination of row `row` started at `now`
+    /// ([`Stats::select`] by row).
+    pub fn select_at(&mut self, now: Instant, row: u32) {
         self.selections += 1;
+        self.dests[row as usize].1.busy_change(now, 1);
+    }
+
+    /// The recipients of a delivery to the destination of row `row` came
+    /// (or will come) to `statuses`, `delay` after their arrival
+    /// ([`Stats::recipient`] for each, by row).
+    pub fn outcome_at(&mut self, row: u32, statuses: &[RecipientStatus], delay: Duration) {
         let d = &mut self.dests[row as usize].1;
-        d.busy_change(now, 1);
         for &status in statuses {
             d.recipient(status, delay);
         }

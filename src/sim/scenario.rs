@@ -136,6 +136,10 @@ pub struct Arrival {
     /// creation).
     #[serde(default)]
     pub age: Span,
+    /// The messages ask for VERP (`sendmail -V`): one recipient per
+    /// delivery.
+    #[serde(default)]
+    pub verp: bool,
 }
 
 fn yes() -> bool {
@@ -174,6 +178,13 @@ pub struct TransportBehaviour {
     /// Periods when the agent cannot be reached (the transport dies).
     #[serde(default)]
     pub down: Vec<Period>,
+    /// How long the bounce daemon holds a message's defer log locked for
+    /// each deferred recipient an agent appends (0: no lock is modelled).
+    /// An append that finds the log locked waits 0.75 to 1.25 s and tries
+    /// again, as Postfix's `deliver_flock` does with the default
+    /// `deliver_lock_delay` of 1s; the agent reports after its last one.
+    #[serde(default)]
+    pub defer_log_lock: Span,
 }
 
 /// A period of time.
@@ -208,8 +219,30 @@ pub struct ServerBehaviour {
     #[serde(default)]
     pub latency: Latency,
     /// Connections the server accepts at once; more get `421` (0: no limit).
+    /// Counted when a server process takes the connection, as Postfix's
+    /// `smtpd_client_connection_count_limit` is.
     #[serde(default)]
     pub connection_limit: u32,
+    /// How long the `421` above `connection_limit` takes to reach the
+    /// client (smtpd answers before any protocol exchange); a fixed
+    /// latency draws no random number.
+    #[serde(default = "default_limit_latency")]
+    pub limit_latency: Latency,
+    /// Server processes (0: no limit): connections beyond them wait in the
+    /// listen queue until a session ends.
+    #[serde(default)]
+    pub process_limit: u32,
+    /// Connections that may wait for a process (the kernel's queue of
+    /// accepted connections); with `process_limit` only.
+    #[serde(default)]
+    pub listen_queue: u32,
+    /// What a connection finds when the listen queue is full.
+    #[serde(default)]
+    pub listen_overflow: ListenOverflow,
+    /// How long a client waits for the greeting (`smtp_helo_timeout`)
+    /// before it gives up on a connection that no process took.
+    #[serde(default = "default_greeting_timeout")]
+    pub greeting_timeout: Span,
     /// Periods when the server is down.
     #[serde(default)]
     pub outages: Vec<Period>,
@@ -228,11 +261,41 @@ fn default_timeout() -> Span {
     Span(Duration::from_secs(30))
 }
 
+fn default_limit_latency() -> Latency {
+    Latency::Fixed {
+        value: Span(Duration::from_millis(50)),
+    }
+}
+
+fn default_greeting_timeout() -> Span {
+    Span(Duration::from_secs(300))
+}
+
+/// What happens to a connection that finds the server's listen queue
+/// full (SCHEDULER_README's two "busy server" experiments).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenOverflow {
+    /// The server drops the connection request: the client's connect
+    /// times out after `timeout` (a BSD kernel with a full queue).
+    #[default]
+    Drop,
+    /// The handshake completes but no process ever takes the connection:
+    /// the client times out waiting for the greeting (a Linux kernel
+    /// with a full accept queue).
+    Stall,
+}
+
 impl Default for ServerBehaviour {
     fn default() -> ServerBehaviour {
         ServerBehaviour {
             latency: Latency::default(),
             connection_limit: 0,
+            limit_latency: default_limit_latency(),
+            process_limit: 0,
+            listen_queue: 0,
+            listen_overflow: ListenOverflow::Drop,
+            greeting_timeout: default_greeting_timeout(),
             outages: Vec::new(),
             timeout: default_timeout(),
             defer_rate: 0.0,
@@ -353,6 +416,12 @@ impl Scenario {
                     field("defer_rate")
                 ));
             }
+            if d.listen_queue > 0 && d.process_limit == 0 {
+                return Err(format!(
+                    "{}: a listen queue needs a `process_limit`",
+                    field("listen_queue")
+                ));
+            }
             match &d.latency {
                 Latency::Uniform { min, max } if min > max => {
                     return Err(format!("{}: min is above max", field("latency")));
@@ -417,6 +486,7 @@ impl Scenario {
                 numbered: true,
                 queue: default_queue(),
                 age: Span::default(),
+                verp: false,
             }],
             triggers: vec![TriggerAt {
                 at: text("11m"),

@@ -15,7 +15,7 @@ use crate::name::{FastMap, FastState, Name, SortKey};
 use crate::route::{Routed, ERROR, RETRY};
 use crate::scan::QueueName;
 use crate::sim::rng::Rng;
-use crate::sim::scenario::{Latency, OutageKind, Scenario, ServerBehaviour};
+use crate::sim::scenario::{Latency, ListenOverflow, OutageKind, Scenario, ServerBehaviour};
 use crate::time::{Duration, Instant};
 
 /// Where a simulated queue file is.
@@ -46,6 +46,8 @@ pub struct File {
     pub arrival: Instant,
     /// Delay-warning state (`W` record).
     pub warning: Warning,
+    /// VERP: one recipient per delivery.
+    pub single_rcpt: bool,
     /// Recipients and whether each is done (boxed: no spare capacity is
     /// kept for a million addresses).
     pub recipients: Vec<(Box<str>, bool)>,
@@ -228,8 +230,84 @@ pub fn route(
 /// One simulated remote server's state.
 #[derive(Debug, Default)]
 pub struct Server {
-    /// Connections open now.
+    /// Connections open now (each holds a server process).
     pub active: u32,
+    /// Connections in the listen queue, waiting for a process.
+    pub waiting: u32,
+}
+
+/// Where a new connection goes, as [`listen`] decides.
+#[derive(Clone, Debug)]
+pub enum Listen {
+    /// A process takes it now: [`attempt`] says how it goes.
+    Serve,
+    /// Every process is busy: it waits in the listen queue, at most the
+    /// greeting timeout, and [`attempt`] runs when a process takes it.
+    Wait,
+    /// The listen queue is full too: the attempt fails as it says.
+    Overflow(Attempt),
+}
+
+/// Decides whether a new connection to `nexthop`'s server is served now,
+/// waits for a process, or overflows the listen queue. Servers without a
+/// `process_limit` serve at once; so does every server while it is down
+/// ([`attempt`] answers for the outage) and the pseudo-transports.
+pub fn listen(
+    scenario: &Scenario,
+    server: &Server,
+    transport: &str,
+    nexthop: &str,
+    recipients: usize,
+    now: Instant,
+) -> Listen {
+    if transport == RETRY || transport == ERROR {
+        return Listen::Serve;
+    }
+    let behaviour = behaviour(scenario, nexthop);
+    let at = Duration(now.as_millis());
+    let down = behaviour
+        .outages
+        .iter()
+        .any(|p| p.from.0 <= at && at < p.to.0);
+    if down || behaviour.process_limit == 0 || server.active < behaviour.process_limit {
+        return Listen::Serve;
+    }
+    if server.waiting < behaviour.listen_queue {
+        return Listen::Wait;
+    }
+    Listen::Overflow(match behaviour.listen_overflow {
+        ListenOverflow::Drop => site_failure(
+            behaviour.timeout.0,
+            "4.4.1",
+            format!("connect to {nexthop}[127.0.0.1]:25: Connection timed out"),
+            recipients,
+        ),
+        ListenOverflow::Stall => greeting_timeout(scenario, nexthop, recipients),
+    })
+}
+
+/// A connection no process took within the greeting timeout: the client
+/// gives up after waiting that long.
+pub fn greeting_timeout(scenario: &Scenario, nexthop: &str, recipients: usize) -> Attempt {
+    site_failure(
+        behaviour(scenario, nexthop).greeting_timeout.0,
+        "4.4.2",
+        format!(
+            "conversation with {nexthop}[127.0.0.1] timed out while receiving the initial server greeting"
+        ),
+        recipients,
+    )
+}
+
+/// A whole delivery deferred for a problem with the site, after `latency`.
+fn site_failure(latency: Duration, status: &str, reason: String, recipients: usize) -> Attempt {
+    Attempt {
+        latency,
+        outcome: Outcome::Defer,
+        hop: Some(Dsn::new(status, reason)),
+        recipients: vec![RecipientStatus::Deferred; recipients],
+        connected: false,
+    }
 }
 
 /// What a simulated delivery attempt comes to.
@@ -274,12 +352,8 @@ pub fn attempt(
         };
     }
     let behaviour = behaviour(scenario, nexthop);
-    let site_failure = |latency: Duration, status: &str, reason: String| Attempt {
-        latency,
-        outcome: Outcome::Defer,
-        hop: Some(Dsn::new(status, reason)),
-        recipients: vec![RecipientStatus::Deferred; recipients],
-        connected: false,
+    let site_failure = |latency: Duration, status: &str, reason: String| {
+        site_failure(latency, status, reason, recipients)
     };
     let at = Duration(now.as_millis());
     if let Some(p) = behaviour
@@ -302,7 +376,7 @@ pub fn attempt(
     }
     if behaviour.connection_limit > 0 && server.active >= behaviour.connection_limit {
         return site_failure(
-            Duration::from_millis(50),
+            sample(&behaviour.limit_latency, rng),
             "4.7.0",
             format!(
                 "host {nexthop}[127.0.0.1] refused to talk to me: 421 4.7.0 too many connections"

@@ -80,7 +80,7 @@ const CI_CASES: &[&str] = &[
 fn ours() -> PathBuf {
     std::env::var_os("OQMGR_CAMPAIGN_BIN")
         .map(PathBuf::from)
-        .or_else(campaign::ours_next_to_me)
+        .or_else(oqmgr_devtools::ours_next_to_me)
         .expect(
             "our oqmgr binary is not built next to this test: run `cargo build -p oqmgr-actors \
              --bin oqmgr` (cargo test --workspace does) or set OQMGR_CAMPAIGN_BIN",

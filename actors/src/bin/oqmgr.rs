@@ -1,18 +1,19 @@
 //! The `oqmgr` binary: a Postfix queue manager daemon and its simulator.
 //!
 //! `oqmgr simulate [SCENARIO.toml] [--seed N] [--summary-only]` runs the
-//! scheduling core on a virtual clock; `oqmgr bench-scheduler` measures it;
-//! `oqmgr demo` runs it in a private Postfix next to Postfix's oqmgr;
-//! `oqmgr check` checks the configuration; `--help` and `--version` say
-//! what it is ([`oqmgr_actors::cli`]). Started by master(8) (any other
-//! arguments) it is the queue manager daemon ([`oqmgr_actors::daemon`]).
+//! scheduling core on a virtual clock; `oqmgr check` checks the
+//! configuration; `--help` and `--version` say what it is
+//! ([`oqmgr_actors::cli`]). Started by master(8) (any other arguments) it
+//! is the queue manager daemon ([`oqmgr_actors::daemon`]). The demo and
+//! the benchmarks are separate programs (`oqmgr-demo`,
+//! `oqmgr-bench-scheduler`, `oqmgr-bench` in `actors/devtools`).
 //!
 //! # Allocator
 //! The binary allocates through mimalloc instead of glibc's malloc: the
 //! scheduler makes and frees some ten small blocks per delivery (queue-file
 //! records, recipient lists, delivery requests and reports), and glibc's
 //! `malloc`/`free` (with its periodic `malloc_consolidate`) were about a
-//! sixth of the instructions of `bench-scheduler`; with mimalloc the same
+//! sixth of the instructions of the scheduler benchmark; with mimalloc the same
 //! run took about a third less user CPU at 1,000,000 recipients, for the
 //! same peak memory. Transparent huge pages are off for it (`no_thp`):
 //! with them on, the kernel spent the saving zeroing and compacting huge

@@ -9,12 +9,13 @@
 //! rounds in Postfix's order over the parameters the daemon reads or
 //! Postfix checks: [`MAIL_PARAMS`] (those below, and four rows of the
 //! core's table), then [`oqmgr::params::Params::check`]. [`resolve`] is
-//! what the daemon calls: the first fatal, or the resolved parameters.
+//! the daemon's start-up check: the first fatal, or the core's resolved
+//! parameters ([`super::settings::Settings::resolve`] builds the rest).
 //!
 //! # Invariants
 //! - Defaults and bounds are Postfix 3.7.11's (`postconf -d`, and the
 //!   tables of `mail_params_init`); the rows say them once.
-//! - Booleans are read case-insensitively ([`flag`]), as Postfix does.
+//! - Booleans are read case-insensitively, as Postfix does.
 //! - A fatal names its parameter; the first in the list is the one Postfix
 //!   would stop on.
 
@@ -33,7 +34,7 @@ const fn str1(name: &'static str, default: &'static str) -> ParamDef {
 /// One row of [`MAIL_PARAMS`]: a definition of its own, or a row of the
 /// core's table, checked at this point of Postfix's order.
 #[derive(Clone, Copy, Debug)]
-pub enum Row {
+pub enum MailParamRow {
     /// Read by the daemon shell only.
     Own(ParamDef),
     /// A row of [`oqmgr::params::DEFINITIONS`] that `mail_params_init`
@@ -45,42 +46,44 @@ pub enum Row {
 /// oqmgr would stop on, in the order `mail_params_init` reads them: its
 /// "first" boolean table, string table, integer table, boolean table and
 /// time table.
-pub const MAIL_PARAMS: &[Row] = &[
-    Row::Own(ParamDef::boolean("smtputf8_enable", "yes")),
-    Row::Own(str1("mail_owner", "postfix")),
-    Row::Own(str1("daemon_directory", "/usr/lib/postfix/sbin")),
-    Row::Own(str1("queue_directory", "/var/spool/postfix")),
-    Row::Core("double_bounce_sender"),
-    Row::Own(str1("hash_queue_names", "deferred, defer")),
-    Row::Core("recipient_delimiter"),
-    Row::Own(str1("verp_delimiter_filter", "-=+")),
-    Row::Own(str1("bounce_service_name", "bounce")),
-    Row::Own(str1("defer_service_name", "defer")),
-    Row::Own(str1("queue_service_name", "qmgr")),
-    Row::Own(str1("rewrite_service_name", "rewrite")),
-    Row::Own(str1("flush_service_name", "flush")),
-    Row::Own(str1("address_verify_service_name", "verify")),
-    Row::Own(str1("trace_service_name", "trace")),
-    Row::Own(ParamDef::int("default_process_limit", "100", 1, NONE)),
-    Row::Own(ParamDef::int("hash_queue_depth", "1", 1, NONE)),
-    Row::Own(ParamDef::int("delay_logging_resolution_limit", "2", 0, 6)),
-    Row::Own(ParamDef::boolean("soft_bounce", "no")),
-    Row::Core("owner_request_special"),
-    Row::Own(ParamDef::boolean("address_verify_negative_cache", "yes")),
-    Row::Core("helpful_warnings"),
-    Row::Own(ParamDef::time("ipc_timeout", "3600s", 1, NONE)),
-    Row::Own(ParamDef::time("ipc_idle", "5s", 1, NONE)),
-    Row::Own(ParamDef::time("ipc_ttl", "1000s", 1, NONE)),
-    Row::Own(ParamDef::time("daemon_timeout", "18000s", 1, NONE)),
-    Row::Own(ParamDef::time("in_flow_delay", "1s", 0, 10)),
+pub const MAIL_PARAMS: &[MailParamRow] = &[
+    MailParamRow::Own(ParamDef::boolean("smtputf8_enable", "yes")),
+    MailParamRow::Own(str1("mail_owner", "postfix")),
+    MailParamRow::Own(str1("daemon_directory", "/usr/lib/postfix/sbin")),
+    MailParamRow::Own(str1("queue_directory", "/var/spool/postfix")),
+    MailParamRow::Core("double_bounce_sender"),
+    MailParamRow::Own(str1("hash_queue_names", "deferred, defer")),
+    MailParamRow::Core("recipient_delimiter"),
+    MailParamRow::Own(str1("verp_delimiter_filter", "-=+")),
+    MailParamRow::Own(str1("bounce_service_name", "bounce")),
+    MailParamRow::Own(str1("defer_service_name", "defer")),
+    MailParamRow::Own(str1("queue_service_name", "qmgr")),
+    MailParamRow::Own(str1("rewrite_service_name", "rewrite")),
+    MailParamRow::Own(str1("flush_service_name", "flush")),
+    MailParamRow::Own(str1("address_verify_service_name", "verify")),
+    MailParamRow::Own(str1("trace_service_name", "trace")),
+    MailParamRow::Own(ParamDef::int("default_process_limit", "100", 1, NONE)),
+    MailParamRow::Own(ParamDef::int("hash_queue_depth", "1", 1, NONE)),
+    MailParamRow::Own(ParamDef::int("delay_logging_resolution_limit", "2", 0, 6)),
+    MailParamRow::Own(ParamDef::boolean("soft_bounce", "no")),
+    MailParamRow::Core("owner_request_special"),
+    MailParamRow::Own(ParamDef::boolean("address_verify_negative_cache", "yes")),
+    MailParamRow::Core("helpful_warnings"),
+    MailParamRow::Own(ParamDef::time("ipc_timeout", "3600s", 1, NONE)),
+    MailParamRow::Own(ParamDef::time("ipc_idle", "5s", 1, NONE)),
+    MailParamRow::Own(ParamDef::time("ipc_ttl", "1000s", 1, NONE)),
+    MailParamRow::Own(ParamDef::time("daemon_timeout", "18000s", 1, NONE)),
+    MailParamRow::Own(ParamDef::time("in_flow_delay", "1s", 0, 10)),
 ];
 
-impl Row {
+impl MailParamRow {
     /// The definition this row checks against.
     pub fn def(&self) -> &ParamDef {
         match self {
-            Row::Own(def) => def,
-            Row::Core(name) => definition(name).expect("MAIL_PARAMS core rows are table rows"),
+            MailParamRow::Own(def) => def,
+            MailParamRow::Core(name) => {
+                definition(name).expect("MAIL_PARAMS core rows are table rows")
+            }
         }
     }
 }
@@ -99,7 +102,7 @@ pub fn check(raw: &RawParams) -> ConfigReport {
     let checked = |f: &ConfigFatal| {
         MAIL_PARAMS
             .iter()
-            .any(|row| matches!(row, Row::Core(n) if *n == f.param))
+            .any(|row| matches!(row, MailParamRow::Core(n) if *n == f.param))
     };
     fatals.extend(own.fatals.into_iter().filter(|f| !checked(f)));
     ConfigReport {
@@ -116,16 +119,6 @@ pub fn resolve(raw: &RawParams) -> Result<(Params, Vec<ConfigWarning>), ConfigFa
         def.check(raw.get(def.name).map(String::as_str))?;
     }
     Params::resolve(raw).map_err(|mut fatals| fatals.swap_remove(0))
-}
-
-/// A boolean parameter, read as Postfix does (`yes`/`no` in any case);
-/// `default` when absent. Call after [`resolve`], which refuses other
-/// values.
-pub fn flag(raw: &RawParams, name: &str, default: bool) -> bool {
-    match raw.get(name) {
-        Some(v) => v.eq_ignore_ascii_case("yes"),
-        None => default,
-    }
 }
 
 #[cfg(test)]
@@ -186,9 +179,8 @@ mod tests {
     #[test]
     fn flags_ignore_case() {
         let r = raw(&[("soft_bounce", "YES"), ("smtputf8_enable", "No")]);
-        assert!(resolve(&r).is_ok());
-        assert!(flag(&r, "soft_bounce", false));
-        assert!(!flag(&r, "smtputf8_enable", true));
-        assert!(flag(&r, "absent", true));
+        let (s, _) = crate::config::settings::Settings::resolve(&r).unwrap();
+        assert!(s.soft_bounce);
+        assert!(!s.smtputf8_enable);
     }
 }

@@ -33,7 +33,7 @@ pub const MAX_MAIN_CF: u64 = 16 << 20;
 
 /// One `name = value` entry of main.cf.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
+pub struct MainCfEntry {
     /// Parameter name.
     pub name: String,
     /// Raw value, not yet `$name`-expanded.
@@ -48,7 +48,7 @@ pub struct MainCf {
     /// The file the entries came from (for messages and figment metadata).
     pub path: PathBuf,
     /// Entries in file order; for a repeated name the last one counts.
-    pub entries: Vec<Entry>,
+    pub entries: Vec<MainCfEntry>,
     /// Postfix-style warnings found while reading (duplicate entries, and
     /// misplaced continuation text, whose `param` is empty).
     pub warnings: Vec<ConfigWarning>,
@@ -164,7 +164,7 @@ impl MainCf {
                 });
             }
         }
-        self.entries.push(Entry {
+        self.entries.push(MainCfEntry {
             name: name.to_string(),
             value: value.to_string(),
             line,

@@ -5,13 +5,14 @@
 //! delays=a/b/0/d, dsn=X.Y.Z, status=WORD (text)`: `a` is arrival →
 //! admission, `b` admission → hand-off, `d` hand-off → now. The queue
 //! manager's own lines (relay `none`) hand off at `now`; custom transports
-//! ([`crate::transports`]) log through the same function. Times are
+//! ([`crate::custom_transports`]) log through the same function. Times are
 //! printed with at most two significant digits and at most
 //! `delay_logging_resolution_limit` decimals, never with trailing zeros, so
 //! log parsers (pflogsumm, qshape users' scripts) see Postfix's numbers.
 
 use oqmgr::entry::{Dsn, Recipient};
 
+use super::active_table::loggable_text;
 use crate::postfix::attr::Timeval;
 
 /// Formats a delay of `micros` microseconds with `resolution` decimals at
@@ -81,9 +82,9 @@ pub fn status_line(
     word: &str,
 ) -> String {
     let f = |m| format_delay(m, resolution);
-    let mut line = format!("{id}: to=<{}>", r.address);
+    let mut line = format!("{id}: to=<{}>", loggable_text(&r.address));
     if !r.orig_address.is_empty() && !r.orig_address.eq_ignore_ascii_case(&r.address) {
-        line.push_str(&format!(", orig_to=<{}>", r.orig_address));
+        line.push_str(&format!(", orig_to=<{}>", loggable_text(&r.orig_address)));
     }
     line.push_str(&format!(
         ", relay={relay}, delay={}, delays={}/{}/0/{}, dsn={}, status={word} ({})",
@@ -102,8 +103,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn status_lines_look_like_postfix_agents() {
+        let tv = |sec, usec| Timeval { sec, usec };
+        let t = Times {
+            arrival: tv(100, 0),
+            active: tv(100, 500_000),
+            handoff: tv(101, 0),
+            now: tv(101, 250_000),
+        };
+        let mut r = Recipient::new("u@hook.example");
+        let line = status_line(
+            "4AB2C",
+            &r,
+            "hooks",
+            &t,
+            2,
+            &Dsn::new("2.0.0", "ok"),
+            "sent",
+        );
+        assert_eq!(
+            line,
+            "4AB2C: to=<u@hook.example>, relay=hooks, delay=1.3, delays=0.5/0.5/0/0.25, dsn=2.0.0, status=sent (ok)"
+        );
+        r.orig_address = "alias@x".into();
+        let line = status_line("A", &r, "h", &t, 2, &Dsn::new("5.1.1", "no"), "bounced");
+        assert!(line.starts_with("A: to=<u@hook.example>, orig_to=<alias@x>, relay=h,"));
+    }
+
+    #[test]
     fn delays_print_like_postfix() {
-        // The examples of the spec's section 10.3 (resolution 2 unless said).
+        // The examples of docs/postfix-protocol.md §10.3 (resolution 2 unless
+        // said).
         let cases: &[(u64, u32, &str)] = &[
             (3_000, 2, "0"),
             (5_000, 2, "0.01"),

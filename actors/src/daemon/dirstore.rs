@@ -7,7 +7,7 @@
 //! chdir-ed there, so every path is relative, as in Postfix, and works the
 //! same inside a chroot). Admission renames a file into `active/`, locks
 //! it, reads its envelope with [`crate::postfix::queue_file`] and keeps it
-//! in memory ([`super::message::ActiveTable`]); recipient batches are read
+//! in memory ([`super::active_table::ActiveTable`]); recipient batches are read
 //! on demand and resolved through trivial-rewrite ([`Resolver`]).
 //! Everything that may wait on another daemon (the `retry` agent, the bounce
 //! daemon) goes to the [`Worker`] thread, in order, so the actors never
@@ -15,7 +15,20 @@
 //!
 //! # Compatibility
 //! - A scan lists a whole directory at its start and sorts the names
-//!   (Postfix reads the directory as it goes, in directory order).
+//!   (Postfix reads the directory as it goes, in directory order). A queue
+//!   directory that cannot be opened stops the daemon with Postfix's fatal
+//!   (`scan_dir_push: open directory ...`); hash directories are entered
+//!   only when they are directories, never through a link.
+//! - Only regular files are touched ([`crate::postfix::mail_open_ok`]): a
+//!   FIFO, link, directory or device with a queue-file name is left where
+//!   it is with Postfix's `<queue>/<id>: uid <n>: not a regular file`, and
+//!   every open is `O_NOFOLLOW | O_NONBLOCK` and checked with `fstat`, so
+//!   nothing blocks on a file and nothing outside the queue is read or
+//!   written.
+//! - Where Postfix stops with a fatal because a queue directory cannot be
+//!   changed (the rename into `active/`, the removal of a stale defer
+//!   log, the flush-mode reset), so does the daemon: master starts a new
+//!   one later, which retries the file from `active/`.
 //! - A file not ready (mode without 0700: cleanup is still writing it) is
 //!   skipped; one stamped more than 1 s in the future is skipped unless the
 //!   scan has ALL (`postqueue -f`); mode 0040 adds FLUSH_EACH|FLUSH_DFXP
@@ -23,18 +36,20 @@
 //! - A file another process holds locked is put back into `incoming/`,
 //!   stamped 60 s ahead, with Postfix's `skipped, still being delivered`.
 //! - A malformed envelope sends the file to `corrupt/` with Postfix's
-//!   warnings. An I/O error leaves it in `active/`; the next start of the
+//!   warnings. A read error leaves it in `active/`; the next start of the
 //!   daemon moves it back to `incoming/` ([`recover_active`]).
-//! - `confirm_delay_cleared`: the envelope reader already adds
-//!   `REC_DLY_SENT` to the trace flags, so the completion's trace flush
-//!   carries it; the store's own hook has nothing left to do.
+//! - `confirm_delay_cleared`: the envelope reader adds `REC_DLY_SENT` to
+//!   the trace flags of a message whose delay warning was sent, so the
+//!   agents record what they deliver and the completion's trace flush
+//!   carries the notice ([`crate::queue_store`] says why the core's
+//!   `DelayCleared` effect needs nothing more).
 //!
 //! # Invariants
 //! - a queue ID is in `open` exactly while its file is admitted; the
 //!   completion job takes it out before the file leaves `active/`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -49,22 +64,26 @@ use oqmgr::route::Routed;
 use oqmgr::scan::{QueueName, ScanFlags};
 use oqmgr::time::Instant;
 
-use super::message::{core_recipient, timeval, ActiveMessage, ActiveTable, HeldEnvelope, Site};
+use super::active_table::{
+    core_recipient, core_text, loggable, timeval, ActiveMessage, ActiveTable, HeldEnvelope,
+};
 use super::resolver::Resolver;
+use super::site::Site;
 use super::worker::{self, Job, Worker};
 use crate::clock::Clock;
 use crate::postfix::flow::FlowPipe;
-use crate::postfix::log::errno_text;
+use crate::postfix::log::{self, errno_text};
+use crate::postfix::mail_open_ok::{links_warning, mail_open_ok, open_queue_file, Access, Refusal};
 use crate::postfix::queue_file::{
-    self, Envelope, Recipient as FileRecipient, TRACE_MTA_VRFY, TRACE_USR_VRFY,
+    self, FileEnvelope, FileRecipient, TRACE_MTA_VRFY, TRACE_USR_VRFY,
 };
 use crate::postfix::queue_file_parse::ReadLimits;
 use crate::postfix::queue_file_write::{
-    mode_is_ready, set_next_attempt, try_lock_exclusive, MODE_EXPIRE, MODE_UNTHROTTLE,
+    set_next_attempt, try_lock_exclusive, MODE_EXPIRE, MODE_UNTHROTTLE,
 };
 use crate::postfix::queue_id::queue_id_ok;
 use crate::postfix::rewrite::{resolve_flags, ResolveClass};
-use crate::scanner::{Batch, Envelope as Admitted, QueueStore, StoreError};
+use crate::queue_store::{AdmittedEnvelope, Batch, Completion, QueueStore, StoreError};
 
 /// A file's reading state while recipients remain to hand to the core.
 #[derive(Default)]
@@ -75,7 +94,7 @@ struct Reading {
     /// into `pending` after every read. `None` once the file has no more:
     /// the message-level fields then live only in `shared`, so an admitted
     /// message holds its envelope once, not twice.
-    reader: Option<Envelope>,
+    reader: Option<FileEnvelope>,
     /// Recipients read from the file and not yet handed to the core.
     pending: VecDeque<FileRecipient>,
 }
@@ -148,6 +167,17 @@ pub struct DirStore {
     worker: Worker,
     /// master's flow-control pipe, when master passed one.
     flow: Option<Flow>,
+    /// The files of the current walk of `incoming/` and of `deferred/` not
+    /// yet handed out ([`walk_index`]).
+    walks: [VecDeque<String>; 2],
+}
+
+/// The slot of `queue`'s walk in [`DirStore`]'s `walks`.
+fn walk_index(queue: QueueName) -> usize {
+    match queue {
+        QueueName::Incoming => 0,
+        QueueName::Deferred => 1,
+    }
 }
 
 impl DirStore {
@@ -172,6 +202,7 @@ impl DirStore {
             queued_work: HashSet::new(),
             worker,
             flow: None,
+            walks: Default::default(),
         }
     }
 
@@ -182,8 +213,10 @@ impl DirStore {
         self
     }
 
-    /// Puts a file back into `incoming/` stamped `until` (a locked file).
-    fn put_back(&self, id: &str, active: &Path, until: Instant) {
+    /// Puts a file back into `incoming/` stamped `delay` ahead of the wall
+    /// clock (a locked file).
+    fn put_back(&self, id: &str, active: &Path, delay: oqmgr::time::Duration) {
+        let until = self.clock.wall_now() + delay;
         if let Err(e) = set_next_attempt(active, system_time(until)) {
             tracing::warn!(
                 "qmgr_move: update {} time stamps: {}",
@@ -287,23 +320,27 @@ impl DirStore {
 }
 
 impl QueueStore for DirStore {
-    fn list(&mut self, queue: QueueName) -> Vec<String> {
+    fn scan_start(&mut self, queue: QueueName) -> usize {
         let mut names = Vec::new();
         let depth = if self.site.hashing.is_hashed(queue.as_str()) {
             self.site.hashing.depth
         } else {
             0
         };
-        walk(Path::new(queue.as_str()), depth, &mut names);
+        if let Err(fatal) = walk(Path::new(queue.as_str()), depth, &mut names, None) {
+            log::fatal(&fatal);
+        }
         names.sort();
-        names
+        let walk = &mut self.walks[walk_index(queue)];
+        *walk = names.into();
+        walk.len()
     }
 
-    fn contains(&self, _queue: QueueName, _id: &str) -> bool {
+    fn scan_next(&mut self, queue: QueueName) -> Option<String> {
         // No stat here: `admit` meets a file that left the queue as a failed
         // rename and skips it, as oqmgr does, so a stat per file would only
         // cost a system call per message.
-        true
+        self.walks[walk_index(queue)].pop_front()
     }
 
     fn admit(
@@ -312,34 +349,45 @@ impl QueueStore for DirStore {
         id: &str,
         flags: ScanFlags,
         now: Instant,
-    ) -> Result<Admitted, StoreError> {
+    ) -> Result<AdmittedEnvelope, StoreError> {
         let from = self.site.path(queue.as_str(), id);
-        let meta = match fs::metadata(&from) {
+        // Never follow a link, never open anything but a complete regular
+        // file; anything else stays where it is (Postfix: `mail_open_ok`).
+        let meta = match mail_open_ok(&from) {
             Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::Gone),
-            Err(e) => {
-                return Err(StoreError::Unusable(format!(
-                    "{}: {}",
-                    from.display(),
-                    errno_text(&e)
-                )))
+            Err(refusal) => {
+                if let Some(w) = refusal.warning(&from) {
+                    tracing::warn!("{w}");
+                }
+                return Err(match refusal {
+                    Refusal::Gone => StoreError::Gone,
+                    _ => StoreError::Skipped,
+                });
             }
         };
-        let mode = meta.mode() & 0o7777;
-        if !mode_is_ready(mode) {
-            return Err(StoreError::Skipped);
+        // File times are wall-clock times: compared with the wall clock as
+        // it reads now, not with core time (which a clock step leaves
+        // behind).
+        let wall = self.clock.wall_now();
+        if let Some(w) = links_warning(&from, &meta, wall.as_secs() as i64) {
+            tracing::warn!("{w}");
         }
+        let mode = meta.mode() & 0o7777;
         let mtime = Instant::from_secs(meta.mtime().max(0) as u64);
-        if !flags.contains(ScanFlags::ALL) && !oqmgr::scan::is_due(mtime, now) {
+        if !flags.contains(ScanFlags::ALL) && !oqmgr::scan::is_due(mtime, wall) {
             return Err(StoreError::NotDue);
         }
         let active = self.site.path("active", id);
         if let Err(e) = rename_into(&from, &active) {
-            tracing::warn!(
+            let text = format!(
                 "qmgr_active_feed: {id}: rename from {} to active: {}",
                 queue.as_str(),
                 errno_text(&e)
             );
+            if e.kind() != io::ErrorKind::NotFound {
+                log::fatal(&text);
+            }
+            tracing::warn!("{text}");
             return Err(StoreError::Skipped);
         }
         let mut file_flags = ScanFlags::NONE;
@@ -349,14 +397,26 @@ impl QueueStore for DirStore {
         if mode & MODE_EXPIRE != 0 {
             file_flags |= ScanFlags::FORCE_EXPIRE;
         }
-        let file = match OpenOptions::new().read(true).write(true).open(&active) {
+        // The very file checked above, opened without following a link.
+        let file = match open_queue_file(&active, Access::ReadWrite, Some(&meta)) {
             Ok(f) => f,
-            Err(e) => {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 tracing::warn!("open active {id}: {}", errno_text(&e));
-                if e.kind() == io::ErrorKind::NotFound {
-                    return Err(StoreError::Gone);
+                return Err(StoreError::Gone);
+            }
+            Err(e) if !replaced(&e) => log::fatal(&format!("open active {id}: {}", errno_text(&e))),
+            Err(e) => {
+                // Replaced between the check and the rename: put back
+                // whatever is there now; the next scan refuses it there.
+                tracing::warn!("open active {id}: {}", errno_text(&e));
+                if let Err(e) = rename_into(&active, &from) {
+                    tracing::warn!(
+                        "qmgr_move: rename {id} from active to {}: {}",
+                        queue.as_str(),
+                        errno_text(&e)
+                    );
                 }
-                return Err(StoreError::Unusable(errno_text(&e)));
+                return Err(StoreError::Skipped);
             }
         };
         match try_lock_exclusive(&file) {
@@ -364,13 +424,13 @@ impl QueueStore for DirStore {
             Ok(false) => {
                 tracing::info!("{id}: skipped, still being delivered");
                 drop(file);
-                self.put_back(id, &active, now + oqmgr::time::Duration::from_secs(60));
+                self.put_back(id, &active, oqmgr::time::Duration::from_secs(60));
                 return Err(StoreError::Skipped);
             }
             Err(e) => {
                 tracing::warn!("{id}: lock active file: {}", errno_text(&e));
                 drop(file);
-                self.put_back(id, &active, now);
+                self.put_back(id, &active, oqmgr::time::Duration::ZERO);
                 return Err(StoreError::Unusable(errno_text(&e)));
             }
         }
@@ -397,11 +457,19 @@ impl QueueStore for DirStore {
         if let (Some((size, nrcpt)), Some(sender)) = (env.opened_log, &env.sender) {
             tracing::info!(
                 "{id}: from=<{}>, size={size}, nrcpt={nrcpt} (queue active)",
-                String::from_utf8_lossy(sender)
+                loggable(sender)
             );
         }
+        // Postfix stops with a fatal where a queue directory cannot be
+        // changed: master starts a new queue manager later, which finds
+        // the file in `active/` and retries it, so nothing is lost and the
+        // log says what to repair.
         if mode & MODE_UNTHROTTLE != 0 {
-            let _ = file.set_permissions(fs::Permissions::from_mode(mode & !MODE_UNTHROTTLE));
+            if let Err(e) =
+                file.set_permissions(fs::Permissions::from_mode(mode & !MODE_UNTHROTTLE))
+            {
+                log::fatal(&format!("fchmod {}: {}", active.display(), errno_text(&e)));
+            }
         }
         // The soft-bounce log starts empty on every pass through `active/`,
         // except for `postsuper -e` mail that has one: it is returned with
@@ -415,7 +483,10 @@ impl QueueStore for DirStore {
             env.recipients.clear();
         } else if let Err(e) = fs::remove_file(&defer_log) {
             if e.kind() != io::ErrorKind::NotFound {
-                tracing::warn!("remove {}: {}", defer_log.display(), errno_text(&e));
+                log::fatal(&format!(
+                    "qmgr_message_alloc: {id}: remove defer {id}: {}",
+                    errno_text(&e)
+                ));
             }
         }
         drop(file);
@@ -428,17 +499,19 @@ impl QueueStore for DirStore {
         } else {
             env.arrival_sec
         };
+        // The core decides expiry and warnings in core time.
         let create_time = if create_sec > 0 {
-            Instant(create_sec as u64 * 1000)
+            self.clock.from_wall(Instant(create_sec as u64 * 1000))
         } else {
             now
         };
         let warning = match env.warn_time {
-            t if t > 0 => Warning::Due(Instant(t as u64 * 1000)),
+            t if t > 0 => Warning::Due(self.clock.from_wall(Instant(t as u64 * 1000))),
             t if t < 0 => Warning::Sent,
             _ => Warning::None,
         };
         let sender = text(env.sender.as_deref().unwrap_or_default());
+        let single_rcpt = env.single_rcpt;
         // A second copy only for a file with recipients still to read.
         let reader = (env.has_more_recipients() && !expire_on_log).then(|| env.clone());
         let reading =
@@ -447,17 +520,18 @@ impl QueueStore for DirStore {
         let shared = Arc::new(ActiveMessage {
             queue_id: name.clone(),
             env: env.into(),
-            active_arrival: timeval(now),
+            active_arrival: timeval(wall),
         });
         self.active.insert(name.clone(), shared);
         if let Some(reading) = reading {
             self.reading.insert(name, reading);
         }
-        Ok(Admitted {
+        Ok(AdmittedEnvelope {
             sender,
             create_time,
             warning,
             flags: file_flags,
+            single_rcpt,
         })
     }
 
@@ -479,7 +553,7 @@ impl QueueStore for DirStore {
             let Some(reader) = reading.reader.as_mut().filter(|r| r.has_more_recipients()) else {
                 break;
             };
-            let file = File::open(&path).map_err(|e| {
+            let file = open_queue_file(&path, Access::Read, None).map_err(|e| {
                 StoreError::Unusable(format!("{}: {}", path.display(), errno_text(&e)))
             })?;
             if let Err(e) = reader.refill(&file, id, &limits) {
@@ -548,7 +622,7 @@ impl QueueStore for DirStore {
             self.worker.send(Job::Discard {
                 message,
                 recipient: recipient.clone(),
-                now: self.clock.now(),
+                now: self.clock.wall_now(),
             });
         }
     }
@@ -564,7 +638,7 @@ impl QueueStore for DirStore {
         }
     }
 
-    fn complete(&mut self, id: &str, verdict: &Verdict) {
+    fn complete(&mut self, id: &str, verdict: &Verdict, done: Completion) {
         let Some((_, message)) = self.active.remove(id) else {
             tracing::warn!("{id}: completion of a message that is not open");
             return;
@@ -584,82 +658,127 @@ impl QueueStore for DirStore {
             message,
             verdict: verdict.clone(),
             now: self.clock.now(),
+            done,
         });
     }
 
-    fn confirm_delay_cleared(&mut self, _id: &str) {}
+    fn completes_later(&self) -> bool {
+        true
+    }
 }
 
-/// Moves every file of `active/` back to `incoming/`, stamped `now`, as
-/// oqmgr does at start: whatever a previous instance left there (a crash, a
+/// Moves every file of `active/` back to `incoming/`, stamped `now` (wall
+/// clock), as oqmgr does at start: whatever a previous instance left there (a crash, a
 /// `kill -9`) is retried first, and the agents' own locks protect a file an
-/// old agent is still delivering.
+/// old agent is still delivering. The stamp is set on the entry itself,
+/// never through a link; a directory that cannot be read or changed stops
+/// the daemon with Postfix's fatal.
 pub fn recover_active(site: &Site, now: Instant) {
     let mut names = Vec::new();
-    walk(Path::new("active"), 0, &mut names);
     let mut bad = Vec::new();
-    walk_invalid(Path::new("active"), &mut bad);
+    if let Err(fatal) = walk(Path::new("active"), 0, &mut names, Some(&mut bad)) {
+        log::fatal(&fatal);
+    }
     for name in bad {
         tracing::warn!("qmgr_move: ignored: queue active id {name}");
     }
     for id in names {
         let active = site.path("active", &id);
         if let Err(e) = set_next_attempt(&active, system_time(now)) {
+            let text = format!(
+                "qmgr_move: update {} time stamps: {}",
+                active.display(),
+                errno_text(&e)
+            );
             if e.kind() != io::ErrorKind::NotFound {
-                tracing::warn!(
-                    "qmgr_move: update {} time stamps: {}",
-                    active.display(),
-                    errno_text(&e)
-                );
+                log::fatal(&text);
             }
+            tracing::warn!("{text}");
             continue;
         }
         if let Err(e) = rename_into(&active, &site.path("incoming", &id)) {
-            tracing::warn!(
+            let text = format!(
                 "qmgr_move: rename {id} from active to incoming: {}",
                 errno_text(&e)
             );
+            if e.kind() != io::ErrorKind::NotFound {
+                log::fatal(&text);
+            }
+            tracing::warn!("{text}");
         }
     }
 }
 
-/// Collects valid queue IDs below `dir`, descending `depth` levels of
-/// one-character hash directories.
-fn walk(dir: &Path, depth: usize, out: &mut Vec<String>) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if depth > 0 {
-            if name.len() == 1 {
-                walk(&entry.path(), depth - 1, out);
+/// Collects the valid queue IDs below `dir`, descending `depth` levels of
+/// one-character hash directories (Postfix: `mail_scan_dir_next`); names
+/// that are not queue IDs go to `invalid` when given. A hash entry that is
+/// not a directory (a link included: links are never followed) is skipped
+/// with a warning. A directory that cannot be opened is Postfix's fatal
+/// (`scan_dir_push: open directory ...`), returned as its text; an error
+/// while reading one ends that directory with a warning (Postfix ends it
+/// silently).
+pub fn walk(
+    dir: &Path,
+    depth: usize,
+    out: &mut Vec<String>,
+    mut invalid: Option<&mut Vec<String>>,
+) -> Result<(), String> {
+    let entries = fs::read_dir(dir).map_err(|e| {
+        format!(
+            "scan_dir_push: open directory {}: {}",
+            dir.display(),
+            errno_text(&e)
+        )
+    })?;
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                tracing::warn!(
+                    "scan_dir_next: read directory {}: {}",
+                    dir.display(),
+                    errno_text(&e)
+                );
+                break;
             }
-        } else if queue_id_ok(name) {
+        };
+        let name = entry.file_name();
+        let Some(name) = name.to_str().filter(|n| queue_id_ok(n)) else {
+            if let Some(bad) = invalid.as_deref_mut() {
+                bad.push(name.to_string_lossy().into_owned());
+            }
+            continue;
+        };
+        if depth > 0 {
+            if name.len() != 1 {
+                continue;
+            }
+            let path = entry.path();
+            match fs::symlink_metadata(&path) {
+                Ok(m) if m.is_dir() => walk(&path, depth - 1, out, None)?,
+                Ok(m) => tracing::warn!("{}: uid {}: not a directory", path.display(), m.uid()),
+                Err(e) => tracing::warn!("{}: {}", path.display(), errno_text(&e)),
+            }
+        } else {
             out.push(name.to_string());
         }
     }
+    Ok(())
 }
 
-/// Names in `dir` that are not queue IDs (logged at recovery).
-fn walk_invalid(dir: &Path, out: &mut Vec<String>) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !queue_id_ok(&name) {
-            out.push(name);
-        }
-    }
+/// True for an open that failed because the name no longer holds the file
+/// that was checked (a link, a directory, a FIFO or device, or another
+/// file swapped in); other errors are Postfix's fatal.
+fn replaced(e: &io::Error) -> bool {
+    e.raw_os_error()
+        .is_none_or(|code| [libc::ELOOP, libc::EISDIR, libc::ENXIO].contains(&code))
 }
 
 /// `rename`, creating a missing hash subdirectory of the target once (the
 /// queue directories themselves belong to `postfix start`).
 pub fn rename_into(from: &Path, to: &Path) -> io::Result<()> {
     match fs::rename(from, to) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound && from.exists() => {
+        Err(e) if e.kind() == io::ErrorKind::NotFound && fs::symlink_metadata(from).is_ok() => {
             if let Some(parent) = to.parent() {
                 fs::create_dir_all(parent)?;
             }
@@ -669,12 +788,17 @@ pub fn rename_into(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
-/// A core instant as a file time.
+/// A wall-clock instant (Unix milliseconds) as a file time.
 pub fn system_time(at: Instant) -> SystemTime {
     UNIX_EPOCH + StdDuration::from_millis(at.as_millis())
 }
 
-/// Bytes from a queue file or a daemon as text for the core.
+/// Bytes from a queue file or a daemon as text for the core, losslessly
+/// ([`core_text`]: requests get the same bytes back).
 fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    core_text(bytes.to_vec())
 }
+
+#[cfg(test)]
+#[path = "dirstore_tests.rs"]
+mod tests;

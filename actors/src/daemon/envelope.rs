@@ -3,28 +3,28 @@
 //! `postfix/src/oqmgr/qmgr.h`, which are `char *` pointers, all empty
 //! ones sharing one static empty string).
 //!
-//! A [`queue_file::Envelope`] is the reader's working form: 17 byte strings
+//! A [`queue_file::FileEnvelope`] is the reader's working form: 17 byte strings
 //! at 24 bytes each plus the reading state (recipient batch, warnings,
 //! pointer guard), over 600 bytes before any text, and one heap block per
 //! non-empty string (client name, address, port, protocol, HELO,
 //! rewrite context ...). Kept as is for every message in `active/`, it
 //! made our queue manager use 60 % more memory per in-core message than
 //! oqmgr (the benchmark's `memory` workload). [`HeldEnvelope`] keeps:
-//! - as plain fields, with the `Envelope`'s names and types, what the
+//! - as plain fields, with the `FileEnvelope`'s names and types, what the
 //!   completion worker, the custom transports and the store read on their
 //!   own (sender, encoding, DSN, VERP, trace flags, offsets, times);
 //! - packed in one boxed byte string, the rest (content filter, inspector,
 //!   redirect, client and SASL attributes, log ident, rewrite context,
 //!   and five numbers), which only a delivery request needs:
-//!   [`HeldEnvelope::envelope`] rebuilds the full `Envelope` for it.
+//!   [`HeldEnvelope::envelope`] rebuilds the full `FileEnvelope` for it.
 //!
-//! [`queue_file::Envelope`]: crate::postfix::queue_file::Envelope
+//! [`queue_file::FileEnvelope`]: crate::postfix::queue_file::FileEnvelope
 //!
 //! # Invariants
 //! - `HeldEnvelope::from(env).envelope()` equals `env` with the reading
 //!   state left out (`recipients`, `warnings`, `pointers`, `rcpt_offset`,
 //!   `seen_all_non_rcpt`, `opened_log` at their defaults): the shared copy
-//!   is message-level only, as the `Envelope` stored before it was.
+//!   is message-level only, as the `FileEnvelope` stored before it was.
 //! - The packed string is written and read only here. Its layout: the
 //!   [`PACKED_FIELDS`] byte strings in the order of `HeldEnvelope::from`,
 //!   each a LEB128 varint tag (0 for `None`, `len + 1` before `len` bytes
@@ -32,7 +32,7 @@
 //!   `warn_time` and `single_rcpt` as zigzag LEB128 varints. It is empty
 //!   (no allocation) when there is nothing to keep.
 
-use crate::postfix::queue_file::Envelope;
+use crate::postfix::queue_file::FileEnvelope;
 
 /// Where the content filter is in the packed order (the order of the
 /// array in `HeldEnvelope::from`: filter, inspector, redirect, then the
@@ -98,8 +98,8 @@ struct Unpacked<'a> {
     single_rcpt: bool,
 }
 
-impl From<Envelope> for HeldEnvelope {
-    fn from(env: Envelope) -> HeldEnvelope {
+impl From<FileEnvelope> for HeldEnvelope {
+    fn from(env: FileEnvelope) -> HeldEnvelope {
         let packed = pack(&Unpacked {
             fields: [
                 env.filter_xport.as_deref(),
@@ -145,7 +145,7 @@ impl From<Envelope> for HeldEnvelope {
 impl HeldEnvelope {
     /// The full envelope (reading state at its defaults), for a delivery
     /// request.
-    pub fn envelope(&self) -> Envelope {
+    pub fn envelope(&self) -> FileEnvelope {
         let cold = unpack(&self.packed, PACKED_FIELDS);
         let mut fields = cold.fields.into_iter();
         let mut next = || fields.next().flatten().map(<[u8]>::to_vec);
@@ -153,7 +153,7 @@ impl HeldEnvelope {
         let inspect_xport = next();
         let redirect_addr = next();
         let mut text = || next().unwrap_or_default();
-        Envelope {
+        FileEnvelope {
             data_size: self.data_size,
             data_offset: self.data_offset,
             rcpt_count: cold.rcpt_count,
@@ -186,7 +186,7 @@ impl HeldEnvelope {
             warn_time: cold.warn_time,
             verp_delims: self.verp_delims.clone(),
             single_rcpt: cold.single_rcpt,
-            ..Envelope::default()
+            ..FileEnvelope::default()
         }
     }
 
@@ -310,7 +310,7 @@ mod tests {
     use proptest::prelude::*;
 
     /// `env` with the reading state at its defaults.
-    fn message_level(mut env: Envelope) -> Envelope {
+    fn message_level(mut env: FileEnvelope) -> FileEnvelope {
         env.recipients = Vec::new();
         env.warnings = Vec::new();
         env.pointers = Default::default();
@@ -322,7 +322,7 @@ mod tests {
 
     #[test]
     fn a_typical_smtp_envelope_round_trips() {
-        let env = Envelope {
+        let env = FileEnvelope {
             data_size: 300,
             data_offset: 180,
             rcpt_count: 1,
@@ -341,7 +341,7 @@ mod tests {
             seen_all_non_rcpt: true,
             opened_log: Some((300, 1)),
             warnings: vec!["w".into()],
-            ..Envelope::default()
+            ..FileEnvelope::default()
         };
         let held = HeldEnvelope::from(env.clone());
         assert_eq!(held.envelope(), message_level(env));
@@ -377,24 +377,24 @@ mod tests {
 
     #[test]
     fn empty_cold_fields_take_no_allocation() {
-        let held = HeldEnvelope::from(Envelope {
+        let held = HeldEnvelope::from(FileEnvelope {
             sender: Some(b"a@b".to_vec()),
-            ..Envelope::default()
+            ..FileEnvelope::default()
         });
         assert!(held.packed.is_empty());
         assert_eq!(held.envelope().sender.as_deref(), Some(&b"a@b"[..]));
         // An empty filter is still a filter (`L` with an empty value).
-        let held = HeldEnvelope::from(Envelope {
+        let held = HeldEnvelope::from(FileEnvelope {
             filter_xport: Some(Vec::new()),
             redirect_addr: Some(b"x@y".to_vec()),
-            ..Envelope::default()
+            ..FileEnvelope::default()
         });
         assert_eq!(held.filter_xport(), Some(&b""[..]));
         assert_eq!(held.redirect_addr(), Some(&b"x@y"[..]));
         assert_eq!(held.envelope().inspect_xport, None);
-        let held = HeldEnvelope::from(Envelope {
+        let held = HeldEnvelope::from(FileEnvelope {
             filter_xport: Some(Vec::new()),
-            ..Envelope::default()
+            ..FileEnvelope::default()
         });
         assert_eq!(held.filter_xport(), Some(&b""[..]));
     }
@@ -417,7 +417,7 @@ mod tests {
             let [filter_xport, inspect_xport, redirect_addr] = opt;
             let [client_name, client_addr, client_port, client_proto, client_helo,
                 sasl_method, sasl_username, sasl_sender, log_ident, rewrite_context] = text;
-            let env = Envelope {
+            let env = FileEnvelope {
                 data_size: ints[0],
                 data_offset: ints[1],
                 cont_length: ints[2],
@@ -440,7 +440,7 @@ mod tests {
                 filter_xport, inspect_xport, redirect_addr,
                 client_name, client_addr, client_port, client_proto, client_helo,
                 sasl_method, sasl_username, sasl_sender, log_ident, rewrite_context,
-                ..Envelope::default()
+                ..FileEnvelope::default()
             };
             let held = HeldEnvelope::from(env.clone());
             prop_assert_eq!(held.filter_xport(), env.filter_xport.as_deref());

@@ -10,11 +10,15 @@
 //! path outside it).
 //!
 //! # Start-up, in Postfix's order
-//! 1. argv as master builds it ([`MasterArgs`]); refuse a terminal, a
+//! 1. argv as master builds it ([`MasterArgs`](crate::postfix::args::MasterArgs)); refuse a terminal, a
 //!    process limit other than 1 and extra words, with Postfix's texts.
 //! 2. main.cf through figment ([`crate::config::load`]) with the `-o`
 //!    overrides last; logging switches to syslog or postlogd under the
-//!    service's `syslog_name`.
+//!    service's `syslog_name`; the values are checked in Postfix's order
+//!    and typed once ([`Settings::resolve`]), and the parts below get what
+//!    they need of them ([`Site`], the reader's limits, the resolver's
+//!    times). The wire dialect is learned from the
+//!    installed Postfix and logged ([`crate::postfix::dialect::learn`]).
 //! 3. chdir to `queue_directory`, take descriptors 3..6 from master, then
 //!    chroot (`-c`) and drop to `mail_owner` (`-u`).
 //! 4. Move whatever is in `active/` back to `incoming/`
@@ -30,53 +34,48 @@
 //! (trivial-rewrite, blocking, as oqmgr's), [`bridge::PostfixAgents`] (delivery agents),
 //! [`worker::Worker`] (bounce, defer and trace daemons; file moves),
 //! [`adhoc`] (status lines), custom transports from `oqmgr.toml` or
-//! [`main_with`] ([`crate::transports`]). Flow control: the daemon puts one
+//! [`main_with`] ([`crate::custom_transports`]). Flow control: the daemon puts one
 //! token in master's flow pipe for each file it takes from `incoming/`, as
 //! it takes it, and tops the pipe up to `default_process_limit` after a
 //! second without any, so cleanup(8) is never throttled by a silent queue
 //! manager and an idle daemon does not poll ([`dirstore::Flow`]).
 
+pub mod active_table;
 pub mod adhoc;
+pub mod bounce_log;
 pub mod bridge;
 pub mod dirstore;
 pub mod envelope;
-pub mod message;
+pub mod recipient_log;
 pub mod resolver;
+pub mod site;
 pub mod worker;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use oqmgr::params::Params;
 
 use crate::clock::Clock;
 use crate::config;
-use crate::config::mail_params::flag;
+use crate::config::settings::Settings;
+use crate::custom_transports::{self, Framework, Registrations};
 use crate::postfix::chroot_uid::chroot_uid;
-use crate::postfix::dialect::Dialect;
+use crate::postfix::dialect::{self, Dialect};
 use crate::postfix::log::{self, LogConfig, LogParams, Logger};
 use crate::postfix::log_subscriber::PostfixSubscriber;
 use crate::postfix::master::MasterChannel;
-use crate::postfix::queue_file_parse::ReadLimits;
-use crate::postfix::queue_id::QueueHashing;
-use crate::postfix::rewrite::ClientConfig;
 use crate::scheduler::{abort_on_panic, Scheduler};
-use crate::transports::{self, Framework, Registrations};
 use oqmgr::params::RawParams;
 
+use active_table::ActiveTable;
 use dirstore::{DirStore, Flow, Routing};
-use message::{ActiveTable, Site};
+use site::Site;
 
 /// How often an idle daemon tops the flow-control pipe up.
 const FLOW_IDLE: Duration = Duration::from_secs(1);
-
-/// One main.cf value, or `default`.
-fn get<'a>(raw: &'a RawParams, name: &str, default: &'a str) -> &'a str {
-    raw.get(name).map(String::as_str).unwrap_or(default)
-}
 
 /// The logging parameters from main.cf.
 fn log_params(raw: &RawParams) -> LogParams {
@@ -100,7 +99,7 @@ pub fn main() -> ! {
 
 /// Runs the daemon with custom transports: `register` is called once,
 /// inside the actix System, to add transport actors
-/// ([`crate::transports`]) beside those of `oqmgr.toml`; never returns.
+/// ([`crate::custom_transports`]) beside those of `oqmgr.toml`; never returns.
 pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
     let env = |name: &str| std::env::var(name).ok();
     let args = log::bootstrap();
@@ -126,11 +125,11 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
         tracing::warn!("{}", w.message);
     }
     // Read before chroot: the file lives in the config directory.
-    let custom = match transports::config::load(&config_dir) {
+    let custom = match custom_transports::oqmgr_toml::load(&config_dir) {
         Ok(kinds) => kinds,
         Err(e) => log::fatal(&e.to_string()),
     };
-    let (params, param_warnings) = match config::mail_params::resolve(&raw) {
+    let (settings, param_warnings) = match Settings::resolve(&raw) {
         Ok(resolved) => resolved,
         Err(fatal) => log::fatal(&fatal.message),
     };
@@ -138,7 +137,10 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
         tracing::warn!("{}", w.message);
     }
 
-    let queue_dir = PathBuf::from(get(&raw, "queue_directory", "/var/spool/postfix"));
+    // Before chdir and chroot: postconf lives outside the queue directory.
+    let dialect = learn_dialect(&settings, &config_dir, &args.overrides);
+
+    let queue_dir = settings.queue_directory.clone();
     if let Err(e) = std::env::set_current_dir(&queue_dir) {
         log::fatal(&format!(
             "chdir(\"{}\"): {}",
@@ -150,9 +152,8 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
         Ok(c) => c,
         Err(e) => log::fatal(&e.to_string()),
     };
-    let mail_owner = get(&raw, "mail_owner", "postfix").to_string();
     let root = args.chroot.then_some(queue_dir.as_path());
-    let user = args.unprivileged.then_some(mail_owner.as_str());
+    let user = args.unprivileged.then_some(settings.mail_owner.as_str());
     if let Err(e) = chroot_uid(root, user) {
         log::fatal(&e.to_string());
     }
@@ -162,49 +163,35 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
     } else {
         queue_dir
     };
-    let site = Arc::new(site(&raw, &params, queue_dir));
+    let site = Arc::new(Site::new(&settings, queue_dir, dialect));
     abort_on_panic();
 
-    let process_limit: usize = get(&raw, "default_process_limit", "100")
-        .parse()
-        .unwrap_or(100);
-    let rewrite_socket = site.private(get(&raw, "rewrite_service_name", "rewrite"));
-    let limits = ReadLimits {
-        recipient_limit: params.global.message_recipient_limit as usize,
-        fudge_factor: params.global.fudge_factor,
-        verp_filter: get(&raw, "verp_delimiter_filter", "-=+")
-            .as_bytes()
-            .to_vec(),
-        confirm_delay_cleared: params.global.confirm_delay_cleared,
-        record_limit: None,
-    };
+    let global = &settings.params.global;
+    let process_limit = settings.default_process_limit;
+    let rewrite_socket = site.private(&settings.rewrite_service_name);
+    let limits = settings.read_limits();
     let routing = Routing {
-        default_filter_nexthop: params.global.default_filter_nexthop.clone(),
-        myhostname: get(&raw, "myhostname", "localhost").to_string(),
+        default_filter_nexthop: global.default_filter_nexthop.clone(),
+        myhostname: settings.myhostname.clone(),
     };
-
     // `ipc_idle` and `ipc_ttl` bound the trivial-rewrite connection's life.
-    let raw_times = (
-        get(&raw, "ipc_idle", "5s").to_string(),
-        get(&raw, "ipc_ttl", "1000s").to_string(),
-    );
+    let resolver_config = resolver::ResolverConfig {
+        ipc_timeout: site.ipc_timeout,
+        ipc_idle: settings.ipc_idle,
+        ipc_ttl: settings.ipc_ttl,
+        ..resolver::ResolverConfig::default()
+    };
+    let params = settings.params;
     let system = actix_rt::System::new();
     system.block_on(async move {
         let clock = Clock::wall();
-        dirstore::recover_active(&site, clock.now());
-        let resolver = resolver::Resolver::new(
-            &rewrite_socket,
-            ClientConfig {
-                ipc_timeout: site.ipc_timeout,
-                ipc_idle: seconds(&raw_times.0, 5),
-                ipc_ttl: seconds(&raw_times.1, 1000),
-                ..ClientConfig::default()
-            },
-        );
-        let worker = match worker::Worker::start(Arc::clone(&site), move || clock.now()) {
+        dirstore::recover_active(&site, clock.wall_now());
+        let resolver = resolver::Resolver::new(&rewrite_socket, resolver_config);
+        let worker = match worker::Worker::start(Arc::clone(&site), clock) {
             Ok(w) => w,
             Err(e) => log::fatal(&format!("start completion worker: {}", log::errno_text(&e))),
         };
+        let agents_worker = worker.clone();
         let active: ActiveTable = Arc::default();
         let flow = channel.flow().map(|pipe| Flow {
             pipe,
@@ -223,17 +210,21 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
         )
         .with_flow(flow);
         let framework = Framework::new(Arc::clone(&site), Arc::clone(&active), clock);
-        let agents = bridge::PostfixAgents::new(Arc::clone(&site), active).start_agent();
+        let agents = bridge::PostfixAgents::new(Arc::clone(&site), active)
+            .with_worker(agents_worker)
+            .start_agent();
         let mut registrations = Registrations::default();
-        transports::config::start(&custom, clock, &mut registrations);
+        custom_transports::oqmgr_toml::start(&custom, clock, &mut registrations);
         register(&mut registrations);
         for name in registrations.names() {
             tracing::info!("transport {name}: served inside the queue manager");
         }
         let scheduler = registrations
-            .register(&framework, Scheduler::builder(params))
+            .register(
+                &framework,
+                Scheduler::builder(params, Arc::new(Mutex::new(store))),
+            )
             .with_default_agent(agents)
-            .with_store(Arc::new(Mutex::new(store)))
             .with_clock(clock)
             .start();
 
@@ -273,33 +264,29 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
     std::process::exit(0);
 }
 
-/// The daemon-wide settings from main.cf.
-fn site(raw: &RawParams, params: &Params, queue_dir: PathBuf) -> Site {
-    let dialect =
-        Dialect::from_mail_version(get(raw, "mail_version", "3.7.11")).unwrap_or_else(|e| {
-            tracing::warn!("mail_version: {e}; assuming Postfix 3.7");
-            Dialect::from_mail_version("3.7.11").expect("a fixed version parses")
-        });
-    let depth = get(raw, "hash_queue_depth", "1").parse().unwrap_or(1);
-    Site {
-        queue_dir,
-        hashing: QueueHashing::new(get(raw, "hash_queue_names", "deferred, defer"), depth),
-        dialect,
-        ipc_timeout: Duration::from_millis(params.global.ipc_timeout.as_millis()),
-        agent_reply_timeout: seconds(get(raw, "daemon_timeout", "18000s"), 18000),
-        delay_resolution: get(raw, "delay_logging_resolution_limit", "2")
-            .parse()
-            .unwrap_or(2),
-        disable_verp_bounces: params.global.disable_verp_bounces,
-        smtputf8_enable: flag(raw, "smtputf8_enable", true),
-        minimal_backoff: Duration::from_millis(params.global.minimal_backoff_time.as_millis()),
-        soft_bounce: flag(raw, "soft_bounce", false),
+/// The wire dialect of the running Postfix ([`dialect::learn`]), logged:
+/// `mail_version` when main.cf or `-o` sets it, else what
+/// `$command_directory/postconf` says (the value is compiled in, so the
+/// built-in default of the configuration is no answer).
+fn learn_dialect(
+    settings: &Settings,
+    config_dir: &Path,
+    overrides: &[(String, String)],
+) -> Dialect {
+    let in_main_cf = config::MainCf::read(&config_dir.join("main.cf"))
+        .map(|cf| cf.entries.iter().any(|e| e.name == "mail_version"))
+        .unwrap_or(false);
+    let configured = (in_main_cf || overrides.iter().any(|(n, _)| n == "mail_version"))
+        .then_some(settings.mail_version.as_str());
+    let learned = dialect::learn(
+        configured,
+        &settings.command_directory,
+        config_dir,
+        dialect::POSTCONF_TIMEOUT,
+    );
+    for w in &learned.warnings {
+        tracing::warn!("{w}");
     }
-}
-
-/// A Postfix time value in seconds (`conv_time`), else `default` seconds.
-fn seconds(value: &str, default: u32) -> Duration {
-    Duration::from_secs(u64::from(
-        oqmgr::params::parse_time(value, 's').unwrap_or(default),
-    ))
+    tracing::info!("{}", learned.info_line());
+    learned.dialect
 }

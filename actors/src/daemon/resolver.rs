@@ -4,13 +4,13 @@
 //! blocks on the answer).
 //!
 //! The queue store runs on the actors' thread and its
-//! [`QueueStore`](crate::scanner::QueueStore) calls are synchronous, like
+//! [`QueueStore`](crate::queue_store::QueueStore) calls are synchronous, like
 //! oqmgr's own: a lookup on `private/rewrite` is a local round trip of a few
 //! microseconds, and doing it in place costs far less than handing it to
 //! another thread (two context switches per batch, measured as about a
-//! tenth of the daemon's CPU). The wire format is the async client's
-//! ([`crate::postfix::rewrite`]); only the transport here is a blocking
-//! `UnixStream` with read and write timeouts.
+//! tenth of the daemon's CPU). The wire format is in
+//! [`crate::postfix::rewrite`]; the transport is a blocking `UnixStream`
+//! with read and write timeouts.
 //!
 //! # Behaviour, as Postfix's client
 //! - one connection, reused; closed after `ipc_idle` (5 s) without use or
@@ -18,15 +18,22 @@
 //!   for it (non-zero server flags);
 //! - a one-entry cache of the last answer, valid `cache_ttl` (30 s); empty
 //!   addresses are never cached;
-//! - a failed exchange is logged (`problem talking to service rewrite`),
-//!   the connection dropped, and the request retried after `retry_delay`,
-//!   for ever: mail is never misrouted for want of an answer. While
-//!   trivial-rewrite is down the scheduler waits, as oqmgr does.
+//! - a failed exchange is logged (`problem talking to service rewrite:
+//!   <system error>`), the connection dropped, and the request retried
+//!   after `retry_delay`, for ever: mail is never misrouted for want of an
+//!   answer. While trivial-rewrite is down the scheduler waits, as oqmgr
+//!   does. As Postfix's client, the first attempt stays quiet when the
+//!   server had merely closed a cached connection (end of file, `EPIPE`)
+//!   or its socket is missing (`ENOENT`, a restart): the retry warns if
+//!   that persists ([`Problem::warning`]). An answer without a transport or
+//!   recipient is retried too, with Postfix's `resolve_clnt: null
+//!   transport result for: <address>` warning.
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -36,8 +43,35 @@ use crate::postfix::attr::{check_announcement, decode_list, AttrList, DecodeErro
 use crate::postfix::log::errno_text;
 use crate::postfix::rewrite::{
     decode_rewrite_reply, encode_resolve_request, encode_rewrite_request, quote_822_local,
-    unquote_822_local, ClientConfig, ResolveClass, ResolveReply, RewriteRule,
+    unquote_822_local, ResolveClass, ResolveReply, RewriteRule,
 };
+
+/// The client's settings; the defaults are Postfix's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolverConfig {
+    /// Bound on each connect, read and write (`ipc_timeout`).
+    pub ipc_timeout: Duration,
+    /// Close the connection after this long without requests (`ipc_idle`, 5 s).
+    pub ipc_idle: Duration,
+    /// Close the connection this long after connecting (`ipc_ttl`, 1000 s).
+    pub ipc_ttl: Duration,
+    /// Pause between failed attempts (Postfix: 1 s).
+    pub retry_delay: Duration,
+    /// Lifetime of the last answer in the cache (Postfix: 30 s).
+    pub cache_ttl: Duration,
+}
+
+impl Default for ResolverConfig {
+    fn default() -> Self {
+        Self {
+            ipc_timeout: Duration::from_secs(60),
+            ipc_idle: Duration::from_secs(5),
+            ipc_ttl: Duration::from_secs(1000),
+            retry_delay: Duration::from_secs(1),
+            cache_ttl: Duration::from_secs(30),
+        }
+    }
+}
 
 /// An open connection.
 struct Conn {
@@ -72,7 +106,7 @@ struct Client {
     /// `<queue_directory>/private/<rewrite_service_name>`.
     socket: PathBuf,
     /// Timeouts, idle and TTL limits, cache lifetime.
-    config: ClientConfig,
+    config: ResolverConfig,
     /// Decoding limits.
     limits: Limits,
     /// The connection, if open.
@@ -90,7 +124,7 @@ pub struct Resolver {
 
 impl Resolver {
     /// A client for the service at `socket`; nothing is connected yet.
-    pub fn new(socket: &Path, config: ClientConfig) -> Resolver {
+    pub fn new(socket: &Path, config: ResolverConfig) -> Resolver {
         Resolver {
             client: Mutex::new(Client {
                 socket: socket.to_path_buf(),
@@ -142,14 +176,18 @@ impl Client {
             Err(_) => return resolver_failure(address),
         };
         let reply = self.exchange(&request, |list| {
-            let r = ResolveReply::from_list(list).map_err(|e| e.to_string())?;
-            if r.transport.is_empty() {
-                return Err(format!(
-                    "resolve_clnt: null transport result for: <{}>",
-                    String::from_utf8_lossy(address)
-                ));
-            }
-            Ok((r.server_flags, r))
+            let r = ResolveReply::from_list(list).map_err(|e| Problem::Garbled(e.to_string()))?;
+            let null = if r.transport.is_empty() {
+                "transport"
+            } else if r.recipient.is_empty() && !address.is_empty() {
+                "recipient"
+            } else {
+                return Ok((r.server_flags, r));
+            };
+            Err(Problem::Unusable(format!(
+                "resolve_clnt: null {null} result for: <{}>",
+                String::from_utf8_lossy(address)
+            )))
         });
         let expires = io_now() + self.config.cache_ttl;
         match &mut self.cache {
@@ -185,7 +223,7 @@ impl Client {
             return address.to_vec();
         };
         let external = self.exchange(&request, |list| {
-            decode_rewrite_reply(list).map_err(|e| e.to_string())
+            decode_rewrite_reply(list).map_err(|e| Problem::Garbled(e.to_string()))
         });
         unquote_822_local(&external)
     }
@@ -194,9 +232,16 @@ impl Client {
     fn exchange<T>(
         &mut self,
         request: &[u8],
-        parse: impl Fn(&AttrList) -> Result<(u32, T), String>,
+        parse: impl Fn(&AttrList) -> Result<(u32, T), Problem>,
     ) -> T {
+        let service = self
+            .socket
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "rewrite".into());
+        let mut attempt = 0;
         loop {
+            attempt += 1;
             match self.try_exchange(request).and_then(|list| parse(&list)) {
                 Ok((server_flags, value)) => {
                     if server_flags != 0 {
@@ -205,8 +250,10 @@ impl Client {
                     }
                     return value;
                 }
-                Err(why) => {
-                    tracing::warn!("problem talking to service rewrite: {why}");
+                Err(problem) => {
+                    if let Some(line) = problem.warning(&service, attempt) {
+                        tracing::warn!("{line}");
+                    }
                     self.conn = None;
                     std::thread::sleep(self.config.retry_delay);
                 }
@@ -215,7 +262,7 @@ impl Client {
     }
 
     /// One request and its reply on a usable connection.
-    fn try_exchange(&mut self, request: &[u8]) -> Result<AttrList, String> {
+    fn try_exchange(&mut self, request: &[u8]) -> Result<AttrList, Problem> {
         let now = io_now();
         if let Some(c) = &self.conn {
             if now.duration_since(c.used) >= self.config.ipc_idle
@@ -229,23 +276,20 @@ impl Client {
         }
         let limits = self.limits;
         let conn = self.conn.as_mut().expect("connected above");
-        conn.stream
-            .write_all(request)
-            .map_err(|e| format!("write: {}", errno_text(&e)))?;
+        conn.stream.write_all(request).map_err(Problem::Io)?;
         let list = read_list(conn, &limits)?;
         conn.used = io_now();
         Ok(list)
     }
 
     /// Connects and checks the server's announcement.
-    fn connect(&self) -> Result<Conn, String> {
-        let stream = UnixStream::connect(&self.socket)
-            .map_err(|e| format!("connect to {}: {}", self.socket.display(), errno_text(&e)))?;
+    fn connect(&self) -> Result<Conn, Problem> {
+        let stream = UnixStream::connect(&self.socket).map_err(Problem::Io)?;
         let timeout = Some(self.config.ipc_timeout);
         stream
             .set_read_timeout(timeout)
             .and_then(|()| stream.set_write_timeout(timeout))
-            .map_err(|e| errno_text(&e))?;
+            .map_err(Problem::Io)?;
         let now = io_now();
         let mut conn = Conn {
             stream,
@@ -254,13 +298,14 @@ impl Client {
             used: now,
         };
         let hello = read_list(&mut conn, &self.limits)?;
-        check_announcement(&hello, protocol::TRIVIAL_REWRITE).map_err(|e| e.to_string())?;
+        check_announcement(&hello, protocol::TRIVIAL_REWRITE)
+            .map_err(|e| Problem::Garbled(e.to_string()))?;
         Ok(conn)
     }
 }
 
 /// Reads one complete attribute list from the connection.
-fn read_list(conn: &mut Conn, limits: &Limits) -> Result<AttrList, String> {
+fn read_list(conn: &mut Conn, limits: &Limits) -> Result<AttrList, Problem> {
     let mut chunk = [0u8; 4096];
     loop {
         match decode_list(&conn.rbuf, limits) {
@@ -269,19 +314,60 @@ fn read_list(conn: &mut Conn, limits: &Limits) -> Result<AttrList, String> {
                 return Ok(list);
             }
             Err(DecodeError::Truncated) => {}
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(Problem::Garbled(e.to_string())),
         }
         if conn.rbuf.len() > limits.max_list_len {
-            return Err("reply too long".into());
+            return Err(Problem::Garbled("reply too long".into()));
         }
-        let n = conn
-            .stream
-            .read(&mut chunk)
-            .map_err(|e| format!("read: {}", errno_text(&e)))?;
+        let n = conn.stream.read(&mut chunk).map_err(Problem::Io)?;
         if n == 0 {
-            return Err("premature end of input".into());
+            return Err(Problem::Closed);
         }
         conn.rbuf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Why an exchange with trivial-rewrite failed.
+#[derive(Debug)]
+pub enum Problem {
+    /// A system call failed (connect, read, write, a timeout).
+    Io(io::Error),
+    /// The server hung up before answering.
+    Closed,
+    /// The answer could not be decoded.
+    Garbled(String),
+    /// A decoded answer that cannot be used: the whole warning line.
+    Unusable(String),
+}
+
+impl Problem {
+    /// The warning for attempt number `attempt` (from 1) with `service`,
+    /// in Postfix's words, or `None` for the quiet first attempt after a
+    /// cached connection went stale or the socket was missing.
+    pub fn warning(&self, service: &str, attempt: u32) -> Option<String> {
+        let stale = match self {
+            Problem::Closed => true,
+            Problem::Io(e) => matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ENOENT)),
+            _ => false,
+        };
+        if attempt == 1 && stale {
+            return None;
+        }
+        let why = match self {
+            Problem::Unusable(line) => return Some(line.clone()),
+            Problem::Io(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                errno_text(&io::Error::from_raw_os_error(libc::ETIMEDOUT))
+            }
+            Problem::Io(e) => errno_text(e),
+            Problem::Closed => "lost connection".to_string(),
+            Problem::Garbled(why) => why.clone(),
+        };
+        Some(format!("problem talking to service {service}: {why}"))
     }
 }
 
@@ -296,3 +382,7 @@ fn resolver_failure(address: &[u8]) -> ResolveReply {
         flags: crate::postfix::rewrite::resolve_flags::FAIL,
     }
 }
+
+#[cfg(test)]
+#[path = "resolver_tests.rs"]
+mod tests;

@@ -5,17 +5,24 @@
 //! Jobs, in the order the scheduler produced them:
 //! - [`Job::Discard`]: a double-bounce recipient: log it `status=sent
 //!   (undeliverable postmaster notification discarded)` and mark it done.
-//! - [`Job::Defer`]: recipients the scheduler defers without an attempt (a
-//!   dead destination or transport): handed to the `retry` service (the
-//!   error(8) agent) with `"<dsn> <reason>"` as next hop, exactly as oqmgr
-//!   moves them to its `retry` transport, so the log line and the defer
-//!   log are the error agent's own. If `retry` cannot be reached the
-//!   recipients are appended to the defer log here and logged with relay
-//!   `none`.
+//! - [`Job::Defer`]: recipients deferred without an attempt (a dead
+//!   destination or transport, a request an agent rejected): handed to
+//!   the `retry` service (the error(8) agent) with `"<dsn> <reason>"` as
+//!   next hop, exactly as oqmgr moves them to its `retry` transport, so
+//!   the log line and the defer log are the error agent's own. If `retry` cannot be reached, or
+//!   answers without recording anything (it rejected the request: see
+//!   [`super::bridge`]), the recipients are appended to the defer log here
+//!   and logged with relay `none`.
 //! - [`Job::Complete`]: the completion pipeline of a message whose last
 //!   entry finished: bounce flush, trace flush, then expiry (return to
 //!   sender through `defer`) or a delay warning, then the move to
 //!   `deferred/` with the next-attempt stamp, or removal.
+//!
+//! The inbox needs no bound of its own: each `Complete` job carries the
+//! message's [`Completion`], dropped when the job is over, and the
+//! supervisor counts the message against `qmgr_message_active_limit` until
+//! then, so at most that many completions (and the discards and deferrals
+//! of admitted messages before them) are ever queued here.
 //!
 //! In order per file, because a defer record must reach the defer log
 //! before the message's completion decides whether to return or warn
@@ -27,11 +34,20 @@
 //!
 //! # Failure
 //! A failed bounce or trace flush keeps the file (`<id>: status=deferred
-//! (bounce failed)` and a deferral by `minimal_backoff_time`), never
-//! removes mail whose notices were not sent.
+//! (bounce failed)`, `(verp-bounce failed)`, `(trace failed)`, `(delay
+//! warning failed)` as oqmgr words them, and a deferral by
+//! `minimal_backoff_time`), never removes mail whose notices were not
+//! sent. When the bounce, defer, trace or retry service cannot be reached,
+//! hangs up or answers no status, a warning of ours names it and says what
+//! happened (`<id>: bounce service failure: premature end-of-input on
+//! private/bounce socket`); oqmgr logs only the deferral. A queue directory or file
+//! that cannot be changed (stamp, rename, removal, in-place record edit)
+//! stops the daemon with Postfix's fatal, as oqmgr does: master starts a
+//! new one later, which retries the file from `active/`. Queue files are
+//! opened only through [`crate::postfix::mail_open_ok::open_queue_file`].
 
 use std::collections::HashMap;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -42,19 +58,23 @@ use oqmgr::entry::{Dsn, Recipient};
 use oqmgr::message::Verdict;
 use oqmgr::time::{Duration, Instant};
 
-use super::adhoc::{status_line, Times};
+use super::active_table::{loggable, wire_recipient, ActiveMessage};
+use super::bridge::{rejected, rejection_warning};
 use super::dirstore::{rename_into, system_time};
-use super::message::{timeval, wire_recipient, ActiveMessage, Site};
-use crate::postfix::agent::{deliver, DeliveryRequest, EntryContext};
-use crate::postfix::attr::{Dsn as WireDsn, Timeval};
-use crate::postfix::bounce::{self, bounce_flags, BounceRequest, MessageInfo};
-use crate::postfix::log::errno_text;
+use super::recipient_log::{ipc_failure, RecipientLog};
+use super::site::Site;
+use crate::clock::Clock;
+use crate::postfix::attr::WireDsn;
+use crate::postfix::bounce::{self, bounce_flags, BounceMessage, BounceRequest};
+use crate::postfix::deliver_request::{deliver, DeliveryError, DeliveryRequest, EntryContext};
+use crate::postfix::log::{self, errno_text};
+use crate::postfix::mail_open_ok::{mail_open_ok, open_queue_file, Access};
 use crate::postfix::queue_file::{
-    DSN_NOTIFY_SUCCESS, TRACE_FLAGS_MASK, TRACE_RECORD, TRACE_REC_DLY_SENT, TRACE_USR_VRFY,
+    DSN_NOTIFY_SUCCESS, TRACE_FLAGS_MASK, TRACE_MTA_VRFY, TRACE_RECORD, TRACE_REC_DLY_SENT,
+    TRACE_USR_VRFY,
 };
-use crate::postfix::queue_file_write::{
-    kill_record, mark_recipient_done, mode_is_ready, rewrite_warn_time, set_next_attempt,
-};
+use crate::postfix::queue_file_write::{kill_record, rewrite_warn_time, set_next_attempt};
+use crate::queue_store::Completion;
 
 /// One piece of work.
 pub enum Job {
@@ -64,7 +84,7 @@ pub enum Job {
         message: Arc<ActiveMessage>,
         /// The recipient.
         recipient: Recipient,
-        /// When the scheduler decided it.
+        /// When the scheduler decided it (wall clock, for the log line).
         now: Instant,
     },
     /// Defer recipients without an attempt.
@@ -82,8 +102,11 @@ pub enum Job {
         message: Arc<ActiveMessage>,
         /// The scheduler's verdict.
         verdict: Verdict,
-        /// When the last entry finished.
+        /// When the last entry finished (core time, as the verdict's).
         now: Instant,
+        /// Dropped when the job is over (done, failed or lost): the
+        /// supervisor counts the message until then.
+        done: Completion,
     },
 }
 
@@ -104,12 +127,9 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts the worker for `site`. `clock_now` reads the time for log
-    /// lines written after a wait.
-    pub fn start(
-        site: Arc<Site>,
-        clock_now: impl Fn() -> Instant + Send + 'static,
-    ) -> io::Result<Worker> {
+    /// Starts the worker for `site`. `clock` reads the time for log lines
+    /// written after a wait and turns deadlines into file stamps.
+    pub fn start(site: Arc<Site>, clock: Clock) -> io::Result<Worker> {
         let (inbox, mut jobs) = tokio::sync::mpsc::unbounded_channel::<Job>();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -119,7 +139,6 @@ impl Worker {
             .spawn(move || {
                 let local = tokio::task::LocalSet::new();
                 local.block_on(&runtime, async move {
-                    let clock_now: Rc<dyn Fn() -> Instant> = Rc::new(clock_now);
                     let slots = Rc::new(tokio::sync::Semaphore::new(CONCURRENCY));
                     // The last job of each message still running: the next
                     // one for the same file waits for it.
@@ -127,8 +146,7 @@ impl Worker {
                     while let Some(job) = jobs.recv().await {
                         let id = job.queue_id().to_string();
                         let previous = tails.remove(&id);
-                        let (site, clock_now, slots) =
-                            (Arc::clone(&site), Rc::clone(&clock_now), Rc::clone(&slots));
+                        let (site, slots) = (Arc::clone(&site), Rc::clone(&slots));
                         let handle = tokio::task::spawn_local(async move {
                             if let Some(previous) = previous {
                                 let _ = previous.await;
@@ -136,7 +154,7 @@ impl Worker {
                             let Ok(_slot) = slots.acquire().await else {
                                 return;
                             };
-                            run(&site, job, &*clock_now).await;
+                            run(&site, job, &clock).await;
                         });
                         tails.insert(id, handle);
                         if tails.len() > PRUNE_AT {
@@ -170,7 +188,7 @@ impl Job {
 }
 
 /// Runs one job.
-async fn run(site: &Site, job: Job, clock_now: &dyn Fn() -> Instant) {
+async fn run(site: &Site, job: Job, clock: &Clock) {
     match job {
         Job::Discard {
             message,
@@ -181,56 +199,27 @@ async fn run(site: &Site, job: Job, clock_now: &dyn Fn() -> Instant) {
             message,
             recipients,
             dsn,
-        } => defer(site, &message, recipients, &dsn, clock_now).await,
+        } => defer(site, &message, recipients, &dsn, clock).await,
         Job::Complete {
             message,
             verdict,
             now,
-        } => complete(site, &message, &verdict, now).await,
+            done,
+        } => {
+            complete(site, &message, &verdict, now, clock).await;
+            drop(done);
+        }
     }
 }
 
-/// The message's `T` time.
-fn arrival(m: &ActiveMessage) -> Timeval {
-    Timeval {
-        sec: m.env.arrival_sec,
-        usec: m.env.arrival_usec,
-    }
-}
-
-/// Logs one recipient the queue manager settled itself.
-fn log_status(site: &Site, m: &ActiveMessage, r: &Recipient, now: Instant, dsn: &Dsn, word: &str) {
-    let now = timeval(now);
-    let times = Times {
-        arrival: arrival(m),
-        active: m.active_arrival,
-        handoff: now,
-        now,
-    };
-    tracing::info!(
-        "{}",
-        status_line(
-            &m.queue_id,
-            r,
-            "none",
-            &times,
-            site.delay_resolution,
-            dsn,
-            word
-        )
-    );
-}
-
+/// A double-bounce recipient: logged as sent ("undeliverable postmaster
+/// notification discarded") and marked done, by the queue manager itself.
 fn discard(site: &Site, m: &ActiveMessage, r: &Recipient, now: Instant) {
     let dsn = Dsn::new("2.0.0", "undeliverable postmaster notification discarded");
-    log_status(site, m, r, now, &dsn, "sent");
-    let path = site.path("active", &m.queue_id);
-    let marked = OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .and_then(|f| mark_recipient_done(&f, r.offset));
-    if let Err(e) = marked {
-        tracing::warn!("{}: mark recipient done: {}", m.queue_id, errno_text(&e));
+    let record = RecipientLog::new(site, m, "none", now);
+    record.log(r, &dsn, "sent", now);
+    if let Err(e) = record.mark_done(r) {
+        update_failed(&site.path("active", &m.queue_id), &e);
     }
 }
 
@@ -244,7 +233,7 @@ async fn defer(
     m: &ActiveMessage,
     recipients: Vec<Recipient>,
     dsn: &Dsn,
-    clock_now: &dyn Fn() -> Instant,
+    clock: &Clock,
 ) {
     let nexthop = format!("{} {}", dsn.status, dsn.reason);
     let ctx = EntryContext {
@@ -263,36 +252,39 @@ async fn defer(
         site.ipc_timeout,
     )
     .await;
-    if result.is_ok() {
-        return;
+    match result {
+        Ok(reply) => {
+            // The error agent defers every recipient: "try again" with
+            // nothing in the defer logfile means it rejected the request.
+            let probe = m.env.trace_flags & (TRACE_MTA_VRFY | TRACE_USR_VRFY) != 0;
+            if reply.status == 0 || probe || !rejected(site, &m.queue_id, &recipients) {
+                return;
+            }
+            tracing::warn!(
+                "{}",
+                rejection_warning("retry", &m.queue_id, recipients.len())
+            );
+        }
+        Err(DeliveryError::Transport(e) | DeliveryError::Crash(e)) => tracing::warn!(
+            "{}: retry service failure: {}",
+            m.queue_id,
+            ipc_failure("private/retry", &e)
+        ),
     }
     // No retry agent: write the defer records and the log lines here.
     let (wdsn, _) = bounce::defer_dsn(wire_dsn(dsn));
+    let now = clock.wall_now();
+    let record = RecipientLog::new(site, m, "none", now);
     for r in &recipients {
-        let append = BounceRequest::Append {
-            flags: (m.env.trace_flags & TRACE_FLAGS_MASK) as u32,
-            queue_id: m.queue_id.as_bytes().to_vec(),
-            recipient: wire_recipient(r),
-            dsn: wdsn.clone(),
-        };
-        let sent = bounce::send(
-            &site.queue_dir,
-            "defer",
-            &append,
-            site.dialect,
-            site.ipc_timeout,
-        )
-        .await;
-        match sent {
-            Ok(0) => log_status(site, m, r, clock_now(), dsn, "deferred"),
-            _ => tracing::warn!("{}: defer service failure", m.queue_id),
+        if record.append("defer", r, wdsn.clone()).await {
+            record.log(r, dsn, "deferred", now);
         }
     }
 }
 
 /// The message-level fields of a bounce-daemon request.
-fn info(m: &ActiveMessage, flags: u32) -> MessageInfo {
-    MessageInfo {
+fn info(m: &ActiveMessage, flags: u32) -> BounceMessage {
+    BounceMessage {
         flags,
         queue_name: b"active".to_vec(),
         queue_id: m.queue_id.as_bytes().to_vec(),
@@ -304,26 +296,47 @@ fn info(m: &ActiveMessage, flags: u32) -> MessageInfo {
     }
 }
 
-/// Sends one request; true on success (status 0).
-async fn ask(site: &Site, service: &str, request: &BounceRequest) -> bool {
-    matches!(
-        bounce::send(
-            &site.queue_dir,
-            service,
-            request,
-            site.dialect,
-            site.ipc_timeout
-        )
-        .await,
-        Ok(0)
+/// Sends one request for message `id`; true on success (status 0). A
+/// daemon that cannot be reached, hangs up or answers something that is
+/// not a status is named in a warning: oqmgr only logs the deferral that
+/// follows, which cannot tell a dead service from a refusal. (A status
+/// other than 0 is an answer: the bounce daemon logs its own reason.)
+async fn ask(site: &Site, id: &str, service: &str, request: &BounceRequest) -> bool {
+    match bounce::send(
+        &site.queue_dir,
+        service,
+        request,
+        site.dialect,
+        site.ipc_timeout,
     )
+    .await
+    {
+        Ok(status) => status == 0,
+        Err(e) => {
+            tracing::warn!(
+                "{id}: {service} service failure: {}",
+                ipc_failure(&format!("private/{service}"), &e)
+            );
+            false
+        }
+    }
+}
+
+/// What oqmgr calls a failed flush in `status=deferred (<what> failed)`.
+fn flush_name(request: &BounceRequest) -> &'static str {
+    match request {
+        BounceRequest::Verp { .. } => "verp-bounce",
+        BounceRequest::Warn(_) => "delay warning",
+        BounceRequest::Trace(_) => "trace",
+        _ => "bounce",
+    }
 }
 
 /// The completion of a fully delivered message that needs no notice: no
 /// bounce log, no trace flush. Removes the file and returns true; returns
 /// false, having done nothing, when the full pipeline is needed.
 pub fn remove_if_quiet(site: &Site, m: &ActiveMessage) -> bool {
-    if needs_trace(m) || site.path("bounce", &m.queue_id).exists() {
+    if needs_trace(m) || fs::symlink_metadata(site.path("bounce", &m.queue_id)).is_ok() {
         return false;
     }
     remove(site, &m.queue_id);
@@ -343,22 +356,46 @@ fn needs_trace(m: &ActiveMessage) -> bool {
 fn remove(site: &Site, id: &str) {
     match fs::remove_file(site.path("active", id)) {
         Ok(()) => tracing::info!("{id}: removed"),
-        Err(e) => tracing::warn!(
-            "qmgr_active_done_3_generic: remove {id} from active: {}",
-            errno_text(&e)
+        Err(e) => fatal_unless_gone(
+            &e,
+            &format!(
+                "qmgr_active_done_3_generic: remove {id} from active: {}",
+                errno_text(&e)
+            ),
         ),
     }
 }
 
-async fn complete(site: &Site, m: &ActiveMessage, verdict: &Verdict, now: Instant) {
+/// Postfix's answer to a queue directory it cannot change: a fatal (master
+/// starts a new queue manager later, which retries the file from
+/// `active/`), except for a file already gone, which is a warning.
+fn fatal_unless_gone(e: &io::Error, text: &str) {
+    if e.kind() != io::ErrorKind::NotFound {
+        log::fatal(text);
+    }
+    tracing::warn!("{text}");
+}
+
+/// A failed in-place edit of a queue file: Postfix's fatal.
+fn update_failed(path: &std::path::Path, e: &io::Error) {
+    log::fatal(&format!(
+        "update queue file {}: {}",
+        path.display(),
+        errno_text(e)
+    ));
+}
+
+async fn complete(site: &Site, m: &ActiveMessage, verdict: &Verdict, now: Instant, clock: &Clock) {
     let id = m.queue_id.as_str();
     let active = site.path("active", id);
     let mut deferred = !matches!(verdict, Verdict::Remove);
     // 1. Bounce flush: hard failures the agents logged go back to the sender.
     let bounce_log = site.path("bounce", id);
-    if let Ok(meta) = fs::metadata(&bounce_log) {
+    if let Ok(meta) = fs::symlink_metadata(&bounce_log) {
         if meta.len() == 0 {
-            let _ = fs::remove_file(&bounce_log);
+            if let Err(e) = fs::remove_file(&bounce_log) {
+                log::fatal(&format!("remove bounce {id}: {}", errno_text(&e)));
+            }
         } else {
             let request = match (&m.env.verp_delims, site.disable_verp_bounces) {
                 (Some(d), false) => BounceRequest::Verp {
@@ -367,38 +404,41 @@ async fn complete(site: &Site, m: &ActiveMessage, verdict: &Verdict, now: Instan
                 },
                 _ => BounceRequest::Flush(info(m, bounce_flags::NONE)),
             };
-            if !ask(site, "bounce", &request).await {
-                tracing::info!("{id}: status=deferred (bounce failed)");
+            if !ask(site, id, "bounce", &request).await {
+                tracing::info!("{id}: status=deferred ({} failed)", flush_name(&request));
                 deferred = true;
             }
         }
     }
     // 2. A deferred file an agent made unreadable is corrupt.
     if deferred {
-        match fs::metadata(&active) {
-            Ok(meta) if mode_is_ready(std::os::unix::fs::MetadataExt::mode(&meta)) => {}
-            _ => {
-                if rename_into(&active, &site.path("corrupt", id)).is_ok() {
-                    tracing::warn!(
-                        "saving corrupt file \"{id}\" from queue \"active\" to queue \"corrupt\""
-                    );
-                }
-                return;
+        if let Err(refusal) = mail_open_ok(&active) {
+            if let Some(w) = refusal.warning(&active) {
+                tracing::warn!("{w}");
             }
+            match rename_into(&active, &site.path("corrupt", id)) {
+                Ok(()) => tracing::warn!(
+                    "saving corrupt file \"{id}\" from queue \"active\" to queue \"corrupt\""
+                ),
+                Err(e) if e.kind() != io::ErrorKind::NotFound => log::fatal(&format!(
+                    "qmgr_active_corrupt: save corrupt file queue active id {id}: {}",
+                    errno_text(&e)
+                )),
+                Err(_) => {}
+            }
+            return;
         }
     }
     // 4. Trace flush: success notices, verbose delivery, delay cleared.
     let trace_flags = m.env.trace_flags;
     if needs_trace(m) {
         let request = BounceRequest::Trace(info(m, (trace_flags & TRACE_FLAGS_MASK) as u32));
-        if ask(site, "trace", &request).await {
+        if ask(site, id, "trace", &request).await {
             if m.env.trace_flags_offset > 0 {
-                let killed = OpenOptions::new()
-                    .write(true)
-                    .open(&active)
+                let killed = open_queue_file(&active, Access::Write, None)
                     .and_then(|f| kill_record(&f, m.env.trace_flags_offset));
                 if let Err(e) = killed {
-                    tracing::warn!("{id}: kill trace flags record: {}", errno_text(&e));
+                    update_failed(&active, &e);
                 }
             }
         } else {
@@ -410,7 +450,7 @@ async fn complete(site: &Site, m: &ActiveMessage, verdict: &Verdict, now: Instan
     let mut until = now + Duration::from_millis(site.minimal_backoff.as_millis() as u64);
     match verdict {
         Verdict::Expire { status } => {
-            let sender = String::from_utf8_lossy(m.env.sender.as_deref().unwrap_or_default());
+            let sender = loggable(m.env.sender.as_deref().unwrap_or_default());
             tracing::info!("{id}: from=<{sender}>, status={status}, returned to sender");
             let request = match (&m.env.verp_delims, site.disable_verp_bounces) {
                 (Some(d), false) => BounceRequest::Verp {
@@ -419,9 +459,9 @@ async fn complete(site: &Site, m: &ActiveMessage, verdict: &Verdict, now: Instan
                 },
                 _ => BounceRequest::Flush(info(m, bounce_flags::DELRCPT)),
             };
-            deferred = !ask(site, "defer", &request).await;
+            deferred = !ask(site, id, "defer", &request).await;
             if deferred {
-                tracing::info!("{id}: status=deferred (bounce failed)");
+                tracing::info!("{id}: status=deferred ({} failed)", flush_name(&request));
             }
         }
         Verdict::Defer { until: at, warn } => {
@@ -429,17 +469,16 @@ async fn complete(site: &Site, m: &ActiveMessage, verdict: &Verdict, now: Instan
             if *warn {
                 let warned = ask(
                     site,
+                    id,
                     "defer",
                     &BounceRequest::Warn(info(m, bounce_flags::NONE)),
                 )
                 .await;
                 if warned && m.env.warn_offset > 0 {
-                    let rewritten = OpenOptions::new()
-                        .write(true)
-                        .open(&active)
+                    let rewritten = open_queue_file(&active, Access::Write, None)
                         .and_then(|f| rewrite_warn_time(&f, m.env.warn_offset, -1));
                     if let Err(e) = rewritten {
-                        tracing::warn!("{id}: update warning time: {}", errno_text(&e));
+                        update_failed(&active, &e);
                     }
                 } else if !warned {
                     tracing::info!("{id}: status=deferred (delay warning failed)");
@@ -450,19 +489,31 @@ async fn complete(site: &Site, m: &ActiveMessage, verdict: &Verdict, now: Instan
     }
     // 6. Deferred: stamp and move; else remove.
     if deferred {
-        if let Err(e) = set_next_attempt(&active, system_time(until)) {
-            tracing::warn!(
-                "qmgr_active_defer: update {id} time stamps: {}",
-                errno_text(&e)
-            );
+        // Stamped as far ahead of the wall clock as the deadline is ahead
+        // of core time.
+        if let Err(e) = set_next_attempt(&active, system_time(clock.to_wall(until))) {
+            if e.kind() != io::ErrorKind::NotFound {
+                log::fatal(&format!(
+                    "qmgr_active_defer: update {} time stamps: {}",
+                    active.display(),
+                    errno_text(&e)
+                ));
+            }
         }
         if let Err(e) = rename_into(&active, &site.path("deferred", id)) {
-            tracing::warn!(
-                "qmgr_active_defer: rename {id} from active to deferred: {}",
-                errno_text(&e)
+            fatal_unless_gone(
+                &e,
+                &format!(
+                    "qmgr_active_defer: rename {id} from active to deferred: {}",
+                    errno_text(&e)
+                ),
             );
         }
     } else {
         remove(site, id);
     }
 }
+
+#[cfg(test)]
+#[path = "worker_tests.rs"]
+mod tests;

@@ -278,15 +278,6 @@ impl MasterArgs {
         }
     }
 
-    /// The last value given for `name` by `-o` (or `-i`/`-m`), if any.
-    pub fn override_of(&self, name: &str) -> Option<&str> {
-        self.overrides
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
     fn apply_flag(&mut self, letter: char) {
         match letter {
             'c' => self.chroot = true,
@@ -456,7 +447,6 @@ mod tests {
                 ("max_use".to_string(), "7".to_string()),
             ]
         );
-        assert_eq!(a.override_of("max_use"), Some("7"));
     }
 
     #[test]

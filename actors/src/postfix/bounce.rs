@@ -7,7 +7,8 @@
 //! write one list, read `status <int>`, close. Which service receives a
 //! request matters (the bounce daemon picks its log directory, `bounce/`,
 //! `defer/` or `trace/`, from the service name), so [`send`] takes it
-//! explicitly; [`BounceRequest::usual_service`] names the usual one.
+//! explicitly (FLUSH goes to `bounce` for hard failures but to `defer` for
+//! expiry).
 //!
 //! qmgr sends FLUSH, WARN, VERP and TRACE "asynchronously" with a 1000 s
 //! limit per step, and APPEND synchronously with `ipc_timeout`; here both
@@ -23,8 +24,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::postfix::attr::{
-    decode_list, protocol, AttrList, AttrStream, AttrWriter, DecodeError, Dsn, EncodeError,
-    IpcError, Limits, Recipient,
+    decode_list, protocol, AttrList, AttrStream, AttrWriter, DecodeError, EncodeError, IpcError,
+    Limits, WireDsn, WireRecipient,
 };
 use crate::postfix::dialect::Dialect;
 
@@ -56,7 +57,7 @@ pub mod bounce_flags {
 
 /// The message-level fields shared by FLUSH, WARN, VERP and TRACE.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct MessageInfo {
+pub struct BounceMessage {
     /// Request flags ([`bounce_flags`], or the message trace flags for TRACE).
     pub flags: u32,
     /// Queue the file is in (`active`).
@@ -80,18 +81,18 @@ pub struct MessageInfo {
 pub enum BounceRequest {
     /// Return the logged failures (`bounce` service) or, with
     /// [`bounce_flags::DELRCPT`], expire the deferred ones (`defer`).
-    Flush(MessageInfo),
+    Flush(BounceMessage),
     /// Delay warning (`defer` service).
-    Warn(MessageInfo),
+    Warn(BounceMessage),
     /// FLUSH with a VERP sender per recipient.
     Verp {
         /// The message.
-        info: MessageInfo,
+        info: BounceMessage,
         /// The two VERP delimiter characters.
         delimiters: Vec<u8>,
     },
     /// Success/trace report (`trace` service).
-    Trace(MessageInfo),
+    Trace(BounceMessage),
     /// Log one recipient (qmgr uses `defer` for recipients it defers itself,
     /// `trace` for recorded discards).
     Append {
@@ -100,30 +101,20 @@ pub enum BounceRequest {
         /// Queue ID.
         queue_id: Vec<u8>,
         /// The recipient.
-        recipient: Recipient,
+        recipient: WireRecipient,
         /// Why; the client sets `action` (`delayed` for defer).
-        dsn: Dsn,
+        dsn: WireDsn,
     },
 }
 
 impl BounceRequest {
-    /// The service this request normally goes to. FLUSH goes to `bounce`
-    /// for hard failures but to `defer` for expiry, which the caller knows.
-    pub fn usual_service(&self) -> &'static str {
-        match self {
-            Self::Flush(_) | Self::Verp { .. } => "bounce",
-            Self::Warn(_) | Self::Append { .. } => "defer",
-            Self::Trace(_) => "trace",
-        }
-    }
-
     /// Encodes the request list.
     ///
     /// # Errors
     /// [`EncodeError::NulInValue`].
     pub fn encode(&self, dialect: Dialect) -> Result<Vec<u8>, EncodeError> {
         let mut w = AttrWriter::new();
-        let info = |w: &mut AttrWriter, code: u32, m: &MessageInfo| {
+        let info = |w: &mut AttrWriter, code: u32, m: &BounceMessage| {
             w.int("nrequest", code)
                 .int("flags", m.flags)
                 .str("queue_name", &m.queue_name)
@@ -185,7 +176,7 @@ impl BounceRequest {
                 dsn: s.func()?,
             }
         } else {
-            let m = MessageInfo {
+            let m = BounceMessage {
                 flags: s.int("flags")?,
                 queue_name: s.str("queue_name")?,
                 queue_id: s.str("queue_id")?,
@@ -211,7 +202,7 @@ impl BounceRequest {
     }
 }
 
-/// `verify` update: the result of an MTA address probe (§8.4).
+/// `verify` update: the result of an MTA address probe (docs/postfix-protocol.md §8.4).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VerifyUpdate {
     /// The probed address.
@@ -254,7 +245,8 @@ impl VerifyUpdate {
     }
 }
 
-/// fast-flush `add`: remember that `queue_id` has mail for `site` (§8.5).
+/// fast-flush `add`: remember that `queue_id` has mail for `site`
+/// (docs/postfix-protocol.md §8.5).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FlushAdd {
     /// The recipient domain.
@@ -386,8 +378,8 @@ pub async fn flush_add(
 /// must be a valid `4.x.y`, else `4.0.0` replaces it; action `delayed`.
 /// Returns the DSN and whether the code was replaced (Postfix then warns
 /// `defer_append: ignoring dsn code "<c>"`).
-pub fn defer_dsn(mut dsn: Dsn) -> (Dsn, bool) {
-    let ok = dsn.status.first() == Some(&b'4') && crate::postfix::agent::dsn_valid(&dsn.status);
+pub fn defer_dsn(mut dsn: WireDsn) -> (WireDsn, bool) {
+    let ok = dsn.status.first() == Some(&b'4') && oqmgr::entry::Dsn::valid_status(&dsn.status);
     if !ok {
         dsn.status = b"4.0.0".to_vec();
     }

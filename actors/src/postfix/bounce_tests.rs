@@ -1,5 +1,6 @@
-//! Bounce/defer/trace/verify/flush request tests: spec traces (§8.2, §13.2,
-//! §13.4) in both dialects, round trips, and a fake server.
+//! Bounce/defer/trace/verify/flush request tests: the traces of
+//! docs/postfix-protocol.md (§8.2, §13.2, §13.4) in both dialects, round trips, and
+//! a fake server.
 
 use std::time::Duration;
 
@@ -11,17 +12,18 @@ use super::*;
 use crate::postfix::attr::encode_announcement;
 use crate::postfix::attr::tests::{arb_dsn, arb_recipient, strace};
 
-fn info(flags: u32, id: &str, sender: &str) -> MessageInfo {
-    MessageInfo {
+fn info(flags: u32, id: &str, sender: &str) -> BounceMessage {
+    BounceMessage {
         flags,
         queue_name: b"active".to_vec(),
         queue_id: id.into(),
         sender: sender.into(),
-        ..MessageInfo::default()
+        ..BounceMessage::default()
     }
 }
 
-/// §8.2 (delay warning), §13.2 (bounce flush), §13.4 (trace flush).
+/// docs/postfix-protocol.md: §8.2 (delay warning), §13.2 (bounce flush), §13.4
+/// (trace flush).
 fn spec_cases() -> Vec<(BounceRequest, &'static str)> {
     vec![
         (
@@ -67,12 +69,12 @@ fn requests_in_3_10_dialect_rename_smtputf8() {
 
 #[test]
 fn append_and_verp_layouts() {
-    let rcpt = Recipient {
+    let rcpt = WireRecipient {
         address: b"u@x".to_vec(),
         offset: 7,
-        ..Recipient::default()
+        ..WireRecipient::default()
     };
-    let (dsn, replaced) = defer_dsn(Dsn::simple("4.3.0", "mail transport unavailable"));
+    let (dsn, replaced) = defer_dsn(WireDsn::simple("4.3.0", "mail transport unavailable"));
     assert!(!replaced);
     let req = BounceRequest::Append {
         flags: 0,
@@ -107,7 +109,7 @@ fn defer_dsn_replaces_non_4xx_codes() {
         ("4.x", true),
         ("2.0.0", true),
     ] {
-        let (d, r) = defer_dsn(Dsn::simple(code, "why"));
+        let (d, r) = defer_dsn(WireDsn::simple(code, "why"));
         assert_eq!(r, replaced, "{code}");
         assert_eq!(
             d.status,
@@ -158,7 +160,7 @@ fn status_replies() {
     );
 }
 
-fn arb_info() -> impl Strategy<Value = MessageInfo> {
+fn arb_info() -> impl Strategy<Value = BounceMessage> {
     let text = || proptest::collection::vec(1u8..=255, 0..20);
     (
         any::<u32>(),
@@ -172,7 +174,7 @@ fn arb_info() -> impl Strategy<Value = MessageInfo> {
     )
         .prop_map(
             |(flags, queue_name, queue_id, encoding, sendopts, sender, dsn_envid, dsn_ret)| {
-                MessageInfo {
+                BounceMessage {
                     flags,
                     queue_name,
                     queue_id,

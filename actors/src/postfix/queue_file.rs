@@ -6,14 +6,14 @@
 //! skips the message content (from `data_offset`, `data_size` bytes; only
 //! `X` may follow), and collects what the queue manager needs: the `C` size
 //! record, arrival and create times, sender, the named attributes qmgr uses
-//! (§3.9 of the spec), DSN ENVID/RET, `W` warning time and its offset, VERP,
+//! (docs/postfix-protocol.md §3.9), DSN ENVID/RET, `W` warning time and its offset, VERP,
 //! redirect, content filter, and a batch of recipients with their record
 //! offsets and pending `O`/`o`/`n` values.
 //!
 //! # Batching
 //! At most `recipient_limit × fudge_factor / 100` recipients are kept per
 //! read. When the batch fills, the offset after the last kept `R` is saved
-//! ([`Envelope::has_more_recipients`]); [`Envelope::refill`] resumes from
+//! ([`FileEnvelope::has_more_recipients`]); [`FileEnvelope::refill`] resumes from
 //! there, taking no lock and skipping non-recipient records. On the first
 //! read, the rest of the file is still examined for non-recipient records:
 //! all of it when the `C` record says MIXED, otherwise the reader jumps to
@@ -24,7 +24,7 @@
 //! [`EnvelopeError`] whose [`EnvelopeError::warnings`] are Postfix's exact
 //! warning texts. Warnings about ignored records (out-of-order originals,
 //! malformed DSN flags, bad VERP, duplicate attributes) are collected in
-//! [`Envelope::warnings`]. Payloads are interpreted as C strings (up to the
+//! [`FileEnvelope::warnings`]. Payloads are interpreted as C strings (up to the
 //! first NUL) and kept as bytes: addresses need not be UTF-8.
 //!
 //! # Differences from Postfix
@@ -78,7 +78,7 @@ pub fn dsn_notify_ok(n: i32) -> bool {
 
 /// One recipient as read from the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recipient {
+pub struct FileRecipient {
     /// Offset of the `R` record's type byte (for marking it `D`).
     pub offset: u64,
     /// DSN ORCPT (`type;address`), empty if none.
@@ -93,7 +93,7 @@ pub struct Recipient {
 
 /// What the queue manager knows about a message after reading its envelope.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Envelope {
+pub struct FileEnvelope {
     /// `C` field 1: content bytes from `data_offset` to the `X` record.
     pub data_size: i64,
     /// `C` field 2: offset of the first content record (0 = no `C` seen).
@@ -163,7 +163,7 @@ pub struct Envelope {
     /// True when VERP forces one recipient per delivery.
     pub single_rcpt: bool,
     /// The current batch of recipients.
-    pub recipients: Vec<Recipient>,
+    pub recipients: Vec<FileRecipient>,
     /// Where the next refill starts; 0 when all recipients were read.
     pub rcpt_offset: u64,
     /// True once every non-recipient record has been examined.
@@ -177,13 +177,13 @@ pub struct Envelope {
     pub pointers: PointerFollower,
 }
 
-impl Envelope {
+impl FileEnvelope {
     /// True if recipients remain in the file after the current batch.
     pub fn has_more_recipients(&self) -> bool {
         self.rcpt_offset != 0
     }
 
-    /// Reads the next batch of recipients, replacing [`Envelope::recipients`]
+    /// Reads the next batch of recipients, replacing [`FileEnvelope::recipients`]
     /// (the caller has finished with the previous batch). Takes no lock.
     pub fn refill<R: Read + Seek>(
         &mut self,
@@ -201,10 +201,10 @@ pub fn read_envelope<R: Read + Seek>(
     file: R,
     queue_id: &str,
     limits: &ReadLimits,
-) -> Result<Envelope, EnvelopeError> {
-    let mut env = Envelope {
+) -> Result<FileEnvelope, EnvelopeError> {
+    let mut env = FileEnvelope {
         read_flags: READ_FLAG_MIXED_RCPT_OTHER,
-        ..Envelope::default()
+        ..FileEnvelope::default()
     };
     read_pass(&mut env, file, queue_id, limits)?;
     Ok(env)
@@ -237,7 +237,7 @@ enum Stop {
 
 /// One pass over the file: the first read or a refill.
 fn read_pass<R: Read + Seek>(
-    env: &mut Envelope,
+    env: &mut FileEnvelope,
     file: R,
     queue_id: &str,
     limits: &ReadLimits,
@@ -296,7 +296,7 @@ fn read_pass<R: Read + Seek>(
 
 /// The record loop proper.
 fn record_loop<R: Read + Seek>(
-    env: &mut Envelope,
+    env: &mut FileEnvelope,
     reader: &mut RecordReader<R>,
     id: &str,
     limits: &ReadLimits,
@@ -374,7 +374,7 @@ fn record_loop<R: Read + Seek>(
         match rtype {
             rec::RCPT => {
                 if collecting {
-                    env.recipients.push(Recipient {
+                    env.recipients.push(FileRecipient {
                         offset: curr,
                         dsn_orcpt: p.dsn_orcpt.take().unwrap_or_default(),
                         dsn_notify: std::mem::take(&mut p.dsn_notify),
@@ -490,7 +490,7 @@ fn all_digits(s: &[u8]) -> bool {
 /// Handles one non-recipient record on the first read.
 #[allow(clippy::too_many_arguments)]
 fn non_recipient(
-    env: &mut Envelope,
+    env: &mut FileEnvelope,
     rtype: u8,
     name: &[u8],
     value: &[u8],
@@ -615,7 +615,7 @@ mod set_bit {
 
 /// Handles an `A` record that is not a pseudo type.
 fn named_attribute(
-    env: &mut Envelope,
+    env: &mut FileEnvelope,
     name: &[u8],
     value: &[u8],
     curr: u64,

@@ -36,27 +36,6 @@ pub fn queue_id_ok(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-/// The parts of a well-formed queue ID.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QueueIdParts {
-    /// Short form.
-    Short {
-        /// Microseconds (5 hex digits).
-        usec: u32,
-        /// Inode number (hex).
-        inode: u64,
-    },
-    /// Long form.
-    Long {
-        /// Seconds since the epoch (base 52).
-        sec: u64,
-        /// Microseconds (4 base-52 digits).
-        usec: u32,
-        /// Inode number (base 51).
-        inode: u64,
-    },
-}
-
 /// Value of one long-ID digit in `base` (52 or 51), if valid.
 fn safe_digit(b: u8, base: u64) -> Option<u64> {
     let v = SAFE_ALPHABET.iter().position(|&c| c == b)? as u64;
@@ -73,67 +52,9 @@ fn decode_safe(s: &[u8], base: u64) -> Option<u64> {
     })
 }
 
-/// Encodes `value` in the safe alphabet, left-padded with `0` to `pad`.
-fn encode_safe(mut value: u64, base: u64, pad: usize) -> String {
-    let mut digits = Vec::new();
-    loop {
-        digits.push(SAFE_ALPHABET[(value % base) as usize]);
-        value /= base;
-        if value == 0 {
-            break;
-        }
-    }
-    while digits.len() < pad {
-        digits.push(b'0');
-    }
-    digits.reverse();
-    String::from_utf8(digits).expect("alphabet is ASCII")
-}
-
 /// Index of the `z` separating time and inode in a long ID, if `id` is one.
 fn long_separator(id: &str) -> Option<usize> {
     id.rfind('z').filter(|&i| i >= LONG_TIME_WIDTH)
-}
-
-/// Splits a queue ID into its time and inode parts; `None` if it is not a
-/// well-formed short or long ID (it may still be an acceptable file name).
-pub fn parse_queue_id(id: &str) -> Option<QueueIdParts> {
-    if !queue_id_ok(id) {
-        return None;
-    }
-    if let Some(z) = long_separator(id) {
-        let b = id.as_bytes();
-        let sec = decode_safe(&b[..z - 4], 52)?;
-        let usec = u32::try_from(decode_safe(&b[z - 4..z], 52)?).ok()?;
-        let inode = decode_safe(&b[z + 1..], 51)?;
-        return Some(QueueIdParts::Long { sec, usec, inode });
-    }
-    let is_hex = |s: &str| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c))
-    };
-    if id.len() < 6 || !is_hex(id) {
-        return None;
-    }
-    let usec = u32::from_str_radix(&id[..5], 16).ok()?;
-    let inode = u64::from_str_radix(&id[5..], 16).ok()?;
-    Some(QueueIdParts::Short { usec, inode })
-}
-
-/// Builds a short queue ID (`%05X` microseconds, `%lX` inode).
-pub fn short_queue_id(usec: u32, inode: u64) -> String {
-    format!("{usec:05X}{inode:X}")
-}
-
-/// Builds a long queue ID.
-pub fn long_queue_id(sec: u64, usec: u32, inode: u64) -> String {
-    format!(
-        "{}{}z{}",
-        encode_safe(sec, 52, 6),
-        encode_safe(u64::from(usec), 52, 4),
-        encode_safe(inode, 51, 0)
-    )
 }
 
 /// The key whose leading characters name the hash directories of `id`.
@@ -222,6 +143,87 @@ impl QueueHashing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Postfix's queue-ID forms, as cleanup(8) makes them: the daemon only
+    // hashes and checks names, these check that it reads the forms right.
+    /// The parts of a well-formed queue ID.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum QueueIdParts {
+        /// Short form.
+        Short {
+            /// Microseconds (5 hex digits).
+            usec: u32,
+            /// Inode number (hex).
+            inode: u64,
+        },
+        /// Long form.
+        Long {
+            /// Seconds since the epoch (base 52).
+            sec: u64,
+            /// Microseconds (4 base-52 digits).
+            usec: u32,
+            /// Inode number (base 51).
+            inode: u64,
+        },
+    }
+
+    /// Encodes `value` in the safe alphabet, left-padded with `0` to `pad`.
+    fn encode_safe(mut value: u64, base: u64, pad: usize) -> String {
+        let mut digits = Vec::new();
+        loop {
+            digits.push(SAFE_ALPHABET[(value % base) as usize]);
+            value /= base;
+            if value == 0 {
+                break;
+            }
+        }
+        while digits.len() < pad {
+            digits.push(b'0');
+        }
+        digits.reverse();
+        String::from_utf8(digits).expect("alphabet is ASCII")
+    }
+
+    /// Splits a queue ID into its time and inode parts; `None` if it is not a
+    /// well-formed short or long ID (it may still be an acceptable file name).
+    fn parse_queue_id(id: &str) -> Option<QueueIdParts> {
+        if !queue_id_ok(id) {
+            return None;
+        }
+        if let Some(z) = long_separator(id) {
+            let b = id.as_bytes();
+            let sec = decode_safe(&b[..z - 4], 52)?;
+            let usec = u32::try_from(decode_safe(&b[z - 4..z], 52)?).ok()?;
+            let inode = decode_safe(&b[z + 1..], 51)?;
+            return Some(QueueIdParts::Long { sec, usec, inode });
+        }
+        let is_hex = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c))
+        };
+        if id.len() < 6 || !is_hex(id) {
+            return None;
+        }
+        let usec = u32::from_str_radix(&id[..5], 16).ok()?;
+        let inode = u64::from_str_radix(&id[5..], 16).ok()?;
+        Some(QueueIdParts::Short { usec, inode })
+    }
+
+    /// Builds a short queue ID (`%05X` microseconds, `%lX` inode).
+    fn short_queue_id(usec: u32, inode: u64) -> String {
+        format!("{usec:05X}{inode:X}")
+    }
+
+    /// Builds a long queue ID.
+    fn long_queue_id(sec: u64, usec: u32, inode: u64) -> String {
+        format!(
+            "{}{}z{}",
+            encode_safe(sec, 52, 6),
+            encode_safe(u64::from(usec), 52, 4),
+            encode_safe(inode, 51, 0)
+        )
+    }
 
     #[test]
     fn observed_examples() {

@@ -28,12 +28,12 @@
 //! 10000 jumps to an offset at or before the previous jump target.
 
 use std::fmt;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 
 /// Record type bytes (`rec_type.h`). Pseudo types (`c`, `<`, `i`, `o`, `n`)
 /// are stored on disk as `A name=value` records by current Postfix.
 pub mod rec {
-    /// First record: sizes, offsets and read flags (§3.8).
+    /// First record: sizes, offsets and read flags (docs/postfix-protocol.md §3.8).
     pub const SIZE: u8 = b'C';
     /// Arrival time `"<sec> <usec>"`.
     pub const TIME: u8 = b'T';
@@ -297,16 +297,6 @@ pub fn encode_record(out: &mut Vec<u8>, rtype: u8, payload: &[u8]) {
     out.push(rtype);
     encode_length(out, payload.len());
     out.extend_from_slice(payload);
-}
-
-/// Writes one record; returns the number of bytes written.
-pub fn write_record<W: Write>(w: &mut W, rtype: u8, payload: &[u8]) -> io::Result<usize> {
-    let mut head = Vec::with_capacity(1 + MAX_LENGTH_BYTES);
-    head.push(rtype);
-    encode_length(&mut head, payload.len());
-    w.write_all(&head)?;
-    w.write_all(payload)?;
-    Ok(head.len() + payload.len())
 }
 
 /// The `%15ld` payload used by `p` and `W` records.

@@ -5,11 +5,14 @@
 //! with a trailing NUL from socket clients). This module only moves bytes:
 //! decoding them into scan requests is the core's job.
 //!
-//! * `unix` endpoint (fd 6 is a listening AF_UNIX stream socket): accept one
-//!   connection (`EAGAIN` means nothing to do), wait at most
-//!   [`CLIENT_WAIT`] for data (a silent client is dropped), report busy to
-//!   master, do exactly one read of at most [`TRIGGER_BUF_SIZE`] bytes,
-//!   report idle, close the connection (the client waits for that close).
+//! * `unix` endpoint (fd 6 is a listening AF_UNIX stream socket): accept
+//!   connections (`EAGAIN` means nothing to do) and serve each on its own,
+//!   up to [`MAX_CLIENTS`] at a time: wait at most [`CLIENT_WAIT`] for data
+//!   (a silent client is dropped), report busy to master, do exactly one
+//!   read of at most [`TRIGGER_BUF_SIZE`] bytes, report idle, hand the bytes
+//!   on, close the connection (the client waits for that close). The busy
+//!   report, the read and the idle report run without a pause between
+//!   them, so master never sees two busy reports in a row (it would panic).
 //! * `fifo` endpoint (fd 6 is a FIFO master opened read-write, so it never
 //!   shows EOF): when readable, report busy, one non-blocking read of at
 //!   most [`TRIGGER_BUF_SIZE`] bytes (writers' bytes may coalesce), report
@@ -28,21 +31,25 @@
 //! must be left for the new process.
 //!
 //! Compatibility:
-//! * Postfix blocks its whole process for up to 10 s on a silent client;
-//!   here only this stream waits, the rest of the daemon runs.
-//! * Postfix trigger clients write the request and then a NUL in a second
-//!   write. Stock Postfix reads as soon as data is there, so it sometimes
-//!   gets the request without the NUL and closes before the NUL write,
-//!   which then fails (postkick dies of SIGPIPE). Here a request without a
-//!   NUL waits up to [`NUL_GRACE`] for one before the single read.
-
+//! * Postfix serves one connection at a time and blocks its whole process
+//!   for up to 10 s on a silent client; here each client waits alone, so a
+//!   client that writes `I` and waits, or writes nothing, holds up neither
+//!   other clients nor scheduling.
+//! * Like Postfix, a request is read as soon as data is there, with or
+//!   without the NUL that Postfix clients send in a second write. Closing
+//!   between those two writes makes the second fail (postkick dies of
+//!   SIGPIPE; stock Postfix has that race), so a connection whose request
+//!   came without its NUL stays open up to [`NUL_LINGER`] for it, after the
+//!   request has been handed on.
+//!
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::stream::{self, BoxStream, Stream, StreamExt};
+use futures::future::{BoxFuture, FutureExt};
+use futures::stream::{self, BoxStream, FuturesUnordered, Stream, StreamExt};
 use tokio::io::unix::AsyncFd;
 use tokio::net::UnixStream;
 
@@ -82,22 +89,6 @@ impl Endpoint {
             )),
         }
     }
-
-    /// Waits for the next request and returns its bytes, with busy/idle
-    /// reports around the read; a failed idle report sets
-    /// [`Request::last`]. `None` when master is found gone before a
-    /// request is taken.
-    async fn next_request(&self, status: &MasterStatus) -> Option<Request> {
-        loop {
-            let got = match self {
-                Endpoint::Unix(listener) => accept_one(listener, status).await?,
-                Endpoint::Fifo(fifo) => read_fifo(fifo, status).await?,
-            };
-            if let Some(request) = got {
-                return Some(request);
-            }
-        }
-    }
 }
 
 /// What one request produced.
@@ -110,9 +101,9 @@ struct Request {
     last: bool,
 }
 
-/// Serves one connection on a unix endpoint. Outer `None`: master is gone,
-/// nothing was accepted. Inner `None`: nothing to read (lost accept race,
-/// silent client).
+/// Accepts one connection on a unix endpoint. Outer `None`: master is
+/// gone, nothing was accepted. Inner `None`: nothing to serve (lost accept
+/// race, an accept error, already logged).
 ///
 /// Master's liveness is checked after the endpoint turns readable and
 /// before accepting: on `postfix reload` master closes the status socket
@@ -120,7 +111,10 @@ struct Request {
 /// process. (Taking it here would leave the service without a process
 /// until the next wakeup, 300 s later; stock qmgr likewise exits without
 /// reading it.)
-async fn accept_one(listener: &AsyncFd<OwnedFd>, status: &MasterStatus) -> Option<Option<Request>> {
+async fn accept_conn(
+    listener: &AsyncFd<OwnedFd>,
+    status: &MasterStatus,
+) -> Option<Option<UnixStream>> {
     let mut guard = match listener.readable().await {
         Ok(g) => g,
         Err(e) => {
@@ -144,14 +138,13 @@ async fn accept_one(listener: &AsyncFd<OwnedFd>, status: &MasterStatus) -> Optio
         Err(_would_block) => return Some(None),
     };
     drop(guard);
-    let conn = match UnixStream::from_std(conn) {
-        Ok(c) => c,
+    match UnixStream::from_std(conn) {
+        Ok(c) => Some(Some(c)),
         Err(e) => {
             tracing::error!("accept connection: {}", errno_text(&e));
-            return Some(None);
+            Some(None)
         }
-    };
-    Some(serve_connection(conn, status).await)
+    }
 }
 
 /// `accept4(2)`: non-blocking and close-on-exec from the start.
@@ -174,76 +167,156 @@ fn accept(listener: &OwnedFd) -> io::Result<std::os::unix::net::UnixStream> {
     }
 }
 
-/// Waits for the client's request (at most [`CLIENT_WAIT`]) and serves it.
-async fn serve_connection(conn: UnixStream, status: &MasterStatus) -> Option<Request> {
-    // The accepted socket is dropped (closed) when this function returns,
-    // which is what the client waits for. Readiness may be reported without
-    // data (tokio's readiness is a hint), so peek before reporting busy: a
-    // spurious wake-up must neither drop the client early nor send master a
-    // busy/idle pair for nothing.
+/// What became of one accepted connection.
+enum Served {
+    /// The request was read; `linger` holds the connection when the
+    /// client may still be writing its NUL.
+    Request(Request, Option<UnixStream>),
+    /// Nothing to deliver (a silent client).
+    Nothing,
+}
+
+/// Waits for the client's request (at most [`CLIENT_WAIT`]) and serves it
+/// at once, as Postfix does: one read of what is there, with or without
+/// the NUL that Postfix clients send in a second write.
+async fn serve_connection(conn: UnixStream, status: MasterStatus) -> Served {
+    // Readiness may be reported without data (tokio's readiness is a
+    // hint), so peek before reporting busy: a spurious wake-up must neither
+    // drop the client early nor send master a busy/idle pair for nothing.
     let deadline = crate::clock::io_now() + CLIENT_WAIT;
-    let mut first_data: Option<tokio::time::Instant> = None;
     loop {
         match tokio::time::timeout_at(deadline, conn.readable()).await {
             Ok(Ok(())) => {}
-            _ => return None,
+            _ => return Served::Nothing,
         }
-        let peeked = match conn.try_io(tokio::io::Interest::READABLE, || peek(&conn)) {
+        match conn.try_io(tokio::io::Interest::READABLE, || peek(&conn)) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            // An error: let the one real read see (and skip) it.
-            Err(_) => None,
-            Ok(p) => Some(p),
-        };
-        if let Some(Peek { len, has_nul }) = peeked {
-            // Postfix clients write the request and its NUL terminator in
-            // two writes; reading between them and closing makes the NUL
-            // write fail (postkick dies of SIGPIPE). Stock Postfix has the
-            // same race; we narrow it by waiting briefly for the NUL.
-            let start = *first_data.get_or_insert_with(crate::clock::io_now);
-            let settled = len == 0 || has_nul || len >= TRIGGER_BUF_SIZE;
-            let now = crate::clock::io_now();
-            if !settled && now < start + NUL_GRACE && now < deadline {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                continue;
-            }
+            // Data, end of input, or an error the one real read will see.
+            _ => break,
         }
-        return Some(serve(status, |buf| read_conn(&conn, buf)));
+    }
+    let request = serve(&status, |buf| read_conn(&conn, buf));
+    let unfinished = request
+        .bytes
+        .as_ref()
+        .is_some_and(|b| !b.is_empty() && !b.contains(&0) && b.len() < TRIGGER_BUF_SIZE);
+    Served::Request(request, unfinished.then_some(conn))
+}
+
+/// How long a connection whose request came without its NUL stays open
+/// for that NUL, after the request was served. Postfix clients write the
+/// request and its NUL in two writes and wait for the server to close;
+/// closing between the two makes the second write fail (postkick dies of
+/// SIGPIPE), a race stock Postfix has too. The request itself is not
+/// delayed: it is handed on before the wait.
+pub const NUL_LINGER: Duration = Duration::from_millis(50);
+
+/// Waits at most [`NUL_LINGER`] for the rest of a client's request (its
+/// NUL), reads and drops it, then closes the connection.
+async fn linger(conn: UnixStream) {
+    // Readiness may be stale (left over from the request's own read) or a
+    // hint without data: only a read that finds the NUL, the end of input
+    // or an error ends the wait early, or the client could be cut off
+    // between its two writes after all.
+    let deadline = crate::clock::io_now() + NUL_LINGER;
+    let mut rest = [0u8; TRIGGER_BUF_SIZE];
+    while let Ok(Ok(())) = tokio::time::timeout_at(deadline, conn.readable()).await {
+        match conn.try_read(&mut rest) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            _ => return,
+        }
     }
 }
 
-/// How long to wait for the NUL that Postfix trigger clients send after
-/// the request bytes, before reading what is there.
-pub const NUL_GRACE: Duration = Duration::from_secs(1);
+/// Connections served at the same time on one unix endpoint; more wait in
+/// the listen queue. A silent client holds its slot up to [`CLIENT_WAIT`],
+/// so the bound keeps a flood of idle connections from taking every
+/// descriptor the daemon needs for its agents.
+pub const MAX_CLIENTS: usize = 128;
 
-/// What a peek at an accepted connection found.
-struct Peek {
-    /// Bytes waiting (0 = the client closed without more data).
-    len: usize,
-    /// Whether they include a NUL (the end of a Postfix trigger request).
-    has_nul: bool,
+/// The requests of one unix endpoint, served concurrently: accepting goes
+/// on while earlier clients are still waited for, so no client holds up
+/// another (Postfix serves one at a time and waits up to 10 s on each).
+/// Ends when master is found gone (after the clients already accepted are
+/// served) or an idle report fails.
+fn unix_requests(listener: AsyncFd<OwnedFd>, status: MasterStatus) -> BoxStream<'static, Vec<u8>> {
+    /// The endpoint's serving state.
+    struct State {
+        listener: AsyncFd<OwnedFd>,
+        status: MasterStatus,
+        clients: FuturesUnordered<BoxFuture<'static, Served>>,
+        /// Master is gone: accept no more.
+        gone: bool,
+        /// An idle report failed: end the stream.
+        ended: bool,
+    }
+    /// One step of the state.
+    enum Event {
+        Served(Served),
+        Accepted(Option<Option<UnixStream>>),
+    }
+    let state = State {
+        listener,
+        status,
+        clients: FuturesUnordered::new(),
+        gone: false,
+        ended: false,
+    };
+    stream::unfold(state, |mut st| async move {
+        loop {
+            if st.ended || (st.gone && st.clients.is_empty()) {
+                return None;
+            }
+            let accepting = !st.gone && st.clients.len() < MAX_CLIENTS;
+            let event = tokio::select! {
+                Some(served) = st.clients.next(), if !st.clients.is_empty() => Event::Served(served),
+                accepted = accept_conn(&st.listener, &st.status), if accepting => {
+                    Event::Accepted(accepted)
+                }
+            };
+            match event {
+                Event::Accepted(None) => st.gone = true,
+                Event::Accepted(Some(None)) => {}
+                Event::Accepted(Some(Some(conn))) => {
+                    let status = st.status.clone();
+                    st.clients.push(serve_connection(conn, status).boxed());
+                }
+                Event::Served(Served::Nothing) => {}
+                Event::Served(Served::Request(request, rest)) => {
+                    if let Some(conn) = rest {
+                        // On its own: it must end even while nobody asks
+                        // the stream for the next request.
+                        tokio::spawn(linger(conn));
+                    }
+                    st.ended = request.last;
+                    if let Some(bytes) = request.bytes {
+                        return Some((bytes, st));
+                    }
+                }
+            }
+        }
+    })
+    .boxed()
 }
 
-/// Looks at the waiting bytes without consuming them.
-fn peek(conn: &UnixStream) -> io::Result<Peek> {
-    let mut buf = [0u8; TRIGGER_BUF_SIZE];
-    // SAFETY: stack buffer of the given length; MSG_PEEK leaves the data
-    // queued for the real read.
+/// Looks whether a byte (or the end of input) is waiting, without
+/// consuming it; `WouldBlock` when nothing is.
+fn peek(conn: &UnixStream) -> io::Result<()> {
+    let mut byte = 0u8;
+    // SAFETY: a one-byte stack buffer; MSG_PEEK leaves the data queued for
+    // the real read.
     let n = unsafe {
         libc::recv(
             conn.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
+            std::ptr::addr_of_mut!(byte).cast(),
+            1,
             libc::MSG_PEEK | libc::MSG_DONTWAIT,
         )
     };
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {
-        let len = n as usize;
-        Ok(Peek {
-            len,
-            has_nul: buf[..len].contains(&0),
-        })
+        Ok(())
     }
 }
 
@@ -387,262 +460,36 @@ impl Stream for TriggerStream {
 
 /// Builds the stream over `endpoints`.
 pub fn stream(endpoints: Vec<Endpoint>, status: MasterStatus) -> TriggerStream {
-    let per_endpoint = endpoints.into_iter().map(move |endpoint| {
-        stream::unfold(Some((endpoint, status.clone())), |state| async move {
-            let (endpoint, status) = state?;
-            loop {
-                let request = endpoint.next_request(&status).await?;
-                match (request.bytes, request.last) {
-                    (Some(bytes), false) => return Some((bytes, Some((endpoint, status)))),
-                    // Deliver what was read, then end: master is gone.
-                    (Some(bytes), true) => return Some((bytes, None)),
-                    (None, true) => return None,
-                    (None, false) => continue,
-                }
-            }
-        })
-        .boxed()
+    let per_endpoint = endpoints.into_iter().map(move |endpoint| match endpoint {
+        Endpoint::Unix(listener) => unix_requests(listener, status.clone()),
+        Endpoint::Fifo(fifo) => fifo_requests(fifo, status.clone()),
     });
     TriggerStream {
         inner: stream::select_all(per_endpoint).boxed(),
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::postfix::master::{status_record, Availability, MasterChannel};
-    use std::io::{Read, Write};
-    use std::os::fd::FromRawFd;
-    use std::path::PathBuf;
-
-    /// A private directory under the system temp dir, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(tag: &str) -> TempDir {
-            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-            let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let dir =
-                std::env::temp_dir().join(format!("oqmgr-ts-{tag}-{}-{n}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
-    fn status_pair() -> (MasterStatus, std::os::unix::net::UnixStream) {
-        let (ours, master) = std::os::unix::net::UnixStream::pair().unwrap();
-        (MasterStatus::new(ours.into(), 4242, 3), master)
-    }
-
-    fn read_records(master: &mut std::os::unix::net::UnixStream, n: usize) -> Vec<[u8; 12]> {
-        (0..n)
-            .map(|_| {
-                let mut rec = [0u8; 12];
-                master.read_exact(&mut rec).unwrap();
-                rec
-            })
-            .collect()
-    }
-
-    /// One busy/idle pair per request, nothing for spurious wake-ups.
-    fn assert_no_more_records(master: &mut std::os::unix::net::UnixStream) {
-        master.set_nonblocking(true).unwrap();
-        let mut buf = [0u8; 12];
-        match master.read(&mut buf) {
-            // EOF (our side was dropped) or nothing queued: no extra record.
-            Ok(0) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            other => panic!("unexpected extra status bytes: {other:?}"),
-        }
-    }
-
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    }
-
-    #[test]
-    fn unix_trigger_bytes_arrive_between_busy_and_idle() {
-        let dir = TempDir::new("unix");
-        let path = dir.0.join("qmgr");
-        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
-        let (status, mut master) = status_pair();
-        runtime().block_on(async {
-            let mut chan =
-                MasterChannel::from_parts(status, vec![(ServiceType::Unix, listener.into())], None);
-            let mut triggers = chan.triggers().unwrap();
-            assert!(chan.triggers().is_err(), "endpoints are taken once");
-            for request in [&b"FADI\0"[..], b"W\0", b"I"] {
-                let mut client = std::os::unix::net::UnixStream::connect(&path).unwrap();
-                client.write_all(request).unwrap();
-                assert_eq!(triggers.next().await.unwrap(), request);
-                // The server closed the connection after its one read.
-                let mut rest = Vec::new();
-                client.read_to_end(&mut rest).unwrap();
-                assert!(rest.is_empty());
+/// The requests of one fifo endpoint, one non-blocking read per readable
+/// event; ends as [`unix_requests`] does.
+fn fifo_requests(fifo: AsyncFd<OwnedFd>, status: MasterStatus) -> BoxStream<'static, Vec<u8>> {
+    stream::unfold(Some((fifo, status)), |state| async move {
+        let (fifo, status) = state?;
+        loop {
+            let Some(request) = read_fifo(&fifo, &status).await? else {
+                continue;
+            };
+            match (request.bytes, request.last) {
+                (Some(bytes), false) => return Some((bytes, Some((fifo, status)))),
+                // Deliver what was read, then end: master is gone.
+                (Some(bytes), true) => return Some((bytes, None)),
+                (None, true) => return None,
+                (None, false) => continue,
             }
-            // More than 1 KiB: only the first KiB is one request.
-            let mut client = std::os::unix::net::UnixStream::connect(&path).unwrap();
-            client.write_all(&[b'A'; 3000]).unwrap();
-            assert_eq!(triggers.next().await.unwrap().len(), TRIGGER_BUF_SIZE);
-            // Nothing more: no request, and no busy/idle pair.
-            let idle = tokio::time::timeout(Duration::from_millis(50), triggers.next()).await;
-            assert!(idle.is_err());
-        });
-        let recs = read_records(&mut master, 8);
-        for pair in recs.chunks(2) {
-            assert_eq!(pair[0], status_record(4242, 3, Availability::Taken));
-            assert_eq!(pair[1], status_record(4242, 3, Availability::Avail));
         }
-        assert_no_more_records(&mut master);
-    }
-
-    #[test]
-    fn silent_client_is_dropped_after_ten_seconds() {
-        let dir = TempDir::new("silent");
-        let path = dir.0.join("qmgr");
-        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
-        let (status, _master) = status_pair();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let mut chan =
-                MasterChannel::from_parts(status, vec![(ServiceType::Unix, listener.into())], None);
-            let mut triggers = chan.triggers().unwrap();
-            let start = crate::clock::io_now();
-            let silent = std::os::unix::net::UnixStream::connect(&path).unwrap();
-            let path2 = path.clone();
-            let talker = tokio::spawn(async move {
-                // Connect after the silent one, so its request waits behind it.
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                let mut c = std::os::unix::net::UnixStream::connect(&path2).unwrap();
-                c.write_all(b"D\0").unwrap();
-                c
-            });
-            assert_eq!(triggers.next().await.unwrap(), b"D\0");
-            assert!(
-                start.elapsed() >= CLIENT_WAIT,
-                "waited {:?}",
-                start.elapsed()
-            );
-            drop(talker.await.unwrap());
-            drop(silent);
-        });
-    }
-
-    #[test]
-    fn fifo_reads_coalesced_bytes() {
-        let dir = TempDir::new("fifo");
-        let path = dir.0.join("qmgr");
-        let cpath = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
-        // SAFETY: valid C string; master opens its FIFO read-write the same way.
-        let fd = unsafe {
-            assert_eq!(libc::mkfifo(cpath.as_ptr(), 0o622), 0);
-            let fd = libc::open(cpath.as_ptr(), libc::O_RDWR | libc::O_NONBLOCK);
-            assert!(fd >= 0);
-            OwnedFd::from_raw_fd(fd)
-        };
-        let (status, mut master) = status_pair();
-        runtime().block_on(async {
-            let mut chan = MasterChannel::from_parts(status, vec![(ServiceType::Fifo, fd)], None);
-            let mut triggers = chan.triggers().unwrap();
-            let mut writer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-            writer.write_all(b"I").unwrap();
-            writer.write_all(b"D").unwrap();
-            assert_eq!(triggers.next().await.unwrap(), b"ID");
-            // Nothing more written: no request, and no busy/idle pair.
-            let idle = tokio::time::timeout(Duration::from_millis(50), triggers.next()).await;
-            assert!(idle.is_err());
-            writer.write_all(b"W").unwrap();
-            assert_eq!(triggers.next().await.unwrap(), b"W");
-        });
-        let recs = read_records(&mut master, 4);
-        for pair in recs.chunks(2) {
-            assert_eq!(pair[0], status_record(4242, 3, Availability::Taken));
-            assert_eq!(pair[1], status_record(4242, 3, Availability::Avail));
-        }
-        assert_no_more_records(&mut master);
-    }
-
-    #[test]
-    fn request_read_before_master_left_is_delivered_then_stream_ends() {
-        let dir = TempDir::new("gone");
-        let path = dir.0.join("qmgr");
-        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
-        // Status writes fail (EPIPE) but fd 5 is not readable: master left
-        // while the request was being served.
-        let (ours, _master) = std::os::unix::net::UnixStream::pair().unwrap();
-        ours.shutdown(std::net::Shutdown::Write).unwrap();
-        let status = MasterStatus::new(ours.into(), 1, 1);
-        runtime().block_on(async {
-            let mut chan =
-                MasterChannel::from_parts(status, vec![(ServiceType::Unix, listener.into())], None);
-            let gone = chan.master_gone();
-            let mut triggers = chan.triggers().unwrap();
-            let mut client = std::os::unix::net::UnixStream::connect(&path).unwrap();
-            client.write_all(b"A\0").unwrap();
-            assert_eq!(triggers.next().await.unwrap(), b"A\0");
-            assert!(triggers.next().await.is_none());
-            tokio::time::timeout(Duration::from_secs(5), gone)
-                .await
-                .unwrap();
-        });
-    }
-
-    #[test]
-    fn request_pending_after_master_left_stays_for_the_next_process() {
-        let dir = TempDir::new("reload");
-        let path = dir.0.join("qmgr");
-        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
-        // master keeps its own copy of the listener; so does this test.
-        let _masters_copy = listener.try_clone().unwrap();
-        let (status, master) = status_pair();
-        let mut client = std::os::unix::net::UnixStream::connect(&path).unwrap();
-        client.write_all(b"W\0").unwrap();
-        // Reload: master closes the status socket, the wakeup is pending.
-        drop(master);
-        runtime().block_on(async {
-            let mut chan =
-                MasterChannel::from_parts(status, vec![(ServiceType::Unix, listener.into())], None);
-            let mut triggers = chan.triggers().unwrap();
-            assert!(triggers.next().await.is_none());
-            // Not accepted, so not closed:
-            // the client still waits, its request queued for the next process.
-            client.set_nonblocking(true).unwrap();
-            let mut buf = [0u8; 1];
-            let err = client.read(&mut buf).unwrap_err();
-            assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
-        });
-    }
-
-    #[test]
-    fn stand_alone_request_is_one_bounded_read() {
-        assert_eq!(read_stand_alone_request(&b"FADI\0"[..]).unwrap(), b"FADI\0");
-        assert_eq!(
-            read_stand_alone_request(&[b'x'; 5000][..]).unwrap().len(),
-            TRIGGER_BUF_SIZE
-        );
-        assert!(read_stand_alone_request(&b""[..]).is_err());
-    }
-
-    #[test]
-    fn endpoints_need_a_runtime() {
-        let (status, _master) = status_pair();
-        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let mut chan = MasterChannel::from_parts(status, vec![(ServiceType::Fifo, a.into())], None);
-        assert!(chan.triggers().is_err());
-    }
+    })
+    .boxed()
 }
+
+#[cfg(test)]
+#[path = "trigger_server_tests.rs"]
+mod tests;

@@ -2,11 +2,9 @@
 //! queue (postsuper, postqueue, defer_transports), double-bounce discard,
 //! and a corrupt queue file.
 
-use oqmgr_actors::sandbox::QmgrChoice;
-
-use super::env::{all_done, Env, Spec};
-use super::flow::{assert_outcome, refused, row, sink_row, SENDER};
-use super::outcome::Outcome;
+use super::env::{all_done, Env, Setup, Spec};
+use super::flow::{assert_outcome, got, refused, row, sink_row, SENDER};
+use super::outcome::ScenarioOutcome;
 
 /// Tag, recipient and port of each scenario-7 message.
 const ADMIN_MESSAGES: [(&str, &str, &str); 5] = [
@@ -50,7 +48,7 @@ fn where_is(env: &Env, tag: &str) -> String {
 /// (to maildrop/; once pickup is kicked, requeued under a new queue ID
 /// and delivered), `postsuper -H` (back to
 /// deferred/; delivered only by the following `postqueue -f`).
-pub fn admin_tools(q: &QmgrChoice) -> Outcome {
+pub fn admin_tools(q: &Setup) -> ScenarioOutcome {
     let routes: Vec<(&str, &str)> = ADMIN_MESSAGES
         .iter()
         .map(|(_, r, p)| (r.trim_start_matches("u@"), *p))
@@ -72,7 +70,7 @@ pub fn admin_tools(q: &QmgrChoice) -> Outcome {
     for (tag, rcpt, _) in ADMIN_MESSAGES {
         env.send(tag, SENDER, &[rcpt]);
     }
-    let mut o = Outcome::default();
+    let mut o = ScenarioOutcome::default();
     let all_deferred = env.wait(|| {
         ADMIN_MESSAGES
             .iter()
@@ -142,12 +140,12 @@ pub fn admin_tools(q: &QmgrChoice) -> Outcome {
     for p in ["h", "r", "i", "s"] {
         o.fact(format!("sink {p} messages: {}", env.stop_sink(p).messages));
     }
-    o
+    env.finish(o)
 }
 
 /// Expectation of [`admin_tools`].
-pub fn expect_admin_tools(o: &Outcome) {
-    let mut want = Outcome::default();
+pub fn expect_admin_tools(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome::default();
     for (tag, rcpt, port) in ADMIN_MESSAGES {
         if tag == "deleted" {
             want.rows.push(row(
@@ -166,6 +164,13 @@ pub fn expect_admin_tools(o: &Outcome) {
         }
     }
     want.rows.sort();
+    want.set_received(
+        ADMIN_MESSAGES
+            .iter()
+            .filter(|(tag, _, _)| *tag != "deleted")
+            .map(|(tag, rcpt, port)| got(port, tag, SENDER, &[rcpt]))
+            .collect(),
+    );
     for f in [
         "all five deferred first: true",
         "after -h held is in: hold",
@@ -191,7 +196,7 @@ pub fn expect_admin_tools(o: &Outcome) {
 /// Scenario 8a: `defer_transports = smtp`: mail for smtp is deferred by the `retry`
 /// transport ("deferred transport") on every periodic retry; `postqueue
 /// -f` (its `F` request) overrides defer_transports and delivers it.
-pub fn defer_transports(q: &QmgrChoice) -> Outcome {
+pub fn defer_transports(q: &Setup) -> ScenarioOutcome {
     let mut env = Env::start(
         q,
         &Spec {
@@ -203,7 +208,7 @@ pub fn defer_transports(q: &QmgrChoice) -> Outcome {
     );
     env.start_sink("d1", &[]);
     env.send("dt1", SENDER, &["u1@d1.test"]);
-    let mut o = Outcome::default();
+    let mut o = ScenarioOutcome::default();
     // A periodic retry (backoff 2-3 s) must stay deferred too.
     let retried = env.wait(|| env.log().grep("(deferred transport)").len() >= 2);
     o.fact(format!("deferred again by periodic retries: {retried}"));
@@ -219,12 +224,12 @@ pub fn defer_transports(q: &QmgrChoice) -> Outcome {
         "sink d1 messages: {}",
         env.stop_sink("d1").messages
     ));
-    o
+    env.finish(o)
 }
 
 /// Expectation of [`defer_transports`].
-pub fn expect_defer_transports(o: &Outcome) {
-    let mut want = Outcome::default();
+pub fn expect_defer_transports(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome::default();
     let mut r = sink_row("dt1", "u1@d1.test", "d1");
     r.history = vec!["deferred".into(), "sent".into()];
     want.rows.push(r);
@@ -232,12 +237,13 @@ pub fn expect_defer_transports(o: &Outcome) {
     want.fact("first attempt: relay=none dsn=4.3.2 status=deferred (deferred transport)");
     want.fact("sink untouched before flush: true");
     want.fact("sink d1 messages: 1");
+    want.set_received(vec![got("d1", "dt1", SENDER, &["u1@d1.test"])]);
     assert_outcome(o, &want);
 }
 
 /// Scenario 8b: Mail to the local `double-bounce` address is discarded by the queue
 /// manager itself, next to an ordinary local delivery in the same message.
-pub fn double_bounce(q: &QmgrChoice) -> Outcome {
+pub fn double_bounce(q: &Setup) -> ScenarioOutcome {
     let env = Env::start(
         q,
         &Spec {
@@ -261,12 +267,12 @@ pub fn double_bounce(q: &QmgrChoice) -> Outcome {
         "double-bounce mailbox exists: {}",
         env.sb.dir().join("mail/double-bounce").exists()
     ));
-    o
+    env.finish(o)
 }
 
 /// Expectation of [`double_bounce`].
-pub fn expect_double_bounce(o: &Outcome) {
-    let mut want = Outcome {
+pub fn expect_double_bounce(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome {
         rows: vec![
             row(
                 "db1",
@@ -288,6 +294,7 @@ pub fn expect_double_bounce(o: &Outcome) {
             ),
         ],
         facts: Vec::new(),
+        received: Vec::new(),
     };
     want.rows.sort();
     want.fact("root mailbox has db1: true");
@@ -302,7 +309,7 @@ const CORRUPT_FLOW: usize = 5;
 
 /// Scenario 9: A garbage file with a valid queue-ID name and mode 0700 in
 /// `incoming/` is moved to `corrupt/` while other mail is delivered.
-pub fn corrupt_file(q: &QmgrChoice) -> Outcome {
+pub fn corrupt_file(q: &Setup) -> ScenarioOutcome {
     let mut env = Env::start(
         q,
         &Spec {
@@ -331,12 +338,12 @@ pub fn corrupt_file(q: &QmgrChoice) -> Outcome {
         "sink d1 messages: {}",
         env.stop_sink("d1").messages
     ));
-    o
+    env.finish(o)
 }
 
 /// Expectation of [`corrupt_file`].
-pub fn expect_corrupt_file(o: &Outcome) {
-    let mut want = Outcome::default();
+pub fn expect_corrupt_file(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome::default();
     for i in 0..CORRUPT_FLOW {
         want.rows
             .push(sink_row(&format!("c{i}"), "u1@d1.test", "d1"));
@@ -349,5 +356,10 @@ pub fn expect_corrupt_file(o: &Outcome) {
         "log: warning: saving corrupt file \"{CORRUPT_ID}\" from queue \"active\" to queue \"corrupt\""
     ));
     want.fact(format!("sink d1 messages: {CORRUPT_FLOW}"));
+    want.set_received(
+        (0..CORRUPT_FLOW)
+            .map(|i| got("d1", &format!("c{i}"), SENDER, &["u1@d1.test"]))
+            .collect(),
+    );
     assert_outcome(o, &want);
 }

@@ -4,12 +4,10 @@
 
 use std::fs;
 
-use oqmgr_actors::sandbox::QmgrChoice;
-
-use super::env::{Env, Spec};
-use super::flow::{assert_outcome, notice_row, refused, row, sink_row, SENDER};
+use super::env::{Env, Setup, Spec, LONG_BACKOFF};
+use super::flow::{assert_outcome, got, notice_row, refused, row, sink_row, SENDER};
 use super::ops::one_sink;
-use super::outcome::Outcome;
+use super::outcome::ScenarioOutcome;
 
 /// Where message `tag`'s latest file is (`none` when gone).
 fn where_is(env: &Env, tag: &str) -> String {
@@ -30,7 +28,7 @@ fn lines_with(env: &Env, needle: &str) -> Vec<String> {
 /// `postsuper -e` on a message deferred by a refused connection: returned
 /// to the sender with that reason (the defer log's), without a new
 /// delivery attempt or an "administratively expired" deferral.
-pub fn force_expire(q: &QmgrChoice) -> Outcome {
+pub fn force_expire(q: &Setup) -> ScenarioOutcome {
     let env = Env::start(
         q,
         &Spec {
@@ -38,14 +36,11 @@ pub fn force_expire(q: &QmgrChoice) -> Outcome {
             smtp_routes: &[("dead.test", "dead")],
             raw_routes: &[],
             // Long backoff: only the admin tools move the message.
-            settings: &[
-                ("minimal_backoff_time", "60s"),
-                ("maximal_backoff_time", "120s"),
-            ],
+            settings: &LONG_BACKOFF,
         },
     );
     env.send("x1", SENDER, &["u1@dead.test"]);
-    let mut o = Outcome::default();
+    let mut o = ScenarioOutcome::default();
     let deferred = env.wait(|| where_is(&env, "x1") == "deferred");
     o.fact(format!("deferred first: {deferred}"));
     let qid = env.qid_of("x1").expect("x1 was logged");
@@ -72,12 +67,12 @@ pub fn force_expire(q: &QmgrChoice) -> Outcome {
         "force-expired lines: {}",
         lines_with(&env, "status=force-expired, returned to sender").len()
     ));
-    o
+    env.finish(o)
 }
 
 /// Expectation of [`force_expire`].
-pub fn expect_force_expire(o: &Outcome) {
-    let mut want = Outcome {
+pub fn expect_force_expire(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome {
         rows: vec![
             row(
                 "x1",
@@ -90,7 +85,7 @@ pub fn expect_force_expire(o: &Outcome) {
             ),
             notice_row("bounce-of:x1"),
         ],
-        facts: Vec::new(),
+        ..ScenarioOutcome::default()
     };
     want.rows.sort();
     for f in [
@@ -111,7 +106,7 @@ const CLOG_MESSAGES: usize = 8;
 /// 10`, so more than 2 entries clog it): one warning block, whose "N of M"
 /// counts the messages active then (all of them for this destination, so
 /// no "this may slow down other mail deliveries").
-pub fn clog_warning(q: &QmgrChoice) -> Outcome {
+pub fn clog_warning(q: &Setup) -> ScenarioOutcome {
     let mut env = Env::start(
         q,
         &Spec {
@@ -154,7 +149,7 @@ pub fn clog_warning(q: &QmgrChoice) -> Outcome {
         .map(|(_, m)| env.norm.apply(m, &log))
         .collect();
     o.fact(format!("clog advice: {}", advice.join(" / ")));
-    o
+    env.finish(o)
 }
 
 /// A line of the clog warning block after its first.
@@ -172,14 +167,19 @@ fn is_clog_advice(line: &str) -> bool {
 }
 
 /// Expectation of [`clog_warning`].
-pub fn expect_clog_warning(o: &Outcome) {
-    let mut want = Outcome {
+pub fn expect_clog_warning(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome {
         rows: (0..CLOG_MESSAGES)
             .map(|i| sink_row(&format!("c{i}"), "u@slow.test", "slow"))
             .collect(),
-        facts: Vec::new(),
+        ..ScenarioOutcome::default()
     };
     want.rows.sort();
+    want.set_received(
+        (0..CLOG_MESSAGES)
+            .map(|i| got("slow", &format!("c{i}"), SENDER, &["u@slow.test"]))
+            .collect(),
+    );
     want.fact("clog warnings: 1");
     want.fact("N equals M (all active mail is for this site): true");
     want.fact(
@@ -197,7 +197,7 @@ pub fn expect_clog_warning(o: &Outcome) {
 
 /// Mail for a transport master.cf does not define: the queue manager
 /// warns in Postfix's words and the mail waits.
-pub fn unknown_transport(q: &QmgrChoice) -> Outcome {
+pub fn unknown_transport(q: &Setup) -> ScenarioOutcome {
     let env = Env::start(
         q,
         &Spec {
@@ -222,12 +222,12 @@ pub fn unknown_transport(q: &QmgrChoice) -> Outcome {
         "Rust error text in the log: {}",
         !lines_with(&env, "os error").is_empty()
     ));
-    o
+    env.finish(o)
 }
 
 /// Expectation of [`unknown_transport`].
-pub fn expect_unknown_transport(o: &Outcome) {
-    let mut want = Outcome {
+pub fn expect_unknown_transport(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome {
         rows: vec![row(
             "n1",
             "u@nowhere.test",
@@ -237,7 +237,7 @@ pub fn expect_unknown_transport(o: &Outcome) {
             "none",
             "dsn=4.3.0 status=deferred (mail transport unavailable)",
         )],
-        facts: Vec::new(),
+        ..ScenarioOutcome::default()
     };
     want.fact(
         "warnings: Some(\"warning: connect to transport private/nosuch: No such file or directory\")",
@@ -249,7 +249,7 @@ pub fn expect_unknown_transport(o: &Outcome) {
 /// The queue manager run with `-v` (master.cf edited, then `postfix
 /// reload`): trigger requests logged as oqmgr logs them, and no line with
 /// seconds since the epoch or doubled escapes.
-pub fn verbose_log(q: &QmgrChoice) -> Outcome {
+pub fn verbose_log(q: &Setup) -> ScenarioOutcome {
     let env = one_sink(q, &[]);
     let master_cf = env.sb.config_dir().join("master.cf");
     let text = fs::read_to_string(&master_cf).expect("master.cf");
@@ -266,7 +266,7 @@ pub fn verbose_log(q: &QmgrChoice) -> Outcome {
     fs::write(&master_cf, text).expect("master.cf written");
     let before = env.sb.qmgr_pid();
     env.admin("postfix", &["reload"]);
-    let mut o = Outcome::default();
+    let mut o = ScenarioOutcome::default();
     let restarted = env.wait(|| env.sb.qmgr_pid().is_some_and(|p| Some(p) != before));
     o.fact(format!("restarted with -v: {restarted}"));
     env.send("v1", SENDER, &["u@d1.test"]);
@@ -292,7 +292,7 @@ pub fn verbose_log(q: &QmgrChoice) -> Outcome {
         .filter(|(_, m)| m.contains("\\\\x"))
         .count();
     o.fact(format!("lines with doubled escapes: {escaped}"));
-    o
+    env.finish(o)
 }
 
 /// `request: 87 (W)`, as oqmgr's verbose trigger lines read.
@@ -317,11 +317,12 @@ fn has_epoch_seconds(m: &str) -> bool {
 }
 
 /// Expectation of [`verbose_log`].
-pub fn expect_verbose_log(o: &Outcome) {
-    let mut want = Outcome {
+pub fn expect_verbose_log(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome {
         rows: vec![sink_row("v1", "u@d1.test", "d1")],
-        facts: Vec::new(),
+        ..ScenarioOutcome::default()
     };
+    want.set_received(vec![got("d1", "v1", SENDER, &["u@d1.test"])]);
     for f in [
         "restarted with -v: true",
         "request lines logged: true",

@@ -2,13 +2,11 @@
 //! own (fan-out, local and mixed transports, temporary and permanent
 //! failures, expiry, delay warnings, dead destinations).
 //!
-//! Each `fn name(q) -> Outcome` runs the scenario against queue manager `q`;
+//! Each `fn name(q) -> ScenarioOutcome` runs the scenario against queue manager `q`;
 //! each `fn expect_name(o)` states what Postfix 3.7.11's oqmgr produces.
 
-use oqmgr_actors::sandbox::QmgrChoice;
-
-use super::env::{all_done, Env, Spec};
-use super::outcome::{Outcome, Row};
+use super::env::{all_done, all_settled, Env, Setup, Spec};
+use super::outcome::{RecipientRow, ScenarioOutcome};
 
 /// The sender of every scenario message: a local user, so notices land in a
 /// mailbox we can read (root's mail is delivered as `default_privs`).
@@ -23,8 +21,8 @@ pub fn row(
     history: &[&str],
     relay: &str,
     status: &str,
-) -> Row {
-    Row {
+) -> RecipientRow {
+    RecipientRow {
         message: message.into(),
         recipient: recipient.into(),
         result: result.into(),
@@ -36,7 +34,7 @@ pub fn row(
 }
 
 /// The row of a message delivered once to smtp-sink port `port`.
-pub fn sink_row(message: &str, recipient: &str, port: &str) -> Row {
+pub fn sink_row(message: &str, recipient: &str, port: &str) -> RecipientRow {
     row(
         message,
         recipient,
@@ -48,8 +46,9 @@ pub fn sink_row(message: &str, recipient: &str, port: &str) -> Row {
     )
 }
 
-/// The row of a notice delivered into root's mailbox.
-pub fn notice_row(message: &str) -> Row {
+/// The row of message `message` delivered by local(8) into root's
+/// mailbox (`root@local.test`, the [`SENDER`] too).
+pub fn local_row(message: &str) -> RecipientRow {
     row(
         message,
         SENDER,
@@ -61,8 +60,23 @@ pub fn notice_row(message: &str) -> Row {
     )
 }
 
+/// The row of a notice delivered into root's mailbox.
+pub fn notice_row(message: &str) -> RecipientRow {
+    local_row(message)
+}
+
+/// What sink `sink` records for one transaction of message `tag` from
+/// `from` to `rcpts`, each RCPT with the ORCPT the smtp client adds.
+pub fn got(sink: &str, tag: &str, from: &str, rcpts: &[&str]) -> String {
+    let rcpt: String = rcpts
+        .iter()
+        .map(|r| format!(" RCPT <{r}> ORCPT=rfc822;{r}"))
+        .collect();
+    format!("{sink} {tag}: MAIL <{from}>{rcpt}")
+}
+
 /// Compares an outcome with the expected one, showing both in full.
-pub fn assert_outcome(got: &Outcome, want: &Outcome) {
+pub fn assert_outcome(got: &ScenarioOutcome, want: &ScenarioOutcome) {
     assert!(
         got == want,
         "outcomes differ\n--- got ---\n{}--- want ---\n{}",
@@ -82,7 +96,7 @@ const FANOUT_RCPTS: [(&str, &str); 3] = [
 
 /// Scenario 1: Twenty messages, each to three recipients in three domains served by
 /// three smtp-sinks: every recipient delivered exactly once.
-pub fn fanout(q: &QmgrChoice) -> Outcome {
+pub fn fanout(q: &Setup) -> ScenarioOutcome {
     let mut env = Env::start(
         q,
         &Spec {
@@ -107,12 +121,12 @@ pub fn fanout(q: &QmgrChoice) -> Outcome {
         let c = env.stop_sink(p);
         o.fact(format!("sink {p} messages: {}", c.messages));
     }
-    o
+    env.finish(o)
 }
 
 /// Expectation of [`fanout`].
-pub fn expect_fanout(o: &Outcome) {
-    let mut want = Outcome::default();
+pub fn expect_fanout(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome::default();
     for i in 0..FANOUT_MESSAGES {
         for (r, p) in FANOUT_RCPTS {
             want.rows.push(sink_row(&format!("m{i:02}"), r, p));
@@ -120,15 +134,20 @@ pub fn expect_fanout(o: &Outcome) {
     }
     want.rows.sort();
     want.fact("recipients delivered more than once: 0");
-    for (_, p) in FANOUT_RCPTS {
+    let mut received = Vec::new();
+    for (r, p) in FANOUT_RCPTS {
         want.fact(format!("sink {p} messages: {FANOUT_MESSAGES}"));
+        for i in 0..FANOUT_MESSAGES {
+            received.push(got(p, &format!("m{i:02}"), SENDER, &[r]));
+        }
     }
+    want.set_received(received);
     assert_outcome(o, &want);
 }
 
 /// Scenario 2: Local delivery into a mailbox, and one message whose recipients span
 /// three transports (smtp, local, discard).
-pub fn local_and_mixed(q: &QmgrChoice) -> Outcome {
+pub fn local_and_mixed(q: &Setup) -> ScenarioOutcome {
     let mut env = Env::start(
         q,
         &Spec {
@@ -155,26 +174,15 @@ pub fn local_and_mixed(q: &QmgrChoice) -> Outcome {
         "sink d1 messages: {}",
         env.stop_sink("d1").messages
     ));
-    o
+    env.finish(o)
 }
 
 /// Expectation of [`local_and_mixed`].
-pub fn expect_local_and_mixed(o: &Outcome) {
-    let local = |m: &str| {
-        row(
-            m,
-            "root@local.test",
-            "sent",
-            "removed",
-            &["sent"],
-            "local",
-            "dsn=2.0.0 status=sent (delivered to mailbox)",
-        )
-    };
-    let mut want = Outcome {
+pub fn expect_local_and_mixed(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome {
         rows: vec![
-            local("local1"),
-            local("mixed1"),
+            local_row("local1"),
+            local_row("mixed1"),
             sink_row("mixed1", "u1@d1.test", "d1"),
             row(
                 "mixed1",
@@ -187,18 +195,20 @@ pub fn expect_local_and_mixed(o: &Outcome) {
             ),
         ],
         facts: Vec::new(),
+        received: Vec::new(),
     };
     want.rows.sort();
     want.fact("root mailbox has local1: true");
     want.fact("root mailbox has mixed1: true");
     want.fact("sink d1 messages: 1");
+    want.set_received(vec![got("d1", "mixed1", SENDER, &["u1@d1.test"])]);
     assert_outcome(o, &want);
 }
 
 /// Scenario 3: A 4xx reply to RCPT: the message is deferred with the minimal
 /// backoff (30 s here, so periodic deferred scans every second leave it
 /// alone), and `postqueue -f` delivers it once the sink accepts mail.
-pub fn temporary_failure(q: &QmgrChoice) -> Outcome {
+pub fn temporary_failure(q: &Setup) -> ScenarioOutcome {
     let mut env = Env::start(
         q,
         &Spec {
@@ -213,7 +223,7 @@ pub fn temporary_failure(q: &QmgrChoice) -> Outcome {
     );
     env.start_sink("d1", &["-r", "RCPT"]);
     env.send("t1", SENDER, &["u1@d1.test"]);
-    let mut o = Outcome::default();
+    let mut o = ScenarioOutcome::default();
     let deferred = env.wait(|| {
         env.qid_of("t1")
             .and_then(|q| env.queue_of(&q))
@@ -253,12 +263,12 @@ pub fn temporary_failure(q: &QmgrChoice) -> Outcome {
         "sink d1 messages: {}",
         env.stop_sink("d1").messages
     ));
-    o
+    env.finish(o)
 }
 
 /// Expectation of [`temporary_failure`].
-pub fn expect_temporary_failure(o: &Outcome) {
-    let mut want = Outcome::default();
+pub fn expect_temporary_failure(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome::default();
     let mut r = sink_row("t1", "u1@d1.test", "d1");
     r.history = vec!["deferred".into(), "sent".into()];
     want.rows.push(r);
@@ -267,12 +277,14 @@ pub fn expect_temporary_failure(o: &Outcome) {
     want.fact("attempts before flush: 1");
     want.fact("first attempt: relay=127.0.0.1[127.0.0.1]:d1 dsn=4.3.0 status=deferred (host 127.0.0.1[127.0.0.1] said: 450 4.3.0 Error: command failed (in reply to RCPT TO command))");
     want.fact("sink d1 messages: 1");
+    // The refusing sink saw no DATA, so it dumped nothing.
+    want.set_received(vec![got("d1", "t1", SENDER, &["u1@d1.test"])]);
     assert_outcome(o, &want);
 }
 
 /// Scenario 4: A 5xx reply to RCPT: the recipient bounces and the non-delivery
 /// notice reaches the (local) sender's mailbox.
-pub fn permanent_failure(q: &QmgrChoice) -> Outcome {
+pub fn permanent_failure(q: &Setup) -> ScenarioOutcome {
     let mut env = Env::start(
         q,
         &Spec {
@@ -291,12 +303,12 @@ pub fn permanent_failure(q: &QmgrChoice) -> Outcome {
         "root mailbox has a returned p1: {}",
         mbox.contains("Undelivered Mail Returned to Sender") && mbox.contains("Subject: p1")
     ));
-    o
+    env.finish(o)
 }
 
 /// Expectation of [`permanent_failure`].
-pub fn expect_permanent_failure(o: &Outcome) {
-    let mut want = Outcome {
+pub fn expect_permanent_failure(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome {
         rows: vec![
             row(
                 "p1",
@@ -310,6 +322,7 @@ pub fn expect_permanent_failure(o: &Outcome) {
             notice_row("bounce-of:p1"),
         ],
         facts: Vec::new(),
+        received: Vec::new(),
     };
     want.rows.sort();
     want.fact("root mailbox has a returned p1: true");
@@ -323,9 +336,23 @@ pub fn refused(port: &str) -> String {
     )
 }
 
+/// The row of a message deferred once to the closed port `port` and still
+/// in `deferred/`.
+pub fn refused_row(message: &str, recipient: &str, port: &str) -> RecipientRow {
+    row(
+        message,
+        recipient,
+        "deferred",
+        "deferred",
+        &["deferred"],
+        "none",
+        &refused(port),
+    )
+}
+
 /// Scenario 5a: `maximal_queue_lifetime = 0`: after the first failed attempt the
 /// message is returned to the sender as expired.
-pub fn expiry(q: &QmgrChoice) -> Outcome {
+pub fn expiry(q: &Setup) -> ScenarioOutcome {
     let env = Env::start(
         q,
         &Spec {
@@ -343,12 +370,12 @@ pub fn expiry(q: &QmgrChoice) -> Outcome {
         "root mailbox has a returned e1: {}",
         mbox.contains("Undelivered Mail Returned to Sender") && mbox.contains("Subject: e1")
     ));
-    o
+    env.finish(o)
 }
 
 /// Expectation of [`expiry`].
-pub fn expect_expiry(o: &Outcome) {
-    let mut want = Outcome {
+pub fn expect_expiry(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome {
         rows: vec![
             row(
                 "e1",
@@ -362,6 +389,7 @@ pub fn expect_expiry(o: &Outcome) {
             notice_row("bounce-of:e1"),
         ],
         facts: Vec::new(),
+        received: Vec::new(),
     };
     want.rows.sort();
     want.fact("root mailbox has a returned e1: true");
@@ -370,7 +398,7 @@ pub fn expect_expiry(o: &Outcome) {
 
 /// Scenario 5b: `delay_warning_time = 1s`: the first deferral already sends one
 /// delay warning; the message is delivered once the destination answers.
-pub fn delay_warning(q: &QmgrChoice) -> Outcome {
+pub fn delay_warning(q: &Setup) -> ScenarioOutcome {
     let mut env = Env::start(
         q,
         &Spec {
@@ -400,16 +428,17 @@ pub fn delay_warning(q: &QmgrChoice) -> Outcome {
         "sink d1 messages: {}",
         env.stop_sink("d1").messages
     ));
-    o
+    env.finish(o)
 }
 
 /// Expectation of [`delay_warning`].
-pub fn expect_delay_warning(o: &Outcome) {
+pub fn expect_delay_warning(o: &ScenarioOutcome) {
     let mut w = sink_row("w1", "u1@d1.test", "d1");
     w.history = vec!["deferred".into(), "sent".into()];
-    let mut want = Outcome {
+    let mut want = ScenarioOutcome {
         rows: vec![w, notice_row("delay-of:w1")],
         facts: Vec::new(),
+        received: Vec::new(),
     };
     want.rows.sort();
     want.fact("warning before delivery: true");
@@ -417,6 +446,7 @@ pub fn expect_delay_warning(o: &Outcome) {
     want.fact(format!("first attempt: relay=none {}", refused("d1")));
     want.fact("root mailbox has a delay warning: true");
     want.fact("sink d1 messages: 1");
+    want.set_received(vec![got("d1", "w1", SENDER, &["u1@d1.test"])]);
     assert_outcome(o, &want);
 }
 
@@ -425,7 +455,7 @@ pub fn expect_delay_warning(o: &Outcome) {
 /// queue manager's trace flush with `REC_DLY_SENT`, answered by the bounce
 /// daemon with a "Successful Mail Delivery Report", logged as a delivery
 /// status notification).
-pub fn delay_cleared(q: &QmgrChoice) -> Outcome {
+pub fn delay_cleared(q: &Setup) -> ScenarioOutcome {
     let mut env = Env::start(
         q,
         &Spec {
@@ -459,21 +489,23 @@ pub fn delay_cleared(q: &QmgrChoice) -> Outcome {
         "sink d1 messages: {}",
         env.stop_sink("d1").messages
     ));
-    o
+    env.finish(o)
 }
 
 /// Expectation of [`delay_cleared`].
-pub fn expect_delay_cleared(o: &Outcome) {
+pub fn expect_delay_cleared(o: &ScenarioOutcome) {
     let mut c = sink_row("c1", "u1@d1.test", "d1");
     c.history = vec!["deferred".into(), "sent".into()];
-    let mut want = Outcome {
+    let mut want = ScenarioOutcome {
         rows: vec![c, notice_row("delay-of:c1"), notice_row("dsn-of:c1")],
         facts: Vec::new(),
+        received: Vec::new(),
     };
     want.rows.sort();
     want.fact("root mailbox has a delay warning: true");
     want.fact("root mailbox has a delay-cleared notice: true");
     want.fact("sink d1 messages: 1");
+    want.set_received(vec![got("d1", "c1", SENDER, &["u1@d1.test"])]);
     assert_outcome(o, &want);
 }
 
@@ -486,7 +518,7 @@ const DEAD_MESSAGES: usize = 4;
 /// destination dead (deterministically); later mail for it is deferred by
 /// the `retry` transport with "delivery temporarily suspended", while mail
 /// for the live destination is delivered.
-pub fn dead_destination(q: &QmgrChoice) -> Outcome {
+pub fn dead_destination(q: &Setup) -> ScenarioOutcome {
     let mut env = Env::start(
         q,
         &Spec {
@@ -507,36 +539,19 @@ pub fn dead_destination(q: &QmgrChoice) -> Outcome {
         env.send(&format!("x{i}"), SENDER, &["u@dead.test"]);
         env.send(&format!("l{i}"), SENDER, &["u@live.test"]);
     }
-    let mut o = env.wait_outcome(|o| {
-        o.rows.len() == 1 + 2 * DEAD_MESSAGES
-            && o.rows.iter().all(|r| {
-                r.queue
-                    == if r.recipient == "u@dead.test" {
-                        "deferred"
-                    } else {
-                        "removed"
-                    }
-            })
-    });
+    let mut o = env
+        .wait_outcome(|o| all_settled(o, 1 + 2 * DEAD_MESSAGES, |r| r.recipient == "u@dead.test"));
     o.fact(format!(
         "sink live messages: {}",
         env.stop_sink("live").messages
     ));
-    o
+    env.finish(o)
 }
 
 /// Expectation of [`dead_destination`].
-pub fn expect_dead_destination(o: &Outcome) {
-    let mut want = Outcome::default();
-    want.rows.push(row(
-        "x0",
-        "u@dead.test",
-        "deferred",
-        "deferred",
-        &["deferred"],
-        "none",
-        &refused("dead"),
-    ));
+pub fn expect_dead_destination(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome::default();
+    want.rows.push(refused_row("x0", "u@dead.test", "dead"));
     for i in 1..=DEAD_MESSAGES {
         want.rows.push(row(
             &format!("x{i}"),
@@ -552,5 +567,10 @@ pub fn expect_dead_destination(o: &Outcome) {
     }
     want.rows.sort();
     want.fact(format!("sink live messages: {DEAD_MESSAGES}"));
+    want.set_received(
+        (1..=DEAD_MESSAGES)
+            .map(|i| got("live", &format!("l{i}"), SENDER, &["u@live.test"]))
+            .collect(),
+    );
     assert_outcome(o, &want);
 }

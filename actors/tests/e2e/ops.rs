@@ -2,29 +2,17 @@
 //! reload`, `kill -9`), and the two sendmail report modes (`-bv` address
 //! verification, `-v` verbose delivery report).
 
-use oqmgr_actors::sandbox::QmgrChoice;
-
-use super::env::{all_done, Env, Spec};
-use super::flow::{assert_outcome, notice_row, row, sink_row, SENDER};
-use super::outcome::Outcome;
+use super::env::{all_done, Env, Setup};
+use super::flow::{assert_outcome, got, notice_row, row, sink_row, SENDER};
+use super::outcome::ScenarioOutcome;
 
 /// Messages sent before and again after the disruption.
 const HALF: usize = 10;
 
 /// A world with one live sink `d1` serving `d1.test`, started with
 /// `sink_args`.
-pub fn one_sink(q: &QmgrChoice, sink_args: &[&str]) -> Env {
-    let mut env = Env::start(
-        q,
-        &Spec {
-            ports: &["d1"],
-            smtp_routes: &[("d1.test", "d1")],
-            raw_routes: &[],
-            settings: &[],
-        },
-    );
-    env.start_sink("d1", sink_args);
-    env
+pub fn one_sink(q: &Setup, sink_args: &[&str]) -> Env {
+    Env::one_sink(q, &[], sink_args)
 }
 
 /// After a queue manager restart in mid-flow: waits until all `n`
@@ -35,8 +23,9 @@ pub fn one_sink(q: &QmgrChoice, sink_args: &[&str]) -> Env {
 /// resets the 60 s park stamp, so the file waits for the next incoming scan
 /// trigger, which may or may not come from later mail), then runs
 /// `postqueue -f` and waits until every file is gone.
-fn settle_after_restart(env: &Env, o: &mut Outcome, n: usize) {
-    let all_sent = |o: &Outcome| o.rows.len() == n && o.rows.iter().all(|r| r.result == "sent");
+fn settle_after_restart(env: &Env, o: &mut ScenarioOutcome, n: usize) {
+    let all_sent =
+        |o: &ScenarioOutcome| o.rows.len() == n && o.rows.iter().all(|r| r.result == "sent");
     env.wait_outcome(all_sent);
     // Files delivered by the running queue manager leave active/ a moment
     // after their `sent` line; wait for that.
@@ -61,12 +50,19 @@ fn send_range(env: &Env, prefix: &str, range: std::ops::Range<usize>) {
     }
 }
 
+/// What sink d1 records for messages `{prefix}00..` sent by [`send_range`].
+fn sent_range(prefix: &str) -> Vec<String> {
+    (0..2 * HALF)
+        .map(|i| got("d1", &format!("{prefix}{i:02}"), SENDER, &["u1@d1.test"]))
+        .collect()
+}
+
 /// Scenario 10a: `postfix reload` while mail flows: master replaces the queue
 /// manager; every message is still delivered exactly once.
-pub fn reload(q: &QmgrChoice) -> Outcome {
+pub fn reload(q: &Setup) -> ScenarioOutcome {
     // A one-second DATA reply keeps deliveries in flight at the reload.
     let mut env = one_sink(q, &["-w", "1"]);
-    let mut o = Outcome::default();
+    let mut o = ScenarioOutcome::default();
     let first = env.wait(|| env.sb.qmgr_pid().is_some());
     let before = env.sb.qmgr_pid();
     o.fact(format!("qmgr running before reload: {first}"));
@@ -90,12 +86,12 @@ pub fn reload(q: &QmgrChoice) -> Outcome {
         "sink d1 messages: {}",
         env.stop_sink("d1").messages
     ));
-    o
+    env.finish(o)
 }
 
 /// Expectation of [`reload`].
-pub fn expect_reload(o: &Outcome) {
-    let mut want = Outcome::default();
+pub fn expect_reload(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome::default();
     for i in 0..2 * HALF {
         want.rows
             .push(sink_row(&format!("r{i:02}"), "u1@d1.test", "d1"));
@@ -106,6 +102,7 @@ pub fn expect_reload(o: &Outcome) {
     want.fact("master logged the reload: true");
     want.fact("recipients delivered more than once: 0");
     want.fact(format!("sink d1 messages: {}", 2 * HALF));
+    want.set_received(sent_range("r"));
     assert_outcome(o, &want);
 }
 
@@ -113,10 +110,10 @@ pub fn expect_reload(o: &Outcome) {
 /// new one, which puts `active/` back into `incoming/`; every message is
 /// delivered at least once (a delivery in flight may be repeated, so the
 /// count is not part of the outcome).
-pub fn kill_qmgr(q: &QmgrChoice) -> Outcome {
+pub fn kill_qmgr(q: &Setup) -> ScenarioOutcome {
     // A one-second DATA reply keeps deliveries in flight at the kill.
     let mut env = one_sink(q, &["-w", "1"]);
-    let mut o = Outcome::default();
+    let mut o = ScenarioOutcome::default();
     let first = env.wait(|| env.sb.qmgr_pid().is_some());
     o.fact(format!("qmgr running before kill: {first}"));
     send_range(&env, "k", 0..HALF);
@@ -139,12 +136,21 @@ pub fn kill_qmgr(q: &QmgrChoice) -> Outcome {
         "sink d1 got every message: {}",
         c.messages >= 2 * HALF as u64
     ));
+    // A delivery in flight at the kill may be repeated: which messages
+    // arrived counts, not how often.
+    let mut o = env.finish(o);
+    let once = o
+        .received
+        .iter()
+        .map(|r| r.split(" (").next().unwrap_or(r).to_string())
+        .collect();
+    o.set_received(once);
     o
 }
 
 /// Expectation of [`kill_qmgr`].
-pub fn expect_kill_qmgr(o: &Outcome) {
-    let mut want = Outcome::default();
+pub fn expect_kill_qmgr(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome::default();
     for i in 0..2 * HALF {
         want.rows
             .push(sink_row(&format!("k{i:02}"), "u1@d1.test", "d1"));
@@ -153,12 +159,13 @@ pub fn expect_kill_qmgr(o: &Outcome) {
     want.fact("killed with mail in active/: true");
     want.fact("a new qmgr runs: true");
     want.fact("sink d1 got every message: true");
+    want.set_received(sent_range("k"));
     assert_outcome(o, &want);
 }
 
 /// Scenario 10c: `sendmail -bv`: nothing is delivered; each recipient is probed
 /// (`status=deliverable`) and a verification report goes to the sender.
-pub fn verify_probe(q: &QmgrChoice) -> Outcome {
+pub fn verify_probe(q: &Setup) -> ScenarioOutcome {
     let mut env = one_sink(q, &[]);
     let out = env
         .sb
@@ -180,12 +187,12 @@ pub fn verify_probe(q: &QmgrChoice) -> Outcome {
         "sink d1 messages: {}",
         env.stop_sink("d1").messages
     ));
-    o
+    env.finish(o)
 }
 
 /// Expectation of [`verify_probe`].
-pub fn expect_verify_probe(o: &Outcome) {
-    let mut want = Outcome {
+pub fn expect_verify_probe(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome {
         rows: vec![
             row(
                 "untagged",
@@ -208,6 +215,7 @@ pub fn expect_verify_probe(o: &Outcome) {
             notice_row("dsn-of:untagged"),
         ],
         facts: Vec::new(),
+        received: Vec::new(),
     };
     want.rows.sort();
     want.fact("root mailbox has the report: true");
@@ -218,7 +226,7 @@ pub fn expect_verify_probe(o: &Outcome) {
 
 /// Scenario 10d: `sendmail -v`: the message is delivered and a delivery report goes
 /// to the sender.
-pub fn verbose_report(q: &QmgrChoice) -> Outcome {
+pub fn verbose_report(q: &Setup) -> ScenarioOutcome {
     let mut env = one_sink(q, &[]);
     env.send_with(&["-v"], "v1", SENDER, &["u1@d1.test"]);
     let mut o = env.wait_outcome(|o| all_done(o, 2, "sent"));
@@ -230,17 +238,19 @@ pub fn verbose_report(q: &QmgrChoice) -> Outcome {
         "sink d1 messages: {}",
         env.stop_sink("d1").messages
     ));
-    o
+    env.finish(o)
 }
 
 /// Expectation of [`verbose_report`].
-pub fn expect_verbose_report(o: &Outcome) {
-    let mut want = Outcome {
+pub fn expect_verbose_report(o: &ScenarioOutcome) {
+    let mut want = ScenarioOutcome {
         rows: vec![sink_row("v1", "u1@d1.test", "d1"), notice_row("dsn-of:v1")],
         facts: Vec::new(),
+        received: Vec::new(),
     };
     want.rows.sort();
     want.fact("root mailbox has the report: true");
     want.fact("sink d1 messages: 1");
+    want.set_received(vec![got("d1", "v1", SENDER, &["u1@d1.test"])]);
     assert_outcome(o, &want);
 }

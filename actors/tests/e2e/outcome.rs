@@ -8,7 +8,7 @@
 //! message (`<id>: sender non-delivery notification: <newid>`). From these
 //! lines we name every queue file after the message it carries (the TAG we
 //! put in its Message-ID, or `bounce-of:TAG` etc. for notices), so queue IDs,
-//! time stamps, delays and pids never reach the [`Outcome`].
+//! time stamps, delays and pids never reach the [`ScenarioOutcome`].
 //!
 //! Normalisation: the sandbox folder becomes `$DIR`, each loopback port
 //! becomes the symbolic name the scenario gave it (`:d1`), and any queue ID
@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// One recipient of one message at the end of a run.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Row {
+pub struct RecipientRow {
     /// The message: the TAG of its Message-ID, `bounce-of:TAG` (sender
     /// non-delivery notice), `delay-of:TAG` (delay warning), `dsn-of:TAG`
     /// (delivery status report), `untagged` (no known Message-ID).
@@ -46,23 +46,40 @@ pub struct Row {
 
 /// A normalised run: sorted rows plus sorted scenario-specific facts.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Outcome {
+pub struct ScenarioOutcome {
     /// One row per (message, recipient), sorted.
-    pub rows: Vec<Row>,
+    pub rows: Vec<RecipientRow>,
     /// Observations a scenario adds (sink counters, files found, log
     /// events), sorted; each a short `name: value` line.
     pub facts: Vec<String>,
+    /// What the sinks received: one line per distinct SMTP/LMTP
+    /// transaction (`SINK TAG: MAIL <sender> RCPT <rcpt> ...`), sorted,
+    /// ending in ` (N times)` when the same one came N > 1 times.
+    pub received: Vec<String>,
 }
 
-impl Outcome {
+impl ScenarioOutcome {
     /// Adds one fact (kept sorted).
     pub fn fact(&mut self, text: impl Into<String>) {
         self.facts.push(text.into());
         self.facts.sort();
     }
 
+    /// Sets [`ScenarioOutcome::received`] from one line per transaction: sorted,
+    /// repeats counted.
+    pub fn set_received(&mut self, mut lines: Vec<String>) {
+        lines.sort();
+        self.received.clear();
+        for chunk in lines.chunk_by(|a, b| a == b) {
+            self.received.push(match chunk.len() {
+                1 => chunk[0].clone(),
+                n => format!("{} ({n} times)", chunk[0]),
+            });
+        }
+    }
+
     /// The rows of message `message`.
-    pub fn rows_of<'a>(&'a self, message: &'a str) -> impl Iterator<Item = &'a Row> + 'a {
+    pub fn rows_of<'a>(&'a self, message: &'a str) -> impl Iterator<Item = &'a RecipientRow> + 'a {
         self.rows.iter().filter(move |r| r.message == message)
     }
 
@@ -84,13 +101,16 @@ impl Outcome {
         for f in &self.facts {
             out.push_str(&format!("fact {f}\n"));
         }
+        for r in &self.received {
+            out.push_str(&format!("received {r}\n"));
+        }
         out
     }
 }
 
 /// One per-recipient log line, before normalisation.
 #[derive(Debug, Clone)]
-pub struct Delivery {
+pub struct RecipientLine {
     /// Queue ID the line is about.
     pub qid: String,
     /// `to=<...>`.
@@ -115,7 +135,7 @@ pub struct Log {
     /// Queue IDs in order of first appearance.
     pub qids: Vec<String>,
     /// Per-recipient lines in log order.
-    pub deliveries: Vec<Delivery>,
+    pub deliveries: Vec<RecipientLine>,
     /// Queue IDs the queue manager returned to the sender as expired.
     pub expired: BTreeSet<String>,
     /// Queue IDs logged `removed` by the queue manager.
@@ -177,7 +197,7 @@ impl Log {
                 }
             } else if rest.starts_with("to=<") {
                 let (word, text) = status_of(rest);
-                log.deliveries.push(Delivery {
+                log.deliveries.push(RecipientLine {
                     qid: qid.to_string(),
                     recipient: field(rest, "to").unwrap_or("").to_string(),
                     relay: field(rest, "relay").unwrap_or("").to_string(),
@@ -304,9 +324,9 @@ impl Normaliser {
 
 /// Builds the rows from a parsed log and a map queue ID → queue name (for
 /// files still present).
-pub fn rows(log: &Log, present: &BTreeMap<String, String>, norm: &Normaliser) -> Vec<Row> {
+pub fn rows(log: &Log, present: &BTreeMap<String, String>, norm: &Normaliser) -> Vec<RecipientRow> {
     // (label, recipient) → (last qid, deliveries)
-    let mut by_key: BTreeMap<(String, String), (String, Vec<&Delivery>)> = BTreeMap::new();
+    let mut by_key: BTreeMap<(String, String), (String, Vec<&RecipientLine>)> = BTreeMap::new();
     for d in &log.deliveries {
         let key = (log.label_of(&d.qid), d.recipient.clone());
         let slot = by_key
@@ -336,7 +356,7 @@ pub fn rows(log: &Log, present: &BTreeMap<String, String>, norm: &Normaliser) ->
             None if log.removed.contains(&qid) || log.deleted.contains(&qid) => "removed".into(),
             None => "missing".into(),
         };
-        out.push(Row {
+        out.push(RecipientRow {
             message,
             recipient,
             result,
@@ -364,7 +384,7 @@ pub fn rows(log: &Log, present: &BTreeMap<String, String>, norm: &Normaliser) ->
             None if log.removed.contains(qid) || log.deleted.contains(qid) => "removed".into(),
             None => "missing".into(),
         };
-        out.push(Row {
+        out.push(RecipientRow {
             message: label.clone(),
             recipient: "(no recipient logged)".into(),
             result: "pending".into(),
@@ -403,7 +423,7 @@ Nov 28 21:31:59 sandbox postfix/cleanup[6790]: C0FFEE12345: message-id=<stuck@e2
     let present = BTreeMap::from([("C0FFEE12345".to_string(), "incoming".to_string())]);
     let got = rows(&log, &present, &norm);
     let want = vec![
-        Row {
+        RecipientRow {
             message: "bounce-of:e1".into(),
             recipient: "root@local.test".into(),
             result: "sent".into(),
@@ -412,7 +432,7 @@ Nov 28 21:31:59 sandbox postfix/cleanup[6790]: C0FFEE12345: message-id=<stuck@e2
             relay: "local".into(),
             status: "dsn=2.0.0 status=sent (delivered to mailbox $DIR/mail/root, id QID)".into(),
         },
-        Row {
+        RecipientRow {
             message: "e1".into(),
             recipient: "u1@dead.test".into(),
             result: "expired".into(),
@@ -421,7 +441,7 @@ Nov 28 21:31:59 sandbox postfix/cleanup[6790]: C0FFEE12345: message-id=<stuck@e2
             relay: "none".into(),
             status: "dsn=4.4.1 status=deferred (connect to 127.0.0.1[127.0.0.1]:dead: Connection refused)".into(),
         },
-        Row {
+        RecipientRow {
             message: "stuck".into(),
             recipient: "(no recipient logged)".into(),
             result: "pending".into(),

@@ -21,9 +21,9 @@ use oqmgr::time::{Duration, Instant};
 use oqmgr::trace::TraceEvent;
 use oqmgr_actors::agent::{Connect, Deliver, DeliveryAgent};
 use oqmgr_actors::clock::Clock;
-use oqmgr_actors::memstore::MemoryStore;
-use oqmgr_actors::scanner::SharedStore;
+use oqmgr_actors::queue_store::SharedStore;
 use oqmgr_actors::scheduler::{Scheduler, TraceLine};
+use oqmgr_devtools::memstore::MemoryStore;
 
 /// Parses a scenario written in TOML, as `oqmgr simulate` reads one.
 pub fn scenario(text: &str) -> Scenario {
@@ -259,9 +259,8 @@ pub fn run_one_message(
         }
         .start();
         let shared: SharedStore = store.clone();
-        let mut builder = Scheduler::builder(params)
+        let mut builder = Scheduler::builder(params, shared)
             .with_clock(clock)
-            .with_store(shared)
             .with_trace_sink(sink.recipient());
         for (name, agent) in agents() {
             builder = builder.with_agent(&name, agent);
@@ -309,9 +308,8 @@ async fn drive(s: Arc<Scenario>) -> Run {
     }
     .start();
     let shared: SharedStore = store.clone();
-    let mut builder = Scheduler::builder(params.clone())
+    let mut builder = Scheduler::builder(params.clone(), shared)
         .with_clock(clock)
-        .with_store(shared)
         .with_trace_sink(sink.recipient());
     let mut names: Vec<String> = ["smtp", "local", "retry", "error"]
         .map(String::from)

@@ -4,15 +4,14 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use oqmgr_actors::postfix::agent::{
-    classify, deliver, AgentConnection, Feedback, Outcome, STATUS_DEFER,
-};
+use oqmgr::entry::{Dsn, Outcome};
+use oqmgr_actors::postfix::deliver_request::{deliver, AgentConnection, STATUS_DEFER};
 use oqmgr_actors::postfix::dialect::Dialect;
-use oqmgr_actors::sandbox::{free_port, SmtpSink};
+use oqmgr_devtools::sandbox::{free_port, SmtpSink};
 
 use super::support::{
-    activate, dialect, enqueue, envelope, log_lines, private, record_type_at, request, sandbox,
-    IPC_TIMEOUT, WAIT,
+    activate, dialect, enqueue, envelope, log_lines, outcome, private, record_type_at, request,
+    sandbox, IPC_TIMEOUT, WAIT,
 };
 
 const MESSAGE: &[u8] = b"Subject: ipc test\n\nbody line MARKER-1234\n";
@@ -46,14 +45,7 @@ async fn discard_and_error_agents_deliver_bounce_and_defer() {
     assert_eq!(record_type_at(&path, offset), b'R');
     let req = request(&env, &id, "discard test", 0);
     let r = deliver(&private(&sb, "discard"), &req, d, IPC_TIMEOUT).await;
-    assert_eq!(
-        classify(&r),
-        Outcome::Replied {
-            defer: false,
-            feedback: Feedback::Positive
-        },
-        "{r:?}"
-    );
+    assert_eq!(outcome(&r), (Outcome::Done, None), "{r:?}");
     assert_eq!(record_type_at(&path, offset), b'D');
     assert!(sb.wait_for_log(&format!("{id}: to=<rcpt@remote.example>"), WAIT));
     let line = log_lines(&sb, &format!("{id}: to=<rcpt@remote.example>")).remove(0);
@@ -73,14 +65,7 @@ async fn discard_and_error_agents_deliver_bounce_and_defer() {
     let env = envelope(&path, &id);
     let req = request(&env, &id, "5.1.1 custom failure", 0);
     let r = deliver(&private(&sb, "error"), &req, d, IPC_TIMEOUT).await;
-    assert_eq!(
-        classify(&r),
-        Outcome::Replied {
-            defer: false,
-            feedback: Feedback::Positive
-        },
-        "{r:?}"
-    );
+    assert_eq!(outcome(&r), (Outcome::Done, None), "{r:?}");
     assert_eq!(record_type_at(&path, env.recipients[0].offset), b'D');
     assert!(sb.wait_for_log(&format!("{id}: to=<x@remote.example>"), WAIT));
     let line = log_lines(&sb, &format!("{id}: to=<x@remote.example>")).remove(0);
@@ -102,14 +87,7 @@ async fn discard_and_error_agents_deliver_bounce_and_defer() {
     let req = request(&env, &id, "4.3.2 deferred transport", 0);
     let r = deliver(&private(&sb, "retry"), &req, d, IPC_TIMEOUT).await;
     assert_eq!(r.as_ref().unwrap().status, STATUS_DEFER);
-    assert_eq!(
-        classify(&r),
-        Outcome::Replied {
-            defer: true,
-            feedback: Feedback::Positive
-        },
-        "{r:?}"
-    );
+    assert_eq!(outcome(&r), (Outcome::Defer, None), "{r:?}");
     assert_eq!(record_type_at(&path, env.recipients[0].offset), b'R');
     assert!(sb.wait_for_log(&format!("{id}: to=<y@remote.example>"), WAIT));
     let line = log_lines(&sb, &format!("{id}: to=<y@remote.example>")).remove(0);
@@ -149,14 +127,7 @@ async fn discard_and_error_agents_deliver_bounce_and_defer() {
         IPC_TIMEOUT,
     )
     .await;
-    assert_eq!(
-        classify(&r),
-        Outcome::Replied {
-            defer: true,
-            feedback: Feedback::Positive
-        },
-        "{r:?}"
-    );
+    assert_eq!(outcome(&r), (Outcome::Defer, None), "{r:?}");
     assert_eq!(record_type_at(&path, env.recipients[0].offset), b'R');
     assert!(
         sb.wait_for_log("unexpected attribute sendopts", WAIT),
@@ -197,14 +168,7 @@ async fn local_agent_delivers_into_a_file() {
     let env = envelope(&path, &id);
     let req = request(&env, &id, "sandbox.test", 0);
     let r = deliver(&private(&sb, "local"), &req, dialect(&sb), IPC_TIMEOUT).await;
-    assert_eq!(
-        classify(&r),
-        Outcome::Replied {
-            defer: false,
-            feedback: Feedback::Positive
-        },
-        "{r:?}"
-    );
+    assert_eq!(outcome(&r), (Outcome::Done, None), "{r:?}");
     assert_eq!(record_type_at(&path, env.recipients[0].offset), b'D');
     let text = std::fs::read_to_string(&mailbox).unwrap();
     assert!(text.starts_with("From sender@sandbox.test "), "{text}");
@@ -246,14 +210,7 @@ async fn smtp_agent_delivers_to_a_sink_and_reports_a_dead_site() {
     assert_eq!(env.recipients.len(), 2);
     let req = request(&env, &id, &nexthop, 0);
     let r = deliver(&private(&sb, "smtp"), &req, d, IPC_TIMEOUT).await;
-    assert_eq!(
-        classify(&r),
-        Outcome::Replied {
-            defer: false,
-            feedback: Feedback::Positive
-        },
-        "{r:?}"
-    );
+    assert_eq!(outcome(&r), (Outcome::Done, None), "{r:?}");
     for rcpt in &env.recipients {
         assert_eq!(record_type_at(&path, rcpt.offset), b'D');
     }
@@ -301,18 +258,11 @@ async fn smtp_agent_delivers_to_a_sink_and_reports_a_dead_site() {
     assert_eq!(reply.hop.status, b"4.4.1");
     let expected_reason = format!("connect to 127.0.0.1[127.0.0.1]:{port}: Connection refused");
     assert_eq!(String::from_utf8_lossy(&reply.hop.reason), expected_reason);
-    match classify(&r) {
-        Outcome::Replied {
-            defer: true,
-            feedback: Feedback::Negative(dsn),
-        } => {
-            assert_eq!(
-                String::from_utf8_lossy(&dsn.reason),
-                format!("delivery temporarily suspended: {expected_reason}")
-            );
-        }
-        other => panic!("{other:?}"),
-    }
+    // The core adds "delivery temporarily suspended: " to the reason.
+    assert_eq!(
+        outcome(&r),
+        (Outcome::Defer, Some(Dsn::new("4.4.1", expected_reason)))
+    );
     assert_eq!(record_type_at(&path, env.recipients[0].offset), b'R');
     assert!(sb.wait_for_log(
         &format!("{id}: to=<c@remote.example>"),

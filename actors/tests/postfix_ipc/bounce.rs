@@ -6,17 +6,18 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use oqmgr_actors::postfix::agent::{classify, deliver, flags, Feedback, Outcome};
-use oqmgr_actors::postfix::attr::Dsn;
+use oqmgr::entry::Outcome;
+use oqmgr_actors::postfix::attr::WireDsn;
 use oqmgr_actors::postfix::bounce::{
-    bounce_flags, defer_dsn, flush_add, send, verify_update, BounceRequest, FlushAdd, MessageInfo,
-    VerifyUpdate,
+    bounce_flags, defer_dsn, flush_add, send, verify_update, BounceMessage, BounceRequest,
+    FlushAdd, VerifyUpdate,
 };
-use oqmgr_actors::sandbox::Sandbox;
+use oqmgr_actors::postfix::deliver_request::{deliver, flags};
+use oqmgr_devtools::sandbox::Sandbox;
 
 use super::support::{
-    activate, dialect, enqueue, envelope, private, record_type_at, request, sandbox, wait_ready,
-    wire_recipient, IPC_TIMEOUT, WAIT,
+    activate, dialect, enqueue, envelope, outcome, private, record_type_at, request, sandbox,
+    wait_ready, wire_recipient, IPC_TIMEOUT, WAIT,
 };
 
 const MESSAGE: &[u8] = b"Subject: bounce test\n\nbody MARKER-5678\n";
@@ -40,13 +41,13 @@ fn mailbox_dir() -> tempfile::TempDir {
     d
 }
 
-fn info(env_sender: &[u8], id: &str, flags: u32) -> MessageInfo {
-    MessageInfo {
+fn info(env_sender: &[u8], id: &str, flags: u32) -> BounceMessage {
+    BounceMessage {
         flags,
         queue_name: b"active".to_vec(),
         queue_id: id.into(),
         sender: env_sender.to_vec(),
-        ..MessageInfo::default()
+        ..BounceMessage::default()
     }
 }
 
@@ -77,14 +78,7 @@ async fn deliver_notice(sb: &Sandbox, notice: &str, mailbox: &Path) -> String {
     assert_eq!(env.recipients[0].address, b"sender@sandbox.test");
     let req = request(&env, notice, "sandbox.test", 0);
     let r = deliver(&private(sb, "local"), &req, dialect(sb), IPC_TIMEOUT).await;
-    assert_eq!(
-        classify(&r),
-        Outcome::Replied {
-            defer: false,
-            feedback: Feedback::Positive
-        },
-        "{r:?}"
-    );
+    assert_eq!(outcome(&r), (Outcome::Done, None), "{r:?}");
     fs::read_to_string(mailbox).unwrap()
 }
 
@@ -103,7 +97,7 @@ async fn defer_append_then_expiry_flush_returns_the_mail() {
     let rcpt = wire_recipient(&env.recipients[0]);
 
     // qmgr defers the recipient itself (e.g. the retry transport is dead).
-    let (dsn, replaced) = defer_dsn(Dsn::simple("4.3.0", "mail transport unavailable"));
+    let (dsn, replaced) = defer_dsn(WireDsn::simple("4.3.0", "mail transport unavailable"));
     assert!(!replaced);
     let append = BounceRequest::Append {
         flags: 0,
@@ -167,7 +161,8 @@ async fn bounce_flush_after_error_agent_and_delay_warning() {
     let sb = bounce_sandbox(boxes.path());
     let d = dialect(&sb);
 
-    // A hard failure by the error agent, then FLUSH to `bounce` (§13.2).
+    // A hard failure by the error agent, then FLUSH to `bounce`
+    // (docs/postfix-protocol.md §13.2).
     let id = enqueue(
         &sb,
         &["-f", "sender@sandbox.test", "x@remote.example"],
@@ -239,7 +234,7 @@ async fn bounce_flush_after_error_agent_and_delay_warning() {
     let path = activate(&sb, &id);
     let env = envelope(&path, &id);
     let rcpt = wire_recipient(&env.recipients[0]);
-    let (dsn, _) = defer_dsn(Dsn::simple(
+    let (dsn, _) = defer_dsn(WireDsn::simple(
         "4.4.1",
         "connect to slow.example: Connection timed out",
     ));
@@ -307,13 +302,7 @@ async fn trace_flush_reports_recorded_delivery() {
     let req = request(&env, &id, "discard traced", 0);
     assert_eq!(req.flags, flags::DEFAULT | flags::RECORD);
     let r = deliver(&private(&sb, "discard"), &req, d, IPC_TIMEOUT).await;
-    assert_eq!(
-        classify(&r),
-        Outcome::Replied {
-            defer: false,
-            feedback: Feedback::Positive
-        }
-    );
+    assert_eq!(outcome(&r), (Outcome::Done, None));
     assert!(
         sb.queue_dir().join("trace").join(&id).exists(),
         "agent wrote a trace log"

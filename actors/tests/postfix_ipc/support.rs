@@ -7,12 +7,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use oqmgr_actors::postfix::agent::{DeliveryRequest, EntryContext};
-use oqmgr_actors::postfix::attr::{Recipient, Timeval};
+use oqmgr::entry::{Dsn, EntryId, Outcome};
+use oqmgr_actors::daemon::bridge::reply_report;
+use oqmgr_actors::postfix::attr::{Timeval, WireRecipient};
+use oqmgr_actors::postfix::deliver_request::{DeliveryError, DeliveryReply};
+use oqmgr_actors::postfix::deliver_request::{DeliveryRequest, EntryContext};
 use oqmgr_actors::postfix::dialect::Dialect;
-use oqmgr_actors::postfix::queue_file::{self, read_envelope, Envelope, ReadLimits};
+use oqmgr_actors::postfix::queue_file::{self, read_envelope, FileEnvelope, ReadLimits};
 use oqmgr_actors::postfix::queue_file_write::mode_is_ready;
-use oqmgr_actors::sandbox::{QmgrChoice, Sandbox};
+use oqmgr_devtools::sandbox::{QmgrChoice, Sandbox};
 
 /// Per-operation IPC timeout for tests: generous, but a hang still fails.
 pub const IPC_TIMEOUT: Duration = Duration::from_secs(20);
@@ -28,9 +31,16 @@ pub fn sandbox(main_cf: &[(&str, &str)]) -> Sandbox {
     b.start().expect("sandbox starts")
 }
 
-/// The dialect of the installed Postfix, asked the way the daemon will.
+/// The dialect of the sandbox's Postfix, learned the way the daemon does.
 pub fn dialect(sb: &Sandbox) -> Dialect {
-    Dialect::detect(Some(&sb.config_dir())).expect("postconf mail_version")
+    let learned = oqmgr_actors::postfix::dialect::learn(
+        None,
+        &sb.postfix_install().command_directory,
+        &sb.config_dir(),
+        oqmgr_actors::postfix::dialect::POSTCONF_TIMEOUT,
+    );
+    assert!(learned.warnings.is_empty(), "{:?}", learned.warnings);
+    learned.dialect
 }
 
 /// Queue IDs of complete files in `incoming/`.
@@ -91,7 +101,7 @@ pub fn activate(sb: &Sandbox, id: &str) -> PathBuf {
 }
 
 /// Reads the envelope of a queue file with the project's reader.
-pub fn envelope(path: &Path, id: &str) -> Envelope {
+pub fn envelope(path: &Path, id: &str) -> FileEnvelope {
     let f = fs::File::open(path).expect("open queue file");
     read_envelope(f, id, &ReadLimits::default()).expect("envelope reads")
 }
@@ -102,13 +112,13 @@ pub fn record_type_at(path: &Path, offset: u64) -> u8 {
 }
 
 /// A queue-file recipient as it goes on the wire.
-pub fn wire_recipient(r: &queue_file::Recipient) -> Recipient {
-    Recipient::from(r)
+pub fn wire_recipient(r: &queue_file::FileRecipient) -> WireRecipient {
+    WireRecipient::from(r)
 }
 
 /// The delivery request qmgr would build for `env` to `nexthop` with all
 /// of the envelope's recipients.
-pub fn request(env: &Envelope, id: &str, nexthop: &str, conn_flags: u32) -> DeliveryRequest {
+pub fn request(env: &FileEnvelope, id: &str, nexthop: &str, conn_flags: u32) -> DeliveryRequest {
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap();
@@ -125,7 +135,7 @@ pub fn request(env: &Envelope, id: &str, nexthop: &str, conn_flags: u32) -> Deli
     DeliveryRequest::for_entry(
         env,
         &ctx,
-        env.recipients.iter().map(Recipient::from).collect(),
+        env.recipients.iter().map(WireRecipient::from).collect(),
     )
 }
 
@@ -141,4 +151,13 @@ pub fn log_lines(sb: &Sandbox, needle: &str) -> Vec<String> {
         .filter(|l| l.contains(needle))
         .map(str::to_owned)
         .collect()
+}
+
+/// What the daemon's agent bridge makes of a delivery's result: the
+/// report's outcome and hop status (`daemon::bridge::reply_report`, the
+/// mapping the daemon runs). A failed exchange is a test failure here.
+pub fn outcome(r: &Result<DeliveryReply, DeliveryError>) -> (Outcome, Option<Dsn>) {
+    let reply = r.as_ref().expect("the agent answers");
+    let report = reply_report(EntryId(1), reply);
+    (report.outcome, report.hop)
 }

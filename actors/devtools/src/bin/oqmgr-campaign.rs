@@ -149,7 +149,7 @@ fn main() {
         // SAFETY: set before any thread is started.
         unsafe { std::env::set_var("PATH", joined) };
     }
-    let ours = cli.ours.clone().or_else(campaign::ours_next_to_me);
+    let ours = cli.ours.clone().or_else(oqmgr_devtools::ours_next_to_me);
     let mut sides = Vec::new();
     if cli.sides != Sides::Oqmgr {
         match ours {

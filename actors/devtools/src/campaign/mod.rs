@@ -57,7 +57,6 @@ pub mod settings_faults;
 pub mod storage_faults;
 pub mod trigger_floods;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use rand::SeedableRng;
@@ -458,17 +457,6 @@ pub fn judge(rig: &Rig, row: &mut CaseResult, injected: &Injected, mark: u64, dr
         }
     };
     row.tally.add(&tally);
-}
-
-/// Path of our daemon next to the running executable (`target/<profile>/
-/// oqmgr` for `target/<profile>/oqmgr-campaign` and for test binaries in
-/// `target/<profile>/deps/`).
-pub fn ours_next_to_me() -> Option<PathBuf> {
-    let me = std::env::current_exe().ok()?;
-    let dir = me.parent()?;
-    [dir.join("oqmgr"), dir.parent()?.join("oqmgr")]
-        .into_iter()
-        .find(|p| p.is_file())
 }
 
 /// Sleeps for `secs` seconds (fractions allowed).

@@ -9,7 +9,7 @@
 
 use std::fs;
 
-use oqmgr_actors::sandbox::host::process_ids;
+use crate::sandbox::processes::process_ids;
 
 /// The parent pid of `pid` (the field after the state letter of
 /// /proc/PID/stat, which follows the parenthesised command name).

@@ -14,8 +14,8 @@
 use std::fs;
 use std::time::Duration;
 
+use crate::sandbox::Sandbox;
 use oqmgr_actors::postfix::record::{decode_all, encode_record, fixed_width_number, rec};
-use oqmgr_actors::sandbox::Sandbox;
 
 use super::inject::{find, message_text, SENDER};
 
@@ -199,7 +199,7 @@ pub fn envelope_index(recs: &[(u8, Vec<u8>)], rtype: u8) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oqmgr_actors::postfix::queue_file_write::{NewRecipient, QueueFileWriter};
+    use crate::queue_file_writer::{NewRecipient, QueueFileWriter};
 
     /// A file as cleanup lays it out, built by the project's writer.
     fn sample() -> Template {

@@ -31,8 +31,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::sandbox::{free_port, processes, QmgrChoice, Sandbox, SmtpSink};
 use oqmgr_actors::clock::tooling_now;
-use oqmgr_actors::sandbox::{free_port, host, QmgrChoice, Sandbox, SmtpSink};
 
 use super::dumps::{count_dumps, read_dumps, SinkRecord};
 use super::inject::{tags_in, InjectPlan, Injector};
@@ -207,13 +207,13 @@ static LIVE: Mutex<Vec<(PathBuf, PathBuf)>> = Mutex::new(Vec::new());
 pub fn abandon_all() -> Vec<i32> {
     let mut killed = Vec::new();
     let me = std::process::id() as i32;
-    for pid in host::process_ids() {
+    for pid in processes::process_ids() {
         if procs::parent_of(pid) == Some(me) && procs::signal(pid, libc::SIGKILL) {
             killed.push(pid);
         }
     }
     for (dir, work) in LIVE.lock().map(|l| l.clone()).unwrap_or_default() {
-        killed.extend(host::kill_leftovers(&dir));
+        killed.extend(processes::kill_leftovers(&dir));
         if std::env::var_os("OQMGR_KEEP_SANDBOX").is_none() {
             let _ = fs::remove_dir_all(&dir);
             let _ = fs::remove_dir_all(&work);

@@ -8,7 +8,6 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::Duration;
 
@@ -174,34 +173,6 @@ impl AttrStream {
                 return Err(IpcError::Eof);
             }
         }
-    }
-
-    /// True when the peer has sent data or closed while we were not
-    /// expecting anything: a stale connection that must be replaced before
-    /// the next request (Postfix's `clnt_stream` readable-while-idle check).
-    pub fn is_stale(&self) -> bool {
-        if !self.rbuf.is_empty() {
-            return true;
-        }
-        // Ask the kernel directly: tokio's readiness flags only change when
-        // the reactor polls, which may not have happened while we were idle.
-        let mut probe = [0u8; 1];
-        // SAFETY: recv(2) writes at most 1 byte into `probe`, which lives
-        // across the call; the fd stays open because `self.stream` is borrowed.
-        let n = unsafe {
-            libc::recv(
-                self.stream.as_raw_fd(),
-                probe.as_mut_ptr().cast(),
-                1,
-                libc::MSG_PEEK | libc::MSG_DONTWAIT,
-            )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted;
-        }
-        // Data nobody asked for, or EOF: either way the session is over.
-        true
     }
 
     /// The underlying stream (e.g. to wait for the peer's close).

@@ -4,7 +4,7 @@
 //! A message is one or more *lists*; a list is `name NUL value NUL` pairs
 //! followed by a single NUL. Numbers travel as unsigned decimal text
 //! (−1 arrives as `4294967295`), binary data as base64, nested structures
-//! ([`Recipient`], [`Dsn`], [`MsgStats`]) inline with no grouping.
+//! ([`WireRecipient`], [`WireDsn`], [`MsgStats`]) inline with no grouping.
 //!
 //! Every internal server speaks first: right after `accept` it sends the
 //! list `protocol NUL <name> NUL NUL`, and a client checks the name before
@@ -13,7 +13,7 @@
 //! # Layout
 //! - `codec`: [`AttrWriter`] (encoder), [`decode_list`] (bounded tokenizer),
 //!   [`AttrScan`] (strict in-order reader), [`AttrFunc`] (nested structures).
-//! - `structs`: [`Recipient`], [`Dsn`], [`MsgStats`].
+//! - `structs`: [`WireRecipient`], [`WireDsn`], [`MsgStats`].
 //! - `io`: [`AttrStream`], the same over a `tokio::net::UnixStream` with a
 //!   per-operation timeout (`qmgr_ipc_timeout`).
 //!
@@ -21,8 +21,9 @@
 //! - Decoding never panics and never allocates more than [`Limits`] allow:
 //!   over-long names, values, lists or too many attributes are typed
 //!   errors, so a confused or hostile peer cannot exhaust memory.
-//! - Readers are strict like Postfix's qmgr-side readers (§6.2): attributes
-//!   in order, none missing, none extra, numbers all digits.
+//! - Readers are strict like Postfix's qmgr-side readers
+//!   (docs/postfix-protocol.md §6.2): attributes in order, none missing,
+//!   none extra, numbers all digits.
 //! - An EOF where an announcement or reply was due is always an error
 //!   (Postfix's own reader can mistake it for success).
 //!
@@ -41,7 +42,7 @@ pub use codec::{
     decode_list, decode_one_list, take_list, AttrFunc, AttrList, AttrScan, AttrWriter, Table,
 };
 pub use io::{AttrStream, IpcError};
-pub use structs::{Dsn, MsgStats, Recipient, Timeval, MSG_STATS_SIZE};
+pub use structs::{MsgStats, Timeval, WireDsn, WireRecipient, MSG_STATS_SIZE};
 
 /// Bounds applied while decoding, so that no peer can make us allocate
 /// without limit.
@@ -252,7 +253,8 @@ pub fn check_announcement(list: &AttrList, expected: &str) -> Result<(), DecodeE
     s.finish()
 }
 
-/// Protocol names announced by the services qmgr talks to (§6.4).
+/// Protocol names announced by the services qmgr talks to
+/// (docs/postfix-protocol.md §6.4).
 pub mod protocol {
     /// Delivery agents (`private/<transport>`).
     pub const DELIVERY_REQUEST: &str = "delivery_request_protocol";
@@ -277,11 +279,11 @@ pub fn fuzz_decode(data: &[u8]) {
     let mut rest = data;
     // Consume as many lists as the input holds, as a stream reader would.
     while let Ok((list, used)) = decode_list(rest, &limits) {
-        let _ = list.scan().func::<Recipient>();
-        let _ = list.scan().func::<Dsn>();
+        let _ = list.scan().func::<WireRecipient>();
+        let _ = list.scan().func::<WireDsn>();
         let _ = list.scan().func::<MsgStats>();
         let _ = check_announcement(&list, protocol::DELIVERY_REQUEST);
-        let _ = crate::postfix::agent::DeliveryReply::from_list(&list);
+        let _ = crate::postfix::deliver_request::DeliveryReply::from_list(&list);
         let _ = crate::postfix::rewrite::ResolveReply::from_list(&list);
         let _ = crate::postfix::bounce::decode_status_reply(&list);
         let _ = crate::postfix::bounce::VerifyUpdate::from_list(&list);
@@ -294,10 +296,10 @@ pub fn fuzz_decode(data: &[u8]) {
         crate::postfix::dialect::Dialect::Smtputf8,
         crate::postfix::dialect::Dialect::Sendopts,
     ] {
-        let _ = crate::postfix::agent::decode_delivery_request(data, dialect, &limits);
+        let _ = crate::postfix::deliver_request::decode_delivery_request(data, dialect, &limits);
         let _ = crate::postfix::bounce::BounceRequest::decode(data, dialect, &limits);
     }
-    let _ = crate::postfix::agent::decode_delivery_reply(data);
+    let _ = crate::postfix::deliver_request::decode_delivery_reply(data);
     let _ = crate::postfix::rewrite::decode_resolve_reply(data);
     let _ = crate::postfix::bounce::decode_status(data);
 }

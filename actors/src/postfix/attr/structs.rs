@@ -11,9 +11,9 @@ use super::codec::{AttrFunc, AttrScan, AttrWriter};
 use super::DecodeError;
 
 /// One recipient as sent to delivery agents and the bounce daemon
-/// (`RECIPIENT`, §6.3).
+/// (`RECIPIENT`, docs/postfix-protocol.md §6.3).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Recipient {
+pub struct WireRecipient {
     /// Original recipient from the `O` record, or empty.
     pub original: Vec<u8>,
     /// The address, internal (unquoted) form.
@@ -27,7 +27,7 @@ pub struct Recipient {
     pub dsn_notify: u32,
 }
 
-impl AttrFunc for Recipient {
+impl AttrFunc for WireRecipient {
     fn print(&self, w: &mut AttrWriter) {
         w.str("original_recipient", &self.original)
             .str("recipient", &self.address)
@@ -47,12 +47,12 @@ impl AttrFunc for Recipient {
     }
 }
 
-/// Delivery status notification fields (`DSN`, §6.3).
+/// Delivery status notification fields (`DSN`, docs/postfix-protocol.md §6.3).
 ///
 /// In a delivery agent's reply this is the *hop status*: all empty unless
 /// the next hop itself should be avoided for a while.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Dsn {
+pub struct WireDsn {
     /// RFC 3463 status `d.ddd.ddd` (first digit 2, 4 or 5), or empty. Note
     /// that its wire name is `status`, like the integer that may follow.
     pub status: Vec<u8>,
@@ -70,7 +70,7 @@ pub struct Dsn {
     pub reason: Vec<u8>,
 }
 
-impl Dsn {
+impl WireDsn {
     /// A DSN with only a status and a reason, as Postfix's `DSN_SIMPLE`.
     pub fn simple(status: &str, reason: &str) -> Self {
         Self {
@@ -86,7 +86,7 @@ impl Dsn {
     }
 }
 
-impl AttrFunc for Dsn {
+impl AttrFunc for WireDsn {
     fn print(&self, w: &mut AttrWriter) {
         w.str("status", &self.status)
             .str("diag_type", &self.diag_type)
