@@ -387,7 +387,7 @@ pub(crate) fn run<A: Entity>(
                 let done = host.completion();
                 match host.registry.remove_queue_id(message) {
                     Some(id) => host.store().complete(&id, &verdict, done),
-                    None => tracing::warn!(%message, "completion of an unknown message"),
+                    None => tracing::warn!("completion of an unknown message {message}"),
                 }
             }
             Effect::Log(LogLevel::Info, text) => tracing::info!("{text}"),
@@ -448,7 +448,7 @@ fn refill(host: &Arc<Host>, message: oqmgr::entry::MessageId, batch: u32) {
             read_error: false,
         },
         Err(why) => {
-            tracing::warn!(%message, "refill failed: {why}");
+            tracing::warn!("refill failed: {why}");
             Msg::Refilled {
                 message,
                 recipients: Vec::new(),
