@@ -117,6 +117,9 @@ pub struct Destination {
     /// Messages in the active queue when the latest entry was made (the
     /// clog warning's "of M").
     active: u32,
+    /// Whether the transport had other destinations when the latest entry
+    /// was made (the clog warning's "separate master.cf transport" advice).
+    peers: bool,
     /// When a dead destination's unthrottle timer fires (meaningless
     /// while ready).
     dead_until: Instant,
@@ -155,6 +158,7 @@ impl Destination {
             generation: epoch << 32,
             next_clog: Instant::ZERO,
             active: 0,
+            peers: false,
             dead_until: Instant::ZERO,
         }
     }
@@ -177,7 +181,11 @@ impl Destination {
     /// Handles one message.
     pub fn handle(&mut self, now: Instant, msg: Msg, out: &mut Effects) {
         match msg {
-            Msg::Accept { entry, active } => self.accept(now, entry, active, out),
+            Msg::Accept {
+                entry,
+                active,
+                peers,
+            } => self.accept(now, entry, (active, peers), out),
             Msg::Take(agent) => self.take(agent, out),
             Msg::Report(report) => self.report(now, report, out),
             Msg::DeferTodo(dsn) => self.defer_todo(&dsn, out),
@@ -211,9 +219,16 @@ impl Destination {
         self.announce(out);
     }
 
-    fn accept(&mut self, now: Instant, entry: Entry, active: u32, out: &mut Effects) {
+    fn accept(
+        &mut self,
+        now: Instant,
+        entry: Entry,
+        (active, peers): (u32, bool),
+        out: &mut Effects,
+    ) {
         self.received += 1;
         self.active = active;
+        self.peers = peers;
         self.idle_sent = None;
         // A scan admits files stamped up to ADMIT_EARLY ahead, so the
         // files deferred when this site died come back just before its
@@ -301,10 +316,11 @@ impl Destination {
             message,
             recipients,
         } = self.busy[at];
+        // A crashed agent (no usable reply) defers its message and gives
+        // no feedback either way: the site is not to blame, and Postfix
+        // 3.7.11 and later leave both the site and the transport alone
+        // (docs/postfix-protocol.md §7.5).
         let mut hop = report.hop.clone();
-        if report.outcome == Outcome::Crash && hop.is_none() {
-            hop = Some(Dsn::new("4.3.0", "unknown mail transport error"));
-        }
         if report.outcome == Outcome::Refused && hop.is_none() {
             hop = Some(Dsn::new("4.3.0", "mail transport unavailable"));
         }
@@ -577,6 +593,11 @@ impl Destination {
                 "you may need to increase the main.cf qmgr_message_active_limit from {}",
                 g.message_active_limit
             ));
+        } else if self.peers {
+            lines.push(format!(
+                "you may need a separate master.cf transport for {}",
+                self.nexthop
+            ));
         } else {
             lines.push(format!(
                 "you may need to reduce {t} connect and helo timeouts"
@@ -686,123 +707,5 @@ pub fn fmt_g(v: f64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::entry::{AgentId, EntryId, Recipient};
-    use crate::params::Params;
-
-    /// The smtp destination `d.example` under `settings`.
-    fn site(settings: &[(&str, &str)]) -> Destination {
-        let (params, _) = Params::from_pairs(settings).expect("settings resolve");
-        let (tp, _) = params.transport("smtp");
-        let key = DestKey {
-            transport: "smtp".into(),
-            queue: "d.example".into(),
-        };
-        let id = DestId {
-            transport: 0,
-            slot: 0,
-            epoch: 1,
-        };
-        Destination::new(
-            id,
-            key,
-            "d.example".into(),
-            1,
-            Arc::new(tp),
-            Arc::new(params.global.clone()),
-        )
-    }
-
-    /// A one-recipient entry of its own message, numbered `n`.
-    fn accept(n: u64) -> Msg {
-        Msg::Accept {
-            entry: Entry {
-                id: EntryId(n),
-                message: MessageId(n),
-                recipients: vec![Recipient::new(format!("u{n}@d.example"))],
-            },
-            active: 1,
-        }
-    }
-
-    /// Entries `effects` starts, by number.
-    fn started(effects: &mut Effects) -> Vec<u64> {
-        effects
-            .drain()
-            .filter_map(|e| match e {
-                Effect::Deliver { entry, .. } => Some(entry.id.0),
-                _ => None,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_declined_take_keeps_the_entry() {
-        let mut d = site(&[("smtp_initial_destination_concurrency", "1")]);
-        let mut out = Effects::new();
-        d.handle(Instant::ZERO, accept(1), &mut out);
-        d.handle(Instant::ZERO, accept(2), &mut out);
-        d.handle(Instant::ZERO, Msg::Take(AgentId(1)), &mut out);
-        assert_eq!(started(&mut out), vec![1]);
-        // The window (1) is full: the offer is declined, e2 waits on.
-        d.handle(Instant::ZERO, Msg::Take(AgentId(2)), &mut out);
-        assert_eq!(started(&mut out), Vec::<u64>::new());
-        assert_eq!(d.counts(), (1, 1), "e2 must still be waiting");
-    }
-
-    #[test]
-    fn a_refused_request_kills_the_transport_not_the_site() {
-        let mut d = site(&[]);
-        let now = Instant::ZERO;
-        let mut out = Effects::new();
-        d.handle(now, accept(1), &mut out);
-        d.handle(now, Msg::Take(AgentId(1)), &mut out);
-        out.list.clear();
-        let report = DeliveryReport {
-            entry: EntryId(1),
-            outcome: Outcome::Refused,
-            hop: None,
-            recipients: Vec::new(),
-        };
-        d.handle(now, Msg::Report(report), &mut out);
-        let dsn = Dsn::new("4.3.0", "mail transport unavailable");
-        assert!(
-            out.list.contains(&Effect::Send(
-                Addr::Transport("smtp".into()),
-                Msg::Refused(dsn)
-            )),
-            "{:?}",
-            out.list
-        );
-        // The message is told its entry was deferred; the site itself
-        // gets no feedback and stays ready, and the transport is not
-        // revived.
-        assert!(out.list.iter().any(|e| matches!(
-            e,
-            Effect::Send(Addr::Supervisor, Msg::EntryDone { deferred: true, .. })
-        )));
-        assert!(!out
-            .list
-            .iter()
-            .any(|e| matches!(e, Effect::Send(_, Msg::Revive))));
-        assert_eq!(d.status(), &Status::Ready);
-        assert_eq!(d.counts(), (0, 0));
-    }
-
-    #[test]
-    fn fmt_g_prints_like_c() {
-        let cases = [
-            (0.0, "0"),
-            (1.0, "1"),
-            (0.2, "0.2"),
-            (0.5333333333, "0.533333"),
-            (1.0333333333, "1.03333"),
-            (-0.25, "-0.25"),
-            (123456.0, "123456"),
-        ];
-        for (v, want) in cases {
-            assert_eq!(fmt_g(v), want, "{v}");
-        }
-    }
-}
+#[path = "destination_tests.rs"]
+mod tests;

@@ -232,6 +232,9 @@ pub enum Msg {
         entry: Entry,
         /// Messages in the active queue as the entry was made.
         active: u32,
+        /// Whether the transport has other destinations (the clog
+        /// warning then suggests a transport of its own).
+        peers: bool,
     },
     /// The transport offers an agent: start the oldest todo entry.
     Take(AgentId),

@@ -371,7 +371,15 @@ impl Transport {
         if let Some(view) = self.view_mut(id) {
             view.sent += 1;
         }
-        out.send(Addr::Destination(id), Msg::Accept { entry, active });
+        let peers = self.slots.len() > 1;
+        out.send(
+            Addr::Destination(id),
+            Msg::Accept {
+                entry,
+                active,
+                peers,
+            },
+        );
     }
 
     /// Creates the destination `queue` at the end of the ring, in the most

@@ -106,7 +106,7 @@
 //! - `header_actions` (11c): `header_checks` FILTER (the whole message goes
 //!   to a filter sink, recipients unchanged) and REDIRECT (one delivery to
 //!   the redirect address, with the first recipient as the original one).
-//! - `force_expire`, `clog_warning`, `unknown_transport`, `verbose_log`
+//! - `force_expire`, `clog_warning`, `clog_peers`, `unknown_transport`, `verbose_log`
 //!   (`e2e/differences.rs`): the differences from oqmgr found side by side
 //!   (`postsuper -e`, the clog warning, the unknown-transport warning, `-v`).
 //! - `special_files`, `unwritable_defer`, `unreadable_incoming`,
@@ -408,6 +408,7 @@ macro_rules! on_postfix {
             scenario!(mixed_workload, s::expect_mixed_workload);
             scenario!(force_expire, s::expect_force_expire);
             scenario!(clog_warning, s::expect_clog_warning);
+            scenario!(clog_peers, s::expect_clog_peers);
             scenario!(unknown_transport, s::expect_unknown_transport);
             scenario!(verbose_log, s::expect_verbose_log);
             scenario!(special_files, s::expect_special_files);

@@ -363,7 +363,15 @@ mod tests {
                 message: MessageId(n),
                 recipients: vec![Recipient::new(format!("u{n}@site.example"))],
             };
-            d.handle(now, Msg::Accept { entry, active: 2 }, &mut out);
+            d.handle(
+                now,
+                Msg::Accept {
+                    entry,
+                    active: 2,
+                    peers: false,
+                },
+                &mut out,
+            );
         }
         d.handle(now, Msg::Take(AgentId(1)), &mut out);
         out.list.clear();

@@ -107,22 +107,41 @@ const CLOG_MESSAGES: usize = 8;
 /// counts the messages active then (all of them for this destination, so
 /// no "this may slow down other mail deliveries").
 pub fn clog_warning(q: &Setup) -> ScenarioOutcome {
+    clog(q, false)
+}
+
+/// The same eight messages after one for another destination of the same
+/// transport, still being delivered when the block is written: the share
+/// is below 0.9 ("this may slow down ...") and the advice is a transport
+/// of its own for the clogging destination.
+pub fn clog_peers(q: &Setup) -> ScenarioOutcome {
+    clog(q, true)
+}
+
+/// The clog scenarios, with or without a peer destination.
+fn clog(q: &Setup, peer: bool) -> ScenarioOutcome {
     let mut env = Env::start(
         q,
         &Spec {
-            ports: &["slow"],
-            smtp_routes: &[("slow.test", "slow")],
+            ports: &["slow", "peer"],
+            smtp_routes: &[("slow.test", "slow"), ("peer.test", "peer")],
             raw_routes: &[],
             settings: &[("qmgr_message_active_limit", "10")],
         },
     );
     // Three seconds per DATA: nothing finishes while the mail comes in.
     env.start_sink("slow", &["-w", "3"]);
+    env.start_sink("peer", &["-w", "8"]);
+    let mut expected = CLOG_MESSAGES;
+    if peer {
+        env.send("p0", SENDER, &["u@peer.test"]);
+        expected += 1;
+    }
     for i in 0..CLOG_MESSAGES {
         env.send(&format!("c{i}"), SENDER, &["u@slow.test"]);
     }
     let mut o = env.wait_outcome(|o| {
-        o.rows.len() == CLOG_MESSAGES
+        o.rows.len() == expected
             && o.rows
                 .iter()
                 .all(|r| r.result == "sent" && r.queue == "removed")
@@ -168,30 +187,56 @@ fn is_clog_advice(line: &str) -> bool {
 
 /// Expectation of [`clog_warning`].
 pub fn expect_clog_warning(o: &ScenarioOutcome) {
+    expect_clog(
+        o,
+        false,
+        "warning: you may need to reduce smtp connect and helo timeouts / \
+         warning: so that Postfix quickly skips unavailable hosts / \
+         warning: you may need to increase the main.cf minimal_backoff_time and maximal_backoff_time / \
+         warning: so that Postfix wastes less time on undeliverable mail / \
+         warning: you may need to increase the master.cf smtp process limit / ",
+    );
+}
+
+/// Expectation of [`clog_peers`].
+pub fn expect_clog_peers(o: &ScenarioOutcome) {
+    expect_clog(
+        o,
+        true,
+        "warning: this may slow down other mail deliveries / \
+         warning: you may need a separate master.cf transport for [127.0.0.1]:slow / ",
+    );
+}
+
+/// The expectation of both clog scenarios: every message sent, one
+/// warning block with `advice` in the middle.
+fn expect_clog(o: &ScenarioOutcome, peer: bool, advice: &str) {
     let mut want = ScenarioOutcome {
         rows: (0..CLOG_MESSAGES)
             .map(|i| sink_row(&format!("c{i}"), "u@slow.test", "slow"))
             .collect(),
         ..ScenarioOutcome::default()
     };
+    let mut received: Vec<_> = (0..CLOG_MESSAGES)
+        .map(|i| got("slow", &format!("c{i}"), SENDER, &["u@slow.test"]))
+        .collect();
+    if peer {
+        want.rows.push(sink_row("p0", "u@peer.test", "peer"));
+        received.push(got("peer", "p0", SENDER, &["u@peer.test"]));
+    }
     want.rows.sort();
-    want.set_received(
-        (0..CLOG_MESSAGES)
-            .map(|i| got("slow", &format!("c{i}"), SENDER, &["u@slow.test"]))
-            .collect(),
-    );
+    want.set_received(received);
     want.fact("clog warnings: 1");
-    want.fact("N equals M (all active mail is for this site): true");
-    want.fact(
-        "clog advice: warning: you may need to reduce smtp connect and helo timeouts / \
-         warning: so that Postfix quickly skips unavailable hosts / \
-         warning: you may need to increase the main.cf minimal_backoff_time and maximal_backoff_time / \
-         warning: so that Postfix wastes less time on undeliverable mail / \
-         warning: you may need to increase the master.cf smtp process limit / \
+    want.fact(format!(
+        "N equals M (all active mail is for this site): {}",
+        !peer
+    ));
+    want.fact(format!(
+        "clog advice: {advice}\
          warning: please avoid flushing the whole queue when you have / \
          warning: lots of deferred mail, that is bad for performance / \
-         warning: to turn off these warnings specify: qmgr_clog_warn_time = 0",
-    );
+         warning: to turn off these warnings specify: qmgr_clog_warn_time = 0"
+    ));
     assert_outcome(o, &want);
 }
 
