@@ -472,7 +472,7 @@ async fn apply<O: Outside>(
                 let done = host.completion();
                 match host.registry.remove_queue_id(message) {
                     Some(id) => host.store().complete(&id, &verdict, done),
-                    None => tracing::warn!(%message, "completion of an unknown message"),
+                    None => tracing::warn!("completion of an unknown message {message}"),
                 }
             }
             Effect::Log(level, text) => {
@@ -509,7 +509,7 @@ fn refill(host: &Arc<Host>, message: oqmgr::entry::MessageId, batch: u32) -> Msg
             read_error: false,
         },
         Err(why) => {
-            tracing::warn!(%message, "refill failed: {why}");
+            tracing::warn!("refill failed: {why}");
             Msg::Refilled {
                 message,
                 recipients: Vec::new(),

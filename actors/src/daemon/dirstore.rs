@@ -448,7 +448,7 @@ impl QueueStore for DirStore {
                 if e.is_corrupt() {
                     self.save_corrupt(id, &active);
                 }
-                return Err(StoreError::Unusable(e.to_string()));
+                return Err(StoreError::Unusable(e.warnings(id, &path).join("; ")));
             }
         };
         for w in env.warnings.drain(..) {
@@ -557,10 +557,11 @@ impl QueueStore for DirStore {
                 StoreError::Unusable(format!("{}: {}", path.display(), errno_text(&e)))
             })?;
             if let Err(e) = reader.refill(&file, id, &limits) {
-                for w in e.warnings(id, &path.display().to_string()) {
+                let warnings = e.warnings(id, &path.display().to_string());
+                for w in &warnings {
                     tracing::warn!("{w}");
                 }
-                return Err(StoreError::Unusable(e.to_string()));
+                return Err(StoreError::Unusable(warnings.join("; ")));
             }
             reading.pending.extend(reader.recipients.drain(..));
         }
