@@ -3,10 +3,12 @@
 //! The core is a set of entities (the supervisor, one per transport, one per
 //! destination) that never call each other. Each takes `(now, Msg)` and
 //! pushes [`Effect`]s: messages for other entities, timers, and requests for
-//! the host to do I/O. Two hosts interpret the same effects: the actix actors
-//! (one actor per entity, `Send` becomes a mailbox send) and the simulator
-//! (a FIFO bus on a virtual clock). Because both interpreters are small and
-//! deliver messages in send order, they reach the same decisions.
+//! the host to do I/O. Two hosts carry out the same effects, both through
+//! one [`crate::events::EventLoop`]: the actix actors (one actor per entity,
+//! each step a message to it) and the simulator (entities in memory, on a
+//! virtual clock). The loop routes `Send`, `Arm` and `FlushAll` itself, in
+//! one global order, so both hosts take the same decisions in the same
+//! order.
 //!
 //! # Invariants
 //! - an entity only ever learns about another through a `Msg`;

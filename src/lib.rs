@@ -20,6 +20,8 @@
 //! - [`control`], [`live_state`]: the operator's commands (suspend, resume,
 //!   flush) and view of the running scheduler.
 //! - [`effect`], [`entry`], [`name`], [`trace`], [`time`]: the vocabulary.
+//! - [`events`]: the event loop both hosts carry effects out through
+//!   (`events.c`).
 //! - [`sim`]: the simulator, its scenarios and reports.
 //!
 //! # Architecture invariants
@@ -27,8 +29,8 @@
 //! - No decision and no trace line depends on hash-map iteration order:
 //!   rotation uses ordered rings, lookups use ordered maps.
 //! - No actix or tokio type appears in this crate.
-//! - Entities talk only through [`effect::Msg`]; a host delivers them in
-//!   send order.
+//! - Entities talk only through [`effect::Msg`]; both hosts deliver them
+//!   through one [`events::EventLoop`], in one global send order.
 
 // Determinism: no decision may depend on a hash map's iteration order.
 #![deny(clippy::iter_over_hash_type)]
@@ -38,6 +40,7 @@ pub mod control;
 pub mod destination;
 pub mod effect;
 pub mod entry;
+pub mod events;
 pub mod feedback;
 pub mod live_state;
 pub mod message;

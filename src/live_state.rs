@@ -365,6 +365,14 @@ impl DestinationFilter {
         }
         rows
     }
+
+    /// The table of the rows of `state` this filter keeps, with times as
+    /// a trace prints them (seconds since the start): what a scenario's
+    /// `destinations` command prints into the trace, in both hosts.
+    pub fn trace_table(&self, state: &LiveState) -> String {
+        let rows = self.apply(state);
+        render_destinations(state, &rows, &|ms| crate::time::Instant(ms).to_string())
+    }
 }
 
 /// Seconds with one decimal, or `-`.

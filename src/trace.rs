@@ -331,3 +331,48 @@ impl fmt::Display for TraceEvent {
         }
     }
 }
+
+/// One line of a host's trace: a scheduling event, a log line of the
+/// core's, a configuration warning, or the end of a run cut short. Both
+/// hosts print their traces with this type, so the texts compare.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Line {
+    /// A scheduling event.
+    Event(TraceEvent),
+    /// A log line the core asked for (`Effect::Log`).
+    Log(crate::effect::LogLevel, String),
+    /// A configuration warning (a parameter replaced by a safe value).
+    ConfigWarning(String),
+    /// A scenario's operator command line, as the host runs it.
+    Command(String),
+    /// A line of what such a command printed (the `destinations` table).
+    Output(String),
+    /// A bounded run reached its time or step limit.
+    Stop {
+        /// Messages delivered until then.
+        steps: u64,
+    },
+}
+
+impl fmt::Display for Line {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::effect::LogLevel;
+        match self {
+            Line::Event(event) => event.fmt(f),
+            Line::Log(LogLevel::Info, text) => write!(f, "log info: {text}"),
+            Line::Log(LogLevel::Warning, text) => write!(f, "log warning: {text}"),
+            Line::ConfigWarning(text) => write!(f, "config warning: {text}"),
+            Line::Command(run) => write!(f, "command: {run}"),
+            Line::Output(text) => write!(f, "  {text}"),
+            Line::Stop { steps } => write!(f, "stop: limit reached (steps={steps})"),
+        }
+    }
+}
+
+impl Line {
+    /// The line as a trace prints it, after the time of its step (right
+    /// aligned, seconds with three decimals).
+    pub fn stamped(&self, at: Instant) -> String {
+        format!("{:>11} {self}", at.to_string())
+    }
+}

@@ -3,28 +3,25 @@
 //! One [`DestinationActor`] per destination (its core [`DestId`]) hosts the core
 //! [`Destination`]: its concurrency window with slow start and feedback,
 //! cohort-failure counting that declares the site dead, and the timers that
-//! revive it (`minimal_backoff_time`) or end a destination rate delay. Its
-//! transport starts it and, once it is idle, stops it with `Stop`.
+//! revive it (`minimal_backoff_time`) or end a destination rate delay
+//! (the event loop delivers them here). Its transport's `Spawn` starts it
+//! and, once it is idle, its transport stops it with `Stop`.
 //!
 //! # Invariants
-//! - after `Stop` the actor ends; its registry entry was already removed by
-//!   the transport in the same step that sent `Stop`.
+//! - after `Stop` the actor ends, and the event loop removes its registry
+//!   entry; a destination that takes its slot has another id (ids carry
+//!   an epoch), so the two never meet in the registry.
 
 use std::sync::Arc;
 
-use actix::{Actor, ActorContext, Context, Handler, Message, MessageResult};
+use actix::{Actor, ActorContext, Context, Handler, MessageResult};
 use oqmgr::destination::Destination;
-use oqmgr::effect::{Addr, DestId, DestKey, Effects, Msg};
+use oqmgr::effect::{DestId, DestKey, Effects, Msg};
 use oqmgr::params::TransportParams;
 use oqmgr::time::Instant;
 
 use crate::control::live_query::InspectDestination;
-use crate::host::{handle, Entity, Host};
-
-/// A core message for a destination.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct DestinationMsg(pub Msg);
+use crate::host::{step, Entity, Host, Step};
 
 /// The actor that owns one core destination.
 pub struct DestinationActor {
@@ -57,9 +54,6 @@ impl Actor for DestinationActor {
 }
 
 impl Entity for DestinationActor {
-    fn core_addr(&self) -> Addr {
-        Addr::Destination(self.core.id)
-    }
     fn host(&self) -> &Arc<Host> {
         &self.host
     }
@@ -68,14 +62,15 @@ impl Entity for DestinationActor {
     }
 }
 
-impl Handler<DestinationMsg> for DestinationActor {
-    type Result = ();
-    fn handle(&mut self, msg: DestinationMsg, ctx: &mut Context<Self>) {
-        let stop = matches!(msg.0, Msg::Stop);
-        handle(self, msg.0, ctx);
+impl Handler<Step> for DestinationActor {
+    type Result = MessageResult<Step>;
+    fn handle(&mut self, msg: Step, ctx: &mut Context<Self>) -> MessageResult<Step> {
+        let stop = matches!(msg.msg, Msg::Stop);
+        let out = step(self, msg);
         if stop {
             ctx.stop();
         }
+        MessageResult(out)
     }
 }
 

@@ -6,34 +6,32 @@
 //!
 //! # Actor topology
 //! ```text
-//!  public/qmgr triggers ──Trigger──▶ SupervisorActor ◀──ScanResult/Admitted── ScannerActor ×2
-//!                                      │  ▲    │ ScanStart/ScanNext/Admit ──▶ (incoming, deferred)
-//!                              Enqueue │  │ EntryDone          │
-//!                                      ▼  │                    ▼ QueueStore (files)
-//!                               TransportActor ×N ──Take/Stop──▶ DestinationActor ×M
-//!                                 ▲  Capacity/Idle/NoWork/Revive ◀──┘   │ Deliver
-//!                       Connect ──┘ (AgentReady/AgentFailed)            ▼
-//!                                          DeliveryAgent (Recipient<Deliver>) ──DeliveryReport──▶ Report
+//!                      ┌──────────── event loop (host::run): one bus, one timer queue ────────────┐
+//!  triggers, agents' ──┤ Step ▶ SupervisorActor   Step ▶ TransportActor ×N   Step ▶ DestinationActor ×M
+//!  answers, completions│       ◀ effects                ◀ effects                  ◀ effects
+//!   (Host::input)      │ ScanStart/ScanNext/Admit ▶ ScannerActor ×2 ──▶ QueueStore (files)
+//!                      └ Connect / Deliver ▶ Outside: DeliveryAgent per transport ──DeliveryReport──▶ input
 //! ```
 //! Every core entity is an actor: one [`supervisor_actor::SupervisorActor`], one
 //! [`transport_actor::TransportActor`] per transport, one
 //! [`destination_actor::DestinationActor`] per destination, and one
 //! [`scanner_actor::ScannerActor`] per queue directory. Each owns one core value
-//! and is a thin shell around it: a message comes in, the core returns
-//! effects, and one function, `host::run`, carries them out for every actor
-//! alike (`do_send` for messages, `run_later` for timers, the registered
-//! [`agent::DeliveryAgent`] for deliveries, the
-//! [`queue_store::QueueStore`] for files). [`registry::Registry`] maps core names
+//! and is a thin shell around it: a step comes in, the core returns
+//! effects, and one loop, `host::run`, carries them out for every actor
+//! alike, through the core's own event loop (`oqmgr::events`): messages on
+//! its bus, timers in its queue, deliveries through an [`outside::Outside`]
+//! (the registered [`agent::DeliveryAgent`]s), files through the
+//! [`queue_store::QueueStore`]. [`registry::Registry`] maps core names
 //! to mailboxes; [`clock::Clock`] is the only reader of time.
 //! [`scheduler::Scheduler::builder`] wires it all on the current actix
 //! System.
 //!
 //! # Placement and order
 //! All scheduling actors run on the System arbiter: one thread, like
-//! Postfix's event loop, so messages from one sender arrive in send order
-//! and tests can pause the clock. The simulator (`oqmgr::sim`) hosts the same
-//! core on a FIFO bus; `actors/tests/actors.rs` checks both make the same
-//! decisions and documents exactly where their orders may differ.
+//! Postfix's event loop, and the loop steps one actor at a time, in the
+//! simulator's order (`oqmgr::sim` drives the same event loop), so tests
+//! can pause the clock and `actors/tests/actors.rs` requires the actors to
+//! print the simulator's trace, byte for byte, on every scenario.
 pub mod agent;
 pub mod cli;
 pub mod clock;
@@ -44,6 +42,7 @@ pub mod daemon;
 pub mod destination_actor;
 pub mod host;
 pub mod metrics;
+pub mod outside;
 pub mod postfix;
 pub mod queue_store;
 pub mod registry;

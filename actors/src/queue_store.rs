@@ -2,13 +2,13 @@
 //! (Postfix: the file side of `qmgr_scan.c`, `qmgr_active.c` and
 //! `qmgr_message.c`, which oqmgr calls inline from its event loop).
 //!
-//! The scanners, the supervisor and the effect host reach queue files only
+//! The scanners and the event loop reach queue files only
 //! through [`QueueStore`]: directory listings, admission into `active/`,
 //! recipient batches (already resolved), the scheduler's own discards and
 //! deferrals, and the final disposition of a finished message. The
 //! daemon's store is [`crate::daemon::dirstore::DirStore`] on a real queue
-//! directory; tests use an in-memory one (the `oqmgr-devtools` package's
-//! `memstore`).
+//! directory; tests use the simulator's queue files (the `oqmgr-devtools`
+//! package's `simworld`).
 //!
 //! # Invariants
 //! - calls are short and synchronous and never wait on another daemon (a
@@ -19,7 +19,8 @@
 //!
 //! # Compatibility
 //! The core's `DelayCleared` effect (`confirm_delay_cleared`) asks nothing
-//! of a store. As in Postfix, the notice is carried by the message's trace
+//! of a real store (`QueueStore::delay_cleared` does nothing by default).
+//! As in Postfix, the notice is carried by the message's trace
 //! flags: the envelope reader adds `REC_DLY_SENT` to a warned message's
 //! flags at admission, the agents record each recipient they finish, and
 //! the completion's trace flush has the bounce daemon send the notice.
@@ -114,6 +115,11 @@ pub trait QueueStore: Send {
     fn discard(&mut self, id: &str, recipient: &Recipient);
     /// Writes defer records for recipients the scheduler deferred itself.
     fn defer_recipients(&mut self, id: &str, recipients: &[Recipient], dsn: &Dsn);
+    /// The sender of `id` is told its delay is over (the core's
+    /// `DelayCleared`). Nothing to do on real queue files, where the notice
+    /// rides on the message's trace flags (see the module's notes); a
+    /// simulated store counts it.
+    fn delay_cleared(&mut self, _id: &str) {}
     /// Carries out a finished message's verdict: remove, defer until a next
     /// attempt (with a delay warning first when asked), or return to sender.
     /// `done` is dropped when that is carried out: at once for a store that
@@ -127,11 +133,12 @@ pub trait QueueStore: Send {
         false
     }
     /// Makes the deferred files `ids` due now (their next-attempt stamp
-    /// becomes now), for an operator's resume or flush; a deferred scan
-    /// follows. Files not in `deferred/` are skipped. A store without time
-    /// stamps does nothing.
-    fn retry(&mut self, ids: &[oqmgr::name::Name]) {
-        let _ = ids;
+    /// becomes `now`, or the store's own clock's time if it has one), for
+    /// an operator's resume or flush; a deferred scan follows. Files not
+    /// in `deferred/` are skipped. A store without time stamps does
+    /// nothing.
+    fn retry(&mut self, ids: &[oqmgr::name::Name], now: Instant) {
+        let _ = (ids, now);
     }
 }
 

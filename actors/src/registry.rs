@@ -2,8 +2,9 @@
 //! `qmgr_queue_find` hash tables of `qmgr_transport.c` and `qmgr_queue.c`).
 //!
 //! Every entity of the core is an actor; an [`oqmgr::effect::Addr`] names one
-//! and this registry turns the name into a mailbox. Lookups are concurrent
-//! (`DashMap`) because any actor may route a message to any other.
+//! and this registry turns the name into a mailbox for the event loop
+//! (`crate::host`). Lookups are concurrent (`DashMap`) because the
+//! scanners record queue IDs from their own actors.
 //!
 //! # Invariants
 //! - DashMap is used here and nowhere else, and a map guard is never held
@@ -11,16 +12,14 @@
 //!   parked in a suspended future would block every actor touching its
 //!   shard;
 //! - the maps are used for lookup only and never iterated to decide
-//!   anything: hash order would make two runs of the same input differ.
-//!   Where all transports must be visited (the `F` trigger), the ordered
-//!   `transport_names` set gives the same order the simulator uses;
-//! - a destination is removed here by whoever routes its `Stop` message, in
-//!   the same step, so a destination re-created under the same name right
-//!   after can never be removed by its predecessor's exit.
+//!   anything: hash order would make two runs of the same input differ
+//!   (the event loop keeps the ordered list of transports a flush visits);
+//! - a destination is removed here when its `Stop` is delivered; one that
+//!   takes its slot has another id (ids carry an epoch), so neither can
+//!   remove or receive the other's entry.
 
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use actix::Addr;
 use dashmap::DashMap;
@@ -37,8 +36,6 @@ use crate::transport_actor::TransportActor;
 pub struct Registry {
     /// Transport actors by transport name.
     transports: DashMap<String, Addr<TransportActor>>,
-    /// Transport names in sorted order, for the one broadcast (flush).
-    transport_names: Mutex<BTreeSet<String>>,
     /// Destination actors by core number.
     destinations: DashMap<DestId, Addr<DestinationActor>>,
     /// The next transport number (core destination ids start with their
@@ -53,41 +50,9 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The transport actor of that name, started by `start` on first use.
-    pub fn transport_or_start(
-        &self,
-        name: &str,
-        start: impl FnOnce() -> Addr<TransportActor>,
-    ) -> Addr<TransportActor> {
-        if let Some(addr) = self.transports.get(name) {
-            return addr.clone();
-        }
-        let addr = self
-            .transports
-            .entry(name.to_string())
-            .or_insert_with(start)
-            .clone();
-        self.transport_names
-            .lock()
-            .expect("registry lock poisoned")
-            .insert(name.to_string());
-        addr
-    }
-
-    /// Runs `f` on the transport actor of that name, started by `start` on
-    /// first use. The address is borrowed, not cloned: an actix address
-    /// clone allocates, and every core message to a transport comes here.
-    pub fn with_transport<R>(
-        &self,
-        name: &str,
-        start: impl FnOnce() -> Addr<TransportActor>,
-        f: impl FnOnce(&Addr<TransportActor>) -> R,
-    ) -> R {
-        if let Some(addr) = self.transports.get(name) {
-            return f(&addr);
-        }
-        let addr = self.transport_or_start(name, start);
-        f(&addr)
+    /// Records a new transport actor.
+    pub fn insert_transport(&self, name: &str, addr: Addr<TransportActor>) {
+        self.transports.insert(name.to_string(), addr);
     }
 
     /// A number for a new transport, never handed out before.
@@ -95,29 +60,9 @@ impl Registry {
         self.next_transport.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Runs `f` on the destination actor of that number, if any (borrowed,
-    /// as in [`Registry::with_transport`]).
-    pub fn with_destination<R>(
-        &self,
-        key: &DestId,
-        f: impl FnOnce(&Addr<DestinationActor>) -> R,
-    ) -> Option<R> {
-        self.destinations.get(key).map(|a| f(&a))
-    }
-
     /// The transport actor of that name, if it was started.
     pub fn transport(&self, name: &str) -> Option<Addr<TransportActor>> {
         self.transports.get(name).map(|a| a.clone())
-    }
-
-    /// Every started transport's name, sorted.
-    pub fn transport_names(&self) -> Vec<String> {
-        self.transport_names
-            .lock()
-            .expect("registry lock poisoned")
-            .iter()
-            .cloned()
-            .collect()
     }
 
     /// Records a new destination actor (replacing a stopped predecessor).
@@ -128,6 +73,13 @@ impl Registry {
     /// The destination actor of that number.
     pub fn destination(&self, key: &DestId) -> Option<Addr<DestinationActor>> {
         self.destinations.get(key).map(|a| a.clone())
+    }
+
+    /// The address of every transport actor, in no particular order: for
+    /// the operator's live-state query only, which sorts what they answer
+    /// (walking the map decides nothing).
+    pub fn transport_addrs(&self) -> Vec<Addr<TransportActor>> {
+        self.transports.iter().map(|e| e.value().clone()).collect()
     }
 
     /// The address of every destination actor, in no particular order:

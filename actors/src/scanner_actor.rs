@@ -5,11 +5,13 @@
 //! One [`ScannerActor`] per queue (`incoming`, `deferred`) serves that
 //! queue's walk: `ScanStart` has the store take a fresh listing, `ScanNext`
 //! hands out the store's next file, and `Admit` moves a file into
-//! `active/` and reads its envelope and first batch of recipients. All
+//! `active/` and reads its envelope and first batch of recipients. The
+//! event loop awaits each answer and puts it on its bus for the
+//! supervisor, where the effect that asked for it was. All
 //! file access goes through the
 //! [`QueueStore`](crate::queue_store::QueueStore) contract, so tests use
-//! an in-memory store (the `oqmgr-devtools` package's `memstore`) and the
-//! daemon real directories.
+//! the simulator's queue files (the `oqmgr-devtools` package's `simworld`)
+//! and the daemon real directories.
 //!
 //! # Invariants
 //! - a listing is a snapshot taken at scan start (Postfix reads the
@@ -22,7 +24,7 @@
 
 use std::sync::Arc;
 
-use actix::{Actor, Context, Handler, Message};
+use actix::{Actor, Context, Handler, Message, MessageResult};
 use oqmgr::effect::Msg;
 use oqmgr::entry::MessageId;
 use oqmgr::message::MessageInfo;
@@ -41,12 +43,12 @@ pub struct ScanStart {
 
 /// Asks for the next file of the walk; answered with `Msg::ScanResult`.
 #[derive(Debug, Message)]
-#[rtype(result = "()")]
+#[rtype(result = "Msg")]
 pub struct ScanNext;
 
 /// Admits one file; answered with `Msg::Admitted` or `Msg::AdmitFailed`.
 #[derive(Debug, Message)]
-#[rtype(result = "()")]
+#[rtype(result = "Msg")]
 pub struct Admit {
     /// Its queue ID.
     pub id: String,
@@ -77,10 +79,6 @@ impl ScannerActor {
             walk_started: None,
         }
     }
-
-    fn answer(&self, msg: Msg) {
-        self.host.send_supervisor(msg);
-    }
 }
 
 impl Actor for ScannerActor {
@@ -99,24 +97,24 @@ impl Handler<ScanStart> for ScannerActor {
 }
 
 impl Handler<ScanNext> for ScannerActor {
-    type Result = ();
-    fn handle(&mut self, _msg: ScanNext, _ctx: &mut Context<Self>) {
+    type Result = MessageResult<ScanNext>;
+    fn handle(&mut self, _msg: ScanNext, _ctx: &mut Context<Self>) -> MessageResult<ScanNext> {
         let found = self.host.store().scan_next(self.queue);
         if found.is_none() {
             if let (Some(m), Some(started)) = (self.host.metrics(), self.walk_started.take()) {
                 m.scanned(self.queue, crate::clock::io_now() - started);
             }
         }
-        self.answer(Msg::ScanResult {
+        MessageResult(Msg::ScanResult {
             queue: self.queue,
             id: found.map(Into::into),
-        });
+        })
     }
 }
 
 impl Handler<Admit> for ScannerActor {
-    type Result = ();
-    fn handle(&mut self, msg: Admit, _ctx: &mut Context<Self>) {
+    type Result = MessageResult<Admit>;
+    fn handle(&mut self, msg: Admit, _ctx: &mut Context<Self>) -> MessageResult<Admit> {
         let now = self.host.clock().now();
         let read = {
             let mut store = self.host.store();
@@ -130,7 +128,7 @@ impl Handler<Admit> for ScannerActor {
                 self.host
                     .registry()
                     .insert_queue_id(msg.message, id.clone());
-                self.answer(Msg::Admitted {
+                MessageResult(Msg::Admitted {
                     info: Box::new(MessageInfo {
                         message: msg.message,
                         id,
@@ -142,14 +140,14 @@ impl Handler<Admit> for ScannerActor {
                     }),
                     recipients: batch.recipients,
                     more: batch.more,
-                });
+                })
             }
             Err(why) => {
                 // The store has logged whatever Postfix logs for this file
                 // (`QueueStore` contract); a second line would be noise in
                 // a log parser's eyes.
                 tracing::debug!(queue = %self.queue, id = %msg.id, "not admitted: {why}");
-                self.answer(Msg::AdmitFailed { id: msg.id.into() });
+                MessageResult(Msg::AdmitFailed { id: msg.id.into() })
             }
         }
     }

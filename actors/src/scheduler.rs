@@ -4,9 +4,11 @@
 //! a [`QueueStore`](crate::queue_store::QueueStore), always given: the daemon's
 //! is the queue directory, tests bring their own; then one
 //! [`DeliveryAgent`] per transport and an optional trace sink) and
-//! [`SchedulerBuilder::start`] starts the scanners and the supervisor on
-//! the current actix `System`; transports and destinations start on
-//! demand. The returned [`Scheduler`] is the handle for triggers.
+//! [`SchedulerBuilder::start`] starts the scanners, the supervisor and the
+//! event loop on the current actix `System`; transports and destinations
+//! start on demand. The returned [`Scheduler`] is the handle for triggers.
+//! [`SchedulerBuilder::start_with`] puts another [`Outside`] where the
+//! registered agents would be (tests: the simulator's world).
 //!
 //! # Example
 //! ```no_run
@@ -27,33 +29,36 @@ use std::sync::Arc;
 
 use actix::{Actor, Addr, Message, Recipient};
 use oqmgr::active::Supervisor;
+use oqmgr::effect::{Addr as CoreAddr, Msg};
 use oqmgr::params::Params;
 use oqmgr::scan::QueueName;
 use oqmgr::time::Instant;
-use oqmgr::trace::TraceEvent;
+use oqmgr::trace::Line;
 
 use crate::agent::{Deliver, DeliveryAgent};
 use crate::clock::Clock;
-use crate::host::Host;
+use crate::host::{self, Host};
 use crate::metrics::Metrics;
+use crate::outside::{Agents, Outside};
 use crate::queue_store::SharedStore;
 use crate::scanner_actor::ScannerActor;
-use crate::supervisor_actor::{SupervisorActor, Trigger};
+use crate::supervisor_actor::SupervisorActor;
 
-/// One scheduling event for a trace sink: when, and what.
+/// One line of the trace for a trace sink: the time of the step that
+/// produced it, and the line.
 #[derive(Clone, Debug, Message)]
 #[rtype(result = "()")]
 pub struct TraceLine {
     /// The core time of the step that produced it.
     pub at: Instant,
-    /// The event.
-    pub event: TraceEvent,
+    /// The line.
+    pub line: Line,
 }
 
 impl std::fmt::Display for TraceLine {
     /// The simulator's trace format, so traces of both hosts compare.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:>11} {}", self.at.to_string(), self.event)
+        f.write_str(&self.line.stamped(self.at))
     }
 }
 
@@ -113,30 +118,37 @@ impl SchedulerBuilder {
         self
     }
 
-    /// Starts the scanners and the supervisor on the current actix System.
-    /// Must be called from within a running System.
-    pub fn start(self) -> Scheduler {
+    /// Starts the scanners, the supervisor and the event loop on the
+    /// current actix System, with the registered agents. Must be called
+    /// from within a running System.
+    pub fn start(mut self) -> Scheduler {
+        let agents = Agents::new(std::mem::take(&mut self.agents), self.default_agent.take());
+        self.start_with(agents)
+    }
+
+    /// Like [`SchedulerBuilder::start`], with `outside` where the
+    /// registered agents would be (those are then not used).
+    pub fn start_with<O: Outside>(self, outside: O) -> Scheduler {
         let clock = self.clock.unwrap_or_else(Clock::wall);
-        let store = self.store;
-        let host = Arc::new(Host::new(
+        let (host, inputs) = Host::new(
             clock,
             self.params,
-            self.agents,
-            self.default_agent,
-            store,
+            self.store,
             self.trace_sink,
             self.metrics,
-        ));
+        );
+        let host = Arc::new(host);
         let incoming = ScannerActor::new(QueueName::Incoming, Arc::clone(&host)).start();
         let deferred = ScannerActor::new(QueueName::Deferred, Arc::clone(&host)).start();
-        // Wire before the supervisor runs `start`: its first effects are
-        // scan requests for these scanners.
         let mut core = Supervisor::new(host.params().clone());
         if host.counts_completions() {
             core = core.counting_completions();
         }
-        let supervisor = SupervisorActor::create(|_| SupervisorActor::new(core, Arc::clone(&host)));
+        let supervisor = SupervisorActor::new(core, Arc::clone(&host)).start();
+        // Wired before the loop runs: its first step's effects are scan
+        // requests for these scanners.
         host.wire(supervisor.clone(), [incoming, deferred]);
+        actix::spawn(host::run(Arc::clone(&host), outside, inputs));
         Scheduler { host, supervisor }
     }
 }
@@ -165,12 +177,14 @@ impl Scheduler {
         }
     }
 
-    /// Delivers trigger bytes, as a `public/qmgr` client would.
+    /// Delivers trigger bytes, as a `public/qmgr` client would (`A`, `D`,
+    /// `F`, `I`, `W`; unknown bytes are ignored by the core).
     pub fn trigger(&self, bytes: &[u8]) {
         if let Some(m) = self.host.metrics() {
             m.triggered(bytes);
         }
-        self.supervisor.do_send(Trigger(bytes.to_vec()));
+        self.host
+            .input(CoreAddr::Supervisor, Msg::Trigger(bytes.to_vec()));
     }
 
     /// The supervisor's address.

@@ -3,33 +3,28 @@
 //! Hosts the core [`Supervisor`]: it applies the active-queue limits, asks
 //! the scanners for files one at a time, routes admitted recipients to
 //! transports, and decides each finished message's fate. Trigger bytes from
-//! the `public/qmgr` service arrive as [`Trigger`].
+//! the `public/qmgr` service arrive as input of the event loop
+//! ([`crate::scheduler::Scheduler::trigger`]).
 //!
 //! # Invariants
-//! - the core's startup step (`start`: scan both queues, arm the periodic
-//!   deferred scan) runs once, when the actor starts, after the scheduler
-//!   wired every address.
+//! - the core's startup step ([`Start`]) runs once, as the event loop's
+//!   first step, after the scheduler wired every address.
 
 use std::sync::Arc;
 
 use actix::{Actor, Context, Handler, Message, MessageResult};
 use oqmgr::active::Supervisor;
-use oqmgr::effect::{Addr, Effects, Msg};
+use oqmgr::effect::{Effects, Msg};
 use oqmgr::time::Instant;
 
-use crate::control::live_query::{InspectSupervisor, InspectSuspensions, RunCommand};
-use crate::host::{handle, run, Entity, Host};
+use crate::control::live_query::{InspectSupervisor, InspectSuspensions};
+use crate::host::{step, Entity, Host, Step};
 
-/// A core message for the supervisor.
+/// The core's startup step (scan both queues, arm the periodic deferred
+/// scan), at the given time; answered with its effects.
 #[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct SupervisorMsg(pub Msg);
-
-/// Trigger bytes as read from the `public/qmgr` socket or FIFO (`A`, `D`,
-/// `F`, `I`, `W`; unknown bytes are ignored by the core).
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Trigger(pub Vec<u8>);
+#[rtype(result = "Effects")]
+pub(crate) struct Start(pub(crate) Instant);
 
 /// Asks for the supervisor's load: (messages, recipients) in memory.
 #[derive(Debug, Message)]
@@ -53,20 +48,9 @@ impl SupervisorActor {
 
 impl Actor for SupervisorActor {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        let now = self.host.clock().now();
-        let mut out = self.host.effects();
-        self.core.start(now, &mut out);
-        let host = Arc::clone(&self.host);
-        run(&host, &Addr::Supervisor, now, out, ctx);
-    }
 }
 
 impl Entity for SupervisorActor {
-    fn core_addr(&self) -> Addr {
-        Addr::Supervisor
-    }
     fn host(&self) -> &Arc<Host> {
         &self.host
     }
@@ -75,17 +59,19 @@ impl Entity for SupervisorActor {
     }
 }
 
-impl Handler<SupervisorMsg> for SupervisorActor {
-    type Result = ();
-    fn handle(&mut self, msg: SupervisorMsg, ctx: &mut Context<Self>) {
-        handle(self, msg.0, ctx);
+impl Handler<Start> for SupervisorActor {
+    type Result = MessageResult<Start>;
+    fn handle(&mut self, msg: Start, _ctx: &mut Context<Self>) -> MessageResult<Start> {
+        let mut out = self.host.effects();
+        self.core.start(msg.0, &mut out);
+        MessageResult(out)
     }
 }
 
-impl Handler<Trigger> for SupervisorActor {
-    type Result = ();
-    fn handle(&mut self, msg: Trigger, ctx: &mut Context<Self>) {
-        handle(self, Msg::Trigger(msg.0), ctx);
+impl Handler<Step> for SupervisorActor {
+    type Result = MessageResult<Step>;
+    fn handle(&mut self, msg: Step, _ctx: &mut Context<Self>) -> MessageResult<Step> {
+        MessageResult(step(self, msg))
     }
 }
 
@@ -100,28 +86,6 @@ impl Handler<InspectSuspensions> for SupervisorActor {
     type Result = MessageResult<InspectSuspensions>;
     fn handle(&mut self, _msg: InspectSuspensions, _ctx: &mut Context<Self>) -> Self::Result {
         MessageResult(self.core.suspensions())
-    }
-}
-
-impl Handler<RunCommand> for SupervisorActor {
-    type Result = MessageResult<RunCommand>;
-    /// Runs the command as any core step, and answers the log lines it
-    /// produced (what was done, in words).
-    fn handle(&mut self, msg: RunCommand, ctx: &mut Context<Self>) -> Self::Result {
-        let now = self.host.clock().now();
-        let mut out = self.host.effects();
-        self.core.handle(now, Msg::Control(msg.0), &mut out);
-        let done = out
-            .list
-            .iter()
-            .filter_map(|e| match e {
-                oqmgr::effect::Effect::Log(_, text) => Some(text.clone()),
-                _ => None,
-            })
-            .collect();
-        let host = Arc::clone(&self.host);
-        run(&host, &Addr::Supervisor, now, out, ctx);
-        MessageResult(done)
     }
 }
 

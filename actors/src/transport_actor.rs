@@ -2,29 +2,25 @@
 //!
 //! One [`TransportActor`] per transport name hosts the core [`Transport`]:
 //! it asks for delivery agents, enforces the transport rate delay (its
-//! timers run here), keeps the round-robin ring of its destinations and
-//! starts a [`DestinationActor`](crate::destination_actor::DestinationActor) for
-//! each new destination (the core's `Spawn` effect). It is started on the
-//! first message for its name.
+//! timers are delivered here), keeps the round-robin ring of its
+//! destinations and asks for a
+//! [`DestinationActor`](crate::destination_actor::DestinationActor) for
+//! each new destination (the core's `Spawn` effect). The event loop starts
+//! it on the first message for its name.
 //!
 //! # Invariants
 //! - a destination is registered before the `Accept` that follows its
-//!   `Spawn` is routed, so the first entry is never lost.
+//!   `Spawn` is delivered, so the first entry is never lost.
 
 use std::sync::Arc;
 
-use actix::{Actor, Context, Handler, Message, MessageResult};
-use oqmgr::effect::{Addr, Effects, Msg};
+use actix::{Actor, Context, Handler, MessageResult};
+use oqmgr::effect::{Effects, Msg};
 use oqmgr::time::Instant;
 use oqmgr::transport::Transport;
 
 use crate::control::live_query::InspectTransport;
-use crate::host::{handle, Entity, Host};
-
-/// A core message for a transport.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct TransportMsg(pub Msg);
+use crate::host::{step, Entity, Host, Step};
 
 /// The actor that owns one core transport.
 pub struct TransportActor {
@@ -53,9 +49,6 @@ impl Actor for TransportActor {
 }
 
 impl Entity for TransportActor {
-    fn core_addr(&self) -> Addr {
-        Addr::Transport(self.core.name.clone())
-    }
     fn host(&self) -> &Arc<Host> {
         &self.host
     }
@@ -64,10 +57,10 @@ impl Entity for TransportActor {
     }
 }
 
-impl Handler<TransportMsg> for TransportActor {
-    type Result = ();
-    fn handle(&mut self, msg: TransportMsg, ctx: &mut Context<Self>) {
-        handle(self, msg.0, ctx);
+impl Handler<Step> for TransportActor {
+    type Result = MessageResult<Step>;
+    fn handle(&mut self, msg: Step, _ctx: &mut Context<Self>) -> MessageResult<Step> {
+        MessageResult(step(self, msg))
     }
 }
 

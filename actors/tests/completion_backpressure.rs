@@ -12,7 +12,6 @@ use actix::{Actor, Context, Handler, MessageResult};
 use oqmgr::entry::{DeliveryReport, Dsn, Outcome, Recipient, RecipientStatus};
 use oqmgr::message::{Verdict, Warning};
 use oqmgr::params::Params;
-use oqmgr::route::Routed;
 use oqmgr::scan::{QueueName, ScanFlags};
 use oqmgr::time::Instant;
 use oqmgr_actors::agent::{Deliver, DeliveryAgent};
@@ -21,7 +20,7 @@ use oqmgr_actors::queue_store::{
     AdmittedEnvelope, Batch, Completion, QueueStore, SharedStore, StoreError,
 };
 use oqmgr_actors::scheduler::Scheduler;
-use oqmgr_devtools::memstore::MemoryStore;
+use oqmgr_devtools::simworld::SimStore;
 
 /// Messages queued.
 const MESSAGES: usize = 12;
@@ -30,7 +29,7 @@ const LIMIT: usize = 3;
 
 /// A memory store whose completions finish only when the test lets them.
 struct SlowStore {
-    inner: MemoryStore,
+    inner: SimStore,
     /// Completions carried out in memory but not reported done yet.
     held: Arc<Mutex<Vec<Completion>>>,
     /// Admitted and not yet reported done (the store's memory).
@@ -104,12 +103,8 @@ fn slow_completions_hold_back_admission_at_the_active_limit() {
     let held = Arc::new(Mutex::new(Vec::new()));
     let holding = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
-    let mut inner = MemoryStore::new(|a: &str| Routed {
-        recipient: Recipient::new(a),
-        transport: "smtp".into(),
-        nexthop: "example.net".into(),
-        class_local: false,
-    });
+    // Every recipient goes to smtp:example.net.
+    let inner = SimStore::empty();
     for i in 0..MESSAGES {
         inner.add(
             &format!("Q{i:04}"),

@@ -12,15 +12,13 @@ use std::time::Duration;
 
 use actix::Actor;
 use oqmgr::params::Params;
-use oqmgr::sim::scenario::Scenario;
-use oqmgr::sim::world;
 use oqmgr::time::Instant;
 use oqmgr_actors::clock::Clock;
 use oqmgr_actors::control::live_query::{live_state, DaemonInfo};
 use oqmgr_actors::control::protocol::{Reply, SOCKET};
 use oqmgr_actors::control::server::{bind, ControlServer, READ_TIMEOUT};
 use oqmgr_actors::scheduler::Scheduler;
-use oqmgr_devtools::memstore::{InstantAgent, MemoryStore};
+use oqmgr_devtools::simworld::{InstantAgent, SimStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
@@ -44,9 +42,7 @@ fn bad_requests_never_block_or_change_scheduling() {
     let path = dir.path().join(SOCKET);
     actix::System::new().block_on(async move {
         let (params, _) = Params::from_pairs(&[]).expect("defaults resolve");
-        let store = Arc::new(Mutex::new(MemoryStore::new(|a| {
-            world::resolve(&Scenario::default(), a)
-        })));
+        let store = Arc::new(Mutex::new(SimStore::empty()));
         let clock = Clock::wall();
         let scheduler = Scheduler::builder(params, store.clone())
             .with_transport("smtp", InstantAgent.start().recipient())
@@ -98,7 +94,7 @@ fn bad_requests_never_block_or_change_scheduling() {
             actix::clock::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(removed, 1, "the message was delivered");
-        let state = live_state(&scheduler, false).await.unwrap();
+        let state = live_state(scheduler.host(), false).await.unwrap();
         assert!(state.supervisor.suspensions.is_empty());
         assert_eq!((state.supervisor.messages, state.supervisor.deferred), (0, 0));
         let mut got = Vec::new();
@@ -122,7 +118,7 @@ fn bad_requests_never_block_or_change_scheduling() {
             .await,
         );
         assert_eq!(r.done, ["control: suspend smtp:b.example until resumed (test)"]);
-        let state = live_state(&scheduler, false).await.unwrap();
+        let state = live_state(scheduler.host(), false).await.unwrap();
         assert_eq!(state.supervisor.suspensions.len(), 1);
         assert!(state.supervisor.suspensions[0].since > Instant::ZERO);
         let r = reply(

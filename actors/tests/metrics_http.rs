@@ -11,14 +11,12 @@ use std::time::Duration;
 
 use actix::Actor;
 use oqmgr::params::Params;
-use oqmgr::sim::scenario::Scenario;
-use oqmgr::sim::world;
 use oqmgr_actors::clock::Clock;
 use oqmgr_actors::control::live_query::DaemonInfo;
 use oqmgr_actors::metrics::http_server::{bind, MetricsServer, HEADER_TIMEOUT, MAX_CONNECTIONS};
 use oqmgr_actors::metrics::{Metrics, MetricsConfig};
 use oqmgr_actors::scheduler::Scheduler;
-use oqmgr_devtools::memstore::{InstantAgent, MemoryStore};
+use oqmgr_devtools::simworld::{InstantAgent, SimStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -65,9 +63,7 @@ fn sample(text: &str, name: &str) -> Option<f64> {
 fn metrics_status_page_and_bad_clients() {
     actix::System::new().block_on(async move {
         let (params, _) = Params::from_pairs(&[]).expect("defaults resolve");
-        let store = Arc::new(Mutex::new(MemoryStore::new(|a| {
-            world::resolve(&Scenario::default(), a)
-        })));
+        let store = Arc::new(Mutex::new(SimStore::empty()));
         let clock = Clock::wall();
         let config = MetricsConfig::new("127.0.0.1:0", false, None, None).unwrap();
         let metrics = Arc::new(Metrics::new(config));

@@ -30,11 +30,11 @@
 
 use std::collections::VecDeque;
 
-use super::{Event, Simulation};
 use crate::effect::{Addr, DestId, DestKey, Msg};
-use crate::entry::{DeliveryReport, Entry, MessageId, RecipientStatus};
-use crate::name::{FastMap, Name};
-use crate::sim::world::{self, Attempt, Listen};
+use crate::entry::{AgentId, DeliveryReport, Dsn, Entry, RecipientStatus};
+use crate::events::{Event, EventLoop};
+use crate::name::{FastMap, Name, SortKey};
+use crate::sim::world::{self, Attempt, Happening, Listen, Peer, World};
 use crate::time::{Duration, Instant};
 
 /// A connection waiting for a server process.
@@ -50,6 +50,8 @@ struct Waiting {
     transport: Name,
     /// The next hop.
     nexthop: Name,
+    /// The message's file.
+    file: SortKey,
     /// What is being delivered.
     entry: Entry,
 }
@@ -57,9 +59,11 @@ struct Waiting {
 /// A delivery whose deferred recipients are being appended to their
 /// message's defer log, one at a time, before the agent reports.
 #[derive(Debug)]
-pub(super) struct Appending {
+pub struct Appending {
     /// The destination to report to.
     id: DestId,
+    /// Its summary row.
+    row: u32,
     /// Appends still to make.
     left: usize,
     /// How long each holds the lock.
@@ -70,38 +74,70 @@ pub(super) struct Appending {
 
 /// Every server's listen queue, and every message's defer log lock.
 #[derive(Debug, Default)]
-pub(super) struct AttemptState {
+pub(crate) struct AttemptState {
     /// Waiting connections, oldest first, by server number.
     queues: Vec<VecDeque<Waiting>>,
     /// The last connection number handed out.
     conns: u64,
-    /// Until when each message's defer log is locked (lookups only).
-    defer_locks: FastMap<MessageId, Instant>,
+    /// Until when each message's defer log is locked, by queue ID
+    /// (lookups only).
+    defer_locks: FastMap<Name, Instant>,
 }
 
 impl AttemptState {
     /// A message left the active queue: its defer log lock goes.
-    pub(super) fn forget(&mut self, message: MessageId) {
+    pub(crate) fn forget(&mut self, file: &Name) {
         if !self.defer_locks.is_empty() {
-            self.defer_locks.remove(&message);
+            self.defer_locks.remove(file);
         }
     }
 }
 
-impl Simulation {
-    /// Starts the delivery of `entry` that destination `id` asked for.
-    pub(super) fn attempt(&mut self, id: DestId, dest: &DestKey, nexthop: &Name, entry: Entry) {
-        // The destination that asked is live (in its slot, or stopping
-        // only in a host that lets it): its server and summary row are
-        // kept with it.
-        let d = self
-            .dests
-            .get_mut(id)
-            .expect("delivery for a live destination");
-        if d.stats == u32::MAX {
-            d.stats = self.stats.row(dest);
+impl World {
+    /// Connects to `transport`'s delivery agent: it is ready (or found
+    /// down) after the transport's connect time.
+    pub fn alloc_agent(&mut self, lp: &mut EventLoop<Happening>, transport: Name, agent: AgentId) {
+        let behaviour = self
+            .scenario
+            .transports
+            .get(transport.as_str())
+            .cloned()
+            .unwrap_or_default();
+        let now = lp.now();
+        let at = Duration(now.as_millis());
+        let down = behaviour.down.iter().any(|p| p.from.0 <= at && at < p.to.0);
+        let msg = if down {
+            Msg::AgentFailed {
+                agent,
+                dsn: Dsn::new("4.3.0", "mail transport unavailable"),
+            }
+        } else {
+            Msg::AgentReady(agent)
+        };
+        lp.at(
+            now + behaviour.connect.0,
+            Event::Send(Addr::Transport(transport), msg),
+        );
+    }
+
+    /// Starts the delivery of `entry` (of queue file `file`) that
+    /// destination `id`, whose world state is `peer`, asked for.
+    #[allow(clippy::too_many_arguments)]
+    pub fn deliver(
+        &mut self,
+        lp: &mut EventLoop<Happening>,
+        peer: &mut Peer,
+        id: DestId,
+        dest: &DestKey,
+        nexthop: &Name,
+        entry: Entry,
+        file: &SortKey,
+    ) {
+        if peer.row == u32::MAX {
+            peer.row = self.stats.row(dest);
         }
-        let (row, server_no) = (d.stats, d.server);
+        let (row, server_no) = (peer.row, peer.server);
+        let now = lp.now();
         let server = &self.servers[server_no as usize];
         let recipients = entry.recipients.len();
         match world::listen(
@@ -110,19 +146,19 @@ impl Simulation {
             &dest.transport,
             nexthop,
             recipients,
-            self.now,
+            now,
         ) {
             Listen::Serve => {
-                let attempt = self.serve(server_no, &dest.transport, nexthop, recipients);
-                self.stats.select_at(self.now, row);
-                self.report(id, row, &dest.transport, entry, attempt);
+                let attempt = self.serve(lp, server_no, &dest.transport, nexthop, recipients);
+                self.stats.select_at(now, row);
+                self.report(lp, id, row, &dest.transport, file, entry, attempt);
             }
             Listen::Overflow(attempt) => {
-                self.stats.select_at(self.now, row);
-                self.report(id, row, &dest.transport, entry, attempt);
+                self.stats.select_at(now, row);
+                self.report(lp, id, row, &dest.transport, file, entry, attempt);
             }
             Listen::Wait => {
-                self.stats.select_at(self.now, row);
+                self.stats.select_at(now, row);
                 self.servers[server_no as usize].waiting += 1;
                 let queues = &mut self.attempts.queues;
                 if queues.len() <= server_no as usize {
@@ -136,15 +172,16 @@ impl Simulation {
                     row,
                     transport: dest.transport.clone(),
                     nexthop: nexthop.clone(),
+                    file: file.clone(),
                     entry,
                 });
                 let timeout = world::greeting_timeout(&self.scenario, nexthop, 0).latency;
-                self.schedule(
-                    self.now + timeout,
-                    Event::Greeting {
+                lp.at(
+                    now + timeout,
+                    Event::World(Happening::Greeting {
                         server: server_no,
                         conn,
-                    },
+                    }),
                 );
             }
         }
@@ -152,7 +189,7 @@ impl Simulation {
 
     /// A session with server `server_no` ended: its process takes the
     /// oldest waiting connections, until one holds it.
-    pub(super) fn release(&mut self, server_no: u32) {
+    pub(crate) fn release(&mut self, lp: &mut EventLoop<Happening>, server_no: u32) {
         self.servers[server_no as usize].active -= 1;
         loop {
             let Some(queue) = self.attempts.queues.get_mut(server_no as usize) else {
@@ -163,9 +200,9 @@ impl Simulation {
             };
             self.servers[server_no as usize].waiting -= 1;
             let recipients = w.entry.recipients.len();
-            let attempt = self.serve(server_no, &w.transport, &w.nexthop, recipients);
+            let attempt = self.serve(lp, server_no, &w.transport, &w.nexthop, recipients);
             let held = attempt.connected;
-            self.report(w.id, w.row, &w.transport, w.entry, attempt);
+            self.report(lp, w.id, w.row, &w.transport, &w.file, w.entry, attempt);
             if held {
                 return;
             }
@@ -174,7 +211,12 @@ impl Simulation {
 
     /// Connection `conn` waited the whole greeting timeout: if no process
     /// took it, the client gives up now.
-    pub(super) fn greeting_timeout(&mut self, server_no: u32, conn: u64) {
+    pub(crate) fn greeting_timeout(
+        &mut self,
+        lp: &mut EventLoop<Happening>,
+        server_no: u32,
+        conn: u64,
+    ) {
         let queue = &mut self.attempts.queues[server_no as usize];
         let Some(at) = queue.iter().position(|w| w.conn == conn) else {
             return;
@@ -185,11 +227,19 @@ impl Simulation {
             world::greeting_timeout(&self.scenario, &w.nexthop, w.entry.recipients.len());
         // The wait was the timeout.
         attempt.latency = Duration::ZERO;
-        self.report(w.id, w.row, &w.transport, w.entry, attempt);
+        self.report(lp, w.id, w.row, &w.transport, &w.file, w.entry, attempt);
     }
 
     /// A process of server `server_no` takes a connection now.
-    fn serve(&mut self, server_no: u32, transport: &str, nexthop: &str, n: usize) -> Attempt {
+    fn serve(
+        &mut self,
+        lp: &mut EventLoop<Happening>,
+        server_no: u32,
+        transport: &str,
+        nexthop: &str,
+        n: usize,
+    ) -> Attempt {
+        let now = lp.now();
         let server = &mut self.servers[server_no as usize];
         let attempt = world::attempt(
             &self.scenario,
@@ -198,27 +248,38 @@ impl Simulation {
             transport,
             nexthop,
             n,
-            self.now,
+            now,
         );
         if attempt.connected {
             server.active += 1;
-            let done = self.now + attempt.latency;
-            self.schedule(done, Event::Release(server_no));
+            let done = now + attempt.latency;
+            lp.at(done, Event::World(Happening::Release(server_no)));
         }
         attempt
     }
 
     /// Records how `attempt` went and sends its report when it ends.
-    fn report(&mut self, id: DestId, row: u32, transport: &str, entry: Entry, attempt: Attempt) {
-        let done: Instant = self.now + attempt.latency;
-        let mut file = self.queues.files.get_mut(self.ids.get(entry.message));
-        let arrival = file.as_ref().map_or(self.now, |f| f.arrival);
+    #[allow(clippy::too_many_arguments)]
+    fn report(
+        &mut self,
+        lp: &mut EventLoop<Happening>,
+        id: DestId,
+        row: u32,
+        transport: &str,
+        file: &SortKey,
+        entry: Entry,
+        attempt: Attempt,
+    ) {
+        let now = lp.now();
+        let done: Instant = now + attempt.latency;
+        let mut found = self.queues.files.get_mut(file);
+        let arrival = found.as_ref().map_or(now, |f| f.arrival);
         self.stats
             .outcome_at(row, &attempt.recipients, done.saturating_since(arrival));
-        if let Some(file) = &mut file {
+        if let Some(f) = &mut found {
             for (r, status) in entry.recipients.iter().zip(&attempt.recipients) {
                 if *status != RecipientStatus::Deferred {
-                    file.mark_done(&r.address);
+                    f.mark_done(&r.address);
                 }
             }
         }
@@ -241,39 +302,45 @@ impl Simulation {
         if deferred > 0 && !hold.is_zero() {
             let appending = Appending {
                 id,
+                row,
                 left: deferred,
                 hold,
                 report,
             };
-            self.schedule(done, Event::Append(entry.message, Box::new(appending)));
+            lp.at(
+                done,
+                Event::World(Happening::Append(file.name().clone(), Box::new(appending))),
+            );
             return;
         }
-        self.schedule(
-            done,
-            Event::Send(Addr::Destination(id), Msg::Report(report)),
-        );
+        lp.at(done, Event::World(Happening::Report { id, row, report }));
     }
 
-    /// The next defer log append of a delivery of `message`: made now if
+    /// The next defer log append of a delivery of `file`: made now if
     /// the log is free, else tried again after Postfix's lock delay.
-    pub(super) fn append(&mut self, message: MessageId, mut a: Box<Appending>) {
-        let locked = self.attempts.defer_locks.get(&message).copied();
-        if locked.is_some_and(|until| self.now < until) {
+    pub(crate) fn append(
+        &mut self,
+        lp: &mut EventLoop<Happening>,
+        file: Name,
+        mut a: Box<Appending>,
+    ) {
+        let now = lp.now();
+        let locked = self.attempts.defer_locks.get(&file).copied();
+        if locked.is_some_and(|until| now < until) {
             let wait = Duration::from_millis(750 + (500.0 * self.rng.unit()) as u64);
-            self.schedule(self.now + wait, Event::Append(message, a));
+            lp.at(now + wait, Event::World(Happening::Append(file, a)));
             return;
         }
-        let free = self.now + a.hold;
-        self.attempts.defer_locks.insert(message, free);
+        let free = now + a.hold;
+        self.attempts.defer_locks.insert(file.clone(), free);
         a.left -= 1;
         if a.left > 0 {
-            self.schedule(free, Event::Append(message, a));
+            lp.at(free, Event::World(Happening::Append(file, a)));
         } else {
-            let report = a.report;
-            self.schedule(
-                free,
-                Event::Send(Addr::Destination(a.id), Msg::Report(report)),
-            );
+            let Appending {
+                id, row, report, ..
+            } = *a;
+            lp.at(free, Event::World(Happening::Report { id, row, report }));
         }
     }
 }

@@ -3,11 +3,12 @@
 //!
 //! Each transport has a table indexed by slot, so finding the addressee
 //! of a message is two indexings and a comparison of the id's epoch, not
-//! a hash of two names in a map of ten thousand. A destination told to
-//! `Stop` leaves its slot at once, since its transport may give the slot
-//! to a new destination in the same step, and waits among the stopping
-//! ones until its `Stop` comes off the bus: the bus is FIFO, so every
-//! message for it up to that `Stop` still finds it by its whole id.
+//! a hash of two names in a map of ten thousand. A transport gives a slot
+//! to a new destination only after it sent `Stop` to the previous holder,
+//! but that `Stop` may still be on the bus: the new destination then takes
+//! the slot, and the old one waits among the stopping ones until its
+//! `Stop` comes off the bus. The bus is FIFO, so every message for it up
+//! to that `Stop` still finds it by its whole id.
 //!
 //! # Invariants
 //! - an id names at most one destination here, in a table or stopping;
@@ -17,18 +18,15 @@
 use crate::destination::Destination;
 use crate::effect::DestId;
 use crate::name::FastMap;
+use crate::sim::world::Peer;
 
 /// A live destination and what the simulator keeps with it.
 #[derive(Debug)]
 pub(super) struct SimDest {
     /// The core entity.
     pub(super) core: Destination,
-    /// Its row in the summary's counters, found on first use (`u32::MAX`
-    /// until then: a destination that never had a delivery has no row,
-    /// as before rows were numbered).
-    pub(super) stats: u32,
-    /// The number of the server behind its next hop.
-    pub(super) server: u32,
+    /// What the world keeps for it (its server and summary row).
+    pub(super) peer: Peer,
 }
 
 /// Every destination of a run.
@@ -36,8 +34,9 @@ pub(super) struct SimDest {
 pub(super) struct Dests {
     /// Live destinations by transport number, then slot.
     tables: Vec<Vec<Option<SimDest>>>,
-    /// Destinations told to `Stop` whose `Stop` is still on the bus (a
-    /// hash map for lookups only, usually empty).
+    /// Destinations told to `Stop` whose slot went to a new destination
+    /// while their `Stop` was still on the bus (a hash map for lookups
+    /// only, usually empty).
     stopping: FastMap<DestId, SimDest>,
 }
 
@@ -48,29 +47,22 @@ impl Dests {
         self.tables.push(Vec::new());
     }
 
-    /// Files a new destination in its slot.
+    /// Files a new destination in its slot; a previous holder whose `Stop`
+    /// has not come yet waits among the stopping ones.
     ///
     /// # Panics
-    /// When the slot holds a live destination: a transport reuses a slot
-    /// only after it stopped the previous holder.
+    /// When the previous holder has the same id.
     pub(super) fn spawn(&mut self, d: SimDest) {
         let id = d.core.id;
         let table = &mut self.tables[id.transport as usize];
         if table.len() <= id.slot as usize {
             table.resize_with(id.slot as usize + 1, || None);
         }
-        let old = table[id.slot as usize].replace(d);
-        assert!(old.is_none(), "{id} spawned over a live destination");
-    }
-
-    /// The destination `id` was told to stop: it leaves its slot.
-    pub(super) fn stop(&mut self, id: DestId) {
-        let slot = self.tables[id.transport as usize]
-            .get_mut(id.slot as usize)
-            .filter(|d| d.as_ref().is_some_and(|d| d.core.id == id));
-        if let Some(d) = slot.and_then(Option::take) {
-            let old = self.stopping.insert(id, d);
-            assert!(old.is_none(), "{id} stopped twice");
+        if let Some(old) = table[id.slot as usize].replace(d) {
+            let old_id = old.core.id;
+            assert!(old_id != id, "{id} spawned twice");
+            let twice = self.stopping.insert(old_id, old);
+            assert!(twice.is_none(), "{old_id} stopped twice");
         }
     }
 
@@ -82,8 +74,8 @@ impl Dests {
         self.tables
             .get_mut(id.transport as usize)
             .and_then(|t| t.get_mut(id.slot as usize))
+            .filter(|d| d.as_ref().is_some_and(|d| d.core.id == id))
             .and_then(Option::as_mut)
-            .filter(|d| d.core.id == id)
     }
 
     /// Every live destination, described (for `destinations` commands).
@@ -96,11 +88,17 @@ impl Dests {
             .collect()
     }
 
-    /// Takes out the stopping destination `id`, whose `Stop` has come.
-    pub(super) fn take_stopping(&mut self, id: DestId) -> Option<SimDest> {
-        if self.stopping.is_empty() {
-            return None;
+    /// Takes out the destination `id`, whose `Stop` has come.
+    pub(super) fn take(&mut self, id: DestId) -> Option<SimDest> {
+        if !self.stopping.is_empty() {
+            if let Some(d) = self.stopping.remove(&id) {
+                return Some(d);
+            }
         }
-        self.stopping.remove(&id)
+        self.tables
+            .get_mut(id.transport as usize)
+            .and_then(|t| t.get_mut(id.slot as usize))
+            .filter(|d| d.as_ref().is_some_and(|d| d.core.id == id))
+            .and_then(Option::take)
     }
 }

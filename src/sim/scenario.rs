@@ -184,16 +184,25 @@ pub struct CommandAt {
     pub run: String,
 }
 
+/// What a scenario's command line asks of the host.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Operator {
+    /// An operator command for the supervisor (`Msg::Control`).
+    Control(crate::control::Command),
+    /// The `destinations` table of the live state, printed into the trace
+    /// ([`crate::live_state::DestinationFilter::trace_table`]).
+    Destinations(crate::live_state::DestinationFilter),
+}
+
 impl CommandAt {
-    /// The command, checked: `Ok(None)` for `destinations`, whose filter
-    /// the simulator parses when it runs it.
-    pub fn command(&self) -> Result<Option<crate::control::Command>, String> {
+    /// What the command line asks for, checked.
+    pub fn parse(&self) -> Result<Operator, String> {
         let words: Vec<&str> = self.run.split_whitespace().collect();
         if words.first() == Some(&"destinations") {
-            crate::live_state::DestinationFilter::parse(&words[1..])?;
-            return Ok(None);
+            let filter = crate::live_state::DestinationFilter::parse(&words[1..])?;
+            return Ok(Operator::Destinations(filter));
         }
-        crate::control::Command::parse(&self.run).map(Some)
+        crate::control::Command::parse(&self.run).map(Operator::Control)
     }
 }
 
@@ -433,7 +442,7 @@ impl Scenario {
             }
         }
         for (i, c) in self.commands.iter().enumerate() {
-            if let Err(why) = c.command() {
+            if let Err(why) = c.parse() {
                 return Err(format!("field `commands.{i}.run`: {why}"));
             }
         }

@@ -1,22 +1,46 @@
-//! The simulated world: queue directories and remote servers.
+//! The simulated world: the mail that arrives, the queue directories,
+//! and the delivery agents with the servers behind them.
 //!
 //! Stands in for everything the daemon does through I/O: files in
 //! `incoming/`, `active/` and `deferred/` with their "next attempt" stamps,
 //! directory scans, envelope reading in batches, and the servers behind
 //! each next hop with their latency, connection limit, outages and
-//! per-recipient failures.
+//! per-recipient failures (`servers.rs`, run by `attempt.rs`). The
+//! scenario's operator commands are among its events too; when one is due
+//! it goes back to the host, which runs it (the entities are the host's).
+//!
+//! [`World`] is what a host hands the core's I/O effects to. Both hosts
+//! use it: the simulator calls it from its own loop, and the actor tests
+//! plug it in where the daemon has its queue directory and delivery
+//! agents (the `oqmgr-devtools` package's `simworld`). Everything it
+//! schedules goes into the host's [`EventLoop`], under the same arming
+//! numbers in both hosts, so same-instant events fire in the same order.
+//!
+//! # Invariants
+//! - a file is in exactly one place; only an admission moves it into
+//!   `active/`, only a completion moves it out;
+//! - all randomness comes from the one seeded generator, drawn in the
+//!   order deliveries start;
+//! - the summary's rows are made on a destination's first delivery, so a
+//!   destination that never had one has none.
 
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
-use crate::entry::{Dsn, Outcome, Recipient, RecipientStatus};
-use crate::message::Warning;
+use crate::effect::{Addr, DestId, Msg};
+use crate::entry::{DeliveryReport, Recipient};
+use crate::events::{Event, EventLoop};
+use crate::message::{Verdict, Warning};
 use crate::name::{FastMap, FastState, Name, SortKey};
-use crate::route::{Routed, ERROR, RETRY};
-use crate::scan::QueueName;
+use crate::route::Routed;
+use crate::scan::{is_due, QueueName, ScanFlags};
+use crate::sim::attempt::{Appending, AttemptState};
+use crate::sim::report::{self, Stats};
 use crate::sim::rng::Rng;
-use crate::sim::scenario::{Latency, ListenOverflow, OutageKind, Scenario, ServerBehaviour};
+use crate::sim::scenario::{CommandAt, Scenario};
 use crate::time::{Duration, Instant};
+
+pub use crate::sim::servers::{attempt, greeting_timeout, listen, sample, Attempt, Listen, Server};
 
 /// Where a simulated queue file is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -227,215 +251,6 @@ pub fn route(
     }
 }
 
-/// One simulated remote server's state.
-#[derive(Debug, Default)]
-pub struct Server {
-    /// Connections open now (each holds a server process).
-    pub active: u32,
-    /// Connections in the listen queue, waiting for a process.
-    pub waiting: u32,
-}
-
-/// Where a new connection goes, as [`listen`] decides.
-#[derive(Clone, Debug)]
-pub enum Listen {
-    /// A process takes it now: [`attempt`] says how it goes.
-    Serve,
-    /// Every process is busy: it waits in the listen queue, at most the
-    /// greeting timeout, and [`attempt`] runs when a process takes it.
-    Wait,
-    /// The listen queue is full too: the attempt fails as it says.
-    Overflow(Attempt),
-}
-
-/// Decides whether a new connection to `nexthop`'s server is served now,
-/// waits for a process, or overflows the listen queue. Servers without a
-/// `process_limit` serve at once; so does every server while it is down
-/// ([`attempt`] answers for the outage) and the pseudo-transports.
-pub fn listen(
-    scenario: &Scenario,
-    server: &Server,
-    transport: &str,
-    nexthop: &str,
-    recipients: usize,
-    now: Instant,
-) -> Listen {
-    if transport == RETRY || transport == ERROR {
-        return Listen::Serve;
-    }
-    let behaviour = behaviour(scenario, nexthop);
-    let at = Duration(now.as_millis());
-    let down = behaviour
-        .outages
-        .iter()
-        .any(|p| p.from.0 <= at && at < p.to.0);
-    if down || behaviour.process_limit == 0 || server.active < behaviour.process_limit {
-        return Listen::Serve;
-    }
-    if server.waiting < behaviour.listen_queue {
-        return Listen::Wait;
-    }
-    Listen::Overflow(match behaviour.listen_overflow {
-        ListenOverflow::Drop => site_failure(
-            behaviour.timeout.0,
-            "4.4.1",
-            format!("connect to {nexthop}[127.0.0.1]:25: Connection timed out"),
-            recipients,
-        ),
-        ListenOverflow::Stall => greeting_timeout(scenario, nexthop, recipients),
-    })
-}
-
-/// A connection no process took within the greeting timeout: the client
-/// gives up after waiting that long.
-pub fn greeting_timeout(scenario: &Scenario, nexthop: &str, recipients: usize) -> Attempt {
-    site_failure(
-        behaviour(scenario, nexthop).greeting_timeout.0,
-        "4.4.2",
-        format!(
-            "conversation with {nexthop}[127.0.0.1] timed out while receiving the initial server greeting"
-        ),
-        recipients,
-    )
-}
-
-/// A whole delivery deferred for a problem with the site, after `latency`.
-fn site_failure(latency: Duration, status: &str, reason: String, recipients: usize) -> Attempt {
-    Attempt {
-        latency,
-        outcome: Outcome::Defer,
-        hop: Some(Dsn::new(status, reason)),
-        recipients: vec![RecipientStatus::Deferred; recipients],
-        connected: false,
-    }
-}
-
-/// What a simulated delivery attempt comes to.
-#[derive(Clone, Debug)]
-pub struct Attempt {
-    /// How long it takes.
-    pub latency: Duration,
-    /// Overall outcome.
-    pub outcome: Outcome,
-    /// Site status, when the site failed.
-    pub hop: Option<Dsn>,
-    /// Per-recipient results.
-    pub recipients: Vec<RecipientStatus>,
-    /// Whether it held a server connection.
-    pub connected: bool,
-}
-
-/// Decides how a delivery attempt to `nexthop` goes at `now`.
-pub fn attempt(
-    scenario: &Scenario,
-    rng: &mut Rng,
-    server: &Server,
-    transport: &str,
-    nexthop: &str,
-    recipients: usize,
-    now: Instant,
-) -> Attempt {
-    if transport == RETRY || transport == ERROR {
-        // The error agent answers at once with the next hop text as the
-        // reason: defer for retry, bounce for error.
-        let (outcome, status) = if transport == RETRY {
-            (Outcome::Defer, RecipientStatus::Deferred)
-        } else {
-            (Outcome::Done, RecipientStatus::Bounced)
-        };
-        return Attempt {
-            latency: Duration::ZERO,
-            outcome,
-            hop: None,
-            recipients: vec![status; recipients],
-            connected: false,
-        };
-    }
-    let behaviour = behaviour(scenario, nexthop);
-    let site_failure = |latency: Duration, status: &str, reason: String| {
-        site_failure(latency, status, reason, recipients)
-    };
-    let at = Duration(now.as_millis());
-    if let Some(p) = behaviour
-        .outages
-        .iter()
-        .find(|p| p.from.0 <= at && at < p.to.0)
-    {
-        return match p.kind {
-            OutageKind::Refused => site_failure(
-                Duration::from_millis(10),
-                "4.4.1",
-                format!("connect to {nexthop}[127.0.0.1]:25: Connection refused"),
-            ),
-            OutageKind::Timeout => site_failure(
-                behaviour.timeout.0,
-                "4.4.1",
-                format!("connect to {nexthop}[127.0.0.1]:25: Connection timed out"),
-            ),
-        };
-    }
-    if behaviour.connection_limit > 0 && server.active >= behaviour.connection_limit {
-        return site_failure(
-            sample(&behaviour.limit_latency, rng),
-            "4.7.0",
-            format!(
-                "host {nexthop}[127.0.0.1] refused to talk to me: 421 4.7.0 too many connections"
-            ),
-        );
-    }
-    let latency = sample(&behaviour.latency, rng);
-    let statuses: Vec<RecipientStatus> = (0..recipients)
-        .map(|_| {
-            let x = rng.unit();
-            if x < behaviour.bounce_rate {
-                RecipientStatus::Bounced
-            } else if x < behaviour.bounce_rate + behaviour.defer_rate {
-                RecipientStatus::Deferred
-            } else {
-                RecipientStatus::Sent
-            }
-        })
-        .collect();
-    let outcome = if statuses.contains(&RecipientStatus::Deferred) {
-        Outcome::Defer
-    } else {
-        Outcome::Done
-    };
-    Attempt {
-        latency,
-        outcome,
-        hop: None,
-        recipients: statuses,
-        connected: true,
-    }
-}
-
-/// The behaviour of `nexthop`'s server; the simulation always installs a
-/// `"*"` default before it runs.
-fn behaviour<'a>(scenario: &'a Scenario, nexthop: &str) -> &'a ServerBehaviour {
-    scenario
-        .destinations
-        .get(nexthop)
-        .or_else(|| scenario.destinations.get("*"))
-        .expect("the simulation installs a \"*\" server behaviour")
-}
-
-/// Draws one latency.
-pub fn sample(latency: &Latency, rng: &mut Rng) -> Duration {
-    let ms = match latency {
-        Latency::Fixed { value } => value.0.as_millis() as f64,
-        Latency::Uniform { min, max } => {
-            let (lo, hi) = (min.0.as_millis() as f64, max.0.as_millis() as f64);
-            lo + (hi - lo).max(0.0) * rng.unit()
-        }
-        Latency::Exponential { mean } => -(mean.0.as_millis() as f64) * (1.0 - rng.unit()).ln(),
-        Latency::Lognormal { median, sigma } => {
-            median.0.as_millis() as f64 * (sigma * rng.normal()).exp()
-        }
-    };
-    Duration::from_millis(ms.round().clamp(0.0, 86_400_000.0) as u64)
-}
-
 /// Reads and resolves the next batch of a file's undone recipients,
 /// routing each domain once (`routes`) and sharing transport and next hop
 /// names (`names`).
@@ -491,6 +306,497 @@ pub(crate) fn push_decimal(out: &mut String, n: u64, width: usize) {
     }
     // One copy of the digits, not a push (and a capacity check) each.
     out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
+}
+
+/// Something the world schedules for itself.
+#[derive(Debug)]
+pub enum Happening {
+    /// Message `index` of arrival group `group` appears in its queue.
+    Arrive {
+        /// The arrival group.
+        group: usize,
+        /// The message within it.
+        index: u32,
+    },
+    /// A connection to the server of that number closes.
+    Release(u32),
+    /// The greeting timeout of a connection waiting in the listen queue
+    /// of a server.
+    Greeting {
+        /// The server's number.
+        server: u32,
+        /// The connection's number.
+        conn: u64,
+    },
+    /// The next defer log append of a delivery of that file.
+    Append(Name, Box<Appending>),
+    /// The scenario's operator command of that number: handed back to the
+    /// host, which runs it ([`World::fire`]).
+    Command(usize),
+    /// An agent reports: the delivery ends for the summary, and the report
+    /// goes to the destination.
+    Report {
+        /// The destination.
+        id: DestId,
+        /// Its summary row.
+        row: u32,
+        /// The report.
+        report: DeliveryReport,
+    },
+}
+
+/// What the world keeps for one destination: its summary row, made on its
+/// first delivery, and the number of the server behind its next hop. A
+/// host keeps it with the destination so that neither is looked up by name
+/// again.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer {
+    /// The summary row (`u32::MAX` until the first delivery).
+    pub(crate) row: u32,
+    /// The server's number.
+    pub(crate) server: u32,
+}
+
+/// Where an arrival group stands: only its next message sits among the
+/// timers (a million queued arrivals would cost more memory than the
+/// recipients they bring). Its arming number is the one it would have had
+/// had every arrival been armed at the start, so ties break as before.
+#[derive(Clone, Copy, Debug)]
+struct ArrivalGroup {
+    /// Arming number of the group's first message.
+    first_seq: u64,
+    /// Messages in the group.
+    count: u32,
+}
+
+/// What an admission read from a file's envelope.
+#[derive(Clone, Debug)]
+pub struct Envelope {
+    /// The sender (shared by the files of one arrival group).
+    pub sender: Name,
+    /// When the message was created.
+    pub create_time: Instant,
+    /// The delay-warning state.
+    pub warning: Warning,
+    /// VERP: one recipient per delivery.
+    pub single_rcpt: bool,
+}
+
+/// The simulated world of one run.
+#[derive(Debug)]
+pub struct World {
+    /// The scenario.
+    pub(crate) scenario: Scenario,
+    /// `delay_warning_time`, for the warning due time of new files.
+    delay_warning_time: Duration,
+    /// Arrival groups, by index in the scenario.
+    groups: Vec<ArrivalGroup>,
+    /// One shared copy of each group's sender.
+    senders: Vec<Name>,
+    /// Transport names and next hops made so far, so that each recipient
+    /// shares them instead of holding copies (lookups only).
+    names: HashSet<Name, FastState>,
+    /// Transport and next hop by recipient domain, as the scenario routes
+    /// them: a million recipients share a few thousand domains, and one
+    /// lookup here replaces a route search and two name lookups each
+    /// (lookups only).
+    routes: FastMap<Box<str>, (Name, Name)>,
+    /// Queue directories.
+    pub queues: Queues,
+    /// Remote servers, by number.
+    pub(crate) servers: Vec<Server>,
+    /// Server numbers by next hop (lookups only).
+    server_numbers: FastMap<Name, u32>,
+    /// Listen queues, and the senders' defer log locks.
+    pub(crate) attempts: AttemptState,
+    /// The one random source.
+    pub(crate) rng: Rng,
+    /// Arrivals not yet happened.
+    arrivals_left: u64,
+    /// Queue ID counter.
+    next_file: u64,
+    /// When the last wakeup for new mail was sent: files arriving in the
+    /// same instant share one, as cleanup's triggers would share one read.
+    last_wakeup: Option<Instant>,
+    /// A buffer for the queue IDs and addresses made at each arrival.
+    scratch: String,
+    /// Counters for the summary.
+    pub(crate) stats: Stats,
+}
+
+impl World {
+    /// The world of `scenario` (checked by the caller), drawing from
+    /// `seed`; new files fall due for a delay warning `delay_warning_time`
+    /// after their creation (never when zero).
+    pub fn new(mut scenario: Scenario, seed: u64, delay_warning_time: Duration) -> World {
+        scenario.destinations.entry("*".into()).or_default();
+        World {
+            scenario,
+            delay_warning_time,
+            groups: Vec::new(),
+            senders: Vec::new(),
+            names: HashSet::default(),
+            routes: FastMap::default(),
+            queues: Queues::default(),
+            servers: Vec::new(),
+            server_numbers: FastMap::default(),
+            attempts: AttemptState::default(),
+            rng: Rng::new(seed),
+            arrivals_left: 0,
+            next_file: 0,
+            last_wakeup: None,
+            scratch: String::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// The scenario.
+    pub fn scenario(&self) -> &Scenario {
+        &self.scenario
+    }
+
+    /// Arms the scenario's arrivals, operator commands and triggers.
+    /// Arming numbers are handed out as if every arrival were armed now,
+    /// group by group, but only each group's first is queued; commands
+    /// and then triggers come after.
+    pub fn start(&mut self, lp: &mut EventLoop<Happening>) {
+        for group in 0..self.scenario.arrivals.len() {
+            let a = &self.scenario.arrivals[group];
+            let g = ArrivalGroup {
+                first_seq: lp.reserve(u64::from(a.count)),
+                count: a.count,
+            };
+            self.arrivals_left += u64::from(a.count);
+            self.senders.push(Name::from(&a.sender));
+            self.groups.push(g);
+            self.queue_arrival(lp, group, 0);
+        }
+        for (i, c) in self.scenario.commands.iter().enumerate() {
+            lp.at(Instant::ZERO + c.at.0, Event::World(Happening::Command(i)));
+        }
+        for t in &self.scenario.triggers {
+            let at = Instant::ZERO + t.at.0;
+            let bytes = t.bytes.clone().into_bytes();
+            lp.at(at, Event::Send(Addr::Supervisor, Msg::Trigger(bytes)));
+        }
+    }
+
+    /// Nothing left to do: every arrival happened and every file is gone.
+    pub fn idle(&self) -> bool {
+        self.arrivals_left == 0 && self.queues.files.is_empty()
+    }
+
+    /// Makes `name` the shared copy of its text, so that recipients routed
+    /// from now on carry it (names recognised as the same copy compare by
+    /// pointer instead of by text).
+    pub fn share_name(&mut self, name: Name) {
+        self.names.replace(name);
+    }
+
+    /// What the world keeps for a destination whose next hop is
+    /// `nexthop`, made when the host creates it.
+    pub fn peer(&mut self, nexthop: &Name) -> Peer {
+        let server = match self.server_numbers.get(nexthop) {
+            Some(&n) => n,
+            None => {
+                let n = u32::try_from(self.servers.len()).expect("fewer than 2^32 servers");
+                self.servers.push(Server::default());
+                self.server_numbers.insert(nexthop.clone(), n);
+                n
+            }
+        };
+        Peer {
+            row: u32::MAX,
+            server,
+        }
+    }
+
+    /// A world event is due. An operator command of the scenario is the
+    /// host's to run (it needs the entities): it comes back.
+    pub fn fire(&mut self, lp: &mut EventLoop<Happening>, event: Happening) -> Option<CommandAt> {
+        match event {
+            Happening::Arrive { group, index } => {
+                self.arrive(lp, group, index);
+                // Every file of one instant lands before the queue manager
+                // looks, as when cleanup outpaces it; one wakeup then
+                // covers them all.
+                while let Some(next) = lp.next_numbered_now() {
+                    let Happening::Arrive { group, index } = next else {
+                        unreachable!("only arrivals are numbered");
+                    };
+                    self.arrive(lp, group, index);
+                }
+            }
+            Happening::Release(server) => self.release(lp, server),
+            Happening::Greeting { server, conn } => self.greeting_timeout(lp, server, conn),
+            Happening::Append(file, appending) => self.append(lp, file, appending),
+            Happening::Report { id, row, report } => {
+                self.stats.done_at(lp.now(), row);
+                lp.send(Addr::Destination(id), Msg::Report(report));
+            }
+            Happening::Command(i) => return Some(self.scenario.commands[i].clone()),
+        }
+        None
+    }
+
+    /// Queues message `index` of arrival group `group`, if there is one,
+    /// under the arming number it was given at the start.
+    fn queue_arrival(&mut self, lp: &mut EventLoop<Happening>, group: usize, index: u32) {
+        let g = self.groups[group];
+        if index >= g.count {
+            return;
+        }
+        let a = &self.scenario.arrivals[group];
+        let at = Instant::ZERO + a.at.0 + Duration(a.every.0.as_millis() * u64::from(index));
+        lp.at_numbered(
+            at,
+            g.first_seq + u64::from(index),
+            Happening::Arrive { group, index },
+        );
+    }
+
+    fn arrive(&mut self, lp: &mut EventLoop<Happening>, group: usize, index: u32) {
+        self.arrivals_left -= 1;
+        self.queue_arrival(lp, group, index + 1);
+        let now = lp.now();
+        // One buffer for every file of the run: a new one per file was
+        // allocated, then grown for the first address, then freed.
+        let mut text = std::mem::take(&mut self.scratch);
+        text.clear();
+        // Borrowed, not cloned: a group may list thousands of domains.
+        let a = &self.scenario.arrivals[group];
+        self.next_file += 1;
+        // Written out rather than `format!`ed: this runs for every file and
+        // recipient of a run, and the formatting machinery cost more than
+        // the scheduling it feeds.
+        text.push('Q');
+        push_decimal(&mut text, self.next_file, 6);
+        let id = Name::from(text.as_str());
+        let recipients = (0..a.recipients)
+            .map(|r| {
+                let n = index * a.recipients + r;
+                let domain = &a.domains[(n as usize) % a.domains.len().max(1)];
+                text.clear();
+                text.push_str(&a.user);
+                if a.numbered {
+                    push_decimal(&mut text, u64::from(n) + 1, 0);
+                }
+                text.push('@');
+                text.push_str(domain);
+                (Box::from(text.as_str()), false)
+            })
+            .collect();
+        self.scratch = text;
+        let warn = self.delay_warning_time;
+        let create_time = now - a.age.0;
+        let place = if a.queue == "deferred" {
+            Place::Deferred
+        } else {
+            Place::Incoming
+        };
+        self.queues.files.insert(
+            SortKey::new(&id),
+            Box::new(File {
+                id,
+                place,
+                mtime: now,
+                sender: self.senders[group].clone(),
+                create_time,
+                arrival: now,
+                warning: if warn.is_zero() {
+                    Warning::None
+                } else {
+                    Warning::Due(create_time + warn)
+                },
+                recipients,
+                cursor: 0,
+                single_rcpt: a.verp,
+            }),
+        );
+        self.stats.arrived += 1;
+        if place == Place::Incoming && self.last_wakeup != Some(now) {
+            // cleanup(8) wakes the queue manager after each new file; files
+            // of one instant share one wakeup.
+            self.last_wakeup = Some(now);
+            lp.send(Addr::Supervisor, Msg::Trigger(b"W".to_vec()));
+        }
+    }
+
+    /// Starts a new walk of `queue`; returns how many files it lists.
+    pub fn scan_start(&mut self, queue: QueueName) -> usize {
+        self.queues.start_scan(queue);
+        self.queues.listing.get(&queue).map_or(0, VecDeque::len)
+    }
+
+    /// The next file of the walk of `queue`.
+    pub fn scan_next(&mut self, queue: QueueName) -> Option<Name> {
+        self.queues.next(queue)
+    }
+
+    /// Admits file `id` from `queue` and reads its first `batch`
+    /// recipients; `None` when it is not there, or a deferred file not
+    /// due yet (Postfix skips files stamped more than a second ahead
+    /// unless the scan has ALL).
+    pub fn admit(
+        &mut self,
+        queue: QueueName,
+        id: &SortKey,
+        flags: ScanFlags,
+        now: Instant,
+        batch: u32,
+    ) -> Option<(Envelope, Vec<Routed>, bool)> {
+        let file = activate(&mut self.queues, queue, id, flags, now)?;
+        // The file is read through the reference found above: searching
+        // a million-file queue again costs more than the reading.
+        let (recipients, more) = read(
+            file,
+            batch,
+            &self.scenario,
+            &mut self.names,
+            &mut self.routes,
+        );
+        Some((envelope(file), recipients, more))
+    }
+
+    /// Admits file `id` from `queue` without reading recipients (a host
+    /// that reads them with [`World::read`]); `None` as for
+    /// [`World::admit`].
+    pub fn admit_envelope(
+        &mut self,
+        queue: QueueName,
+        id: &SortKey,
+        flags: ScanFlags,
+        now: Instant,
+    ) -> Option<Envelope> {
+        activate(&mut self.queues, queue, id, flags, now).map(|file| envelope(file))
+    }
+
+    /// Reads the next `batch` undone recipients of admitted file `id`;
+    /// true when more remain.
+    ///
+    /// # Panics
+    /// When there is no such file.
+    pub fn read(&mut self, id: &SortKey, batch: u32) -> (Vec<Routed>, bool) {
+        let file = self
+            .queues
+            .files
+            .get_mut(id)
+            .expect("reading a file that exists");
+        read(
+            file,
+            batch,
+            &self.scenario,
+            &mut self.names,
+            &mut self.routes,
+        )
+    }
+
+    /// A recipient the queue manager discarded (a double bounce).
+    pub fn discard(&mut self, id: &SortKey, recipient: &Recipient) {
+        self.queues.mark_done(id, &recipient.address);
+        self.stats.discarded += 1;
+    }
+
+    /// Recipients the queue manager deferred itself.
+    pub fn defer_recipients(&mut self, count: usize) {
+        self.stats.deferred_by_qmgr += count as u64;
+    }
+
+    /// Makes the deferred files `ids` due at `now` (an operator's resume
+    /// or flush); files no longer in `deferred/` are skipped.
+    pub fn retry(&mut self, ids: &[Name], now: Instant) {
+        for id in ids {
+            if let Some(file) = self.queues.files.get_mut(&SortKey::new(id)) {
+                if file.place == Place::Deferred {
+                    file.mtime = now;
+                }
+            }
+        }
+    }
+
+    /// The sender of a message was told its delay is over.
+    pub fn delay_cleared(&mut self) {
+        self.stats.delay_cleared += 1;
+    }
+
+    /// Carries out the verdict on admitted file `id`.
+    ///
+    /// # Panics
+    /// When there is no such file.
+    pub fn complete(&mut self, id: &SortKey, verdict: &Verdict) {
+        self.attempts.forget(id.name());
+        match *verdict {
+            Verdict::Remove => {
+                self.queues.files.remove(id);
+                self.stats.removed += 1;
+            }
+            Verdict::Defer { until, warn } => {
+                let file = self
+                    .queues
+                    .files
+                    .get_mut(id)
+                    .expect("deferring a file that exists");
+                file.place = Place::Deferred;
+                file.mtime = until;
+                file.cursor = 0;
+                if warn {
+                    file.warning = Warning::Sent;
+                    self.stats.warned += 1;
+                }
+                self.stats.deferred_files += 1;
+            }
+            Verdict::Expire { .. } => {
+                let file = self
+                    .queues
+                    .files
+                    .remove(id)
+                    .expect("expiring a file that exists");
+                self.stats.expired += 1;
+                self.stats.returned += file.recipients.iter().filter(|(_, d)| !d).count() as u64;
+            }
+        }
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The summary of a run that ended at `now` after `steps` messages.
+    pub fn summary(&self, now: Instant, steps: u64) -> String {
+        report::summary(&self.stats, &self.queues, now, steps)
+    }
+}
+
+/// Moves file `id` from `queue` into `active/`, as [`World::admit`] says.
+fn activate<'a>(
+    queues: &'a mut Queues,
+    queue: QueueName,
+    id: &SortKey,
+    flags: ScanFlags,
+    now: Instant,
+) -> Option<&'a mut File> {
+    let want = match queue {
+        QueueName::Incoming => Place::Incoming,
+        QueueName::Deferred => Place::Deferred,
+    };
+    let file = queues.files.get_mut(id).filter(|f| f.place == want)?;
+    if queue == QueueName::Deferred && !flags.contains(ScanFlags::ALL) && !is_due(file.mtime, now) {
+        return None;
+    }
+    file.place = Place::Active;
+    file.cursor = 0;
+    Some(file)
+}
+
+/// What an admission reads from `file`'s envelope.
+fn envelope(file: &File) -> Envelope {
+    Envelope {
+        sender: file.sender.clone(),
+        create_time: file.create_time,
+        warning: file.warning,
+        single_rcpt: file.single_rcpt,
+    }
 }
 
 #[cfg(test)]

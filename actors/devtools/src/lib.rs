@@ -10,20 +10,26 @@
 //! - [`benchmark`]: queue managers compared in a real Postfix (binary
 //!   `oqmgr-bench`, `actors/scripts/bench`), and SCHEDULER_README's 421
 //!   experiment (binary `oqmgr-scheduler-readme`).
+//! - [`campaign`]: the fault campaign, ours and Postfix's oqmgr side by
+//!   side (binary `oqmgr-campaign`; its short form is
+//!   `tests/campaign_short.rs`).
 //! - [`demo`]: ours and Postfix's oqmgr on one workload (binary
 //!   `oqmgr-demo`, `actors/scripts/demo`).
 //! - [`scheduler_bench`]: the scheduling core's own speed (binary
 //!   `oqmgr-bench-scheduler`).
-//! - [`memstore`]: an in-memory queue store for actor tests.
+//! - [`simworld`]: the simulator's world under the actors, so that the
+//!   actor tests run every scenario as the simulator does; its store is
+//!   also the in-memory queue store of the other actor tests.
 //! - [`queue_file_writer`]: queue files as cleanup(8) writes them, for
 //!   tests and tools.
 
 pub mod benchmark;
+pub mod campaign;
 pub mod demo;
-pub mod memstore;
 pub mod queue_file_writer;
 pub mod sandbox;
 pub mod scheduler_bench;
+pub mod simworld;
 
 use std::path::PathBuf;
 

@@ -26,11 +26,11 @@ use std::collections::BTreeMap;
 
 use actix::Message;
 use futures::future::join_all;
-use oqmgr::control::{Command, Suspension};
+use oqmgr::control::Suspension;
 use oqmgr::live_state::{LiveDestination, LiveState, LiveSupervisor, LiveTransport, Tally};
 use serde::{Deserialize, Serialize};
 
-use crate::scheduler::Scheduler;
+use crate::host::Host;
 
 /// Asks the supervisor to describe itself.
 #[derive(Debug, Message)]
@@ -59,12 +59,6 @@ pub struct InspectDestination {
 #[rtype(result = "(u64, Vec<Suspension>)")]
 pub struct InspectSuspensions;
 
-/// Runs an operator command on the supervisor; answers the log lines it
-/// produced (what was done, in words).
-#[derive(Debug, Message)]
-#[rtype(result = "Vec<String>")]
-pub struct RunCommand(pub Command);
-
 /// What only the daemon knows about itself.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DaemonInfo {
@@ -85,17 +79,16 @@ pub struct DaemonInfo {
 
 /// The scheduler's live state now (`None` when the supervisor is gone,
 /// as at shutdown).
-pub async fn live_state(scheduler: &Scheduler, detail: bool) -> Option<LiveState> {
-    let supervisor = scheduler
+pub async fn live_state(host: &Host, detail: bool) -> Option<LiveState> {
+    let supervisor = host
         .supervisor()
         .send(InspectSupervisor { detail })
         .await
         .ok()?;
-    let registry = scheduler.host().registry();
+    let registry = host.registry();
     let transports = registry
-        .transport_names()
+        .transport_addrs()
         .into_iter()
-        .filter_map(|name| registry.transport(&name))
         .map(|addr| async move { addr.send(InspectTransport).await.ok() });
     let destinations = registry
         .destination_addrs()
@@ -103,7 +96,7 @@ pub async fn live_state(scheduler: &Scheduler, detail: bool) -> Option<LiveState
         .map(|addr| async move { addr.send(InspectDestination { detail }).await.ok() });
     let (transports, destinations) = futures::join!(join_all(transports), join_all(destinations));
     let mut state = LiveState {
-        now_ms: scheduler.clock().now().as_millis(),
+        now_ms: host.clock().now().as_millis(),
         supervisor,
         transports: transports.into_iter().flatten().collect(),
         destinations: destinations.into_iter().flatten().collect(),

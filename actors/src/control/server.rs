@@ -34,7 +34,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 
-use super::live_query::{live_state, DaemonInfo, InspectSuspensions, RunCommand};
+use super::live_query::{live_state, DaemonInfo, InspectSuspensions};
 use super::protocol::{Reply, Request, MAX_REQUEST, SOCKET, VERSION};
 use super::state_file::StateFile;
 use crate::scheduler::Scheduler;
@@ -106,7 +106,7 @@ impl ControlServer {
         match file.load() {
             Ok(Some(suspensions)) if !suspensions.is_empty() => {
                 let command = Command::Restore { suspensions };
-                let _ = self.scheduler.supervisor().send(RunCommand(command)).await;
+                let _ = self.scheduler.host().command(command).await;
                 self.save_now().await;
             }
             Ok(_) => {}
@@ -247,7 +247,7 @@ impl ControlServer {
     async fn answer(&self, request: Request) -> Reply {
         match request {
             Request::State { detail } => {
-                let Some(state) = live_state(&self.scheduler, detail).await else {
+                let Some(state) = live_state(self.scheduler.host(), detail).await else {
                     return Reply::error("the scheduler is shutting down");
                 };
                 let mut info = self.info.clone();
@@ -262,7 +262,7 @@ impl ControlServer {
             }
             Request::Command(command) => {
                 let changes = matches!(command, Command::Suspend { .. } | Command::Resume { .. });
-                let Ok(done) = self.scheduler.supervisor().send(RunCommand(command)).await else {
+                let Some(done) = self.scheduler.host().command(command).await else {
                     return Reply::error("the scheduler is shutting down");
                 };
                 if changes {

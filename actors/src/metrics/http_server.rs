@@ -168,7 +168,7 @@ impl MetricsServer {
 
     /// The scheduler's state now, `None` when it does not answer in time.
     async fn state(&self) -> Option<LiveState> {
-        tokio::time::timeout(STATE_TIMEOUT, live_state(&self.scheduler, false))
+        tokio::time::timeout(STATE_TIMEOUT, live_state(self.scheduler.host(), false))
             .await
             .ok()
             .flatten()

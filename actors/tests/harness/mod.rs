@@ -1,89 +1,80 @@
-//! Runs a simulator scenario through the actors: an in-memory store, a fake
-//! delivery agent that answers as the simulator's `world::attempt` does, a
-//! trace sink, and a driver that makes mail arrive when the scenario says.
-//! Time is tokio's paused clock, so a run of minutes takes milliseconds and
-//! timers fire only when every actor is idle, as the simulator's timer heap
-//! fires only once its bus is empty.
+//! Runs simulator scenarios through the actors: the scheduler's actors on
+//! a paused tokio clock, with the simulator's own world plugged in where
+//! the daemon has its queue directory and delivery agents
+//! (`oqmgr_devtools::simworld`), and a sink that collects the trace. The
+//! paused clock advances only when every task is idle, and the event loop
+//! sleeps until its next timer, so virtual time runs as in the simulator.
 
-use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use actix::{Actor, ActorFutureExt, Context, Handler, ResponseActFuture, WrapFuture};
+use actix::{Actor, Context, Handler, Message};
 use figment::providers::{Format, Toml};
 use figment::Figment;
-use oqmgr::entry::{DeliveryReport, Dsn, RecipientStatus};
 use oqmgr::params::Params;
-use oqmgr::sim::report::{self, Stats};
-use oqmgr::sim::rng::Rng;
 use oqmgr::sim::scenario::Scenario;
-use oqmgr::sim::world::{self, Server};
+use oqmgr::sim::world::World;
+use oqmgr::sim::Options;
 use oqmgr::time::{Duration, Instant};
-use oqmgr::trace::TraceEvent;
-use oqmgr_actors::agent::{Connect, Deliver, DeliveryAgent};
+use oqmgr::trace::Line;
+use oqmgr_actors::agent::DeliveryAgent;
 use oqmgr_actors::clock::Clock;
 use oqmgr_actors::queue_store::SharedStore;
 use oqmgr_actors::scheduler::{Scheduler, TraceLine};
-use oqmgr_devtools::memstore::MemoryStore;
+use oqmgr_devtools::simworld::{SimStore, Simulated};
+
+/// Every scenario file under `tests/scenarios/`, its subfolders included,
+/// in path order.
+pub fn scenario_files() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("a readable scenario folder") {
+            let path = entry.expect("a folder entry").path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "toml") {
+                out.push(path);
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/scenarios");
+    let mut files = Vec::new();
+    walk(&root, &mut files);
+    files.sort();
+    files
+}
+
+/// Reads a scenario file the way `oqmgr simulate` does.
+pub fn load(path: &Path) -> Scenario {
+    let text = std::fs::read_to_string(path).expect("a readable scenario");
+    scenario(&text)
+}
 
 /// Parses a scenario written in TOML, as `oqmgr simulate` reads one.
 pub fn scenario(text: &str) -> Scenario {
-    let mut s: Scenario = Figment::from(Toml::string(text))
+    let s: Scenario = Figment::from(Toml::string(text))
         .extract()
         .expect("test scenario parses");
-    // The simulator installs this default before it runs; so do we.
-    s.destinations.entry("*".into()).or_default();
+    s.check().expect("test scenario is valid");
     s
 }
 
-/// What a run produced: trace lines in the simulator's format, and the
-/// simulator's summary table.
+/// What a run printed: the trace, and the summary.
+#[derive(Debug, PartialEq)]
 pub struct Run {
-    /// Trace lines (`   0.000 select ...`), without log or config lines.
-    pub trace: Vec<String>,
-    /// The summary, without the host-specific `steps=` and `end=` fields.
+    /// Trace lines, each ending in a newline, as `oqmgr simulate` prints.
+    pub trace: String,
+    /// The summary table.
     pub summary: String,
-}
-
-/// Drops the fields that count host steps or the stop time, which differ
-/// by construction (the simulator counts bus messages and stops at its last
-/// event; the actor run is polled once a virtual second).
-fn strip_host_fields(summary: &str) -> String {
-    summary
-        .lines()
-        .map(|line| {
-            if line.starts_with("total:") {
-                line.split(' ')
-                    .filter(|w| !w.starts_with("steps=") && !w.starts_with("end="))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            } else {
-                line.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// Runs the scenario through the simulator.
 pub fn simulate(s: &Scenario) -> Run {
-    let (trace, summary) = oqmgr::sim::simulate(s.clone(), oqmgr::sim::Options::default());
-    Run {
-        trace: trace
-            .lines()
-            .filter(|l| !l.contains(" log ") && !l.contains("config warning"))
-            .map(String::from)
-            .collect(),
-        summary: strip_host_fields(&summary),
-    }
+    let (trace, summary) = oqmgr::sim::simulate(s.clone(), Options::default());
+    Run { trace, summary }
 }
 
-/// Collects trace lines and concurrency statistics.
-struct Sink {
-    /// Trace lines in arrival order.
-    lines: Arc<Mutex<Vec<String>>>,
-    /// Concurrency statistics fed from select/done events.
-    stats: Arc<Mutex<Stats>>,
-}
+/// Collects trace lines.
+struct Sink(Arc<Mutex<Vec<String>>>);
 
 impl Actor for Sink {
     type Context = Context<Self>;
@@ -92,131 +83,18 @@ impl Actor for Sink {
 impl Handler<TraceLine> for Sink {
     type Result = ();
     fn handle(&mut self, line: TraceLine, _ctx: &mut Context<Self>) {
-        // The same concurrency figures the simulator keeps, from the same
-        // decisions as seen in the trace.
-        match &line.event {
-            TraceEvent::Select { dest, .. } => self.stats.lock().unwrap().select(line.at, dest),
-            TraceEvent::Done { dest, .. } => self.stats.lock().unwrap().done(line.at, dest),
-            _ => {}
-        }
-        self.lines.lock().unwrap().push(line.to_string());
+        self.0.lock().unwrap().push(line.to_string());
     }
 }
 
-/// A delivery agent for every transport that answers as the simulator's
-/// world does: same latency, outages, connection limits and statuses.
-struct FakeAgent {
-    /// The world's behaviour.
-    scenario: Arc<Scenario>,
-    /// The random source (unused by fixed latencies and zero rates).
-    rng: Rng,
-    /// Open connections per next hop, for connection limits.
-    servers: BTreeMap<String, Server>,
-    /// Queue files, where recipients are marked done.
-    store: Arc<Mutex<MemoryStore>>,
-    /// Per-destination recipient outcomes.
-    stats: Arc<Mutex<Stats>>,
-    /// The scheduler's clock (outages are periods of it).
-    clock: Clock,
-}
+/// Answered once every line sent before it has been collected.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Drained;
 
-impl Actor for FakeAgent {
-    type Context = Context<Self>;
-}
-
-impl Handler<Connect> for FakeAgent {
-    type Result = ResponseActFuture<Self, Result<(), Dsn>>;
-    fn handle(&mut self, msg: Connect, _ctx: &mut Context<Self>) -> Self::Result {
-        let behaviour = self
-            .scenario
-            .transports
-            .get(&msg.transport)
-            .cloned()
-            .unwrap_or_default();
-        let at = Duration(self.clock.now().as_millis());
-        let down = behaviour.down.iter().any(|p| p.from.0 <= at && at < p.to.0);
-        let answer = if down {
-            Err(Dsn::new("4.3.0", "mail transport unavailable"))
-        } else {
-            Ok(())
-        };
-        let wait = std::time::Duration::from_millis(behaviour.connect.0.as_millis());
-        Box::pin(
-            actix::clock::sleep(wait)
-                .into_actor(self)
-                .map(move |_, _, _| answer),
-        )
-    }
-}
-
-impl Handler<Deliver> for FakeAgent {
-    type Result = ResponseActFuture<Self, DeliveryReport>;
-    fn handle(&mut self, msg: Deliver, _ctx: &mut Context<Self>) -> Self::Result {
-        let now = self.clock.now();
-        let server = self.servers.entry(msg.nexthop.clone()).or_default();
-        let attempt = world::attempt(
-            &self.scenario,
-            &mut self.rng,
-            server,
-            &msg.dest.transport,
-            &msg.nexthop,
-            msg.entry.recipients.len(),
-            now,
-        );
-        if attempt.connected {
-            server.active += 1;
-        }
-        let done = now + attempt.latency;
-        {
-            // Like a Postfix agent, record each recipient's fate in the file.
-            let mut store = self.store.lock().unwrap();
-            let arrival = store
-                .queues
-                .files
-                .get(msg.queue_id.as_str())
-                .map_or(now, |f| f.arrival);
-            let mut stats = self.stats.lock().unwrap();
-            for (r, status) in msg.entry.recipients.iter().zip(&attempt.recipients) {
-                if *status != RecipientStatus::Deferred {
-                    store.mark_done(&msg.queue_id, &r.address);
-                }
-                stats.recipient(&msg.dest, *status, done.saturating_since(arrival));
-            }
-        }
-        let report = DeliveryReport {
-            entry: msg.entry.id,
-            outcome: attempt.outcome,
-            hop: attempt.hop,
-            recipients: attempt.recipients,
-        };
-        let wait = std::time::Duration::from_millis(attempt.latency.as_millis());
-        let (nexthop, connected) = (msg.nexthop, attempt.connected);
-        Box::pin(
-            actix::clock::sleep(wait)
-                .into_actor(self)
-                .map(move |_, act, _| {
-                    if connected {
-                        if let Some(s) = act.servers.get_mut(&nexthop) {
-                            s.active -= 1;
-                        }
-                    }
-                    report
-                }),
-        )
-    }
-}
-
-/// Something the driver does at a time, in the simulator's arming order.
-enum Step {
-    /// Message `index` of arrival group `group` appears.
-    Arrive {
-        /// The arrival group.
-        group: usize,
-        /// The message within it.
-        index: u32,
-    },
-    /// Trigger bytes are sent.
-    Trigger(Vec<u8>),
+impl Handler<Drained> for Sink {
+    type Result = ();
+    fn handle(&mut self, _msg: Drained, _ctx: &mut Context<Self>) {}
 }
 
 /// An actix System on a current-thread tokio runtime whose clock is
@@ -231,10 +109,50 @@ pub fn paused_system() -> actix_rt::SystemRunner {
     })
 }
 
-/// Runs the scenario through the actors on a paused tokio clock.
+/// Runs the scenario through the actors on a paused tokio clock, with the
+/// simulator's world, until the world is idle or the scenario's limits.
 pub fn run_actors(s: &Scenario) -> Run {
-    let s = Arc::new(s.clone());
-    paused_system().block_on(drive(s))
+    let s = s.clone();
+    paused_system().block_on(async move {
+        let (params, warnings) =
+            Params::resolve(&s.raw_params()).expect("scenarios are checked as they are read");
+        let options = Options::default();
+        let until = Instant::ZERO + s.until.map_or(Duration::from_secs(7 * 86400), |u| u.0);
+        let world = World::new(s.clone(), s.seed, params.global.delay_warning_time);
+        let world = Arc::new(Mutex::new(world));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = Sink(Arc::clone(&lines)).start();
+        let (ended, end) = tokio::sync::oneshot::channel();
+        let outside = Simulated::new(
+            Arc::clone(&world),
+            until,
+            options.max_steps,
+            Box::new(move |now, steps| {
+                let _ = ended.send((now, steps));
+            }),
+        );
+        let store: SharedStore = Arc::new(Mutex::new(SimStore(Arc::clone(&world))));
+        let _scheduler = Scheduler::builder(params, store)
+            .with_clock(Clock::starting_at(Instant::ZERO))
+            .with_trace_sink(sink.clone().recipient())
+            .start_with(outside);
+        let (now, steps) = end.await.expect("the event loop runs to the end");
+        sink.send(Drained).await.expect("the sink runs");
+        // The simulator prints the scenario's configuration warnings
+        // first; the daemon logs them at start-up, before any step.
+        let mut trace = String::new();
+        for w in warnings {
+            trace.push_str(&Line::ConfigWarning(w.message).stamped(Instant::ZERO));
+            trace.push('\n');
+        }
+        for line in lines.lock().unwrap().iter() {
+            trace.push_str(line);
+            trace.push('\n');
+        }
+        let summary = world.lock().unwrap().summary(now, steps);
+        actix::System::current().stop();
+        Run { trace, summary }
+    })
 }
 
 /// Runs one message to `rcpt` (routed by default to `smtp:<domain>`) for
@@ -249,24 +167,20 @@ pub fn run_one_message(
     paused_system().block_on(async move {
         let (params, _) = Params::from_pairs(&[]).expect("defaults resolve");
         let clock = Clock::starting_at(Instant::ZERO);
-        let store = Arc::new(Mutex::new(MemoryStore::new(|a| {
-            world::resolve(&Scenario::default(), a)
-        })));
+        let files = SimStore::empty();
+        let world = Arc::clone(&files.0);
+        let store = Arc::new(Mutex::new(files));
         let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = Sink {
-            lines: Arc::clone(&lines),
-            stats: Arc::new(Mutex::new(Stats::default())),
-        }
-        .start();
+        let sink = Sink(Arc::clone(&lines)).start();
         let shared: SharedStore = store.clone();
         let mut builder = Scheduler::builder(params, shared)
             .with_clock(clock)
-            .with_trace_sink(sink.recipient());
+            .with_trace_sink(sink.clone().recipient());
         for (name, agent) in agents() {
             builder = builder.with_agent(&name, agent);
         }
         let scheduler = builder.start();
-        store.lock().unwrap().add(
+        SimStore(world).add(
             "Q000001",
             false,
             "sender@origin.example",
@@ -277,166 +191,9 @@ pub fn run_one_message(
         );
         scheduler.trigger(b"I");
         actix::clock::sleep(std::time::Duration::from_secs(secs)).await;
+        sink.send(Drained).await.expect("the sink runs");
         actix::System::current().stop();
         let out = lines.lock().unwrap().clone();
         out
     })
-}
-
-async fn drive(s: Arc<Scenario>) -> Run {
-    let (params, _warnings) =
-        Params::resolve(&s.raw_params()).expect("scenarios are checked as they are read");
-    let clock = Clock::starting_at(Instant::ZERO);
-    let resolver = Arc::clone(&s);
-    let store = Arc::new(Mutex::new(MemoryStore::new(move |a| {
-        world::resolve(&resolver, a)
-    })));
-    let stats = Arc::new(Mutex::new(Stats::default()));
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = Sink {
-        lines: Arc::clone(&lines),
-        stats: Arc::clone(&stats),
-    }
-    .start();
-    let agent = FakeAgent {
-        scenario: Arc::clone(&s),
-        rng: Rng::new(s.seed),
-        servers: BTreeMap::new(),
-        store: Arc::clone(&store),
-        stats: Arc::clone(&stats),
-        clock,
-    }
-    .start();
-    let shared: SharedStore = store.clone();
-    let mut builder = Scheduler::builder(params.clone(), shared)
-        .with_clock(clock)
-        .with_trace_sink(sink.recipient());
-    let mut names: Vec<String> = ["smtp", "local", "retry", "error"]
-        .map(String::from)
-        .to_vec();
-    names.extend(
-        s.routes
-            .values()
-            .map(|r| r.split(':').next().unwrap_or("").to_string()),
-    );
-    for name in names {
-        builder = builder.with_agent(
-            &name,
-            DeliveryAgent::new(agent.clone().recipient()).with_connect(agent.clone().recipient()),
-        );
-    }
-    let scheduler = builder.start();
-
-    // The simulator arms arrivals first, then triggers; equal times fire in
-    // that order.
-    let mut steps: Vec<(Instant, usize, Step)> = Vec::new();
-    for (group, a) in s.arrivals.iter().enumerate() {
-        for index in 0..a.count {
-            let at = Instant::ZERO + a.at.0 + Duration(a.every.0.as_millis() * u64::from(index));
-            steps.push((at, steps.len(), Step::Arrive { group, index }));
-        }
-    }
-    for t in &s.triggers {
-        let at = Instant::ZERO + t.at.0;
-        steps.push((at, steps.len(), Step::Trigger(t.bytes.clone().into_bytes())));
-    }
-    steps.sort_by_key(|(at, seq, _)| (*at, *seq));
-    let mut next_file = 0u64;
-    let arrived = steps
-        .iter()
-        .filter(|(_, _, st)| matches!(st, Step::Arrive { .. }))
-        .count();
-    for (at, _, step) in steps {
-        actix::clock::sleep(clock.until(at)).await;
-        match step {
-            Step::Arrive { group, index } => {
-                let a = &s.arrivals[group];
-                next_file += 1;
-                let id = format!("Q{next_file:06}");
-                let recipients: Vec<String> = (0..a.recipients)
-                    .map(|r| {
-                        let n = index * a.recipients + r;
-                        let domain = &a.domains[(n as usize) % a.domains.len().max(1)];
-                        format!("{}{}@{}", a.user, n + 1, domain)
-                    })
-                    .collect();
-                let warn = params.global.delay_warning_time;
-                let create = at - a.age.0;
-                let deferred = a.queue == "deferred";
-                store.lock().unwrap().add(
-                    &id,
-                    deferred,
-                    &a.sender,
-                    &recipients,
-                    at,
-                    create,
-                    if warn.is_zero() {
-                        oqmgr::message::Warning::None
-                    } else {
-                        oqmgr::message::Warning::Due(create + warn)
-                    },
-                );
-                if !deferred {
-                    // cleanup(8) wakes the queue manager after each new file.
-                    scheduler.trigger(b"W");
-                }
-            }
-            Step::Trigger(bytes) => scheduler.trigger(&bytes),
-        }
-    }
-    let until = Instant::ZERO + s.until.map_or(Duration::from_secs(7 * 86400), |u| u.0);
-    while !store.lock().unwrap().is_empty() && clock.now() < until {
-        actix::clock::sleep(std::time::Duration::from_secs(1)).await;
-    }
-    // Let the last trace lines reach the sink.
-    actix::clock::sleep(std::time::Duration::from_millis(1)).await;
-    let end = clock.now();
-    let mut stats = stats.lock().unwrap().clone();
-    let store = store.lock().unwrap();
-    let c = &store.counters;
-    stats.arrived = arrived as u64;
-    stats.removed = c.removed;
-    stats.deferred_files = c.deferred_files;
-    stats.warned = c.warned;
-    stats.expired = c.expired;
-    stats.returned = c.returned;
-    stats.discarded = c.discarded;
-    stats.deferred_by_qmgr = c.deferred_by_qmgr;
-    let summary = report::summary(&stats, &store.queues, end, 0);
-    actix::System::current().stop();
-    let trace = lines.lock().unwrap().clone();
-    Run {
-        trace,
-        summary: strip_host_fields(&summary),
-    }
-}
-
-/// Trace lines of the given kinds, grouped by the destination they name
-/// (the word after the kind), each list in trace order.
-pub fn per_destination(trace: &[String], kinds: &[&str]) -> BTreeMap<String, Vec<String>> {
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for line in trace {
-        let mut words = line.split_whitespace().skip(1);
-        let (Some(kind), Some(dest)) = (words.next(), words.next()) else {
-            continue;
-        };
-        if kinds.contains(&kind) && dest.contains(':') {
-            // A select names the agent connection; agent numbers are the
-            // transport's bookkeeping and may differ (see tests/actors.rs).
-            let text: Vec<&str> = line
-                .split_whitespace()
-                .filter(|w| !(kind == "select" && is_agent(w)))
-                .collect();
-            out.entry(dest.to_string())
-                .or_default()
-                .push(text.join(" "));
-        }
-    }
-    out
-}
-
-/// True for an agent number such as `a17`.
-fn is_agent(word: &str) -> bool {
-    word.strip_prefix('a')
-        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
