@@ -24,6 +24,13 @@
 //! own loop, so its limit bounds them too). The simulator's store
 //! completes at once and does not report.
 //!
+//! # Operator commands
+//! The supervisor keeps the operator's suspensions ([`crate::control`]):
+//! it routes new entries of a suspended destination to `retry` itself,
+//! tells the transports to hold their destinations back, defers what they
+//! hand back, and retries exactly those files when the suspension ends. It
+//! also describes itself for `oqmgr ctl` ([`Supervisor::live`]).
+//!
 //! # Invariants
 //! - at most one admission (scan request, admit or refill answer) in flight;
 //! - `recipient_count` equals the recipients held in unfinished entries;
@@ -43,13 +50,17 @@ use std::sync::Arc;
 
 use crate::adaptive::backlog::Backlog;
 use crate::adaptive::SchedulingPolicy;
-use crate::effect::{Addr, Effect, Effects, Msg, Timer};
+use crate::control::{Command, Control, Suspension, Target};
+use crate::destination::reroute;
+use crate::effect::{Addr, DestKey, Effect, Effects, LogLevel, Msg, Timer};
 use crate::entry::{Entry, EntryId, MessageId};
+use crate::live_state::{LiveMessage, LiveSupervisor};
 use crate::message::{Message, MessageInfo, Verdict};
 use crate::name::Name;
 use crate::params::{GlobalParams, Params};
 use crate::route::{Planner, Routed};
 use crate::scan::{QueueName, Scan, ScanFlags};
+use crate::time::Duration;
 use crate::time::Instant;
 use crate::trace::TraceEvent;
 use crate::trigger::{render, TriggerRequest};
@@ -112,6 +123,12 @@ pub struct Supervisor {
     /// Adaptive policy: per-transport concurrency limits, resolved on
     /// first use.
     bounds: BTreeMap<Name, u32>,
+    /// The operator's suspensions and what they deferred.
+    control: Control,
+    /// Files removed, deferred and expired since start.
+    totals: [u64; 3],
+    /// When the last incoming and deferred scans ended.
+    scan_done: [Option<Instant>; 2],
 }
 
 impl Supervisor {
@@ -137,6 +154,9 @@ impl Supervisor {
             completing: 0,
             backlog,
             bounds: BTreeMap::new(),
+            control: Control::default(),
+            totals: [0; 3],
+            scan_done: [None; 2],
         }
     }
 
@@ -180,7 +200,7 @@ impl Supervisor {
                 self.request(QueueName::Deferred, ScanFlags::START, out);
                 self.arm_queue_run(now, out);
             }
-            Msg::ScanResult { queue, id } => self.scan_result(queue, id, out),
+            Msg::ScanResult { queue, id } => self.scan_result(now, queue, id, out),
             Msg::Admitted {
                 info,
                 recipients,
@@ -201,9 +221,10 @@ impl Supervisor {
                 msg.deferred |= read_error;
                 msg.refilling = false;
                 let (flags, single) = (msg.info.flags, msg.info.single_rcpt);
+                let qid = msg.info.id.clone();
                 let active = self.messages.len();
                 let (entries, _) =
-                    self.route(message, flags, single, recipients, active, None, out);
+                    self.route(message, &qid, flags, single, recipients, active, false, out);
                 let msg = self.messages.get_mut(&message).expect("found above");
                 msg.refcount += entries;
                 if msg.refcount == 0 {
@@ -241,9 +262,268 @@ impl Supervisor {
                 });
                 self.entry_done(now, entry.message, n, true, out);
             }
+            Msg::Control(command) => self.command(now, command, out),
+            Msg::Timer(Timer::SuspensionEnd(generation)) => {
+                let target = self.control.timers.remove(&generation);
+                let due = target
+                    .as_ref()
+                    .and_then(|t| self.control.suspensions.get(t));
+                if due.is_some_and(|s| s.until.is_some_and(|u| u <= now)) {
+                    let s = self
+                        .control
+                        .suspensions
+                        .remove(&target.expect("found above"))
+                        .expect("found above");
+                    self.end_suspension(s, "ended", out);
+                }
+            }
+            Msg::Withdrawn {
+                dest,
+                nexthop,
+                entries,
+            } => self.withdrawn(dest, nexthop, entries, out),
+            Msg::FlushReport {
+                dest,
+                found,
+                messages,
+            } => {
+                let ids: BTreeMap<Name, ()> = messages
+                    .iter()
+                    .filter_map(|m| self.control.recently_deferred.get(m))
+                    .map(|id| (id.clone(), ()))
+                    .collect();
+                let ids: Vec<Name> = ids.into_keys().collect();
+                let what = if found { "revived" } else { "not in memory" };
+                log(
+                    out,
+                    format!(
+                        "control: flush {dest}: {what}; {} deferred message(s) retried now",
+                        ids.len()
+                    ),
+                );
+                out.trace(|| {
+                    TraceEvent::Control(format!("flush {dest} {what} retry={}", ids.len()))
+                });
+                self.retry(ids, out);
+            }
             other => panic!("supervisor got unexpected {other:?}"),
         }
         self.kick(now, out);
+    }
+
+    /// Carries out an operator's command (`crate::control`).
+    fn command(&mut self, now: Instant, command: Command, out: &mut Effects) {
+        match command {
+            Command::Suspend {
+                target,
+                duration,
+                reason,
+            } => {
+                let until = duration.map(|ms| now + Duration::from_millis(ms));
+                let deferred = self
+                    .control
+                    .suspensions
+                    .remove(&target)
+                    .map(|old| old.deferred)
+                    .unwrap_or_default();
+                let s = Suspension {
+                    target: target.clone(),
+                    since: now,
+                    until,
+                    reason,
+                    deferred,
+                };
+                let how = match duration {
+                    Some(ms) => format!(" for {}s", ms / 1000),
+                    None => " until resumed".into(),
+                };
+                let why = s
+                    .reason
+                    .as_ref()
+                    .map_or(String::new(), |r| format!(" ({r})"));
+                log(out, format!("control: suspend {target}{how}{why}"));
+                self.start_suspension(s, out);
+            }
+            Command::Resume { target } => match self.control.suspensions.remove(&target) {
+                Some(s) => self.end_suspension(s, "resumed", out),
+                None => out.push(Effect::Log(
+                    LogLevel::Warning,
+                    format!("control: resume {target}: it is not suspended"),
+                )),
+            },
+            Command::Flush { dest } => {
+                let (transport, queue) = dest.split_once(':').unwrap_or((&dest, ""));
+                log(out, format!("control: flush {dest}"));
+                let transport = Name::from(transport);
+                let queue = Name::from(queue);
+                if self.control.transports.contains(&transport) {
+                    out.send(Addr::Transport(transport), Msg::FlushOne(queue));
+                } else {
+                    let dest = DestKey { transport, queue };
+                    log(out, format!("control: flush {dest}: not in memory"));
+                }
+            }
+            Command::Restore { suspensions } => {
+                for s in suspensions {
+                    match s.until {
+                        Some(until) if until <= now => {
+                            self.end_suspension(s, "ended while the queue manager was stopped", out)
+                        }
+                        _ => {
+                            log(out, format!("control: suspension of {} restored", s.target));
+                            self.start_suspension(s, out);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Puts `s` in force: arms its end, tells the transports.
+    fn start_suspension(&mut self, s: Suspension, out: &mut Effects) {
+        self.control.version += 1;
+        out.trace(|| {
+            TraceEvent::Control(format!(
+                "suspend {} until={} reason={:?}",
+                s.target,
+                s.until.map_or("-".into(), |u| u.to_string()),
+                s.dsn().reason
+            ))
+        });
+        if let Some(until) = s.until {
+            self.control.generation += 1;
+            self.control
+                .timers
+                .insert(self.control.generation, s.target.clone());
+            out.push(Effect::Arm {
+                owner: Addr::Supervisor,
+                at: until,
+                timer: Timer::SuspensionEnd(self.control.generation),
+            });
+        }
+        let target = s.target.clone();
+        self.control.suspensions.insert(target.clone(), s);
+        self.tell_transports(&target, || Msg::AdminSuspend(target.clone()), out);
+    }
+
+    /// Ends suspension `s` (already out of the table): tells the
+    /// transports, and retries the files it deferred.
+    fn end_suspension(&mut self, s: Suspension, how: &str, out: &mut Effects) {
+        self.control.version += 1;
+        let ids: Vec<Name> = s
+            .deferred
+            .iter()
+            .map(|id| Name::from(id.as_str()))
+            .collect();
+        log(
+            out,
+            format!(
+                "control: suspension of {} {how}; {} deferred message(s) retried now",
+                s.target,
+                ids.len()
+            ),
+        );
+        out.trace(|| TraceEvent::Control(format!("resume {} {how} retry={}", s.target, ids.len())));
+        let target = s.target;
+        self.tell_transports(&target, || Msg::AdminResume(target.clone()), out);
+        // Destinations another suspension still covers are held again.
+        let others: Vec<Target> = self.control.suspensions.keys().cloned().collect();
+        for other in others {
+            self.tell_transports(&other, || Msg::AdminSuspend(other.clone()), out);
+        }
+        self.retry(ids, out);
+    }
+
+    /// Sends `msg()` to every transport `target` may cover.
+    fn tell_transports(&self, target: &Target, msg: impl Fn() -> Msg, out: &mut Effects) {
+        for t in &self.control.transports {
+            if target.transport().map_or(true, |only| only == t.as_str()) {
+                out.send(Addr::Transport(t.clone()), msg());
+            }
+        }
+    }
+
+    /// Makes files `ids` due now and scans `deferred/` for them.
+    fn retry(&mut self, ids: Vec<Name>, out: &mut Effects) {
+        if ids.is_empty() {
+            return;
+        }
+        out.push(Effect::Retry(ids));
+        self.request(QueueName::Deferred, ScanFlags::START, out);
+    }
+
+    /// Defers the entries a suspended destination handed back, or routes
+    /// them back to it when its suspension ended meanwhile.
+    fn withdrawn(&mut self, dest: DestKey, nexthop: Name, entries: Vec<Entry>, out: &mut Effects) {
+        let active = u32::try_from(self.messages.len()).unwrap_or(u32::MAX);
+        let covering = self
+            .control
+            .covering(&dest)
+            .map(|s| (s.target.clone(), s.dsn()));
+        for entry in entries {
+            match &covering {
+                Some((target, dsn)) => {
+                    if let Some(m) = self.messages.get(&entry.message) {
+                        let qid = m.info.id.clone();
+                        self.control.note_held(target, &qid);
+                    }
+                    reroute(&dest, entry, dsn, active, out);
+                }
+                None => out.send(
+                    Addr::Transport(dest.transport.clone()),
+                    Msg::Enqueue {
+                        queue: dest.queue.clone(),
+                        nexthop: nexthop.clone(),
+                        entry,
+                        active,
+                    },
+                ),
+            }
+        }
+    }
+
+    /// Describes the supervisor for the operator (`oqmgr ctl status`);
+    /// `detail` adds every admitted message.
+    pub fn live(&self, detail: bool) -> LiveSupervisor {
+        let scan = |s: &Scan| s.running().map(|f| f.to_string());
+        LiveSupervisor {
+            messages: self.messages.len() as u64,
+            recipients: self.recipient_count,
+            message_limit: self.global.message_active_limit,
+            recipient_limit: self.global.message_recipient_limit,
+            completing: self.completing,
+            incoming_scan: scan(&self.incoming),
+            deferred_scan: scan(&self.deferred),
+            incoming_scan_done_ms: self.scan_done[0].map(Instant::as_millis),
+            deferred_scan_done_ms: self.scan_done[1].map(Instant::as_millis),
+            removed: self.totals[0],
+            deferred: self.totals[1],
+            expired: self.totals[2],
+            full: !self.has_room(),
+            defer_transports: self.global.defer_transports.clone(),
+            suspensions: self.control.suspensions.values().cloned().collect(),
+            active: if detail {
+                self.messages
+                    .iter()
+                    .map(|(id, m)| LiveMessage {
+                        message: id.0,
+                        id: m.info.id.to_string(),
+                        created_ms: m.info.create_time.as_millis(),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// The suspensions in force and a number that changes whenever they
+    /// do (hosts save them when it changes).
+    pub fn suspensions(&self) -> (u64, Vec<Suspension>) {
+        (
+            self.control.version,
+            self.control.suspensions.values().cloned().collect(),
+        )
     }
 
     fn arm_queue_run(&self, now: Instant, out: &mut Effects) {
@@ -319,7 +599,7 @@ impl Supervisor {
         }
     }
 
-    fn scan_result(&mut self, queue: QueueName, id: Option<Name>, out: &mut Effects) {
+    fn scan_result(&mut self, now: Instant, queue: QueueName, id: Option<Name>, out: &mut Effects) {
         let Feed::Asking { other_tried, .. } = self.feed else {
             panic!("scan result for {queue} while not asking");
         };
@@ -341,6 +621,10 @@ impl Supervisor {
                 });
             }
             None => {
+                self.scan_done[match queue {
+                    QueueName::Incoming => 0,
+                    QueueName::Deferred => 1,
+                }] = Some(now);
                 if let Some(flags) = self.scan_mut(queue).end() {
                     out.trace(|| TraceEvent::ScanStart(queue, flags));
                     out.push(Effect::ScanStart { queue, flags });
@@ -397,16 +681,9 @@ impl Supervisor {
             // The message counts itself, as in Postfix, where it is in the
             // active queue before its entries are made.
             let active = self.messages.len() + 1;
-            let postpone = (!more).then(|| info.id.clone());
-            let (entries, postponed) = self.route(
-                id,
-                flags,
-                single,
-                recipients,
-                active,
-                postpone.as_ref(),
-                out,
-            );
+            let qid = info.id.clone();
+            let (entries, postponed) =
+                self.route(id, &qid, flags, single, recipients, active, !more, out);
             match self.messages.entry(id) {
                 Slot::Vacant(slot) => slot.insert(Message {
                     info,
@@ -436,25 +713,26 @@ impl Supervisor {
     /// VERP) the message's; the caller passes them as it has the message
     /// at hand.
     ///
-    /// `postpone` is the queue ID of a message just admitted with nothing
-    /// more on file, which the adaptive policy may postpone instead
+    /// `may_postpone` says the message was just admitted with nothing more
+    /// on file: the adaptive policy may postpone it instead
     /// (`active_adaptive.rs`); the answer's second half says it did.
     #[allow(clippy::too_many_arguments)]
     fn route(
         &mut self,
         id: MessageId,
+        qid: &Name,
         flags: ScanFlags,
         single: bool,
         recipients: Vec<Routed>,
         active: usize,
-        postpone: Option<&Name>,
+        may_postpone: bool,
         out: &mut Effects,
     ) -> (u32, bool) {
         let (params, limits) = (&self.params, &mut self.limits);
         let mut limits = |t: &str| recipient_limit(params, limits, t);
         self.planner
             .plan(recipients, flags, single, &self.global, &mut limits);
-        if let Some(qid) = postpone.filter(|_| self.planner.out.discards.is_empty()) {
+        if may_postpone && self.planner.out.discards.is_empty() {
             let entries = std::mem::take(&mut self.planner.out.entries);
             let postponed = self.postpone(id, qid, flags, &entries, out);
             self.planner.out.entries = entries;
@@ -475,23 +753,35 @@ impl Supervisor {
             });
         }
         let entries = planned.entries.len() as u32;
+        let active = u32::try_from(active).unwrap_or(u32::MAX);
         for pe in planned.entries.drain(..) {
             self.next_entry += 1;
             self.recipient_count += pe.recipients.len() as u64;
             if let Some(b) = self.backlog.as_mut() {
                 b.routed(id, &pe.dest);
             }
+            let entry = Entry {
+                id: EntryId(self.next_entry),
+                message: id,
+                recipients: pe.recipients,
+            };
+            if !self.control.transports.contains(&pe.dest.transport) {
+                self.control.transports.insert(pe.dest.transport.clone());
+            }
+            // An operator's suspension: deferred without an attempt.
+            if let Some(s) = self.control.covering(&pe.dest) {
+                let (target, dsn) = (s.target.clone(), s.dsn());
+                self.control.note_held(&target, qid);
+                reroute(&pe.dest, entry, &dsn, active, out);
+                continue;
+            }
             out.send(
                 Addr::Transport(pe.dest.transport.clone()),
                 Msg::Enqueue {
                     queue: pe.dest.queue,
                     nexthop: pe.nexthop,
-                    entry: Entry {
-                        id: EntryId(self.next_entry),
-                        message: id,
-                        recipients: pe.recipients,
-                    },
-                    active: u32::try_from(active).unwrap_or(u32::MAX),
+                    entry,
+                    active,
                 },
             );
         }
@@ -567,6 +857,14 @@ impl Supervisor {
             out.push(Effect::DelayCleared(id));
         }
         match &verdict {
+            Verdict::Remove => self.totals[0] += 1,
+            Verdict::Defer { .. } => {
+                self.totals[1] += 1;
+                self.control.note_deferred(id, qid);
+            }
+            Verdict::Expire { .. } => self.totals[2] += 1,
+        }
+        match &verdict {
             Verdict::Remove => out.trace(|| TraceEvent::Remove {
                 message: id,
                 id: qid.to_string(),
@@ -595,6 +893,11 @@ impl Supervisor {
             verdict,
         });
     }
+}
+
+/// Logs an operator action (`info`).
+fn log(out: &mut Effects, text: String) {
+    out.push(Effect::Log(LogLevel::Info, text));
 }
 
 /// A transport's recipients-per-delivery limit, resolved on first use.

@@ -23,7 +23,17 @@
 //! # States
 //! `Ready` (window ≥ 1), `Dead` (Postfix window 0, until revived),
 //! `Suspended` (Postfix window -1, during the destination rate delay). Dead
-//! and suspended return only to ready.
+//! and suspended return only to ready. `AdminSuspended` (no Postfix
+//! counterpart): an operator's suspension ([`crate::control`]) holds
+//! deliveries back; the destination hands its waiting entries to the
+//! supervisor to be deferred, and returns to ready when resumed.
+//!
+//! # What it tells the operator
+//! [`Destination::live`] describes it ([`crate::live_state`]): its state,
+//! window and counters, the recipients' outcomes since it came into memory,
+//! the recent delivery times (entry queued here to reply, the last
+//! [`RECENT_DELAYS`]) and the age of the oldest waiting entry. It also
+//! remembers the messages it deferred lately (for `flush`).
 //!
 //! # Invariants
 //! - `1 <= window` and, with a limit, `window <= limit` while ready;
@@ -43,8 +53,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::adaptive::{DestinationState, SchedulingPolicy};
+use crate::control::Target;
 use crate::effect::{Addr, DestId, DestKey, Effect, Effects, LogLevel, Msg, Timer};
 use crate::entry::{AgentId, DeliveryReport, Dsn, Entry, EntryId, MessageId, Outcome};
+use crate::live_state::{LiveDestState, LiveDestination, Tally};
 use crate::name::Name;
 use crate::params::{GlobalParams, TransportParams};
 use crate::route::{ERROR, RETRY};
@@ -61,7 +73,19 @@ pub enum Status {
     Dead(Dsn),
     /// Waiting out the destination rate delay.
     Suspended,
+    /// Held back by an operator's suspension (`crate::control`).
+    AdminSuspended,
 }
+
+/// Delivery times kept per destination for `ctl destinations`' p50/p99.
+pub const RECENT_DELAYS: usize = 256;
+
+/// The reason prefix of mail deferred because its destination is dead
+/// (Postfix: `qmgr_deliver_update`'s wording).
+pub const DEAD_SITE: &str = "delivery temporarily suspended";
+
+/// Most message numbers a destination remembers having deferred.
+const DEFERRED_MEMORY: usize = 10_000;
 
 /// What a destination remembers of an entry at an agent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +101,8 @@ struct Busy {
     started: u32,
     /// It started above the adaptive ceiling (`crate::adaptive::window`).
     probe: bool,
+    /// When it was queued here.
+    since: Instant,
 }
 
 /// One destination queue (Postfix: `QMGR_QUEUE`).
@@ -138,6 +164,18 @@ pub struct Destination {
     /// `started` and `probe` of the delivery whose report is being
     /// applied, for the adaptive window.
     reporting: (u32, bool),
+    /// When it was declared dead (meaningless while not dead).
+    dead_since: Instant,
+    /// When a rate delay ends (meaningless while not suspended).
+    rate_until: Instant,
+    /// When each waiting entry was queued, in `todo`'s order.
+    todo_since: VecDeque<Instant>,
+    /// Recipient outcomes since it was created.
+    tally: Tally,
+    /// The last [`RECENT_DELAYS`] delivery times, in ms.
+    delays: VecDeque<u64>,
+    /// Messages it deferred or rerouted lately, for `flush`.
+    deferred_messages: Vec<MessageId>,
 }
 
 impl Destination {
@@ -180,6 +218,12 @@ impl Destination {
             dead_until: Instant::ZERO,
             adaptive,
             reporting: (0, false),
+            dead_since: Instant::ZERO,
+            rate_until: Instant::ZERO,
+            todo_since: VecDeque::new(),
+            tally: Tally::default(),
+            delays: VecDeque::new(),
+            deferred_messages: Vec::new(),
         }
     }
 
@@ -209,6 +253,30 @@ impl Destination {
             Msg::Take(agent) => self.take(agent, out),
             Msg::Report(report) => self.report(now, report, out),
             Msg::DeferTodo(dsn) => self.defer_todo(now, &dsn, out),
+            Msg::AdminSuspend(target) => self.admin_suspend(&target, out),
+            Msg::AdminResume(target) => {
+                if self.status == Status::AdminSuspended && target.matches(&self.key) {
+                    self.status = Status::Ready;
+                    self.window = self.params.init_dest_concurrency.max(1);
+                    self.success = 0.0;
+                    self.failure = 0.0;
+                    self.trace_window(WindowCause::Revive, 0.0, out);
+                }
+            }
+            Msg::FlushOne(_) => {
+                if matches!(self.status, Status::Dead(_)) {
+                    self.unthrottle(now, out);
+                }
+                self.site_alive(out);
+                out.send(
+                    Addr::Supervisor,
+                    Msg::FlushReport {
+                        dest: self.key.clone(),
+                        found: true,
+                        messages: std::mem::take(&mut self.deferred_messages),
+                    },
+                );
+            }
             Msg::Flush => {
                 if matches!(self.status, Status::Dead(_)) {
                     self.unthrottle(now, out);
@@ -271,8 +339,21 @@ impl Destination {
         if let Status::Dead(dsn) = &self.status {
             let dsn = dsn.clone();
             if let Some(entry) = self.hold_probe(now, entry, out) {
+                self.remember_deferred(entry.message);
                 reroute(&self.key, entry, &dsn, active, out);
             }
+            return;
+        }
+        if self.status == Status::AdminSuspended {
+            // Routed before the supervisor heard of the suspension.
+            out.send(
+                Addr::Supervisor,
+                Msg::Withdrawn {
+                    dest: self.key.clone(),
+                    nexthop: self.nexthop.clone(),
+                    entries: vec![entry],
+                },
+            );
             return;
         }
         out.trace(|| TraceEvent::Enqueue {
@@ -282,6 +363,7 @@ impl Destination {
             recipients: entry.recipients.len(),
         });
         self.todo.push_back(entry);
+        self.todo_since.push_back(now);
         self.clog_warning(now, out);
     }
 
@@ -296,6 +378,7 @@ impl Destination {
         // then declined would be lost, never delivered nor deferred.
         match if can { self.todo.pop_front() } else { None } {
             Some(entry) => {
+                let since = self.todo_since.pop_front().unwrap_or_default();
                 out.trace(|| TraceEvent::Select {
                     dest: self.key.clone(),
                     entry: entry.id,
@@ -305,7 +388,7 @@ impl Destination {
                 });
                 let started = self.busy.len() as u32 + 1;
                 let probe = self.adaptive_start(started);
-                self.start(agent, entry, probe, out);
+                self.start(agent, entry, since, probe, out);
             }
             None => {
                 out.send(
@@ -321,15 +404,23 @@ impl Destination {
         }
     }
 
-    /// Sends `entry` to `agent` and counts it busy (`probe`: it started
-    /// above the adaptive ceiling).
-    fn start(&mut self, agent: AgentId, entry: Entry, probe: bool, out: &mut Effects) {
+    /// Sends `entry`, queued here at `since`, to `agent` and counts it
+    /// busy (`probe`: it started above the adaptive ceiling).
+    fn start(
+        &mut self,
+        agent: AgentId,
+        entry: Entry,
+        since: Instant,
+        probe: bool,
+        out: &mut Effects,
+    ) {
         self.busy.push(Busy {
             id: entry.id,
             message: entry.message,
             recipients: entry.recipients.len() as u32,
             started: self.busy.len() as u32 + 1,
             probe,
+            since,
         });
         out.push(Effect::Deliver {
             agent,
@@ -361,12 +452,22 @@ impl Destination {
             recipients,
             started,
             probe,
+            since,
         } = self.busy[at];
         self.reporting = (started, probe);
         let dead_probe = self
             .adaptive
             .as_ref()
             .is_some_and(|a| a.probe.out_entry() == Some(entry_id));
+        self.tally.count(&report);
+        if self.delays.len() == RECENT_DELAYS {
+            self.delays.pop_front();
+        }
+        self.delays
+            .push_back(now.saturating_since(since).as_millis());
+        if report.outcome != Outcome::Done {
+            self.remember_deferred(message);
+        }
         // A crashed agent (no usable reply) defers its message and gives
         // no feedback either way: the site is not to blame, and Postfix
         // 3.7.11 and later leave both the site and the transport alone
@@ -402,7 +503,7 @@ impl Destination {
                 } else {
                     &hop.reason
                 };
-                let dsn = Dsn::new(status, format!("delivery temporarily suspended: {reason}"));
+                let dsn = Dsn::new(status, format!("{DEAD_SITE}: {reason}"));
                 if self.status == Status::Ready {
                     self.throttle(now, &dsn, out);
                     if matches!(self.status, Status::Dead(_)) {
@@ -456,6 +557,7 @@ impl Destination {
                 self.status = Status::Suspended;
                 self.generation += 1;
                 let until = now + self.params.dest_rate_delay;
+                self.rate_until = until;
                 out.push(Effect::Arm {
                     owner: Addr::Destination(self.id),
                     at: until,
@@ -553,6 +655,7 @@ impl Destination {
         self.generation += 1;
         let until = now + self.global.minimal_backoff_time;
         self.dead_until = until;
+        self.dead_since = now;
         out.push(Effect::Arm {
             owner: Addr::Destination(self.id),
             at: until,
@@ -572,8 +675,10 @@ impl Destination {
         if matches!(self.status, Status::Dead(_)) && self.adaptive.is_some() {
             // The adaptive policy keeps the oldest entry to probe with.
             if let Some(entry) = self.todo.pop_front() {
+                let since = self.todo_since.pop_front().unwrap_or(now);
                 if let Some(entry) = self.hold_probe(now, entry, out) {
                     self.todo.push_front(entry);
+                    self.todo_since.push_front(since);
                 }
             }
         }
@@ -585,8 +690,105 @@ impl Destination {
             entries: self.todo.len(),
             to: dsn.retry_nexthop(),
         });
+        self.todo_since.clear();
         for entry in std::mem::take(&mut self.todo) {
+            self.remember_deferred(entry.message);
             reroute(&self.key, entry, dsn, self.active, out);
+        }
+    }
+
+    /// Holds deliveries back if `target` covers this destination, and
+    /// hands the waiting entries to the supervisor; deliveries in flight
+    /// finish.
+    fn admin_suspend(&mut self, target: &Target, out: &mut Effects) {
+        if !target.matches(&self.key) {
+            return;
+        }
+        self.status = Status::AdminSuspended;
+        self.todo_since.clear();
+        let mut entries: Vec<Entry> = std::mem::take(&mut self.todo).into();
+        // A dead site's held probe goes with them (adaptive policy).
+        entries.extend(self.abandon_probe());
+        out.trace(|| TraceEvent::Withdraw {
+            dest: self.key.clone(),
+            entries: entries.len(),
+        });
+        if !entries.is_empty() {
+            out.send(
+                Addr::Supervisor,
+                Msg::Withdrawn {
+                    dest: self.key.clone(),
+                    nexthop: self.nexthop.clone(),
+                    entries,
+                },
+            );
+        }
+    }
+
+    /// Remembers a message this destination deferred, for `flush`.
+    fn remember_deferred(&mut self, message: MessageId) {
+        if self.deferred_messages.last() != Some(&message) {
+            if self.deferred_messages.len() == DEFERRED_MEMORY {
+                self.deferred_messages.remove(0);
+            }
+            self.deferred_messages.push(message);
+        }
+    }
+
+    /// Describes this destination for the operator (`ctl destinations`);
+    /// `detail` adds every entry's message and recipient count.
+    pub fn live(&self, detail: bool) -> LiveDestination {
+        let state = match &self.status {
+            Status::Ready => LiveDestState::Ready,
+            Status::Suspended => LiveDestState::RateDelayed {
+                until_ms: self.rate_until.as_millis(),
+            },
+            Status::Dead(dsn) => LiveDestState::Dead {
+                since_ms: self.dead_since.as_millis(),
+                until_ms: self.dead_until.as_millis(),
+                reason: dsn.to_string(),
+            },
+            Status::AdminSuspended => LiveDestState::Suspended,
+        };
+        let mut delays: Vec<u64> = self.delays.iter().copied().collect();
+        delays.sort_unstable();
+        let pct = |p: usize| {
+            (!delays.is_empty()).then(|| {
+                let rank = (delays.len() * p).div_ceil(100).max(1);
+                delays[rank.min(delays.len()) - 1]
+            })
+        };
+        let entries = if detail {
+            self.todo
+                .iter()
+                .map(|e| (e.message.0, e.recipients.len() as u32))
+                .chain(self.busy.iter().map(|b| (b.message.0, b.recipients)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        LiveDestination {
+            transport: self.key.transport.to_string(),
+            queue: self.key.queue.to_string(),
+            nexthop: self.nexthop.to_string(),
+            state,
+            window: if matches!(self.status, Status::Dead(_)) {
+                0
+            } else {
+                self.window
+            },
+            limit: self.params.dest_concurrency_limit,
+            busy: self.busy.len() as u32,
+            todo: self.todo.len() as u32,
+            todo_recipients: self.todo.iter().map(|e| e.recipients.len() as u64).sum(),
+            success: self.success,
+            failure: self.failure,
+            fail_cohorts: self.fail_cohorts,
+            tally: self.tally,
+            delay_p50_ms: pct(50),
+            delay_p99_ms: pct(99),
+            oldest_waiting_ms: self.todo_since.front().map(|t| t.as_millis()),
+            entries,
         }
     }
 
@@ -598,7 +800,7 @@ impl Destination {
                 (self.window.saturating_sub(self.busy.len() as u32)).min(self.todo.len() as u32)
             }
             Status::Dead(_) => self.adaptive.as_ref().map_or(0, |a| a.probe.wants()),
-            Status::Suspended => 0,
+            Status::Suspended | Status::AdminSuspended => 0,
         };
         if slots != self.announced {
             self.announced = slots;
@@ -611,7 +813,9 @@ impl Destination {
             );
         }
         let idle = match self.status {
-            Status::Ready => Some(false),
+            // Suspended by the operator: forgotten like a ready one (the
+            // supervisor keeps the suspension).
+            Status::Ready | Status::AdminSuspended => Some(false),
             Status::Dead(_) => Some(true),
             // Suspended: wait for the resume, then announce as ready.
             Status::Suspended => None,

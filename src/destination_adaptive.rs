@@ -77,8 +77,9 @@ impl Destination {
         };
         a.window.revive(self.busy.len() as u32);
         self.window = a.window.window(self.window, limit).max(1);
-        if let Some(entry) = a.probe.revive() {
+        if let Some((entry, since)) = a.probe.revive() {
             self.todo.push_front(entry);
+            self.todo_since.push_front(since);
         }
     }
 
@@ -205,6 +206,7 @@ impl Destination {
             return;
         }
         if let Some(entry) = a.probe.expire(now, longest) {
+            self.remember_deferred(entry.message);
             super::reroute(&self.key, entry, &dsn, self.active, out);
         }
     }
@@ -215,7 +217,7 @@ impl Destination {
         if !matches!(self.status, Status::Dead(_)) {
             return false;
         }
-        let Some(entry) = self.adaptive.as_mut().and_then(|a| a.probe.take()) else {
+        let Some((entry, since)) = self.adaptive.as_mut().and_then(|a| a.probe.take()) else {
             return false;
         };
         out.trace(|| TraceEvent::Probe {
@@ -223,8 +225,16 @@ impl Destination {
             entry: entry.id,
             agent,
         });
-        self.start(agent, entry, false, out);
+        self.start(agent, entry, since, false, out);
         true
+    }
+
+    /// The site leaves the dead state other than by reviving (an
+    /// operator's suspension): the held entry, unless it is at an agent,
+    /// is given back, and the probe's state cleared.
+    pub(super) fn abandon_probe(&mut self) -> Option<Entry> {
+        let a = self.adaptive.as_mut()?;
+        a.probe.revive().map(|(entry, _)| entry)
     }
 
     /// The probe of a dead site failed: its entry is held for the next,

@@ -15,6 +15,7 @@
 //! - a timer is never cancelled: each carries a generation number and the
 //!   entity ignores a stale one, which is cheaper and cannot race.
 
+use crate::control::{Command, Target};
 use crate::entry::{AgentId, DeliveryReport, Dsn, Entry, MessageId, Recipient};
 use crate::message::{MessageInfo, Verdict};
 use crate::name::Name;
@@ -105,6 +106,8 @@ pub enum Timer {
     /// Destination, adaptive policy: try the held entry of a dead site
     /// (`crate::adaptive::probe`).
     Probe(u64),
+    /// Supervisor: a suspension's `--for` elapsed (the number says which).
+    SuspensionEnd(u64),
 }
 
 /// Messages to entities, from other entities or from the host.
@@ -267,6 +270,37 @@ pub enum Msg {
     DeferTodo(Dsn),
     /// The transport agreed this destination is idle: stop.
     Stop,
+    // ---- operator commands (`crate::control`) ----
+    /// From the host: an operator's command, to the supervisor.
+    Control(Command),
+    /// To transports, then their destinations: hold back every destination
+    /// `target` covers; each hands its waiting entries back (`Withdrawn`).
+    AdminSuspend(Target),
+    /// To transports, then their destinations: `target`'s suspension ended.
+    AdminResume(Target),
+    /// To a transport, then the destination of that queue name: revive it
+    /// if dead and report the messages it deferred (`FlushReport`).
+    FlushOne(Name),
+    /// To the supervisor: the waiting entries of a destination that was
+    /// just suspended, to be deferred with the suspension's reason.
+    Withdrawn {
+        /// The destination.
+        dest: DestKey,
+        /// Its next hop (to route the entries back when the suspension
+        /// ended meanwhile).
+        nexthop: Name,
+        /// Its entries, none started.
+        entries: Vec<Entry>,
+    },
+    /// To the supervisor: the answer to `FlushOne`.
+    FlushReport {
+        /// The destination.
+        dest: DestKey,
+        /// Whether it was in memory.
+        found: bool,
+        /// The messages it deferred lately.
+        messages: Vec<MessageId>,
+    },
     // ---- to transports and destinations ----
     /// The `F` trigger: forget dead state now.
     Flush,
@@ -365,6 +399,10 @@ pub enum Effect {
     },
     /// Send `Msg::Flush` to every transport (the `F` trigger).
     FlushAll,
+    /// Make these deferred files due now (as the flush daemon does for
+    /// `postqueue -s`: their next-attempt stamp becomes now); a deferred
+    /// scan follows. Files no longer in `deferred/` are skipped.
+    Retry(Vec<Name>),
     /// Read the next batch of recipients of an admitted message; answer
     /// with `Msg::Refilled`.
     Refill {

@@ -18,6 +18,8 @@
 //! - [`scan`], [`trigger`]: queue scans and trigger requests.
 //! - [`feedback`], [`params`]: configuration.
 //! - [`adaptive`]: the opt-in `oqmgr_scheduling_policy = adaptive`.
+//! - [`control`], [`live_state`]: the operator's commands (suspend, resume,
+//!   flush) and view of the running scheduler.
 //! - [`effect`], [`entry`], [`name`], [`trace`], [`time`]: the vocabulary.
 //! - [`events`]: the event loop both hosts carry effects out through
 //!   (`events.c`).
@@ -36,11 +38,13 @@
 
 pub mod active;
 pub mod adaptive;
+pub mod control;
 pub mod destination;
 pub mod effect;
 pub mod entry;
 pub mod events;
 pub mod feedback;
+pub mod live_state;
 pub mod message;
 pub mod name;
 pub mod params;

@@ -28,6 +28,74 @@ pub const RETRY: &str = "retry";
 /// text as the reason.
 pub const ERROR: &str = "error";
 
+/// The reason `defer_transports` gives (Postfix: `qmgr_message_resolve`).
+pub const DEFERRED_TRANSPORT: &str = "deferred transport";
+/// The reason `postsuper -e` (forced expiry) gives.
+pub const ADMIN_EXPIRED: &str = "message is administratively expired";
+
+/// Why the queue manager deferred recipients itself, without a delivery
+/// attempt (the operator's metrics count them by it). Read back from the
+/// reason of the `retry` route (its next hop, `"<status> <reason>"`), as
+/// the reason is all that travels with such an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum QmgrDeferral {
+    /// Its transport is listed in `defer_transports`.
+    DeferTransports,
+    /// Its destination is suspended by the operator.
+    Suspended,
+    /// Its destination is dead (failed cohorts).
+    DeadDestination,
+    /// Its transport is dead (no agent could be reached).
+    DeadTransport,
+    /// Forced expiry (`postsuper -e`).
+    ForcedExpiry,
+}
+
+impl QmgrDeferral {
+    /// Every cause, in a fixed order.
+    pub const ALL: [QmgrDeferral; 5] = [
+        QmgrDeferral::DeferTransports,
+        QmgrDeferral::Suspended,
+        QmgrDeferral::DeadDestination,
+        QmgrDeferral::DeadTransport,
+        QmgrDeferral::ForcedExpiry,
+    ];
+
+    /// The cause of a deferral with this reason text (the DSN's text,
+    /// without its status). A transport's death carries whatever its
+    /// agent said, so it is what the others are not.
+    pub fn of_reason(reason: &str) -> QmgrDeferral {
+        if reason == DEFERRED_TRANSPORT {
+            QmgrDeferral::DeferTransports
+        } else if reason.starts_with(crate::control::SUSPENDED) {
+            QmgrDeferral::Suspended
+        } else if reason.starts_with(crate::destination::DEAD_SITE) {
+            QmgrDeferral::DeadDestination
+        } else if reason == ADMIN_EXPIRED {
+            QmgrDeferral::ForcedExpiry
+        } else {
+            QmgrDeferral::DeadTransport
+        }
+    }
+
+    /// The cause of the deferral a `retry` next hop (`"<status> <reason>"`)
+    /// stands for.
+    pub fn of_retry_nexthop(nexthop: &str) -> QmgrDeferral {
+        QmgrDeferral::of_reason(nexthop.split_once(' ').map_or("", |(_, reason)| reason))
+    }
+
+    /// Its name in the metrics.
+    pub fn word(self) -> &'static str {
+        match self {
+            QmgrDeferral::DeferTransports => "defer_transports",
+            QmgrDeferral::Suspended => "suspended",
+            QmgrDeferral::DeadDestination => "dead_destination",
+            QmgrDeferral::DeadTransport => "dead_transport",
+            QmgrDeferral::ForcedExpiry => "forced_expiry",
+        }
+    }
+}
+
 /// One recipient as resolved by the host.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Routed {
@@ -146,7 +214,7 @@ fn plan_into(
         } else if flags.contains(ScanFlags::FORCE_EXPIRE) {
             (
                 Name::from(RETRY),
-                Name::from("4.7.0 message is administratively expired"),
+                Name::from(format!("4.7.0 {ADMIN_EXPIRED}")),
             )
         } else if r.class_local && is_double_bounce(&r.recipient.address, g) {
             out.discards.push(r.recipient);
@@ -154,7 +222,10 @@ fn plan_into(
         } else if !flags.contains(ScanFlags::FLUSH_DFXP)
             && g.defer_transports.iter().any(|t| *t == r.transport)
         {
-            (Name::from(RETRY), Name::from("4.3.2 deferred transport"))
+            (
+                Name::from(RETRY),
+                Name::from(format!("4.3.2 {DEFERRED_TRANSPORT}")),
+            )
         } else {
             (r.transport, r.nexthop)
         };
@@ -377,6 +448,58 @@ mod tests {
                 "smtp:d.example v1@d.example",
                 "smtp:d.example v2@d.example",
                 "smtp:d.example v3@d.example"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_queue_managers_own_deferrals_are_told_apart() {
+        use crate::control::{Suspension, Target};
+        let g = test_params();
+        let deferred = plan_one("x@slow.example", "slow", ScanFlags::NONE, &g);
+        let expired = plan_one("x@slow.example", "smtp", ScanFlags::FORCE_EXPIRE, &g);
+        let suspension = |reason: Option<&str>| Suspension {
+            target: Target::Transport("smtp".into()),
+            since: crate::time::Instant::ZERO,
+            until: None,
+            reason: reason.map(Into::into),
+            deferred: Default::default(),
+        };
+        let hop = |dest: &str| dest.split_once(':').unwrap().1.to_string();
+        for (nexthop, want) in [
+            (hop(&deferred), QmgrDeferral::DeferTransports),
+            (hop(&expired), QmgrDeferral::ForcedExpiry),
+            (
+                suspension(None).dsn().retry_nexthop(),
+                QmgrDeferral::Suspended,
+            ),
+            (
+                suspension(Some("maintenance")).dsn().retry_nexthop(),
+                QmgrDeferral::Suspended,
+            ),
+            (
+                format!(
+                    "4.4.1 {}: connect to x: Connection refused",
+                    crate::destination::DEAD_SITE
+                ),
+                QmgrDeferral::DeadDestination,
+            ),
+            (
+                "4.3.0 mail transport unavailable".into(),
+                QmgrDeferral::DeadTransport,
+            ),
+        ] {
+            assert_eq!(QmgrDeferral::of_retry_nexthop(&nexthop), want, "{nexthop}");
+        }
+        let words: Vec<_> = QmgrDeferral::ALL.iter().map(|c| c.word()).collect();
+        assert_eq!(
+            words,
+            [
+                "defer_transports",
+                "suspended",
+                "dead_destination",
+                "dead_transport",
+                "forced_expiry"
             ]
         );
     }

@@ -257,6 +257,15 @@ pub enum TraceEvent {
     },
     /// The `F` trigger revived dead transports and destinations.
     Flush,
+    /// An operator's command took effect (`crate::control`), in words.
+    Control(String),
+    /// A suspended destination handed its waiting entries back.
+    Withdraw {
+        /// Destination.
+        dest: DestKey,
+        /// Entries handed back.
+        entries: usize,
+    },
     /// A clog warning was logged for a destination.
     Clog {
         /// Destination.
@@ -353,6 +362,8 @@ impl fmt::Display for TraceEvent {
             Remove { message, id } => write!(f, "remove {message} id={id}"),
             Flush => write!(f, "flush dead"),
             Clog { dest, entries } => write!(f, "clog {dest} entries={entries}"),
+            Control(text) => write!(f, "ctl {text}"),
+            Withdraw { dest, entries } => write!(f, "withdraw {dest} entries={entries}"),
         }
     }
 }
@@ -368,6 +379,10 @@ pub enum Line {
     Log(crate::effect::LogLevel, String),
     /// A configuration warning (a parameter replaced by a safe value).
     ConfigWarning(String),
+    /// A scenario's operator command line, as the host runs it.
+    Command(String),
+    /// A line of what such a command printed (the `destinations` table).
+    Output(String),
     /// A bounded run reached its time or step limit.
     Stop {
         /// Messages delivered until then.
@@ -383,6 +398,8 @@ impl fmt::Display for Line {
             Line::Log(LogLevel::Info, text) => write!(f, "log info: {text}"),
             Line::Log(LogLevel::Warning, text) => write!(f, "log warning: {text}"),
             Line::ConfigWarning(text) => write!(f, "config warning: {text}"),
+            Line::Command(run) => write!(f, "command: {run}"),
+            Line::Output(text) => write!(f, "  {text}"),
             Line::Stop { steps } => write!(f, "stop: limit reached (steps={steps})"),
         }
     }

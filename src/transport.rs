@@ -61,9 +61,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::adaptive::window::SiteMemory;
+use crate::control::Target;
 use crate::destination::reroute;
 use crate::effect::{Addr, DestId, DestKey, Effect, Effects, Msg, Timer};
 use crate::entry::{AgentId, Dsn, Entry};
+use crate::live_state::LiveTransport;
 use crate::name::{FastMap, Name};
 use crate::params::TransportParams;
 use crate::time::{Duration, Instant};
@@ -101,6 +103,8 @@ pub struct Transport {
     retry_time: Duration,
     /// Why it is dead, when it is.
     dead: Option<Dsn>,
+    /// When a dead transport is retried (meaningless while alive).
+    dead_until: Instant,
     /// Bumped with each retry timer; stale ones are ignored.
     generation: u64,
     /// An allocation is waiting out the transport rate delay.
@@ -150,6 +154,7 @@ impl Transport {
             params,
             retry_time,
             dead: None,
+            dead_until: Instant::ZERO,
             generation: 0,
             rate_locked: false,
             pending: 0,
@@ -347,6 +352,28 @@ impl Transport {
                     out.send(Addr::Destination(self.id(slot)), Msg::Flush);
                 }
             }
+            Msg::AdminSuspend(target) => {
+                self.to_covered(&target, || Msg::AdminSuspend(target.clone()), out)
+            }
+            Msg::AdminResume(target) => {
+                self.to_covered(&target, || Msg::AdminResume(target.clone()), out)
+            }
+            Msg::FlushOne(queue) => {
+                self.unthrottle(out);
+                match self.slots.get(&queue) {
+                    Some(&slot) => {
+                        out.send(Addr::Destination(self.id(slot)), Msg::FlushOne(queue));
+                    }
+                    None => out.send(
+                        Addr::Supervisor,
+                        Msg::FlushReport {
+                            dest: self.key(&queue),
+                            found: false,
+                            messages: Vec::new(),
+                        },
+                    ),
+                }
+            }
             other => panic!("transport {} got unexpected {other:?}", self.name),
         }
         self.alloc(out);
@@ -493,6 +520,7 @@ impl Transport {
         if self.dead.is_none() {
             self.generation += 1;
             let until = now + self.retry_time;
+            self.dead_until = until;
             out.trace(|| TraceEvent::TransportThrottle {
                 transport: self.name.to_string(),
                 until,
@@ -511,6 +539,33 @@ impl Transport {
                 Addr::Destination(self.id(slot)),
                 Msg::DeferTodo(dsn.clone()),
             );
+        }
+    }
+
+    /// Sends `msg()` to each of its destinations `target` covers.
+    fn to_covered(&self, target: &Target, msg: impl Fn() -> Msg, out: &mut Effects) {
+        if target.transport().is_some_and(|t| t != self.name.as_str()) {
+            return;
+        }
+        for slot in self.ring_slots() {
+            let covered = self
+                .view(slot)
+                .is_some_and(|v| target.matches(&self.key(&v.queue)));
+            if covered {
+                out.send(Addr::Destination(self.id(slot)), msg());
+            }
+        }
+    }
+
+    /// Describes this transport for the operator (`oqmgr ctl status`).
+    pub fn live(&self) -> LiveTransport {
+        LiveTransport {
+            name: self.name.to_string(),
+            dead: self.dead.as_ref().map(Dsn::to_string),
+            dead_until_ms: self.dead.as_ref().map(|_| self.dead_until.as_millis()),
+            pending: self.pending,
+            rate_locked: self.rate_locked,
+            destinations: self.slots.len() as u32,
         }
     }
 

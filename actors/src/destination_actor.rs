@@ -20,6 +20,7 @@ use oqmgr::effect::{DestId, DestKey, Effects, Msg};
 use oqmgr::params::TransportParams;
 use oqmgr::time::Instant;
 
+use crate::control::live_query::InspectDestination;
 use crate::host::{step, Entity, Host, Step};
 
 /// The actor that owns one core destination.
@@ -70,5 +71,12 @@ impl Handler<Step> for DestinationActor {
             ctx.stop();
         }
         MessageResult(out)
+    }
+}
+
+impl Handler<InspectDestination> for DestinationActor {
+    type Result = MessageResult<InspectDestination>;
+    fn handle(&mut self, msg: InspectDestination, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.core.live(msg.detail))
     }
 }

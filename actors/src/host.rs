@@ -19,6 +19,13 @@
 //! tasks ([`Host::input`], like triggers and finished completions), or in
 //! tests the simulator's world, which schedules its answers in the loop.
 //!
+//! An operator's command ([`Host::command`], from the control socket) is
+//! input too: a step of the supervisor like any other, whose log lines go
+//! back to the caller. A simulated world hands the loop its scenario's
+//! commands when they are due, as the simulator runs them: a command
+//! joins the bus, and `destinations` prints the table of the live state
+//! ([`crate::control::live_query`]) into the trace.
+//!
 //! # Invariants
 //! - one step at a time: a message is delivered only when the previous
 //!   step's effects were carried out, a timer or an input only when the
@@ -31,22 +38,31 @@
 //!   keeps them and delivers each to its owner's actor;
 //! - a message for a destination that no longer exists is logged and
 //!   dropped (a timer silently), never a panic (the simulator panics: there
-//!   it is a core bug, here the daemon must keep running).
+//!   it is a core bug, here the daemon must keep running);
+//! - an operator's command is answered with the log lines of its own step:
+//!   it reaches the bus from a timer, when the bus is empty, so it is the
+//!   next message delivered.
 
-use std::sync::{Arc, MutexGuard, OnceLock};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use actix::{Actor, Addr as ActixAddr, Context, Message, Recipient};
+use oqmgr::control::Command;
 use oqmgr::effect::{Addr, Effect, Effects, LogLevel, Msg};
 use oqmgr::events::{Event, EventLoop};
+use oqmgr::live_state::Tally;
 use oqmgr::params::{GlobalParams, Params, TransportParams};
 use oqmgr::scan::QueueName;
+use oqmgr::sim::scenario::{CommandAt, Operator};
 use oqmgr::time::Instant;
 use oqmgr::trace::{Line, TraceEvent};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::oneshot;
 
 use crate::agent::Deliver;
 use crate::clock::Clock;
 use crate::destination_actor::DestinationActor;
+use crate::metrics::Metrics;
 use crate::outside::Outside;
 use crate::queue_store::{Completion, QueueStore, SharedStore};
 use crate::registry::Registry;
@@ -55,8 +71,12 @@ use crate::scheduler::TraceLine;
 use crate::supervisor_actor::{Start, SupervisorActor};
 use crate::transport_actor::TransportActor;
 
-/// A message for the loop from another task: for whom, and what.
-pub type Input = (Addr, Msg);
+/// A message for the loop from another task: for whom, what, and for an
+/// operator's command, where the log lines of its step go.
+pub type Input = (Addr, Msg, Option<Reply>);
+
+/// Where the log lines of an operator command's step go.
+pub type Reply = oneshot::Sender<Vec<String>>;
 
 /// What every actor of one scheduler shares.
 pub struct Host {
@@ -81,6 +101,11 @@ pub struct Host {
     /// The store finishes completions later, and the supervisor counts
     /// them until it does ([`QueueStore::completes_later`]).
     counting_completions: bool,
+    /// Delivery outcomes per transport since start, for the operator
+    /// (`crate::control::live_query`).
+    tally: Mutex<BTreeMap<String, Tally>>,
+    /// What the metrics count as it happens, when they are on.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Host {
@@ -91,6 +116,7 @@ impl Host {
         params: Params,
         store: SharedStore,
         trace_sink: Option<Recipient<TraceLine>>,
+        metrics: Option<Arc<Metrics>>,
     ) -> (Host, UnboundedReceiver<Input>) {
         let counting_completions = store
             .lock()
@@ -108,8 +134,33 @@ impl Host {
             inputs,
             supervisor: OnceLock::new(),
             scanners: OnceLock::new(),
+            tally: Mutex::default(),
+            metrics,
         };
         (host, received)
+    }
+
+    /// The metrics, when they are on.
+    pub fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.metrics.as_ref()
+    }
+
+    /// Delivery outcomes per transport since start.
+    pub fn tally(&self) -> BTreeMap<String, Tally> {
+        self.tally.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Counts the outcomes of one delivery report of `transport`.
+    pub(crate) fn count(&self, transport: &str, report: &oqmgr::entry::DeliveryReport) {
+        let mut tally = self.tally.lock().unwrap_or_else(|e| e.into_inner());
+        match tally.get_mut(transport) {
+            Some(t) => t.count(report),
+            None => {
+                let mut t = Tally::default();
+                t.count(report);
+                tally.insert(transport.to_string(), t);
+            }
+        }
     }
 
     /// True when the supervisor must count completions until the store
@@ -128,6 +179,11 @@ impl Host {
             self.supervisor.set(supervisor).is_ok() && self.scanners.set(scanners).is_ok(),
             "scheduler wired twice"
         );
+    }
+
+    /// The supervisor's actor (for the live-state query).
+    pub(crate) fn supervisor(&self) -> &ActixAddr<SupervisorActor> {
+        self.supervisor.get().expect("scheduler wired")
     }
 
     /// The clock.
@@ -175,7 +231,17 @@ impl Host {
     /// (agents' answers, triggers, finished completions).
     pub fn input(&self, to: Addr, msg: Msg) {
         // Only a loop that ended drops its receiver: nothing is left to tell.
-        let _ = self.inputs.send((to, msg));
+        let _ = self.inputs.send((to, msg, None));
+    }
+
+    /// Runs an operator's command as a step of the supervisor, in the
+    /// loop's order; answers the log lines it produced (what was done, in
+    /// words), or `None` when the loop has ended.
+    pub async fn command(&self, command: Command) -> Option<Vec<String>> {
+        let (reply, answer) = oneshot::channel();
+        let input = (Addr::Supervisor, Msg::Control(command), Some(reply));
+        self.inputs.send(input).ok()?;
+        answer.await.ok()
     }
 
     /// The handle a store drops when it has carried out a completion: it
@@ -186,7 +252,7 @@ impl Host {
         }
         let inputs = self.inputs.clone();
         Completion::new(move || {
-            let _ = inputs.send((Addr::Supervisor, Msg::Completed));
+            let _ = inputs.send((Addr::Supervisor, Msg::Completed, None));
         })
     }
 
@@ -266,6 +332,10 @@ pub(crate) async fn run<O: Outside>(
 ) {
     let clock = host.clock;
     let mut lp: EventLoop<O::Event> = EventLoop::new(clock.now());
+    // Operators' commands on their way, in the order they arrived, and
+    // whether the message the bus holds now is a command the world gave.
+    let mut replies: VecDeque<Option<Reply>> = VecDeque::new();
+    let mut world_command = false;
     outside.start(&mut lp);
     let supervisor = host.supervisor.get().expect("scheduler wired").clone();
     let out = supervisor
@@ -276,14 +346,20 @@ pub(crate) async fn run<O: Outside>(
     loop {
         while let Some((to, msg)) = lp.next_message() {
             lp.advance(clock.now());
+            let command = matches!(msg, Msg::Control(_));
             let out = deliver(&host, &mut lp, &to, msg).await;
+            if command && !std::mem::take(&mut world_command) {
+                if let Some(reply) = replies.pop_front().flatten() {
+                    let _ = reply.send(logs(&out));
+                }
+            }
             apply(&host, &mut lp, &mut outside, &to, out).await;
         }
         if outside.finished() {
             break;
         }
         while let Ok(input) = inputs.try_recv() {
-            queue_input(&mut lp, clock.now(), input);
+            queue_input(&mut lp, &mut replies, clock.now(), input);
         }
         let Some(at) = lp.next_timer() else {
             // A bounded run with nothing left to wait for ends, as the
@@ -292,7 +368,7 @@ pub(crate) async fn run<O: Outside>(
                 break;
             }
             match inputs.recv().await {
-                Some(input) => queue_input(&mut lp, clock.now(), input),
+                Some(input) => queue_input(&mut lp, &mut replies, clock.now(), input),
                 None => break,
             }
             continue;
@@ -309,24 +385,73 @@ pub(crate) async fn run<O: Outside>(
                 () = actix::clock::sleep(clock.until(at)) => {}
                 input = inputs.recv() => {
                     if let Some(input) = input {
-                        queue_input(&mut lp, clock.now(), input);
+                        queue_input(&mut lp, &mut replies, clock.now(), input);
                     }
                     continue;
                 }
             }
         }
         if let Some(event) = lp.fire(clock.now().max(at)) {
-            outside.fire(&mut lp, event);
+            if let Some(command) = outside.fire(&mut lp, event) {
+                world_command = scenario_command(&host, &mut lp, &command).await;
+            }
         }
     }
     outside.stopped(&lp);
 }
 
-/// Queues an input as a timer due now, behind every timer already due.
-fn queue_input<W>(lp: &mut EventLoop<W>, now: Instant, (to, msg): Input) {
+/// Queues an input as a timer due now, behind every timer already due;
+/// an operator's command leaves its reply in line.
+fn queue_input<W>(
+    lp: &mut EventLoop<W>,
+    replies: &mut VecDeque<Option<Reply>>,
+    now: Instant,
+    (to, msg, reply): Input,
+) {
+    if matches!(msg, Msg::Control(_)) {
+        replies.push_back(reply);
+    }
     lp.advance(now);
     let now = lp.now();
     lp.at(now, Event::Send(to, msg));
+}
+
+/// The log lines among a step's effects.
+fn logs(out: &Effects) -> Vec<String> {
+    out.list
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Log(_, text) => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs a simulated world's operator command, as the simulator does: a
+/// command for the supervisor goes onto the (empty) bus, and true comes
+/// back; `destinations` prints the live state's table into the trace.
+async fn scenario_command<W>(host: &Arc<Host>, lp: &mut EventLoop<W>, command: &CommandAt) -> bool {
+    let now = lp.now();
+    host.line(now, Line::Command(command.run.clone()));
+    match command.parse() {
+        Ok(Operator::Control(c)) => {
+            lp.send(Addr::Supervisor, Msg::Control(c));
+            true
+        }
+        Ok(Operator::Destinations(filter)) => {
+            if let Some(mut state) = crate::control::live_query::live_state(host, false).await {
+                state.now_ms = now.as_millis();
+                for l in filter.trace_table(&state).lines() {
+                    host.line(now, Line::Output(l.to_string()));
+                }
+            }
+            false
+        }
+        Err(why) => {
+            tracing::warn!("scenario command {:?} ignored: {why}", command.run);
+            false
+        }
+    }
 }
 
 /// Delivers one message to its entity's actor and returns the step's
@@ -459,6 +584,10 @@ async fn apply<O: Outside>(
                 recipients,
                 dsn,
             } => {
+                if let Some(m) = &host.metrics {
+                    let cause = oqmgr::route::QmgrDeferral::of_reason(&dsn.reason);
+                    m.qmgr_deferred(cause, recipients.len());
+                }
                 if let Some(id) = host.registry.queue_id(message) {
                     host.store().defer_recipients(&id, &recipients, &dsn);
                 }
@@ -468,11 +597,12 @@ async fn apply<O: Outside>(
                     host.store().delay_cleared(&id);
                 }
             }
+            Effect::Retry(ids) => host.store().retry(&ids, now),
             Effect::Complete { message, verdict } => {
                 let done = host.completion();
                 match host.registry.remove_queue_id(message) {
                     Some(id) => host.store().complete(&id, &verdict, done),
-                    None => tracing::warn!(%message, "completion of an unknown message"),
+                    None => tracing::warn!("completion of an unknown message {message}"),
                 }
             }
             Effect::Log(level, text) => {
@@ -509,7 +639,7 @@ fn refill(host: &Arc<Host>, message: oqmgr::entry::MessageId, batch: u32) -> Msg
             read_error: false,
         },
         Err(why) => {
-            tracing::warn!(%message, "refill failed: {why}");
+            tracing::warn!("refill failed: {why}");
             Msg::Refilled {
                 message,
                 recipients: Vec::new(),

@@ -10,7 +10,12 @@
 //! Tests plug in the simulator's own world instead (the `oqmgr-devtools`
 //! package's `simworld`): it schedules its answers and its own events
 //! (arrivals, servers) in the loop, under the arming numbers the simulator
-//! gives them, and it tells the loop when a run is over.
+//! gives them, hands the loop its scenario's operator commands when they
+//! are due, and tells the loop when a run is over.
+//!
+//! The daemon's outside also counts what the operator sees of the agents
+//! ([`Host::tally`], and the metrics when they are on): every delivery
+//! handed off and its outcome, every connection that failed.
 //!
 //! # Invariants
 //! - every `connect` is answered `AgentReady` or `AgentFailed`, and every
@@ -25,6 +30,7 @@ use oqmgr::effect::{Addr, DestId, Msg};
 use oqmgr::entry::AgentId;
 use oqmgr::events::EventLoop;
 use oqmgr::name::Name;
+use oqmgr::sim::scenario::CommandAt;
 use oqmgr::time::Instant;
 
 use crate::agent::{self, Close, Connect, Deliver, DeliveryAgent};
@@ -63,8 +69,9 @@ pub trait Outside: 'static {
     /// Releases a connection that got no work.
     fn close(&mut self, host: &Arc<Host>, transport: Name, agent: AgentId);
 
-    /// One of the outside's own events is due.
-    fn fire(&mut self, lp: &mut EventLoop<Self::Event>, event: Self::Event);
+    /// One of the outside's own events is due; a simulated world's
+    /// operator command comes back, for the loop to run.
+    fn fire(&mut self, lp: &mut EventLoop<Self::Event>, event: Self::Event) -> Option<CommandAt>;
 
     /// True when a simulated world has nothing left to do: the loop stops
     /// (checked each time the bus is empty). Never for the daemon.
@@ -118,6 +125,12 @@ impl Outside for Agents {
         agent: AgentId,
     ) {
         let to = Addr::Transport(transport.clone());
+        let failed = |dsn| {
+            if let Some(m) = host.metrics() {
+                m.connect_error(&transport);
+            }
+            Msg::AgentFailed { agent, dsn }
+        };
         match self.agent(&transport) {
             Some(DeliveryAgent {
                 connect: Some(connect),
@@ -127,6 +140,7 @@ impl Outside for Agents {
                     transport: transport.to_string(),
                     agent,
                 });
+                let name = transport.clone();
                 let host = Arc::clone(host);
                 actix::spawn(async move {
                     let msg = match request.await {
@@ -137,17 +151,14 @@ impl Outside for Agents {
                             dsn: agent::unavailable(),
                         },
                     };
+                    if let (Msg::AgentFailed { .. }, Some(m)) = (&msg, host.metrics()) {
+                        m.connect_error(&name);
+                    }
                     host.input(to, msg);
                 });
             }
             Some(a) if a.deliver.connected() => host.input(to, Msg::AgentReady(agent)),
-            _ => host.input(
-                to,
-                Msg::AgentFailed {
-                    agent,
-                    dsn: agent::unavailable(),
-                },
-            ),
+            _ => host.input(to, failed(agent::unavailable())),
         }
     }
 
@@ -165,10 +176,30 @@ impl Outside for Agents {
             host.input(to, Msg::Report(crash));
             return;
         };
+        let transport = request.dest.transport.to_string();
+        if let Some(m) = host.metrics() {
+            m.handed_off(
+                &transport,
+                &request.nexthop,
+                &request.queue_id,
+                request.entry.recipients.len(),
+                host.clock().wall_now().as_millis(),
+            );
+        }
+        let started = host.clock().now();
         let answer = a.deliver.send(request);
         let host = Arc::clone(host);
         actix::spawn(async move {
             let report = answer.await.unwrap_or(crash);
+            host.count(&transport, &report);
+            if let Some(m) = host.metrics() {
+                let took = host.clock().now().saturating_since(started);
+                m.delivered(
+                    &transport,
+                    &report,
+                    std::time::Duration::from_millis(took.as_millis()),
+                );
+            }
             host.input(to, Msg::Report(report));
         });
     }
@@ -182,7 +213,7 @@ impl Outside for Agents {
         }
     }
 
-    fn fire(&mut self, _lp: &mut EventLoop<Infallible>, event: Infallible) {
+    fn fire(&mut self, _lp: &mut EventLoop<Infallible>, event: Infallible) -> Option<CommandAt> {
         match event {}
     }
 }

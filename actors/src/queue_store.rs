@@ -132,6 +132,14 @@ pub trait QueueStore: Send {
     fn completes_later(&self) -> bool {
         false
     }
+    /// Makes the deferred files `ids` due now (their next-attempt stamp
+    /// becomes `now`, or the store's own clock's time if it has one), for
+    /// an operator's resume or flush; a deferred scan follows. Files not
+    /// in `deferred/` are skipped. A store without time stamps does
+    /// nothing.
+    fn retry(&mut self, ids: &[oqmgr::name::Name], now: Instant) {
+        let _ = (ids, now);
+    }
 }
 
 /// Reports one carried-out completion to the supervisor when dropped

@@ -75,6 +75,23 @@ impl Registry {
         self.destinations.get(key).map(|a| a.clone())
     }
 
+    /// The address of every transport actor, in no particular order: for
+    /// the operator's live-state query only, which sorts what they answer
+    /// (walking the map decides nothing).
+    pub fn transport_addrs(&self) -> Vec<Addr<TransportActor>> {
+        self.transports.iter().map(|e| e.value().clone()).collect()
+    }
+
+    /// The address of every destination actor, in no particular order:
+    /// for the operator's live-state query only, which sorts what they
+    /// answer (walking the map decides nothing).
+    pub fn destination_addrs(&self) -> Vec<Addr<DestinationActor>> {
+        self.destinations
+            .iter()
+            .map(|e| e.value().clone())
+            .collect()
+    }
+
     /// Forgets a destination and returns its address (for its `Stop`).
     pub fn remove_destination(&self, key: &DestId) -> Option<Addr<DestinationActor>> {
         self.destinations.remove(key).map(|(_, a)| a)

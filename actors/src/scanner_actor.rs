@@ -66,12 +66,18 @@ pub struct ScannerActor {
     queue: QueueName,
     /// The scheduler's shared state.
     host: Arc<Host>,
+    /// When the walk in progress started (timed for the metrics).
+    walk_started: Option<tokio::time::Instant>,
 }
 
 impl ScannerActor {
     /// A scanner of `queue` with no walk in progress.
     pub fn new(queue: QueueName, host: Arc<Host>) -> ScannerActor {
-        ScannerActor { queue, host }
+        ScannerActor {
+            queue,
+            host,
+            walk_started: None,
+        }
     }
 }
 
@@ -83,6 +89,9 @@ impl Handler<ScanStart> for ScannerActor {
     type Result = ();
     fn handle(&mut self, msg: ScanStart, _ctx: &mut Context<Self>) {
         let files = self.host.store().scan_start(self.queue);
+        if self.host.metrics().is_some() {
+            self.walk_started = Some(crate::clock::io_now());
+        }
         tracing::debug!(queue = %self.queue, flags = %msg.flags, files, "scan start");
     }
 }
@@ -91,6 +100,11 @@ impl Handler<ScanNext> for ScannerActor {
     type Result = MessageResult<ScanNext>;
     fn handle(&mut self, _msg: ScanNext, _ctx: &mut Context<Self>) -> MessageResult<ScanNext> {
         let found = self.host.store().scan_next(self.queue);
+        if found.is_none() {
+            if let (Some(m), Some(started)) = (self.host.metrics(), self.walk_started.take()) {
+                m.scanned(self.queue, crate::clock::io_now() - started);
+            }
+        }
         MessageResult(Msg::ScanResult {
             queue: self.queue,
             id: found.map(Into::into),

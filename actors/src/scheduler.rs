@@ -38,6 +38,7 @@ use oqmgr::trace::Line;
 use crate::agent::{Deliver, DeliveryAgent};
 use crate::clock::Clock;
 use crate::host::{self, Host};
+use crate::metrics::Metrics;
 use crate::outside::{Agents, Outside};
 use crate::queue_store::SharedStore;
 use crate::scanner_actor::ScannerActor;
@@ -75,6 +76,8 @@ pub struct SchedulerBuilder {
     trace_sink: Option<Recipient<TraceLine>>,
     /// The clock (default: Unix-epoch wall clock).
     clock: Option<Clock>,
+    /// What the metrics count, when they are on.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl SchedulerBuilder {
@@ -109,6 +112,12 @@ impl SchedulerBuilder {
         self
     }
 
+    /// Counts what the metrics need as it happens ([`crate::metrics`]).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> SchedulerBuilder {
+        self.metrics = Some(metrics);
+        self
+    }
+
     /// Starts the scanners, the supervisor and the event loop on the
     /// current actix System, with the registered agents. Must be called
     /// from within a running System.
@@ -121,7 +130,13 @@ impl SchedulerBuilder {
     /// registered agents would be (those are then not used).
     pub fn start_with<O: Outside>(self, outside: O) -> Scheduler {
         let clock = self.clock.unwrap_or_else(Clock::wall);
-        let (host, inputs) = Host::new(clock, self.params, self.store, self.trace_sink);
+        let (host, inputs) = Host::new(
+            clock,
+            self.params,
+            self.store,
+            self.trace_sink,
+            self.metrics,
+        );
         let host = Arc::new(host);
         let incoming = ScannerActor::new(QueueName::Incoming, Arc::clone(&host)).start();
         let deferred = ScannerActor::new(QueueName::Deferred, Arc::clone(&host)).start();
@@ -158,12 +173,16 @@ impl Scheduler {
             store,
             trace_sink: None,
             clock: None,
+            metrics: None,
         }
     }
 
     /// Delivers trigger bytes, as a `public/qmgr` client would (`A`, `D`,
     /// `F`, `I`, `W`; unknown bytes are ignored by the core).
     pub fn trigger(&self, bytes: &[u8]) {
+        if let Some(m) = self.host.metrics() {
+            m.triggered(bytes);
+        }
         self.host
             .input(CoreAddr::Supervisor, Msg::Trigger(bytes.to_vec()));
     }

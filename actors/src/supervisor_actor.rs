@@ -17,6 +17,7 @@ use oqmgr::active::Supervisor;
 use oqmgr::effect::{Effects, Msg};
 use oqmgr::time::Instant;
 
+use crate::control::live_query::{InspectSupervisor, InspectSuspensions};
 use crate::host::{step, Entity, Host, Step};
 
 /// The core's startup step (scan both queues, arm the periodic deferred
@@ -71,6 +72,20 @@ impl Handler<Step> for SupervisorActor {
     type Result = MessageResult<Step>;
     fn handle(&mut self, msg: Step, _ctx: &mut Context<Self>) -> MessageResult<Step> {
         MessageResult(step(self, msg))
+    }
+}
+
+impl Handler<InspectSupervisor> for SupervisorActor {
+    type Result = MessageResult<InspectSupervisor>;
+    fn handle(&mut self, msg: InspectSupervisor, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.core.live(msg.detail))
+    }
+}
+
+impl Handler<InspectSuspensions> for SupervisorActor {
+    type Result = MessageResult<InspectSuspensions>;
+    fn handle(&mut self, _msg: InspectSuspensions, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.core.suspensions())
     }
 }
 

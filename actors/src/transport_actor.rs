@@ -19,6 +19,7 @@ use oqmgr::effect::{Effects, Msg};
 use oqmgr::time::Instant;
 use oqmgr::transport::Transport;
 
+use crate::control::live_query::InspectTransport;
 use crate::host::{step, Entity, Host, Step};
 
 /// The actor that owns one core transport.
@@ -60,5 +61,12 @@ impl Handler<Step> for TransportActor {
     type Result = MessageResult<Step>;
     fn handle(&mut self, msg: Step, _ctx: &mut Context<Self>) -> MessageResult<Step> {
         MessageResult(step(self, msg))
+    }
+}
+
+impl Handler<InspectTransport> for TransportActor {
+    type Result = MessageResult<InspectTransport>;
+    fn handle(&mut self, _msg: InspectTransport, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.core.live())
     }
 }

@@ -252,3 +252,52 @@ fn batches_follow_the_recipient_limit_and_a_content_filter_routes_them() {
     );
     assert_eq!(store.read("GONE00001", 2).err(), Some(StoreError::Gone));
 }
+
+#[test]
+fn a_failed_refill_names_the_file_and_hands_out_nothing_twice() {
+    let _serial = serial();
+    let (mut store, _) = store(ReadLimits {
+        recipient_limit: 2,
+        ..ReadLimits::default()
+    });
+    // Two recipients, then a third followed by a pointer back to it: the
+    // first batch is read, the refill meets the loop.
+    let mut w = QueueFileWriter::new();
+    w.arrival(unix_now(), 0).sender(b"s@example.com");
+    w.envelope_record(rec::FILT, b"smtp:[127.0.0.1]:10025");
+    w.envelope_record(rec::RCPT, b"a@one.example");
+    w.envelope_record(rec::RCPT, b"b@two.example");
+    let third = w.next_envelope_offset();
+    w.envelope_record(rec::RCPT, b"c@three.example");
+    w.envelope_record(
+        rec::PTR,
+        oqmgr_actors::postfix::record::fixed_width_number(third as i64).as_bytes(),
+    );
+    w.content_line(b"Subject: loop", DEFAULT_LINE_LIMIT);
+    let mut bytes = w.finish();
+    // The pointer record set MIXED in the `C` record (its fourth 15-wide
+    // field); clear it, so the first read stops at the batch as it does
+    // for a file whose recipients come last.
+    let flags = 2 + 3 * 16..2 + 3 * 16 + 15;
+    let value: i32 = String::from_utf8_lossy(&bytes[flags.clone()])
+        .trim()
+        .parse()
+        .unwrap();
+    bytes[flags].copy_from_slice(format!("{:>15}", value & !1).as_bytes());
+    fs::write("incoming/LOOPR0001", bytes).unwrap();
+    fs::set_permissions("incoming/LOOPR0001", fs::Permissions::from_mode(0o700)).unwrap();
+    let now = Clock::wall().now();
+    store
+        .admit(QueueName::Incoming, "LOOPR0001", ScanFlags::NONE, now)
+        .unwrap();
+    let first = store.read("LOOPR0001", 2).unwrap();
+    assert_eq!(first.recipients.len(), 2);
+    // The error says which file and what, as the warning logged with it
+    // does (it once read `<id>: <file>: ...`).
+    assert_eq!(
+        store.read("LOOPR0001", 2).err(),
+        Some(StoreError::Unusable(
+            "active/LOOPR0001: too many reverse jump records".into()
+        ))
+    );
+}

@@ -122,6 +122,20 @@
 //!   where oqmgr waits `minimal_backoff_time` (300 s here); no defer log
 //!   is left.
 //!
+//! `metrics_and_status_page` (`e2e/metrics.rs`, ours only, Postfix 3.7):
+//! Prometheus scrapes our metrics every second and its query API returns
+//! the delivered count the maillog shows; the scrape passes `promtool
+//! check metrics`; headless Chromium loads the status page while a
+//! destination is busy, sees it and a dead one, charts, updates, and no
+//! console message.
+//!
+//! `control_suspend_resume` (`e2e/control.rs`, ours only): `oqmgr ctl`
+//! suspends one of five destinations (its sink gets no transaction, its
+//! mail is deferred with the reason `postqueue -p` shows, the others
+//! deliver), the suspension survives `postfix reload` and `kill -9`,
+//! `resume` delivers its mail within 2 s without `postqueue -f`, and
+//! `why` explains a dead destination and a deferred queue ID.
+//!
 //! Besides the scenarios, `learned_dialect` checks the line our daemon
 //! logs at start about the dialect it learned from that build's
 //! `postconf`, and `rejected_request` runs our daemon forced into the
@@ -179,9 +193,11 @@
 mod e2e {
     pub mod adaptive;
     pub mod admin;
+    pub mod control;
     pub mod differences;
     pub mod env;
     pub mod flow;
+    pub mod metrics;
     pub mod ops;
     pub mod outcome;
     pub mod remote;
@@ -423,6 +439,24 @@ macro_rules! on_postfix {
             scenario!(unreadable_incoming, s::expect_unreadable_incoming);
             scenario!(non_utf8_address, s::expect_non_utf8_address);
 
+            /// `oqmgr ctl` suspend, reload, kill -9, resume, why (ours
+            /// only: Postfix's oqmgr has no control socket).
+            #[test]
+            fn control_suspend_resume() {
+                let o = crate::timed(concat!(module_path!(), "::control_suspend_resume"), || {
+                    s::control_suspend_resume(&crate::ours(postfix()))
+                });
+                s::expect_control_suspend_resume(&o);
+            }
+
+            /// Prints every `oqmgr ctl` command's real output (the examples
+            /// of docs/control.md).
+            #[test]
+            #[ignore = "prints examples: run with --ignored --nocapture"]
+            fn control_outputs() {
+                s::control_outputs(&crate::ours(postfix()));
+            }
+
             /// Our daemon learns the dialect from this build's postconf.
             #[test]
             fn learned_dialect() {
@@ -467,8 +501,10 @@ macro_rules! on_postfix {
 mod scenarios {
     pub use super::e2e::adaptive::*;
     pub use super::e2e::admin::*;
+    pub use super::e2e::control::*;
     pub use super::e2e::differences::*;
     pub use super::e2e::flow::*;
+    pub use super::e2e::metrics::*;
     pub use super::e2e::ops::*;
     pub use super::e2e::remote::*;
     pub use super::e2e::trust::*;
@@ -477,3 +513,24 @@ mod scenarios {
 
 on_postfix!(postfix37, builds::system);
 on_postfix!(postfix311, builds::newer);
+
+/// The metrics listener and the status page, on Postfix 3.7 only (they
+/// touch no Postfix protocol; the dialects are covered above): a real
+/// Prometheus and headless Chromium read them (ours only).
+mod metrics_postfix37 {
+    #[test]
+    fn metrics_and_status_page() {
+        let o = crate::timed("metrics_postfix37::metrics_and_status_page", || {
+            crate::scenarios::metrics_and_status_page(&crate::ours(crate::builds::system()))
+        });
+        crate::scenarios::expect_metrics_and_status_page(&o);
+    }
+
+    /// Prints the real exposition and status JSON (the examples of
+    /// docs/control.md).
+    #[test]
+    #[ignore = "prints examples: run with --ignored --nocapture"]
+    fn metrics_outputs() {
+        crate::scenarios::metrics_outputs(&crate::ours(crate::builds::system()));
+    }
+}

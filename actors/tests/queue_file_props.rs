@@ -4,7 +4,7 @@
 
 use oqmgr_actors::postfix::queue_file::{read_envelope, EnvelopeError, ReadLimits};
 use oqmgr_actors::postfix::record::{
-    decode_all, encode_length, encode_record, encoded_len, rec, RecordError,
+    decode_all, encode_length, encode_record, encoded_len, fixed_width_number, rec, RecordError,
 };
 use oqmgr_devtools::queue_file_writer::{NewRecipient, QueueFileWriter, DEFAULT_LINE_LIMIT};
 use proptest::prelude::*;
@@ -341,17 +341,15 @@ fn ignored_records_are_warned_about() {
 }
 
 #[test]
-fn pointer_loops_end_after_postfix_reverse_jump_limit() {
-    // R, then a pointer back to that R: with a batch of one, Postfix (and
-    // we) give up after 10000 backward jumps instead of looping forever.
+fn pointer_loops_are_too_many_reverse_jumps() {
+    // R, then a pointer back to that R: Postfix gives up after 10000
+    // backward jumps; we give up at the first jump into bytes already read,
+    // with the same warning.
     let mut w = QueueFileWriter::new();
     w.arrival(1_795_888_636, 1).sender(b"s@example.com");
     let r_offset = w.next_envelope_offset();
     w.envelope_record(rec::RCPT, b"r@example.net");
-    w.envelope_record(
-        rec::PTR,
-        oqmgr_actors::postfix::record::fixed_width_number(r_offset as i64).as_bytes(),
-    );
+    w.envelope_record(rec::PTR, fixed_width_number(r_offset as i64).as_bytes());
     w.content_line(b"x", DEFAULT_LINE_LIMIT);
     let bytes = w.finish();
     for batch in [1, 20_000] {
@@ -368,6 +366,122 @@ fn pointer_loops_end_after_postfix_reverse_jump_limit() {
             e.warnings("QID", "active/QID"),
             ["active/QID: too many reverse jump records"]
         );
+    }
+}
+
+/// Reads `bytes` as the daemon does (first read, then refills until none
+/// is left or one fails) with batches of `batch`: the recipient offsets
+/// handed out, and the error that ended the reading, if any.
+fn read_all(bytes: &[u8], batch: usize) -> (Vec<u64>, Option<EnvelopeError>) {
+    let limits = ReadLimits {
+        recipient_limit: batch,
+        ..ReadLimits::default()
+    };
+    let mut env = match read_envelope(Cursor::new(bytes), "QID", &limits) {
+        Ok(env) => env,
+        Err(e) => return (Vec::new(), Some(e)),
+    };
+    let mut out: Vec<u64> = env.recipients.iter().map(|r| r.offset).collect();
+    let mut rounds = 0;
+    while env.has_more_recipients() {
+        assert!(rounds <= bytes.len(), "refill does not advance");
+        if let Err(e) = env.refill(Cursor::new(bytes), "QID", &limits) {
+            return (out, Some(e));
+        }
+        out.extend(env.recipients.iter().map(|r| r.offset));
+        rounds += 1;
+    }
+    (out, None)
+}
+
+#[test]
+fn a_pointer_loop_over_recipients_hands_none_out_twice() {
+    // Found by fuzzing (actors/fuzz/README.md): a pointer back over
+    // recipient records made every refill read the same recipients again,
+    // until 10000 backward jumps: 20,000 copies of three recipients in the
+    // fault campaign (docs/fault-campaign.md, pointer-loop-3-recipients).
+    let mut w = QueueFileWriter::new();
+    w.arrival(1_795_888_636, 1).sender(b"s@example.com");
+    let first = w.next_envelope_offset();
+    for i in 0..3 {
+        w.envelope_record(rec::RCPT, format!("r{i}@example.net").as_bytes());
+    }
+    w.envelope_record(rec::PTR, fixed_width_number(first as i64).as_bytes());
+    w.content_line(b"x", DEFAULT_LINE_LIMIT);
+    let bytes = w.finish();
+    for batch in [1, 2, 3, 4, 20_000] {
+        let (offsets, end) = read_all(&bytes, batch);
+        let mut unique = offsets.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), offsets.len(), "batch {batch}: {offsets:?}");
+        assert!(
+            matches!(
+                end,
+                Some(EnvelopeError::Pointer(RecordError::TooManyReverseJumps))
+            ),
+            "batch {batch}: {end:?}"
+        );
+    }
+    // The fuzzer's own 130-byte input (its first byte is the batch size
+    // less one).
+    let found = include_bytes!("../fuzz/regressions/queue_file/pointer-loop-refill");
+    let (offsets, end) = read_all(&found[1..], usize::from(found[0]) + 1);
+    assert!(offsets.len() <= 1, "{offsets:?}");
+    assert!(end.is_some());
+}
+
+#[test]
+fn appended_recipients_are_read_once_in_any_batch_size() {
+    // Cleanup's layout after recipients are added late (milters): a
+    // placeholder pointer after the envelope recipients, patched to point
+    // at records appended after `E`, which end with a pointer back. Twice,
+    // so that the walk jumps back twice; no jump lands in bytes read.
+    let mut w = QueueFileWriter::new();
+    w.arrival(1_795_888_636, 1).sender(b"s@example.com");
+    for i in 0..3 {
+        w.envelope_record(rec::RCPT, format!("r{i}@example.net").as_bytes());
+    }
+    let placeholders = [w.next_envelope_offset(), 0];
+    w.envelope_record(rec::PTR, fixed_width_number(0).as_bytes());
+    let resume = w.next_envelope_offset();
+    w.envelope_record(rec::RCPT, b"r3@example.net");
+    w.content_line(b"x", DEFAULT_LINE_LIMIT);
+    let mut bytes = w.finish();
+    let mut patch_at = placeholders[0];
+    let mut back_to = resume;
+    for heap_no in 0..2 {
+        let heap = bytes.len() as u64;
+        for i in 0..2 {
+            let r = format!("h{heap_no}.{i}@example.net");
+            encode_record(&mut bytes, rec::RCPT, r.as_bytes());
+        }
+        let next_placeholder = bytes.len() as u64;
+        encode_record(&mut bytes, rec::PTR, fixed_width_number(0).as_bytes());
+        let next_resume = bytes.len() as u64;
+        encode_record(
+            &mut bytes,
+            rec::PTR,
+            fixed_width_number(back_to as i64).as_bytes(),
+        );
+        let mut patch = Vec::new();
+        encode_record(
+            &mut patch,
+            rec::PTR,
+            fixed_width_number(heap as i64).as_bytes(),
+        );
+        bytes[patch_at as usize..patch_at as usize + patch.len()].copy_from_slice(&patch);
+        patch_at = next_placeholder;
+        back_to = next_resume;
+    }
+    for batch in 1..=9 {
+        let (offsets, end) = read_all(&bytes, batch);
+        assert!(end.is_none(), "batch {batch}: {end:?}");
+        assert_eq!(offsets.len(), 8, "batch {batch}: {offsets:?}");
+        let mut unique = offsets.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), 8, "batch {batch}: {offsets:?}");
     }
 }
 

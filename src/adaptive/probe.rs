@@ -119,14 +119,15 @@ impl Probe {
         u32::from(self.due && !self.out && self.held.is_some())
     }
 
-    /// A copy of the held entry to send to an agent, if the probe is due.
-    pub fn take(&mut self) -> Option<Entry> {
+    /// A copy of the held entry to send to an agent, and since when it is
+    /// held, if the probe is due.
+    pub fn take(&mut self) -> Option<(Entry, Instant)> {
         if self.wants() == 0 {
             return None;
         }
         self.due = false;
         self.out = true;
-        self.held.as_ref().map(|(entry, _)| entry.clone())
+        self.held.clone()
     }
 
     /// The entry at an agent, if the probe is out.
@@ -145,16 +146,13 @@ impl Probe {
     /// The site is back: the held entry, unless it was the probe that
     /// just succeeded, goes back to the waiting list; the schedule
     /// restarts for the next death.
-    pub fn revive(&mut self) -> Option<Entry> {
+    pub fn revive(&mut self) -> Option<(Entry, Instant)> {
         let held = self.held.take();
         let out = std::mem::take(&mut self.out);
         self.due = false;
         self.tries = 0;
         self.generation += 1;
-        match held {
-            Some((entry, _)) if !out => Some(entry),
-            _ => None,
-        }
+        held.filter(|_| !out)
     }
 }
 
@@ -191,7 +189,7 @@ mod tests {
         let (_, generation) = p.arm(Instant::ZERO, "smtp:d.example");
         assert!(!p.fire(generation - 1), "a stale timer does nothing");
         assert!(p.fire(generation));
-        assert_eq!(p.take().map(|e| e.id), Some(EntryId(1)));
+        assert_eq!(p.take().map(|(e, _)| e.id), Some(EntryId(1)));
         assert!(p.take().is_none(), "out already");
         assert_eq!(p.out_entry(), Some(EntryId(1)));
         p.failed();

@@ -78,6 +78,16 @@ impl Dests {
             .and_then(Option::as_mut)
     }
 
+    /// Every live destination, described (for `destinations` commands).
+    pub(super) fn live(&self) -> Vec<crate::live_state::LiveDestination> {
+        self.tables
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|d| d.core.live(false))
+            .collect()
+    }
+
     /// Takes out the destination `id`, whose `Stop` has come.
     pub(super) fn take(&mut self, id: DestId) -> Option<SimDest> {
         if !self.stopping.is_empty() {

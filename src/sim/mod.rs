@@ -51,7 +51,7 @@ use crate::trace::Line;
 use crate::transport::Transport;
 use dests::{Dests, SimDest};
 use ids::Ids;
-use scenario::Scenario;
+use scenario::{CommandAt, Operator, Scenario};
 use world::{Happening, World};
 
 /// Options of one run.
@@ -175,11 +175,41 @@ impl Simulation {
                 break;
             }
             if let Some(event) = self.lp.fire(at) {
-                self.world.fire(&mut self.lp, event);
+                if let Some(command) = self.world.fire(&mut self.lp, event) {
+                    self.command(&command);
+                }
             }
         }
         let summary = self.world.summary(self.lp.now(), self.lp.steps());
         (self.trace, summary)
+    }
+
+    /// Runs a scenario's operator command: a command for the supervisor
+    /// goes onto the bus, `destinations` prints its table into the trace.
+    fn command(&mut self, command: &CommandAt) {
+        self.line(Line::Command(command.run.clone()));
+        match command.parse() {
+            Ok(Operator::Control(c)) => self.lp.send(Addr::Supervisor, Msg::Control(c)),
+            Ok(Operator::Destinations(filter)) => {
+                let table = filter.trace_table(&self.live_state());
+                for l in table.lines() {
+                    self.line(Line::Output(l.to_string()));
+                }
+            }
+            Err(why) => panic!("unchecked scenario command {:?}: {why}", command.run),
+        }
+    }
+
+    /// The scheduler's live state now, as `oqmgr ctl` would see it.
+    pub fn live_state(&self) -> crate::live_state::LiveState {
+        let mut state = crate::live_state::LiveState {
+            now_ms: self.lp.now().as_millis(),
+            supervisor: self.supervisor.live(false),
+            transports: self.transports.iter().map(Transport::live).collect(),
+            destinations: self.dests.live(),
+        };
+        state.sort();
+        state
     }
 
     /// A collector for one step: trace events are built only when the run
@@ -375,6 +405,7 @@ impl Simulation {
                 self.world.defer_recipients(recipients.len())
             }
             Effect::DelayCleared(_) => self.world.delay_cleared(),
+            Effect::Retry(ids) => self.world.retry(&ids, now),
             Effect::Complete { message, verdict } => {
                 let id = self.ids.remove(message);
                 self.world.complete(&id, &verdict);

@@ -91,6 +91,9 @@ pub struct Scenario {
     /// Trigger bytes sent at given times (as `postqueue -f` would).
     #[serde(default)]
     pub triggers: Vec<TriggerAt>,
+    /// Operator commands run at given times (as `oqmgr ctl` would).
+    #[serde(default)]
+    pub commands: Vec<CommandAt>,
     /// Domain → `transport:nexthop`; unlisted domains go to `smtp:<domain>`.
     #[serde(default)]
     pub routes: BTreeMap<String, String>,
@@ -166,6 +169,41 @@ pub struct TriggerAt {
     pub at: Span,
     /// The bytes, e.g. `"FADI"`.
     pub bytes: String,
+}
+
+/// An operator command at a time: `suspend`, `resume` or `flush` as
+/// `oqmgr ctl` takes them ([`crate::control::Command::parse`]), or
+/// `destinations [--transport T] [--state S] [--top N]`, whose table goes
+/// into the trace.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandAt {
+    /// When.
+    pub at: Span,
+    /// The command line, e.g. `"suspend smtp:b.example --for 5m"`.
+    pub run: String,
+}
+
+/// What a scenario's command line asks of the host.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Operator {
+    /// An operator command for the supervisor (`Msg::Control`).
+    Control(crate::control::Command),
+    /// The `destinations` table of the live state, printed into the trace
+    /// ([`crate::live_state::DestinationFilter::trace_table`]).
+    Destinations(crate::live_state::DestinationFilter),
+}
+
+impl CommandAt {
+    /// What the command line asks for, checked.
+    pub fn parse(&self) -> Result<Operator, String> {
+        let words: Vec<&str> = self.run.split_whitespace().collect();
+        if words.first() == Some(&"destinations") {
+            let filter = crate::live_state::DestinationFilter::parse(&words[1..])?;
+            return Ok(Operator::Destinations(filter));
+        }
+        crate::control::Command::parse(&self.run).map(Operator::Control)
+    }
 }
 
 /// How a transport's agents behave.
@@ -403,6 +441,11 @@ impl Scenario {
                 ));
             }
         }
+        for (i, c) in self.commands.iter().enumerate() {
+            if let Err(why) = c.parse() {
+                return Err(format!("field `commands.{i}.run`: {why}"));
+            }
+        }
         for (name, d) in &self.destinations {
             let field = |f: &str| format!("field `destinations.{name}.{f}`");
             for (f, rate) in [("defer_rate", d.defer_rate), ("bounce_rate", d.bounce_rate)] {
@@ -492,6 +535,7 @@ impl Scenario {
                 at: text("11m"),
                 bytes: "FADI".into(),
             }],
+            commands: Vec::new(),
             routes: BTreeMap::new(),
             transports: BTreeMap::new(),
             destinations,

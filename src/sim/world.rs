@@ -5,7 +5,9 @@
 //! `incoming/`, `active/` and `deferred/` with their "next attempt" stamps,
 //! directory scans, envelope reading in batches, and the servers behind
 //! each next hop with their latency, connection limit, outages and
-//! per-recipient failures (`servers.rs`, run by `attempt.rs`).
+//! per-recipient failures (`servers.rs`, run by `attempt.rs`). The
+//! scenario's operator commands are among its events too; when one is due
+//! it goes back to the host, which runs it (the entities are the host's).
 //!
 //! [`World`] is what a host hands the core's I/O effects to. Both hosts
 //! use it: the simulator calls it from its own loop, and the actor tests
@@ -35,7 +37,7 @@ use crate::scan::{is_due, QueueName, ScanFlags};
 use crate::sim::attempt::{Appending, AttemptState};
 use crate::sim::report::{self, Stats};
 use crate::sim::rng::Rng;
-use crate::sim::scenario::Scenario;
+use crate::sim::scenario::{CommandAt, Scenario};
 use crate::time::{Duration, Instant};
 
 pub use crate::sim::servers::{attempt, greeting_timeout, listen, sample, Attempt, Listen, Server};
@@ -328,6 +330,9 @@ pub enum Happening {
     },
     /// The next defer log append of a delivery of that file.
     Append(Name, Box<Appending>),
+    /// The scenario's operator command of that number: handed back to the
+    /// host, which runs it ([`World::fire`]).
+    Command(usize),
     /// An agent reports: the delivery ends for the summary, and the report
     /// goes to the destination.
     Report {
@@ -450,9 +455,10 @@ impl World {
         &self.scenario
     }
 
-    /// Arms the scenario's arrivals and triggers. Arming numbers are
-    /// handed out as if every arrival were armed now, group by group, but
-    /// only each group's first is queued; triggers come after.
+    /// Arms the scenario's arrivals, operator commands and triggers.
+    /// Arming numbers are handed out as if every arrival were armed now,
+    /// group by group, but only each group's first is queued; commands
+    /// and then triggers come after.
     pub fn start(&mut self, lp: &mut EventLoop<Happening>) {
         for group in 0..self.scenario.arrivals.len() {
             let a = &self.scenario.arrivals[group];
@@ -464,6 +470,9 @@ impl World {
             self.senders.push(Name::from(&a.sender));
             self.groups.push(g);
             self.queue_arrival(lp, group, 0);
+        }
+        for (i, c) in self.scenario.commands.iter().enumerate() {
+            lp.at(Instant::ZERO + c.at.0, Event::World(Happening::Command(i)));
         }
         for t in &self.scenario.triggers {
             let at = Instant::ZERO + t.at.0;
@@ -502,8 +511,9 @@ impl World {
         }
     }
 
-    /// A world event is due.
-    pub fn fire(&mut self, lp: &mut EventLoop<Happening>, event: Happening) {
+    /// A world event is due. An operator command of the scenario is the
+    /// host's to run (it needs the entities): it comes back.
+    pub fn fire(&mut self, lp: &mut EventLoop<Happening>, event: Happening) -> Option<CommandAt> {
         match event {
             Happening::Arrive { group, index } => {
                 self.arrive(lp, group, index);
@@ -524,7 +534,9 @@ impl World {
                 self.stats.done_at(lp.now(), row);
                 lp.send(Addr::Destination(id), Msg::Report(report));
             }
+            Happening::Command(i) => return Some(self.scenario.commands[i].clone()),
         }
+        None
     }
 
     /// Queues message `index` of arrival group `group`, if there is one,
@@ -688,6 +700,18 @@ impl World {
     /// Recipients the queue manager deferred itself.
     pub fn defer_recipients(&mut self, count: usize) {
         self.stats.deferred_by_qmgr += count as u64;
+    }
+
+    /// Makes the deferred files `ids` due at `now` (an operator's resume
+    /// or flush); files no longer in `deferred/` are skipped.
+    pub fn retry(&mut self, ids: &[Name], now: Instant) {
+        for id in ids {
+            if let Some(file) = self.queues.files.get_mut(&SortKey::new(id)) {
+                if file.place == Place::Deferred {
+                    file.mtime = now;
+                }
+            }
+        }
     }
 
     /// The sender of a message was told its delay is over.

@@ -10,6 +10,9 @@
 //! - [`benchmark`]: queue managers compared in a real Postfix (binary
 //!   `oqmgr-bench`, `actors/scripts/bench`), and SCHEDULER_README's 421
 //!   experiment (binary `oqmgr-scheduler-readme`).
+//! - [`campaign`]: the fault campaign, ours and Postfix's oqmgr side by
+//!   side (binary `oqmgr-campaign`; its short form is
+//!   `tests/campaign_short.rs`).
 //! - [`demo`]: ours and Postfix's oqmgr on one workload (binary
 //!   `oqmgr-demo`, `actors/scripts/demo`).
 //! - [`scheduler_bench`]: the scheduling core's own speed (binary
@@ -21,6 +24,7 @@
 //!   tests and tools.
 
 pub mod benchmark;
+pub mod campaign;
 pub mod demo;
 pub mod queue_file_writer;
 pub mod sandbox;

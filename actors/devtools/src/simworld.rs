@@ -12,6 +12,9 @@
 //! against values in memory), which is what `actors/tests/actors.rs`
 //! compares, trace and summary byte for byte.
 //!
+//! [`InstantAgent`] is the delivery agent the tests on an in-memory store
+//! need when only the flow matters: it delivers every recipient at once.
+//!
 //! # Invariants
 //! - the world is locked only inside one call, never across an await.
 
@@ -23,13 +26,32 @@ use oqmgr::events::EventLoop;
 use oqmgr::message::{Verdict, Warning};
 use oqmgr::name::{Name, SortKey};
 use oqmgr::scan::{QueueName, ScanFlags};
-use oqmgr::sim::scenario::Scenario;
+use oqmgr::sim::scenario::{CommandAt, Scenario};
 use oqmgr::sim::world::{File, Happening, Place, World};
 use oqmgr::time::{Duration, Instant};
 use oqmgr_actors::agent::Deliver;
 use oqmgr_actors::host::Host;
 use oqmgr_actors::outside::Outside;
 use oqmgr_actors::queue_store::{AdmittedEnvelope, Batch, Completion, QueueStore, StoreError};
+
+/// A delivery agent that delivers every recipient at once.
+pub struct InstantAgent;
+
+impl actix::Actor for InstantAgent {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<Deliver> for InstantAgent {
+    type Result = actix::MessageResult<Deliver>;
+    fn handle(&mut self, m: Deliver, _c: &mut actix::Context<Self>) -> Self::Result {
+        actix::MessageResult(oqmgr::entry::DeliveryReport {
+            entry: m.entry.id,
+            outcome: oqmgr::entry::Outcome::Done,
+            hop: None,
+            recipients: vec![oqmgr::entry::RecipientStatus::Sent; m.entry.recipients.len()],
+        })
+    }
+}
 
 /// A world shared by the store and the outside.
 pub type SharedWorld = Arc<Mutex<World>>;
@@ -143,6 +165,10 @@ impl QueueStore for SimStore {
     fn complete(&mut self, id: &str, verdict: &Verdict, _done: Completion) {
         lock(&self.0).complete(&SortKey::from(id), verdict);
     }
+
+    fn retry(&mut self, ids: &[Name], now: Instant) {
+        lock(&self.0).retry(ids, now);
+    }
 }
 
 /// What a run that ended reports: the loop's time and the messages it
@@ -215,8 +241,8 @@ impl Outside for Simulated {
 
     fn close(&mut self, _host: &Arc<Host>, _transport: Name, _agent: AgentId) {}
 
-    fn fire(&mut self, lp: &mut EventLoop<Happening>, event: Happening) {
-        lock(&self.world).fire(lp, event);
+    fn fire(&mut self, lp: &mut EventLoop<Happening>, event: Happening) -> Option<CommandAt> {
+        lock(&self.world).fire(lp, event)
     }
 
     fn finished(&self) -> bool {

@@ -1,5 +1,6 @@
 //! Smoke test of `oqmgr-bench`: a few hundred messages through the relay
-//! and intrinsic workloads with our queue manager and Postfix's oqmgr, and
+//! and intrinsic workloads with our queue manager (plain, and observed:
+//! metrics on and the operator's tools in use) and Postfix's oqmgr, and
 //! the memory workload with ours and 50 messages in core, checking only
 //! that the benchmark completes and prints its table (timings and sizes on
 //! a shared machine prove nothing, so none are asserted).
@@ -44,7 +45,7 @@ fn bench_completes_and_prints_a_table() {
             "--runs",
             "1",
             "--qmgrs",
-            "ours,oqmgr",
+            "ours,ours-observed,oqmgr",
         ],
         &[
             "| relay | throughput (msg/s",
@@ -58,6 +59,12 @@ fn bench_completes_and_prints_a_table() {
         "no table:\n{stdout}"
     );
     assert!(stdout.contains("Postfix 3."), "no machine line:\n{stdout}");
+    assert!(
+        stdout.contains(
+            "| ours | ours, observed | Postfix oqmgr | ours / best Postfix | observed / ours |"
+        ),
+        "no observed column:\n{stdout}"
+    );
 }
 
 /// The memory workload with our daemon alone and 50 messages in core

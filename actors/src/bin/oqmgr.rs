@@ -2,7 +2,8 @@
 //!
 //! `oqmgr simulate [SCENARIO.toml] [--seed N] [--summary-only]` runs the
 //! scheduling core on a virtual clock; `oqmgr check` checks the
-//! configuration; `--help` and `--version` say what it is
+//! configuration; `oqmgr ctl ...` shows and steers a running queue manager
+//! (`docs/control.md`); `--help` and `--version` say what it is
 //! ([`oqmgr_actors::cli`]). Started by master(8) (any other arguments) it
 //! is the queue manager daemon ([`oqmgr_actors::daemon`]). The demo and
 //! the benchmarks are separate programs (`oqmgr-demo`,

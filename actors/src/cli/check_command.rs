@@ -6,6 +6,7 @@
 //! does and reports every setting that would stop the queue manager (with
 //! the fatal text it would log) and every warning it would log, one line
 //! each naming the parameter; the exit status is 1 when any would stop it.
+//! `oqmgr.toml` (custom transports, metrics) is checked the same way.
 
 use std::path::PathBuf;
 

@@ -11,16 +11,19 @@
 //! `-V` stays master's "log to stderr" and `-v` its verbose switch.
 //!
 //! One module per subcommand: [`simulate_command`] (`oqmgr simulate`, the
-//! simulator, `docs/simulator.md`, with [`plot`] for `--plot`) and
-//! [`check_command`] (`oqmgr check`).
+//! simulator, `docs/simulator.md`, with [`plot`] for `--plot`),
+//! [`check_command`] (`oqmgr check`) and [`ctl_command`] (`oqmgr ctl`,
+//! the running queue manager's view and controls, `docs/control.md`).
 
 pub mod check_command;
+pub mod ctl_command;
 pub mod plot;
 pub mod simulate_command;
 
 use clap::{Parser, Subcommand};
 
 use check_command::CheckArgs;
+use ctl_command::CtlArgs;
 use simulate_command::SimulateArgs;
 
 /// What `oqmgr --help` says about the daemon after the subcommands.
@@ -35,7 +38,15 @@ master(8) starts it with Postfix's daemon options (-l -n qmgr -t unix -u,
 -v for verbose logging, -o name=value); it does not run by hand.";
 
 /// The words that select the command line for people.
-const PEOPLE_WORDS: [&str; 6] = ["simulate", "check", "help", "--help", "-h", "--version"];
+const PEOPLE_WORDS: [&str; 7] = [
+    "simulate",
+    "check",
+    "ctl",
+    "help",
+    "--help",
+    "-h",
+    "--version",
+];
 
 /// `oqmgr`'s command line for people.
 #[derive(Debug, Parser)]
@@ -64,6 +75,9 @@ pub enum Command {
     /// Check the Postfix configuration as the queue manager would read it,
     /// without starting; names every bad setting.
     Check(CheckArgs),
+    /// Show and steer the running queue manager (status, destinations,
+    /// why, shape, suspend, resume, flush) through its control socket.
+    Ctl(CtlArgs),
 }
 
 /// True when `args` (without the program name) are for the command line
@@ -87,6 +101,7 @@ pub fn main(argv: &[String]) -> i32 {
     match cli.command {
         Command::Simulate(args) => simulate_command::main(args),
         Command::Check(args) => check_command::main(&args),
+        Command::Ctl(args) => ctl_command::main(args),
     }
 }
 

@@ -1,6 +1,7 @@
 //! oqmgr_toml - `$config_directory/oqmgr.toml`: transport names served by the
 //! built-in transports (no Postfix counterpart: master.cf names Postfix's
-//! agents; this file names ours).
+//! agents; this file names ours), and the opt-in metrics listener
+//! ([`crate::metrics`]).
 //!
 //! ```toml
 //! [transport.hooks]
@@ -15,12 +16,17 @@
 //! [transport.mdir]
 //! kind = "maildir"
 //! root = "/var/mail/maildirs"      # must be absolute
+//!
+//! [metrics]
+//! listen = "127.0.0.1:9165"        # see crate::metrics for the rest
 //! ```
 //! The file is read through figment (TOML provider). A missing file means
-//! no custom transports. Anything else wrong (syntax, an unknown kind or
-//! field, a bad URL, time or path) is a [`TransportsConfigError`] naming
-//! the file and the field, for a `fatal:` line: the daemon must not run
-//! with mail routed to a transport it cannot serve.
+//! no custom transports and no metrics. Anything else wrong (syntax, an
+//! unknown kind or field, a bad URL, time, path or listen address) is an
+//! [`OqmgrTomlError`] naming the file and the field, for a `fatal:` line:
+//! the daemon must not run with mail routed to a transport it cannot
+//! serve, nor quietly without the metrics it was asked for, or serving
+//! them where it was not meant to.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -38,6 +44,7 @@ use super::maildir::{Maildir, MaildirConfig};
 use super::webhook::{On4xx, Webhook, WebhookConfig};
 use super::Registrations;
 use crate::clock::Clock;
+use crate::metrics::MetricsConfig;
 
 /// The file's name in the config directory.
 pub const FILE_NAME: &str = "oqmgr.toml";
@@ -57,9 +64,18 @@ pub enum TransportKind {
     Maildir(MaildirConfig),
 }
 
+/// The file, checked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OqmgrToml {
+    /// Custom transports by name.
+    pub transports: BTreeMap<String, TransportKind>,
+    /// The metrics listener, when `[metrics]` is there.
+    pub metrics: Option<MetricsConfig>,
+}
+
 /// Why the file is unusable.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransportsConfigError {
+pub struct OqmgrTomlError {
     /// The file.
     pub path: PathBuf,
     /// The field (`transport.hooks.url`), or empty for the whole file.
@@ -68,7 +84,7 @@ pub struct TransportsConfigError {
     pub message: String,
 }
 
-impl fmt::Display for TransportsConfigError {
+impl fmt::Display for OqmgrTomlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.field.is_empty() {
             write!(f, "{}: {}", self.path.display(), self.message)
@@ -84,7 +100,7 @@ impl fmt::Display for TransportsConfigError {
     }
 }
 
-impl std::error::Error for TransportsConfigError {}
+impl std::error::Error for OqmgrTomlError {}
 
 /// The file as written.
 #[derive(Deserialize, Default)]
@@ -93,6 +109,23 @@ struct RawFile {
     /// `[transport.<name>]` tables.
     #[serde(default)]
     transport: BTreeMap<String, RawTransport>,
+    /// `[metrics]`.
+    metrics: Option<RawMetrics>,
+}
+
+/// `[metrics]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    /// `IP:port`.
+    listen: String,
+    /// Allows a non-loopback `listen`.
+    #[serde(default)]
+    allow_non_loopback: bool,
+    /// Destinations with series of their own.
+    top_destinations: Option<u64>,
+    /// The status page's chart span.
+    history: Option<String>,
 }
 
 /// One `[transport.<name>]` table as written.
@@ -115,16 +148,16 @@ struct RawTransport {
     root: Option<String>,
 }
 
-/// Reads `config_dir/oqmgr.toml`; `Ok(empty)` when there is none.
+/// Reads `config_dir/oqmgr.toml`; empty when there is none.
 ///
 /// # Errors
-/// [`TransportsConfigError`].
-pub fn load(config_dir: &Path) -> Result<BTreeMap<String, TransportKind>, TransportsConfigError> {
+/// [`OqmgrTomlError`].
+pub fn load(config_dir: &Path) -> Result<OqmgrToml, OqmgrTomlError> {
     let path = config_dir.join(FILE_NAME);
     if !path.exists() {
-        return Ok(BTreeMap::new());
+        return Ok(OqmgrToml::default());
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| TransportsConfigError {
+    let text = std::fs::read_to_string(&path).map_err(|e| OqmgrTomlError {
         path: path.clone(),
         field: String::new(),
         message: crate::postfix::log::errno_text(&e),
@@ -135,22 +168,18 @@ pub fn load(config_dir: &Path) -> Result<BTreeMap<String, TransportKind>, Transp
 /// Parses the text of the file at `path`.
 ///
 /// # Errors
-/// [`TransportsConfigError`].
-pub fn parse(
-    path: &Path,
-    text: &str,
-) -> Result<BTreeMap<String, TransportKind>, TransportsConfigError> {
-    let raw: RawFile =
-        Figment::from(Toml::string(text))
-            .extract()
-            .map_err(|e| TransportsConfigError {
-                path: path.to_path_buf(),
-                field: e.path.join("."),
-                message: e.kind.to_string(),
-            })?;
+/// [`OqmgrTomlError`].
+pub fn parse(path: &Path, text: &str) -> Result<OqmgrToml, OqmgrTomlError> {
+    let raw: RawFile = Figment::from(Toml::string(text))
+        .extract()
+        .map_err(|e| OqmgrTomlError {
+            path: path.to_path_buf(),
+            field: e.path.join("."),
+            message: e.kind.to_string(),
+        })?;
     let mut out = BTreeMap::new();
     for (name, t) in raw.transport {
-        let err = |field: &str, message: String| TransportsConfigError {
+        let err = |field: &str, message: String| OqmgrTomlError {
             path: path.to_path_buf(),
             field: format!("transport.{name}.{field}"),
             message,
@@ -240,7 +269,31 @@ pub fn parse(
         };
         out.insert(name, kind);
     }
-    Ok(out)
+    let metrics = match raw.metrics {
+        None => None,
+        Some(m) => {
+            let err = |(field, message): (&str, String)| OqmgrTomlError {
+                path: path.to_path_buf(),
+                field: format!("metrics.{field}"),
+                message,
+            };
+            let history = match m.history.as_deref() {
+                None => None,
+                Some(h) => Some(
+                    parse_time(h)
+                        .ok_or_else(|| err(("history", format!("bad time value \"{h}\""))))?,
+                ),
+            };
+            Some(
+                MetricsConfig::new(&m.listen, m.allow_non_loopback, m.top_destinations, history)
+                    .map_err(err)?,
+            )
+        }
+    };
+    Ok(OqmgrToml {
+        transports: out,
+        metrics,
+    })
 }
 
 /// Starts one actor per configured transport and registers it. Must run
@@ -275,7 +328,46 @@ mod tests {
     use super::*;
 
     fn p(text: &str) -> Result<BTreeMap<String, TransportKind>, String> {
-        parse(Path::new("/etc/postfix/oqmgr.toml"), text).map_err(|e| e.to_string())
+        parse(Path::new("/etc/postfix/oqmgr.toml"), text)
+            .map(|f| f.transports)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_metrics_table() {
+        let file = |text: &str| {
+            parse(Path::new("/etc/postfix/oqmgr.toml"), text).map_err(|e| e.to_string())
+        };
+        assert_eq!(file("").unwrap().metrics, None);
+        let m = file(
+            "[metrics]\nlisten = \"127.0.0.1:9165\"\ntop_destinations = 5\nhistory = \"2m\"\n",
+        )
+        .unwrap()
+        .metrics
+        .unwrap();
+        assert_eq!(m.listen.port(), 9165);
+        assert_eq!((m.top, m.history), (5, Duration::from_secs(120)));
+        for (text, want) in [
+            (
+                "[metrics]\nlisten = \"0.0.0.0:9165\"\n",
+                "/etc/postfix/oqmgr.toml: metrics.listen: 0.0.0.0:9165 is not a loopback address",
+            ),
+            (
+                "[metrics]\nlisten = \"x\"\n",
+                "metrics.listen: \"x\" is not an IP address",
+            ),
+            ("[metrics]\n", "metrics"),
+            ("[metrics]\nlisten = \"127.0.0.1:1\"\nport = 3\n", "metrics"),
+            (
+                "[metrics]\nlisten = \"127.0.0.1:1\"\nhistory = \"soon\"\n",
+                "metrics.history: bad time value",
+            ),
+        ] {
+            let e = file(text).unwrap_err();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+        let open = "[metrics]\nlisten = \"0.0.0.0:9165\"\nallow_non_loopback = true\n";
+        assert!(file(open).unwrap().metrics.is_some());
     }
 
     #[test]

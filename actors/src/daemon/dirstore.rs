@@ -448,7 +448,7 @@ impl QueueStore for DirStore {
                 if e.is_corrupt() {
                     self.save_corrupt(id, &active);
                 }
-                return Err(StoreError::Unusable(e.to_string()));
+                return Err(StoreError::Unusable(e.warnings(id, &path).join("; ")));
             }
         };
         for w in env.warnings.drain(..) {
@@ -557,10 +557,11 @@ impl QueueStore for DirStore {
                 StoreError::Unusable(format!("{}: {}", path.display(), errno_text(&e)))
             })?;
             if let Err(e) = reader.refill(&file, id, &limits) {
-                for w in e.warnings(id, &path.display().to_string()) {
+                let warnings = e.warnings(id, &path.display().to_string());
+                for w in &warnings {
                     tracing::warn!("{w}");
                 }
-                return Err(StoreError::Unusable(e.to_string()));
+                return Err(StoreError::Unusable(warnings.join("; ")));
             }
             reading.pending.extend(reader.recipients.drain(..));
         }
@@ -664,6 +665,27 @@ impl QueueStore for DirStore {
 
     fn completes_later(&self) -> bool {
         true
+    }
+
+    fn retry(&mut self, ids: &[oqmgr::name::Name], _now: Instant) {
+        // Stamped with the wall clock, as every time stamp of the queue.
+        let now = system_time(self.clock.wall_now());
+        for id in ids {
+            // The names come from the scheduler's memory or the state
+            // file: only plain queue IDs make a path.
+            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                continue;
+            }
+            let path = self.site.path("deferred", id);
+            match fs::symlink_metadata(&path) {
+                Ok(m) if m.file_type().is_file() => {
+                    if let Err(e) = set_next_attempt(&path, now) {
+                        tracing::warn!("{id}: retry: update time stamps: {}", errno_text(&e));
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 }
 

@@ -22,7 +22,7 @@
 //!
 //! # Invariants
 //! - `HeldEnvelope::from(env).envelope()` equals `env` with the reading
-//!   state left out (`recipients`, `warnings`, `pointers`, `rcpt_offset`,
+//!   state left out (`recipients`, `warnings`, `pointers`, `walked`, `rcpt_offset`,
 //!   `seen_all_non_rcpt`, `opened_log` at their defaults): the shared copy
 //!   is message-level only, as the `FileEnvelope` stored before it was.
 //! - The packed string is written and read only here. Its layout: the
@@ -314,6 +314,7 @@ mod tests {
         env.recipients = Vec::new();
         env.warnings = Vec::new();
         env.pointers = Default::default();
+        env.walked = Default::default();
         env.rcpt_offset = 0;
         env.seen_all_non_rcpt = false;
         env.opened_log = None;

@@ -29,6 +29,14 @@
 //!    goes away (reload or stop): then exit 0, leaving files in `active/`
 //!    for the next instance, as oqmgr does.
 //!
+//! Beside them, the control socket `private/oqmgr-ctl` for `oqmgr ctl`
+//! ([`crate::control`]): `data_directory` is opened before chroot for the
+//! suspensions' state file, the socket is made after the switch to
+//! `mail_owner`, the saved suspensions are put back in force as the
+//! scheduler starts, and saved once more at exit. With `[metrics]` in
+//! `oqmgr.toml`, the metrics listener is bound before the switch to
+//! `mail_owner` and served on a thread of its own ([`crate::metrics`]).
+//!
 //! # Parts
 //! [`dirstore::DirStore`] (queue files), [`resolver::Resolver`]
 //! (trivial-rewrite, blocking, as oqmgr's), [`bridge::PostfixAgents`] (delivery agents),
@@ -61,7 +69,9 @@ use futures::StreamExt;
 use crate::clock::Clock;
 use crate::config;
 use crate::config::settings::Settings;
+use crate::control;
 use crate::custom_transports::{self, Framework, Registrations};
+use crate::metrics;
 use crate::postfix::chroot_uid::chroot_uid;
 use crate::postfix::dialect::{self, Dialect};
 use crate::postfix::log::{self, LogConfig, LogParams, Logger};
@@ -125,8 +135,8 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
         tracing::warn!("{}", w.message);
     }
     // Read before chroot: the file lives in the config directory.
-    let custom = match custom_transports::oqmgr_toml::load(&config_dir) {
-        Ok(kinds) => kinds,
+    let oqmgr_toml = match custom_transports::oqmgr_toml::load(&config_dir) {
+        Ok(file) => file,
         Err(e) => log::fatal(&e.to_string()),
     };
     let (settings, param_warnings) = match Settings::resolve(&raw) {
@@ -138,7 +148,20 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
     }
 
     // Before chdir and chroot: postconf lives outside the queue directory.
-    let dialect = learn_dialect(&settings, &config_dir, &args.overrides);
+    let (dialect, dialect_line) = learn_dialect(&settings, &config_dir, &args.overrides);
+    // Before chroot: data_directory lies outside the queue directory.
+    let state_file = raw.get("data_directory").and_then(|dir| {
+        match control::state_file::StateFile::open(Path::new(dir)) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                tracing::warn!(
+                    "control: open data_directory {dir}: {}; suspensions will not survive a restart",
+                    log::errno_text(&e)
+                );
+                None
+            }
+        }
+    });
 
     let queue_dir = settings.queue_directory.clone();
     if let Err(e) = std::env::set_current_dir(&queue_dir) {
@@ -152,11 +175,37 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
         Ok(c) => c,
         Err(e) => log::fatal(&e.to_string()),
     };
+    // Before the switch to mail_owner: a port below 1024 needs root.
+    let metrics_listener = oqmgr_toml.metrics.as_ref().and_then(|config| {
+        match metrics::http_server::bind(config.listen) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(
+                    "metrics: cannot listen on {}: {}; no metrics or status page from this instance",
+                    config.listen,
+                    log::errno_text(&e)
+                );
+                None
+            }
+        }
+    });
     let root = args.chroot.then_some(queue_dir.as_path());
     let user = args.unprivileged.then_some(settings.mail_owner.as_str());
     if let Err(e) = chroot_uid(root, user) {
         log::fatal(&e.to_string());
     }
+    // After chroot and the switch to mail_owner, so the socket is theirs.
+    let ctl_listener = match control::server::bind(Path::new("private")) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::warn!(
+                "control: cannot make private/{}: {}; oqmgr ctl will not reach this instance",
+                control::protocol::SOCKET,
+                log::errno_text(&e)
+            );
+            None
+        }
+    };
     // Inside a chroot the queue directory is "/": sockets are found there.
     let queue_dir = if args.chroot {
         PathBuf::from("/")
@@ -193,6 +242,7 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
         };
         let agents_worker = worker.clone();
         let active: ActiveTable = Arc::default();
+        let active_times = Arc::clone(&active);
         let flow = channel.flow().map(|pipe| Flow {
             pipe,
             process_limit,
@@ -214,19 +264,69 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
             .with_worker(agents_worker)
             .start_agent();
         let mut registrations = Registrations::default();
-        custom_transports::oqmgr_toml::start(&custom, clock, &mut registrations);
+        custom_transports::oqmgr_toml::start(&oqmgr_toml.transports, clock, &mut registrations);
         register(&mut registrations);
         for name in registrations.names() {
             tracing::info!("transport {name}: served inside the queue manager");
         }
-        let scheduler = registrations
+        let metrics = metrics_listener
+            .as_ref()
+            .and(oqmgr_toml.metrics.clone())
+            .map(|config| {
+                let times = Arc::clone(&active_times);
+                Arc::new(
+                    metrics::Metrics::new(config).with_message_times(Box::new(move |id| {
+                        times.get(id).map(|m| {
+                            (
+                                millis(m.env.arrival_sec, m.env.arrival_usec),
+                                millis(m.active_arrival.sec, m.active_arrival.usec),
+                            )
+                        })
+                    })),
+                )
+            });
+        let mut builder = registrations
             .register(
                 &framework,
                 Scheduler::builder(params, Arc::new(Mutex::new(store))),
             )
             .with_default_agent(agents)
-            .with_clock(clock)
-            .start();
+            .with_clock(clock);
+        if let Some(m) = &metrics {
+            builder = builder.with_metrics(Arc::clone(m));
+        }
+        let scheduler = builder.start();
+
+        let info = control::live_query::DaemonInfo {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            started_ms: clock.wall_now().as_millis(),
+            postfix: dialect_line,
+            tally: Default::default(),
+            metrics: metrics
+                .as_ref()
+                .map(|m| format!("http://{}/", m.config.listen)),
+        };
+        if let (Some(m), Some(listener)) = (metrics, metrics_listener) {
+            let listen = m.config.listen;
+            let server =
+                metrics::http_server::MetricsServer::new(scheduler.clone(), m, info.clone());
+            match Arc::new(server).start(listener) {
+                Ok(()) => tracing::info!(
+                    "metrics: serving http://{listen}/metrics and the status page http://{listen}/"
+                ),
+                Err(e) => tracing::warn!("metrics: cannot start: {}", log::errno_text(&e)),
+            }
+        }
+        let ctl = Arc::new(control::server::ControlServer::new(
+            scheduler.clone(),
+            info,
+            state_file,
+        ));
+        ctl.restore().await;
+        if let Some(listener) = ctl_listener {
+            Arc::clone(&ctl).start(listener);
+        }
 
         if let (Some(flow), Some(taken)) = (channel.flow(), taken) {
             // The store puts a token per file as it takes it; this tops the
@@ -260,8 +360,14 @@ pub fn main_with(register: impl FnOnce(&mut Registrations)) -> ! {
                 _ = &mut gone => break,
             }
         }
+        ctl.save_now().await;
     });
     std::process::exit(0);
+}
+
+/// A `sec`, `usec` time as milliseconds (0 before the epoch).
+fn millis(sec: i64, usec: i64) -> u64 {
+    u64::try_from(sec.saturating_mul(1000).saturating_add(usec / 1000)).unwrap_or(0)
 }
 
 /// The wire dialect of the running Postfix ([`dialect::learn`]), logged:
@@ -272,7 +378,7 @@ fn learn_dialect(
     settings: &Settings,
     config_dir: &Path,
     overrides: &[(String, String)],
-) -> Dialect {
+) -> (Dialect, String) {
     let in_main_cf = config::MainCf::read(&config_dir.join("main.cf"))
         .map(|cf| cf.entries.iter().any(|e| e.name == "mail_version"))
         .unwrap_or(false);
@@ -287,6 +393,7 @@ fn learn_dialect(
     for w in &learned.warnings {
         tracing::warn!("{w}");
     }
-    tracing::info!("{}", learned.info_line());
-    learned.dialect
+    let line = learned.info_line();
+    tracing::info!("{line}");
+    (learned.dialect, line)
 }

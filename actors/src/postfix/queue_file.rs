@@ -37,7 +37,9 @@ use std::io::{Read, Seek};
 use super::queue_file_parse::{
     atol, check_verp, parse_size_fields, split_nameval, trunc, SizeFields,
 };
-use super::record::{c_str, rec, PointerFollower, RecordError, RecordReader, DEFAULT_RECORD_LIMIT};
+use super::record::{
+    c_str, rec, PointerFollower, RecordError, RecordReader, WalkedRanges, DEFAULT_RECORD_LIMIT,
+};
 
 pub use super::queue_file_parse::{EnvelopeError, ReadLimits};
 
@@ -175,6 +177,11 @@ pub struct FileEnvelope {
     /// a pointer loop around a recipient would otherwise make every refill
     /// find "more recipients" forever.
     pub pointers: PointerFollower,
+    /// The bytes the walk through the file has read up to `rcpt_offset`:
+    /// a pointer back into them is a loop (see `record::WalkedRanges`), and
+    /// a loop over recipient records would hand the same recipients out on
+    /// every refill.
+    pub walked: WalkedRanges,
 }
 
 impl FileEnvelope {
@@ -225,6 +232,14 @@ struct Pending {
     have_log_client_attr: bool,
     /// [`set_bit`] flags of attributes already set in this read.
     attrs_set: u16,
+    /// Bytes read by the walk so far: [`FileEnvelope::walked`], then this
+    /// read's ranges before `seg_start`.
+    walk: WalkedRanges,
+    /// Where the range being read now began (the last seek).
+    seg_start: u64,
+    /// [`Pending::walk`] up to the end of the batch, once it filled: the
+    /// next refill's [`FileEnvelope::walked`].
+    walk_at_fill: Option<WalkedRanges>,
 }
 
 /// How the record loop ended.
@@ -249,7 +264,11 @@ fn read_pass<R: Read + Seek>(
         reader.seek_to(env.rcpt_offset)?;
         env.rcpt_offset = 0;
     }
-    let mut p = Pending::default();
+    let mut p = Pending {
+        walk: env.walked.clone(),
+        seg_start: reader.position(),
+        ..Pending::default()
+    };
     let stop = record_loop(env, &mut reader, queue_id, limits, &mut p);
     let normal = matches!(stop, Stop::Normal);
     let id = queue_id;
@@ -286,7 +305,10 @@ fn read_pass<R: Read + Seek>(
         Stop::Normal => None,
     };
     match failure {
-        None => Ok(()),
+        None => {
+            env.walked = p.walk_at_fill.take().unwrap_or_default();
+            Ok(())
+        }
         Some(e) => {
             env.rcpt_offset = save_offset;
             Err(e)
@@ -314,6 +336,8 @@ fn record_loop<R: Read + Seek>(
             if let Err(e) = reader.seek_to(target) {
                 return Stop::Failed(EnvelopeError::Io(e));
             }
+            p.walk.add(p.seg_start, curr);
+            p.seg_start = target;
             curr = target;
             expected = b"X";
         }
@@ -327,9 +351,16 @@ fn record_loop<R: Read + Seek>(
             match env.pointers.follow(&buf) {
                 Ok(None) => {}
                 Ok(Some(target)) => {
+                    p.walk.add(p.seg_start, reader.position());
+                    if p.walk.contains(target) {
+                        return Stop::Failed(EnvelopeError::Pointer(
+                            RecordError::TooManyReverseJumps,
+                        ));
+                    }
                     if let Err(e) = reader.seek_to(target) {
                         return Stop::Failed(EnvelopeError::Pointer(RecordError::Io(e)));
                     }
+                    p.seg_start = target;
                 }
                 Err(e) => return Stop::Failed(EnvelopeError::Pointer(e)),
             }
@@ -383,6 +414,9 @@ fn record_loop<R: Read + Seek>(
                     });
                     if env.recipients.len() as f64 >= batch_limit {
                         env.rcpt_offset = reader.position();
+                        let mut walked = p.walk.clone();
+                        walked.add(p.seg_start, env.rcpt_offset);
+                        p.walk_at_fill = Some(walked);
                         if env.seen_all_non_rcpt {
                             return Stop::Normal;
                         }
@@ -396,9 +430,11 @@ fn record_loop<R: Read + Seek>(
                         // Skip the remaining envelope recipients; the jump
                         // lands on the content start, which switches the
                         // expected types to `X`.
+                        p.walk.add(p.seg_start, reader.position());
                         if let Err(e) = reader.seek_to(env.data_offset.max(0) as u64) {
                             return Stop::Failed(EnvelopeError::Io(e));
                         }
+                        p.seg_start = env.data_offset.max(0) as u64;
                     }
                 }
                 continue;

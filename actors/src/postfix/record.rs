@@ -26,7 +26,13 @@
 //! (`%15ld`). Zero is a placeholder (ignored); any other value means "go on
 //! reading there". [`PointerFollower`] applies Postfix's loop guard: at most
 //! 10000 jumps to an offset at or before the previous jump target.
+//! [`WalkedRanges`] adds one of ours: a jump into bytes the same walk has
+//! already read can only loop, so it fails at once (with Postfix's "too
+//! many reverse jump records") instead of after 10000 rounds. A loop over
+//! recipient records would otherwise hand out the same recipients again
+//! on every round (see `actors/fuzz/README.md`).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 
@@ -366,6 +372,34 @@ impl PointerFollower {
         }
         self.saved_offset = target;
         Ok(Some(target))
+    }
+}
+
+/// The byte ranges one walk through a file has read so far, `p` records
+/// included. Cleanup only ever links records it appended, so a well-formed
+/// file never leads a reader back into bytes it has read: a pointer whose
+/// target lies in a walked range is a loop.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WalkedRanges {
+    /// Start offset to end offset (exclusive) of each range read; disjoint.
+    ranges: BTreeMap<u64, u64>,
+}
+
+impl WalkedRanges {
+    /// Records that `start..end` was read.
+    pub fn add(&mut self, start: u64, end: u64) {
+        if end > start {
+            let end = self.ranges.get(&start).map_or(end, |&e| e.max(end));
+            self.ranges.insert(start, end);
+        }
+    }
+
+    /// True if `offset` lies in a range read so far.
+    pub fn contains(&self, offset: u64) -> bool {
+        self.ranges
+            .range(..=offset)
+            .next_back()
+            .is_some_and(|(_, &end)| offset < end)
     }
 }
 

@@ -10,8 +10,9 @@
 //! text, which the runner records as "did not finish" before moving on.
 
 use super::logtail::{LogStatus, LogTail};
+use super::observer::Observer;
 use super::probe::QmgrProbe;
-use crate::sandbox::{Sandbox, SandboxBuilder};
+use crate::sandbox::{free_port, Sandbox, SandboxBuilder};
 use std::fs::File;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -41,6 +42,8 @@ pub struct Instance {
     stall: Duration,
     /// When the probe last sampled.
     last_sample: Instant,
+    /// The operator's tools in use, for the `ours-observed` column.
+    pub observer: Option<Observer>,
 }
 
 /// The current time, from the clock sanctioned for tooling.
@@ -49,15 +52,28 @@ pub fn now() -> Instant {
 }
 
 impl Instance {
-    /// Starts `builder` and attaches the tail and the probe.
+    /// Starts `builder` and attaches the tail and the probe; with
+    /// `observe`, turns our metrics on and starts an [`Observer`].
     pub fn start(
         builder: SandboxBuilder,
         deadline: Instant,
         stall: Duration,
+        observe: bool,
     ) -> Result<Instance, String> {
+        let metrics = if observe {
+            let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+            Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        } else {
+            None
+        };
+        let builder = match metrics {
+            Some(addr) => builder.config_file("oqmgr.toml", Observer::config(addr)),
+            None => builder,
+        };
         let sb = builder
             .start()
             .map_err(|e| format!("sandbox did not start: {e}"))?;
+        let observer = metrics.map(|addr| Observer::start(addr, sb.queue_dir()));
         let master = sb
             .master_pid()
             .ok_or_else(|| "master wrote no pid file".to_string())?;
@@ -72,6 +88,7 @@ impl Instance {
             deadline,
             stall,
             last_sample: now(),
+            observer,
         })
     }
 

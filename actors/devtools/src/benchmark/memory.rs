@@ -165,7 +165,12 @@ fn hold(
         ("virtual_alias_maps", fanout_alias()),
         ("transport_maps", transport_map(&routes)),
     ];
-    let mut inst = Instance::start(builder(qmgr, &settings), p.deadline(count), p.stall)?;
+    let mut inst = Instance::start(
+        builder(qmgr, &settings),
+        p.deadline(count),
+        p.stall,
+        p.observe,
+    )?;
     let idle_deadline = now() + Duration::from_secs(30);
     let pid = qmgr_pid(&inst.sb, idle_deadline)?;
     let idle = steady(pid, idle_deadline)?;
@@ -289,6 +294,7 @@ mod tests {
             in_core: 5000,
             stall: Duration::from_secs(1),
             timeout: None,
+            observe: false,
         };
         assert_eq!(fanout_messages(&p), 2000);
         p.in_core = 1;

@@ -30,7 +30,9 @@
 //! - `--messages N` (10000): messages per throughput run; the `dead`
 //!   workload sends N/2 live and N/2 dead; `recovery` defers N/10 (10–500).
 //! - `--runs R` (3): runs per queue manager.
-//! - `--qmgrs` (`ours,oqmgr,qmgr`): columns, in this order.
+//! - `--qmgrs` (`ours,oqmgr,qmgr`): columns, in this order;
+//!   `ours-observed` is ours with the metrics on and the operator's tools
+//!   in use every second ([`observer`]), for the cost of watching.
 //! - `--ours PATH`: our binary (default: `oqmgr` next to this program).
 //! - `--backlog M` (10000), `--live L` (200): the backlog workload.
 //! - `--in-core N` (5000, at most 10000): messages the memory workload
@@ -45,6 +47,7 @@
 pub mod instance;
 pub mod logtail;
 pub mod memory;
+pub mod observer;
 pub mod probe;
 pub mod scheduler_readme;
 pub mod summary;
@@ -62,6 +65,10 @@ use workloads::{Workload, WorkloadParams};
 pub enum Contender {
     /// Our binary at this path.
     Ours(PathBuf),
+    /// Our binary with the metrics on and, every second, `/metrics` and
+    /// `/status.json` fetched and the control socket asked for the live
+    /// state ([`observer`]).
+    OursObserved(PathBuf),
     /// Postfix's oqmgr.
     PostfixOqmgr,
     /// Postfix's qmgr.
@@ -73,6 +80,7 @@ impl Contender {
     pub fn label(&self) -> &'static str {
         match self {
             Contender::Ours(_) => "ours",
+            Contender::OursObserved(_) => "ours, observed",
             Contender::PostfixOqmgr => "Postfix oqmgr",
             Contender::PostfixQmgr => "Postfix qmgr",
         }
@@ -81,7 +89,9 @@ impl Contender {
     /// What the sandbox puts in the qmgr slot.
     pub fn choice(&self) -> QmgrChoice {
         match self {
-            Contender::Ours(path) => QmgrChoice::Command(path.clone()),
+            Contender::Ours(path) | Contender::OursObserved(path) => {
+                QmgrChoice::Command(path.clone())
+            }
             Contender::PostfixOqmgr => QmgrChoice::PostfixOqmgr,
             Contender::PostfixQmgr => QmgrChoice::PostfixQmgr,
         }
@@ -103,7 +113,7 @@ pub struct BenchOptions {
 
 /// The usage text.
 pub const USAGE: &str = "usage: oqmgr-bench [--workloads all|relay,relay-fanout,intrinsic,intrinsic-fanout,backlog,dead,recovery,memory,cost] \
-[--messages N] [--runs R] [--qmgrs ours,oqmgr,qmgr] [--ours PATH] [--backlog M] [--live L] [--in-core N] [--stall SECS] [--timeout SECS]";
+[--messages N] [--runs R] [--qmgrs ours,ours-observed,oqmgr,qmgr] [--ours PATH] [--backlog M] [--live L] [--in-core N] [--stall SECS] [--timeout SECS]";
 
 /// Parses the command line (without the program name). `default_ours` is
 /// used when `--ours` is absent.
@@ -119,6 +129,7 @@ pub fn parse_args(args: &[String], default_ours: PathBuf) -> Result<BenchOptions
         in_core: 5_000,
         stall: Duration::from_secs(30),
         timeout: None,
+        observe: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -181,11 +192,12 @@ pub fn parse_args(args: &[String], default_ours: PathBuf) -> Result<BenchOptions
     for name in &qmgrs {
         let c = match name.as_str() {
             "ours" => Contender::Ours(ours.clone()),
+            "ours-observed" => Contender::OursObserved(ours.clone()),
             "oqmgr" => Contender::PostfixOqmgr,
             "qmgr" => Contender::PostfixQmgr,
             other => {
                 return Err(format!(
-                    "unknown queue manager {other:?} (ours, oqmgr, qmgr)"
+                    "unknown queue manager {other:?} (ours, ours-observed, oqmgr, qmgr)"
                 ))
             }
         };
@@ -216,12 +228,16 @@ pub struct WorkloadResult {
 /// Runs one workload once with one contender, turning every failure into
 /// "did not finish".
 fn run_once(workload: Workload, contender: &Contender, params: &WorkloadParams) -> RunOutcome {
-    if let Contender::Ours(path) = contender {
+    if let Contender::Ours(path) | Contender::OursObserved(path) = contender {
         if !path.is_file() {
             return RunOutcome::DidNotFinish(format!("{} not found", path.display()));
         }
     }
-    match workloads::run(workload, &contender.choice(), params) {
+    let params = WorkloadParams {
+        observe: matches!(contender, Contender::OursObserved(_)),
+        ..params.clone()
+    };
+    match workloads::run(workload, &contender.choice(), &params) {
         Ok(measured) => RunOutcome::Done(measured),
         Err(why) => RunOutcome::DidNotFinish(why),
     }
@@ -364,7 +380,8 @@ pub fn render(opts: &BenchOptions, results: &[WorkloadResult], command: &str) ->
         .iter()
         .map(|c| Column {
             label: c.label().to_string(),
-            postfix: !matches!(c, Contender::Ours(_)),
+            postfix: matches!(c, Contender::PostfixOqmgr | Contender::PostfixQmgr),
+            observed: matches!(c, Contender::OursObserved(_)),
         })
         .collect();
     let rows = rows(results);
@@ -394,6 +411,9 @@ pub fn render(opts: &BenchOptions, results: &[WorkloadResult], command: &str) ->
         }
         if let Some(r) = summary::ratio(row, &columns) {
             out.push_str(&format!("  ours / best Postfix: {r:.2}\n"));
+        }
+        if let Some(r) = summary::observed_ratio(row, &columns) {
+            out.push_str(&format!("  observed / ours: {r:.2}\n"));
         }
     }
     for r in results {
@@ -485,6 +505,18 @@ mod tests {
         );
         assert_eq!(o.params.timeout, Some(Duration::from_secs(9)));
         assert_eq!(o.params.in_core, 700);
+        let o = parse_args(
+            &args("--qmgrs ours,ours-observed"),
+            PathBuf::from("/x/oqmgr"),
+        )
+        .expect("parses");
+        assert_eq!(
+            o.contenders,
+            vec![
+                Contender::Ours("/x/oqmgr".into()),
+                Contender::OursObserved("/x/oqmgr".into())
+            ]
+        );
     }
 
     #[test]

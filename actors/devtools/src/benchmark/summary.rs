@@ -117,6 +117,9 @@ pub struct Column {
     pub label: String,
     /// True for Postfix's qmgr and oqmgr (candidates for "best of Postfix").
     pub postfix: bool,
+    /// True for ours with the operator's tools in use (compared with
+    /// plain ours).
+    pub observed: bool,
 }
 
 /// Renders one cell: "median (min–max)", "did not finish", or a mix.
@@ -155,7 +158,7 @@ pub fn ratio(row: &ReportRow, columns: &[Column]) -> Option<f64> {
     let ours = columns
         .iter()
         .zip(&medians)
-        .find(|(c, _)| !c.postfix)
+        .find(|(c, _)| !c.postfix && !c.observed)
         .and_then(|(_, m)| *m)?;
     let postfix = columns
         .iter()
@@ -169,10 +172,27 @@ pub fn ratio(row: &ReportRow, columns: &[Column]) -> Option<f64> {
     (best != 0.0).then(|| ours / best)
 }
 
-/// The markdown table of all rows: one column per queue manager, then the
-/// ratio column when a non-Postfix column exists.
+/// Median of the observed column over plain ours, when both are there.
+pub fn observed_ratio(row: &ReportRow, columns: &[Column]) -> Option<f64> {
+    let median = |observed: bool| {
+        columns
+            .iter()
+            .zip(&row.cells)
+            .find(|(c, _)| !c.postfix && c.observed == observed)
+            .and_then(|(_, (v, _))| RunStats::of(v))
+            .map(|s| s.median)
+    };
+    let (plain, observed) = (median(false)?, median(true)?);
+    (plain != 0.0).then(|| observed / plain)
+}
+
+/// The markdown table of all rows: one column per queue manager, then
+/// the ratio of ours to the best Postfix when both are there, and of ours
+/// observed to plain ours when both are there.
 pub fn markdown_table(rows: &[ReportRow], columns: &[Column]) -> String {
-    let with_ratio = columns.iter().any(|c| !c.postfix);
+    let ours = columns.iter().any(|c| !c.postfix && !c.observed);
+    let with_ratio = ours && columns.iter().any(|c| c.postfix);
+    let with_observed = ours && columns.iter().any(|c| c.observed);
     let mut out = String::from("| workload | metric |");
     for c in columns {
         let _ = write!(out, " {} |", c.label);
@@ -180,11 +200,17 @@ pub fn markdown_table(rows: &[ReportRow], columns: &[Column]) -> String {
     if with_ratio {
         out.push_str(" ours / best Postfix |");
     }
+    if with_observed {
+        out.push_str(" observed / ours |");
+    }
     out.push_str("\n|---|---|");
     for _ in columns {
         out.push_str("---:|");
     }
     if with_ratio {
+        out.push_str("---:|");
+    }
+    if with_observed {
         out.push_str("---:|");
     }
     out.push('\n');
@@ -205,6 +231,10 @@ pub fn markdown_table(rows: &[ReportRow], columns: &[Column]) -> String {
         }
         if with_ratio {
             let r = ratio(row, columns).map_or_else(|| "–".into(), |r| format!("{r:.2}"));
+            let _ = write!(out, " {r} |");
+        }
+        if with_observed {
+            let r = observed_ratio(row, columns).map_or_else(|| "–".into(), |r| format!("{r:.2}"));
             let _ = write!(out, " {r} |");
         }
         out.push('\n');
@@ -241,14 +271,17 @@ mod tests {
             Column {
                 label: "ours".into(),
                 postfix: false,
+                observed: false,
             },
             Column {
                 label: "Postfix oqmgr".into(),
                 postfix: true,
+                observed: false,
             },
             Column {
                 label: "Postfix qmgr".into(),
                 postfix: true,
+                observed: false,
             },
         ];
         let rows = vec![
@@ -272,6 +305,35 @@ mod tests {
         assert!(table.contains("| relay | throughput (msg/s, higher is better) | 450 (400–500) | 380 | 400 | 1.12 |"), "{table}");
         assert!(
             table.contains("| did not finish | 380 | – | – |"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn the_observed_column_is_compared_with_plain_ours() {
+        let column = |label: &str, observed| Column {
+            label: label.into(),
+            postfix: false,
+            observed,
+        };
+        let columns = vec![column("ours", false), column("ours, observed", true)];
+        let row = ReportRow {
+            workload: "relay".into(),
+            metric: TPUT,
+            cells: vec![
+                (vec![400.0, 500.0, 450.0], 0),
+                (vec![440.0, 430.0, 420.0], 0),
+            ],
+        };
+        assert_eq!(observed_ratio(&row, &columns), Some(430.0 / 450.0));
+        assert_eq!(ratio(&row, &columns), None);
+        let table = markdown_table(&[row], &columns);
+        assert!(
+            table.starts_with("| workload | metric | ours | ours, observed | observed / ours |\n"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| 450 (400–500) | 430 (420–440) | 0.96 |"),
             "{table}"
         );
     }

@@ -112,6 +112,10 @@ pub struct WorkloadParams {
     pub stall: Duration,
     /// Fixed per-run time limit; `None` scales with the work.
     pub timeout: Option<Duration>,
+    /// Turn our metrics on and use them, the status page's JSON and the
+    /// control socket every second during the run
+    /// ([`super::observer`]): the `ours-observed` column.
+    pub observe: bool,
 }
 
 impl WorkloadParams {
@@ -239,7 +243,7 @@ fn throughput(
     if intrinsic {
         b = b.parent_dir("/dev/shm");
     }
-    let mut inst = Instance::start(b, p.deadline(deliveries), p.stall)?;
+    let mut inst = Instance::start(b, p.deadline(deliveries), p.stall, p.observe)?;
     let cpu0 = inst.qmgr_cpu();
     let t0 = now();
     inst.inject(
@@ -262,6 +266,13 @@ fn throughput(
             "{undelivered} recipients deferred or bounced ({})",
             inst.tail.summary()
         ));
+    }
+    if let Some(o) = &inst.observer {
+        // Three requests a second: a run shorter than a second may see
+        // one round, but never none.
+        if o.answered() == 0 {
+            return Err("the observer got no answer from the metrics or the control socket".into());
+        }
     }
     drop(sinks);
     Ok(vec![
@@ -294,7 +305,7 @@ fn live_and_dead(
         transport_map(&[(LIVE, live.port()), (DEAD, dead_port)]),
     )];
     settings.extend(extra.iter().cloned());
-    let inst = Instance::start(builder(qmgr, &settings), deadline, p.stall)?;
+    let inst = Instance::start(builder(qmgr, &settings), deadline, p.stall, p.observe)?;
     Ok((inst, live, dead_port))
 }
 
