@@ -9,7 +9,7 @@
 //! reproducible.
 //!
 //! # Invariants
-//! - [`unit`] depends on its arguments only (FNV-1a over the key, then the
+//! - [`unit()`] depends on its arguments only (FNV-1a over the key, then the
 //!   SplitMix64 finalizer over the key hash mixed with the salt);
 //! - its result lies in `[0, 1)`.
 
