@@ -35,6 +35,13 @@
 //! [`RECENT_DELAYS`]) and the age of the oldest waiting entry. It also
 //! remembers the messages it deferred lately (for `flush`).
 //!
+//! # Parts
+//! Concurrency feedback is in `destination_throttle.rs`, the move of a
+//! dead site's waiting mail to `retry` in `destination_defer.rs`, the
+//! operator's side (suspension, [`Destination::live`], the clog warning)
+//! in `destination_operator.rs`, and the adaptive policy's hooks in
+//! `destination_adaptive.rs`.
+//!
 //! # Invariants
 //! - `1 <= window` and, with a limit, `window <= limit` while ready;
 //! - a dead destination holds no `todo` entries (they were moved to retry).
@@ -48,20 +55,28 @@
 
 #[path = "destination_adaptive.rs"]
 mod adaptive;
+#[path = "destination_defer.rs"]
+mod defer;
+#[path = "destination_operator.rs"]
+mod operator;
+#[path = "destination_throttle.rs"]
+mod throttle;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::adaptive::{DestinationState, SchedulingPolicy};
-use crate::control::Target;
 use crate::effect::{Addr, DestId, DestKey, Effect, Effects, LogLevel, Msg, Timer};
 use crate::entry::{AgentId, DeliveryReport, Dsn, Entry, EntryId, MessageId, Outcome};
-use crate::live_state::{LiveDestState, LiveDestination, Tally};
+use crate::live_state::Tally;
 use crate::name::Name;
 use crate::params::{GlobalParams, TransportParams};
 use crate::route::{ERROR, RETRY};
 use crate::time::Instant;
-use crate::trace::{TraceEvent, WindowCause, WindowState};
+use crate::trace::{TraceEvent, WindowCause};
+
+pub(crate) use defer::reroute;
+pub use throttle::fmt_g;
 
 /// Where a destination is in its life.
 #[derive(Clone, Debug, PartialEq)]
@@ -579,219 +594,6 @@ impl Destination {
         );
     }
 
-    /// Positive feedback, or revival of a dead site (Postfix:
-    /// `qmgr_queue_unthrottle`).
-    fn unthrottle(&mut self, _now: Instant, out: &mut Effects) {
-        self.fail_cohorts = 0.0;
-        if matches!(self.status, Status::Dead(_)) {
-            self.status = Status::Ready;
-            // Back from the dead the right concurrency is unknown: resume
-            // with what is still in flight, or start slow again.
-            self.window = if self.busy.is_empty() {
-                self.params.init_dest_concurrency.max(1)
-            } else {
-                self.busy.len() as u32
-            };
-            self.success = 0.0;
-            self.failure = 0.0;
-            self.adaptive_revive();
-            self.trace_window(WindowCause::Revive, 0.0, out);
-            return;
-        }
-        if self.status != Status::Ready {
-            return;
-        }
-        if self.adaptive_success(out) {
-            return;
-        }
-        let limit = self.params.dest_concurrency_limit;
-        if (limit == 0 || limit > self.window)
-            && self.window < self.busy.len() as u32 + self.params.init_dest_concurrency
-        {
-            let feedback = self.params.positive_feedback.value(self.window);
-            self.success += feedback;
-            // Loop, not `if`: a feedback above 1 (or rounding) may owe more
-            // than one step.
-            while self.success + feedback / 2.0 >= 1.0 {
-                self.window += 1;
-                self.success -= 1.0;
-                self.failure = 0.0;
-            }
-            if limit > 0 && self.window > limit {
-                self.window = limit;
-            }
-            self.trace_window(WindowCause::Success, feedback, out);
-        }
-    }
-
-    /// Negative feedback; declares the site dead after enough failed
-    /// pseudo-cohorts (Postfix: `qmgr_queue_throttle`).
-    fn throttle(&mut self, now: Instant, dsn: &Dsn, out: &mut Effects) {
-        assert!(
-            self.status == Status::Ready,
-            "throttle {} while not ready",
-            self.key
-        );
-        self.fail_cohorts += 1.0 / f64::from(self.window);
-        let cohort_limit = self.params.fail_cohort_limit;
-        let dead = cohort_limit > 0 && self.fail_cohorts >= f64::from(cohort_limit);
-        let mut feedback = 0.0;
-        if !dead {
-            feedback = self.params.negative_feedback.value(self.window);
-            self.failure -= feedback;
-            while self.failure - feedback / 2.0 < 0.0 {
-                self.window = self.window.saturating_sub(1);
-                self.success = 0.0;
-                self.failure += 1.0;
-            }
-            self.window = self.window.max(1);
-            self.adaptive_failure();
-            self.trace_window(WindowCause::Failure, feedback, out);
-            return;
-        }
-        self.window = 0;
-        self.trace_window(WindowCause::Failure, feedback, out);
-        self.status = Status::Dead(dsn.clone());
-        self.generation += 1;
-        let until = now + self.global.minimal_backoff_time;
-        self.dead_until = until;
-        self.dead_since = now;
-        out.push(Effect::Arm {
-            owner: Addr::Destination(self.id),
-            at: until,
-            timer: Timer::Unthrottle(self.generation),
-        });
-        out.trace(|| TraceEvent::Throttle {
-            dest: self.key.clone(),
-            until,
-            reason: dsn.to_string(),
-        });
-        self.site_dead(out);
-    }
-
-    /// Moves every waiting entry to the `retry` transport (Postfix:
-    /// `qmgr_defer_todo`); busy entries finish on their own.
-    fn defer_todo(&mut self, now: Instant, dsn: &Dsn, out: &mut Effects) {
-        if matches!(self.status, Status::Dead(_)) && self.adaptive.is_some() {
-            // The adaptive policy keeps the oldest entry to probe with.
-            if let Some(entry) = self.todo.pop_front() {
-                let since = self.todo_since.pop_front().unwrap_or(now);
-                if let Some(entry) = self.hold_probe(now, entry, out) {
-                    self.todo.push_front(entry);
-                    self.todo_since.push_front(since);
-                }
-            }
-        }
-        if self.todo.is_empty() {
-            return;
-        }
-        out.trace(|| TraceEvent::DeferTodo {
-            dest: self.key.clone(),
-            entries: self.todo.len(),
-            to: dsn.retry_nexthop(),
-        });
-        self.todo_since.clear();
-        for entry in std::mem::take(&mut self.todo) {
-            self.remember_deferred(entry.message);
-            reroute(&self.key, entry, dsn, self.active, out);
-        }
-    }
-
-    /// Holds deliveries back if `target` covers this destination, and
-    /// hands the waiting entries to the supervisor; deliveries in flight
-    /// finish.
-    fn admin_suspend(&mut self, target: &Target, out: &mut Effects) {
-        if !target.matches(&self.key) {
-            return;
-        }
-        self.status = Status::AdminSuspended;
-        self.todo_since.clear();
-        let mut entries: Vec<Entry> = std::mem::take(&mut self.todo).into();
-        // A dead site's held probe goes with them (adaptive policy).
-        entries.extend(self.abandon_probe());
-        out.trace(|| TraceEvent::Withdraw {
-            dest: self.key.clone(),
-            entries: entries.len(),
-        });
-        if !entries.is_empty() {
-            out.send(
-                Addr::Supervisor,
-                Msg::Withdrawn {
-                    dest: self.key.clone(),
-                    nexthop: self.nexthop.clone(),
-                    entries,
-                },
-            );
-        }
-    }
-
-    /// Remembers a message this destination deferred, for `flush`.
-    fn remember_deferred(&mut self, message: MessageId) {
-        if self.deferred_messages.last() != Some(&message) {
-            if self.deferred_messages.len() == DEFERRED_MEMORY {
-                self.deferred_messages.remove(0);
-            }
-            self.deferred_messages.push(message);
-        }
-    }
-
-    /// Describes this destination for the operator (`ctl destinations`);
-    /// `detail` adds every entry's message and recipient count.
-    pub fn live(&self, detail: bool) -> LiveDestination {
-        let state = match &self.status {
-            Status::Ready => LiveDestState::Ready,
-            Status::Suspended => LiveDestState::RateDelayed {
-                until_ms: self.rate_until.as_millis(),
-            },
-            Status::Dead(dsn) => LiveDestState::Dead {
-                since_ms: self.dead_since.as_millis(),
-                until_ms: self.dead_until.as_millis(),
-                reason: dsn.to_string(),
-            },
-            Status::AdminSuspended => LiveDestState::Suspended,
-        };
-        let mut delays: Vec<u64> = self.delays.iter().copied().collect();
-        delays.sort_unstable();
-        let pct = |p: usize| {
-            (!delays.is_empty()).then(|| {
-                let rank = (delays.len() * p).div_ceil(100).max(1);
-                delays[rank.min(delays.len()) - 1]
-            })
-        };
-        let entries = if detail {
-            self.todo
-                .iter()
-                .map(|e| (e.message.0, e.recipients.len() as u32))
-                .chain(self.busy.iter().map(|b| (b.message.0, b.recipients)))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        LiveDestination {
-            transport: self.key.transport.to_string(),
-            queue: self.key.queue.to_string(),
-            nexthop: self.nexthop.to_string(),
-            state,
-            window: if matches!(self.status, Status::Dead(_)) {
-                0
-            } else {
-                self.window
-            },
-            limit: self.params.dest_concurrency_limit,
-            busy: self.busy.len() as u32,
-            todo: self.todo.len() as u32,
-            todo_recipients: self.todo.iter().map(|e| e.recipients.len() as u64).sum(),
-            success: self.success,
-            failure: self.failure,
-            fail_cohorts: self.fail_cohorts,
-            tally: self.tally,
-            delay_p50_ms: pct(50),
-            delay_p99_ms: pct(99),
-            oldest_waiting_ms: self.todo_since.front().map(|t| t.as_millis()),
-            entries,
-        }
-    }
-
     /// Tells the transport about a changed capacity, or that this
     /// destination is empty and may be forgotten.
     fn announce(&mut self, out: &mut Effects) {
@@ -840,153 +642,6 @@ impl Destination {
                 },
             );
         }
-    }
-
-    /// Warns when one destination holds a large share of the active queue
-    /// (Postfix: `qmgr_queue_warn`), at most once per `qmgr_clog_warn_time`.
-    fn clog_warning(&mut self, now: Instant, out: &mut Effects) {
-        let g = &self.global;
-        let entries = self.todo.len() + self.busy.len();
-        if !g.helpful_warnings
-            || g.clog_warn_time.is_zero()
-            || entries as u64 <= u64::from(g.message_active_limit / 5)
-            || now < self.next_clog
-        {
-            return;
-        }
-        self.next_clog = now + g.clog_warn_time;
-        let t = &self.key.transport;
-        // Postfix compares with the messages active now (not the limit):
-        // a destination that holds nearly all of them slows no one else.
-        let active = self.active.max(1);
-        let mut lines = vec![format!(
-            "mail for {} is using up {} of {} active queue entries",
-            self.nexthop, entries, active
-        )];
-        if (entries as f64) / f64::from(active) < 0.9 {
-            lines.push("this may slow down other mail deliveries".into());
-        }
-        let limit = self.params.dest_concurrency_limit;
-        let share = entries as f64 / f64::from(active);
-        if limit > 0 && limit as usize <= self.busy.len() + 1 {
-            lines.push(format!(
-                "you may need to increase the main.cf {t}_destination_concurrency_limit from {limit}"
-            ));
-        } else if f64::from(self.window) > f64::from(g.message_active_limit) * share {
-            lines.push(format!(
-                "you may need to increase the main.cf qmgr_message_active_limit from {}",
-                g.message_active_limit
-            ));
-        } else if self.peers {
-            lines.push(format!(
-                "you may need a separate master.cf transport for {}",
-                self.nexthop
-            ));
-        } else {
-            lines.push(format!(
-                "you may need to reduce {t} connect and helo timeouts"
-            ));
-            lines.push("so that Postfix quickly skips unavailable hosts".into());
-            lines.push("you may need to increase the main.cf minimal_backoff_time and maximal_backoff_time".into());
-            lines.push("so that Postfix wastes less time on undeliverable mail".into());
-            lines.push(format!(
-                "you may need to increase the master.cf {t} process limit"
-            ));
-        }
-        lines.push("please avoid flushing the whole queue when you have".into());
-        lines.push("lots of deferred mail, that is bad for performance".into());
-        lines.push("to turn off these warnings specify: qmgr_clog_warn_time = 0".into());
-        for line in lines {
-            out.push(Effect::Log(LogLevel::Warning, line));
-        }
-        out.trace(|| TraceEvent::Clog {
-            dest: self.key.clone(),
-            entries,
-        });
-    }
-
-    fn trace_window(&self, cause: WindowCause, feedback: f64, out: &mut Effects) {
-        let state = WindowState {
-            limit: self.params.dest_concurrency_limit,
-            window: self.window,
-            success: self.success,
-            failure: self.failure,
-            fail_cohorts: self.fail_cohorts,
-            feedback,
-        };
-        let pseudo = self.key.transport == RETRY || self.key.transport == ERROR;
-        if self.global.feedback_debug && !pseudo {
-            out.push(Effect::Log(
-                LogLevel::Info,
-                format!(
-                    "qmgr_queue_{}: queue {}: limit {} window {} success {} failure {} fail_cohorts {}",
-                    if cause == WindowCause::Failure { "throttle" } else { "unthrottle" },
-                    self.key.queue,
-                    state.limit,
-                    state.window,
-                    fmt_g(state.success),
-                    fmt_g(state.failure),
-                    fmt_g(state.fail_cohorts)
-                ),
-            ));
-        }
-        out.trace(|| TraceEvent::Window {
-            dest: self.key.clone(),
-            cause,
-            state,
-        });
-    }
-}
-
-/// Sends an entry meant for a dead destination (or a dead transport) to the
-/// `retry` transport, or, when that is the one that is dead, defers its
-/// recipients on the spot.
-/// `active` is the active-queue message count to pass on (the latest this
-/// destination or transport heard of).
-pub(crate) fn reroute(key: &DestKey, entry: Entry, dsn: &Dsn, active: u32, out: &mut Effects) {
-    if key.transport == RETRY {
-        out.send(
-            Addr::Supervisor,
-            Msg::DeferNow {
-                entry,
-                dsn: Box::new(dsn.clone()),
-            },
-        );
-        return;
-    }
-    let to = dsn.retry_nexthop();
-    out.trace(|| TraceEvent::Reroute {
-        dest: key.clone(),
-        entry: entry.id,
-        to: to.clone(),
-    });
-    out.send(
-        Addr::Transport(RETRY.into()),
-        Msg::Enqueue {
-            queue: Name::from(to.to_lowercase()),
-            nexthop: Name::from(to),
-            entry,
-            active,
-        },
-    );
-}
-
-/// Formats like C's `%g`: six significant digits, no trailing zeros, so the
-/// feedback debug lines read as Postfix's do.
-pub fn fmt_g(v: f64) -> String {
-    if v == 0.0 {
-        return "0".into();
-    }
-    let magnitude = v.abs().log10().floor() as i32;
-    if !(-5..6).contains(&magnitude) {
-        return format!("{v:e}");
-    }
-    let decimals = (5 - magnitude).max(0) as usize;
-    let s = format!("{v:.decimals$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
     }
 }
 
