@@ -31,6 +31,11 @@
 //! hand back, and retries exactly those files when the suspension ends. It
 //! also describes itself for `oqmgr ctl` ([`Supervisor::live`]).
 //!
+//! # Parts
+//! Feeding (triggers, scans, admission turns) is in `active_feed.rs`, the
+//! operator's commands and [`Supervisor::live`] in `active_operator.rs`,
+//! and the adaptive policy's hooks in `active_adaptive.rs`.
+//!
 //! # Invariants
 //! - at most one admission (scan request, admit or refill answer) in flight;
 //! - `recipient_count` equals the recipients held in unfinished entries;
@@ -43,6 +48,10 @@
 
 #[path = "active_adaptive.rs"]
 mod adaptive;
+#[path = "active_feed.rs"]
+mod feed;
+#[path = "active_operator.rs"]
+mod operator;
 
 use std::collections::btree_map::Entry as Slot;
 use std::collections::BTreeMap;
@@ -50,20 +59,17 @@ use std::sync::Arc;
 
 use crate::adaptive::backlog::Backlog;
 use crate::adaptive::SchedulingPolicy;
-use crate::control::{Command, Control, Suspension, Target};
+use crate::control::Control;
 use crate::destination::reroute;
-use crate::effect::{Addr, DestKey, Effect, Effects, LogLevel, Msg, Timer};
+use crate::effect::{Addr, Effect, Effects, Msg, Timer};
 use crate::entry::{Entry, EntryId, MessageId};
-use crate::live_state::{LiveMessage, LiveSupervisor};
 use crate::message::{Message, MessageInfo, Verdict};
 use crate::name::Name;
 use crate::params::{GlobalParams, Params};
 use crate::route::{Planner, Routed};
 use crate::scan::{QueueName, Scan, ScanFlags};
-use crate::time::Duration;
 use crate::time::Instant;
 use crate::trace::TraceEvent;
-use crate::trigger::{render, TriggerRequest};
 
 /// Where the one-at-a-time admission stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -264,18 +270,7 @@ impl Supervisor {
             }
             Msg::Control(command) => self.command(now, command, out),
             Msg::Timer(Timer::SuspensionEnd(generation)) => {
-                let target = self.control.timers.remove(&generation);
-                let due = target
-                    .as_ref()
-                    .and_then(|t| self.control.suspensions.get(t));
-                if due.is_some_and(|s| s.until.is_some_and(|u| u <= now)) {
-                    let s = self
-                        .control
-                        .suspensions
-                        .remove(&target.expect("found above"))
-                        .expect("found above");
-                    self.end_suspension(s, "ended", out);
-                }
+                self.suspension_end(now, generation, out)
             }
             Msg::Withdrawn {
                 dest,
@@ -286,365 +281,10 @@ impl Supervisor {
                 dest,
                 found,
                 messages,
-            } => {
-                let ids: BTreeMap<Name, ()> = messages
-                    .iter()
-                    .filter_map(|m| self.control.recently_deferred.get(m))
-                    .map(|id| (id.clone(), ()))
-                    .collect();
-                let ids: Vec<Name> = ids.into_keys().collect();
-                let what = if found { "revived" } else { "not in memory" };
-                log(
-                    out,
-                    format!(
-                        "control: flush {dest}: {what}; {} deferred message(s) retried now",
-                        ids.len()
-                    ),
-                );
-                out.trace(|| {
-                    TraceEvent::Control(format!("flush {dest} {what} retry={}", ids.len()))
-                });
-                self.retry(ids, out);
-            }
+            } => self.flush_report(dest, found, messages, out),
             other => panic!("supervisor got unexpected {other:?}"),
         }
         self.kick(now, out);
-    }
-
-    /// Carries out an operator's command (`crate::control`).
-    fn command(&mut self, now: Instant, command: Command, out: &mut Effects) {
-        match command {
-            Command::Suspend {
-                target,
-                duration,
-                reason,
-            } => {
-                let until = duration.map(|ms| now + Duration::from_millis(ms));
-                let deferred = self
-                    .control
-                    .suspensions
-                    .remove(&target)
-                    .map(|old| old.deferred)
-                    .unwrap_or_default();
-                let s = Suspension {
-                    target: target.clone(),
-                    since: now,
-                    until,
-                    reason,
-                    deferred,
-                };
-                let how = match duration {
-                    Some(ms) => format!(" for {}s", ms / 1000),
-                    None => " until resumed".into(),
-                };
-                let why = s
-                    .reason
-                    .as_ref()
-                    .map_or(String::new(), |r| format!(" ({r})"));
-                log(out, format!("control: suspend {target}{how}{why}"));
-                self.start_suspension(s, out);
-            }
-            Command::Resume { target } => match self.control.suspensions.remove(&target) {
-                Some(s) => self.end_suspension(s, "resumed", out),
-                None => out.push(Effect::Log(
-                    LogLevel::Warning,
-                    format!("control: resume {target}: it is not suspended"),
-                )),
-            },
-            Command::Flush { dest } => {
-                let (transport, queue) = dest.split_once(':').unwrap_or((&dest, ""));
-                log(out, format!("control: flush {dest}"));
-                let transport = Name::from(transport);
-                let queue = Name::from(queue);
-                if self.control.transports.contains(&transport) {
-                    out.send(Addr::Transport(transport), Msg::FlushOne(queue));
-                } else {
-                    let dest = DestKey { transport, queue };
-                    log(out, format!("control: flush {dest}: not in memory"));
-                }
-            }
-            Command::Restore { suspensions } => {
-                for s in suspensions {
-                    match s.until {
-                        Some(until) if until <= now => {
-                            self.end_suspension(s, "ended while the queue manager was stopped", out)
-                        }
-                        _ => {
-                            log(out, format!("control: suspension of {} restored", s.target));
-                            self.start_suspension(s, out);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Puts `s` in force: arms its end, tells the transports.
-    fn start_suspension(&mut self, s: Suspension, out: &mut Effects) {
-        self.control.version += 1;
-        out.trace(|| {
-            TraceEvent::Control(format!(
-                "suspend {} until={} reason={:?}",
-                s.target,
-                s.until.map_or("-".into(), |u| u.to_string()),
-                s.dsn().reason
-            ))
-        });
-        if let Some(until) = s.until {
-            self.control.generation += 1;
-            self.control
-                .timers
-                .insert(self.control.generation, s.target.clone());
-            out.push(Effect::Arm {
-                owner: Addr::Supervisor,
-                at: until,
-                timer: Timer::SuspensionEnd(self.control.generation),
-            });
-        }
-        let target = s.target.clone();
-        self.control.suspensions.insert(target.clone(), s);
-        self.tell_transports(&target, || Msg::AdminSuspend(target.clone()), out);
-    }
-
-    /// Ends suspension `s` (already out of the table): tells the
-    /// transports, and retries the files it deferred.
-    fn end_suspension(&mut self, s: Suspension, how: &str, out: &mut Effects) {
-        self.control.version += 1;
-        let ids: Vec<Name> = s
-            .deferred
-            .iter()
-            .map(|id| Name::from(id.as_str()))
-            .collect();
-        log(
-            out,
-            format!(
-                "control: suspension of {} {how}; {} deferred message(s) retried now",
-                s.target,
-                ids.len()
-            ),
-        );
-        out.trace(|| TraceEvent::Control(format!("resume {} {how} retry={}", s.target, ids.len())));
-        let target = s.target;
-        self.tell_transports(&target, || Msg::AdminResume(target.clone()), out);
-        // Destinations another suspension still covers are held again.
-        let others: Vec<Target> = self.control.suspensions.keys().cloned().collect();
-        for other in others {
-            self.tell_transports(&other, || Msg::AdminSuspend(other.clone()), out);
-        }
-        self.retry(ids, out);
-    }
-
-    /// Sends `msg()` to every transport `target` may cover.
-    fn tell_transports(&self, target: &Target, msg: impl Fn() -> Msg, out: &mut Effects) {
-        for t in &self.control.transports {
-            if target.transport().map_or(true, |only| only == t.as_str()) {
-                out.send(Addr::Transport(t.clone()), msg());
-            }
-        }
-    }
-
-    /// Makes files `ids` due now and scans `deferred/` for them.
-    fn retry(&mut self, ids: Vec<Name>, out: &mut Effects) {
-        if ids.is_empty() {
-            return;
-        }
-        out.push(Effect::Retry(ids));
-        self.request(QueueName::Deferred, ScanFlags::START, out);
-    }
-
-    /// Defers the entries a suspended destination handed back, or routes
-    /// them back to it when its suspension ended meanwhile.
-    fn withdrawn(&mut self, dest: DestKey, nexthop: Name, entries: Vec<Entry>, out: &mut Effects) {
-        let active = u32::try_from(self.messages.len()).unwrap_or(u32::MAX);
-        let covering = self
-            .control
-            .covering(&dest)
-            .map(|s| (s.target.clone(), s.dsn()));
-        for entry in entries {
-            match &covering {
-                Some((target, dsn)) => {
-                    if let Some(m) = self.messages.get(&entry.message) {
-                        let qid = m.info.id.clone();
-                        self.control.note_held(target, &qid);
-                    }
-                    reroute(&dest, entry, dsn, active, out);
-                }
-                None => out.send(
-                    Addr::Transport(dest.transport.clone()),
-                    Msg::Enqueue {
-                        queue: dest.queue.clone(),
-                        nexthop: nexthop.clone(),
-                        entry,
-                        active,
-                    },
-                ),
-            }
-        }
-    }
-
-    /// Describes the supervisor for the operator (`oqmgr ctl status`);
-    /// `detail` adds every admitted message.
-    pub fn live(&self, detail: bool) -> LiveSupervisor {
-        let scan = |s: &Scan| s.running().map(|f| f.to_string());
-        LiveSupervisor {
-            messages: self.messages.len() as u64,
-            recipients: self.recipient_count,
-            message_limit: self.global.message_active_limit,
-            recipient_limit: self.global.message_recipient_limit,
-            completing: self.completing,
-            incoming_scan: scan(&self.incoming),
-            deferred_scan: scan(&self.deferred),
-            incoming_scan_done_ms: self.scan_done[0].map(Instant::as_millis),
-            deferred_scan_done_ms: self.scan_done[1].map(Instant::as_millis),
-            removed: self.totals[0],
-            deferred: self.totals[1],
-            expired: self.totals[2],
-            full: !self.has_room(),
-            defer_transports: self.global.defer_transports.clone(),
-            suspensions: self.control.suspensions.values().cloned().collect(),
-            active: if detail {
-                self.messages
-                    .iter()
-                    .map(|(id, m)| LiveMessage {
-                        message: id.0,
-                        id: m.info.id.to_string(),
-                        created_ms: m.info.create_time.as_millis(),
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            },
-        }
-    }
-
-    /// The suspensions in force and a number that changes whenever they
-    /// do (hosts save them when it changes).
-    pub fn suspensions(&self) -> (u64, Vec<Suspension>) {
-        (
-            self.control.version,
-            self.control.suspensions.values().cloned().collect(),
-        )
-    }
-
-    fn arm_queue_run(&self, now: Instant, out: &mut Effects) {
-        out.push(Effect::Arm {
-            owner: Addr::Supervisor,
-            at: now + self.global.queue_run_delay,
-            timer: Timer::QueueRun,
-        });
-    }
-
-    /// Applies one trigger buffer: flush first, then incoming, then deferred.
-    fn trigger(&mut self, bytes: &[u8], out: &mut Effects) {
-        out.trace(|| TraceEvent::Trigger(render(bytes)));
-        let req = TriggerRequest::decode(bytes);
-        if req.flush_dead() {
-            out.trace(|| TraceEvent::Flush);
-            out.push(Effect::FlushAll);
-        }
-        if !req.incoming.is_empty() {
-            self.request(QueueName::Incoming, req.incoming, out);
-        }
-        if !req.deferred.is_empty() {
-            self.request(QueueName::Deferred, req.deferred, out);
-        }
-    }
-
-    fn scan_mut(&mut self, queue: QueueName) -> &mut Scan {
-        match queue {
-            QueueName::Incoming => &mut self.incoming,
-            QueueName::Deferred => &mut self.deferred,
-        }
-    }
-
-    fn request(&mut self, queue: QueueName, flags: ScanFlags, out: &mut Effects) {
-        if let Some(flags) = self.scan_mut(queue).request(flags) {
-            out.trace(|| TraceEvent::ScanStart(queue, flags));
-            out.push(Effect::ScanStart { queue, flags });
-        }
-    }
-
-    fn has_room(&self) -> bool {
-        (self.messages.len() as u64 + self.completing) < u64::from(self.global.message_active_limit)
-            && self.recipient_count < u64::from(self.global.message_recipient_limit)
-    }
-
-    /// Starts the next admission turn when nothing is in flight.
-    fn kick(&mut self, now: Instant, out: &mut Effects) {
-        if self.feed != Feed::Idle || !self.has_room() {
-            return;
-        }
-        if self.release(now, out) {
-            return;
-        }
-        self.ask(self.first, false, out);
-    }
-
-    fn ask(&mut self, queue: QueueName, other_tried: bool, out: &mut Effects) {
-        let running = |s: &Supervisor, q| match q {
-            QueueName::Incoming => s.incoming.running().is_some(),
-            QueueName::Deferred => s.deferred.running().is_some(),
-        };
-        if running(self, queue) {
-            self.feed = Feed::Asking { queue, other_tried };
-            out.push(Effect::ScanNext(queue));
-        } else if !other_tried && running(self, queue.other()) {
-            self.feed = Feed::Asking {
-                queue: queue.other(),
-                other_tried: true,
-            };
-            out.push(Effect::ScanNext(queue.other()));
-        } else {
-            self.feed = Feed::Idle;
-        }
-    }
-
-    fn scan_result(&mut self, now: Instant, queue: QueueName, id: Option<Name>, out: &mut Effects) {
-        let Feed::Asking { other_tried, .. } = self.feed else {
-            panic!("scan result for {queue} while not asking");
-        };
-        match id {
-            Some(id) => {
-                let flags = self.scan_mut(queue).running().unwrap_or_default();
-                if self.passes_by(queue, &id, flags) {
-                    out.push(Effect::ScanNext(queue));
-                    return;
-                }
-                self.next_message += 1;
-                self.feed = Feed::Admitting(queue);
-                out.push(Effect::Admit {
-                    queue,
-                    id,
-                    flags,
-                    message: MessageId(self.next_message),
-                    batch: self.batch_limit(),
-                });
-            }
-            None => {
-                self.scan_done[match queue {
-                    QueueName::Incoming => 0,
-                    QueueName::Deferred => 1,
-                }] = Some(now);
-                if let Some(flags) = self.scan_mut(queue).end() {
-                    out.trace(|| TraceEvent::ScanStart(queue, flags));
-                    out.push(Effect::ScanStart { queue, flags });
-                    self.feed = Feed::Asking { queue, other_tried };
-                    out.push(Effect::ScanNext(queue));
-                } else if !other_tried {
-                    self.feed = Feed::Idle;
-                    self.ask(queue.other(), true, out);
-                } else {
-                    self.feed = Feed::Idle;
-                }
-            }
-        }
-    }
-
-    /// Recipients read from one file at a time (Postfix: recipient limit
-    /// times the fudge factor).
-    fn batch_limit(&self) -> u32 {
-        (u64::from(self.global.message_recipient_limit) * u64::from(self.global.fudge_factor) / 100)
-            .max(1) as u32
     }
 
     fn admitted(
@@ -893,11 +533,6 @@ impl Supervisor {
             verdict,
         });
     }
-}
-
-/// Logs an operator action (`info`).
-fn log(out: &mut Effects, text: String) {
-    out.push(Effect::Log(LogLevel::Info, text));
 }
 
 /// A transport's recipients-per-delivery limit, resolved on first use.
