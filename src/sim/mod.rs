@@ -35,6 +35,8 @@ pub mod world;
 mod attempt;
 mod dests;
 mod ids;
+mod queues;
+mod routes;
 mod servers;
 
 use std::collections::BTreeMap;

@@ -5,7 +5,9 @@
 //! `incoming/`, `active/` and `deferred/` with their "next attempt" stamps,
 //! directory scans, envelope reading in batches, and the servers behind
 //! each next hop with their latency, connection limit, outages and
-//! per-recipient failures (`servers.rs`, run by `attempt.rs`). The
+//! per-recipient failures (`servers.rs`, run by `attempt.rs`). The queue
+//! files and their directories are in `queues.rs`, the scenario's routing
+//! of recipients in `routes.rs`; this file runs arrivals and admissions. The
 //! scenario's operator commands are among its events too; when one is due
 //! it goes back to the host, which runs it (the entities are the host's).
 //!
@@ -24,8 +26,7 @@
 //! - the summary's rows are made on a destination's first delivery, so a
 //!   destination that never had one has none.
 
-use std::borrow::Borrow;
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 
 use crate::effect::{Addr, DestId, Msg};
 use crate::entry::{DeliveryReport, Recipient};
@@ -33,260 +34,19 @@ use crate::events::{Event, EventLoop};
 use crate::message::{Verdict, Warning};
 use crate::name::{FastMap, FastState, Name, SortKey};
 use crate::route::Routed;
-use crate::scan::{is_due, QueueName, ScanFlags};
+use crate::scan::{QueueName, ScanFlags};
 use crate::sim::attempt::{Appending, AttemptState};
 use crate::sim::report::{self, Stats};
 use crate::sim::rng::Rng;
 use crate::sim::scenario::{CommandAt, Scenario};
 use crate::time::{Duration, Instant};
 
+pub use crate::sim::queues::{Envelope, File, Place, Queues};
+pub use crate::sim::routes::{domain_of, resolve, resolve_with, route};
 pub use crate::sim::servers::{attempt, greeting_timeout, listen, sample, Attempt, Listen, Server};
 
-/// Where a simulated queue file is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Place {
-    /// `incoming/`.
-    Incoming,
-    /// `active/`.
-    Active,
-    /// `deferred/`.
-    Deferred,
-}
-
-/// One simulated queue file.
-#[derive(Clone, Debug)]
-pub struct File {
-    /// Queue ID (shared with the map key and scan listings).
-    pub id: Name,
-    /// Where it is.
-    pub place: Place,
-    /// Next attempt (`mtime` of a deferred file).
-    pub mtime: Instant,
-    /// Envelope sender (shared by the files of one arrival group).
-    pub sender: Name,
-    /// Creation time.
-    pub create_time: Instant,
-    /// Arrival in the queue (for delays).
-    pub arrival: Instant,
-    /// Delay-warning state (`W` record).
-    pub warning: Warning,
-    /// VERP: one recipient per delivery.
-    pub single_rcpt: bool,
-    /// Recipients and whether each is done (boxed: no spare capacity is
-    /// kept for a million addresses).
-    pub recipients: Vec<(Box<str>, bool)>,
-    /// Read position for batches.
-    pub cursor: usize,
-}
-
-/// The simulated queue directories.
-#[derive(Debug, Default)]
-pub struct Queues {
-    /// Files by queue ID (IDs sort in arrival order). Boxed: IDs arrive
-    /// in order, which leaves B-tree nodes about half full, and half-empty
-    /// slots of a pointer cost far less than half-empty slots of a file.
-    pub files: BTreeMap<SortKey, Box<File>>,
-    /// The listing each scan walks.
-    pub listing: BTreeMap<QueueName, VecDeque<Name>>,
-}
-
-impl Queues {
-    /// Takes a new listing of a queue (Postfix scans read the directory
-    /// as they go; a snapshot at start is the deterministic equivalent).
-    pub fn start_scan(&mut self, queue: QueueName) {
-        let want = match queue {
-            QueueName::Incoming => Place::Incoming,
-            QueueName::Deferred => Place::Deferred,
-        };
-        let ids = self
-            .files
-            .values()
-            .filter(|f| f.place == want)
-            .map(|f| f.id.clone())
-            .collect();
-        self.listing.insert(queue, ids);
-    }
-
-    /// The next file of a scan still in that queue.
-    pub fn next(&mut self, queue: QueueName) -> Option<Name> {
-        let want = match queue {
-            QueueName::Incoming => Place::Incoming,
-            QueueName::Deferred => Place::Deferred,
-        };
-        let list = self.listing.get_mut(&queue)?;
-        while let Some(id) = list.pop_front() {
-            if self
-                .files
-                .get(&SortKey::new(&id))
-                .is_some_and(|f| f.place == want)
-            {
-                return Some(id);
-            }
-        }
-        None
-    }
-
-    /// Reads the next batch of undone recipients; true when more remain.
-    pub fn read_batch<Q>(&mut self, id: &Q, batch: u32) -> (Vec<String>, bool)
-    where
-        SortKey: Borrow<Q>,
-        Q: Ord + ?Sized,
-    {
-        self.read_batch_with(id, batch, str::to_string)
-    }
-
-    /// Like [`Queues::read_batch`], turning each address into what `f`
-    /// makes of it without copying it first.
-    pub fn read_batch_with<Q, T>(
-        &mut self,
-        id: &Q,
-        batch: u32,
-        f: impl FnMut(&str) -> T,
-    ) -> (Vec<T>, bool)
-    where
-        SortKey: Borrow<Q>,
-        Q: Ord + ?Sized,
-    {
-        let file = self.files.get_mut(id).expect("reading a file that exists");
-        file.read_batch_with(batch, f)
-    }
-
-    /// Marks a recipient done (an agent's `D` record).
-    pub fn mark_done<Q>(&mut self, id: &Q, address: &str)
-    where
-        SortKey: Borrow<Q>,
-        Q: Ord + ?Sized,
-    {
-        if let Some(file) = self.files.get_mut(id) {
-            file.mark_done(address);
-        }
-    }
-}
-
-impl File {
-    /// Reads the next batch of undone recipients, turning each address
-    /// into what `f` makes of it; true when more remain. A method of the
-    /// file, so that a host holding the file already does not search the
-    /// queue for it again.
-    pub fn read_batch_with<T>(
-        &mut self,
-        batch: u32,
-        mut f: impl FnMut(&str) -> T,
-    ) -> (Vec<T>, bool) {
-        // Sized once: growing from empty reallocates for every batch.
-        let left = self.recipients.len().saturating_sub(self.cursor);
-        let mut out = Vec::with_capacity(left.min(batch as usize));
-        while self.cursor < self.recipients.len() && out.len() < batch as usize {
-            let (addr, done) = &self.recipients[self.cursor];
-            if !done {
-                out.push(f(addr));
-            }
-            self.cursor += 1;
-        }
-        let more = self.recipients[self.cursor..].iter().any(|(_, done)| !done);
-        (out, more)
-    }
-
-    /// Marks the first undone recipient with this address done.
-    pub fn mark_done(&mut self, address: &str) {
-        if let Some(r) = self
-            .recipients
-            .iter_mut()
-            .find(|(a, d)| &**a == address && !d)
-        {
-            r.1 = true;
-        }
-    }
-}
-
-/// Resolves a recipient the way the scenario's routes say.
-pub fn resolve(scenario: &Scenario, address: &str) -> Routed {
-    resolve_with(scenario, address, &mut |text| Name::from(text))
-}
-
-/// Like [`resolve`], with `name` making the transport and next hop names,
-/// so that a host can hand out shared copies instead of new ones.
-pub fn resolve_with(
-    scenario: &Scenario,
-    address: &str,
-    name: &mut dyn FnMut(&str) -> Name,
-) -> Routed {
-    let (transport, nexthop) = route(scenario, domain_of(address), name);
-    Routed {
-        recipient: Recipient::new(address),
-        class_local: transport == "local",
-        transport,
-        nexthop,
-    }
-}
-
-/// The domain part of an address as [`resolve_with`] routes it: after the
-/// last `@`, empty when there is none.
-pub fn domain_of(address: &str) -> &str {
-    address.rsplit_once('@').map_or("", |(_, d)| d)
-}
-
-/// The transport and next hop of a recipient domain, as the scenario's
-/// routes say; the answer depends on the domain alone, so a host may keep
-/// it for the next recipient of the same domain.
-pub fn route(
-    scenario: &Scenario,
-    domain: &str,
-    name: &mut dyn FnMut(&str) -> Name,
-) -> (Name, Name) {
-    // Lower case without a copy when it already is.
-    let lowered;
-    let domain = if domain.bytes().any(|b| b.is_ascii_uppercase()) {
-        lowered = domain.to_ascii_lowercase();
-        lowered.as_str()
-    } else {
-        domain
-    };
-    match scenario.routes.get(domain) {
-        Some(route) => match route.split_once(':') {
-            Some((t, n)) => (name(t), name(if n.is_empty() { domain } else { n })),
-            None => (name(route), name(domain)),
-        },
-        None => (name("smtp"), name(domain)),
-    }
-}
-
-/// Reads and resolves the next batch of a file's undone recipients,
-/// routing each domain once (`routes`) and sharing transport and next hop
-/// names (`names`).
-pub(crate) fn read(
-    file: &mut File,
-    batch: u32,
-    scenario: &Scenario,
-    names: &mut HashSet<Name, FastState>,
-    routes: &mut FastMap<Box<str>, (Name, Name)>,
-) -> (Vec<Routed>, bool) {
-    file.read_batch_with(batch, |address| {
-        let domain = domain_of(address);
-        let (transport, nexthop) = match routes.get(domain) {
-            Some(route) => route.clone(),
-            None => {
-                let mut intern = |text: &str| match names.get(text) {
-                    Some(name) => name.clone(),
-                    None => {
-                        let name = Name::from(text);
-                        names.insert(name.clone());
-                        name
-                    }
-                };
-                let found = route(scenario, domain, &mut intern);
-                routes.insert(domain.into(), found.clone());
-                found
-            }
-        };
-        Routed {
-            recipient: Recipient::new(address),
-            class_local: transport == "local",
-            transport,
-            nexthop,
-        }
-    })
-}
+use crate::sim::queues::{activate, envelope};
+use crate::sim::routes::read;
 
 /// Appends `n` in decimal, zero-padded to `width` digits (`{:0width$}`).
 pub(crate) fn push_decimal(out: &mut String, n: u64, width: usize) {
@@ -367,19 +127,6 @@ struct ArrivalGroup {
     first_seq: u64,
     /// Messages in the group.
     count: u32,
-}
-
-/// What an admission read from a file's envelope.
-#[derive(Clone, Debug)]
-pub struct Envelope {
-    /// The sender (shared by the files of one arrival group).
-    pub sender: Name,
-    /// When the message was created.
-    pub create_time: Instant,
-    /// The delay-warning state.
-    pub warning: Warning,
-    /// VERP: one recipient per delivery.
-    pub single_rcpt: bool,
 }
 
 /// The simulated world of one run.
@@ -765,37 +512,6 @@ impl World {
     /// The summary of a run that ended at `now` after `steps` messages.
     pub fn summary(&self, now: Instant, steps: u64) -> String {
         report::summary(&self.stats, &self.queues, now, steps)
-    }
-}
-
-/// Moves file `id` from `queue` into `active/`, as [`World::admit`] says.
-fn activate<'a>(
-    queues: &'a mut Queues,
-    queue: QueueName,
-    id: &SortKey,
-    flags: ScanFlags,
-    now: Instant,
-) -> Option<&'a mut File> {
-    let want = match queue {
-        QueueName::Incoming => Place::Incoming,
-        QueueName::Deferred => Place::Deferred,
-    };
-    let file = queues.files.get_mut(id).filter(|f| f.place == want)?;
-    if queue == QueueName::Deferred && !flags.contains(ScanFlags::ALL) && !is_due(file.mtime, now) {
-        return None;
-    }
-    file.place = Place::Active;
-    file.cursor = 0;
-    Some(file)
-}
-
-/// What an admission reads from `file`'s envelope.
-fn envelope(file: &File) -> Envelope {
-    Envelope {
-        sender: file.sender.clone(),
-        create_time: file.create_time,
-        warning: file.warning,
-        single_rcpt: file.single_rcpt,
     }
 }
 
