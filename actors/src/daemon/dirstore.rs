@@ -13,6 +13,10 @@
 //! daemon) goes to the [`Worker`] thread, in order, so the actors never
 //! block on it.
 //!
+//! The walk of a queue directory and the recovery of `active/` at start
+//! are in `dirstore_queue_dir.rs`, the resolution of recipient batches in
+//! `dirstore_resolve.rs`.
+//!
 //! # Compatibility
 //! - A scan lists a whole directory at its start and sorts the names
 //!   (Postfix reads the directory as it goes, in directory order). A queue
@@ -48,6 +52,11 @@
 //! - a queue ID is in `open` exactly while its file is admitted; the
 //!   completion job takes it out before the file leaves `active/`.
 
+#[path = "dirstore_queue_dir.rs"]
+mod queue_dir;
+#[path = "dirstore_resolve.rs"]
+mod resolve;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs;
 use std::io;
@@ -55,18 +64,14 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration as StdDuration, SystemTime, UNIX_EPOCH};
 
 use oqmgr::entry::{Dsn, Recipient};
 use oqmgr::message::{Verdict, Warning};
 use oqmgr::name::Name;
-use oqmgr::route::Routed;
 use oqmgr::scan::{QueueName, ScanFlags};
 use oqmgr::time::Instant;
 
-use super::active_table::{
-    core_recipient, core_text, loggable, timeval, ActiveMessage, ActiveTable, HeldEnvelope,
-};
+use super::active_table::{core_text, loggable, timeval, ActiveMessage, ActiveTable};
 use super::resolver::Resolver;
 use super::site::Site;
 use super::worker::{self, Job, Worker};
@@ -74,16 +79,14 @@ use crate::clock::Clock;
 use crate::postfix::flow::FlowPipe;
 use crate::postfix::log::{self, errno_text};
 use crate::postfix::mail_open_ok::{links_warning, mail_open_ok, open_queue_file, Access, Refusal};
-use crate::postfix::queue_file::{
-    self, FileEnvelope, FileRecipient, TRACE_MTA_VRFY, TRACE_USR_VRFY,
-};
+use crate::postfix::queue_file::{self, FileEnvelope, FileRecipient};
 use crate::postfix::queue_file_parse::ReadLimits;
 use crate::postfix::queue_file_write::{
     set_next_attempt, try_lock_exclusive, MODE_EXPIRE, MODE_UNTHROTTLE,
 };
-use crate::postfix::queue_id::queue_id_ok;
-use crate::postfix::rewrite::{resolve_flags, ResolveClass};
 use crate::queue_store::{AdmittedEnvelope, Batch, Completion, QueueStore, StoreError};
+
+pub use queue_dir::{recover_active, rename_into, system_time, walk};
 
 /// A file's reading state while recipients remain to hand to the core.
 #[derive(Default)]
@@ -244,78 +247,6 @@ impl DirStore {
                 errno_text(&e)
             ),
         }
-    }
-
-    /// Resolves one batch the way `qmgr_message_resolve` begins: redirect,
-    /// content filter, then trivial-rewrite; errors become `retry`/`error`.
-    fn resolve(&self, env: &HeldEnvelope, batch: Vec<FileRecipient>) -> Vec<Routed> {
-        let probe = env.trace_flags & (TRACE_MTA_VRFY | TRACE_USR_VRFY) != 0;
-        if let (Some(filter), false) = (env.filter_xport(), probe) {
-            return batch
-                .into_iter()
-                .map(|r| {
-                    let (transport, nexthop) = self.filter_route(filter, &r.address);
-                    Routed {
-                        recipient: core_recipient(&r, r.address.clone()),
-                        transport: transport.into(),
-                        nexthop: nexthop.into(),
-                        class_local: false,
-                    }
-                })
-                .collect();
-        }
-        let class = if env.trace_flags & TRACE_MTA_VRFY != 0 {
-            ResolveClass::Verify
-        } else {
-            ResolveClass::Resolve
-        };
-        let sender = env.sender.as_deref().unwrap_or_default();
-        let addresses = batch.iter().map(|r| r.address.as_slice());
-        let replies = self.resolver.resolve(class, sender, addresses);
-        batch
-            .into_iter()
-            .zip(replies)
-            .map(|(r, reply)| {
-                let (transport, nexthop, flags) = if reply.flags & resolve_flags::FAIL != 0 {
-                    (
-                        "retry".to_string(),
-                        "4.3.0 address resolver failure".to_string(),
-                        0,
-                    )
-                } else if reply.flags & resolve_flags::ERROR != 0 {
-                    (
-                        "error".to_string(),
-                        "5.1.3 bad address syntax".to_string(),
-                        0,
-                    )
-                } else {
-                    (text(&reply.transport), text(&reply.nexthop), reply.flags)
-                };
-                Routed {
-                    recipient: core_recipient(&r, reply.recipient),
-                    transport: transport.into(),
-                    nexthop: nexthop.into(),
-                    class_local: flags & resolve_flags::CLASS_LOCAL != 0,
-                }
-            })
-            .collect()
-    }
-
-    /// Transport and next hop for a content filter `transport[:nexthop]`.
-    fn filter_route(&self, filter: &[u8], address: &[u8]) -> (String, String) {
-        let filter = text(filter);
-        let (transport, hop) = filter.split_once(':').unwrap_or((filter.as_str(), ""));
-        let nexthop = if !hop.is_empty() {
-            hop.to_string()
-        } else if !self.routing.default_filter_nexthop.is_empty() {
-            self.routing.default_filter_nexthop.clone()
-        } else {
-            match address.iter().rposition(|&b| b == b'@') {
-                Some(at) => text(&address[at + 1..]),
-                None => self.routing.myhostname.clone(),
-            }
-        };
-        (transport.to_string(), nexthop)
     }
 }
 
@@ -689,130 +620,12 @@ impl QueueStore for DirStore {
     }
 }
 
-/// Moves every file of `active/` back to `incoming/`, stamped `now` (wall
-/// clock), as oqmgr does at start: whatever a previous instance left there (a crash, a
-/// `kill -9`) is retried first, and the agents' own locks protect a file an
-/// old agent is still delivering. The stamp is set on the entry itself,
-/// never through a link; a directory that cannot be read or changed stops
-/// the daemon with Postfix's fatal.
-pub fn recover_active(site: &Site, now: Instant) {
-    let mut names = Vec::new();
-    let mut bad = Vec::new();
-    if let Err(fatal) = walk(Path::new("active"), 0, &mut names, Some(&mut bad)) {
-        log::fatal(&fatal);
-    }
-    for name in bad {
-        tracing::warn!("qmgr_move: ignored: queue active id {name}");
-    }
-    for id in names {
-        let active = site.path("active", &id);
-        if let Err(e) = set_next_attempt(&active, system_time(now)) {
-            let text = format!(
-                "qmgr_move: update {} time stamps: {}",
-                active.display(),
-                errno_text(&e)
-            );
-            if e.kind() != io::ErrorKind::NotFound {
-                log::fatal(&text);
-            }
-            tracing::warn!("{text}");
-            continue;
-        }
-        if let Err(e) = rename_into(&active, &site.path("incoming", &id)) {
-            let text = format!(
-                "qmgr_move: rename {id} from active to incoming: {}",
-                errno_text(&e)
-            );
-            if e.kind() != io::ErrorKind::NotFound {
-                log::fatal(&text);
-            }
-            tracing::warn!("{text}");
-        }
-    }
-}
-
-/// Collects the valid queue IDs below `dir`, descending `depth` levels of
-/// one-character hash directories (Postfix: `mail_scan_dir_next`); names
-/// that are not queue IDs go to `invalid` when given. A hash entry that is
-/// not a directory (a link included: links are never followed) is skipped
-/// with a warning. A directory that cannot be opened is Postfix's fatal
-/// (`scan_dir_push: open directory ...`), returned as its text; an error
-/// while reading one ends that directory with a warning (Postfix ends it
-/// silently).
-pub fn walk(
-    dir: &Path,
-    depth: usize,
-    out: &mut Vec<String>,
-    mut invalid: Option<&mut Vec<String>>,
-) -> Result<(), String> {
-    let entries = fs::read_dir(dir).map_err(|e| {
-        format!(
-            "scan_dir_push: open directory {}: {}",
-            dir.display(),
-            errno_text(&e)
-        )
-    })?;
-    for entry in entries {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(e) => {
-                tracing::warn!(
-                    "scan_dir_next: read directory {}: {}",
-                    dir.display(),
-                    errno_text(&e)
-                );
-                break;
-            }
-        };
-        let name = entry.file_name();
-        let Some(name) = name.to_str().filter(|n| queue_id_ok(n)) else {
-            if let Some(bad) = invalid.as_deref_mut() {
-                bad.push(name.to_string_lossy().into_owned());
-            }
-            continue;
-        };
-        if depth > 0 {
-            if name.len() != 1 {
-                continue;
-            }
-            let path = entry.path();
-            match fs::symlink_metadata(&path) {
-                Ok(m) if m.is_dir() => walk(&path, depth - 1, out, None)?,
-                Ok(m) => tracing::warn!("{}: uid {}: not a directory", path.display(), m.uid()),
-                Err(e) => tracing::warn!("{}: {}", path.display(), errno_text(&e)),
-            }
-        } else {
-            out.push(name.to_string());
-        }
-    }
-    Ok(())
-}
-
 /// True for an open that failed because the name no longer holds the file
 /// that was checked (a link, a directory, a FIFO or device, or another
 /// file swapped in); other errors are Postfix's fatal.
 fn replaced(e: &io::Error) -> bool {
     e.raw_os_error()
         .is_none_or(|code| [libc::ELOOP, libc::EISDIR, libc::ENXIO].contains(&code))
-}
-
-/// `rename`, creating a missing hash subdirectory of the target once (the
-/// queue directories themselves belong to `postfix start`).
-pub fn rename_into(from: &Path, to: &Path) -> io::Result<()> {
-    match fs::rename(from, to) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound && fs::symlink_metadata(from).is_ok() => {
-            if let Some(parent) = to.parent() {
-                fs::create_dir_all(parent)?;
-            }
-            fs::rename(from, to)
-        }
-        other => other,
-    }
-}
-
-/// A wall-clock instant (Unix milliseconds) as a file time.
-pub fn system_time(at: Instant) -> SystemTime {
-    UNIX_EPOCH + StdDuration::from_millis(at.as_millis())
 }
 
 /// Bytes from a queue file or a daemon as text for the core, losslessly
