@@ -486,7 +486,7 @@ impl Destination {
         // A crashed agent (no usable reply) defers its message and gives
         // no feedback either way: the site is not to blame, and Postfix
         // 3.7.11 and later leave both the site and the transport alone
-        // (docs/postfix-protocol.md §7.5).
+        // (docs/postfix-ipc.md §7.5).
         let mut hop = report.hop.clone();
         if report.outcome == Outcome::Refused && hop.is_none() {
             hop = Some(Dsn::new("4.3.0", "mail transport unavailable"));

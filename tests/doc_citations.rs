@@ -3,10 +3,11 @@
 //! Every `docs/<file>` named in a `.rs`, `.md` or `.toml` file or a script
 //! of the repository must exist; the old notes that lived outside it
 //! (`postfix-internals.md`) are cited nowhere in code. A `§N.M` in a code
-//! comment is a section of `docs/postfix-protocol.md`: the comment must
-//! say so, and the section must be there.
+//! comment is a section of the Postfix notes, which are in several pages
+//! (`docs/postfix-protocol.md` lists them): the section must be there, and
+//! the comment must name the page that holds it.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -59,16 +60,41 @@ fn docs_paths(text: &str) -> Vec<String> {
     out
 }
 
-/// The section numbers of the protocol notes (`1`, `1.2`, ...).
-fn protocol_sections() -> BTreeSet<String> {
-    let notes = fs::read_to_string(root().join("docs/postfix-protocol.md")).expect("the notes");
-    notes
-        .lines()
-        .filter_map(|l| l.strip_prefix("## ").or_else(|| l.strip_prefix("### ")))
-        .filter_map(|h| h.split_whitespace().next())
-        .map(|n| n.trim_end_matches('.').to_string())
-        .filter(|n| n.starts_with(|c: char| c.is_ascii_digit()))
-        .collect()
+/// The pages of the protocol notes: those the contents of
+/// `docs/postfix-protocol.md` link to, as `docs/<page>`.
+fn protocol_pages() -> Vec<String> {
+    let index = fs::read_to_string(root().join("docs/postfix-protocol.md")).expect("the notes");
+    let mut pages: Vec<String> = index
+        .split("](")
+        .skip(1)
+        .filter_map(|after| after.split_once(')'))
+        .map(|(link, _)| link)
+        .filter(|link| link.starts_with("postfix-") && link.ends_with(".md"))
+        .map(|link| format!("docs/{link}"))
+        .collect();
+    pages.sort();
+    pages.dedup();
+    pages
+}
+
+/// The section numbers of the protocol notes (`1`, `1.2`, ...), each with
+/// the page that holds it.
+fn protocol_sections() -> BTreeMap<String, String> {
+    let mut sections = BTreeMap::new();
+    for page in protocol_pages() {
+        let notes = fs::read_to_string(root().join(&page)).expect("a page of the notes");
+        for n in notes
+            .lines()
+            .filter_map(|l| l.strip_prefix("## ").or_else(|| l.strip_prefix("### ")))
+            .filter_map(|h| h.split_whitespace().next())
+            .map(|n| n.trim_end_matches('.').to_string())
+            .filter(|n| n.starts_with(|c: char| c.is_ascii_digit()))
+        {
+            let other = sections.insert(n.clone(), page.clone());
+            assert!(other.is_none(), "§{n} is on two pages of the notes");
+        }
+    }
+    sections
 }
 
 /// The `§N.M` numbers `text` cites.
@@ -119,7 +145,10 @@ fn every_cited_docs_file_exists_and_sections_name_the_notes() {
     cited_files(&root, &mut files);
     files.sort();
     let sections = protocol_sections();
-    assert!(sections.contains("7.5"), "the notes have their sections");
+    assert!(
+        sections.contains_key("7.5") && sections.contains_key("13.9"),
+        "the notes have their sections"
+    );
     let mut problems = Vec::new();
     for file in &files {
         let Ok(text) = fs::read_to_string(file) else {
@@ -134,8 +163,8 @@ fn every_cited_docs_file_exists_and_sections_name_the_notes() {
         if file.extension().is_some_and(|e| e == "rs") {
             if text.contains("postfix-internals") {
                 problems.push(format!(
-                    "{shown}: cites the old postfix-internals.md (docs/postfix-protocol.md \
-                     has its sections)"
+                    "{shown}: cites the old postfix-internals.md (the pages that \
+                     docs/postfix-protocol.md lists have its sections)"
                 ));
             }
             for (line, block) in comment_blocks(&text) {
@@ -143,16 +172,16 @@ fn every_cited_docs_file_exists_and_sections_name_the_notes() {
                 if refs.is_empty() {
                     continue;
                 }
-                if !block.contains("docs/postfix-protocol.md") {
-                    problems.push(format!(
-                        "{shown}:{line}: a § citation that does not name docs/postfix-protocol.md"
-                    ));
-                }
                 for r in refs {
-                    if !sections.contains(&r) {
-                        problems.push(format!(
-                            "{shown}:{line}: §{r} is not a section of docs/postfix-protocol.md"
-                        ));
+                    match sections.get(&r) {
+                        None => problems.push(format!(
+                            "{shown}:{line}: §{r} is not a section of the Postfix notes \
+                             (docs/postfix-protocol.md lists their pages)"
+                        )),
+                        Some(page) if !block.contains(page.as_str()) => problems.push(format!(
+                            "{shown}:{line}: a citation of §{r} that does not name {page}"
+                        )),
+                        Some(_) => {}
                     }
                 }
             }

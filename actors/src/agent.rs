@@ -33,7 +33,7 @@
 //! An agent that stops, or drops a request unanswered, is reported to the
 //! destination as `Outcome::Crash`: the core treats it like a crashed Postfix
 //! agent, so the mail is deferred, never lost, and the site gets no feedback
-//! (docs/postfix-protocol.md §7.5).
+//! (docs/postfix-ipc.md §7.5).
 //!
 //! An agent that took the request but can act on none of it (the Postfix
 //! agent of another release rejecting its dialect) answers

@@ -84,7 +84,7 @@
 //!   local delivery of the same message.
 //! - `corrupt_file` (9): a hand-made `incoming/ABCDE12345` (`C\x05hello`,
 //!   mode 0700, owner postfix) ends in `corrupt/` with the two warnings of
-//!   docs/postfix-protocol.md §13.9 while five other messages are delivered.
+//!   docs/postfix-interop.md §13.9 while five other messages are delivered.
 //! - `reload` (10a) and `kill_qmgr` (10b): `postfix reload` / `kill -9` of
 //!   the queue manager while deliveries are in flight (sink `-w 1`): master
 //!   runs a new queue manager, every message is delivered (reload: exactly
@@ -151,7 +151,9 @@
 //!
 //! # Real Postfix 3.7.11 versus the earlier notes
 //! Where the notes this project started from were wrong (section numbers of
-//! docs/postfix-protocol.md, which now has the corrected text):
+//! the Postfix notes, on docs/postfix-master.md (§1, §2),
+//! docs/postfix-oqmgr.md (§4), docs/postfix-logs.md (§10) and
+//! docs/postfix-interop.md (§13), which now have the corrected text):
 //! - §2.3 says mail released with `postsuper -H` is "picked up by the next
 //!   periodic deferred scan". It keeps the time stamps of its last
 //!   deferral, so periodic scans skip it until its backoff has passed;

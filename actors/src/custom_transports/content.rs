@@ -3,7 +3,7 @@
 //! queue file to a mailbox or pipe).
 //!
 //! A queue file keeps the message between the `M` record and the `X`
-//! record (docs/postfix-protocol.md §3.7): every `N` record is one line whose newline was
+//! record (docs/postfix-queue-files.md §3.7): every `N` record is one line whose newline was
 //! dropped, every `L` record is a fragment of a longer line (no newline
 //! after it), `w` records are padding, and `p` records jump elsewhere in the
 //! file (cleanup uses them when a milter replaced the body). The first

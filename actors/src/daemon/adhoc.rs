@@ -132,7 +132,7 @@ mod tests {
 
     #[test]
     fn delays_print_like_postfix() {
-        // The examples of docs/postfix-protocol.md §10.3 (resolution 2 unless
+        // The examples of docs/postfix-logs.md §10.3 (resolution 2 unless
         // said).
         let cases: &[(u64, u32, &str)] = &[
             (3_000, 2, "0"),

@@ -11,7 +11,7 @@
 //! connection. The agent itself marks recipients done and writes the
 //! bounce, defer and trace records, as with oqmgr.
 //!
-//! # Outcome mapping (docs/postfix-protocol.md §7.5)
+//! # Outcome mapping (docs/postfix-ipc.md §7.5)
 //! - reply status 0: `Done`; otherwise `Defer` ([`reply_report`]);
 //! - a hop status in a deferring reply: negative feedback with
 //!   `delivery temporarily suspended: <reason>`; no hop status: positive;

@@ -202,7 +202,7 @@ impl BounceRequest {
     }
 }
 
-/// `verify` update: the result of an MTA address probe (docs/postfix-protocol.md §8.4).
+/// `verify` update: the result of an MTA address probe (docs/postfix-ipc.md §8.4).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VerifyUpdate {
     /// The probed address.
@@ -246,7 +246,7 @@ impl VerifyUpdate {
 }
 
 /// fast-flush `add`: remember that `queue_id` has mail for `site`
-/// (docs/postfix-protocol.md §8.5).
+/// (docs/postfix-ipc.md §8.5).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FlushAdd {
     /// The recipient domain.

@@ -1,6 +1,6 @@
-//! Bounce/defer/trace/verify/flush request tests: the traces of
-//! docs/postfix-protocol.md (§8.2, §13.2, §13.4) in both dialects, round trips, and
-//! a fake server.
+//! Bounce/defer/trace/verify/flush request tests: the layouts and traces of
+//! docs/postfix-ipc.md §8.2 and docs/postfix-interop.md §13.2, §13.4 in
+//! both dialects, round trips, and a fake server.
 
 use std::time::Duration;
 
@@ -22,8 +22,8 @@ fn info(flags: u32, id: &str, sender: &str) -> BounceMessage {
     }
 }
 
-/// docs/postfix-protocol.md: §8.2 (delay warning), §13.2 (bounce flush), §13.4
-/// (trace flush).
+/// docs/postfix-ipc.md §8.2 (delay warning), docs/postfix-interop.md §13.2
+/// (bounce flush), §13.4 (trace flush).
 fn spec_cases() -> Vec<(BounceRequest, &'static str)> {
     vec![
         (

@@ -13,7 +13,7 @@
 //! [`DeliveryRequest::for_entry`] builds a request from a queue-file
 //! [`FileEnvelope`] the way `qmgr_deliver_send_request` does.
 //!
-//! What the reply means for the scheduler (docs/postfix-protocol.md §7.5)
+//! What the reply means for the scheduler (docs/postfix-ipc.md §7.5)
 //! is the agent bridge's to say (`crate::daemon::bridge`).
 //!
 //! # Invariants
@@ -37,7 +37,7 @@ use crate::postfix::attr::{
 use crate::postfix::dialect::Dialect;
 use crate::postfix::queue_file::{self, FileEnvelope};
 
-/// Delivery request flag bits (`DEL_REQ_FLAG_*`, docs/postfix-protocol.md §7.4).
+/// Delivery request flag bits (`DEL_REQ_FLAG_*`, docs/postfix-ipc.md §7.4).
 pub mod flags {
     /// Delete successful recipients (part of the default).
     pub const SUCCESS: u32 = 1;
@@ -74,7 +74,7 @@ pub mod sendopts {
 }
 
 /// One delivery request (`DELIVER_REQUEST` as qmgr sends it,
-/// docs/postfix-protocol.md §7.2).
+/// docs/postfix-ipc.md §7.2).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DeliveryRequest {
     /// Delivery flags ([`flags`]).
@@ -479,7 +479,7 @@ pub fn decode_delivery_request(
     Ok(req)
 }
 
-/// The agent's reply: hop status plus final status (docs/postfix-protocol.md §7.3).
+/// The agent's reply: hop status plus final status (docs/postfix-ipc.md §7.3).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DeliveryReply {
     /// Hop status: empty unless the next hop should be avoided for a while.
@@ -551,7 +551,7 @@ impl std::fmt::Display for DeliveryError {
 impl std::error::Error for DeliveryError {}
 
 /// A connected agent that has announced itself and waits for a request
-/// (one of qmgr's "pending allocations", docs/postfix-protocol.md §7.1).
+/// (one of qmgr's "pending allocations", docs/postfix-ipc.md §7.1).
 ///
 /// qmgr connects first and picks the queue entry only when the agent is
 /// ready, so that an entry is never tied up waiting for a busy transport.

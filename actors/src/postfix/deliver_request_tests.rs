@@ -1,4 +1,4 @@
-//! Delivery agent protocol tests: the trace of docs/postfix-protocol.md
+//! Delivery agent protocol tests: the trace of docs/postfix-interop.md
 //! §13.1 byte for byte in both dialects, reply parsing, round trips and a
 //! fake agent on a real socket.
 
@@ -14,7 +14,7 @@ use crate::postfix::attr::tests::{arb_dsn, arb_recipient, arb_stats, strace};
 use crate::postfix::attr::{Limits, Timeval};
 use crate::postfix::queue_file::FileEnvelope;
 
-/// The delivery request of docs/postfix-protocol.md §13.1 (stock oqmgr, Postfix 3.7.11).
+/// The delivery request of docs/postfix-interop.md §13.1 (stock oqmgr, Postfix 3.7.11).
 const TRACE_13_1: &str = r"flags\0003\0queue_name\0active\0queue_id\0B147AB402B\0offset\000292\0size\000283\0nexthop\0[127.0.0.1]:2526\0encoding\0\0smtputf8\0000\0sender\0sender@test.example.com\0envelope_id\0\0ret_flags\0000\0time\0/BULawAAAABj5QoAAAAAAPwVC2sAAAAA6FkLAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==\0log_client_name\0\0log_client_address\0\0log_client_port\0\0log_protocol_name\0\0log_helo_name\0\0sasl_method\0\0sasl_username\0\0sasl_sender\0\0log_ident\0\0rewrite_context\0local\0recipient_count\0001\0\0original_recipient\0user@remote.example.org\0recipient\0user@remote.example.org\0offset\000265\0dsn_orig_rcpt\0rfc822;user@remote.example.org\0notify_flags\0000\0\0";
 
 fn request_13_1() -> DeliveryRequest {

@@ -415,7 +415,7 @@ mod tests {
 
     #[test]
     fn status_record_matches_observed_bytes() {
-        // Observed in docs/postfix-protocol.md §13.1: pid 0x2938, generation 2.
+        // Observed in docs/postfix-interop.md §13.1: pid 0x2938, generation 2.
         assert_eq!(
             status_record(0x2938, 2, Availability::Taken),
             *b"8)\0\0\x02\0\0\0\0\0\0\0"

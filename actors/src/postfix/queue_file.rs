@@ -6,7 +6,7 @@
 //! skips the message content (from `data_offset`, `data_size` bytes; only
 //! `X` may follow), and collects what the queue manager needs: the `C` size
 //! record, arrival and create times, sender, the named attributes qmgr uses
-//! (docs/postfix-protocol.md §3.9), DSN ENVID/RET, `W` warning time and its offset, VERP,
+//! (docs/postfix-queue-files.md §3.9), DSN ENVID/RET, `W` warning time and its offset, VERP,
 //! redirect, content filter, and a batch of recipients with their record
 //! offsets and pending `O`/`o`/`n` values.
 //!

@@ -39,7 +39,7 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 /// Record type bytes (`rec_type.h`). Pseudo types (`c`, `<`, `i`, `o`, `n`)
 /// are stored on disk as `A name=value` records by current Postfix.
 pub mod rec {
-    /// First record: sizes, offsets and read flags (docs/postfix-protocol.md §3.8).
+    /// First record: sizes, offsets and read flags (docs/postfix-queue-files.md §3.8).
     pub const SIZE: u8 = b'C';
     /// Arrival time `"<sec> <usec>"`.
     pub const TIME: u8 = b'T';

@@ -2,7 +2,7 @@
 //! `private/rewrite`: resolve and rewrite requests and replies, and the
 //! quoting of local parts between internal and external form (Postfix:
 //! `resolve_clnt.c`, `rewrite_clnt.c`, `quote_822_local.c`;
-//! docs/postfix-protocol.md §5).
+//! docs/postfix-ipc.md §5).
 //!
 //! The server announces `trivial_rewrite_protocol` on every new
 //! connection; then each request gets one reply. A non-zero *server flags*

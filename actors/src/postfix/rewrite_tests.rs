@@ -1,4 +1,4 @@
-//! trivial-rewrite protocol tests: the bytes of docs/postfix-protocol.md
+//! trivial-rewrite protocol tests: the bytes of docs/postfix-ipc.md
 //! §5.2, quoting, and round trips (the client the daemon runs has its own,
 //! in `daemon/resolver_tests.rs`).
 

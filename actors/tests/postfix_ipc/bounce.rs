@@ -162,7 +162,7 @@ async fn bounce_flush_after_error_agent_and_delay_warning() {
     let d = dialect(&sb);
 
     // A hard failure by the error agent, then FLUSH to `bounce`
-    // (docs/postfix-protocol.md §13.2).
+    // (docs/postfix-interop.md §13.2).
     let id = enqueue(
         &sb,
         &["-f", "sender@sandbox.test", "x@remote.example"],

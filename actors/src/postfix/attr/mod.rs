@@ -22,7 +22,7 @@
 //!   over-long names, values, lists or too many attributes are typed
 //!   errors, so a confused or hostile peer cannot exhaust memory.
 //! - Readers are strict like Postfix's qmgr-side readers
-//!   (docs/postfix-protocol.md §6.2): attributes in order, none missing,
+//!   (docs/postfix-ipc.md §6.2): attributes in order, none missing,
 //!   none extra, numbers all digits.
 //! - An EOF where an announcement or reply was due is always an error
 //!   (Postfix's own reader can mistake it for success).
@@ -254,7 +254,7 @@ pub fn check_announcement(list: &AttrList, expected: &str) -> Result<(), DecodeE
 }
 
 /// Protocol names announced by the services qmgr talks to
-/// (docs/postfix-protocol.md §6.4).
+/// (docs/postfix-ipc.md §6.4).
 pub mod protocol {
     /// Delivery agents (`private/<transport>`).
     pub const DELIVERY_REQUEST: &str = "delivery_request_protocol";

@@ -11,7 +11,7 @@ use super::codec::{AttrFunc, AttrScan, AttrWriter};
 use super::DecodeError;
 
 /// One recipient as sent to delivery agents and the bounce daemon
-/// (`RECIPIENT`, docs/postfix-protocol.md §6.3).
+/// (`RECIPIENT`, docs/postfix-ipc.md §6.3).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WireRecipient {
     /// Original recipient from the `O` record, or empty.
@@ -47,7 +47,7 @@ impl AttrFunc for WireRecipient {
     }
 }
 
-/// Delivery status notification fields (`DSN`, docs/postfix-protocol.md §6.3).
+/// Delivery status notification fields (`DSN`, docs/postfix-ipc.md §6.3).
 ///
 /// In a delivery agent's reply this is the *hop status*: all empty unless
 /// the next hop itself should be avoided for a while.

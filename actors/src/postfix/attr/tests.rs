@@ -1,4 +1,4 @@
-//! attr0 codec tests: byte-exact traces of docs/postfix-protocol.md §13, round trips,
+//! attr0 codec tests: byte-exact traces of docs/postfix-interop.md §13, round trips,
 //! limits, garbage, and the async stream over a socket pair.
 
 use std::time::Duration;
@@ -248,7 +248,7 @@ fn limits_give_typed_errors() {
 
 #[test]
 fn msg_stats_from_spec_trace() {
-    // The `time` value of the delivery request in docs/postfix-protocol.md §13.1.
+    // The `time` value of the delivery request in docs/postfix-interop.md §13.1.
     let b64 = "/BULawAAAABj5QoAAAAAAPwVC2sAAAAA6FkLAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==";
     assert_eq!(b64.len(), 120);
     let stats = MsgStats::from_bytes(&base64::decode(b64.as_bytes()).unwrap()).unwrap();
