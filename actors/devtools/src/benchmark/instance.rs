@@ -74,6 +74,14 @@ impl Instance {
             .start()
             .map_err(|e| format!("sandbox did not start: {e}"))?;
         let observer = metrics.map(|addr| Observer::start(addr, sb.queue_dir()));
+        if let Some(o) = &observer {
+            if !o.wait_first_answer(Duration::from_secs(15)) {
+                return Err(
+                    "the queue manager's metrics and control socket did not answer within 15 s of start"
+                        .into(),
+                );
+            }
+        }
         let master = sb
             .master_pid()
             .ok_or_else(|| "master wrote no pid file".to_string())?;

@@ -83,6 +83,21 @@ impl Observer {
     pub fn answered(&self) -> u64 {
         self.tally.answered.load(Ordering::Relaxed)
     }
+
+    /// Waits up to `limit` for a first answer: the queue manager opens
+    /// its metrics listener a moment after master starts it, so the
+    /// thread's first round may find nobody, and a run must not start
+    /// measuring before the watching has begun.
+    pub fn wait_first_answer(&self, limit: Duration) -> bool {
+        let end = oqmgr_actors::clock::tooling_now() + limit;
+        while self.answered() == 0 {
+            if oqmgr_actors::clock::tooling_now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
 }
 
 impl Drop for Observer {

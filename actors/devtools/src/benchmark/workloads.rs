@@ -268,8 +268,8 @@ fn throughput(
         ));
     }
     if let Some(o) = &inst.observer {
-        // Three requests a second: a run shorter than a second may see
-        // one round, but never none.
+        // The run started after a first answer (`Instance::start`); none
+        // at all means the watching stopped working.
         if o.answered() == 0 {
             return Err("the observer got no answer from the metrics or the control socket".into());
         }
