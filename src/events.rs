@@ -19,9 +19,14 @@
 //!
 //! Everything else an entity asks for (creating a destination, queue
 //! files, delivery agents, logs and traces) is the host's:
-//! [`EventLoop::route`] hands it back, in the order it was produced, so a
-//! host that answers at once (the next file of a scan) puts its answer on
-//! the bus where the simulator puts it.
+//! [`EventLoop::route`] hands it back, in the order it was produced. A
+//! host that answers a read of the queue itself (a scan's next file, an
+//! admitted message) queues the answer with [`EventLoop::answer`]: due
+//! now, behind every event already due. So, as in oqmgr's loop, which
+//! handles every ready event before it reads the next message, an agent's
+//! answer or a trigger that is ready is taken between two reads of the
+//! queue, and a scan of ten thousand deferred files does not hold up the
+//! deliveries under way (on the daemon, reads take real time).
 //!
 //! A host drives the loop like this (the simulator's `Simulation::run`
 //! and the actors' `host::run` are this loop, the second waiting on the
@@ -112,6 +117,16 @@ impl<W> EventLoop<W> {
     /// Puts `msg` for `to` on the bus, after every message sent before it.
     pub fn send(&mut self, to: Addr, msg: Msg) {
         self.bus.push_back((to, msg));
+    }
+
+    /// Queues a host's answer to a read of the queue (a scan's next file,
+    /// an admitted message) for `to` as an event due now, after every event
+    /// already due: as in oqmgr's loop, which handles whatever is ready
+    /// (an agent's answer, a trigger) between two reads of the queue, so a
+    /// long scan never holds up deliveries.
+    pub fn answer(&mut self, to: Addr, msg: Msg) {
+        let now = self.now;
+        self.at(now, Event::Send(to, msg));
     }
 
     /// Queues `event` for `at`, after every event armed before it for the

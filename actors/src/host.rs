@@ -32,8 +32,9 @@
 //!   bus is empty;
 //! - effects are carried out in the order the core produced them; a
 //!   `Spawn` starts the destination before the `Send` that follows it,
-//!   and the answer to a scan or an admission goes on the bus where the
-//!   effect was;
+//!   and the answer to a scan or an admission is queued due now, behind
+//!   the inputs already in (`EventLoop::answer`), so agents' answers and
+//!   triggers are taken between two reads of the queue, as oqmgr does;
 //! - the core arms only the stepping entity's timers (checked); the loop
 //!   keeps them and delivers each to its owner's actor;
 //! - a message for a destination that no longer exists is logged and
@@ -552,7 +553,8 @@ async fn apply<O: Outside>(
             Effect::ScanNext(queue) => {
                 let answer = host.scanner(queue).send(ScanNext).await;
                 let answer = answer.unwrap_or(Msg::ScanResult { queue, id: None });
-                lp.send(Addr::Supervisor, answer);
+                lp.advance(host.clock.now());
+                lp.answer(Addr::Supervisor, answer);
             }
             Effect::Admit {
                 queue,
@@ -569,7 +571,8 @@ async fn apply<O: Outside>(
                 };
                 let answer = host.scanner(queue).send(request).await;
                 let answer = answer.unwrap_or(Msg::AdmitFailed { id });
-                lp.send(Addr::Supervisor, answer);
+                lp.advance(host.clock.now());
+                lp.answer(Addr::Supervisor, answer);
             }
             Effect::Refill { message, batch } => {
                 lp.send(Addr::Supervisor, refill(host, message, batch));

@@ -357,7 +357,7 @@ impl Simulation {
             Effect::ScanNext(queue) => {
                 let id = self.world.scan_next(queue);
                 self.lp
-                    .send(Addr::Supervisor, Msg::ScanResult { queue, id });
+                    .answer(Addr::Supervisor, Msg::ScanResult { queue, id });
             }
             Effect::Admit {
                 queue,
@@ -386,7 +386,7 @@ impl Simulation {
                     }
                     None => Msg::AdmitFailed { id },
                 };
-                self.lp.send(Addr::Supervisor, answer);
+                self.lp.answer(Addr::Supervisor, answer);
             }
             Effect::Refill { message, batch } => {
                 let (recipients, more) = self.world.read(self.ids.get(message), batch);
