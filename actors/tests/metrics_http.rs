@@ -116,10 +116,15 @@ fn metrics_status_page_and_bad_clients() {
                 a.headers
             );
             text = a.body;
+            // A delivery is counted when its agent answers, its message's
+            // removal when the completion is done, a moment later: wait
+            // for both.
             if sample(
                 &text,
                 r#"oqmgr_deliveries_total{transport="smtp",status="done"}"#,
             ) == Some(5.0)
+                && sample(&text, r#"oqmgr_messages_total{fate="removed"}"#) == Some(5.0)
+                && sample(&text, "oqmgr_active_messages") == Some(0.0)
             {
                 break;
             }
